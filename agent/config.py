@@ -1,0 +1,130 @@
+"""Agent configuration: TOML -> validated structs. Every error names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from agent.configkit import (
+    ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, load_toml,
+    read_secret,
+)
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
+    pass
+
+
+class TLSConfig(_Section):
+    ca: str | None = None  # CA bundle that signed the broker's certificate
+    cert: str | None = None  # client certificate, for brokers that require one
+    key: str | None = None
+    insecure: bool = False  # skip hostname check (test brokers only)
+
+    def __post_init__(self):
+        for name in ("ca", "cert", "key"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise Invalid(name, f"file {path} not found", "give the path of an existing PEM file")
+        if bool(self.cert) != bool(self.key):
+            raise Invalid("cert", "cert and key must be given together", "set both cert and key, or neither")
+
+
+class BrokerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    keepalive: int = 30
+    tls: TLSConfig | None = None
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+
+    def __post_init__(self):
+        check_range("port", self.port, 1, 65535)
+        check_range("keepalive", self.keepalive, 5, 3600)
+        check_range("reconnect_min", self.reconnect_min, 0.1, 60)
+        check_range("reconnect_max", self.reconnect_max, self.reconnect_min, 3600)
+        has_password = bool(self.password_file or self.password_env)
+        self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+        if has_password and not self.username:
+            raise Invalid("username", "a password is set but no username", "add username")
+
+
+class PrinterConfig(_Section):
+    id: str
+    url: str
+    api_key_file: str | None = None
+    api_key_env: str | None = None
+    site: str | None = None  # defaults to the agent's site
+    type: str = "octoprint"
+    interval: float = 5.0  # seconds between polls
+    timeout: float = 3.0  # per HTTP request; a hung printer costs at most this
+
+    def __post_init__(self):
+        check_id("id", self.id)
+        if self.site is not None:
+            check_id("site", self.site)
+        check_http_url("url", self.url)
+        if self.type != "octoprint":
+            raise Invalid("type", f"{self.type!r} is not supported", "use type = \"octoprint\"")
+        check_range("interval", self.interval, 0.2, 3600)
+        check_range("timeout", self.timeout, 0.1, 60)
+        if self.timeout >= self.interval * 2:
+            raise Invalid("timeout", f"{self.timeout} s is too long for a {self.interval} s interval",
+                          "keep timeout below twice the interval")
+        self.api_key = Secret(read_secret("api_key", self.api_key_file, self.api_key_env))
+
+
+class OutboxConfig(_Section):
+    max_messages: int = 500_000
+    max_bytes: int = 200 * 1024 * 1024
+    max_age_hours: float = 24 * 14
+
+    def __post_init__(self):
+        check_range("max_messages", self.max_messages, 100, 100_000_000)
+        check_range("max_bytes", self.max_bytes, 64 * 1024, 1 << 40)
+        check_range("max_age_hours", self.max_age_hours, 0.01, 24 * 365)
+
+
+class AgentSection(_Section):
+    id: str
+    site: str
+    state_dir: str = "/var/lib/printfarm-agent"
+
+    def __post_init__(self):
+        check_id("id", self.id)
+        check_id("site", self.site)
+
+
+class AgentConfig(_Section):
+    agent: AgentSection
+    broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
+    printers: list[PrinterConfig] = []
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    log_level: str = "INFO"
+
+    def __post_init__(self):
+        if not self.printers:
+            raise Invalid("printers", "no printers configured", "add at least one [[printers]] table")
+        seen: set[str] = set()
+        for i, printer in enumerate(self.printers):
+            if printer.id in seen:
+                raise Invalid(f"printers[{i}].id", f"{printer.id!r} appears twice", "give every printer its own id")
+            seen.add(printer.id)
+            printer.site = printer.site or self.agent.site
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+
+
+def load(path: str | Path) -> AgentConfig:
+    return convert(load_toml(path), AgentConfig, str(path))
+
+
+def from_dict(data: dict, source: str = "<dict>") -> AgentConfig:
+    return convert(data, AgentConfig, source)
+
+
+__all__ = ["AgentConfig", "ConfigError", "PrinterConfig", "BrokerConfig", "load", "from_dict"]

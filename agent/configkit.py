@@ -1,0 +1,145 @@
+"""Loading TOML config into typed structs with errors that name the key and the fix.
+
+Shared by the agent and the collector so both report problems the same way:
+``<file>: <key>: <problem> — fix: <what to do>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+import msgspec
+
+from agent import protocol
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    def __init__(self, key: str, problem: str, fix: str, source: str = ""):
+        self.key, self.problem, self.fix, self.source = key, problem, fix, source
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.key}: {self.problem} — fix: {self.fix}"
+
+
+class Invalid(ValueError):
+    """Raised inside ``__post_init__`` checks: ``key`` is relative to the struct."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        super().__init__(f"{key}\x1f{problem}\x1f{fix}")
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("(file)", f"{path} does not exist", "pass the path of your config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", str(exc), "correct the TOML syntax at that line", str(path)) from None
+
+
+def convert(data: dict, typ: type[T], source: str = "") -> T:
+    try:
+        return msgspec.convert(data, typ, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _to_config_error(str(exc), source) from None
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _to_config_error(text: str, source: str) -> ConfigError:
+    m = _AT.match(text)
+    msg, path = m.group("msg"), (m.group("path") or "").lstrip(".")
+    if "\x1f" in msg:
+        key, problem, fix = msg.split("\x1f")
+        return ConfigError(_join(path, key), problem, fix, source)
+    if found := re.match(r"Object missing required field `(\w+)`", msg):
+        return ConfigError(_join(path, found.group(1)), "is missing", "add this required key", source)
+    if found := re.match(r"Object contains unknown field `(\w+)`", msg):
+        return ConfigError(_join(path, found.group(1)), "is not a known key", "remove it or check its spelling", source)
+    if found := re.match(r"Expected `([^`]+)`, got `([^`]+)`", msg):
+        return ConfigError(path or "(top)", f"is a {found.group(2)}", f"set it to a {found.group(1)}", source)
+    return ConfigError(path or "(top)", msg, "see the example config", source)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --- reusable checks ------------------------------------------------------------
+
+
+def check_id(key: str, value: str) -> None:
+    problem = protocol.id_problem(value)
+    if problem:
+        raise Invalid(key, f"{value!r} {problem}", "use an ID like 'umea-mk4-01'")
+
+
+def check_http_url(key: str, value: str) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise Invalid(key, f"{value!r} is not an http(s) URL", "write it like 'http://127.0.0.1:5000'")
+    try:
+        parsed.port
+    except ValueError:
+        raise Invalid(key, f"{value!r} has a bad port", "use a port number from 1 to 65535") from None
+
+
+def check_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise Invalid(key, f"{value} is out of range", f"use a value from {low} to {high}")
+
+
+def read_secret(key: str, file: str | None, env: str | None, required: bool = True) -> str | None:
+    """A secret from a file (first line, stripped) or an environment variable.
+
+    Secrets never live in the config file itself, so configs can be shared and logged.
+    """
+    if file:
+        try:
+            value = Path(file).read_text().strip()
+        except OSError as exc:
+            raise Invalid(
+                f"{key}_file", f"cannot read {file} ({exc.strerror})",
+                "create the file with the secret, readable by the service user",
+            ) from None
+        if not value:
+            raise Invalid(f"{key}_file", f"{file} is empty", "put the secret in the file")
+        return value
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise Invalid(f"{key}_env", f"environment variable {env} is not set or empty",
+                          f"export {env}=… before starting, or use {key}_file")
+        return value
+    if required:
+        raise Invalid(f"{key}_file", "no secret given", f"set {key}_file (a path) or {key}_env (a variable name)")
+    return None
+
+
+class Secret:
+    """Holds a secret; its str and repr never show the value, so it cannot leak into logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def reveal(self) -> str:
+        return self._value

@@ -1,0 +1,117 @@
+"""Job and connection events derived from successive snapshots of one printer.
+
+OctoPrint's REST API has no event history, so the agent infers events from state
+transitions. ``JobTracker.update`` is pure bookkeeping (no I/O); the open job is
+handed to a ``save`` callback when it starts or ends, so an agent restart in the
+middle of a print neither forgets the job nor counts it twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from agent.printers.base import Snapshot
+from agent.protocol import ACTIVE_STATES
+
+CONNECTED_STATES = ACTIVE_STATES | {"idle"}
+
+
+@dataclass(slots=True)
+class OpenJob:
+    file: str | None
+    user: str | None
+    started_ts: int
+    progress: float | None = None
+    print_time: float | None = None
+    filament_mm: float | None = None
+
+
+@dataclass(slots=True)
+class JobEvent:
+    kind: str
+    ts: int
+    file: str | None = None
+    user: str | None = None
+    duration: float | None = None
+    print_time: float | None = None
+    filament_mm: float | None = None
+    error: str | None = None
+    job_started: int | None = None
+
+
+class JobTracker:
+    def __init__(self, job: dict | None = None, save: Callable[[dict | None], None] = lambda job: None):
+        self.job = OpenJob(**job) if job else None
+        self.prev: Snapshot | None = None
+        self._save = save
+
+    def update(self, snap: Snapshot) -> list[JobEvent]:
+        prev, self.prev = self.prev, snap
+        if snap.state == "unreachable":
+            return []  # OctoPrint unseen: the job may go on; decide when it answers again
+        events = self._connection_events(prev, snap)
+        if self.job and snap.state in ACTIVE_STATES and snap.file and self.job.file and snap.file != self.job.file:
+            events.append(self._end("failed", snap, error="job replaced before its end was seen"))
+        if self.job is None and snap.state in ACTIVE_STATES:
+            events.append(self._start(snap))
+        elif self.job is not None:
+            events.extend(self._follow(prev, snap))
+        return events
+
+    def _connection_events(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
+        if prev is None or prev.state == "unreachable":
+            return []
+        was, now = prev.state in CONNECTED_STATES, snap.state in CONNECTED_STATES
+        if was and not now:
+            return [JobEvent("disconnected", snap.ts, error=snap.error or snap.state_text)]
+        if now and not was:
+            return [JobEvent("connected", snap.ts)]
+        return []
+
+    def _follow(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
+        job, prev_state = self.job, prev.state if prev else None
+        if snap.state in ACTIVE_STATES:
+            job.progress = snap.progress if snap.progress is not None else job.progress
+            job.print_time = snap.print_time if snap.print_time is not None else job.print_time
+            job.filament_mm = snap.filament_mm if snap.filament_mm is not None else job.filament_mm
+            if snap.state == "paused" and prev_state in ("printing", "finishing"):
+                return [self._event("paused", snap)]
+            if snap.state == "printing" and prev_state == "paused":
+                return [self._event("resumed", snap)]
+            return []
+        if snap.state == "idle":
+            if prev_state == "cancelling" or not _complete(snap, job):
+                return [self._end("cancelled", snap)]
+            return [self._end("done", snap)]
+        # error or offline with a job open: the print is lost
+        reason = snap.error or snap.state_text or snap.state
+        return [self._end("failed", snap, error=reason)]
+
+    def _start(self, snap: Snapshot) -> JobEvent:
+        self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm)
+        self._save(asdict(self.job))
+        return self._event("started", snap)
+
+    def _end(self, kind: str, snap: Snapshot, error: str | None = None) -> JobEvent:
+        job = self.job
+        event = JobEvent(
+            kind, snap.ts, job.file, job.user,
+            duration=round((snap.ts - job.started_ts) / 1000, 3),
+            print_time=job.print_time, filament_mm=job.filament_mm, error=error,
+            job_started=job.started_ts,
+        )
+        self.job = None
+        self._save(None)
+        return event
+
+    def _event(self, kind: str, snap: Snapshot) -> JobEvent:
+        job = self.job
+        return JobEvent(kind, snap.ts, job.file, job.user, filament_mm=job.filament_mm,
+                        job_started=job.started_ts if kind != "started" else None)
+
+
+def _complete(snap: Snapshot, job: OpenJob) -> bool:
+    # OctoPrint leaves completion at 100 after a finished print; a cancel leaves it lower.
+    progress = snap.progress if snap.progress is not None else job.progress
+    return progress is not None and progress >= 99.95

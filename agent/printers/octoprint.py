@@ -1,0 +1,170 @@
+"""OctoPrint's REST API through ``octorest``, with the timeouts and error handling it lacks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable
+
+import requests
+
+from agent.configkit import Secret
+from agent.printers.base import Snapshot
+from agent.printers.octoprint_states import normalise
+
+log = logging.getLogger(__name__)
+
+
+class _TimeoutSession(requests.Session):
+    """octorest sets no timeout: without one a hung OctoPrint blocks its poller forever."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(*args, **kwargs)
+
+
+def _default_client_factory(url: str, api_key: str, timeout: float):
+    import octorest  # imported late: ~70 ms the agent only pays once
+
+    return octorest.OctoRest(url=url, apikey=api_key, session=_TimeoutSession(timeout))
+
+
+class OctoPrint:
+    def __init__(
+        self,
+        url: str,
+        api_key: Secret,
+        timeout: float = 3.0,
+        client_factory: Callable[[str, str, float], Any] = _default_client_factory,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.url = url
+        self._api_key = api_key
+        self._timeout = timeout
+        self._factory = client_factory
+        self._clock = clock
+        self._client = None
+        self._last_problem: str | None = None
+
+    def poll(self) -> Snapshot:
+        try:
+            if self._client is None:
+                self._client = self._factory(self.url, self._api_key.reveal(), self._timeout)
+            snap = self._read(self._client)
+        except Exception as exc:  # any failure of the printer's API is data, not a crash
+            return self._unreachable(exc)
+        self._note_problem(None)
+        return snap
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.session.close()
+            self._client = None
+
+    def _read(self, client) -> Snapshot:
+        job = client.job_info()
+        if not isinstance(job, dict):
+            raise ValueError("/api/job did not answer a JSON object")
+        ts = int(self._clock() * 1000)
+        text = _text(job.get("state")) or "Unknown"
+        state = normalise(text)
+        snap = Snapshot(ts=ts, state=state, state_text=text, error=_text(job.get("error")) or None)
+        _fill_job(snap, job)
+        if state not in ("offline", "error"):
+            # /api/printer answers 409 while disconnected; only ask when connected.
+            _fill_temps(snap, _printer_or_empty(client))
+        return snap
+
+    def _unreachable(self, exc: Exception) -> Snapshot:
+        problem = _describe(exc)
+        self._note_problem(problem)
+        if _is_auth_problem(problem):
+            self._client = None  # the key may be fixed without restarting the agent
+        return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
+
+    def _note_problem(self, problem: str | None) -> None:
+        # A repeating error is logged once, then again only when it changes.
+        if problem != self._last_problem:
+            if problem:
+                log.warning("OctoPrint at %s: %s", self.url, problem)
+            elif self._last_problem:
+                log.info("OctoPrint at %s answers again", self.url)
+            self._last_problem = problem
+
+
+def _printer_or_empty(client) -> dict:
+    try:
+        return client.printer(exclude=["sd"])
+    except RuntimeError as exc:
+        if "(409)" in str(exc):  # disconnected between our two requests
+            return {}
+        raise
+
+
+def _fill_job(snap: Snapshot, data: dict) -> None:
+    job = _dict(data.get("job"))
+    progress = _dict(data.get("progress"))
+    file = _dict(job.get("file"))
+    snap.file = _text(file.get("display") or file.get("name")) or None
+    snap.user = _text(job.get("user")) or None
+    snap.progress = _clamp(_number(progress.get("completion")), 0.0, 100.0)
+    snap.print_time = _number(progress.get("printTime"))
+    snap.time_left = _number(progress.get("printTimeLeft"))
+    filament = _dict(job.get("filament"))
+    lengths = [_number(t.get("length")) for t in filament.values() if isinstance(t, dict)]
+    lengths = [x for x in lengths if x is not None]
+    snap.filament_mm = round(sum(lengths), 2) if lengths else None
+
+
+def _fill_temps(snap: Snapshot, data: dict) -> None:
+    temps = _dict(_dict(data).get("temperature"))
+    for name, reading in temps.items():
+        if name == "history" or not isinstance(reading, dict):
+            continue
+        if name.startswith("tool") or name in ("bed", "chamber"):
+            snap.temps[name] = (_number(reading.get("actual")), _number(reading.get("target")))
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> float | None:
+    """A finite float, or None for anything else OctoPrint may send (null, text, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _clamp(value: float | None, low: float, high: float) -> float | None:
+    return None if value is None else min(max(value, low), high)
+
+
+def _text(value) -> str:
+    return value.strip()[:500] if isinstance(value, str) else ""
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or lost"
+    text = str(exc)
+    if "(403)" in text or "(401)" in text:
+        return "API key rejected (403): check api_key_file"
+    if isinstance(exc, RuntimeError) and "Reply for" in text:
+        code = text.rsplit("(", 1)[-1].rstrip(")")
+        return f"HTTP {code} from OctoPrint"
+    if isinstance(exc, (ValueError, AttributeError, TypeError)):
+        return f"unreadable answer ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _is_auth_problem(problem: str) -> bool:
+    return problem.startswith("API key rejected")

@@ -1,0 +1,277 @@
+"""The wire contract between agents and collectors: topics, payloads, IDs.
+
+Both packages import this module; a topic is built and parsed here only.
+
+Topics (all under ``printfarm/v1``):
+
+- ``printfarm/v1/<site>/<printer>/status``    retained, on every state change
+- ``printfarm/v1/<site>/<printer>/telemetry`` every poll
+- ``printfarm/v1/<site>/<printer>/event``     job and connection events
+- ``printfarm/v1/agent/<agent>/status``       retained; the last-will says offline
+
+Every payload is JSON with ``v`` (schema version) and ``ts`` (milliseconds since
+the epoch, taken at the printer when the sample was made), so a message replayed
+late still lands at the moment it describes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+PREFIX = "printfarm/v1"
+AGENT_SEGMENT = "agent"  # reserved: no site may be called "agent"
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAX_ID_LEN = 64
+
+State = Literal[
+    "offline", "idle", "printing", "paused", "finishing", "cancelling", "error", "unreachable"
+]
+STATES: tuple[str, ...] = State.__args__  # type: ignore[attr-defined]
+# States in which a job is under way on the printer.
+ACTIVE_STATES = frozenset({"printing", "paused", "finishing", "cancelling"})
+
+EventKind = Literal[
+    "started", "done", "failed", "cancelled", "paused", "resumed", "connected", "disconnected"
+]
+EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
+JOB_END_KINDS = frozenset({"done", "failed", "cancelled"})
+
+TEMP_KEY_RE = re.compile(r"^(tool\d{1,2}|bed|chamber)$")
+
+
+def valid_id(value: str) -> bool:
+    """True for an ID that is safe as one topic level and as a tag value."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_ID_LEN
+        and bool(ID_RE.match(value))
+        and value != AGENT_SEGMENT
+    )
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid ID, or None when it is."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value:
+        return "must not be empty"
+    if any(c in value for c in "/+#"):
+        return "must not contain '/', '+' or '#' (they are MQTT topic syntax)"
+    if len(value) > MAX_ID_LEN:
+        return f"must be at most {MAX_ID_LEN} characters"
+    if value == AGENT_SEGMENT:
+        return f"'{AGENT_SEGMENT}' is reserved for agent status topics"
+    if not ID_RE.match(value):
+        return "use lower-case letters, digits, '-' and '_' only, starting with a letter or digit"
+    return None
+
+
+# --- topics -----------------------------------------------------------------
+
+PRINTER_CHANNELS = ("status", "telemetry", "event")
+
+
+def printer_topic(site: str, printer: str, channel: str) -> str:
+    if channel not in PRINTER_CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    return f"{PREFIX}/{site}/{printer}/{channel}"
+
+
+def agent_topic(agent: str) -> str:
+    return f"{PREFIX}/{AGENT_SEGMENT}/{agent}/status"
+
+
+# Subscriptions a collector needs (agent topics match the first one, too).
+SUBSCRIPTIONS = (f"{PREFIX}/+/+/+",)
+
+
+class Topic(msgspec.Struct, frozen=True):
+    kind: str  # "status" | "telemetry" | "event" | "agent"
+    site: str | None
+    printer: str | None
+    agent: str | None
+
+
+def parse_topic(topic: str) -> Topic | None:
+    """Parse a printfarm topic; None for anything that is not one of ours."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX:
+        return None
+    a, b, channel = parts[2], parts[3], parts[4]
+    if a == AGENT_SEGMENT:
+        if channel != "status" or not valid_id(b):
+            return None
+        return Topic("agent", None, None, b)
+    if channel not in PRINTER_CHANNELS or not valid_id(a) or not valid_id(b):
+        return None
+    return Topic(channel, a, b, None)
+
+
+# --- payloads ---------------------------------------------------------------
+
+
+class Temperature(msgspec.Struct, array_like=True, omit_defaults=True):
+    actual: float | None = None
+    target: float | None = None
+
+
+class Telemetry(msgspec.Struct, omit_defaults=True):
+    v: int
+    ts: int
+    printer: str
+    site: str
+    seq: int
+    state: State
+    state_text: str = ""
+    temps: dict[str, Temperature] = {}
+    progress: float | None = None  # percent, 0-100
+    print_time: float | None = None  # seconds printed so far
+    time_left: float | None = None  # seconds, OctoPrint's estimate
+    file: str | None = None
+    user: str | None = None
+    filament_mm: float | None = None  # slicer's estimate for the job, all tools
+
+
+class Status(msgspec.Struct, omit_defaults=True):
+    v: int
+    ts: int
+    printer: str
+    site: str
+    seq: int
+    state: State
+    prev_state: State | None = None
+    state_text: str = ""
+    error: str | None = None
+    file: str | None = None
+    agent: str | None = None
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    v: int
+    ts: int
+    printer: str
+    site: str
+    seq: int
+    kind: EventKind
+    file: str | None = None
+    user: str | None = None
+    duration: float | None = None  # seconds from "started" to the end of the job
+    print_time: float | None = None  # OctoPrint's own print time, when known
+    filament_mm: float | None = None
+    error: str | None = None
+    job_started: int | None = None  # ts of the job's "started", on end events
+
+
+class AgentStatus(msgspec.Struct, omit_defaults=True):
+    v: int
+    ts: int
+    agent: str
+    state: Literal["online", "offline"]
+    dropped: int = 0  # messages the outbox had to drop, since the agent's first start
+    printers: list[str] = []
+    version: str = ""
+
+
+Message = Telemetry | Status | Event | AgentStatus
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(msg: Message) -> bytes:
+    return _encoder.encode(msg)
+
+
+# --- validation -------------------------------------------------------------
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_FUTURE_MS = 5 * 60 * 1000  # clocks drift; more than this is a broken clock
+MIN_TS_MS = 1_500_000_000_000  # 2017: anything older is an unset clock
+
+
+class Rejected(Exception):
+    """A message that fails validation; ``reason`` is a short counter label."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_decoders = {
+    "telemetry": msgspec.json.Decoder(Telemetry),
+    "status": msgspec.json.Decoder(Status),
+    "event": msgspec.json.Decoder(Event),
+    "agent": msgspec.json.Decoder(AgentStatus),
+}
+_version_probe = msgspec.json.Decoder(dict[str, object])
+
+
+def decode(topic: Topic, payload: bytes, now_ms: int) -> Message:
+    """Decode and validate one payload that arrived on ``topic``.
+
+    Raises Rejected with a reason label for anything that is not a sound message.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        msg = _decoders[topic.kind].decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _classify_decode_error(payload, exc) from None
+    _check(topic, msg, now_ms)
+    return msg
+
+
+def _classify_decode_error(payload: bytes, exc: msgspec.DecodeError) -> Rejected:
+    try:
+        raw = _version_probe.decode(payload)
+    except msgspec.DecodeError:
+        if "out of range" in str(exc):  # 1e999 and the like: JSON's only "infinity"
+            return Rejected("not_finite", str(exc))
+        return Rejected("malformed_json", str(exc))
+    version = raw.get("v")
+    if isinstance(version, int) and version != SCHEMA_VERSION:
+        return Rejected("unknown_version", f"v={version}")
+    return Rejected("invalid_schema", str(exc))
+
+
+def _check(topic: Topic, msg: Message, now_ms: int) -> None:
+    if msg.v != SCHEMA_VERSION:
+        raise Rejected("unknown_version", f"v={msg.v}")
+    if msg.ts < MIN_TS_MS:
+        raise Rejected("bad_timestamp", f"ts={msg.ts} is before 2017")
+    if msg.ts > now_ms + MAX_FUTURE_MS:
+        raise Rejected("future_timestamp", f"ts={msg.ts} is {(msg.ts - now_ms) / 1000:.0f} s ahead")
+    if isinstance(msg, AgentStatus):
+        if msg.agent != topic.agent:
+            raise Rejected("topic_mismatch", f"payload agent {msg.agent!r} on topic of {topic.agent!r}")
+        return
+    if msg.printer != topic.printer or msg.site != topic.site:
+        raise Rejected(
+            "topic_mismatch",
+            f"payload {msg.site}/{msg.printer} on topic of {topic.site}/{topic.printer}",
+        )
+    if isinstance(msg, Telemetry):
+        _check_telemetry(msg)
+    elif isinstance(msg, Event):
+        _check_numbers(msg.duration, msg.print_time, msg.filament_mm)
+
+
+def _check_telemetry(msg: Telemetry) -> None:
+    for key, temp in msg.temps.items():
+        if not TEMP_KEY_RE.match(key):
+            raise Rejected("invalid_schema", f"temperature key {key!r}")
+        _check_numbers(temp.actual, temp.target)
+    _check_numbers(msg.progress, msg.print_time, msg.time_left, msg.filament_mm)
+    if msg.progress is not None and not 0 <= msg.progress <= 100:
+        raise Rejected("out_of_range", f"progress={msg.progress}")
+
+
+def _check_numbers(*values: float | None) -> None:
+    for value in values:
+        if value is not None and not math.isfinite(value):
+            raise Rejected("not_finite", repr(value))

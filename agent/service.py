@@ -1,0 +1,161 @@
+"""The agent: one scheduled poll job per printer, each poll turned into messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from agent import protocol
+from agent.config import AgentConfig, PrinterConfig
+from agent.jobs import JobEvent, JobTracker
+from agent.printers import Printer, Snapshot, make_printer
+from agent.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class JobFile:
+    """The open job of one printer on disk; written only when a job starts or ends."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def save(self, job: dict | None) -> None:
+        if job is None:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(job))
+        os.replace(tmp, self.path)
+
+
+class PrinterWorker:
+    """Polls one printer and publishes what changed."""
+
+    def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
+                 agent_id: str, job_file: JobFile | None = None):
+        self.cfg, self.printer, self.send, self.agent_id = cfg, printer, send, agent_id
+        self.site, self.id = cfg.site, cfg.id
+        self.seq = 0
+        self.tracker = JobTracker(job_file.load() if job_file else None,
+                                  job_file.save if job_file else (lambda job: None))
+        self.last: Snapshot | None = None
+        self.topics = {c: protocol.printer_topic(self.site, self.id, c) for c in protocol.PRINTER_CHANNELS}
+
+    def run_once(self) -> Snapshot:
+        snap = self.printer.poll()
+        prev, self.last = self.last, snap
+        self._send("telemetry", self._telemetry(snap))
+        if prev is None or prev.state != snap.state or prev.error != snap.error:
+            if prev is not None:
+                log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, snap.state_text)
+            self._send("status", self._status(snap, prev), retain=True)
+        for event in self.tracker.update(snap):
+            log.info("%s: job event %s %s", self.id, event.kind, event.file or "")
+            self._send("event", self._event(event))
+        return snap
+
+    def _send(self, channel: str, msg, retain: bool = False) -> None:
+        self.send(self.topics[channel], protocol.encode(msg), retain)
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _telemetry(self, s: Snapshot) -> protocol.Telemetry:
+        temps = {k: protocol.Temperature(a, t) for k, (a, t) in s.temps.items()}
+        return protocol.Telemetry(
+            v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
+            state=s.state, state_text=s.state_text, temps=temps, progress=s.progress,
+            print_time=s.print_time, time_left=s.time_left, file=s.file, user=s.user, filament_mm=s.filament_mm,
+        )
+
+    def _status(self, s: Snapshot, prev: Snapshot | None) -> protocol.Status:
+        return protocol.Status(
+            v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
+            state=s.state, prev_state=prev.state if prev else None, state_text=s.state_text,
+            error=s.error, file=s.file, agent=self.agent_id,
+        )
+
+    def _event(self, e: JobEvent) -> protocol.Event:
+        return protocol.Event(
+            v=protocol.SCHEMA_VERSION, ts=e.ts, printer=self.id, site=self.site, seq=self._next_seq(),
+            kind=e.kind, file=e.file, user=e.user, duration=e.duration, print_time=e.print_time,
+            filament_mm=e.filament_mm, error=e.error, job_started=e.job_started,
+        )
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, printer_factory: Callable = make_printer, publisher: Publisher | None = None):
+        self.cfg = cfg
+        self.state_dir = Path(cfg.agent.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.publisher = publisher or Publisher(
+            cfg.agent.id, cfg.broker, outbox=_make_outbox(cfg, self.state_dir),
+            printers=[p.id for p in cfg.printers],
+        )
+        self.workers = [
+            PrinterWorker(p, printer_factory(p), self.publisher.send, cfg.agent.id,
+                          JobFile(self.state_dir / f"job-{p.id}.json"))
+            for p in cfg.printers
+        ]
+        # One thread per printer: a hung printer holds only its own thread.
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=len(self.workers) + 1)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self.publisher.start()
+        for worker in self.workers:
+            self.scheduler.add_job(self._poll_safely, "interval", args=[worker], seconds=worker.cfg.interval,
+                                   id=worker.id, name=f"poll {worker.id}", next_run_time=_now())
+        self.scheduler.start()
+        log.info("agent %s polling %d printer(s)", self.cfg.agent.id, len(self.workers))
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.scheduler.shutdown(wait=True)
+        for worker in self.workers:
+            worker.printer.close()
+        self.publisher.stop()
+        log.info("agent stopped")
+
+    @staticmethod
+    def _poll_safely(worker: PrinterWorker) -> None:
+        try:
+            worker.run_once()
+        except Exception:  # a bug in one poll must not end that printer's schedule
+            log.exception("%s: poll failed", worker.id)
+
+
+def _make_outbox(cfg: AgentConfig, state_dir: Path):
+    try:
+        from agent.outbox import SQLiteOutbox
+    except ImportError:
+        from agent.outbox import MemoryOutbox
+
+        return MemoryOutbox()
+    return SQLiteOutbox(state_dir / "outbox.sqlite3", cfg.outbox)
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)

@@ -1,0 +1,49 @@
+"""``printfarm-server run|check-config --config FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from server import config as server_config
+from server import inventory as inventory_mod
+
+log = logging.getLogger("server")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
+    parser.add_argument("command", choices=["run", "check-config"])
+    parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
+    args = parser.parse_args(argv)
+    try:
+        cfg = server_config.load(args.config)
+        inv = inventory_mod.load(cfg.inventory)
+    except server_config.ConfigError as exc:
+        print(f"config error: {exc.line()}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s); "
+              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {cfg.influx.url} db {cfg.influx.database}")
+        return 0
+    return run(cfg)
+
+
+def run(cfg) -> int:
+    from server.collector import Collector
+
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    collector = Collector(cfg)
+    # SIGTERM/SIGINT end the MQTT loop; stop() then flushes everything to InfluxDB.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: collector.subscriber.disconnect())
+    collector.start()
+    collector.run()
+    collector.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Collector configuration: TOML -> validated structs. Every error names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from agent.config import TLSConfig
+from agent.configkit import ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, load_toml, read_secret
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
+    pass
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "printfarm-collector"
+    # Collectors sharing one group split the stream ($share/<group>/...); empty = no sharing.
+    share_group: str = ""
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    keepalive: int = 30
+    tls: TLSConfig | None = None
+
+    def __post_init__(self):
+        check_range("port", self.port, 1, 65535)
+        check_range("keepalive", self.keepalive, 5, 3600)
+        if self.share_group:
+            check_id("share_group", self.share_group)
+        has_password = bool(self.password_file or self.password_env)
+        self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+
+
+class InfluxConfig(_Section):
+    url: str = "http://127.0.0.1:8086"
+    database: str = "printfarm"
+    # InfluxDB 1.x: username + password; 2.x/3.x v1-compatibility: a token (sent as "Token ...").
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    create_database: bool = True  # 1.x only; on 2.x/3.x map a bucket to the database instead
+    batch_size: int = 5000
+    flush_interval: float = 1.0
+    timeout: float = 10.0
+    spool_dir: str = "/var/lib/printfarm-server/spool"
+    spool_max_bytes: int = 1 << 30
+
+    def __post_init__(self):
+        check_http_url("url", self.url)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_range("flush_interval", self.flush_interval, 0.01, 60)
+        check_range("timeout", self.timeout, 0.5, 300)
+        has_password = bool(self.password_file or self.password_env)
+        self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+        has_token = bool(self.token_file or self.token_env)
+        self.token = Secret(read_secret("token", self.token_file, self.token_env)) if has_token else None
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    enabled: bool = True
+
+    def __post_init__(self):
+        check_range("port", self.port, 0, 65535)
+
+
+class ServerConfig(_Section):
+    inventory: str  # path of the fleet inventory TOML, relative to this file
+    mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    influx: InfluxConfig = msgspec.field(default_factory=InfluxConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    state_dir: str = "/var/lib/printfarm-server"
+    log_level: str = "INFO"
+    alerts: dict = {}  # validated by server.alerts.config
+    reports: dict = {}  # validated by server.reports.config
+
+    def __post_init__(self):
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+
+
+def load(path: str | Path) -> ServerConfig:
+    path = Path(path)
+    cfg = convert(load_toml(path), ServerConfig, str(path))
+    inventory = Path(cfg.inventory)
+    if not inventory.is_absolute():
+        cfg.inventory = str(path.parent / inventory)
+    return cfg
+
+
+def from_dict(data: dict, source: str = "<dict>") -> ServerConfig:
+    return convert(data, ServerConfig, source)
+
+
+__all__ = ["ServerConfig", "ConfigError", "load", "from_dict"]

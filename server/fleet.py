@@ -1,0 +1,98 @@
+"""Live state of every printer and agent, as the collector last heard it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+from agent import protocol
+from server.inventory import Inventory, Tags
+
+
+@dataclass(slots=True)
+class PrinterState:
+    printer: str
+    site: str
+    organisation: str
+    county: str
+    listed: bool
+    model: str = ""
+    state: str = "unknown"
+    state_text: str = ""
+    error: str | None = None
+    since: int | None = None  # ms: when the current state began (sample time)
+    last_seen: int | None = None  # ms: sample time of the newest message
+    file: str | None = None
+    user: str | None = None
+    progress: float | None = None
+    time_left: float | None = None
+    temps: dict = field(default_factory=dict)
+    agent: str | None = None
+
+
+@dataclass(slots=True)
+class AgentState:
+    agent: str
+    state: str
+    ts: int
+    dropped: int = 0
+    printers: list[str] = field(default_factory=list)
+
+
+class Fleet:
+    def __init__(self, inventory: Inventory):
+        self.inventory = inventory
+        self.printers: dict[str, PrinterState] = {}
+        self.agents: dict[str, AgentState] = {}
+        self._lock = threading.Lock()
+        for printer_id, entry in inventory.printers.items():
+            self.printers[printer_id] = self._new(inventory.tags(entry.site, printer_id), entry.model)
+
+    def apply(self, msg: protocol.Message, tags: Tags | None) -> PrinterState | AgentState:
+        with self._lock:
+            if isinstance(msg, protocol.AgentStatus):
+                return self._apply_agent(msg)
+            current = self.printers.get(tags.printer)
+            if current is None or current.site != tags.site:
+                current = self.printers[tags.printer] = self._new(tags, "")
+            if current.last_seen is None or msg.ts >= current.last_seen:
+                current.last_seen = msg.ts
+                _apply_printer(current, msg)
+            return current
+
+    def _apply_agent(self, msg: protocol.AgentStatus) -> AgentState:
+        current = self.agents.get(msg.agent)
+        if current is None or msg.ts >= current.ts or msg.state == "offline":
+            current = self.agents[msg.agent] = AgentState(msg.agent, msg.state, msg.ts, msg.dropped, list(msg.printers))
+        return current
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "printers": [asdict(p) for p in sorted(self.printers.values(), key=lambda p: (p.site, p.printer))],
+                "agents": [asdict(a) for a in sorted(self.agents.values(), key=lambda a: a.agent)],
+            }
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for p in self.printers.values():
+                out[p.state] = out.get(p.state, 0) + 1
+            return out
+
+    @staticmethod
+    def _new(tags: Tags, model: str) -> PrinterState:
+        return PrinterState(tags.printer, tags.site, tags.organisation, tags.county, tags.listed, model)
+
+
+def _apply_printer(p: PrinterState, msg) -> None:
+    if isinstance(msg, protocol.Telemetry):
+        if msg.state != p.state:
+            p.since = msg.ts
+        p.state, p.state_text = msg.state, msg.state_text
+        p.file, p.user, p.progress, p.time_left = msg.file, msg.user, msg.progress, msg.time_left
+        p.temps = {k: [t.actual, t.target] for k, t in msg.temps.items()}
+    elif isinstance(msg, protocol.Status):
+        if msg.state != p.state:
+            p.since = msg.ts
+        p.state, p.state_text, p.error, p.agent = msg.state, msg.state_text, msg.error, msg.agent

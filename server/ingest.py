@@ -1,0 +1,99 @@
+"""MQTT messages in, validated messages out: decode, tag, store, and tell listeners."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from agent import protocol
+from server import lineproto, metrics
+from server.fleet import Fleet
+from server.inventory import Inventory, Tags
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[protocol.Message, "Tags | None", object], None]
+
+
+class RejectLog:
+    """Logs the first rejection of each reason at once, then a count per minute: no log storms."""
+
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.every, self.clock = every, clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def note(self, reason: str, topic: str, detail: str) -> None:
+        now = self.clock()
+        last = self._last.get(reason)
+        if last is None or now - last >= self.every:
+            extra = self._suppressed.pop(reason, 0)
+            more = f" (and {extra} more since the last report)" if extra else ""
+            log.warning("rejected message on %s: %s: %s%s", topic[:200], reason, detail[:200], more)
+            self._last[reason] = now
+        else:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+
+
+class Ingest:
+    def __init__(self, inventory: Inventory, fleet: Fleet, write: Callable[[str], None],
+                 clock: Callable[[], float] = time.time):
+        self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
+        self.listeners: list[Listener] = []
+        self.rejects = RejectLog()
+        self._topics: dict[str, protocol.Topic | None] = {}
+        self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
+
+    def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
+        metrics.counters["messages_received"] += 1
+        parsed = self._topic(topic)
+        if parsed is None:
+            return self._reject("bad_topic", topic, "not a printfarm topic")
+        try:
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+        except protocol.Rejected as exc:
+            return self._reject(exc.reason, topic, exc.detail)
+        metrics.counters["messages_accepted"] += 1
+        if parsed.kind == "agent":
+            self.write(lineproto.agent(msg))
+            tags = None
+        else:
+            tags, tag_str = self._tags_for(parsed.site, parsed.printer)
+            self.write(_BUILDERS[parsed.kind](msg, tag_str))
+        state = self.fleet.apply(msg, tags)
+        for listener in self.listeners:
+            try:
+                listener(msg, tags, state)
+            except Exception:  # a listener's bug must not stop ingestion
+                log.exception("listener %r failed", listener)
+        return msg
+
+    def _topic(self, topic: str) -> protocol.Topic | None:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            parsed = protocol.parse_topic(topic)
+            if len(self._topics) < 100_000:  # garbage topics must not grow the cache forever
+                self._topics[topic] = parsed
+            return parsed
+
+    def _tags_for(self, site: str, printer: str) -> tuple[Tags, str]:
+        key = (site, printer)
+        cached = self._tags.get(key)
+        if cached is None:
+            tags = self.inventory.tags(site, printer)
+            if not tags.listed:
+                log.warning("printer %s/%s is not in the inventory: storing its data with listed=false", site, printer)
+            cached = self._tags[key] = (tags, lineproto.tag_set(tags))
+        if not cached[0].listed:
+            metrics.counters["unlisted_messages"] += 1
+        return cached
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        metrics.reject(reason)
+        self.rejects.note(reason, topic, detail)
+        return None
+
+
+_BUILDERS = {"telemetry": lineproto.telemetry, "status": lineproto.status, "event": lineproto.event}

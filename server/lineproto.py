@@ -1,0 +1,92 @@
+"""InfluxDB line protocol for printfarm's messages, built as plain strings.
+
+Measurements (timestamps are the printer's sample time, in ms):
+
+- ``telemetry``  one point per poll
+- ``state``      one point per state change: state, prev_state, state_text, error
+- ``job``        one point per job event; tag ``kind`` (started, done, failed, ...)
+- ``agent``      agent online/offline and its outbox drop count
+- ``rejected``   (written by the collector itself) counts of rejected messages
+
+Printer points carry the tags printer, site, organisation, county and listed
+(``false`` for a printer missing from the inventory). A redelivered message has
+the same series and time, so it overwrites its point instead of adding one.
+"""
+
+from __future__ import annotations
+
+from agent import protocol
+from server.inventory import Tags
+
+_TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": " ", "\r": " "})
+_STR_ESCAPE = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": " ", "\r": " "})
+
+
+def tag(value: str) -> str:
+    return (value or "none").translate(_TAG_ESCAPE).rstrip("\\") or "none"
+
+
+def string(value: str) -> str:
+    return '"' + value.translate(_STR_ESCAPE) + '"'
+
+
+def tag_set(t: Tags) -> str:
+    return (f",county={tag(t.county)},listed={'true' if t.listed else 'false'}"
+            f",organisation={tag(t.organisation)},printer={tag(t.printer)},site={tag(t.site)}")
+
+
+def _fields(pairs) -> str:
+    out = []
+    for key, value in pairs:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out.append(f"{key}={'true' if value else 'false'}")
+        elif isinstance(value, int):
+            out.append(f"{key}={value}i")
+        elif isinstance(value, float):
+            out.append(f"{key}={value!r}")
+        else:
+            out.append(f"{key}={string(str(value))}")
+    return ",".join(out)
+
+
+def telemetry(msg: protocol.Telemetry, tags: str) -> str:
+    pairs = [("state", msg.state), ("state_text", msg.state_text or None), ("seq", msg.seq)]
+    for name, temp in msg.temps.items():
+        pairs.append((f"{name}_actual", _float(temp.actual)))
+        pairs.append((f"{name}_target", _float(temp.target)))
+    pairs += [
+        ("progress", _float(msg.progress)), ("print_time", _float(msg.print_time)),
+        ("time_left", _float(msg.time_left)), ("file", msg.file), ("user", msg.user),
+        ("filament_mm", _float(msg.filament_mm)),
+    ]
+    return f"telemetry{tags} {_fields(pairs)} {msg.ts}"
+
+
+def status(msg: protocol.Status, tags: str) -> str:
+    pairs = [
+        ("state", msg.state), ("prev_state", msg.prev_state or "none"), ("state_text", msg.state_text or None),
+        ("error", msg.error), ("file", msg.file), ("agent", msg.agent), ("seq", msg.seq),
+    ]
+    return f"state{tags} {_fields(pairs)} {msg.ts}"
+
+
+def event(msg: protocol.Event, tags: str) -> str:
+    pairs = [
+        ("count", 1), ("file", msg.file), ("user", msg.user), ("duration", _float(msg.duration)),
+        ("print_time", _float(msg.print_time)), ("filament_mm", _float(msg.filament_mm)),
+        ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq),
+    ]
+    return f"job{tags},kind={msg.kind} {_fields(pairs)} {msg.ts}"
+
+
+def agent(msg: protocol.AgentStatus) -> str:
+    pairs = [("state", msg.state), ("dropped", msg.dropped), ("printers", ",".join(msg.printers) or None),
+             ("version", msg.version or None)]
+    return f"agent,agent={tag(msg.agent)} {_fields(pairs)} {msg.ts}"
+
+
+def _float(value: float | None) -> float | None:
+    # Always a float field: InfluxDB fixes a field's type at its first write.
+    return None if value is None else float(value)

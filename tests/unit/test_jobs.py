@@ -1,0 +1,70 @@
+from agent.jobs import JobTracker
+from agent.printers.base import Snapshot
+from agent.printers.octoprint_states import normalise
+
+
+def snap(ts, state, progress=None, file="cube.gcode", error=None, text=""):
+    return Snapshot(ts=ts * 1000, state=state, state_text=text or state, progress=progress, file=file,
+                    user="operator", error=error)
+
+
+def run(tracker, *snaps):
+    return [(e.kind, e.ts // 1000) for s in snaps for e in tracker.update(s)]
+
+
+def test_a_finished_print_gives_started_then_one_done_with_duration():
+    t = JobTracker()
+    events = []
+    for s in [snap(0, "idle", 0), snap(5, "printing", 10), snap(10, "printing", 90), snap(15, "idle", 100)]:
+        events += t.update(s)
+    assert [e.kind for e in events] == ["started", "done"]
+    done = events[-1]
+    assert (done.file, done.user, done.duration, done.job_started) == ("cube.gcode", "operator", 10.0, 5000)
+
+
+def test_cancel_is_counted_once_whether_or_not_cancelling_was_seen():
+    assert run(JobTracker(), snap(0, "printing", 5), snap(1, "cancelling", 30), snap(2, "idle", 30),
+               snap(3, "idle", 30)) == [("started", 0), ("cancelled", 2)]
+    assert run(JobTracker(), snap(0, "printing", 5), snap(1, "idle", 31)) == [("started", 0), ("cancelled", 1)]
+
+
+def test_error_mid_print_fails_the_job_with_the_printers_text():
+    t = JobTracker()
+    t.update(snap(0, "printing", 5))
+    events = t.update(snap(1, "error", 7, error="boom", text="Offline after error"))
+    kinds = [e.kind for e in events]
+    assert kinds == ["disconnected", "failed"]
+    assert events[1].error == "boom"
+
+
+def test_pause_and_resume():
+    assert run(JobTracker(), snap(0, "printing"), snap(1, "paused"), snap(2, "paused"), snap(3, "printing"),
+               snap(4, "idle", 100)) == [("started", 0), ("paused", 1), ("resumed", 3), ("done", 4)]
+
+
+def test_unreachable_keeps_the_job_open_until_octoprint_answers():
+    t = JobTracker()
+    assert run(t, snap(0, "printing", 10), snap(1, "unreachable"), snap(2, "unreachable"),
+               snap(3, "printing", 50), snap(4, "idle", 100)) == [("started", 0), ("done", 4)]
+
+
+def test_a_restarted_agent_continues_the_saved_job_without_a_second_start():
+    saved = []
+    first = JobTracker(save=saved.append)
+    first.update(snap(0, "printing", 10))
+    second = JobTracker(job=saved[-1], save=saved.append)
+    assert run(second, snap(5, "printing", 60), snap(9, "idle", 100)) == [("done", 9)]
+    assert saved[-1] is None
+
+
+def test_connection_events_from_state_changes():
+    assert run(JobTracker(), snap(0, "idle"), snap(1, "offline"), snap(2, "idle")) == [
+        ("disconnected", 1), ("connected", 2)]
+
+
+def test_octoprint_state_texts_map_to_the_small_set():
+    cases = {"Operational": "idle", "Printing": "printing", "Printing from SD": "printing", "Paused": "paused",
+             "Pausing": "paused", "Finishing": "finishing", "Cancelling": "cancelling", "Offline": "offline",
+             "Offline after error": "error", "Error: Thermal runaway": "error", "Resuming": "printing",
+             "Something new": "error"}
+    assert {text: normalise(text) for text in cases} == cases
