@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client poppler-utils chromium gcc python3-dev)
+APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client poppler-utils chromium gcc python3-dev openssl docker-compose)
 OCTOPRINT_VENV="${PRINTFARM_OCTOPRINT_VENV:-/opt/octoprint-venv}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,0 +1,47 @@
+"""Small panel helpers the dashboard modules share: tables with coloured state cells, transforms."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import table
+from grafana_foundation_sdk.models import common, dashboard
+
+from dashboards.common import value_colours
+from dashboards.influxql import InfluxQL, datasource, targets
+
+
+def coloured_cells(panel, column: str, colours: dict[str, str]):
+    """Paint one table column's cells in the colour of its value (printer state, alert state)."""
+    return panel.override_by_name(column, [
+        dashboard.DynamicConfigValue("custom.cellOptions", {"type": "color-background", "mode": "basic"}),
+        dashboard.DynamicConfigValue("mappings", value_colours(colours)),
+    ])
+
+
+def renamed(panel, names: dict[str, str]):
+    for column, shown in names.items():
+        panel.override_by_name(column, [dashboard.DynamicConfigValue("displayName", shown)])
+    return panel
+
+
+def table_panel(title: str, description: str, *queries: InfluxQL) -> table.Panel:
+    return (table.Panel().title(title).description(description).datasource(datasource())
+            .targets(targets(*queries)).footer(cb.TableFooterOptions().show(False).reducer([])))
+
+
+def transform(id_: str, options: dict) -> dashboard.DataTransformerConfig:
+    return dashboard.DataTransformerConfig(id_val=id_, options=options)
+
+
+def thresholds_green() -> dash.ThresholdsConfig:
+    return (dash.ThresholdsConfig().mode(dashboard.ThresholdsMode.ABSOLUTE)
+            .steps([dashboard.Threshold(value=None, color="green")]))
+
+
+def with_legend(panel):
+    """Legend and tooltip set explicitly: the SDK otherwise writes a time series' options as null."""
+    return (panel.legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                         .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs([]))
+            .tooltip(cb.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                     .sort(common.SortOrder.NONE)))

@@ -1,0 +1,40 @@
+# Shared by setup.sh and add-agent.sh; sourced, not run.
+# CENTRAL_DIR: the deploy/central folder to work in (default: the scripts' own folder).
+
+CENTRAL_DIR=${CENTRAL_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+MOSQUITTO_IMAGE=${MOSQUITTO_IMAGE:-eclipse-mosquitto:2.0}
+MOSQUITTO_UID=1883   # the user mosquitto runs as inside its image: it must read passwd and the key
+ID_RE='^[a-z0-9][a-z0-9_-]{0,63}$'
+
+die() { echo "error: $*" >&2; exit 1; }
+
+env_value() {  # env_value NAME: its value in .env
+    sed -n "s/^$1=//p" "$CENTRAL_DIR/.env" | tail -n 1
+}
+
+random_secret() { openssl rand -hex 24; }
+
+# mqtt_passwd USER PASSWORD: add or replace USER's entry in mosquitto/passwd.
+# Uses $MOSQUITTO_PASSWD, or mosquitto_passwd on the PATH, or the broker's own image.
+mqtt_passwd() {
+    local file="$CENTRAL_DIR/mosquitto/passwd" create=()
+    [ -s "$file" ] || create=(-c)
+    if [ -n "${MOSQUITTO_PASSWD:-}" ] || command -v mosquitto_passwd >/dev/null; then
+        "${MOSQUITTO_PASSWD:-mosquitto_passwd}" "${create[@]}" -b "$file" "$1" "$2"
+    else
+        touch "$file"
+        docker run --rm -v "$CENTRAL_DIR/mosquitto:/m" "$MOSQUITTO_IMAGE" \
+            mosquitto_passwd "${create[@]}" -b /m/passwd "$1" "$2"
+    fi
+    chmod 0600 "$file"
+    readable_by_broker "$file"
+}
+
+readable_by_broker() {  # the broker drops to uid 1883 before it reads these files
+    if [ "$(id -u)" = 0 ]; then chown "$MOSQUITTO_UID" "$@"; fi
+}
+
+check_id() {  # check_id WHAT VALUE
+    [[ "$2" =~ $ID_RE ]] || die "$1 '$2' must be lower-case letters, digits, '-' or '_', starting with a letter or digit"
+    [ "$2" != agent ] || die "$1 'agent' is reserved for agent status topics"
+}

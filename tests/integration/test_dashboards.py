@@ -1,0 +1,301 @@
+"""Every query in the shipped dashboards, run against data that came through the real pipeline.
+
+Two OctoPrint virtual printers at two sites (two counties, two organisations, one with regex
+metacharacters in its name) -> two agents -> Mosquitto -> collector (with its alerts engine) ->
+InfluxDB. The printers finish one job, fail one and cancel one, and one is still printing when
+the queries run. Then each template-variable, panel and annotation query in dashboards/json/ is
+expanded the way Grafana expands it and must return rows with every column it selects, each
+non-null somewhere: a panel added later without data behind it fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboards import macros
+from tests.pipeline import (
+    DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
+)
+from tests.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
+
+pytestmark = pytest.mark.integration
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "json"
+INTERVAL = 0.5
+SITES = {
+    "north-lab": ("Luleå tekniska universitet (LTU)", "Norrbotten"),
+    "south-lab": ("Umeå universitet", "Västerbotten"),
+}
+PRINTERS = {"vp-1": "north-lab", "vp-2": "south-lab"}
+PANEL_TYPES_WITHOUT_QUERIES = {"row", "text", "dashlist", "news"}
+
+
+# -- the data ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """InfluxDB after a done, a failed and a cancelled job, alerts, and one print still running."""
+    tmp = tmp_path_factory.mktemp("dashboards")
+    servers, agents = [], []
+    try:
+        broker = Mosquitto(tmp / "mosquitto").start()
+        influx = InfluxDB(tmp / "influxdb").start()
+        servers += [broker, influx]
+        first, second = OctoPrint(tmp / "op1").start(), OctoPrint(tmp / "op2").start()
+        servers += [first, second]
+        inventory = write_inventory(tmp / "fleet.toml", PRINTERS, SITES)
+        cfg = collector_config(tmp, broker, influx, inventory)
+        cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1}}}
+        collector = RunningCollector(cfg)
+        collector.wait_connected()
+        for n, (op, printer) in enumerate(((first, "vp-1"), (second, "vp-2")), start=1):
+            agents.append(start_agent(agent_config_for(
+                tmp, broker, [(printer, op.url, op.api_key)], site=PRINTERS[printer],
+                interval=INTERVAL, timeout=INTERVAL, agent_id=f"pi-{n}")))
+        _run_jobs(influx, first, second)
+        started = time.time()
+        yield influx, started
+    finally:
+        for agent in agents:
+            agent.stop()
+        if "collector" in locals():
+            collector.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+def _rows(influx, q):
+    return influx.query(q, db=DB)
+
+
+def _wait_rows(influx, q, what, timeout=60):
+    return wait_for(lambda: _rows(influx, q), timeout, what, interval=0.2)
+
+
+def _upload_analysed(op: OctoPrint, files: dict[str, int]) -> None:
+    """Upload without printing and wait for OctoPrint's analysis (it pauses while printing),
+    so jobs carry the filament estimate a sliced file would."""
+    for name, lines in files.items():
+        reply = op.api("POST", "/api/files/local", files={"file": (name, make_gcode(lines).encode())})
+        assert reply.status_code == 201, reply.text
+
+    def analysed() -> bool:
+        for name in files:
+            info = op.api("GET", f"/api/files/local/{name}").json()
+            if not (info.get("gcodeAnalysis") or {}).get("filament"):
+                return False
+        return True
+    wait_for(analysed, 30, "OctoPrint's file analysis", interval=0.1)
+
+
+def _print(op: OctoPrint, name: str) -> None:
+    reply = op.api("POST", f"/api/files/local/{name}", json={"command": "select", "print": True})
+    assert reply.status_code == 204, reply.text
+    op.wait_for_job(lambda job: job["job"]["file"]["name"] == name and job["state"] != "Operational",
+                    timeout=10, what=f"printing {name}")
+
+
+def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
+    _upload_analysed(first, {"cube.gcode": 300, "doomed.gcode": 1500})
+    _upload_analysed(second, {"long.gcode": 1500, "running.gcode": 3000})
+    _wait_rows(influx, "SELECT * FROM state WHERE printer = 'vp-2'", "both printers' first state")
+    _print(first, "cube.gcode")                                    # vp-1: done
+    _print(second, "long.gcode")                                   # vp-2: cancelled
+    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'started' AND printer = 'vp-2'", "vp-2 started")
+    time.sleep(1)
+    second.cancel()
+    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'done'", "the done job")
+    _print(first, "doomed.gcode")                                  # vp-1: failed
+    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'started' AND file = 'doomed.gcode'", "doomed started")
+    first.command("!!DEBUG:send Error:nozzle fell off")
+    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'failed'", "the failed job")
+    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'cancelled'", "the cancelled job")
+    second.wait_for_state("Operational")
+    _print(second, "running.gcode")                                # vp-2: still printing
+    _wait_rows(influx, "SELECT * FROM telemetry WHERE file = 'running.gcode' AND progress > 0",
+               "progress of the running print")
+    # The alerts engine writes "firing" for the failed print (and for the printer in error).
+    _wait_rows(influx, "SELECT * FROM alert WHERE state = 'firing'", "an alert point", timeout=30)
+    time.sleep(2)  # a few more samples while vp-2 prints, so per-interval panels have several
+
+
+# -- expanding queries the way Grafana does ------------------------------------------------------
+
+def _dashboards() -> dict[str, dict]:
+    files = sorted(DASHBOARD_DIR.glob("*.json"))
+    assert files, f"no dashboards in {DASHBOARD_DIR}"
+    return {f.name: json.loads(f.read_text()) for f in files}
+
+
+def _panels(panels: list[dict]):
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels") or [])  # panels inside a collapsed row
+
+
+def _range(started: float, time_from: str | None) -> tuple[int, int]:
+    to_ms = int(time.time() * 1000) + 60_000
+    span = macros.parse_duration_ms(time_from) if time_from else to_ms - int((started - 600) * 1000)
+    return to_ms - span, to_ms
+
+
+def _variable_values(influx, board: dict, started: float, chosen: dict[str, str]) -> dict[str, str]:
+    """Run each template variable's query (in order: later ones use earlier ones) and select
+    All, or the value in ``chosen``; returns each variable as Grafana writes it into a query."""
+    formatted: dict[str, str] = {}
+    for var in board.get("templating", {}).get("list", []):
+        assert var["type"] == "query", f"{var['name']}: only query variables are expected"
+        query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
+        from_ms, to_ms = _range(started, None)
+        rows = _rows(influx, macros.substitute(query, from_ms, to_ms, formatted))
+        values = sorted({row["value"] for row in rows})
+        assert values, f"variable {var['name']} has no values: {query}"
+        if var["name"] in chosen:
+            assert chosen[var["name"]] in values, f"{chosen[var['name']]!r} not among {values}"
+            values = [chosen[var["name"]]]
+        formatted[var["name"]] = macros.format_variable(values, var.get("multi") or var.get("includeAll"))
+    return formatted
+
+
+def _split_top_level(text: str, sep: str = ",") -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == sep and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [p.strip() for p in parts + [current] if p.strip()]
+
+
+def _outer_clause(query: str, start: str, end: str) -> str:
+    """The text between top-level keywords ``start`` and ``end`` (subqueries skipped)."""
+    depth, i, found = 0, 0, None
+    upper = query.upper()
+    while i < len(query):
+        depth += query[i] == "("
+        depth -= query[i] == ")"
+        if depth == 0:
+            if found is None and upper.startswith(start, i):
+                found = i + len(start)
+            elif found is not None and upper.startswith(end, i):
+                return query[found:i]
+        i += 1
+    return query[found:] if found is not None else ""
+
+
+def expected_columns(query: str) -> set[str]:
+    """Column names a query must return: its outer SELECT items and its GROUP BY tags."""
+    columns = set()
+    for item in _split_top_level(_outer_clause(query, "SELECT ", " FROM ")):
+        alias = re.search(r'\sAS\s+"([^"]+)"\s*$', item, re.I)
+        func = re.match(r"(\w+)\(", item)
+        columns.add(alias.group(1) if alias else func.group(1) if func else item.strip('"'))
+    # Tags of the top-level GROUP BY come back as columns too (time(...) and fill(...) do not).
+    group_by = _outer_clause(query, " GROUP BY ", "\0")
+    columns |= set(re.findall(r'"([^"]+)"', group_by))
+    return columns
+
+
+def _check(influx, where: str, query: str, extra_columns: set[str] = frozenset(),
+           strict: bool = True) -> int:
+    """Rows, with every expected column; ``strict``: each column non-null in some row."""
+    rows = _rows(influx, query)
+    assert rows, f"{where}: no rows for\n{query}"
+    for column in expected_columns(query) | extra_columns:
+        assert all(column in row for row in rows), f"{where}: no column {column!r} in {rows[0]}\n{query}"
+        if strict:
+            assert any(row[column] is not None for row in rows), f"{where}: {column!r} is always null\n{query}"
+    return len(rows)
+
+
+def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) -> int:
+    # With everything selected the data has a value for every column; one printer (in error
+    # after its failed job) need not have, e.g. no progress.
+    strict = not chosen
+    variables = _variable_values(influx, board, started, chosen)
+    checked = 0
+    for panel in _panels(board.get("panels", [])):
+        where = f"{board['title']} / {panel.get('title')}"
+        if panel["type"] in PANEL_TYPES_WITHOUT_QUERIES:
+            continue
+        assert panel.get("targets"), f"{where}: a data panel without queries"
+        from_ms, to_ms = _range(started, panel.get("timeFrom"))
+        for target in panel["targets"]:
+            query = macros.substitute(target["query"], from_ms, to_ms, variables,
+                                      max_data_points=panel.get("maxDataPoints") or 1000)
+            _check(influx, f"{where} [{target['refId']}]", query, strict=strict)
+            checked += 1
+    for annotation in board.get("annotations", {}).get("list", []):
+        target = annotation["target"]
+        from_ms, to_ms = _range(started, None)
+        query = macros.substitute(target["query"], from_ms, to_ms, variables)
+        wanted = {target["textColumn"], *filter(None, target.get("tagsColumn", "").split(","))}
+        _check(influx, f"{board['title']} / annotation {annotation['name']}", query, wanted, strict)
+        checked += 1
+    return checked
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+def test_every_dashboard_query_returns_rows_of_its_shape_with_all_selected(filled):
+    influx, started = filled
+    boards = _dashboards()
+    assert len(boards) >= 4
+    counts = {name: _run_dashboard(influx, board, started, {}) for name, board in boards.items()}
+    assert all(counts.values()), counts
+
+
+def test_every_dashboard_query_returns_rows_for_one_chosen_printer(filled):
+    """A single selection (no regex alternation), in a county whose organisation needs escaping."""
+    influx, started = filled
+    chosen = {"county": "Norrbotten", "organisation": SITES["north-lab"][0], "site": "north-lab",
+              "printer": "vp-1"}
+    for board in _dashboards().values():
+        _run_dashboard(influx, board, started, chosen)
+
+
+def test_filters_narrow_to_the_chosen_site(filled):
+    influx, started = filled
+    board = _dashboards()["fleet-overview.json"]
+    variables = _variable_values(influx, board, started, {"site": "south-lab"})
+    panel = next(p for p in board["panels"] if p["title"] == "Printers now")
+    from_ms, to_ms = _range(started, None)
+    rows = _rows(influx, macros.substitute(panel["targets"][0]["query"], from_ms, to_ms, variables))
+    assert [(r["printer"], r["state"]) for r in rows] == [("vp-2", "printing")]
+    assert rows[0]["file"] == "running.gcode" and 0 < rows[0]["progress"] < 100
+
+
+def test_utilisation_counts_the_printing_time_of_the_finished_job(filled):
+    influx, started = filled
+    board = _dashboards()["regional-utilisation.json"]
+    variables = _variable_values(influx, board, started, {})
+    panel = next(p for p in board["panels"] if p["title"] == "Printing hours and utilisation by site")
+    from_ms, to_ms = _range(started, None)
+    hours = {r["site"]: r["printing_hours"] for r in _rows(
+        influx, macros.substitute(panel["targets"][0]["query"], from_ms, to_ms, variables))}
+    done = _rows(influx, "SELECT \"duration\" FROM job WHERE kind = 'done'")[0]["duration"]
+    # north-lab printed the done job and part of the failed one: at least the done job's time.
+    assert hours["north-lab"] * 3600 >= done - 2 * INTERVAL
+    assert 0 < hours["south-lab"] * 3600 < 600
+
+
+def test_a_panel_added_without_data_behind_it_fails_the_check(filled):
+    influx, started = filled
+    board = _dashboards()["printer-detail.json"]
+    template = next(p for p in board["panels"] if p["type"] == "timeseries")
+    for query in ('SELECT mean("chamber_actual") FROM "telemetry" WHERE $timeFilter GROUP BY time($__interval)',
+                  'SELECT last("state") AS "state", "nozzle_wobble" FROM "telemetry" WHERE $timeFilter',
+                  'SELECT count("state") FROM "alerts" WHERE $timeFilter'):
+        broken = json.loads(json.dumps(board))
+        broken["panels"].append({**template, "id": 99, "title": "New panel",
+                                 "targets": [{**template["targets"][0], "query": query}]})
+        with pytest.raises(AssertionError, match="New panel"):
+            _run_dashboard(influx, broken, started, {})

@@ -1,0 +1,219 @@
+"""The shipped dashboards against the types of grafana-foundation-sdk (Grafana's dashboard
+schema, generated from Grafana's own CUE kinds), and the provisioning files against the keys
+Grafana requires."""
+
+from __future__ import annotations
+
+import enum
+import json
+import types
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+from grafana_foundation_sdk.cog import plugins
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard
+
+from dashboards import generate, influxql, macros
+
+ROOT = Path(__file__).resolve().parents[2]
+JSON_DIR = ROOT / "dashboards" / "json"
+PROVISIONING = ROOT / "dashboards" / "provisioning"
+DASHBOARD_FILES = sorted(JSON_DIR.glob("*.json"))
+# InfluxDB's annotation target; the SDK types every target as Grafana's built-in one.
+INFLUX_ANNOTATION_TARGET = {"refId", "query", "rawQuery", "resultFormat", "fromAnnotations",
+                            "textColumn", "tagsColumn"}
+
+plugins.register_default_plugins()
+influxql.register()
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# -- type checking a decoded dashboard -------------------------------------------------------
+
+def _conforms(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if hint in (typing.Any, object):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(_conforms(k, key) and _conforms(v, item)
+                                               for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value in {m.value for m in hint}
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type) and hasattr(hint, "from_json") and isinstance(value, dict):
+        # The SDK leaves some nested objects (transformations) as plain dicts: decode and check.
+        decoded = hint.from_json(value)
+        again = json.loads(json.dumps(decoded, cls=JSONEncoder))
+        return not type_errors(decoded) and not _lost(value, again)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a bare TypeVar or similar: nothing to check
+
+
+def type_errors(obj, path: str = "") -> list[str]:
+    """Every attribute of every SDK model object in ``obj`` that does not have its declared type."""
+    errors: list[str] = []
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            errors += type_errors(item, f"{path}[{i}]")
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            errors += type_errors(item, f"{path}.{key}")
+    elif type(obj).__module__.startswith("grafana_foundation_sdk.models") and hasattr(obj, "__dict__"):
+        hints = typing.get_type_hints(type(obj))
+        for name, hint in hints.items():
+            value = getattr(obj, name, None)
+            if not _conforms(value, hint):
+                errors.append(f"{path}.{name}: {value!r} is not {hint}")
+            errors += type_errors(value, f"{path}.{name}")
+    return errors
+
+
+def _lost(original, decoded, path: str = "") -> list[str]:
+    """Keys or values of ``original`` that did not survive decoding into the SDK's types."""
+    if isinstance(original, dict) and isinstance(decoded, dict):
+        out = []
+        for key, value in original.items():
+            if key not in decoded:
+                out.append(f"{path}.{key} is not in the schema")
+            else:
+                out += _lost(value, decoded[key], f"{path}.{key}")
+        return out
+    if isinstance(original, list) and isinstance(decoded, list) and len(original) == len(decoded):
+        return [e for i, (a, b) in enumerate(zip(original, decoded)) for e in _lost(a, b, f"{path}[{i}]")]
+    return [] if original == decoded else [f"{path}: {original!r} became {decoded!r}"]
+
+
+@pytest.fixture(params=DASHBOARD_FILES, ids=lambda p: p.name)
+def board(request) -> dict:
+    return _load(request.param)
+
+
+def test_there_are_the_four_dashboards():
+    assert {p.name for p in DASHBOARD_FILES} == set(generate.DASHBOARDS)
+
+
+def test_the_committed_json_is_what_the_generator_writes():
+    assert generate.main(["--check"]) == 0, "run: python -m dashboards.generate"
+
+
+def test_a_dashboard_survives_decoding_into_the_sdk_types_unchanged(board):
+    annotations = board.get("annotations", {}).get("list", [])
+    decoded = json.loads(json.dumps(dashboard.Dashboard.from_json(board), cls=JSONEncoder))
+    for annotation in [*annotations, *decoded.get("annotations", {}).get("list", [])]:
+        annotation.pop("target", None)  # checked below, against InfluxDB's annotation target
+    assert _lost(board, decoded) == []
+
+
+def test_a_dashboard_has_the_types_the_schema_declares(board):
+    assert type_errors(dashboard.Dashboard.from_json(board)) == []
+
+
+def test_every_query_is_a_raw_influxql_query_on_the_provisioned_datasource(board):
+    decoded = dashboard.Dashboard.from_json(board)
+    for panel in decoded.panels:
+        assert panel.datasource.uid == influxql.DATASOURCE_UID, panel.title
+        for target in panel.targets or []:
+            assert isinstance(target, influxql.InfluxQLQuery), f"{panel.title}: {target!r}"
+    for annotation in board.get("annotations", {}).get("list", []):
+        assert set(annotation["target"]) == INFLUX_ANNOTATION_TARGET, annotation["name"]
+        assert annotation["datasource"]["uid"] == influxql.DATASOURCE_UID
+
+
+def test_every_dashboard_has_uid_title_and_unique_panel_ids(board):
+    assert board["uid"].startswith("printfarm-") and len(board["uid"]) <= 40 and board["title"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_panels_do_not_overlap_and_fit_the_24_column_grid(board):
+    cells = set()
+    for panel in board["panels"]:
+        g = panel["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, panel["title"]
+        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & mine, f"{panel['title']} overlaps another panel"
+        cells |= mine
+
+
+def test_template_variables_are_county_organisation_site_and_printer_from_tag_values(board):
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names[:3] == ["county", "organisation", "site"]
+    assert set(names) <= {"county", "organisation", "site", "printer"}
+    for var in board["templating"]["list"]:
+        assert var["query"].startswith('SHOW TAG VALUES FROM "telemetry" WITH KEY = ')
+        assert var["multi"] and var["includeAll"]
+
+
+def test_a_type_error_in_a_panel_is_reported():
+    board = _load(DASHBOARD_FILES[0])
+    board["panels"][0]["gridPos"]["w"] = "wide"
+    assert any("grid_pos.w" in e for e in type_errors(dashboard.Dashboard.from_json(board)))
+
+
+def test_an_unknown_panel_key_is_reported():
+    board = _load(DASHBOARD_FILES[0])
+    board["panels"][0]["tilte"] = "typo"
+    decoded = json.loads(json.dumps(dashboard.Dashboard.from_json(board), cls=JSONEncoder))
+    assert any("tilte" in e for e in _lost(board, decoded))
+
+
+# -- provisioning ------------------------------------------------------------------------------
+
+def test_the_datasource_provisioning_has_the_keys_grafana_requires():
+    doc = yaml.safe_load((PROVISIONING / "datasources" / "printfarm.yaml").read_text())
+    assert doc["apiVersion"] == 1
+    (source,) = doc["datasources"]
+    assert {"name", "type", "access", "url", "uid"} <= set(source)
+    assert source["type"] == influxql.DATASOURCE_TYPE and source["uid"] == influxql.DATASOURCE_UID
+    assert source["access"] in ("proxy", "direct")
+    assert source["jsonData"]["dbName"] and source["jsonData"].get("version", "InfluxQL") == "InfluxQL"
+    assert "password" in source.get("secureJsonData", {}), "the read user's password, from the env"
+    assert source["secureJsonData"]["password"].startswith("$"), "never a literal secret"
+
+
+def test_the_dashboard_provider_points_at_the_mounted_json():
+    doc = yaml.safe_load((PROVISIONING / "dashboards" / "printfarm.yaml").read_text())
+    assert doc["apiVersion"] == 1
+    (provider,) = doc["providers"]
+    assert {"name", "type", "options"} <= set(provider) and provider["type"] == "file"
+    assert provider["options"]["path"]
+    compose = yaml.safe_load((ROOT / "deploy" / "central" / "compose.yaml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert any(m.endswith(":" + provider["options"]["path"] + ":ro") and "dashboards/json" in m
+               for m in mounts), mounts
+
+
+# -- Grafana's macros, as the integration test expands them ---------------------------------------
+
+def test_several_values_become_an_escaped_alternation():
+    assert macros.format_variable(["a.b", "Luleå (LTU)"], True) == r"(a\.b|Luleå \(LTU\))"
+    assert macros.format_variable(["x/y"], True) == r"x\/y"
+    assert macros.format_variable(["plain"], False) == "plain"
+
+
+def test_macros_are_substituted_and_an_unknown_variable_is_an_error():
+    q = macros.substitute("SELECT x WHERE $timeFilter GROUP BY time($__interval) LIMIT $__interval_ms",
+                          0, 3_600_000, {})
+    assert q == "SELECT x WHERE time >= 0ms and time <= 3600000ms GROUP BY time(5s) LIMIT 5000"
+    with pytest.raises(KeyError):
+        macros.substitute("WHERE site =~ /^$sight$/", 0, 1, {"site": "a"})
