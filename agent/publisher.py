@@ -1,15 +1,34 @@
-"""The agent's MQTT session: last-will, reconnect with backoff, TLS, credentials.
+"""The agent's MQTT session: last-will, reconnect with backoff, TLS, credentials, replay.
 
-Everything published goes through ``send``. While the broker is away messages wait
-in the outbox and are replayed in order, with their original timestamps inside.
+Everything published goes through ``send``. The rule that keeps order and loses
+nothing that was committed:
+
+- While connected and nothing waits in the outbox, a message goes straight to paho
+  (QoS 1) and is remembered in memory (``_inflight``) until its PUBACK. No disk write.
+- When the connection drops, paho's unacknowledged messages are taken back
+  (``drop_out_messages``) and written to the outbox in their original order, before
+  any message sent after the drop. Everything sent while away goes to the outbox.
+- A worker thread (never paho's network thread) replays the outbox oldest first, a
+  window at a time, and deletes items only after the broker acknowledged them, so a
+  ``kill -9`` during the replay replays them again on restart.
+- The only messages a ``kill -9`` or a power cut can take are those sent while
+  connected and not yet acknowledged: the last PUBACK round trip (milliseconds). A
+  broker that stops acknowledging without closing the socket is treated as gone
+  after ``ack_timeout`` seconds, so that window stays short on a silently dead link.
+
+Timestamps are inside the payloads, so replayed messages land where they belong.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import socket
 import ssl
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -22,6 +41,17 @@ from agent.outbox import MemoryOutbox, Outbox
 log = logging.getLogger(__name__)
 
 QOS = 1
+OK_RCS = (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)  # NO_CONN: paho kept it; on_disconnect takes it back
+BAD_CREDENTIALS = ("Bad user name or password", "Not authorized")
+
+
+@dataclass(slots=True)
+class _Pending:
+    oid: int | None  # outbox id for replayed items; None for live ones (only in memory)
+    topic: str
+    payload: bytes
+    retain: bool
+    sent: float  # monotonic
 
 
 class Publisher:
@@ -32,32 +62,64 @@ class Publisher:
         outbox: Outbox | None = None,
         printers: list[str] | None = None,
         clock: Callable[[], float] = time.time,
+        client_factory: Callable[[str], object] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        window: int = 200,
+        ack_timeout: float = 10.0,
+        tick: float = 1.0,
     ):
         self.agent_id = agent_id
         self.broker = broker
         self.outbox = outbox or MemoryOutbox()
         self.printers = printers or []
-        self.clock = clock
-        self._lock = threading.Lock()
+        self.clock, self.monotonic = clock, monotonic
+        self.window, self.ack_timeout, self.tick = window, ack_timeout, tick
+        self.lock_wait = 1.0  # how long paho's thread waits for a sender in on_disconnect
+        self._lock = threading.RLock()  # orders send, replay and paho's connect/disconnect
         self._connected = threading.Event()
         self._retained: dict[str, bytes] = {}  # last status per topic, re-sent on reconnect
+        self._inflight: dict[int, _Pending] = {}  # paho mid -> message, in publish order
+        self._unacked: dict[int, None] = {}  # outbox ids handed to paho, ordered
+        self._handed_upto = 0  # outbox ids up to here were handed to paho on this connection
+        self._removable = 0  # outbox ids up to here are acknowledged
+        self._removed_upto = 0  # ... and deleted from the outbox
+        self._acks: collections.deque[int] = collections.deque()  # filled on paho's thread
+        self._republish = False
+        self._generation = 0  # connections so far
+        self._deferred_take_back: int | None = None
+        self._reported_dropped = self.outbox.dropped_total()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
         self._last_error: str | None = None
+        self._refused = False  # the broker answered this attempt with a refusal (already logged)
+        self._make = client_factory or self._paho_client
         self.client = self._make_client()
 
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
+        self._worker = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
         self.client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._worker:
+            self._worker.join(timeout)
         if self._connected.is_set():
             info = self.client.publish(
-                protocol.agent_topic(self.agent_id), self._agent_payload("offline"), qos=QOS, retain=True
-            )
-            info.wait_for_publish(timeout)
+                protocol.agent_topic(self.agent_id), self._agent_payload("offline"), qos=QOS, retain=True)
+            try:
+                info.wait_for_publish(timeout)  # acks come in order: the rest is acknowledged too
+            except (RuntimeError, ValueError):  # the connection went meanwhile: nothing to wait for
+                pass
         self.client.disconnect()
         self.client.loop_stop()
+        self._take_back()  # whatever is still unacknowledged waits in the outbox for next time
+        self._remove_acknowledged()
         self.outbox.close()
 
     @property
@@ -71,41 +133,154 @@ class Publisher:
 
     def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
         with self._lock:
+            self._finish_deferred()  # older unacknowledged messages first
             if retain:
                 self._retained[topic] = payload
-            if self._connected.is_set() and not self.outbox.pending():
-                if self._publish(topic, payload, retain):
+            if self._connected.is_set() and self._nothing_waiting():
+                if self._publish(None, topic, payload, retain):
                     return
+                self._wake.set()  # paho refused it: the worker replays it from the outbox
             self.outbox.put(topic, payload, retain)
 
-    def _publish(self, topic: str, payload: bytes, retain: bool) -> bool:
+    def _nothing_waiting(self) -> bool:
+        return not self.outbox.pending() or self.outbox.last_id() <= self._handed_upto
+
+    def _publish(self, oid: int | None, topic: str, payload: bytes, retain: bool) -> bool:
         info = self.client.publish(topic, payload, qos=QOS, retain=retain)
-        # paho returns (not raises) MQTT_ERR_QUEUE_SIZE / NO_CONN: check it.
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        # paho returns (not raises) MQTT_ERR_QUEUE_SIZE and friends: check it.
+        if info.rc not in OK_RCS:
+            self._log_once(f"paho refused a publish ({mqtt.error_string(info.rc)}); keeping it in the outbox")
+            return False
+        self._inflight[info.mid] = _Pending(oid, topic, payload, retain, self.monotonic())
+        if oid is not None:
+            self._unacked[oid] = None
+            self._handed_upto = oid
+        return True
 
-    def _replay(self) -> None:
-        """Hand queued messages to the broker, oldest first, stopping if it goes away."""
-        with self._lock:
-            for item_id, topic, payload, retain in self.outbox.peek_batch(500):
-                if not self._connected.is_set() or not self._publish(topic, payload, retain):
-                    return
-                self.outbox.remove_upto(item_id)
+    def flush_outbox(self, timeout: float = 30.0) -> bool:
+        """Replay until the outbox is empty (True) or the broker goes away / time runs out."""
+        deadline = self.monotonic() + timeout
+        while self.outbox.pending() and self._connected.is_set() and self.monotonic() < deadline:
+            self.pump()
+            if self.outbox.pending():
+                self._wake.wait(0.05)
+                self._wake.clear()
+        return not self.outbox.pending()
 
-    def flush_outbox(self) -> None:
-        while self._connected.is_set() and self.outbox.pending():
-            before = self.outbox.pending()
-            self._replay()
-            if self.outbox.pending() >= before:
+    # --- the worker: replay, acknowledgements, drop reports -----------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            if self._stopping.is_set():
                 return
+            try:
+                self.pump()
+            except Exception:  # a bug here must not end replay for good
+                log.exception("outbox worker failed; trying again")
+                self._stopping.wait(self.tick)
+
+    def pump(self) -> None:
+        """One round of the worker's duties; tests call it directly instead of the thread."""
+        with self._lock:
+            self._finish_deferred()
+            self._process_acks()
+        self._remove_acknowledged()
+        self._check_stalled()
+        self._replay_window()
+        self._republish_retained()
+        self._report_drops()
+
+    def _finish_deferred(self) -> None:
+        if self._deferred_take_back is None:
+            return
+        if self._deferred_take_back == self._generation and not self._connected.is_set():
+            self._take_back()
+        self._deferred_take_back = None
+
+    def _process_acks(self) -> None:
+        while self._acks:
+            pending = self._inflight.pop(self._acks.popleft(), None)
+            if pending is not None and pending.oid is not None:
+                self._unacked.pop(pending.oid, None)
+        self._removable = max(self._removable, next(iter(self._unacked)) - 1 if self._unacked else self._handed_upto)
+
+    def _remove_acknowledged(self) -> None:
+        # Half a window per transaction: one fsync per acknowledgement would make a long
+        # replay crawl on an SD card. A crash repeats at most those (at least once, see above).
+        upto = self._removable
+        caught_up = not self._unacked
+        if upto > self._removed_upto and (caught_up or upto - self._removed_upto >= self.window // 2):
+            if self.outbox.pending():
+                self.outbox.remove_upto(upto)
+            self._removed_upto = upto
+
+    def _replay_window(self) -> None:
+        with self._lock:
+            if not self._connected.is_set() or self._nothing_waiting():
+                return
+            room = self.window - len(self._inflight)
+            if room <= 0:
+                return
+            for oid, topic, payload, retain in self.outbox.peek_batch(room, after=self._handed_upto):
+                if not self._connected.is_set() or not self._publish(oid, topic, payload, retain):
+                    return
+
+    def _republish_retained(self) -> None:
+        """After a reconnect, once the backlog is handed over: the broker may have lost them."""
+        with self._lock:
+            if self._republish and self._connected.is_set() and self._nothing_waiting():
+                self._republish = False
+                for topic, payload in self._retained.items():
+                    self._publish(None, topic, payload, True)
+
+    def _report_drops(self) -> None:
+        with self._lock:
+            dropped = self.outbox.dropped_total()
+            if dropped != self._reported_dropped and self._connected.is_set():
+                self._reported_dropped = dropped
+                self.client.publish(protocol.agent_topic(self.agent_id), self._agent_payload("online"),
+                                    qos=QOS, retain=True)
+
+    def _check_stalled(self) -> None:
+        """A broker that stops acknowledging but keeps the socket open is as good as gone."""
+        with self._lock:
+            if not self._inflight or not self._connected.is_set():
+                return
+            oldest = next(iter(self._inflight.values()))
+            waited = self.monotonic() - oldest.sent
+            if waited < self.ack_timeout:
+                return
+            log.warning("broker has not acknowledged for %.0f s; dropping the connection", waited)
+            sock = self.client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # paho sees the loss, calls on_disconnect, reconnects
+            except OSError:
+                pass
+
+    def _take_back(self) -> None:
+        """The connection is gone: unacknowledged live messages go to the outbox, in order."""
+        with self._lock:
+            self._connected.clear()
+            self._process_acks()
+            self.client.drop_out_messages()  # else paho would resend them itself, out of our order
+            live = [(p.topic, p.payload, p.retain) for p in self._inflight.values() if p.oid is None]
+            self._inflight.clear()
+            self._unacked.clear()
+            self._handed_upto = self._removable  # the rest is replayed on the next connection
+            if live:
+                self.outbox.put_many(live)
 
     # --- paho callbacks ----------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"printfarm-agent-{self.agent_id}",
-            protocol=mqtt.MQTTv311,
-        )
+    def _paho_client(self, client_id: str) -> mqtt.Client:
+        return mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=mqtt.MQTTv311)
+
+    def _make_client(self):
+        client = self._make(f"printfarm-agent-{self.agent_id}")
         client.will_set(protocol.agent_topic(self.agent_id), self._agent_payload("offline"), qos=QOS, retain=True)
         client.reconnect_delay_set(self.broker.reconnect_min, self.broker.reconnect_max)
         if self.broker.username:
@@ -114,36 +289,70 @@ class Publisher:
         if self.broker.tls:
             _configure_tls(client, self.broker.tls)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
-            self._log_once(f"broker refused the connection: {reason_code}")
+            self._refused = True
+            self._log_once(self._refusal(str(reason_code)))
             return
         self._log_once(None)
         log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
-        client.publish(protocol.agent_topic(self.agent_id), self._agent_payload("online"), qos=QOS, retain=True)
-        self._connected.set()
-        # Runs on paho's thread; replay from a worker so the network loop keeps turning.
-        threading.Thread(target=self._after_connect, name="outbox-replay", daemon=True).start()
-
-    def _after_connect(self) -> None:
-        self.flush_outbox()
         with self._lock:
-            for topic, payload in self._retained.items():
-                if self._connected.is_set():
-                    self._publish(topic, payload, True)
+            self._reported_dropped = self.outbox.dropped_total()
+            client.publish(protocol.agent_topic(self.agent_id), self._agent_payload("online"), qos=QOS, retain=True)
+            self._republish = True
+            self._generation += 1
+            self._connected.set()
+        self._wake.set()  # the worker replays; paho's network thread keeps turning
+
+    def _on_connect_fail(self, client, userdata):
+        exc = sys.exc_info()[1]  # paho calls this from inside its except block
+        self._log_once(f"cannot reach broker {self.broker.host}:{self.broker.port}: {exc or 'connection failed'}")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self._connected.is_set()
-        self._connected.clear()
+        if self._lock.acquire(timeout=self.lock_wait):
+            try:
+                self._take_back()
+            finally:
+                self._lock.release()
+        else:
+            # paho can call this holding its message lock, which a sender holding ours may be
+            # waiting for: don't wait for each other, let the worker take the messages back.
+            self._connected.clear()
+            self._deferred_take_back = self._generation
+            self._wake.set()
+        if self._stopping.is_set():
+            return
         if was:
             log.warning("lost the broker (%s); queueing in the outbox", reason_code)
+        elif not self._refused:
+            # Closed before any CONNACK: typically TLS (no or untrusted client certificate).
+            self._log_once(f"broker {self.broker.host}:{self.broker.port} closed the connection before "
+                           f"accepting it ({reason_code}) — check [broker.tls] (ca, cert, key) and the port")
+        self._refused = False
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        # paho holds its own locks here: only note the ack; the worker does the rest.
+        self._acks.append(mid)
+        if self._unacked:
+            self._wake.set()
+
+    def _refusal(self, reason: str) -> str:
+        where = f"broker {self.broker.host}:{self.broker.port} refused the connection: {reason}"
+        if reason in BAD_CREDENTIALS:
+            user = self.broker.username or "(none)"
+            return (f"{where} — check [broker] username ({user}) and the password in "
+                    f"password_file / password_env")
+        return where
 
     def _log_once(self, problem: str | None) -> None:
         if problem and problem != self._last_error:
-            log.error("%s; retrying with backoff", problem)
+            log.error("%s; retrying with backoff (at most every %g s)", problem, self.broker.reconnect_max)
         self._last_error = problem
 
     def _agent_payload(self, state: str) -> bytes:
@@ -153,7 +362,7 @@ class Publisher:
         ))
 
 
-def _configure_tls(client: mqtt.Client, tls) -> None:
+def _configure_tls(client, tls) -> None:
     client.tls_set(
         ca_certs=tls.ca, certfile=tls.cert, keyfile=tls.key,
         cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT,

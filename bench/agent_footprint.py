@@ -1,0 +1,210 @@
+"""Footprint of the agent: resident memory, CPU per printer, poll-to-publish latency.
+
+    python bench/agent_footprint.py [--printers 4] [--interval 1.0] [--seconds 60] [--warmup 10]
+                                    [--backlog 20000]
+
+Starts a private Mosquitto and N OctoPrint virtual printers (tests/servers.py), runs the agent
+as a real process (`python -m agent run -c FILE`, as systemd would) polling each printer every
+`--interval` seconds, and samples it from /proc:
+
+- resident memory: VmRSS of the agent process (peak and last sample over the window);
+- CPU: (utime + stime) over the measuring window, as % of one core, divided by the printers;
+- latency: a subscriber in this process stamps each telemetry message on arrival and subtracts
+  the sample time inside it (`ts`, taken by the agent right after OctoPrint answered /api/job).
+  It therefore covers the rest of the poll (/api/printer), encoding, the publish, Mosquitto
+  and the delivery to a local subscriber — everything from the sample to "the broker has it
+  and delivered it". Same machine, same clock: no clock skew.
+
+Then, beside the targets, it drains a `--backlog` of queued messages from an on-disk outbox into
+the same broker and prints the replay rate (what catching up after an outage costs).
+
+Targets (issue #3): RSS <= 40 MB, CPU <= 2 % of one core per printer, p95 <= 50 ms.
+The machine's load (uptime) is printed beside the figures: other work inflates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import msgspec  # noqa: E402
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from tests.servers import Mosquitto, OctoPrint  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def agent_config(d: Path, broker: Mosquitto, printers: list[OctoPrint], interval: float) -> Path:
+    lines = ['log_level = "WARNING"', "[agent]", 'id = "bench-pi"', 'site = "bench"',
+             f'state_dir = "{d / "agent-state"}"',
+             "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
+    for i, op in enumerate(printers):
+        key = d / f"key-{i}"
+        key.write_text(op.api_key)
+        lines += ["[[printers]]", f'id = "vp-{i}"', f'url = "{op.url}"', f'api_key_file = "{key}"',
+                  f"interval = {interval}", f"timeout = {min(interval, 2.0)}"]
+    path = d / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class LatencyProbe:
+    """Subscribes to all telemetry; records arrival minus sample time, in ms."""
+
+    def __init__(self, broker: Mosquitto):
+        self.samples: list[float] = []
+        self.recording = False
+        self._decoder = msgspec.json.Decoder(dict)
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-probe")
+        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/telemetry", 1)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        arrived = time.time() * 1000
+        if self.recording:
+            self.samples.append(arrived - self._decoder.decode(msg.payload)["ts"])
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
+
+
+def run(args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="agent-footprint-") as tmp:
+        d = Path(tmp)
+        print(f"load before: {load()}", flush=True)
+        with Mosquitto(d / "mosquitto") as broker:
+            printers = []
+            try:
+                for i in range(args.printers):
+                    printers.append(OctoPrint(d / f"octoprint{i}").start())
+                    print(f"  octoprint {i + 1}/{args.printers} up", flush=True)
+                result = measure(args, d, broker, printers)
+            finally:
+                for op in printers:
+                    op.stop()
+            if args.backlog:
+                result.update(replay_rate(d, broker, args.backlog))
+            return result
+
+
+def replay_rate(d: Path, broker: Mosquitto, n: int) -> dict:
+    """Drain an on-disk outbox of n telemetry messages into the broker (Publisher in-process)."""
+    from agent.config import BrokerConfig, OutboxConfig
+    from agent.outbox import SQLiteOutbox
+    from agent.publisher import Publisher
+
+    print(f"replaying a backlog of {n} messages from the on-disk outbox", flush=True)
+    box = SQLiteOutbox(d / "replay.sqlite3", OutboxConfig())
+    payload = (b'{"v":1,"ts":1795716640836,"printer":"vp-1","site":"lab","seq":1,"state":"printing",'
+               b'"temps":{"tool0":[200.1,200.0],"bed":[60.0,60.0]},"progress":12.5,"print_time":100.0,'
+               b'"time_left":900.0,"file":"long.gcode","user":"operator"}')
+    box.put_many([("printfarm/v1/lab/vp-1/telemetry", payload, False)] * n)
+    publisher = Publisher("bench-replay", BrokerConfig(host=broker.host, port=broker.port), outbox=box)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    publisher.start()
+    while box.pending():
+        time.sleep(0.02)
+    seconds, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    publisher.stop()
+    return {"backlog": n, "replay_rate": n / seconds, "replay_cpu_per_10k": cpu / n * 10_000}
+
+
+def measure(args, d: Path, broker: Mosquitto, printers: list[OctoPrint]) -> dict:
+    probe = LatencyProbe(broker)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
+                            args.interval))], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(d / "agent.log", "wb"))
+    try:
+        print(f"agent pid {proc.pid}; warming up {args.warmup:.0f} s", flush=True)
+        time.sleep(args.warmup)
+        probe.recording = True
+        cpu0, t0, rss = cpu_seconds(proc.pid), time.monotonic(), []
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(1)
+            rss.append(rss_mb(proc.pid))
+            elapsed = time.monotonic() - t0
+            if int(elapsed) % 10 == 0:
+                print(f"  {elapsed:4.0f} s  rss {rss[-1]:.1f} MB  messages {len(probe.samples)}", flush=True)
+            if proc.poll() is not None:
+                raise RuntimeError(f"agent exited: {(d / 'agent.log').read_text()[-2000:]}")
+        cpu = cpu_seconds(proc.pid) - cpu0
+        window = time.monotonic() - t0
+        probe.recording = False
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        probe.stop()
+    lat = probe.samples
+    expected = args.printers * window / args.interval
+    return {
+        "rss_mb": max(rss), "rss_last_mb": rss[-1],
+        "cpu_total": 100 * cpu / window, "cpu_per_printer": 100 * cpu / window / args.printers,
+        "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "max_ms": max(lat),
+        "messages": len(lat), "expected": expected, "window": window,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--printers", type=int, default=4)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--backlog", type=int, default=20_000, help="outbox replay size (0: skip)")
+    args = parser.parse_args()
+    r = run(args)
+    ok = {k: r[k] <= v for k, v in TARGETS.items()}
+    print(f"\nagent footprint: {args.printers} OctoPrint virtual printers, polled every {args.interval:g} s, "
+          f"{r['window']:.0f} s measured")
+    print(f"  resident memory   peak {r['rss_mb']:.1f} MB, last {r['rss_last_mb']:.1f} MB"
+          f"   (target <= 40 MB: {'ok' if ok['rss_mb'] else 'MISSED'})")
+    print(f"  CPU               {r['cpu_total']:.2f} % of one core in all, {r['cpu_per_printer']:.2f} % per printer"
+          f"   (target <= 2 %: {'ok' if ok['cpu_per_printer'] else 'MISSED'})")
+    print(f"  poll-to-publish   p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms"
+          f"   (target p95 <= 50 ms: {'ok' if ok['p95_ms'] else 'MISSED'})")
+    print(f"  telemetry seen    {r['messages']} of ~{r['expected']:.0f} expected")
+    if args.backlog:
+        print(f"  outbox replay     {r['backlog']} queued messages at {r['replay_rate']:.0f} msg/s, "
+              f"{r['replay_cpu_per_10k']:.2f} CPU-s per 10,000 (SQLite on this disk, local Mosquitto)")
+    print(f"  machine load      {load()} (1/5/15 min)  cores {os.cpu_count()}")
+    return 0 if all(ok.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

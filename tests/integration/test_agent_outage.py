@@ -1,0 +1,288 @@
+"""Broker outages against real OctoPrint, Mosquitto, collector and InfluxDB: nothing is lost.
+
+Every message of one printer carries the next ``seq`` (telemetry, status and job events share
+the counter), so "nothing lost" is checked exactly: the stored seqs are 1..N without holes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.service import Agent
+
+from tests.pipeline import (
+    DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
+)
+from tests.servers import make_gcode
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+PRINTER = "vp-1"
+LONG_PRINT = make_gcode(6000)  # ~2 min on the virtual printer: outlasts the outage
+
+
+@pytest.fixture
+def collector(tmp_path, mosquitto, influxdb):
+    inventory = write_inventory(tmp_path / "fleet.toml", {PRINTER: "lab"})
+    running = RunningCollector(collector_config(tmp_path, mosquitto, influxdb, inventory))
+    running.wait_connected()
+    yield running
+    running.stop()
+
+
+def rows(influx, q):
+    return influx.query(q, db=DB)
+
+
+def stored_seqs(influx, printer=PRINTER) -> list[int]:
+    seqs = []
+    for measurement in ("telemetry", "state", "job"):
+        seqs += [r["seq"] for r in rows(influx, f"SELECT seq FROM {measurement} WHERE printer = '{printer}'")]
+    return sorted(seqs)
+
+
+def telemetry_times(influx, since_ms: int = 0) -> list[int]:
+    return [r["time"] for r in rows(influx, f"SELECT seq FROM telemetry WHERE printer = '{PRINTER}' "
+                                            f"AND time >= {since_ms}ms")]
+
+
+class ArrivalProbe:
+    """A persistent MQTT session that records the ts of each telemetry message as it arrives."""
+
+    def __init__(self, broker):
+        self.ts: list[int] = []
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="order-probe",
+                                  clean_session=False)
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/telemetry", 1)
+        self.client.on_message = lambda c, u, m: self.ts.append(msgspec.json.decode(m.payload)["ts"])
+        self.client.connect_async(broker.host, broker.port)
+        self.client.loop_start()
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def out_of_order(self) -> list[tuple[int, int]]:
+        """(newest seen so far, older newcomer) pairs; a repeat of a seen ts is not a newcomer."""
+        seen, newest, wrong = set(), 0, []
+        for ts in self.ts:
+            if ts not in seen and ts < newest:
+                wrong.append((newest, ts))
+            seen.add(ts)
+            newest = max(newest, ts)
+        return wrong
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def counting_polls(agent):
+    """Wrap the worker's printer so the test knows how many polls happened."""
+    worker = agent.workers[0]
+    real, count = worker.printer.poll, [0]
+
+    def poll():
+        count[0] += 1
+        return real()
+
+    worker.printer.poll = poll
+    return count
+
+
+def test_a_60_s_broker_outage_during_a_print_loses_no_telemetry(tmp_path, mosquitto, influxdb, octoprint, collector):
+    interval = 1.0
+    cfg = agent_config_for(tmp_path, mosquitto, [(PRINTER, octoprint.url, octoprint.api_key)],
+                           interval=interval, timeout=0.5)
+    agent = Agent(cfg)
+    polls = counting_polls(agent)  # before start: the first poll runs at once
+    probe = ArrivalProbe(mosquitto)
+    agent.start()
+    try:
+        octoprint.upload_and_print("long.gcode", LONG_PRINT)
+        wait_for(lambda: rows(influxdb, "SELECT * FROM job WHERE kind = 'started'"), 15, "the started event")
+        stopped = now_ms()
+        mosquitto.stop()
+        time.sleep(60)
+        mosquitto.start()
+        restarted = now_ms()
+        wait_for(lambda: telemetry_times(influxdb, restarted + 2000), 60, "live telemetry after the outage")
+    finally:
+        agent.stop()
+        probe.stop()
+    assert agent.publisher.outbox.pending() == 0
+    assert len(probe.ts) >= 60 and probe.out_of_order() == [], "replayed in order, before newer polls"
+    wait_for(lambda: len(telemetry_times(influxdb)) >= polls[0], 30, "every poll in InfluxDB")
+
+    times = telemetry_times(influxdb)
+    assert len(times) == polls[0], "one telemetry point per poll, no more, no less"
+    seqs = stored_seqs(influxdb)
+    assert seqs == list(range(1, seqs[-1] + 1)), "a message is missing or stored twice"
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # One missed poll would show as a gap of 2 intervals; jitter of a few ms is not a gap.
+    assert max(gaps) < 1.5 * interval * 1000, f"largest gap {max(gaps)} ms"
+    in_outage = [t for t in times if stopped < t < restarted]
+    assert len(in_outage) >= 58, "the samples of the outage arrived with their own timestamps"
+    printing = rows(influxdb, f"SELECT state FROM telemetry WHERE time > {stopped}ms AND time < {restarted}ms")
+    assert {r["state"] for r in printing} == {"printing"}
+    octoprint.cancel()
+
+
+# --- kill -9 during the outage: the agent as a real process --------------------------------------
+
+
+def write_agent_toml(tmp_path: Path, broker, octoprint, interval: float, extra: str = "") -> Path:
+    key = tmp_path / "key"
+    key.write_text(octoprint.api_key)
+    path = tmp_path / "agent.toml"
+    path.write_text(f"""
+log_level = "INFO"
+[agent]
+id = "pi-1"
+site = "lab"
+state_dir = "{tmp_path / 'agent-state'}"
+[broker]
+host = "{broker.host}"
+port = {broker.port}
+reconnect_min = 0.2
+reconnect_max = 1.0
+{extra}
+[[printers]]
+id = "{PRINTER}"
+url = "{octoprint.url}"
+api_key_file = "{key}"
+interval = {interval}
+timeout = {interval}
+""")
+    return path
+
+
+def run_agent(config: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def outbox_rows(path: Path) -> list[tuple[str, bytes]]:
+    db = sqlite3.connect(path)
+    try:
+        return [(t, bytes(p)) for t, p in db.execute("SELECT topic, payload FROM outbox ORDER BY id")]
+    finally:
+        db.close()
+
+
+def test_sigkill_during_an_outage_loses_nothing_that_was_in_the_outbox(tmp_path, mosquitto, influxdb, octoprint,
+                                                                      collector):
+    config = write_agent_toml(tmp_path, mosquitto, octoprint, interval=0.5)
+    log = tmp_path / "agent.log"
+    probe = ArrivalProbe(mosquitto)
+    proc = run_agent(config, log)
+    try:
+        octoprint.upload_and_print("long.gcode", LONG_PRINT)
+        wait_for(lambda: rows(influxdb, "SELECT * FROM job WHERE kind = 'started'"), 20, "the started event")
+        mosquitto.stop()
+        time.sleep(8)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        committed = outbox_rows(tmp_path / "agent-state" / "outbox.sqlite3")
+        killed = now_ms()
+        proc = run_agent(config, log)  # restarts while the broker is still away
+        time.sleep(5)
+        mosquitto.start()
+        wait_for(lambda: telemetry_times(influxdb, now_ms() - 1000), 60, "live telemetry after the outage")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        probe.stop()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert probe.out_of_order() == [], "the killed agent's backlog first, then the new agent's"
+
+    telemetry = [msgspec.json.decode(p) for t, p in committed if t.endswith("/telemetry")]
+    assert len(telemetry) >= 12, f"only {len(telemetry)} telemetry messages were in the outbox"
+    wanted = {m["ts"] for m in telemetry}
+    wait_for(lambda: wanted <= set(telemetry_times(influxdb)), 30, "every committed sample in InfluxDB")
+    # And the restarted agent's own samples from the rest of the outage came too.
+    after = [t for t in telemetry_times(influxdb, killed) if t < killed + 5000]
+    assert len(after) >= 5
+    text = log.read_text()
+    assert "from before the restart" in text and "Traceback" not in text
+
+
+# --- a long outage fills the outbox: the oldest go, the drop count reaches InfluxDB ----------------
+
+
+def test_a_full_outbox_drops_the_oldest_keeps_the_newest_and_reports_the_count(tmp_path, mosquitto, influxdb,
+                                                                              octoprint, collector):
+    cfg = agent_config_for(tmp_path, mosquitto, [(PRINTER, octoprint.url, octoprint.api_key)],
+                           interval=0.2, timeout=0.3)
+    cfg.outbox.max_messages = 100  # the smallest cap config allows: 20 s of polls at 5 per second
+    agent = start_agent(cfg)
+    try:
+        wait_for(lambda: telemetry_times(influxdb), 15, "first telemetry")
+        mosquitto.stop()
+        stopped = now_ms()
+        wait_for(lambda: agent.publisher.outbox.dropped_total() >= 30, 40, "30 drops")
+        mosquitto.start()
+        wait_for(lambda: rows(influxdb, "SELECT * FROM agent WHERE dropped > 0"), 60, "the drop count in InfluxDB")
+        wait_for(lambda: agent.publisher.outbox.pending() == 0, 30, "the outbox to drain")
+    finally:
+        agent.stop()
+    dropped = agent.publisher.outbox.dropped_total()
+    stored = max(r["dropped"] for r in rows(influxdb, "SELECT dropped FROM agent"))
+    assert stored == dropped
+
+    last_seq = agent.workers[0].seq
+    wait_for(lambda: len(stored_seqs(influxdb)) >= last_seq - dropped, 30, "everything kept to arrive")
+    seqs = stored_seqs(influxdb)
+    missing = sorted(set(range(1, last_seq + 1)) - set(seqs))
+    assert len(missing) == dropped and len(seqs) == last_seq - dropped
+    assert missing == list(range(missing[0], missing[0] + dropped)), "one block: the oldest of the outage"
+    first_lost_ts = _ts_before(influxdb, missing[0])
+    assert first_lost_ts < stopped + 1000, "the drops start where the outage starts, not later"
+
+
+def _ts_before(influx, seq: int) -> int:
+    found = rows(influx, f"SELECT seq FROM telemetry WHERE printer = '{PRINTER}' AND seq = {seq - 1}")
+    return found[0]["time"] if found else 0
+
+
+# --- a frozen broker (socket open, nothing acknowledged): messages still reach the disk ------------
+
+
+def test_a_frozen_broker_is_given_up_after_the_ack_timeout_and_nothing_is_lost(tmp_path, mosquitto, influxdb,
+                                                                            octoprint, collector):
+    cfg = agent_config_for(tmp_path, mosquitto, [(PRINTER, octoprint.url, octoprint.api_key)],
+                           interval=0.5, timeout=0.5)
+    agent = Agent(cfg)
+    agent.publisher.ack_timeout = 3.0
+    agent.start()
+    try:
+        wait_for(lambda: telemetry_times(influxdb), 15, "first telemetry")
+        mosquitto.pause()  # SIGSTOP: the TCP connection stays up, nothing is acknowledged
+        paused = now_ms()
+        wait_for(lambda: agent.publisher.outbox.pending() >= 4, 10, "unacknowledged messages on disk")
+        on_disk_after = (now_ms() - paused) / 1000
+        time.sleep(4)
+        mosquitto.resume()
+        wait_for(lambda: agent.publisher.outbox.pending() == 0 and telemetry_times(influxdb, now_ms() - 1000),
+                 60, "the outbox to drain and live telemetry")
+    finally:
+        agent.stop()
+    assert on_disk_after < 3.0 + 2 * agent.publisher.tick + 1, f"took {on_disk_after:.1f} s to reach the disk"
+    last_seq = agent.workers[0].seq
+    wait_for(lambda: len(stored_seqs(influxdb)) >= last_seq, 30, "every message in InfluxDB")
+    assert stored_seqs(influxdb) == list(range(1, last_seq + 1))
