@@ -1,0 +1,323 @@
+"""The ``[alerts]`` table of the collector's config, validated: every error names the key and the fix.
+
+```toml
+[alerts]
+repeat_interval = 14400          # re-send an unresolved critical incident every 4 h
+cooldown = 300                   # a flapping printer notifies at most once per 5 min per rule
+
+[alerts.quiet_hours]             # info/warning alerts wait until the morning
+start = "22:00"
+end = "07:00"
+timezone = "Europe/Stockholm"
+
+[alerts.receivers.ops]
+type = "apprise"
+urls_file = "/etc/printfarm/apprise-urls"   # one Apprise URL a line: they hold passwords
+
+[alerts.receivers.umu-hook]
+type = "webhook"
+url = "https://example.org/hooks/printfarm"
+
+[[alerts.routes]]                # every route that matches gets the alert
+organisations = ["Umeå universitet"]
+receivers = ["umu-hook"]
+
+[[alerts.routes]]                # no match keys: a catch-all
+min_severity = "warning"
+receivers = ["ops"]
+
+[alerts.rules.printer_down]
+grace = 120
+```
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from agent.configkit import ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, read_secret
+
+SEVERITIES = ("info", "warning", "critical")
+RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
+    pass
+
+
+def check_severity(key: str, value: str) -> None:
+    if value not in RANK:
+        raise Invalid(key, f"{value!r} is not a severity", "use info, warning or critical")
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+THERMAL_ERRORS = ("mintemp", "maxtemp", "thermal runaway", "heating failed", "thermal malfunction")
+
+
+class RuleSettings(_Section):
+    enabled: bool = True
+    recovery: bool = True  # send a notice when the incident clears
+
+
+class PrintFailed(RuleSettings):
+    severity: str = "critical"
+
+    def __post_init__(self):
+        check_severity("severity", self.severity)
+
+
+class PrinterDown(RuleSettings):
+    grace: float = 120.0  # idle printer: alert only if still down after this long
+    printing_grace: float = 0.0  # printing printer: at once by default
+    severity: str = "warning"
+    printing_severity: str = "critical"
+
+    def __post_init__(self):
+        check_range("grace", self.grace, 0, 86400)
+        check_range("printing_grace", self.printing_grace, 0, 86400)
+        check_severity("severity", self.severity)
+        check_severity("printing_severity", self.printing_severity)
+
+
+class AgentOffline(RuleSettings):
+    grace: float = 60.0  # an agent restart (offline, online again) stays quiet
+    printing_grace: float = 0.0  # one of its printers was printing: at once
+    severity: str = "warning"
+    printing_severity: str = "critical"
+
+    def __post_init__(self):
+        check_range("grace", self.grace, 0, 86400)
+        check_range("printing_grace", self.printing_grace, 0, 86400)
+        check_severity("severity", self.severity)
+        check_severity("printing_severity", self.printing_severity)
+
+
+class HeaterFault(RuleSettings):
+    severity: str = "critical"
+    # The printer's own thermal errors (Marlin/Prusa texts): matched case-insensitively.
+    error_patterns: list[str] = msgspec.field(default_factory=lambda: list(THERMAL_ERRORS))
+    tolerance: float = 15.0  # °C from target that counts as "far"
+    far_for: float = 120.0  # seconds far from target, after having reached it once
+    rise_min: float = 2.0  # °C the heater must gain ...
+    rise_window: float = 60.0  # ... within this many seconds while below its target
+
+    def __post_init__(self):
+        check_severity("severity", self.severity)
+        check_range("tolerance", self.tolerance, 0.5, 200)
+        check_range("far_for", self.far_for, 1, 86400)
+        check_range("rise_min", self.rise_min, 0.1, 100)
+        check_range("rise_window", self.rise_window, 1, 3600)
+        for i, pattern in enumerate(self.error_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise Invalid(f"error_patterns[{i}]", f"{pattern!r} is not a regular expression ({exc})",
+                              "write a valid Python regular expression, or a plain word") from None
+        self.error_re = re.compile("|".join(f"(?:{p})" for p in self.error_patterns), re.I) if self.error_patterns else None
+
+
+class JobStalled(RuleSettings):
+    after: float = 900.0  # progress unchanged this long while printing
+    severity: str = "warning"
+
+    def __post_init__(self):
+        check_range("after", self.after, 1, 7 * 86400)
+        check_severity("severity", self.severity)
+
+
+class AgentDropping(RuleSettings):
+    severity: str = "warning"
+    recovery: bool = False  # a drop is an event: nothing "clears"
+
+    def __post_init__(self):
+        check_severity("severity", self.severity)
+
+
+class PrintFinished(RuleSettings):
+    enabled: bool = False
+    severity: str = "info"
+    recovery: bool = False
+
+    def __post_init__(self):
+        check_severity("severity", self.severity)
+
+
+class Rules(_Section):
+    print_failed: PrintFailed = msgspec.field(default_factory=PrintFailed)
+    printer_down: PrinterDown = msgspec.field(default_factory=PrinterDown)
+    agent_offline: AgentOffline = msgspec.field(default_factory=AgentOffline)
+    heater_fault: HeaterFault = msgspec.field(default_factory=HeaterFault)
+    job_stalled: JobStalled = msgspec.field(default_factory=JobStalled)
+    agent_dropping: AgentDropping = msgspec.field(default_factory=AgentDropping)
+    print_finished: PrintFinished = msgspec.field(default_factory=PrintFinished)
+
+
+# --- receivers and routes -------------------------------------------------------------------
+
+
+class Receiver(_Section):
+    type: str
+    # apprise: URLs hold credentials, so prefer urls_file / urls_env (one URL a line).
+    urls: list[str] = []
+    urls_file: str | None = None
+    urls_env: str | None = None
+    # webhook: plain JSON POST
+    url: str | None = None
+    url_file: str | None = None
+    url_env: str | None = None
+    headers: dict[str, str] = {}
+    timeout: float = 10.0
+    retry_min: float = 1.0  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 60.0
+    give_up_after: float = 86400.0  # a notification older than this is dropped (counted, logged)
+    queue_size: int = 10000
+
+    def __post_init__(self):
+        check_range("timeout", self.timeout, 0.1, 300)
+        check_range("retry_min", self.retry_min, 0.01, 3600)
+        check_range("retry_max", self.retry_max, self.retry_min, 86400)
+        check_range("give_up_after", self.give_up_after, 1, 30 * 86400)
+        check_range("queue_size", self.queue_size, 1, 1_000_000)
+        if self.type == "apprise":
+            self.secret_urls = self._apprise_urls()
+        elif self.type == "webhook":
+            self.secret_urls = [self._webhook_url()]
+        else:
+            raise Invalid("type", f"{self.type!r} is not a receiver type", "use 'apprise' or 'webhook'")
+
+    def _apprise_urls(self) -> list[Secret]:
+        urls = list(self.urls)
+        if self.urls_file or self.urls_env:
+            text = read_secret("urls", self.urls_file, self.urls_env)
+            urls += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if not urls:
+            raise Invalid("urls", "no Apprise URL given", "set urls = [...], urls_file or urls_env")
+        for i, url in enumerate(urls):
+            if "://" not in url:  # never echo the URL: it may hold a password
+                raise Invalid(f"urls[{i}]", "is not a URL", "write it like 'mailto://user:pass@example.org'")
+            if not _apprise_accepts(url):
+                raise Invalid(f"urls[{i}]", "Apprise cannot use this URL (unknown scheme or missing parts)",
+                              "check it against Apprise's page for that service; its log line says what is missing")
+        return [Secret(u) for u in urls]
+
+    def _webhook_url(self) -> Secret:
+        url = self.url
+        if self.url_file or self.url_env:
+            url = read_secret("url", self.url_file, self.url_env)
+        if not url:
+            raise Invalid("url", "no webhook URL given", "set url, url_file or url_env")
+        check_http_url("url" if self.url else ("url_file" if self.url_file else "url_env"), url)
+        return Secret(url)
+
+
+def _apprise_accepts(url: str) -> bool:
+    import apprise  # imported late: ~65 ms, paid only by configs with an apprise receiver
+
+    return bool(apprise.Apprise().add(url))
+
+
+class Route(_Section):
+    receivers: list[str]
+    sites: list[str] = []
+    organisations: list[str] = []
+    counties: list[str] = []
+    rules: list[str] = []
+    min_severity: str = "info"
+
+    def __post_init__(self):
+        check_severity("min_severity", self.min_severity)
+        for i, site in enumerate(self.sites):
+            check_id(f"sites[{i}]", site)
+        if not self.receivers:
+            raise Invalid("receivers", "is empty", "name at least one receiver from [alerts.receivers]")
+
+    def matches(self, severity: str, rule: str, site: str, organisation: str, county: str) -> bool:
+        return (RANK[severity] >= RANK[self.min_severity]
+                and (not self.sites or site in self.sites)
+                and (not self.organisations or organisation in self.organisations)
+                and (not self.counties or county in self.counties)
+                and (not self.rules or rule in self.rules))
+
+
+class QuietHours(_Section):
+    start: str
+    end: str
+    timezone: str = "UTC"
+    max_severity: str = "warning"  # alerts up to this severity wait until the quiet hours end
+
+    def __post_init__(self):
+        self.start_time = _clock_time("start", self.start)
+        self.end_time = _clock_time("end", self.end)
+        check_severity("max_severity", self.max_severity)
+        if self.max_severity == "critical":
+            raise Invalid("max_severity", "critical alerts must never wait", "use info or warning")
+        try:
+            self.zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Invalid("timezone", f"{self.timezone!r} is not a known time zone",
+                          "use an IANA name like 'Europe/Stockholm'") from None
+
+
+def _clock_time(key: str, value: str) -> dtime:
+    try:
+        hours, minutes = value.split(":")
+        return dtime(int(hours), int(minutes))
+    except ValueError:
+        raise Invalid(key, f"{value!r} is not a time of day", "write it as HH:MM, like '22:00'") from None
+
+
+class AlertsConfig(_Section):
+    enabled: bool = True
+    receivers: dict[str, Receiver] = {}
+    routes: list[Route] = []
+    rules: Rules = msgspec.field(default_factory=Rules)
+    quiet_hours: QuietHours | None = None
+    repeat_interval: float = 4 * 3600.0  # re-notify an unresolved critical incident; 0 = never
+    cooldown: float = 300.0  # after notifying, the same rule on the same printer waits this long
+    tick_interval: float = 1.0  # how often time-based rules (grace, stalls, heaters) are checked
+    state_file: str = ""  # open incidents; default <state_dir>/alerts/incidents.json
+
+    def __post_init__(self):
+        check_range("repeat_interval", self.repeat_interval, 0, 30 * 86400)
+        check_range("cooldown", self.cooldown, 0, 86400)
+        check_range("tick_interval", self.tick_interval, 0.05, 60)
+        for name in self.receivers:
+            check_id(f"receivers.{name}", name)
+        for i, route in enumerate(self.routes):
+            for name in route.receivers:
+                if name not in self.receivers:
+                    raise Invalid(f"routes[{i}].receivers", f"receiver {name!r} is not defined",
+                                  f"add an [alerts.receivers.{name}] table or correct the name")
+        if self.receivers and not self.routes:
+            # No routes: everything goes everywhere, the least surprising default.
+            self.routes = [Route(receivers=list(self.receivers))]
+
+
+def load(raw: dict, state_dir: str = "", source: str = "") -> AlertsConfig:
+    """Validate the raw ``[alerts]`` table; errors name keys as ``alerts.<key>``."""
+    receivers = (raw or {}).get("receivers")
+    if isinstance(receivers, dict):
+        # Checked one by one first: msgspec names a dict entry only as "[...]", we name it.
+        for name, entry in receivers.items():
+            try:
+                convert(entry, Receiver, source)
+            except ConfigError as exc:
+                raise ConfigError(f"alerts.receivers.{name}.{exc.key}".rstrip("."), exc.problem, exc.fix,
+                                  source) from None
+    try:
+        cfg = convert(raw or {}, AlertsConfig, source)
+    except ConfigError as exc:
+        raise ConfigError(f"alerts.{exc.key}" if exc.key != "(top)" else "alerts", exc.problem, exc.fix, source) from None
+    if not cfg.state_file:
+        cfg.state_file = str(Path(state_dir or ".") / "alerts" / "incidents.json")
+    return cfg
+
+
+__all__ = ["AlertsConfig", "ConfigError", "load", "SEVERITIES", "RANK"]

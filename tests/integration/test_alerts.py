@@ -1,0 +1,326 @@
+"""Alerts on the real pipeline: OctoPrint virtual printer -> agent -> Mosquitto -> collector -> receivers.
+
+Receivers are local: a webhook (http.server) and an SMTP server (aiosmtpd) reached through an
+Apprise mailto:// URL. Grace periods and intervals are short so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+import requests
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import protocol
+from server import metrics
+from tests.alert_receivers import SMTPReceiver, WebhookReceiver
+from tests.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory
+from tests.servers import make_gcode
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 0.5
+GRACE = 3.0
+
+
+def alerts_table(hook: WebhookReceiver, smtp: SMTPReceiver | None = None, **over) -> dict:
+    receivers = {"hook": {"type": "webhook", "url": hook.url, "retry_min": 0.2, "retry_max": 0.5}}
+    if smtp:
+        receivers["mail"] = {"type": "apprise", "urls": [smtp.apprise_url], "retry_min": 0.2, "retry_max": 0.5}
+    table = {"receivers": receivers, "tick_interval": 0.2, "cooldown": 0,
+             "rules": {"printer_down": {"grace": GRACE}, "agent_offline": {"grace": GRACE}}}
+    table.update(over)
+    return table
+
+
+class AlertPipeline:
+    def __init__(self, tmp_path, broker, influx, printers=("vp-1",)):
+        self.tmp, self.broker, self.influx = tmp_path, broker, influx
+        self.hook = WebhookReceiver()
+        self.smtp = SMTPReceiver()
+        inventory = write_inventory(tmp_path / "fleet.toml", {p: "lab" for p in printers})
+        self.cfg = collector_config(tmp_path, broker, influx, inventory)
+        self.cfg.alerts = alerts_table(self.hook, self.smtp)
+        self.collector: RunningCollector | None = None
+        self.agents = []
+
+    def start_collector(self) -> RunningCollector:
+        self.collector = RunningCollector(self.cfg)
+        self.collector.wait_connected()
+        return self.collector
+
+    @property
+    def engine(self):
+        return self.collector.collector.alerts
+
+    def agent(self, octoprint, printer="vp-1"):
+        agent = start_agent(agent_config_for(self.tmp, self.broker, [(printer, octoprint.url, octoprint.api_key)],
+                                             interval=INTERVAL, timeout=INTERVAL))
+        self.agents.append(agent)
+        return agent
+
+    def wait_state(self, state, printer="vp-1", timeout=15):
+        def seen():
+            w = self.engine.printers.get(printer)
+            return w is not None and w.state == state
+        wait_for(seen, timeout, f"the collector to see {printer} {state}", interval=0.02)
+
+    def wait_note(self, rule, kind="firing", timeout=15, interval=0.02):
+        return wait_for(lambda: self.hook.of(rule, kind), timeout, f"a {kind} {rule} at the webhook", interval)
+
+    def close(self):
+        for agent in self.agents:
+            agent.stop()
+        if self.collector:
+            self.collector.stop()
+        self.hook.close()
+        self.smtp.close()
+
+
+@pytest.fixture
+def alerting(tmp_path, mosquitto, influxdb):
+    pipeline = AlertPipeline(tmp_path, mosquitto, influxdb)
+    pipeline.start_collector()
+    yield pipeline
+    pipeline.close()
+
+
+def _print_long(octoprint, alerting):
+    octoprint.upload_and_print("long.gcode", make_gcode(1500))
+    alerting.wait_state("printing")
+
+
+def test_a_printer_error_mid_print_sends_one_alert_to_webhook_and_mail_and_one_recovery(alerting, octoprint):
+    alerting.agent(octoprint)
+    _print_long(octoprint, alerting)
+    octoprint.command("!!DEBUG:send Error:nozzle fell off")
+    note = alerting.wait_note("print_failed")[0]
+    wait_for(lambda: alerting.smtp.mails, 15, "the alert mail")
+    time.sleep(4 * INTERVAL)  # more polls of the failed printer: nothing more may follow
+
+    assert [(n["rule"], n["kind"]) for n in alerting.hook.notes] == [("print_failed", "firing")]
+    assert note["printer"] == "vp-1" and note["site"] == "lab" and note["file"] == "long.gcode"
+    assert "nozzle fell off" in note["error"] and note["severity"] == "critical"
+    [(subject, body)] = alerting.smtp.texts()
+    assert "Print failed" in subject and "vp-1" in subject
+    for text in ("vp-1", "lab", "long.gcode", "nozzle fell off"):
+        assert text in body
+
+    octoprint.connect()
+    octoprint.wait_for_state("Operational")
+    alerting.wait_note("print_failed", "resolved")
+    wait_for(lambda: len(alerting.smtp.mails) == 2, 15, "the recovery mail")
+    time.sleep(4 * INTERVAL)
+    assert [n["kind"] for n in alerting.hook.notes] == ["firing", "resolved"]
+    assert len(alerting.smtp.mails) == 2 and "RESOLVED" in alerting.smtp.texts()[1][0]
+    wait_for(lambda: len(alerting.influx.query("SELECT * FROM alert", db=DB)) == 2, 10, "alert points")
+    rows = alerting.influx.query("SELECT * FROM alert", db=DB)
+    assert [r["state"] for r in rows] == ["firing", "resolved"]
+    assert {(r["rule"], r["printer"], r["site"], r["severity"]) for r in rows} == {("print_failed", "vp-1", "lab", "critical")}
+
+
+def test_a_printer_disconnected_mid_print_alerts_at_once(alerting, octoprint):
+    alerting.agent(octoprint)
+    _print_long(octoprint, alerting)
+    began = time.time()
+    octoprint.disconnect()
+    note = alerting.wait_note("print_failed", timeout=10)[0]
+    took = alerting.hook.arrivals[0] - began
+    assert took <= INTERVAL + 1.0, f"took {took:.2f} s"
+    assert note["severity"] == "critical" and note["file"] == "long.gcode"
+    time.sleep(GRACE + 1)  # past the idle grace: still one alert, the down printer is the same incident
+    assert [n["rule"] for n in alerting.hook.notes] == ["print_failed"]
+
+
+def test_an_unreachable_octoprint_mid_print_alerts_at_once_and_recovers(alerting, octoprint):
+    alerting.agent(octoprint)
+    _print_long(octoprint, alerting)
+    began = time.time()
+    octoprint.sigstop()
+    try:
+        note = alerting.wait_note("printer_down", timeout=10)[0]
+        took = alerting.hook.arrivals[0] - began
+    finally:
+        octoprint.sigcont()
+    assert note["severity"] == "critical" and note["file"] == "long.gcode"
+    assert took <= 2 * INTERVAL + 1.0, f"took {took:.2f} s"  # the poll's own timeout is one interval
+    alerting.wait_note("printer_down", "resolved")
+
+
+def test_an_idle_printer_offline_alerts_only_after_the_grace_period(alerting, octoprint):
+    alerting.agent(octoprint)
+    alerting.wait_state("idle")
+    began = time.time()
+    octoprint.disconnect()
+    alerting.wait_state("offline")
+    note = alerting.wait_note("printer_down", timeout=GRACE + 5)[0]
+    took = alerting.hook.arrivals[0] - began
+    assert GRACE <= took <= GRACE + INTERVAL + 1.0, f"took {took:.2f} s"
+    assert note["severity"] == "warning"
+    octoprint.connect()
+    alerting.wait_note("printer_down", "resolved")
+
+
+def test_an_idle_printer_back_within_the_grace_period_alerts_not_at_all(alerting, octoprint):
+    alerting.agent(octoprint)
+    alerting.wait_state("idle")
+    octoprint.disconnect()
+    alerting.wait_state("offline")
+    octoprint.connect()
+    alerting.wait_state("idle")
+    time.sleep(GRACE + 1)
+    assert alerting.hook.notes == [] and alerting.engine.open == {}
+
+
+def test_a_mintemp_error_raises_a_heater_alert(alerting, octoprint):
+    alerting.agent(octoprint)
+    alerting.wait_state("idle")
+    octoprint.command("!!DEBUG:mintemp_error")
+    note = alerting.wait_note("heater_fault")[0]
+    assert note["severity"] == "critical" and "MINTEMP" in note["error"]
+    time.sleep(GRACE + 1)  # the printer is down past the grace, but the heater fault says it all
+    assert [n["rule"] for n in alerting.hook.notes] == ["heater_fault"]
+    api = alerting.collector.collector.api
+    open_now = requests.get(f"http://127.0.0.1:{api.port}/api/alerts", timeout=5).json()["open"]
+    assert [(i["rule"], i["subject"], i["severity"]) for i in open_now] == [("heater_fault", "vp-1", "critical")]
+
+
+def _publisher(broker):
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="test-flood")
+    client.max_queued_messages_set(0)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    return client
+
+
+def _flood(client, count, printer="vp-1", state="error", site="lab"):
+    topic = protocol.printer_topic(site, printer, "telemetry")
+    info = None
+    for seq in range(count):
+        msg = protocol.Telemetry(v=1, ts=int(time.time() * 1000), printer=printer, site=site, seq=10_000 + seq,
+                                 state=state, state_text="Offline after error")
+        info = client.publish(topic, protocol.encode(msg), qos=1)
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS
+    info.wait_for_publish(30)
+
+
+def test_an_open_incident_is_sent_once_repeats_after_the_interval_and_survives_a_restart(
+        tmp_path, mosquitto, influxdb, octoprint):
+    repeat = 8.0
+    pipeline = AlertPipeline(tmp_path, mosquitto, influxdb)
+    # Repeats are for critical incidents: make an idle printer's error one.
+    pipeline.cfg.alerts = alerts_table(pipeline.hook, repeat_interval=repeat,
+                                       rules={"printer_down": {"grace": GRACE, "severity": "critical"}})
+    client = _publisher(mosquitto)
+    try:
+        pipeline.start_collector()
+        pipeline.agent(octoprint)
+        pipeline.wait_state("idle")
+        octoprint.command("!!DEBUG:send Error:belt snapped")
+        pipeline.wait_note("printer_down", timeout=GRACE + 5)
+        fired = pipeline.hook.arrivals[0]
+        accepted = metrics.counters["messages_accepted"]
+        _flood(client, 500)
+        wait_for(lambda: metrics.counters["messages_accepted"] >= accepted + 500, 15,
+                 "the 500 telemetry messages to be ingested")
+        time.sleep(max(0.0, fired + repeat - 2 - time.time()))
+        assert [n["kind"] for n in pipeline.hook.notes] == ["firing"]
+
+        pipeline.wait_note("printer_down", "repeat", timeout=repeat)
+        assert pipeline.hook.arrivals[1] - fired >= repeat - 0.1
+        assert [n["kind"] for n in pipeline.hook.notes] == ["firing", "repeat"]
+
+        pipeline.collector.stop()  # mid-incident; the printer stays in error meanwhile
+        pipeline.start_collector()
+        assert len(pipeline.engine.open) == 1
+        pipeline.wait_state("error")
+        _flood(client, 50)
+        time.sleep(3)
+        assert [n["kind"] for n in pipeline.hook.notes] == ["firing", "repeat"]
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        pipeline.close()
+
+
+def _flood_with_incidents(client, count, printer="load-1", every=1000):
+    """Telemetry of a printing printer that becomes unreachable for one message in every
+    ``every``: alerts (and recoveries) fire in the middle of the flood."""
+    topic = protocol.printer_topic("lab", printer, "telemetry")
+    info = None
+    for seq in range(count):
+        state = "unreachable" if seq % every == every // 2 else "printing"
+        msg = protocol.Telemetry(v=1, ts=int(time.time() * 1000), printer=printer, site="lab", seq=seq,
+                                 state=state, file="load.gcode")
+        info = client.publish(topic, protocol.encode(msg), qos=1)
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS
+    info.wait_for_publish(30)
+
+
+def test_a_receiver_that_is_down_gets_the_alerts_when_back_and_ingestion_keeps_its_pace(
+        tmp_path, mosquitto, influxdb, octoprint):
+    count, every = 10_000, 1000
+    pipeline = AlertPipeline(tmp_path, mosquitto, influxdb, printers=("vp-1", "load-1"))
+    pipeline.cfg.alerts = alerts_table(pipeline.hook)
+    pipeline.cfg.alerts["receivers"]["hook"]["timeout"] = 2.0
+    client = _publisher(mosquitto)
+    try:
+        pipeline.start_collector()
+        pipeline.agent(octoprint)
+        pipeline.wait_state("idle")
+        arrivals: list[float] = []
+        pipeline.collector.collector.ingest.listeners.append(lambda msg, tags, state: arrivals.append(time.perf_counter()))
+
+        def rate():
+            arrivals.clear()
+            _flood_with_incidents(client, count, every=every)
+            wait_for(lambda: len(arrivals) >= count, 60, "the flood to be ingested")
+            return count / (arrivals[-1] - arrivals[0])
+
+        # Best of two floods each: the machine is shared, and a burst of someone else's load
+        # must not pass for a slowdown of ours.
+        normal = max(rate(), rate())
+        wait_for(lambda: len(pipeline.hook.of("printer_down")) == 2 * 2 * count // every, 10, "the load alerts")
+        pipeline.hook.notes.clear()
+
+        pipeline.hook.hang()  # every attempt now waits out the 2 s timeout
+        octoprint.command("!!DEBUG:mintemp_error")
+        delivery = pipeline.engine.deliveries["hook"][0]
+        wait_for(lambda: delivery.failures >= 1, 10, "the first failed delivery")
+        failing = max(rate(), rate())
+        print(f"ingestion: {normal:.0f} msg/s normally, {failing:.0f} msg/s while the receiver hung; "
+              f"{delivery.failures} failed attempts meanwhile")
+        expected = 1 + 2 * 2 * count // every
+        assert pipeline.hook.notes == [] and len(delivery.pending()) == expected  # all waiting, in order
+        # A sender on the ingestion thread would stall 2 s per alert: 20 alerts per flood.
+        assert failing >= 0.5 * normal, f"{failing:.0f} msg/s while failing vs {normal:.0f} normally"
+
+        pipeline.hook.come_back()
+        wait_for(lambda: len(pipeline.hook.notes) >= expected, 20, "every queued notification")
+        time.sleep(1)
+        assert len(pipeline.hook.notes) == expected
+        assert [n["rule"] for n in pipeline.hook.notes].count("heater_fault") == 1
+        assert pipeline.hook.notes[0]["rule"] == "heater_fault"  # delivered in order
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        pipeline.close()
+
+
+def test_agent_last_will_alerts_after_the_grace_period(tmp_path, mosquitto, influxdb, octoprint):
+    pipeline = AlertPipeline(tmp_path, mosquitto, influxdb)
+    try:
+        pipeline.start_collector()
+        agent = pipeline.agent(octoprint)
+        pipeline.wait_state("idle")
+        # A crash: the broker sends the will once the connection drops without a goodbye.
+        agent.scheduler.shutdown(wait=True)
+        agent.publisher.client.loop_stop()  # no reconnect
+        agent.publisher.client.socket().close()
+        pipeline.agents.clear()
+        note = pipeline.wait_note("agent_offline", timeout=GRACE + 10)[0]
+        assert note["agent"] == "pi-1" and note["site"] == "lab"
+    finally:
+        pipeline.close()
