@@ -1,0 +1,216 @@
+"""500 simulated printers polled every 5 s through the whole pipeline, with zero messages lost.
+
+    python bench/fleet_scale.py                 # 500 printers, 25 agents x 20, 5 minutes
+    python bench/fleet_scale.py --minutes 1     # a short run
+
+Everything runs as separate processes, as in production: the simulator (one process, one port
+per printer), 25 agents (each a `printfarm-agent` with 20 printers, like 25 Raspberry Pis),
+Mosquitto, the collector and InfluxDB. Every few seconds it prints the message rate and each
+part's CPU (% of one core) and resident memory. At the end it stops the agents, waits for the
+collector to drain, and compares what each agent sent (its per-printer `seq` counter counts
+every message it published) with the points in InfluxDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.demo.fleet import synthetic_fleet  # noqa: E402
+from server.demo.stack import DB, Stack, StackOptions  # noqa: E402
+
+MEASUREMENTS = ("telemetry", "state", "job")
+
+
+def query(stack: Stack, q: str) -> list[dict]:
+    data = urllib.parse.urlencode({"db": DB, "q": q}).encode()
+    with urllib.request.urlopen(stack.influx_url + "/query", data=data, timeout=60) as reply:
+        body = json.loads(reply.read())
+    rows = []
+    for result in body.get("results", []):
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        for series in result.get("series", []):
+            for values in series["values"]:
+                rows.append({**(series.get("tags") or {}), **dict(zip(series["columns"], values))})
+    return rows
+
+
+def stored_total(stack: Stack) -> int:
+    total = 0
+    for m in MEASUREMENTS:
+        rows = query(stack, f'SELECT count("seq") FROM "{m}"')
+        total += rows[0]["count"] if rows else 0
+    return total
+
+
+def per_printer(stack: Stack) -> tuple[dict[str, int], dict[str, int]]:
+    """(highest seq, stored points) per printer, over all three printer measurements."""
+    sent: dict[str, int] = {}
+    stored: dict[str, int] = {}
+    for m in MEASUREMENTS:
+        for row in query(stack, f'SELECT max("seq"), count("seq") FROM "{m}" GROUP BY "printer"'):
+            sent[row["printer"]] = max(sent.get(row["printer"], 0), row["max"])
+            stored[row["printer"]] = stored.get(row["printer"], 0) + row["count"]
+    return sent, stored
+
+
+class Parts:
+    """CPU and memory of each kind of process in the stack."""
+
+    def __init__(self, stack: Stack):
+        self.procs: dict[str, list[psutil.Process]] = {}
+        for name, popen in stack.children.procs:
+            kind = "agents" if name.startswith("agent-") else name
+            self.procs.setdefault(kind, []).append(psutil.Process(popen.pid))
+        self.last = self._cpu()
+        self.last_t = time.monotonic()
+
+    def _cpu(self) -> dict[str, float]:
+        out = {}
+        for kind, procs in self.procs.items():
+            total = 0.0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            out[kind] = total
+        return out
+
+    def sample(self) -> dict[str, tuple[float, float]]:
+        """kind -> (% of one core since the last sample, resident MB summed over its processes)."""
+        now, cpu = time.monotonic(), self._cpu()
+        span = now - self.last_t
+        out = {}
+        for kind, procs in self.procs.items():
+            rss = sum(_rss(p) for p in procs) / 2**20
+            out[kind] = (100 * (cpu[kind] - self.last[kind]) / span, rss)
+        self.last, self.last_t = cpu, now
+        return out
+
+
+def _rss(p: psutil.Process) -> int:
+    try:
+        return p.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def fmt(sample: dict[str, tuple[float, float]]) -> str:
+    order = ("simulator", "agents", "mosquitto", "collector", "influxd")
+    return "  ".join(f"{k} {sample[k][0]:5.1f}% {sample[k][1]:6.0f}MB" for k in order if k in sample)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--printers", type=int, default=500)
+    parser.add_argument("--per-agent", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=5.0, help="poll interval, seconds")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--speed", type=float, default=60.0, help="simulated time speed (more state changes)")
+    parser.add_argument("--every", type=float, default=15.0, help="seconds between progress lines")
+    parser.add_argument("--workdir", help="keep configs and logs here")
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleet-scale-"))
+    stack = Stack(workdir, synthetic_fleet(args.printers, args.per_agent),
+                  StackOptions(speed=args.speed, start="10:00", interval=args.interval, per_agent=args.per_agent,
+                               outages_per_day=2.0))
+    print(f"machine: {os.cpu_count()} cores; load before start: {os.getloadavg()}", flush=True)
+    try:
+        began = time.monotonic()
+        stack.up(lambda text: print(f"[setup] {text}", flush=True))
+        print(f"[setup] {args.printers} printers, {len(stack.agents)} agents, up in {time.monotonic() - began:.1f} s",
+              flush=True)
+        return measure(stack, args)
+    finally:
+        stack.down()
+
+
+def wait_all_reported(stack: Stack, timeout: float = 120.0) -> None:
+    """Warm-up: measure from the moment every printer has been polled at least once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fleet = stack.fleet_state() or {"printers": [{"state": "unknown"}]}
+        unknown = sum(p["state"] == "unknown" for p in fleet["printers"])
+        if not unknown:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"{unknown} printer(s) never reported within {timeout:.0f} s")
+
+
+def measure(stack: Stack, args) -> int:
+    wait_all_reported(stack)
+    time.sleep(args.interval)  # one more full poll round, past the agents' start-up
+    parts = Parts(stack)
+    start, start_count = time.monotonic(), stored_total(stack)
+    end = start + args.minutes * 60
+    samples, last_count, last_t = [], start_count, start
+    while time.monotonic() < end:
+        time.sleep(min(args.every, max(end - time.monotonic(), 0.1)))
+        count, now = stored_total(stack), time.monotonic()
+        sample = parts.sample()
+        samples.append(sample)
+        rate = (count - last_count) / (now - last_t)
+        dead = stack.children.dead()
+        print(f"[{now - start:5.0f} s] stored {count:8d} points  {rate:6.1f}/s  {fmt(sample)}"
+              + (f"  DEAD: {dead}" if dead else ""), flush=True)
+        last_count, last_t = count, now
+    elapsed = time.monotonic() - start
+    window_points = stored_total(stack) - start_count
+
+    print("[drain] stopping the agents, waiting for the collector to store everything", flush=True)
+    for name in [n for n, _ in stack.children.procs if n.startswith("agent-")]:
+        stack.children.stop(name)
+    sent, stored = per_printer(stack)
+    deadline, stable_since, last = time.monotonic() + 60, time.monotonic(), -1
+    while time.monotonic() < deadline:
+        sent, stored = per_printer(stack)
+        total = sum(stored.values())
+        if total == sum(sent.values()):
+            break
+        if total != last:
+            last, stable_since = total, time.monotonic()
+        elif time.monotonic() - stable_since > 10:
+            break
+        time.sleep(1)
+    total_sent, total_stored = sum(sent.values()), sum(stored.values())
+    missing = {p: sent[p] - stored.get(p, 0) for p in sent if sent[p] != stored.get(p, 0)}
+    silent = args.printers - len(sent)
+
+    print("\n== fleet_scale results ==")
+    print(f"printers {args.printers} in {len(stack.agents)} agents, poll every {args.interval:g} s, "
+          f"measured {elapsed / 60:.1f} min; load average now {os.getloadavg()}")
+    print(f"messages sent by agents (sum of per-printer seq): {total_sent}")
+    print(f"points stored in InfluxDB (telemetry+state+job):  {total_stored}")
+    print(f"lost: {total_sent - total_stored}  "
+          f"(printers with a difference: {len(missing)}; printers never heard: {silent})")
+    print(f"stored rate during the window: {window_points / elapsed:.1f} points/s "
+          f"(expected ≈ {args.printers / args.interval:.0f} telemetry/s + state changes and job events)")
+    print("mean CPU (% of one core) and peak resident memory of each part:")
+    for kind in ("simulator", "agents", "mosquitto", "collector", "influxd"):
+        cpu = sum(s[kind][0] for s in samples) / len(samples)
+        rss = max(s[kind][1] for s in samples)
+        extra = f" ({len(parts.procs['agents'])} processes, {rss / len(parts.procs['agents']):.0f} MB each)" \
+            if kind == "agents" else ""
+        print(f"  {kind:10s} {cpu:6.1f}% {rss:7.0f} MB{extra}")
+    if missing:
+        print("first differences:", dict(list(missing.items())[:10]))
+    return 0 if total_sent == total_stored and not silent else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

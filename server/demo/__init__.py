@@ -1,0 +1,1 @@
+"""``printfarm-demo``: the whole pipeline on one machine, fed by a simulated regional fleet."""

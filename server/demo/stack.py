@@ -1,0 +1,173 @@
+"""The whole pipeline as child processes: Mosquitto, InfluxDB, simulator, collector, agents.
+
+Shared by ``printfarm-demo`` and ``bench/fleet_scale.py``. Every part is its own process, as
+in production, so each one's CPU and memory can be measured and Ctrl-C can stop them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.demo import services
+from server.demo.fleet import write_inventory
+from server.demo.processes import Children
+
+log = logging.getLogger(__name__)
+DB = "printfarm"
+
+
+@dataclass
+class StackOptions:
+    speed: float = 1.0
+    seed: int = 1
+    start: str | None = None  # simulated start, "HH:MM" local time or epoch seconds
+    outages: list[str] = field(default_factory=list)  # "SITE:AFTER_MIN:MINUTES"
+    outages_per_day: float = 0.3
+    interval: float = 5.0  # agent poll interval, real seconds
+    per_agent: int | None = None  # printers per agent; None = one agent per site
+    log_level: str = "WARNING"
+
+
+class Stack:
+    def __init__(self, workdir: Path, fleet: dict, options: StackOptions):
+        self.dir, self.fleet, self.opt = Path(workdir), fleet, options
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.children = Children()
+        self.inventory = write_inventory(self.dir / "inventory.toml", fleet)
+        self.key_file = self.dir / "octoprint.key"
+        self.key_file.write_text(secrets.token_hex(16).upper())
+        self.broker_port = self.influx_port = self.http_port = 0
+        self.endpoints: dict[str, dict] = {}
+        self.agents: list[str] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def influx_url(self) -> str:
+        return f"http://127.0.0.1:{self.influx_port}"
+
+    def up(self, progress=lambda text: None) -> "Stack":
+        progress("starting Mosquitto and InfluxDB")
+        self.broker_port = services.start_mosquitto(self.children, self.dir / "mosquitto")
+        self.influx_port = services.start_influxdb(self.children, self.dir / "influxdb")
+        progress("starting the printer simulator")
+        self._start_simulator()
+        progress("starting the collector")
+        self._start_collector()
+        progress("starting the agents")
+        self._start_agents()
+        return self
+
+    def down(self) -> None:
+        # Agents first (their last messages still reach the broker), then the collector
+        # (flushes into InfluxDB), the simulator, and the servers last.
+        for name in [n for n, _ in self.children.procs if n.startswith("agent-")]:
+            self.children.stop(name)
+        self.children.stop("collector", timeout=20)
+        self.children.stop_all()
+
+    def _python(self, name: str, module: str, *args: str):
+        return self.children.spawn(name, [sys.executable, "-m", module, *args], self.dir / "logs" / f"{name}.log")
+
+    def _start_simulator(self) -> None:
+        (self.dir / "logs").mkdir(exist_ok=True)
+        out = self.dir / "endpoints.json"
+        args = ["--inventory", str(self.inventory), "--api-key-file", str(self.key_file),
+                "--endpoints-out", str(out), "--speed", str(self.opt.speed), "--seed", str(self.opt.seed),
+                "--outages-per-day", str(self.opt.outages_per_day)]
+        if self.opt.start:
+            args += ["--start", self.opt.start]
+        for outage in self.opt.outages:
+            args += ["--outage", outage]
+        proc = self._python("simulator", "server.sim", *args)
+        services.wait_until(out.exists, 60, "the simulator", proc)
+        self.endpoints = json.loads(out.read_text())
+
+    def _start_collector(self) -> None:
+        self.http_port = services.free_port()
+        conf = self.dir / "collector.toml"
+        conf.write_text(f"""\
+inventory = "{self.inventory}"
+state_dir = "{self.dir / 'collector-state'}"
+log_level = "{self.opt.log_level}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker_port}
+client_id = "printfarm-demo-collector"
+
+[influx]
+url = "{self.influx_url}"
+database = "{DB}"
+batch_size = 5000
+flush_interval = 0.5
+spool_dir = "{self.dir / 'spool'}"
+
+[http]
+host = "127.0.0.1"
+port = {self.http_port}
+
+# Alerts with no receivers: open incidents show on the status page only.
+[alerts]
+enabled = true
+
+[alerts.rules.printer_down]
+grace = 60
+""")
+        proc = self._python("collector", "server", "run", "-c", str(conf))
+        services.wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc)
+
+    def agent_groups(self) -> list[tuple[str, str, list[str]]]:
+        """(agent id, site, printers): one Pi per site, or fixed-size groups for benchmarks."""
+        groups = []
+        for site, (_, _, _, printers) in self.fleet.items():
+            ids = [p for p, _ in printers]
+            size = self.opt.per_agent or len(ids)
+            for n in range(0, len(ids), size):
+                suffix = f"-{n // size + 1}" if size < len(ids) else ""
+                groups.append((f"pi-{site}{suffix}", site, ids[n:n + size]))
+        return groups
+
+    def _start_agents(self) -> None:
+        timeout = min(3.0, self.opt.interval * 0.8)
+        for agent_id, site, printers in self.agent_groups():
+            conf = self.dir / f"{agent_id}.toml"
+            lines = [f'log_level = "{self.opt.log_level}"', "", "[agent]", f'id = "{agent_id}"', f'site = "{site}"',
+                     f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", 'host = "127.0.0.1"',
+                     f"port = {self.broker_port}", "reconnect_min = 0.5", "reconnect_max = 5", ""]
+            for printer in printers:
+                lines += ["[[printers]]", f'id = "{printer}"', f'url = "{self.endpoints[printer]["url"]}"',
+                          f'api_key_file = "{self.key_file}"', f"interval = {self.opt.interval}",
+                          f"timeout = {timeout}", ""]
+            conf.write_text("\n".join(lines))
+            self._python(f"agent-{agent_id}", "agent", "run", "-c", str(conf))
+            self.agents.append(agent_id)
+
+    def sim_time(self) -> str:
+        """The simulator's clock as local (Stockholm) time, e.g. 'Thu 09:42'."""
+        from datetime import datetime
+
+        from server.sim.site import LOCAL
+
+        url = next(iter(self.endpoints.values()))["url"] if self.endpoints else None
+        answer = _get(url + "/sim/clock") if url else None
+        return datetime.fromtimestamp(answer["now"], LOCAL).strftime("%a %H:%M") if answer else "?"
+
+    def fleet_state(self) -> dict | None:
+        return _get(self.api_url + "/api/fleet")
+
+
+def _get(url: str, timeout: float = 2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return json.loads(reply.read())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,18 @@
+"""A fleet of simulated OctoPrint 1.11 printers in one process, for the demo and load tests.
+
+Each printer listens on its own loopback port (the agent's OctoPrint client joins absolute
+paths onto its base URL, so printers cannot share a port behind path prefixes) and answers the
+endpoints the agent reads — ``/api/version``, ``/api/job``, ``/api/printer``,
+``/api/connection`` — with OctoPrint's field names, texts and status codes, plus the control
+calls tests use on a real OctoPrint (upload-and-print, cancel, pause, connect/disconnect and
+``!!DEBUG:`` error injection).
+
+Behaviour is seeded and lazy: a printer advances its own timeline only when asked, so 500
+idle printers cost nothing between polls.
+"""
+
+from server.sim.clock import SimClock
+from server.sim.model import SimPrinter
+from server.sim.server import Simulator
+
+__all__ = ["SimClock", "SimPrinter", "Simulator"]

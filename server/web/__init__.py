@@ -1,0 +1,1 @@
+"""Static pages the collector serves (no build step): the fleet status page."""
