@@ -1,0 +1,276 @@
+"""How long a quarterly and a yearly report take for 100 printers over a year (target: ≤ 10 s each).
+
+    python bench/report_speed.py [--printers 100] [--year 2025] [--hz-days 1] [--every 900] [--data DIR]
+
+Starts its own influxd in a temporary folder and writes, straight to /write in batches of 10,000
+line-protocol points (progress bars):
+
+- a whole year of state changes and job events for every printer: 0-5 jobs a day of 20 min to 3 h,
+  ~15 % failed or cancelled, some pauses, offline nights on 3 printers in 10, an agent restart
+  (a gap in the data, then a state point with prev_state "none") about once a fortnight;
+- telemetry as the agent sends it (one point per poll), but not at 1 Hz all year: 1 Hz x 100
+  printers x 1 year is 3.15 billion points, days of writing on this machine. The last ``--hz-days``
+  days of the year hold 1 Hz telemetry for every printer (the stretch the report's ``last()``
+  look-ups read at the period's end), the rest of the year one point every ``--every`` seconds.
+  The report never reads telemetry in bulk, only ``last()`` over the windows between a printer's
+  last state change and an agent restart or the period's end, so its cost does not grow with the
+  telemetry rate outside those windows (the output prints how much of each was written).
+
+Then it times, for each quarter and the year: reading + accounting (``make_report``) and writing
+XLSX, CSV and PDF, and prints the network's figures and the machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from server import inventory as inventory_mod  # noqa: E402
+from server import lineproto  # noqa: E402
+from server.reports import periods  # noqa: E402
+from server.reports.generate import make_report, write_files  # noqa: E402
+from server.store.influx import InfluxHTTP  # noqa: E402
+from tests.servers import InfluxDB  # noqa: E402
+
+DB = "printfarm"
+BATCH = 10_000
+S, MIN, H, DAY = 1000, 60_000, 3_600_000, 86_400_000
+
+
+def fleet(n: int) -> inventory_mod.Inventory:
+    sites = {f"site-{i:02d}": {"organisation": f"Organisation {i % 5}",
+                               "county": ("Västerbotten", "Norrbotten", "Jämtland")[i % 3]}
+             for i in range(max(1, n // 10))}
+    names = sorted(sites)
+    printers = {f"p{i:03d}": {"site": names[i % len(names)], "model": "MK4"} for i in range(n)}
+    return inventory_mod.from_dict({"sites": sites, "printers": printers})
+
+
+class Printer:
+    """One printer's year: state points, job events and gaps in its data."""
+
+    def __init__(self, pid: str, tags: str, rng: random.Random):
+        self.pid, self.tags, self.rng = pid, tags, rng
+        self.states: list[tuple[int, str, str]] = []  # (ts, state, prev_state)
+        self.jobs: list[str] = []  # line protocol
+        self.gaps: list[tuple[int, int]] = []  # (last data, next session start)
+        self.state = "idle"
+        self.offline_nights = rng.random() < 0.3
+
+    def go(self, ts: int, state: str, session_start: bool = False) -> None:
+        prev = "none" if session_start else self.state
+        if state != self.state or session_start:
+            self.states.append((ts, state, prev))
+        self.state = state
+
+    def job(self, kind: str, ts: int, **fields) -> None:
+        pairs = [("count", 1), ("file", fields.get("file")), ("user", fields.get("user")),
+                 ("duration", fields.get("duration")), ("filament_mm", fields.get("filament_mm")),
+                 ("job_started", fields.get("job_started"))]
+        body = ",".join(f"{k}={v}i" if isinstance(v, int) else f"{k}={v!r}" if isinstance(v, float)
+                        else f'{k}="{v}"' for k, v in pairs if v is not None)
+        self.jobs.append(f"job{self.tags},kind={kind} {body} {ts}")
+
+    def day(self, midnight: int) -> None:
+        rng = self.rng
+        if rng.random() < 1 / 14:  # agent restart at ~03:00: no data for 10-90 min
+            last = midnight + 3 * H
+            start = last + rng.randint(10, 90) * MIN
+            self.gaps.append((last, start))
+            self.go(start, self.state, session_start=True)
+        if self.offline_nights:
+            self.go(midnight + 7 * H, "idle")
+        t = midnight + 7 * H + 30 * MIN + rng.randint(0, 90) * MIN
+        for _ in range(rng.randint(0, 5)):
+            length = rng.randint(20, 180) * MIN
+            if t + length > midnight + 20 * H + 30 * MIN:
+                break
+            self.print_job(t, length)
+            t += length + rng.randint(10, 120) * MIN
+        if self.offline_nights:
+            self.go(midnight + 21 * H, "offline")
+
+    def print_job(self, start: int, length: int) -> None:
+        rng, end = self.rng, start + length
+        user, file = f"user{rng.randint(1, 20)}", f"part-{rng.randint(1, 500)}.gcode"
+        self.go(start, "printing")
+        self.job("started", start, user=user, file=file)
+        if rng.random() < 0.1:
+            self.go(start + length // 3, "paused")
+            self.go(start + length // 3 + 15 * MIN, "printing")
+        outcome = rng.choices(("done", "failed", "cancelled"), (85, 10, 5))[0]
+        fields = dict(user=user, file=file, job_started=start, duration=length / 1000,
+                      filament_mm=float(rng.randint(500, 40_000)))
+        if outcome == "done":
+            self.go(end - 2 * MIN, "finishing")
+            self.go(end, "idle")
+        elif outcome == "failed":
+            self.go(end, "error")
+            self.go(end + 20 * MIN, "idle")
+        else:
+            self.go(end, "cancelling")
+            self.go(end + 30 * S, "idle")
+        self.job(outcome, end, **fields)
+
+    def state_lines(self) -> list[str]:
+        return [f'state{self.tags} state="{s}",prev_state="{p}",seq=1i {ts}' for ts, s, p in self.states]
+
+    def telemetry(self, start: int, end: int, step: int):
+        """Telemetry timestamps in [start, end) every ``step`` ms, none inside gaps, one at each gap's start."""
+        gaps = [(a, b) for a, b in self.gaps if b > start and a < end]
+        cuts = sorted({a for a, _ in gaps if start <= a < end})
+        ts, g = start, 0
+        while ts < end:
+            while g < len(gaps) and gaps[g][1] <= ts:
+                g += 1
+            if g < len(gaps) and gaps[g][0] < ts < gaps[g][1]:
+                ts = gaps[g][1]
+                continue
+            yield ts
+            ts += step
+        yield from cuts  # the last data before each restart, exactly
+
+
+def write_all(client: InfluxHTTP, lines, total: int, desc: str) -> int:
+    batch, written = [], 0
+    with tqdm(total=total, desc=desc, unit="pt", unit_scale=True, file=sys.stderr) as bar:
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= BATCH:
+                client.write("\n".join(batch).encode())
+                written += len(batch)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            client.write("\n".join(batch).encode())
+            written += len(batch)
+            bar.update(len(batch))
+    return written
+
+
+def populate(client: InfluxHTTP, inv, year: int, hz_days: float, every_s: int) -> dict:
+    start = periods.year(year).start_ms
+    end = periods.year(year).end_ms
+    hz_from = end - int(hz_days * DAY)
+    rng = random.Random(42)
+    printers = []
+    for pid, entry in sorted(inv.printers.items()):
+        p = Printer(pid, lineproto.tag_set(inv.tags(entry.site, pid)), rng)
+        p.go(start - H, "idle", session_start=True)  # in the network since before the year
+        for day in range(start, end, DAY):
+            p.day(day)
+        printers.append(p)
+    events = [line for p in printers for line in p.state_lines() + p.jobs]
+    counts = {"state": sum(len(p.states) for p in printers), "job": sum(len(p.jobs) for p in printers),
+              "restarts": sum(len(p.gaps) for p in printers)}
+    counts["events_written"] = write_all(client, events, len(events), "state+job events")
+
+    def telemetry(t0, t1, step):
+        for p in printers:
+            for seq, ts in enumerate(p.telemetry(t0, t1, step)):
+                yield f'telemetry{p.tags} state="x",seq={seq}i {ts}'
+
+    slow_total = len(printers) * ((hz_from - start) // (every_s * S) + 1)
+    counts["telemetry_sparse"] = write_all(client, telemetry(start - H, hz_from, every_s * S), slow_total,
+                                           f"telemetry 1/{every_s}s")
+    fast_total = len(printers) * (end - hz_from) // S
+    counts["telemetry_1hz"] = write_all(client, telemetry(hz_from, end + 5 * MIN, S), fast_total,
+                                        f"telemetry 1 Hz, last {hz_days} day(s)")
+    counts["hz_from"] = datetime.fromtimestamp(hz_from / 1000, timezone.utc).isoformat()
+    return counts
+
+
+def cpu_seconds(influxd) -> tuple[float, float]:
+    """CPU used so far by this process (all threads) + its reaped children, and by influxd."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = influxd.cpu_times()
+    return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+            server.user + server.system)
+
+
+def bench_period(client, inv, period, out: Path, now_ms: int, influxd) -> dict:
+    cpu0 = cpu_seconds(influxd)
+    t0 = time.perf_counter()
+    report = make_report(client, inv, period, now_ms=now_ms)
+    t1 = time.perf_counter()
+    write_files(report, ["xlsx", "csv", "pdf"], out, "en")
+    t2 = time.perf_counter()
+    cpu1 = cpu_seconds(influxd)
+    network = report.groupings["network"][0]
+    return {"period": period.label, "read+account s": t1 - t0, "files s": t2 - t1, "total s": t2 - t0,
+            "cpu report": cpu1[0] - cpu0[0], "cpu influxd": cpu1[1] - cpu0[1],
+            "queries": report.queries, "printing h": network["printing_h"], "util period": network["util_period"],
+            "util available": network["util_available"], "unknown h": network["unknown_h"],
+            "offline h": network["offline_h"], "jobs started": network["jobs_started"],
+            "done": network["jobs_done"], "failed": network["jobs_failed"],
+            "cancelled": network["jobs_cancelled"], "job rows": len(report.jobs)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--printers", type=int, default=100)
+    ap.add_argument("--year", type=int, default=2025)
+    ap.add_argument("--hz-days", type=float, default=1.0, help="days of 1 Hz telemetry at the end of the year")
+    ap.add_argument("--every", type=int, default=900, help="telemetry interval (s) for the rest of the year")
+    ap.add_argument("--data", help="keep the database in this folder and reuse it on the next run "
+                                   "(same options), instead of a temporary one")
+    args = ap.parse_args()
+    inv = fleet(args.printers)
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp, \
+            InfluxDB(Path(args.data or tmp) / "influxdb") as server:
+        client = InfluxHTTP(server.url, DB, timeout=300)
+        client.create_database()
+        started = time.perf_counter()
+        marker = Path(args.data or tmp) / f"populated-{args.printers}-{args.year}-{args.hz_days}-{args.every}.json"
+        if marker.exists():
+            counts = json.loads(marker.read_text())
+            print("\nreusing the database in", args.data)
+        else:
+            counts = populate(client, inv, args.year, args.hz_days, args.every)
+            marker.write_text(json.dumps(counts))
+        print(f"\nIn InfluxDB ({time.perf_counter() - started:.0f} s to write), {args.printers} printers, "
+              f"year {args.year}:")
+        print(f"  state points {counts['state']:,}, job events {counts['job']:,}, "
+              f"agent restarts {counts['restarts']:,}")
+        print(f"  telemetry: {counts['telemetry_sparse']:,} points at 1/{args.every} s for the year up to "
+              f"{counts['hz_from']}, then {counts['telemetry_1hz']:,} points at 1 Hz ({args.hz_days} day(s))")
+        now_ms = int(time.time() * 1000)
+        influxd = psutil.Process(server.pid)
+        results = []
+        for label in [f"{args.year}-Q{q}" for q in (1, 2, 3, 4)] + [str(args.year)]:
+            results.append(bench_period(client, inv, periods.parse(label), Path(tmp) / "out", now_ms, influxd))
+            r = results[-1]
+            print(f"\n{r['period']}: read+accounting {r['read+account s']:.2f} s, XLSX+CSV+PDF {r['files s']:.2f} s, "
+                  f"total {r['total s']:.2f} s ({r['queries']} InfluxDB requests); CPU: report "
+                  f"{r['cpu report']:.2f} s, influxd {r['cpu influxd']:.2f} s; load {os.getloadavg()[0]:.2f}")
+            print(f"  printing {r['printing h']:,.1f} h, utilisation {r['util period']:.2%} of period / "
+                  f"{r['util available']:.2%} of available; offline {r['offline h']:,.1f} h, unknown {r['unknown h']:,.1f} h")
+            print(f"  jobs started {r['jobs started']:,}, done {r['done']:,}, failed {r['failed']:,}, "
+                  f"cancelled {r['cancelled']:,}; job list rows {r['job rows']:,}")
+        worst = max(r["total s"] for r in results)
+        print(f"\nslowest report: {worst:.2f} s wall (target ≤ 10 s: {'met' if worst <= 10 else 'MISSED'})")
+        busiest = max(results, key=lambda r: r["cpu report"] + r["cpu influxd"])
+        print(f"most CPU: {busiest['period']} {busiest['cpu report'] + busiest['cpu influxd']:.2f} CPU-s "
+              f"(report {busiest['cpu report']:.2f} + influxd {busiest['cpu influxd']:.2f}) — on an idle 2-core "
+              f"machine the wall time is about this or less, as the two overlap")
+        print(f"machine load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+              f"on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""From what the database holds to a Report: usage per printer, groupings, job list, notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from server.inventory import UNKNOWN, Inventory
+from server.reports import accounting as acc
+from server.reports import aggregate
+from server.reports.periods import Period, months, zone
+from server.reports.query import JobEvent, RawData
+
+MS_PER_HOUR = aggregate.MS_PER_HOUR
+
+
+@dataclass
+class Note:
+    code: str  # key of the note's text in labels.NOTES
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class JobRow:
+    started: datetime | None
+    ended: datetime | None
+    outcome: str  # done | failed | cancelled | running
+    site: str
+    printer: str
+    organisation: str
+    county: str
+    file: str
+    user: str
+    duration_h: float | None
+    filament_m_est: float | None
+    error: str
+
+
+@dataclass
+class Report:
+    period: Period
+    as_of_ms: int  # the end of what was counted (the period's end, or now for a running period)
+    usages: list[aggregate.Usage]
+    groupings: dict[str, list[dict]]
+    jobs: list[JobRow]
+    monthly: list[dict]  # label, printing_h, in_network_h, util_period
+    notes: list[Note]
+    queries: int = 0
+    generated_ms: int = 0
+
+    def generated(self) -> datetime:
+        return self.period.local(self.generated_ms).replace(tzinfo=None, microsecond=0)
+
+
+def build(data: RawData, inventory: Inventory, period: Period, now_ms: int) -> Report:
+    end = max(min(period.end_ms, now_ms), period.start_ms)
+    timelines = dict(data.timelines)
+    for printer_id, entry in inventory.printers.items():  # listed printers without data still count
+        timelines.setdefault((entry.site, printer_id), acc.Timeline())
+    usages, segs = [], {}
+    for (site, printer), tl in sorted(timelines.items()):
+        tags = inventory.tags(site, printer)
+        segs[(site, printer)] = acc.segments(tl, period.start_ms, end)
+        usages.append(aggregate.Usage(site, printer, tags.organisation, tags.county, tags.listed,
+                                      acc.totals(segs[(site, printer)])))
+    _count_jobs(usages, data.jobs)
+    report = Report(
+        period=period, as_of_ms=end, usages=usages,
+        groupings={g: aggregate.group(usages, g) for g in aggregate.GROUPINGS},
+        jobs=job_rows(data.jobs, usages, period), monthly=_monthly(segs, period, end),
+        notes=notes(data, usages, segs, inventory, period, end, now_ms), queries=data.queries,
+        generated_ms=now_ms,
+    )
+    return report
+
+
+def _count_jobs(usages: list[aggregate.Usage], jobs: list[JobEvent]) -> None:
+    by_key = {(u.site, u.printer): u for u in usages}
+    for job in jobs:
+        u = by_key[(job.site, job.printer)]
+        u.jobs[job.kind] += 1
+        if job.kind == "done" and job.filament_mm:
+            u.filament_mm += job.filament_mm
+        if job.user:
+            u.users.add((job.site, job.user))
+
+
+def job_rows(jobs: list[JobEvent], usages: list[aggregate.Usage], period: Period) -> list[JobRow]:
+    """One row per job: ends with their start; starts that did not end in the period as 'running'."""
+    who = {(u.site, u.printer): u for u in usages}
+    local = LocalTimes(period)
+    ended_starts = {(j.site, j.printer, j.job_started) for j in jobs if j.kind != "started" and j.job_started}
+    out = []
+    for j in jobs:
+        if j.kind == "started" and (j.site, j.printer, j.ts) in ended_starts:
+            continue
+        u = who[(j.site, j.printer)]
+        started = j.ts if j.kind == "started" else j.job_started
+        out.append(JobRow(
+            started=local(started), ended=None if j.kind == "started" else local(j.ts),
+            outcome="running" if j.kind == "started" else j.kind, site=j.site, printer=j.printer,
+            organisation=u.organisation, county=u.county, file=j.file or "", user=j.user or "",
+            duration_h=None if j.duration is None else j.duration / 3600,
+            filament_m_est=None if j.filament_mm is None else j.filament_mm / 1000, error=j.error or "",
+        ))
+    out.sort(key=lambda r: (r.started or r.ended, r.site, r.printer))
+    return out
+
+
+class LocalTimes:
+    """ms -> local wall-clock datetime, with the zone's offset looked up once per quarter hour
+    (zone changes fall on quarter hours): a year's job list has ~170,000 times to convert."""
+
+    STEP = 900_000
+    EPOCH = datetime(1970, 1, 1)
+
+    def __init__(self, period: Period):
+        self.zone = zone(period.tz)
+        self.offsets: dict[int, int] = {}
+
+    def __call__(self, ms: int | None) -> datetime | None:
+        if ms is None:
+            return None
+        bucket = ms // self.STEP
+        offset = self.offsets.get(bucket)
+        if offset is None:
+            moment = datetime.fromtimestamp(bucket * self.STEP / 1000, timezone.utc).astimezone(self.zone)
+            offset = self.offsets[bucket] = int(moment.utcoffset().total_seconds() * 1000)
+        return self.EPOCH + timedelta(milliseconds=ms + offset)
+
+
+def _naive(period: Period, ms: int | None) -> datetime | None:
+    """Local wall-clock time without tzinfo: what spreadsheets show (the zone is in the header)."""
+    return None if ms is None else period.local(ms).replace(tzinfo=None)
+
+
+def _monthly(segs: dict, period: Period, end: int) -> list[dict]:
+    spans = [m for m in months(period) if m.start_ms < end]
+    bounds = [m.start_ms for m in spans] + [min(spans[-1].end_ms, end)] if spans else []
+    sums = [dict.fromkeys(acc.CATEGORIES, 0) for _ in spans]
+    for printer_segs in segs.values():
+        for total, part in zip(sums, acc.totals_by_window(printer_segs, bounds)):
+            for cat, value in part.items():
+                total[cat] += value
+    return [{"month": m.label, "printing_h": ms[acc.PRINTING] / MS_PER_HOUR,
+             "in_network_h": acc.in_network(ms) / MS_PER_HOUR,
+             "util_period": acc.ratio(ms[acc.PRINTING], acc.in_network(ms))} for m, ms in zip(spans, sums)]
+
+
+def notes(data: RawData, usages, segs, inventory: Inventory, period: Period, end: int, now_ms: int) -> list[Note]:
+    """The lines that keep a reader from mistaking a gap for a zero."""
+    out = []
+    if end < period.end_ms:
+        out.append(Note("running_period", {"as_of": _naive(period, now_ms)}))
+    has_points = any(tl.points for tl in data.timelines.values()) or data.jobs
+    if not has_points:
+        out.append(Note("no_data"))
+    if not usages:
+        out.append(Note("no_printers"))
+    unknown_sites = sorted({u.site for u in usages if u.site not in inventory.sites})
+    for site in unknown_sites:
+        printers = ", ".join(u.printer for u in usages if u.site == site)
+        out.append(Note("unknown_site", {"site": site, "printers": printers, "unknown": UNKNOWN}))
+    for u in usages:
+        out.extend(_printer_notes(u, segs[(u.site, u.printer)], inventory, period, end))
+    return out
+
+
+def _printer_notes(u: aggregate.Usage, segs, inventory: Inventory, period: Period, end: int) -> list[Note]:
+    name = f"{u.site}/{u.printer}"
+    out = []
+    if not u.listed:
+        out.append(Note("not_in_inventory", {"printer": name}))
+    total = end - period.start_ms
+    if u.ms[acc.NOT_IN_NETWORK] == total:
+        out.append(Note("never_reported", {"printer": name}))
+    elif u.ms[acc.NOT_IN_NETWORK]:
+        first = next(a for a, _, cat in segs if cat != acc.NOT_IN_NETWORK)
+        out.append(Note("first_data", {"printer": name, "when": _naive(period, first),
+                                       "hours": u.ms[acc.NOT_IN_NETWORK] / MS_PER_HOUR}))
+    if u.ms[acc.UNKNOWN] == total:
+        out.append(Note("silent", {"printer": name}))
+    elif u.ms[acc.UNKNOWN]:
+        gaps = sum(1 for *_, cat in segs if cat == acc.UNKNOWN)
+        out.append(Note("gaps", {"printer": name, "hours": u.ms[acc.UNKNOWN] / MS_PER_HOUR, "gaps": gaps}))
+    return out

@@ -1,0 +1,37 @@
+"""CSV files, one per table: ``<stem>-<table>.csv``, UTF-8 with BOM so Excel reads å, ä, ö.
+
+Numbers carry 16 significant digits, as openpyxl writes them into the XLSX, so both files hold the
+same figures (hours below a million stay exact to the millisecond); the decimal separator is a dot; times are local
+(the report's time zone) ISO 8601. Ratios are fractions (0.25 = 25 %), as in the XLSX.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+
+from server.reports.build import Report
+from server.reports.tables import tables
+
+
+def write(report: Report, lang: str, out_dir: Path, stem: str) -> list[Path]:
+    paths = []
+    for table in tables(report, lang):
+        path = Path(out_dir) / f"{stem}-{table.key}.csv"
+        with path.open("w", newline="", encoding="utf-8-sig") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(table.header)
+            writer.writerows([_cell(v) for v in row] for row in table.rows)
+        paths.append(path)
+    return paths
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, float):
+        return "%.16g" % value
+    return value

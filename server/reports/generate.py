@@ -1,0 +1,101 @@
+"""One report run: read InfluxDB, build the report, write the requested files."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Callable
+
+from server.inventory import Inventory
+from server.reports import build as build_mod
+from server.reports import csv as csv_out
+from server.reports import labels
+from server.reports.periods import Period
+from server.reports.query import Reader
+from server.store.influx import InfluxHTTP
+
+log = logging.getLogger(__name__)
+
+
+def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
+                grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None) -> build_mod.Report:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    data = Reader(client, int(grace_s * 1000), progress).fetch(period.start_ms, period.end_ms, now_ms)
+    report = build_mod.build(data, inventory, period, now_ms)
+    progress("accounting")
+    return report
+
+
+def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Path, lang: str,
+                progress: Callable[[str], None] = lambda step: None) -> list[Path]:
+    """Write each format; a large XLSX is written by a forked child while this process does the rest
+    (openpyxl needs ~3 µs a cell, a year's job list is a million cells: seconds worth overlapping)."""
+    labels.check(lang)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"printfarm-report-{report.period.label}-{lang}"
+    child = None
+    if "xlsx" in formats and len(formats) > 1 and len(report.jobs) >= FORK_XLSX_ABOVE and _can_fork():
+        child = _start_xlsx_child(report, lang, out / f"{stem}.xlsx")
+    paths: list[Path] = []
+    for fmt in formats:
+        if fmt == "xlsx":
+            if child is None:
+                paths.append(_write_xlsx(report, lang, out / f"{stem}.xlsx"))
+                progress(fmt)
+            continue
+        if fmt == "pdf":
+            from server.reports import pdf  # matplotlib: imported only when a PDF is asked for
+            paths.append(pdf.write(report, lang, out / f"{stem}.pdf"))
+        elif fmt == "csv":
+            paths += csv_out.write(report, lang, out, stem)
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+        progress(fmt)
+    if child is not None:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"writing {stem}.xlsx failed (exit code {child.exitcode}); see the log above")
+        paths.insert(formats.index("xlsx"), out / f"{stem}.xlsx")
+        progress("xlsx")
+    log.info("report %s (%s) written: %s", report.period.label, lang, ", ".join(p.name for p in paths))
+    return paths
+
+
+FORK_XLSX_ABOVE = 20_000  # job rows
+
+
+def _write_xlsx(report, lang: str, path: Path) -> Path:
+    from server.reports import xlsx
+    return xlsx.write(report, lang, path)
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _start_xlsx_child(report, lang: str, path: Path):
+    # fork: the child inherits the report as it is, nothing is pickled or re-imported. Frozen objects
+    # are skipped by the collector, so neither side's GC touches (and copies) the shared pages.
+    gc.freeze()
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_xlsx_child, args=(report, lang, path),
+                                                            name="report-xlsx", daemon=True)
+        child.start()
+    finally:
+        gc.unfreeze()
+    return child
+
+
+def _xlsx_child(report, lang: str, path: Path) -> None:
+    gc.disable()  # a short-lived process: collecting would only copy pages
+    _write_xlsx(report, lang, path)
+
+
+def client_for(cfg) -> InfluxHTTP:
+    """An InfluxDB client from the server config's [influx] table."""
+    ic = cfg.influx
+    return InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))
