@@ -1,4 +1,4 @@
-"""``printfarm-server run|check-config --config FILE``."""
+"""``printfarm-server run|check-config|report --config FILE`` (report options: docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,17 @@ log = logging.getLogger("server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
-    parser.add_argument("command", choices=["run", "check-config"])
+    parser.add_argument("command", choices=["run", "check-config", "report"])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
+    from server.reports import cli as report_cli
+    report_cli.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         cfg = server_config.load(args.config)
         inv = inventory_mod.load(cfg.inventory)
+        from server.alerts import config as alerts_config
+        alerts_config.load(cfg.alerts, cfg.state_dir, args.config)  # names alerts.<key> in errors
+        report_cli.check_config(cfg, args.config)  # names reports.<key> in errors
     except server_config.ConfigError as exc:
         print(f"config error: {exc.line()}", file=sys.stderr)
         return 2
@@ -28,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s); "
               f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {cfg.influx.url} db {cfg.influx.database}")
         return 0
+    if args.command == "report":
+        return report_cli.run(cfg, inv, args)
     return run(cfg)
 
 

@@ -22,6 +22,7 @@ class Api:
         self.fleet = fleet
         self.health = health
         self.routes: dict[str, Route] = {
+            "/": self._status_page,
             "/api/fleet": self._fleet,
             "/healthz": self._healthz,
             "/metrics": self._metrics,
@@ -41,6 +42,11 @@ class Api:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def _status_page(self):
+        from importlib.resources import files  # the page ships inside the package (server/web)
+
+        return 200, "text/html; charset=utf-8", files("server.web").joinpath("status.html").read_bytes()
 
     def _fleet(self):
         return 200, "application/json", json.dumps(self.fleet.snapshot()).encode()

@@ -6,6 +6,7 @@ import logging
 import time
 
 from server import inventory as inventory_mod
+from server import alerts as alerts_mod
 from server import metrics
 from server.api import Api
 from server.config import ServerConfig
@@ -13,6 +14,7 @@ from server.fleet import Fleet
 from server.ingest import Ingest
 from server.mqtt import Subscriber
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP
+from server.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,24 @@ class Collector:
         self.fleet = Fleet(self.inventory)
         ic = cfg.influx
         self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout)
-        self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval)
+        self.influx.create_missing = ic.create_database
+        self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
+        self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool)
         self.ingest = Ingest(self.inventory, self.fleet, self.writer.put)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle)
+        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write)
+        # A message is acknowledged to the broker only once its points are durable.
+        self.subscriber.track, self.subscriber.flush = self.writer.mark, self.writer.handoff
+        self.writer.on_durable = self.subscriber.acknowledge
         self.api = Api(cfg.http.host, cfg.http.port, self.fleet, self.health) if cfg.http.enabled else None
-        metrics.gauge("queue_depth", self.writer.queue.qsize)
+        # Alerts listen to every accepted message; sending happens on their own threads.
+        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put)
+        if self.alerts:
+            self.ingest.listeners.append(self.alerts.on_message)
+            if self.api:
+                self.api.routes["/api/alerts"] = self.alerts.api_route
+        metrics.gauge("queue_depth", self.writer.pending)
+        metrics.gauge("spool_bytes", lambda: self.spool.bytes)
+        metrics.gauge("spool_batches", lambda: len(self.spool))
         self.started = time.time()
 
     def start(self) -> None:
@@ -39,6 +54,8 @@ class Collector:
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self.writer.start()
+        if self.alerts:
+            self.alerts.start()
         if self.api:
             self.api.start()
         self.subscriber.connect()
@@ -49,7 +66,10 @@ class Collector:
     def stop(self) -> None:
         """Stop reading, flush what was read into InfluxDB, then close."""
         self.subscriber.disconnect()
+        if self.alerts:
+            self.alerts.stop()  # before the writer, so its last points are flushed too
         self.writer.stop()
+        self.subscriber.close()  # acknowledge what is durable now, then a clean DISCONNECT
         if self.api:
             self.api.stop()
         log.info("collector stopped; %d points written", self.writer.written)
@@ -59,6 +79,8 @@ class Collector:
             "ok": self.subscriber.connected and self.writer._last_error is None,
             "mqtt_connected": self.subscriber.connected,
             "influx_error": self.writer._last_error,
-            "queue_depth": self.writer.queue.qsize(),
+            "queue_depth": self.writer.pending(),
+            "spool_batches": len(self.spool),
+            "spool_bytes": self.spool.bytes,
             "uptime_s": round(time.time() - self.started, 1),
         }

@@ -25,6 +25,9 @@ class MqttConfig(_Section):
     password_env: str | None = None
     keepalive: int = 30
     tls: TLSConfig | None = None
+    # PUBACK a message only once its points are in InfluxDB or the spool (no loss on a crash).
+    # A broker with a small per-client in-flight window throttles that (docs/scaling.md).
+    ack_after_write: bool = True
 
     def __post_init__(self):
         check_range("port", self.port, 1, 65535)

@@ -56,7 +56,8 @@ class Ingest:
             return self._reject(exc.reason, topic, exc.detail)
         metrics.counters["messages_accepted"] += 1
         if parsed.kind == "agent":
-            self.write(lineproto.agent(msg))
+            if not (msg.will and self._stamp_will(msg)):
+                self.write(lineproto.agent(msg))
             tags = None
         else:
             tags, tag_str = self._tags_for(parsed.site, parsed.printer)
@@ -68,6 +69,16 @@ class Ingest:
             except Exception:  # a listener's bug must not stop ingestion
                 log.exception("listener %r failed", listener)
         return msg
+
+    def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
+        """Date a last-will by its arrival; True when the agent is already known offline.
+
+        Its own ts is when the agent connected. A retained will comes again on every
+        (re)subscription: it is stored only once the agent was last seen online.
+        """
+        msg.ts = max(msg.ts, int(self.clock() * 1000))
+        known = self.fleet.agents.get(msg.agent)
+        return known is not None and known.state == "offline"
 
     def _topic(self, topic: str) -> protocol.Topic | None:
         try:

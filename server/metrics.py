@@ -30,7 +30,13 @@ HELP = {
     "influx_write_errors": "failed InfluxDB write attempts",
     "influx_points_rejected_batches": "batches InfluxDB refused as bad data",
     "unlisted_messages": "messages from printers missing from the inventory (stored, flagged)",
+    "points_spooled": "points put in the on-disk spool because InfluxDB could not take them",
+    "handler_errors": "messages whose handling raised (a bug; the message is still acknowledged)",
 }
+
+# Every reason agent.protocol.decode (and ingest) can reject with, so each series exists from 0.
+REJECT_REASONS = ("bad_topic", "too_large", "malformed_json", "invalid_schema", "unknown_version",
+                  "not_finite", "out_of_range", "bad_timestamp", "future_timestamp", "topic_mismatch")
 
 
 def counter_inc(name: str, amount: int = 1) -> None:
@@ -72,8 +78,8 @@ class _Collector:
         for name in sorted(set(HELP) | set(counters)):
             yield CounterMetricFamily(f"printfarm_{name}", HELP.get(name, name), value=counters.get(name, 0))
         family = CounterMetricFamily("printfarm_messages_rejected", "messages rejected, by reason", labels=["reason"])
-        for reason, count in sorted(rejected.items()):
-            family.add_metric([reason], count)
+        for reason in sorted(set(REJECT_REASONS) | set(rejected)):
+            family.add_metric([reason], rejected.get(reason, 0))
         yield family
         for name, read in sorted(gauges.items()):
             yield GaugeMetricFamily(f"printfarm_{name}", name.replace("_", " "), value=read())

@@ -12,11 +12,13 @@ import logging
 import queue
 import threading
 import time
+from typing import Callable
 from urllib.parse import urlencode, urlparse
 
 import urllib3
 
 from server import metrics
+from server.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class InfluxHTTP:
             raw = f"{username}:{password.reveal()}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
         self.host = parsed.hostname
+        self.create_missing = False  # 1.x: create the database when a write finds it missing
 
     def ping(self) -> bool:
         try:
@@ -56,6 +59,10 @@ class InfluxHTTP:
                                      headers={**self.headers, "Content-Type": "text/plain"})
         except urllib3.exceptions.HTTPError as exc:
             raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+        if resp.status == 404 and self.create_missing and b"database not found" in resp.data:
+            log.warning("database %r is missing; creating it", self.database)
+            self.create_database()
+            raise InfluxError("database was missing (created it)")
         if resp.status >= 500 or resp.status in (401, 403, 404, 429):
             raise InfluxError(f"InfluxDB /write answered {resp.status}: {resp.data[:200]!r}")
         if resp.status == 400:
@@ -96,77 +103,206 @@ def rows(results: list[dict]) -> list[dict]:
     return out
 
 
+class Chunk:
+    """Lines handed from the ingest thread to the writer, and the tokens (MQTT message ids)
+    that may be acknowledged once those lines are durable."""
+
+    __slots__ = ("lines", "tokens")
+
+    def __init__(self, lines: list[str], tokens: list):
+        self.lines, self.tokens = lines, tokens
+
+
 class BatchWriter:
     """Collects lines from the ingest thread and writes them in batches on its own thread.
 
-    The queue is bounded: when InfluxDB cannot keep up, ``put`` blocks, which stops the
-    MQTT loop reading, and the broker holds the rest (backpressure, not memory growth).
+    Lines gather in a buffer; a full buffer (``batch_size``), an old one (``flush_interval``)
+    or ``handoff()`` moves it as one chunk onto a bounded queue, so the hot path pays a list
+    append per line, not a queue operation. When the queue is full, the producer blocks:
+    the MQTT loop stops reading and the broker holds the rest (backpressure, not memory).
+
+    A chunk is *durable* once InfluxDB took it or it is in the on-disk spool; only then are
+    its tokens passed to ``on_durable`` (the collector acknowledges the MQTT messages there).
+    While the spool holds anything, new chunks go behind it, so points reach InfluxDB in
+    the order they came. A full spool blocks (the broker keeps the backlog).
     """
 
     def __init__(self, client: InfluxHTTP, batch_size: int = 5000, flush_interval: float = 1.0,
-                 max_queue: int = 50_000, retry_max: float = 30.0):
+                 max_queue: int = 50_000, retry_max: float = 5.0, spool: Spool | None = None,
+                 on_durable: Callable[[list], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.client = client
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.queue: queue.Queue[Chunk] = queue.Queue(maxsize=max(2, max_queue // batch_size))
         self.retry_max = retry_max
+        self.spool = spool
+        self.on_durable = on_durable or (lambda tokens: None)
+        self.clock = clock
+        self._lines: list[str] = []
+        self._tokens: list = []
+        self._since = 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._last_error: str | None = None
+        self._retry_at = 0.0
+        self._delay = 0.5
         self.written = 0
+
+    # -- producer side (ingest thread, or anyone) ---------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
 
     def put(self, line: str) -> None:
-        self.queue.put(line)
+        with self._lock:
+            if not self._lines:
+                self._since = self.clock()
+            self._lines.append(line)
+            full = len(self._lines) >= self.batch_size
+        if full:
+            self.handoff()
+
+    def mark(self, token) -> None:
+        """Acknowledge ``token`` once every line put before it is durable."""
+        with self._lock:
+            if not self._lines and not self._tokens:
+                self._since = self.clock()
+            self._tokens.append(token)
+
+    def handoff(self, block: bool = True) -> bool:
+        """Move the buffer onto the queue now; False if the queue stayed full (buffer kept)."""
+        with self._lock:
+            if not self._lines and not self._tokens:
+                return True
+            chunk = Chunk(self._lines, self._tokens)
+            self._lines, self._tokens = [], []
+        try:
+            self.queue.put(chunk, block=block)
+        except queue.Full:
+            with self._lock:  # put it back in front of anything added meanwhile
+                self._lines[:0], self._tokens[:0] = chunk.lines, chunk.tokens
+            return False
+        return True
+
+    def pending(self) -> int:
+        """Lines not yet durable: buffered plus queued."""
+        with self.queue.mutex:
+            queued = sum(len(c.lines) for c in self.queue.queue)
+        return len(self._lines) + queued
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Flush everything queued, then stop."""
+        """Flush everything buffered, queued and spooled (as far as InfluxDB lets), then stop."""
+        self.handoff()
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            try:  # wake the writer if it waits on an empty queue
+                self.queue.put_nowait(Chunk([], []))
+            except queue.Full:
+                pass  # it is busy, and will see the stop flag
+            self._thread.join(timeout)
+        else:  # never started (tests, or a failed start): flush on this thread
+            self._finish(self.clock() + timeout)
+
+    # -- writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not (self._stop.is_set() and self.queue.empty()):
-            batch = self._collect()
-            if batch:
-                self._write_until_done(batch)
+        while not self._stop.is_set():
+            self.step(wait=self.flush_interval)
+        self._finish(self.clock() + 25.0)
 
-    def _collect(self) -> list[str]:
-        batch: list[str] = []
-        deadline = time.monotonic() + self.flush_interval
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self._stop.is_set() and self.queue.empty()):
-                break
-            try:
-                batch.append(self.queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+    def step(self, wait: float = 0.0) -> None:
+        """One unit of work: store a chunk, or flush an old buffer, or retry the spool."""
+        spooled = self.spool is not None and len(self.spool) > 0
+        if spooled and self.clock() >= self._retry_at:
+            wait = 0.0  # the spool is waiting to drain: don't sleep on the queue
+        try:
+            chunk = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+        except queue.Empty:
+            chunk = None
+        if chunk is not None:
+            self._store(chunk)
+        elif self._lines or self._tokens:
+            if self.clock() - self._since >= self.flush_interval:
+                self.handoff(block=False)
+        if self.spool is not None and len(self.spool) > 0:
+            self._drain_one()
 
-    def _write_until_done(self, batch: list[str]) -> None:
-        body = ("\n".join(batch)).encode()
-        delay = 0.5
+    def _finish(self, deadline: float) -> None:
         while True:
-            started = time.perf_counter()
+            self.handoff(block=False)  # a full queue keeps the buffer: go round again
             try:
-                self.client.write(body)
-            except InfluxError as exc:
-                self._note(str(exc))
-                metrics.counter_inc("influx_write_errors")
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
-                continue
-            metrics.observe_write(time.perf_counter() - started, len(batch))
-            self.written += len(batch)
-            self._note(None)
-            return
+                self._store(self.queue.get_nowait())
+            except queue.Empty:
+                if not self._lines and not self._tokens:
+                    break
+        while self.spool is not None and len(self.spool) > 0 and self.clock() < deadline:
+            self._retry_at = 0.0
+            if not self._drain_one():
+                break
+        if self.spool is not None and len(self.spool) > 0:
+            log.warning("stopping with %d batch(es) (%d bytes) in the spool %s; they are written at the next start",
+                        len(self.spool), self.spool.bytes, self.spool.dir)
+
+    def _store(self, chunk: Chunk) -> None:
+        if chunk.lines:
+            body = "\n".join(chunk.lines).encode()
+            if self.spool is not None and len(self.spool) > 0:
+                self._spool(body)  # keep the order: behind what waits already
+            elif not self._write(body, len(chunk.lines)):
+                if self.spool is None:
+                    self._write_until_done(body, len(chunk.lines))
+                else:
+                    self._spool(body)
+        if chunk.tokens:
+            self.on_durable(chunk.tokens)
+
+    def _spool(self, body: bytes) -> None:
+        while not self.spool.has_room(len(body)):
+            # Full: only draining makes room. Until then the queue fills and ingest blocks.
+            self._note(f"spool {self.spool.dir} is full ({self.spool.bytes} bytes)")
+            if not self._drain_one():
+                time.sleep(min(self._delay, 1.0))
+        self.spool.append(body)
+        metrics.counter_inc("points_spooled", body.count(b"\n") + 1)
+
+    def _drain_one(self) -> bool:
+        if self.clock() < self._retry_at:
+            return False
+        body = self.spool.peek()
+        if not self._write(body, body.count(b"\n") + 1):
+            return False
+        self.spool.pop()
+        if len(self.spool) == 0:
+            log.info("spool drained: InfluxDB has everything again")
+        return True
+
+    def _write(self, body: bytes, points: int) -> bool:
+        started = time.perf_counter()
+        try:
+            self.client.write(body)
+        except InfluxError as exc:
+            self._note(str(exc))
+            metrics.counter_inc("influx_write_errors")
+            self._retry_at = self.clock() + self._delay
+            self._delay = min(self._delay * 2, self.retry_max)
+            return False
+        metrics.observe_write(time.perf_counter() - started, points)
+        self.written += points
+        self._delay = 0.5
+        self._note(None)
+        return True
+
+    def _write_until_done(self, body: bytes, points: int) -> None:
+        """Without a spool: retry in place (the queue fills and ingest blocks meanwhile)."""
+        while not self._write(body, points):
+            time.sleep(max(0.0, self._retry_at - self.clock()))
 
     def _note(self, problem: str | None) -> None:
         if problem != self._last_error:
             if problem:
-                log.error("%s; retrying", problem)
+                log.error("%s; batches go to the spool and are retried", problem)
             elif self._last_error:
                 log.info("InfluxDB writes succeed again")
             self._last_error = problem

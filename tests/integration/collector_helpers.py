@@ -1,0 +1,224 @@
+"""Collectors as real subprocesses (`python -m server run -c FILE`), a steady publisher, and
+counting in InfluxDB: building blocks for the crash, outage and scale-out tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psutil
+import requests
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import protocol
+from tests.pipeline import DB, wait_for, write_inventory
+from tests.servers import Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+# The collector acknowledges a message only after its write, so it needs a broker that lets
+# many messages be in flight to one client (Mosquitto's default is 20).
+BROKER_CONF = "max_inflight_messages 0\n"
+SITE = "lab"
+
+
+def broker(tmp: Path) -> Mosquitto:
+    return Mosquitto(tmp / "mosquitto", extra_conf=BROKER_CONF).start()
+
+
+def fleet_inventory(tmp: Path, printers: int) -> Path:
+    return write_inventory(tmp / "fleet.toml", {printer_id(i): SITE for i in range(printers)})
+
+
+def printer_id(i: int) -> str:
+    return f"p{i:03d}"
+
+
+class CollectorProcess:
+    def __init__(self, tmp: Path, name: str, mqtt_broker, influx, inventory: Path, share_group: str = "",
+                 flush_interval: float = 0.5, batch_size: int = 500, influx_timeout: float = 2.0):
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = self.dir / "server.toml"
+        self.log_path = self.dir / "collector.log"
+        self.config.write_text(textwrap.dedent(f"""\
+            inventory = "{inventory}"
+            state_dir = "{self.dir / 'state'}"
+            [mqtt]
+            host = "{mqtt_broker.host}"
+            port = {mqtt_broker.port}
+            client_id = "collector-{name}"
+            share_group = "{share_group}"
+            keepalive = 10
+            [influx]
+            url = "{influx.url}"
+            database = "{DB}"
+            batch_size = {batch_size}
+            flush_interval = {flush_interval}
+            timeout = {influx_timeout}
+            spool_dir = "{self.dir / 'spool'}"
+            [http]
+            host = "127.0.0.1"
+            port = {self.port}
+            """))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> "CollectorProcess":
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "server", "run", "-c", str(self.config)],
+                                         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(self._connected, 20, f"collector {self.dir.name} to connect")
+        return self
+
+    def _connected(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return self.health().get("mqtt_connected", False)
+        except requests.RequestException:
+            return False
+
+    def health(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
+
+    def metrics(self) -> dict[str, float]:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        out = {}
+        for name, labels, value in re.findall(r"^(printfarm_\w+?)(?:_total)?(\{[^}]*\})? ([0-9.e+-]+)$", text, re.M):
+            out[name + labels] = float(value)
+        return out
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.terminate(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class SteadyLoad:
+    """Publishes telemetry at QoS 1 at ``rate`` msg/s from ``printers`` printers on a thread;
+    ``confirmed`` counts the publishes the broker acknowledged. Every message is a distinct point
+    (its own printer + sample time), so InfluxDB's point count must equal ``confirmed``."""
+
+    def __init__(self, mqtt_broker, printers: int = 50, rate: float = 400.0, start_ms: int | None = None):
+        self.printers, self.rate = printers, rate
+        self.start_ms = start_ms or int(time.time() * 1000) - 3_600_000
+        self.sent = 0
+        self.confirmed = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="",
+                                  protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_publish = self._on_publish
+        self.client.connect(mqtt_broker.host, mqtt_broker.port, 30)
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _on_publish(self, *args):
+        with self._lock:
+            self.confirmed += 1
+
+    def payload(self, n: int) -> tuple[str, bytes]:
+        i, k = n % self.printers, n // self.printers
+        msg = protocol.Telemetry(v=1, ts=self.start_ms + k, printer=printer_id(i), site=SITE, seq=k,
+                                 state="printing", temps={"tool0": protocol.Temperature(210.0, 210.0)},
+                                 progress=min(100.0, k / 100))
+        return protocol.printer_topic(SITE, printer_id(i), "telemetry"), protocol.encode(msg)
+
+    def start(self) -> "SteadyLoad":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        while not self._stop.is_set():
+            due = int((time.monotonic() - began) * self.rate)
+            while self.sent < due:
+                info = self.client.publish(*self.payload(self.sent), qos=1)
+                assert info.rc == mqtt.MQTT_ERR_SUCCESS, mqtt.error_string(info.rc)
+                self.sent += 1
+            time.sleep(0.01)
+
+    def stop(self) -> int:
+        """Stop publishing; return the number of messages the broker confirmed."""
+        self._stop.set()
+        self._thread.join(5)
+        wait_for(lambda: self.confirmed >= self.sent, 30, "the broker to confirm every publish")
+        self.client.loop_stop()
+        self.client.disconnect()
+        return self.confirmed
+
+
+def telemetry_points(influx) -> int:
+    rows = influx.query("SELECT count(seq) FROM telemetry", db=DB)
+    return int(rows[0]["count"]) if rows else 0
+
+
+def wait_points(influx, expected: int, timeout: float = 60) -> int:
+    """Wait until InfluxDB holds ``expected`` telemetry points; return the count (may be more)."""
+    last = [0]
+
+    def enough():
+        try:
+            last[0] = telemetry_points(influx)
+        except RuntimeError:  # database not created yet
+            return False
+        return last[0] >= expected
+
+    try:
+        wait_for(enough, timeout, f"{expected} points in InfluxDB", interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"InfluxDB holds {last[0]} of {expected} points") from None
+    time.sleep(1.0)  # anything extra (a duplicate) would show up now
+    return telemetry_points(influx)
+
+
+def publish_raw(mqtt_broker, messages: list[tuple[str, bytes]]) -> None:
+    """Publish these exact payloads at QoS 1, in order, and wait until the broker has them all."""
+    done = threading.Event()
+    count = [0]
+
+    def on_publish(*args):
+        count[0] += 1
+        if count[0] == len(messages):
+            done.set()
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.on_publish = on_publish
+    client.max_inflight_messages_set(1)  # strictly in order
+    client.connect(mqtt_broker.host, mqtt_broker.port, 30)
+    client.loop_start()
+    for topic, payload in messages:
+        assert client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+    assert done.wait(20), "broker did not confirm the publishes"
+    client.loop_stop()
+    client.disconnect()
+
+
+def env_seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))

@@ -1,0 +1,58 @@
+"""Ingest's handling of bad input: a counter per reason, one log line per reason, never an exception."""
+
+import logging
+
+from agent import protocol as p
+from server import metrics
+from server.fleet import Fleet
+from server.ingest import Ingest, RejectLog
+from server.inventory import Inventory
+
+NOW_S = 1_790_000_000.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_ingest():
+    metrics.reset()
+    inventory = Inventory(sites={}, printers={})
+    lines = []
+    ingest = Ingest(inventory, Fleet(inventory), lines.append, clock=lambda: NOW_S)
+    return ingest, lines
+
+
+def good(seq):
+    return p.encode(p.Telemetry(v=1, ts=int(NOW_S * 1000), printer="mk4-01", site="umu", seq=seq, state="idle"))
+
+
+def test_rejects_are_counted_by_reason_and_good_messages_still_pass():
+    ingest, lines = make_ingest()
+    topic = p.printer_topic("umu", "mk4-01", "telemetry")
+    ingest.handle(topic, good(1))
+    ingest.handle(topic, b"{not json")
+    ingest.handle(topic, b'{"v": 9, "ts": 1}')
+    ingest.handle("printfarm/v1/UPPER/x/telemetry", good(2))
+    ingest.handle(topic, good(3))
+    assert metrics.rejected == {"malformed_json": 1, "unknown_version": 1, "bad_topic": 1}
+    assert metrics.counters["messages_received"] == 5 and metrics.counters["messages_accepted"] == 2
+    assert len(lines) == 2
+
+
+def test_a_repeated_rejection_is_logged_once_then_summarised(caplog):
+    clock = Clock()
+    rejects = RejectLog(every=60, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="server.ingest"):
+        for _ in range(100):
+            rejects.note("malformed_json", "printfarm/v1/umu/mk4-01/telemetry", "bad")
+        rejects.note("too_large", "printfarm/v1/umu/mk4-01/telemetry", "big")
+        assert len(caplog.records) == 2
+        clock.now = 61
+        rejects.note("malformed_json", "printfarm/v1/umu/mk4-01/telemetry", "bad")
+    assert len(caplog.records) == 3
+    assert "and 99 more since the last report" in caplog.records[-1].getMessage()
