@@ -175,6 +175,9 @@ class AgentStatus(msgspec.Struct, omit_defaults=True):
     dropped: int = 0  # messages the outbox had to drop, since the agent's first start
     printers: list[str] = []
     version: str = ""
+    # True in the last-will: MQTT fixes a will at connect time, so its ts is the connect
+    # time, not the moment the agent vanished; the collector stamps it on arrival.
+    will: bool = False
 
 
 Message = Telemetry | Status | Event | AgentStatus
@@ -209,6 +212,7 @@ _decoders = {
     "agent": msgspec.json.Decoder(AgentStatus),
 }
 _version_probe = msgspec.json.Decoder(dict[str, object])
+_NON_FINITE_LITERAL = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\s*[,\]}]")
 
 
 def decode(topic: Topic, payload: bytes, now_ms: int) -> Message:
@@ -231,6 +235,8 @@ def _classify_decode_error(payload: bytes, exc: msgspec.DecodeError) -> Rejected
         raw = _version_probe.decode(payload)
     except msgspec.DecodeError:
         if "out of range" in str(exc):  # 1e999 and the like: JSON's only "infinity"
+            return Rejected("not_finite", str(exc))
+        if _NON_FINITE_LITERAL.search(payload):  # NaN/Infinity, as Python's json.dumps writes them
             return Rejected("not_finite", str(exc))
         return Rejected("malformed_json", str(exc))
     version = raw.get("v")

@@ -34,7 +34,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import protocol
+from agent import __version__, protocol
 from agent.config import BrokerConfig
 from agent.outbox import MemoryOutbox, Outbox
 
@@ -281,7 +281,8 @@ class Publisher:
 
     def _make_client(self):
         client = self._make(f"printfarm-agent-{self.agent_id}")
-        client.will_set(protocol.agent_topic(self.agent_id), self._agent_payload("offline"), qos=QOS, retain=True)
+        client.will_set(protocol.agent_topic(self.agent_id), self._agent_payload("offline", will=True),
+                        qos=QOS, retain=True)
         client.reconnect_delay_set(self.broker.reconnect_min, self.broker.reconnect_max)
         if self.broker.username:
             password = self.broker.password.reveal() if self.broker.password else None
@@ -355,10 +356,10 @@ class Publisher:
             log.error("%s; retrying with backoff (at most every %g s)", problem, self.broker.reconnect_max)
         self._last_error = problem
 
-    def _agent_payload(self, state: str) -> bytes:
+    def _agent_payload(self, state: str, will: bool = False) -> bytes:
         return protocol.encode(protocol.AgentStatus(
             v=protocol.SCHEMA_VERSION, ts=int(self.clock() * 1000), agent=self.agent_id, state=state,
-            dropped=self.outbox.dropped_total(), printers=self.printers,
+            dropped=self.outbox.dropped_total(), printers=self.printers, version=__version__, will=will,
         ))
 
 
