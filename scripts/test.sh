@@ -2,9 +2,10 @@
 # The whole test suite, on a fresh Debian/Ubuntu machine: installs what it needs, then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-test-deps.sh
+source scripts/install-test-deps.sh
+step "pytest $*"
 set +e
-python3 -m pytest "$@"
+python -m pytest "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
