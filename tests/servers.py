@@ -299,41 +299,8 @@ class Mosquitto(_Server):
 
 # == InfluxDB 1.x ================================================================================
 
-INFLUXDB_CONFIG = """\
-# written by tests/servers.py
-# Debian builds read reporting-enabled (opt-in), not upstream's reporting-disabled.
-reporting-enabled = false
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{dir}/meta"
-  logging-enabled = false
-
-[data]
-  dir = "{dir}/data"
-  wal-dir = "{dir}/wal"
-  index-version = "inmem"
-  query-log-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[subscriber]
-  enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-  pprof-enabled = false
-
-[continuous_queries]
-  log-enabled = false
-
-[logging]
-  level = "warn"
-  suppress-logo = true
-"""
+# The demo starts influxd with the same config: one copy, in the package.
+from server.demo.services import INFLUXDB_CONFIG  # noqa: E402
 
 
 def _influx_rows(body: dict) -> list[dict]:
