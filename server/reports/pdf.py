@@ -136,17 +136,18 @@ def _charts_page(report: Report, lang: str):
 
 
 def _jobs_chart(ax, sites: list[dict], lang: str) -> None:
+    # Horizontal, like the utilisation chart: site names stay readable however many there are.
     t = TEXT[lang]
     names = [row["site"] for row in sites]
-    bottom = [0] * len(sites)
+    left = [0] * len(sites)
     for kind, colour in (("done", "#2ca02c"), ("failed", "#d62728"), ("cancelled", "#7f7f7f")):
         counts = [row[f"jobs_{kind}"] for row in sites]
-        ax.bar(names, counts, bottom=bottom, label=OUTCOMES[lang][kind], color=colour)
-        bottom = [b + c for b, c in zip(bottom, counts)]
-    ax.set_ylabel(t["jobs"])
+        ax.barh(names, counts, left=left, label=OUTCOMES[lang][kind], color=colour)
+        left = [b + c for b, c in zip(left, counts)]
+    ax.invert_yaxis()
+    ax.set_xlabel(t["jobs"])
     ax.set_title(t["chart_jobs"])
     ax.legend(fontsize=8)
-    ax.tick_params(axis="x", labelrotation=30 if len(sites) > 4 else 0)
 
 
 def _site_table_page(rows: list[dict], lang: str, title: str):
