@@ -73,30 +73,27 @@ class PrintFailed(RuleSettings):
         check_severity("severity", self.severity)
 
 
-class PrinterDown(RuleSettings):
+class _GracedRule(RuleSettings):
+    """A rule that waits ``grace`` before alerting, less (``printing_grace``) mid-print."""
+
+    grace: float = 120.0
+    printing_grace: float = 0.0  # printing: at once by default
+    severity: str = "warning"
+    printing_severity: str = "critical"
+
+    def __post_init__(self):
+        check_range("grace", self.grace, 0, 86400)
+        check_range("printing_grace", self.printing_grace, 0, 86400)
+        check_severity("severity", self.severity)
+        check_severity("printing_severity", self.printing_severity)
+
+
+class PrinterDown(_GracedRule):
     grace: float = 120.0  # idle printer: alert only if still down after this long
-    printing_grace: float = 0.0  # printing printer: at once by default
-    severity: str = "warning"
-    printing_severity: str = "critical"
-
-    def __post_init__(self):
-        check_range("grace", self.grace, 0, 86400)
-        check_range("printing_grace", self.printing_grace, 0, 86400)
-        check_severity("severity", self.severity)
-        check_severity("printing_severity", self.printing_severity)
 
 
-class AgentOffline(RuleSettings):
+class AgentOffline(_GracedRule):
     grace: float = 60.0  # an agent restart (offline, online again) stays quiet
-    printing_grace: float = 0.0  # one of its printers was printing: at once
-    severity: str = "warning"
-    printing_severity: str = "critical"
-
-    def __post_init__(self):
-        check_range("grace", self.grace, 0, 86400)
-        check_range("printing_grace", self.printing_grace, 0, 86400)
-        check_severity("severity", self.severity)
-        check_severity("printing_severity", self.printing_severity)
 
 
 class HeaterFault(RuleSettings):
