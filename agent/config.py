@@ -6,32 +6,14 @@ from pathlib import Path
 
 import msgspec
 
-from agent.configkit import (
-    ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, load_toml,
+from common.configkit import (
+    ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml,
     read_secret,
 )
+from common.tls import TLSConfig
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
-    pass
-
-
-class TLSConfig(_Section):
-    ca: str | None = None  # CA bundle that signed the broker's certificate
-    cert: str | None = None  # client certificate, for brokers that require one
-    key: str | None = None
-    insecure: bool = False  # skip hostname check (test brokers only)
-
-    def __post_init__(self):
-        for name in ("ca", "cert", "key"):
-            path = getattr(self, name)
-            if path and not Path(path).is_file():
-                raise Invalid(name, f"file {path} not found", "give the path of an existing PEM file")
-        if bool(self.cert) != bool(self.key):
-            raise Invalid("cert", "cert and key must be given together", "set both cert and key, or neither")
-
-
-class BrokerConfig(_Section):
+class BrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None
@@ -53,7 +35,7 @@ class BrokerConfig(_Section):
             raise Invalid("username", "a password is set but no username", "add username")
 
 
-class PrinterConfig(_Section):
+class PrinterConfig(Section):
     id: str
     url: str
     api_key_file: str | None = None
@@ -78,7 +60,7 @@ class PrinterConfig(_Section):
         self.api_key = Secret(read_secret("api_key", self.api_key_file, self.api_key_env))
 
 
-class OutboxConfig(_Section):
+class OutboxConfig(Section):
     max_messages: int = 500_000
     max_bytes: int = 200 * 1024 * 1024
     max_age_hours: float = 24 * 14
@@ -89,7 +71,7 @@ class OutboxConfig(_Section):
         check_range("max_age_hours", self.max_age_hours, 0.01, 24 * 365)
 
 
-class AgentSection(_Section):
+class AgentSection(Section):
     id: str
     site: str
     state_dir: str = "/var/lib/printfarm-agent"
@@ -99,7 +81,7 @@ class AgentSection(_Section):
         check_id("site", self.site)
 
 
-class AgentConfig(_Section):
+class AgentConfig(Section):
     agent: AgentSection
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     printers: list[PrinterConfig] = []

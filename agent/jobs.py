@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from agent.printers.base import Snapshot
-from agent.protocol import ACTIVE_STATES
+from common.protocol import ACTIVE_STATES
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
 

@@ -34,7 +34,8 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import __version__, protocol
+from agent import __version__
+from common import protocol
 from agent.config import BrokerConfig
 from agent.outbox import MemoryOutbox, Outbox
 

@@ -12,7 +12,7 @@ from typing import Callable
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agent import protocol
+from common import protocol
 from agent.config import AgentConfig, PrinterConfig
 from agent.jobs import JobEvent, JobTracker
 from agent.printers import Printer, Snapshot, make_printer

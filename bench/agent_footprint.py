@@ -3,7 +3,7 @@
     python bench/agent_footprint.py [--printers 4] [--interval 1.0] [--seconds 60] [--warmup 10]
                                     [--backlog 20000]
 
-Starts a private Mosquitto and N OctoPrint virtual printers (tests/servers.py), runs the agent
+Starts a private Mosquitto and N OctoPrint virtual printers (tools/devkit/servers/), runs the agent
 as a real process (`python -m agent run -c FILE`, as systemd would) polling each printer every
 `--interval` seconds, and samples it from /proc:
 
@@ -33,14 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-import msgspec  # noqa: E402
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-
-from tests.servers import Mosquitto, OctoPrint  # noqa: E402
+from devkit.servers import Mosquitto, OctoPrint
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
@@ -146,9 +143,8 @@ def replay_rate(d: Path, broker: Mosquitto, n: int) -> dict:
 
 def measure(args, d: Path, broker: Mosquitto, printers: list[OctoPrint]) -> dict:
     probe = LatencyProbe(broker)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
-                            args.interval))], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            args.interval))], cwd=d, stdout=subprocess.DEVNULL,
                             stderr=open(d / "agent.log", "wb"))
     try:
         print(f"agent pid {proc.pid}; warming up {args.warmup:.0f} s", flush=True)

@@ -22,11 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.alert_receivers import WebhookReceiver  # noqa: E402
-from tests.pipeline import RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory  # noqa: E402
-from tests.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode  # noqa: E402
+from devkit.receivers import WebhookReceiver
+from devkit.pipeline import RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory
+from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
 
 RULE = {"heater": "heater_fault", "failed": "print_failed"}
 

@@ -31,10 +31,9 @@ import psutil
 import urllib3
 from paho.mqtt.enums import CallbackAPIVersion
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent import protocol  # noqa: E402
-from tests.servers import InfluxDB, Mosquitto  # noqa: E402
+from common import protocol
+from devkit.servers import InfluxDB, Mosquitto
 
 DB = "printfarm"
 SITES = 10
@@ -109,7 +108,7 @@ def write_setup(tmp: Path, broker: Mosquitto, influx: InfluxDB, fleet, ack_after
 
 
 def free_port() -> int:
-    from tests.servers import free_port as fp
+    from devkit.servers import free_port as fp
     return fp()
 
 

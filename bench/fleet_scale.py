@@ -25,10 +25,9 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.demo.fleet import synthetic_fleet  # noqa: E402
-from server.demo.stack import DB, Stack, StackOptions  # noqa: E402
+from devkit.demo.roster import synthetic_fleet
+from devkit.demo.stack import DB, Stack, StackOptions
 
 MEASUREMENTS = ("telemetry", "state", "job")
 
@@ -71,9 +70,9 @@ class Parts:
 
     def __init__(self, stack: Stack):
         self.procs: dict[str, list[psutil.Process]] = {}
-        for name, popen in stack.children.procs:
+        for name, pid in stack.server_pids().items():
             kind = "agents" if name.startswith("agent-") else name
-            self.procs.setdefault(kind, []).append(psutil.Process(popen.pid))
+            self.procs.setdefault(kind, []).append(psutil.Process(pid))
         self.last = self._cpu()
         self.last_t = time.monotonic()
 

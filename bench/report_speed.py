@@ -33,17 +33,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import psutil
+from tqdm import tqdm
 
-from server import inventory as inventory_mod  # noqa: E402
-from server import lineproto  # noqa: E402
-from server.reports import periods  # noqa: E402
-from server.reports.generate import make_report, write_files  # noqa: E402
-from server.store.influx import InfluxHTTP  # noqa: E402
-from tests.servers import InfluxDB  # noqa: E402
+from server import inventory as inventory_mod
+from server import lineproto
+from server.reports import periods
+from server.reports.generate import make_report, write_files
+from server.store.influx import InfluxHTTP
+from devkit.servers import InfluxDB
 
 DB = "printfarm"
 BATCH = 10_000

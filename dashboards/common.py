@@ -10,7 +10,7 @@ from grafana_foundation_sdk.models import dashboard
 
 from dashboards.influxql import datasource
 
-# One colour per printer state (agent/protocol.py STATES), the same on every panel.
+# One colour per printer state (common/protocol.py STATES), the same on every panel.
 STATE_COLOURS = {
     "printing": "blue",
     "finishing": "super-light-blue",

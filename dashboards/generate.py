@@ -14,11 +14,11 @@ from pathlib import Path
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import alerts, fleet, influxql, printer, utilisation
+from dashboards import alerts, fleet_overview, influxql, printer, utilisation
 
 OUT = Path(__file__).parent / "json"
 DASHBOARDS = {
-    "fleet-overview.json": fleet.build,
+    "fleet-overview.json": fleet_overview.build,
     "printer-detail.json": printer.build,
     "regional-utilisation.json": utilisation.build,
     "alerts-events.json": alerts.build,

@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 apt_install mosquitto influxdb python3-venv
 run_root systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
-project_venv ".[demo]"
+project_venv ".[agent,server]"
 exec printfarm-demo "$@"

@@ -18,15 +18,16 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive run_root apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# project_venv EXTRAS: ./.venv with this package installed (editable) and activated.
+# project_venv EXTRAS: ./.venv with this package (editable, with EXTRAS) and the devkit in
+# tools/ (simulator, demo, real-server harness: never in the production wheel), activated.
 project_venv() {
   if [ ! -x .venv/bin/python ]; then
     step "python3 -m venv .venv"
     python3 -m venv .venv
   fi
-  step "pip install -e '$1' into .venv"
+  step "pip install -e '$1' -e ./tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e "$1"
+  .venv/bin/python -m pip install -q -e "$1" -e ./tools
   # shellcheck disable=SC1091
   source .venv/bin/activate
 }

@@ -10,7 +10,7 @@ from server import alerts as alerts_mod
 from server import metrics
 from server.api import Api
 from server.config import ServerConfig
-from server.fleet import Fleet
+from server.live import LiveFleet
 from server.ingest import Ingest
 from server.mqtt import Subscriber
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP
@@ -23,7 +23,7 @@ class Collector:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
         self.inventory = inventory_mod.load(cfg.inventory)
-        self.fleet = Fleet(self.inventory)
+        self.fleet = LiveFleet(self.inventory)
         ic = cfg.influx
         self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout)
         self.influx.create_missing = ic.create_database

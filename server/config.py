@@ -6,15 +6,11 @@ from pathlib import Path
 
 import msgspec
 
-from agent.config import TLSConfig
-from agent.configkit import ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, load_toml, read_secret
+from common.tls import TLSConfig
+from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml, read_secret
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
-    pass
-
-
-class MqttConfig(_Section):
+class MqttConfig(Section):
     host: str = "127.0.0.1"
     port: int = 1883
     client_id: str = "printfarm-collector"
@@ -38,7 +34,7 @@ class MqttConfig(_Section):
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
 
 
-class InfluxConfig(_Section):
+class InfluxConfig(Section):
     url: str = "http://127.0.0.1:8086"
     database: str = "printfarm"
     # InfluxDB 1.x: username + password; 2.x/3.x v1-compatibility: a token (sent as "Token ...").
@@ -65,7 +61,7 @@ class InfluxConfig(_Section):
         self.token = Secret(read_secret("token", self.token_file, self.token_env)) if has_token else None
 
 
-class HttpConfig(_Section):
+class HttpConfig(Section):
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
@@ -74,7 +70,7 @@ class HttpConfig(_Section):
         check_range("port", self.port, 0, 65535)
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     inventory: str  # path of the fleet inventory TOML, relative to this file
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     influx: InfluxConfig = msgspec.field(default_factory=InfluxConfig)

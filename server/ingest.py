@@ -6,9 +6,9 @@ import logging
 import time
 from typing import Callable
 
-from agent import protocol
+from common import protocol
 from server import lineproto, metrics
-from server.fleet import Fleet
+from server.live import LiveFleet
 from server.inventory import Inventory, Tags
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class RejectLog:
 
 
 class Ingest:
-    def __init__(self, inventory: Inventory, fleet: Fleet, write: Callable[[str], None],
+    def __init__(self, inventory: Inventory, fleet: LiveFleet, write: Callable[[str], None],
                  clock: Callable[[], float] = time.time):
         self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
         self.listeners: list[Listener] = []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from agent.configkit import ConfigError, Invalid, check_id, convert, load_toml
+from common.configkit import ConfigError, Invalid, check_id, convert, load_toml
 
 UNKNOWN = "unknown"
 

@@ -15,7 +15,7 @@ the same series and time, so it overwrites its point instead of adding one.
 
 from __future__ import annotations
 
-from agent import protocol
+from common import protocol
 from server.inventory import Tags
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": " ", "\r": " "})

@@ -34,7 +34,7 @@ HELP = {
     "handler_errors": "messages whose handling raised (a bug; the message is still acknowledged)",
 }
 
-# Every reason agent.protocol.decode (and ingest) can reject with, so each series exists from 0.
+# Every reason common.protocol.decode (and ingest) can reject with, so each series exists from 0.
 REJECT_REASONS = ("bad_topic", "too_large", "malformed_json", "invalid_schema", "unknown_version",
                   "not_finite", "out_of_range", "bad_timestamp", "future_timestamp", "topic_mismatch")
 

@@ -35,7 +35,7 @@ import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from agent import protocol
+from common import protocol
 from server import metrics
 from server.config import MqttConfig
 

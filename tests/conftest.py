@@ -1,13 +1,13 @@
 """Shared pytest fixtures.
 
-The server processes come from tests/servers.py, which has no pytest in it so that benchmarks and
+The server processes come from tools/devkit/servers/, which has no pytest in it so that benchmarks and
 the demo can use it too. A missing binary makes these fixtures error, never skip.
 Application-specific fixtures go at the end of this file.
 """
 
 import pytest
 
-from tests.servers import InfluxDB, Mosquitto, OctoPrint
+from devkit.servers import InfluxDB, Mosquitto, OctoPrint
 
 
 def pytest_configure(config):

@@ -9,7 +9,7 @@ from typing import Protocol
 @dataclass(slots=True)
 class Snapshot:
     ts: int  # ms since the epoch, when the poll was answered
-    state: str  # one of agent.protocol.STATES
+    state: str  # one of common.protocol.STATES
     state_text: str = ""  # the printer's own words for its state
     error: str | None = None
     temps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import requests
 
-from agent.configkit import Secret
+from common.configkit import Secret
 from agent.printers.base import Snapshot
 from agent.printers.octoprint_states import normalise
 

@@ -40,14 +40,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from agent.configkit import ConfigError, Invalid, Secret, check_http_url, check_id, check_range, convert, read_secret
+from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, read_secret
 
 SEVERITIES = ("info", "warning", "critical")
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
-
-
-class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
-    pass
 
 
 def check_severity(key: str, value: str) -> None:
@@ -61,7 +57,7 @@ def check_severity(key: str, value: str) -> None:
 THERMAL_ERRORS = ("mintemp", "maxtemp", "thermal runaway", "heating failed", "thermal malfunction")
 
 
-class RuleSettings(_Section):
+class RuleSettings(Section):
     enabled: bool = True
     recovery: bool = True  # send a notice when the incident clears
 
@@ -146,7 +142,7 @@ class PrintFinished(RuleSettings):
         check_severity("severity", self.severity)
 
 
-class Rules(_Section):
+class Rules(Section):
     print_failed: PrintFailed = msgspec.field(default_factory=PrintFailed)
     printer_down: PrinterDown = msgspec.field(default_factory=PrinterDown)
     agent_offline: AgentOffline = msgspec.field(default_factory=AgentOffline)
@@ -159,7 +155,7 @@ class Rules(_Section):
 # --- receivers and routes -------------------------------------------------------------------
 
 
-class Receiver(_Section):
+class Receiver(Section):
     type: str
     # apprise: URLs hold credentials, so prefer urls_file / urls_env (one URL a line).
     urls: list[str] = []
@@ -220,7 +216,7 @@ def _apprise_accepts(url: str) -> bool:
     return bool(apprise.Apprise().add(url))
 
 
-class Route(_Section):
+class Route(Section):
     receivers: list[str]
     sites: list[str] = []
     organisations: list[str] = []
@@ -243,7 +239,7 @@ class Route(_Section):
                 and (not self.rules or rule in self.rules))
 
 
-class QuietHours(_Section):
+class QuietHours(Section):
     start: str
     end: str
     timezone: str = "UTC"
@@ -270,7 +266,7 @@ def _clock_time(key: str, value: str) -> dtime:
         raise Invalid(key, f"{value!r} is not a time of day", "write it as HH:MM, like '22:00'") from None
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(Section):
     enabled: bool = True
     receivers: dict[str, Receiver] = {}
     routes: list[Route] = []

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from agent import protocol
+from common import protocol
 from server import lineproto, metrics
 from server.alerts.config import RANK, AlertsConfig
 from server.alerts.notifiers import Delivery, Sender, make_senders

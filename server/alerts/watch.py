@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent import protocol
+from common import protocol
 
 DOWN_STATES = frozenset({"offline", "error", "unreachable"})
 ACTIVE_STATES = protocol.ACTIVE_STATES

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from agent.configkit import ConfigError
+from common.configkit import ConfigError
 from server.reports import config as reports_config
 from server.reports import periods
 from server.reports.generate import client_for, make_report, write_files

@@ -29,18 +29,14 @@ from __future__ import annotations
 import msgspec
 from apscheduler.triggers.cron import CronTrigger
 
-from agent.configkit import Invalid, Secret, check_range, convert, read_secret
+from common.configkit import Invalid, Secret, Section, check_range, convert, read_secret
 from server.reports import periods
 from server.reports.labels import LANGS
 
 FORMATS = ("xlsx", "pdf", "csv")
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
-    pass
-
-
-class ScheduleConfig(_Section):
+class ScheduleConfig(Section):
     enabled: bool = False
     cron: str = "0 6 1 * *"
     period: str = "month"
@@ -55,7 +51,7 @@ class ScheduleConfig(_Section):
             raise Invalid("period", f"{self.period!r} is not a period kind", "use month, quarter or year")
 
 
-class MailConfig(_Section):
+class MailConfig(Section):
     host: str
     sender: str
     to: list[str]
@@ -76,7 +72,7 @@ class MailConfig(_Section):
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
 
 
-class ReportsConfig(_Section):
+class ReportsConfig(Section):
     out_dir: str = "/var/lib/printfarm-server/reports"
     formats: list[str] = msgspec.field(default_factory=lambda: list(FORMATS))
     lang: str = "sv"

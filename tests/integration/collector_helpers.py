@@ -18,9 +18,9 @@ import psutil
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import protocol
-from tests.pipeline import DB, wait_for, write_inventory
-from tests.servers import Mosquitto, free_port
+from common import protocol
+from devkit.pipeline import DB, wait_for, write_inventory
+from devkit.servers import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # The collector acknowledges a message only after its write, so it needs a broker that lets

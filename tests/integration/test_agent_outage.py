@@ -21,10 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.service import Agent
 
-from tests.pipeline import (
+from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
-from tests.servers import make_gcode
+from devkit.servers import make_gcode
 
 pytestmark = pytest.mark.integration
 

@@ -25,11 +25,11 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import config as agent_config
-from agent import protocol
+from common import protocol
 from agent.outbox import MemoryOutbox
 from agent.publisher import Publisher
-from tests.pipeline import start_agent, wait_for
-from tests.servers import Mosquitto
+from devkit.pipeline import start_agent, wait_for
+from devkit.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import protocol
+from common import protocol
 from server import metrics
-from tests.alert_receivers import SMTPReceiver, WebhookReceiver
-from tests.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory
-from tests.servers import make_gcode
+from devkit.receivers import SMTPReceiver, WebhookReceiver
+from devkit.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory
+from devkit.servers import make_gcode
 
 pytestmark = pytest.mark.integration
 

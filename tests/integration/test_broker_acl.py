@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers import Mosquitto, free_port
+from devkit.servers import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from tests.integration.collector_helpers import (
     CollectorProcess, SteadyLoad, broker, fleet_inventory, publish_raw, telemetry_points, wait_points,
 )
-from tests.pipeline import DB, wait_for
+from devkit.pipeline import DB, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_a_redelivered_message_overwrites_its_point(tmp_path, influxdb):
         load = SteadyLoad(mqtt_broker)
         load.client.loop_stop()
         once = [load.payload(n) for n in range(10)]
-        from agent import protocol
+        from common import protocol
         done = protocol.Event(v=1, ts=load.start_ms, printer="p000", site="lab", seq=1, kind="done", file="a.gcode")
         event = (protocol.printer_topic("lab", "p000", "event"), protocol.encode(done))
         publish_raw(mqtt_broker, once + [event] + once + [event])

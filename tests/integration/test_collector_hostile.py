@@ -11,9 +11,9 @@ import time
 import pytest
 import requests
 
-from agent import protocol
+from common import protocol
 from tests.integration.collector_helpers import broker, publish_raw
-from tests.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
+from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
 
 pytestmark = pytest.mark.integration
 

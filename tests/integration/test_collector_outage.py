@@ -13,7 +13,7 @@ import pytest
 from tests.integration.collector_helpers import (
     CollectorProcess, SteadyLoad, broker, env_seconds, fleet_inventory, wait_points,
 )
-from tests.pipeline import wait_for
+from devkit.pipeline import wait_for
 
 pytestmark = pytest.mark.integration
 

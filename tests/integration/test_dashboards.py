@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from dashboards import macros
-from tests.pipeline import (
+from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
-from tests.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
+from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,14 @@ import time
 import psutil
 import pytest
 
-from server.demo import __main__ as demo
+from devkit.demo import __main__ as demo
 
 pytestmark = pytest.mark.integration
 
 
 def demo_command() -> list[str]:
     script = shutil.which("printfarm-demo")
-    return [script] if script else [sys.executable, "-m", "server.demo"]
+    return [script] if script else [sys.executable, "-m", "devkit.demo"]
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")

@@ -9,11 +9,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import protocol
-from tests.pipeline import (
+from common import protocol
+from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
-from tests.servers import make_gcode
+from devkit.servers import make_gcode
 
 pytestmark = pytest.mark.integration
 

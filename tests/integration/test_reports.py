@@ -19,11 +19,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import protocol
+from common import protocol
 from server.__main__ import main as server_main
 from server.reports import periods
-from tests.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
-from tests.servers import InfluxDB, Mosquitto
+from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
+from devkit.servers import InfluxDB, Mosquitto
 
 pytestmark = pytest.mark.integration
 

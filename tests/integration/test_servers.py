@@ -8,7 +8,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 
-from tests.servers import Mosquitto, make_gcode
+from devkit.servers import Mosquitto, make_gcode
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The simulator and the real OctoPrint virtual printer look the same to the agent.
 
 Every test runs twice: against OctoPrint 1.11 with its virtual printer, and against one printer
-of ``server.sim``. Both are driven through the same REST calls (the helpers of
+of ``devkit.sim``. Both are driven through the same REST calls (the helpers of
 tests/servers.OctoPrint) and read through the agent's own client and job tracker.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from agent.configkit import Secret
+from common.configkit import Secret
 from agent.jobs import JobTracker
 from agent.printers.octoprint import OctoPrint as AgentOctoPrint
-from server.sim import SimClock, Simulator
-from server.sim.server import PrinterSpec
-from tests.pipeline import wait_for
-from tests.servers import OctoPrint, make_gcode
+from devkit.sim import SimClock, Simulator
+from devkit.sim.server import PrinterSpec
+from devkit.pipeline import wait_for
+from devkit.servers import OctoPrint, make_gcode
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.demo.fleet import DEMO_OUTAGE_SITE, demo_fleet
-from server.demo.stack import Stack, StackOptions
-from tests.pipeline import wait_for
+from devkit.demo.roster import DEMO_OUTAGE_SITE, demo_fleet
+from devkit.demo.stack import Stack, StackOptions
+from devkit.pipeline import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import protocol
+from common import protocol
 from server.alerts import config as alerts_config
 from server.alerts.engine import Engine
 from server.inventory import Tags

@@ -189,7 +189,7 @@ def test_undelivered_notifications_are_saved_and_sent_after_a_restart(tmp_path):
     second = make_engine(tmp_path, clock)
     second.start()
     try:
-        from tests.pipeline import wait_for
+        from devkit.pipeline import wait_for
         wait_for(lambda: second.recorders["ops"].notes, 5, "the saved notification")
     finally:
         second.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from server import metrics
 from server.alerts.notifiers import AppriseSender, Delivery, SendError, WebhookSender
-from tests.pipeline import wait_for
+from devkit.pipeline import wait_for
 from tests.unit.alert_helpers import Recorder
 
 NOTE = {"kind": "firing", "incident": "print_failed/vp-1/1", "severity": "critical", "title": "t", "text": "x",

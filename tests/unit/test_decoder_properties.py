@@ -1,4 +1,4 @@
-"""Property-based tests of agent.protocol.decode: the collector's first line of defence.
+"""Property-based tests of common.protocol.decode: the collector's first line of defence.
 
 Whatever arrives, decode either returns a sound message or raises Rejected with a reason;
 and every valid message survives encode -> decode unchanged.
@@ -12,7 +12,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import protocol as p
+from common import protocol as p
 
 NOW = 1_790_000_000_000
 REASONS = {"too_large", "malformed_json", "invalid_schema", "unknown_version", "not_finite", "out_of_range",

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import protocol as p
+from common import protocol as p
 from server import lineproto
 from server.inventory import Tags
 

@@ -2,9 +2,9 @@
 
 import logging
 
-from agent import protocol as p
+from common import protocol as p
 from server import metrics
-from server.fleet import Fleet
+from server.live import LiveFleet
 from server.ingest import Ingest, RejectLog
 from server.inventory import Inventory
 
@@ -23,7 +23,7 @@ def make_ingest():
     metrics.reset()
     inventory = Inventory(sites={}, printers={})
     lines = []
-    ingest = Ingest(inventory, Fleet(inventory), lines.append, clock=lambda: NOW_S)
+    ingest = Ingest(inventory, LiveFleet(inventory), lines.append, clock=lambda: NOW_S)
     return ingest, lines
 
 

@@ -1,7 +1,7 @@
 """An agent's last-will is dated by its arrival, and stored once however often it is re-sent."""
 
-from agent import protocol
-from server.fleet import Fleet
+from common import protocol
+from server.live import LiveFleet
 from server.ingest import Ingest
 from server.inventory import Inventory
 
@@ -11,7 +11,7 @@ NOW_S = 1_790_000_600.0  # ten minutes after the agent connected
 
 def ingest():
     lines = []
-    return Ingest(Inventory(), Fleet(Inventory()), lines.append, clock=lambda: NOW_S), lines
+    return Ingest(Inventory(), LiveFleet(Inventory()), lines.append, clock=lambda: NOW_S), lines
 
 
 def agent_status(state, ts, will=False):

@@ -2,7 +2,7 @@ import logging
 
 import requests
 
-from agent.configkit import Secret
+from common.configkit import Secret
 from agent.printers.octoprint import OctoPrint
 
 JOB = {"state": "Printing", "error": "", "job": {"file": {"name": "cube.gcode", "display": "cube.gcode"},

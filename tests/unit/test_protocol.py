@@ -1,6 +1,6 @@
 import pytest
 
-from agent import protocol as p
+from common import protocol as p
 
 NOW = 1_790_000_000_000
 

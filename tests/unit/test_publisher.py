@@ -11,7 +11,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent import protocol
+from common import protocol
 from agent.config import BrokerConfig, OutboxConfig
 from agent.outbox import MemoryOutbox, SQLiteOutbox
 from agent.publisher import Publisher

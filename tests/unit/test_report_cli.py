@@ -1,7 +1,7 @@
 """`printfarm-server report` argument handling (no database reachable here)."""
 
 from server.__main__ import main
-from tests.servers import free_port
+from devkit.servers import free_port
 
 
 def _config(tmp_path, extra=""):

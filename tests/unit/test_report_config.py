@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent.configkit import ConfigError
+from common.configkit import ConfigError
 from server import config as server_config
 from server import inventory as inventory_mod
 from server.reports import config as reports_config

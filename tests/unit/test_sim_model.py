@@ -6,12 +6,12 @@ import random
 from collections import Counter
 from datetime import datetime
 
-from agent.configkit import Secret
+from common.configkit import Secret
 from agent.printers.octoprint import OctoPrint
-from server.sim import SimClock, Simulator
-from server.sim.model import Heater, SimPrinter
-from server.sim.server import PrinterSpec, plan_sites
-from server.sim.site import LOCAL, SiteSchedule
+from devkit.sim import SimClock, Simulator
+from devkit.sim.model import Heater, SimPrinter
+from devkit.sim.server import PrinterSpec, plan_sites
+from devkit.sim.site import LOCAL, SiteSchedule
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=LOCAL).timestamp()
 HOUR = 3600.0

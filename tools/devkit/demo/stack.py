@@ -10,13 +10,14 @@ import json
 import logging
 import secrets
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.demo import services
-from server.demo.fleet import write_inventory
-from server.demo.processes import Children
+from devkit.demo import services
+from devkit.demo.roster import write_inventory
+from devkit.servers.process import Children, free_port
 
 log = logging.getLogger(__name__)
 DB = "printfarm"
@@ -42,6 +43,7 @@ class Stack:
         self.inventory = write_inventory(self.dir / "inventory.toml", fleet)
         self.key_file = self.dir / "octoprint.key"
         self.key_file.write_text(secrets.token_hex(16).upper())
+        self.broker = self.influx = None
         self.broker_port = self.influx_port = self.http_port = 0
         self.endpoints: dict[str, dict] = {}
         self.agents: list[str] = []
@@ -56,8 +58,9 @@ class Stack:
 
     def up(self, progress=lambda text: None) -> "Stack":
         progress("starting Mosquitto and InfluxDB")
-        self.broker_port = services.start_mosquitto(self.children, self.dir / "mosquitto")
-        self.influx_port = services.start_influxdb(self.children, self.dir / "influxdb")
+        self.broker = services.start_mosquitto(self.dir / "mosquitto")
+        self.influx = services.start_influxdb(self.dir / "influxdb")
+        self.broker_port, self.influx_port = self.broker.port, self.influx.port
         progress("starting the printer simulator")
         self._start_simulator()
         progress("starting the collector")
@@ -73,6 +76,17 @@ class Stack:
             self.children.stop(name)
         self.children.stop("collector", timeout=20)
         self.children.stop_all()
+        for server in (self.influx, self.broker):
+            if server is not None:
+                server.stop()
+
+    def server_pids(self) -> dict[str, int]:
+        """Every process of the stack by name: the product's and the servers'."""
+        pids = {name: proc.pid for name, proc in self.children.procs}
+        for name, server in (("mosquitto", self.broker), ("influxd", self.influx)):
+            if server is not None and server.running:
+                pids[name] = server.pid
+        return pids
 
     def _python(self, name: str, module: str, *args: str):
         return self.children.spawn(name, [sys.executable, "-m", module, *args], self.dir / "logs" / f"{name}.log")
@@ -87,12 +101,12 @@ class Stack:
             args += ["--start", self.opt.start]
         for outage in self.opt.outages:
             args += ["--outage", outage]
-        proc = self._python("simulator", "server.sim", *args)
-        services.wait_until(out.exists, 60, "the simulator", proc)
+        proc = self._python("simulator", "devkit.sim", *args)
+        _wait_until(out.exists, 60, "the simulator", proc)
         self.endpoints = json.loads(out.read_text())
 
     def _start_collector(self) -> None:
-        self.http_port = services.free_port()
+        self.http_port = free_port()
         conf = self.dir / "collector.toml"
         conf.write_text(f"""\
 inventory = "{self.inventory}"
@@ -123,7 +137,7 @@ enabled = true
 grace = 60
 """)
         proc = self._python("collector", "server", "run", "-c", str(conf))
-        services.wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc)
+        _wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc)
 
     def agent_groups(self) -> list[tuple[str, str, list[str]]]:
         """(agent id, site, printers): one Pi per site, or fixed-size groups for benchmarks."""
@@ -155,7 +169,7 @@ grace = 60
         """The simulator's clock as local (Stockholm) time, e.g. 'Thu 09:42'."""
         from datetime import datetime
 
-        from server.sim.site import LOCAL
+        from devkit.sim.site import LOCAL
 
         url = next(iter(self.endpoints.values()))["url"] if self.endpoints else None
         answer = _get(url + "/sim/clock") if url else None
@@ -163,6 +177,17 @@ grace = 60
 
     def fleet_state(self) -> dict | None:
         return _get(self.api_url + "/api/fleet")
+
+
+def _wait_until(check, timeout: float, what: str, proc) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")
 
 
 def _get(url: str, timeout: float = 2.0):

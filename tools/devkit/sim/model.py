@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from server.sim.site import SiteSchedule
+from devkit.sim.site import SiteSchedule
 
 AMBIENT = 21.0
 MINUTE = 60.0

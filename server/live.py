@@ -1,11 +1,11 @@
-"""Live state of every printer and agent, as the collector last heard it."""
+"""Live state of every printer and agent, as the collector last heard it (the status page, /api/fleet)."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
 
-from agent import protocol
+from common import protocol
 from server.inventory import Inventory, Tags
 
 
@@ -39,7 +39,7 @@ class AgentState:
     printers: list[str] = field(default_factory=list)
 
 
-class Fleet:
+class LiveFleet:
     def __init__(self, inventory: Inventory):
         self.inventory = inventory
         self.printers: dict[str, PrinterState] = {}

@@ -11,8 +11,8 @@ Behaviour is seeded and lazy: a printer advances its own timeline only when aske
 idle printers cost nothing between polls.
 """
 
-from server.sim.clock import SimClock
-from server.sim.model import SimPrinter
-from server.sim.server import Simulator
+from devkit.sim.clock import SimClock
+from devkit.sim.model import SimPrinter
+from devkit.sim.server import Simulator
 
 __all__ = ["SimClock", "SimPrinter", "Simulator"]

@@ -14,7 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.servers import free_port
+from devkit.servers import free_port
 
 
 class WebhookReceiver:

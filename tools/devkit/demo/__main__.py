@@ -20,11 +20,11 @@ import tty
 from contextlib import contextmanager
 from pathlib import Path
 
-from server.demo import services
-from server.demo.fleet import DEMO_OUTAGE_SITE, demo_fleet
-from server.demo.report import write_report
-from server.demo.stack import Stack, StackOptions
-from server.demo.table import render, summary_line
+from devkit.demo import services
+from devkit.demo.report import write_report
+from devkit.demo.roster import DEMO_OUTAGE_SITE, demo_fleet
+from devkit.demo.stack import Stack, StackOptions
+from devkit.demo.table import render, summary_line
 
 log = logging.getLogger("printfarm.demo")
 
@@ -148,7 +148,7 @@ def _check_children(stack: Stack) -> None:
 
 
 def _report(stack: Stack, args, started: float) -> None:
-    paths = write_report(stack.dir / "collector.toml", stack.influx_url, Path(args.report_dir), started)
+    paths = write_report(stack.dir / "collector.toml", Path(args.report_dir))
     for path in paths:
         print(f"printfarm-demo: report {path}", flush=True)
 

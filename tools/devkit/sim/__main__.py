@@ -1,4 +1,4 @@
-"""``python -m server.sim --inventory FILE --api-key-file FILE [--speed N] [--seed N] ...``
+"""``python -m devkit.sim --inventory FILE --api-key-file FILE [--speed N] [--seed N] ...``
 
 Serves one simulated OctoPrint per printer of the inventory and writes ``--endpoints-out``
 (JSON: printer -> {url, site}) once every port is listening, then runs until SIGTERM/SIGINT.
@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from server import inventory as inventory_mod
-from server.sim.clock import SimClock
-from server.sim.server import PrinterSpec, Simulator, plan_sites
-from server.sim.site import LOCAL
+from devkit.sim.clock import SimClock
+from devkit.sim.server import PrinterSpec, Simulator, plan_sites
+from devkit.sim.site import LOCAL
 
 
 def parse_start(text: str | None) -> float | None:
@@ -55,7 +55,7 @@ def build(args) -> Simulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.sim", description="Simulate a fleet of OctoPrint printers.")
+    parser = argparse.ArgumentParser(prog="python -m devkit.sim", description="Simulate a fleet of OctoPrint printers.")
     parser.add_argument("--inventory", required=True, help="fleet inventory TOML (sites and printers)")
     parser.add_argument("--api-key-file", required=True, help="file holding the API key every printer accepts")
     parser.add_argument("--endpoints-out", help="write printer -> {url, site} JSON here when listening")

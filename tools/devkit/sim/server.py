@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.sim import octojson
-from server.sim.clock import SimClock
-from server.sim.model import Conflict, SimPrinter
-from server.sim.site import SiteSchedule, random_outages
+from devkit.sim import octojson
+from devkit.sim.clock import SimClock
+from devkit.sim.model import Conflict, SimPrinter
+from devkit.sim.site import SiteSchedule, random_outages
 
 log = logging.getLogger(__name__)
 

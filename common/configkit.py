@@ -1,6 +1,6 @@
 """Loading TOML config into typed structs with errors that name the key and the fix.
 
-Shared by the agent and the collector so both report problems the same way:
+Shared by the agent and the collector as equals, so both report problems the same way:
 ``<file>: <key>: <problem> — fix: <what to do>``.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import msgspec
 
-from agent import protocol
+from common import protocol
 
 T = TypeVar("T")
 
@@ -28,6 +28,10 @@ class ConfigError(Exception):
     def line(self) -> str:
         where = f"{self.source}: " if self.source else ""
         return f"{where}{self.key}: {self.problem} — fix: {self.fix}"
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, dict=True):
+    """Base of every config table: unknown keys are errors (a typo must not pass silently)."""
 
 
 class Invalid(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.sim.model import SimPrinter
+from devkit.sim.model import SimPrinter
 
 VERSION = {"api": "0.1", "server": "1.11.8", "text": "OctoPrint 1.11.8"}
 FORBIDDEN = {"error": "You don't have the permission to access the requested resource. "

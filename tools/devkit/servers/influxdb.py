@@ -1,0 +1,110 @@
+"""A private InfluxDB 1.x (Debian package ``influxdb``), HTTP on ``port``, RPC on ``rpc_port``."""
+
+from __future__ import annotations
+
+import requests
+
+from devkit.servers.process import Server, find_binary, free_port
+
+INFLUXDB_CONFIG = """\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{dir}/meta"
+  logging-enabled = false
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  index-version = "inmem"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[subscriber]
+  enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[continuous_queries]
+  log-enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+
+
+def _influx_rows(body: dict) -> list[dict]:
+    """Flatten an InfluxQL answer: one dict per value row, holding the series tags and columns."""
+    if "error" in body:
+        raise RuntimeError(f"InfluxDB error: {body['error']}")
+    rows = []
+    for result in body.get("results", []):
+        if "error" in result:
+            raise RuntimeError(f"InfluxDB error: {result['error']}")
+        for series in result.get("series", []):
+            tags = series.get("tags") or {}
+            for values in series.get("values", []):
+                rows.append({**tags, **dict(zip(series["columns"], values))})
+    return rows
+
+
+class InfluxDB(Server):
+    """A private influxd 1.x (Debian package `influxdb`), HTTP on `port`, RPC on `rpc_port`."""
+
+    name = "influxd"
+    start_timeout = 30.0
+
+    def __init__(self, tmpdir, port: int | None = None, rpc_port: int | None = None) -> None:
+        super().__init__(tmpdir, port)
+        self.rpc_port = rpc_port or free_port()
+        self.config_path = self.dir / "influxdb.conf"
+        self.binary = find_binary("influxd", "apt-get install -y influxdb",
+                                   ("/usr/bin/influxd",))
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _pick_new_ports(self) -> None:
+        self.port, self.rpc_port = free_port(), free_port()
+
+    def _prepare(self) -> None:
+        self.config_path.write_text(INFLUXDB_CONFIG.format(
+            dir=self.dir, port=self.port, rpc_port=self.rpc_port))
+
+    def _command(self) -> list[str]:
+        return [self.binary, "-config", str(self.config_path)]
+
+    def _answers(self) -> bool:
+        return requests.get(self.url + "/ping", timeout=1).status_code == 204
+
+    def query(self, q: str, db: str | None = None, epoch: str | None = "ms") -> list[dict]:
+        # POST, because CREATE/DROP are refused over GET.
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        if epoch:
+            params["epoch"] = epoch
+        reply = requests.post(self.url + "/query", data=params, timeout=10)
+        try:
+            body = reply.json()
+        except ValueError:
+            raise RuntimeError(f"InfluxDB {reply.status_code}: {reply.text[:500]}") from None
+        return _influx_rows(body)
+
+    def create_database(self, name: str) -> None:
+        self.query(f'CREATE DATABASE "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        self.query(f'DROP DATABASE "{name}"')
+
+    def write(self, db: str, lines: str, precision: str = "ms") -> None:
+        reply = requests.post(self.url + "/write", params={"db": db, "precision": precision},
+                              data=lines.encode(), timeout=10)
+        if reply.status_code != 204:
+            raise RuntimeError(f"InfluxDB write {reply.status_code}: {reply.text[:500]}")
+
+    pause = Server.sigstop
+    resume = Server.sigcont
+
+
