@@ -6,9 +6,9 @@ from pathlib import Path
 
 import msgspec
 
+from agent.printers import DEFAULT_TYPE, PRINTER_TYPES, PrinterConfig
 from common.configkit import (
-    ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml,
-    read_secret,
+    ConfigError, Invalid, Secret, Section, check_id, check_range, convert, load_toml, read_secret,
 )
 from common.tls import TLSConfig
 
@@ -33,31 +33,6 @@ class BrokerConfig(Section):
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
         if has_password and not self.username:
             raise Invalid("username", "a password is set but no username", "add username")
-
-
-class PrinterConfig(Section):
-    id: str
-    url: str
-    api_key_file: str | None = None
-    api_key_env: str | None = None
-    site: str | None = None  # defaults to the agent's site
-    type: str = "octoprint"
-    interval: float = 5.0  # seconds between polls
-    timeout: float = 3.0  # per HTTP request; a hung printer costs at most this
-
-    def __post_init__(self):
-        check_id("id", self.id)
-        if self.site is not None:
-            check_id("site", self.site)
-        check_http_url("url", self.url)
-        if self.type != "octoprint":
-            raise Invalid("type", f"{self.type!r} is not supported", "use type = \"octoprint\"")
-        check_range("interval", self.interval, 0.2, 3600)
-        check_range("timeout", self.timeout, 0.1, 60)
-        if self.timeout >= self.interval * 2:
-            raise Invalid("timeout", f"{self.timeout} s is too long for a {self.interval} s interval",
-                          "keep timeout below twice the interval")
-        self.api_key = Secret(read_secret("api_key", self.api_key_file, self.api_key_env))
 
 
 class OutboxConfig(Section):
@@ -102,11 +77,27 @@ class AgentConfig(Section):
 
 
 def load(path: str | Path) -> AgentConfig:
-    return convert(load_toml(path), AgentConfig, str(path))
+    return from_dict(load_toml(path), str(path))
 
 
 def from_dict(data: dict, source: str = "<dict>") -> AgentConfig:
-    return convert(data, AgentConfig, source)
+    return convert(_with_printer_types(data, source), AgentConfig, source)
+
+
+def _with_printer_types(data: dict, source: str) -> dict:
+    """Give each printer table its ``type`` (default octoprint) and name a wrong one clearly."""
+    printers = data.get("printers")
+    if not isinstance(printers, list):
+        return data
+    tables = []
+    for i, table in enumerate(printers):
+        if isinstance(table, dict):
+            table = {"type": DEFAULT_TYPE, **table}
+            if table["type"] not in PRINTER_TYPES:
+                raise ConfigError(f"printers[{i}].type", f"{table['type']!r} is not supported",
+                                  "use one of: " + ", ".join(f'"{name}"' for name in PRINTER_TYPES), source)
+        tables.append(table)
+    return {**data, "printers": tables}
 
 
 __all__ = ["AgentConfig", "ConfigError", "PrinterConfig", "BrokerConfig", "load", "from_dict"]

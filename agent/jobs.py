@@ -25,6 +25,7 @@ class OpenJob:
     progress: float | None = None
     print_time: float | None = None
     filament_mm: float | None = None
+    job_id: str | None = None  # the printer's own job id, where its API has one
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ class JobTracker:
         if snap.state == "unreachable":
             return []  # OctoPrint unseen: the job may go on; decide when it answers again
         events = self._connection_events(prev, snap)
-        if self.job and snap.state in ACTIVE_STATES and snap.file and self.job.file and snap.file != self.job.file:
+        if self.job and snap.state in ACTIVE_STATES and _replaced(self.job, snap):
             events.append(self._end("failed", snap, error="job replaced before its end was seen"))
         if self.job is None and snap.state in ACTIVE_STATES:
             events.append(self._start(snap))
@@ -89,7 +90,8 @@ class JobTracker:
         return [self._end("failed", snap, error=reason)]
 
     def _start(self, snap: Snapshot) -> JobEvent:
-        self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm)
+        self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm,
+                           snap.job_id)
         self._save(asdict(self.job))
         return self._event("started", snap)
 
@@ -109,6 +111,13 @@ class JobTracker:
         job = self.job
         return JobEvent(kind, snap.ts, job.file, job.user, filament_mm=job.filament_mm,
                         job_started=job.started_ts if kind != "started" else None)
+
+
+def _replaced(job: OpenJob, snap: Snapshot) -> bool:
+    """Another job is under way than the open one: a new job id, or else a new file."""
+    if job.job_id and snap.job_id:
+        return job.job_id != snap.job_id
+    return bool(snap.file and job.file and snap.file != job.file)
 
 
 def _complete(snap: Snapshot, job: OpenJob) -> bool:

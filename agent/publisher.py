@@ -158,16 +158,6 @@ class Publisher:
             self._handed_upto = oid
         return True
 
-    def flush_outbox(self, timeout: float = 30.0) -> bool:
-        """Replay until the outbox is empty (True) or the broker goes away / time runs out."""
-        deadline = self.monotonic() + timeout
-        while self.outbox.pending() and self._connected.is_set() and self.monotonic() < deadline:
-            self.pump()
-            if self.outbox.pending():
-                self._wake.wait(0.05)
-                self._wake.clear()
-        return not self.outbox.pending()
-
     # --- the worker: replay, acknowledgements, drop reports -----------------------
 
     def _run(self) -> None:

@@ -15,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from common import protocol
 from agent.config import AgentConfig, PrinterConfig
 from agent.jobs import JobEvent, JobTracker
-from agent.printers import Printer, Snapshot, make_printer
+from agent.printers import Printer, PushPrinter, Snapshot, make_printer
 from agent.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,11 @@ class JobFile:
 
 
 class PrinterWorker:
-    """Polls one printer and publishes what changed."""
+    """Polls one printer and publishes what changed.
+
+    Telemetry leaves at every scheduled poll. A push printer also calls ``changed`` when its
+    state moves: status and job events then leave at once, without waiting for the schedule.
+    """
 
     def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
                  agent_id: str, job_file: JobFile | None = None):
@@ -54,11 +58,24 @@ class PrinterWorker:
                                   job_file.save if job_file else (lambda job: None))
         self.last: Snapshot | None = None
         self.topics = {c: protocol.printer_topic(self.site, self.id, c) for c in protocol.PRINTER_CHANNELS}
+        self._lock = threading.Lock()  # the schedule and a push client's thread both report
 
-    def run_once(self) -> Snapshot:
+    def run_once(self, telemetry: bool = True) -> Snapshot:
+        with self._lock:
+            return self._report(telemetry)
+
+    def changed(self) -> None:
+        """A push printer's state moved: publish status and job events now."""
+        try:
+            self.run_once(telemetry=False)
+        except Exception:  # a bug here must not kill the push client's thread
+            log.exception("%s: reporting a change failed", self.id)
+
+    def _report(self, telemetry: bool) -> Snapshot:
         snap = self.printer.poll()
         prev, self.last = self.last, snap
-        self._send("telemetry", self._telemetry(snap))
+        if telemetry:
+            self._send("telemetry", self._telemetry(snap))
         if prev is None or prev.state != snap.state or prev.error != snap.error:
             if prev is not None:
                 log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, snap.state_text)
@@ -122,6 +139,8 @@ class Agent:
     def start(self) -> None:
         self.publisher.start()
         for worker in self.workers:
+            if isinstance(worker.printer, PushPrinter):
+                worker.printer.start(worker.changed)
             self.scheduler.add_job(self._poll_safely, "interval", args=[worker], seconds=worker.cfg.interval,
                                    id=worker.id, name=f"poll {worker.id}", next_run_time=_now())
         self.scheduler.start()
@@ -146,12 +165,8 @@ class Agent:
 
 
 def _make_outbox(cfg: AgentConfig, state_dir: Path):
-    try:
-        from agent.outbox import SQLiteOutbox
-    except ImportError:
-        from agent.outbox import MemoryOutbox
+    from agent.outbox import SQLiteOutbox
 
-        return MemoryOutbox()
     return SQLiteOutbox(state_dir / "outbox.sqlite3", cfg.outbox)
 
 

@@ -34,11 +34,6 @@ def transform(id_: str, options: dict) -> dashboard.DataTransformerConfig:
     return dashboard.DataTransformerConfig(id_val=id_, options=options)
 
 
-def thresholds_green() -> dash.ThresholdsConfig:
-    return (dash.ThresholdsConfig().mode(dashboard.ThresholdsMode.ABSOLUTE)
-            .steps([dashboard.Threshold(value=None, color="green")]))
-
-
 def with_legend(panel):
     """Legend and tooltip set explicitly: the SDK otherwise writes a time series' options as null."""
     return (panel.legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)

@@ -1,18 +1,29 @@
-"""Printer APIs, one module each, behind the small ``Printer`` protocol in base.py.
+"""Printer APIs, one module each: a settings struct (its config table) and a client behind
+the small ``Printer`` protocol in base.py. The rest of the agent never sees HTTP or MQTT.
 
-The rest of the agent never sees HTTP: it calls ``poll()`` and gets a ``Snapshot``.
+``type`` in a ``[[printers]]`` table picks the module through the explicit table below.
 """
 
-from agent.printers.base import Printer, Snapshot
+from __future__ import annotations
+
+from typing import Union
+
+from agent.printers.base import Printer, PrinterSettings, PushPrinter, Snapshot
+from agent.printers.octoprint import OctoPrintSettings
+
+# config ``type`` -> settings struct (whose ``build()`` makes the client)
+PRINTER_TYPES: dict[str, type[PrinterSettings]] = {
+    "octoprint": OctoPrintSettings,
+}
+DEFAULT_TYPE = "octoprint"  # configs written before there was a choice
+
+PrinterConfig = Union[tuple(PRINTER_TYPES.values())]  # noqa: UP007 (built from the table)
 
 
-def make_printer(cfg) -> Printer:
-    """Build the printer client named by the config's ``type``."""
-    if cfg.type == "octoprint":
-        from agent.printers.octoprint import OctoPrint
-
-        return OctoPrint(cfg.url, cfg.api_key, timeout=cfg.timeout)
-    raise ValueError(f"unknown printer type {cfg.type!r}")
+def make_printer(cfg: PrinterSettings) -> Printer:
+    """Build the printer client for one ``[[printers]]`` table."""
+    return cfg.build()
 
 
-__all__ = ["Printer", "Snapshot", "make_printer"]
+__all__ = ["PRINTER_TYPES", "Printer", "PrinterConfig", "PrinterSettings", "PushPrinter", "Snapshot",
+           "make_printer"]

@@ -1,9 +1,15 @@
-"""What every printer API delivers: one Snapshot per poll."""
+"""What every printer API delivers, and the config fields every printer has.
+
+A printer module holds one API: a settings struct (its config table, ``type = "<name>"``)
+whose ``build()`` makes the client, and the client behind the ``Printer`` protocol.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol, runtime_checkable
+
+from common.configkit import Invalid, Section, check_id, check_range
 
 
 @dataclass(slots=True)
@@ -19,11 +25,52 @@ class Snapshot:
     file: str | None = None
     user: str | None = None
     filament_mm: float | None = None
+    # The printer's own identity of the current job, where its API has one (PrusaLink's
+    # job id, Moonraker's history job id): a new id is a new job even with the same file.
+    job_id: str | None = None
 
 
 class Printer(Protocol):
     def poll(self) -> Snapshot:
-        """Ask the printer for its state. Never raises: failures are an 'unreachable' snapshot."""
+        """The printer's state now. Never raises: failures are an 'unreachable' snapshot."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PushPrinter(Printer, Protocol):
+    """A printer whose API pushes changes (a websocket, an MQTT report stream).
+
+    ``start`` opens the connection in the background; the client calls ``changed()`` (from any
+    thread) when its state moved, so status and job events leave at once. ``poll()`` returns
+    the latest state without network I/O; telemetry still leaves at the configured interval.
+    """
+
+    def start(self, changed: Callable[[], None]) -> None: ...
+
+
+class PrinterSettings(Section, tag_field="type", kw_only=True):
+    """The keys of every ``[[printers]]`` table; each API adds its own in a subclass."""
+
+    id: str
+    site: str | None = None  # defaults to the agent's site
+    interval: float = 5.0  # seconds between polls (telemetry)
+    timeout: float = 3.0  # per request; a hung printer costs at most this
+
+    def __post_init__(self):
+        check_id("id", self.id)
+        if self.site is not None:
+            check_id("site", self.site)
+        check_range("interval", self.interval, 0.2, 3600)
+        check_range("timeout", self.timeout, 0.1, 60)
+        if self.timeout >= self.interval * 2:
+            raise Invalid("timeout", f"{self.timeout} s is too long for a {self.interval} s interval",
+                          "keep timeout below twice the interval")
+
+    @property
+    def type(self) -> str:
+        return type(self).__struct_config__.tag
+
+    def build(self) -> Printer:
+        raise NotImplementedError

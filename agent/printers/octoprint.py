@@ -9,11 +9,25 @@ from typing import Any, Callable
 
 import requests
 
-from common.configkit import Secret
-from agent.printers.base import Snapshot
+from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.octoprint_states import normalise
+from common.configkit import Secret, check_http_url, read_secret
 
 log = logging.getLogger(__name__)
+
+
+class OctoPrintSettings(PrinterSettings, tag="octoprint"):
+    url: str
+    api_key_file: str | None = None
+    api_key_env: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_http_url("url", self.url)
+        self.api_key = Secret(read_secret("api_key", self.api_key_file, self.api_key_env))
+
+    def build(self) -> "OctoPrint":
+        return OctoPrint(self.url, self.api_key, timeout=self.timeout)
 
 
 class _TimeoutSession(requests.Session):
