@@ -104,7 +104,7 @@ class PrinterWorker:
         return protocol.Status(
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
             state=s.state, prev_state=prev.state if prev else None, state_text=s.state_text,
-            error=s.error, file=s.file, agent=self.agent_id,
+            error=s.error, file=s.file, agent=self.agent_id, api=self.cfg.type,
         )
 
     def _event(self, e: JobEvent) -> protocol.Event:

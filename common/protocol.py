@@ -149,6 +149,7 @@ class Status(msgspec.Struct, omit_defaults=True):
     error: str | None = None
     file: str | None = None
     agent: str | None = None
+    api: str | None = None  # the printer API the agent watches it through ("octoprint", ...)
 
 
 class Event(msgspec.Struct, omit_defaults=True):
@@ -263,6 +264,9 @@ def _check(topic: Topic, msg: Message, now_ms: int) -> None:
         )
     if isinstance(msg, Telemetry):
         _check_telemetry(msg)
+    elif isinstance(msg, Status):
+        if msg.api is not None and not valid_id(msg.api):
+            raise Rejected("invalid_schema", f"api {msg.api[:40]!r} is not an ID")
     elif isinstance(msg, Event):
         _check_numbers(msg.duration, msg.print_time, msg.filament_mm)
 

@@ -82,7 +82,7 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
 def status(msg: protocol.Status, tags: str) -> str:
     pairs = [
         ("state", msg.state), ("prev_state", msg.prev_state or "none"), ("state_text", msg.state_text or None),
-        ("error", msg.error), ("file", msg.file), ("agent", msg.agent), ("seq", msg.seq),
+        ("error", msg.error), ("file", msg.file), ("agent", msg.agent), ("api", msg.api), ("seq", msg.seq),
     ]
     return f"state{tags} {_fields(pairs)} {msg.ts}"
 

@@ -28,6 +28,7 @@ class PrinterState:
     time_left: float | None = None
     temps: dict = field(default_factory=dict)
     agent: str | None = None
+    api: str | None = None  # the printer API its agent uses
 
 
 @dataclass(slots=True)
@@ -96,3 +97,4 @@ def _apply_printer(p: PrinterState, msg) -> None:
         if msg.state != p.state:
             p.since = msg.ts
         p.state, p.state_text, p.error, p.agent = msg.state, msg.state_text, msg.error, msg.agent
+        p.api = msg.api or p.api

@@ -64,7 +64,7 @@ def test_status_page_shows_every_printer_with_its_state_grouped_by_site(demo_sta
         for printer_id, _ in printers:
             text = section.locator(f".printer[data-printer='{printer_id}'] .state").inner_text().lower()
             assert text == shown[printer_id]
-    assert {shown[p] for p, _ in demo_fleet()[DEMO_OUTAGE_SITE][3]} == {"unreachable"}
+    assert {shown[p] for p, _, _ in demo_fleet()[DEMO_OUTAGE_SITE][3]} == {"unreachable"}
 
     shot = tmp_path / "status-page.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devkit.demo import services
-from devkit.demo.roster import write_inventory
+from devkit.demo.agent_tables import AGENT_TABLES
+from devkit.demo.roster import printer_apis, write_inventory
 from devkit.servers.process import Children, free_port
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class Stack:
     def _start_simulator(self) -> None:
         (self.dir / "logs").mkdir(exist_ok=True)
         out = self.dir / "endpoints.json"
-        args = ["--inventory", str(self.inventory), "--api-key-file", str(self.key_file),
+        apis = self.dir / "apis.json"
+        apis.write_text(json.dumps(printer_apis(self.fleet)))
+        args = ["--inventory", str(self.inventory), "--api-key-file", str(self.key_file), "--apis", str(apis),
                 "--endpoints-out", str(out), "--speed", str(self.opt.speed), "--seed", str(self.opt.seed),
                 "--outages-per-day", str(self.opt.outages_per_day)]
         if self.opt.start:
@@ -143,7 +146,7 @@ grace = 60
         """(agent id, site, printers): one Pi per site, or fixed-size groups for benchmarks."""
         groups = []
         for site, (_, _, _, printers) in self.fleet.items():
-            ids = [p for p, _ in printers]
+            ids = [p for p, _, _ in printers]
             size = self.opt.per_agent or len(ids)
             for n in range(0, len(ids), size):
                 suffix = f"-{n // size + 1}" if size < len(ids) else ""
@@ -158,9 +161,10 @@ grace = 60
                      f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", 'host = "127.0.0.1"',
                      f"port = {self.broker_port}", "reconnect_min = 0.5", "reconnect_max = 5", ""]
             for printer in printers:
-                lines += ["[[printers]]", f'id = "{printer}"', f'url = "{self.endpoints[printer]["url"]}"',
-                          f'api_key_file = "{self.key_file}"', f"interval = {self.opt.interval}",
-                          f"timeout = {timeout}", ""]
+                endpoint = self.endpoints[printer]
+                lines += ["[[printers]]", f'id = "{printer}"', f'type = "{endpoint["api"]}"',
+                          *AGENT_TABLES[endpoint["api"]](self, endpoint),
+                          f"interval = {self.opt.interval}", f"timeout = {timeout}", ""]
             conf.write_text("\n".join(lines))
             self._python(f"agent-{agent_id}", "agent", "run", "-c", str(conf))
             self.agents.append(agent_id)

@@ -40,7 +40,9 @@ def parse_outage(text: str) -> tuple[str, float, float]:
 
 def build(args) -> Simulator:
     inv = inventory_mod.load(args.inventory)
-    specs = [PrinterSpec(pid, entry.site, entry.model) for pid, entry in sorted(inv.printers.items())]
+    apis = json.loads(Path(args.apis).read_text()) if args.apis else {}
+    specs = [PrinterSpec(pid, entry.site, entry.model, api=apis.get(pid, "octoprint"))
+             for pid, entry in sorted(inv.printers.items())]
     clock = SimClock(args.speed, parse_start(args.start))
     sites = None
     if not args.manual:
@@ -55,10 +57,11 @@ def build(args) -> Simulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devkit.sim", description="Simulate a fleet of OctoPrint printers.")
+    parser = argparse.ArgumentParser(prog="python -m devkit.sim", description="Simulate a fleet of printers.")
     parser.add_argument("--inventory", required=True, help="fleet inventory TOML (sites and printers)")
     parser.add_argument("--api-key-file", required=True, help="file holding the API key every printer accepts")
-    parser.add_argument("--endpoints-out", help="write printer -> {url, site} JSON here when listening")
+    parser.add_argument("--endpoints-out", help="write printer -> {url, site, api} JSON here when listening")
+    parser.add_argument("--apis", help="JSON file: printer -> the API it speaks (default octoprint)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", help="simulated start: HH:MM local time today, or epoch seconds")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from devkit.sim import octojson
 from devkit.sim.clock import SimClock
-from devkit.sim.model import Conflict, SimPrinter
+from devkit.sim.faces import HTTP_FACES
+from devkit.sim.model import SimPrinter
 from devkit.sim.site import SiteSchedule, random_outages
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class PrinterSpec:
     site: str = "sim"
     model: str = ""
     port: int = 0  # 0 = a free port picked by the kernel
+    api: str = "octoprint"  # which printer API this printer speaks (a key of HTTP_FACES)
 
 
 def plan_sites(site_ids: list[str], seed: int, start: float, outages_per_day: float = 0.3,
@@ -66,13 +67,14 @@ class Simulator:
         self.sockets: dict[int, socket.socket] = {}
         self._by_port: dict[int, SimPrinter] = {}
         self._site_of: dict[str, str] = {}
+        self._api_of: dict[str, str] = {}
         for spec in printers:
             rng = random.Random(f"{seed}:printer:{spec.id}")
             printer = SimPrinter(spec.id, rng, now, sites.get(spec.site), auto=auto, model=spec.model)
             sock = _listen(host, spec.port)
             port = sock.getsockname()[1]
             self.printers[spec.id], self.sockets[port], self._by_port[port] = printer, sock, printer
-            self._site_of[spec.id] = spec.site
+            self._site_of[spec.id], self._api_of[spec.id] = spec.site, spec.api
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -86,7 +88,7 @@ class Simulator:
         raise KeyError(printer_id)
 
     def endpoints(self) -> dict[str, dict]:
-        return {p.id: {"url": f"http://{self.host}:{port}", "site": self._site_of[p.id]}
+        return {p.id: {"url": f"http://{self.host}:{port}", "site": self._site_of[p.id], "api": self._api_of[p.id]}
                 for port, p in self._by_port.items()}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -157,14 +159,8 @@ class Simulator:
         site = self.sites.get(self._site_of[printer.id])
         if site is not None and site.down(now):
             return await self._no_answer(request, site, now)
-        key = request.headers.get("X-Api-Key") or request.query.get("apikey")
-        if key != self.api_key:
-            return _json(403, octojson.FORBIDDEN)
         printer.advance(now)
-        try:
-            return await self._route(request, printer, now)
-        except Conflict as exc:
-            return _json(409, {"error": str(exc)})
+        return await HTTP_FACES[self._api_of[printer.id]](self, request, printer, now)
 
     async def _no_answer(self, request: web.Request, site: SiteSchedule, now: float) -> web.StreamResponse:
         end = min(e for s, e in site.outages if s <= now < e)
@@ -172,67 +168,6 @@ class Simulator:
         if request.transport is not None:
             request.transport.abort()  # the connection just dies: nothing is ever answered
         return web.Response(status=504)
-
-    async def _route(self, request: web.Request, p: SimPrinter, now: float) -> web.StreamResponse:
-        path, method = request.path.rstrip("/"), request.method
-        if method == "GET":
-            if path == "/api/version":
-                return _json(200, octojson.VERSION)
-            if path == "/api/job":
-                return _json(200, octojson.job(p, now))
-            if path == "/api/printer":
-                exclude = set(filter(None, request.query.get("exclude", "").split(",")))
-                return _json(*octojson.printer(p, now, exclude))
-            if path == "/api/connection":
-                return _json(200, octojson.connection(p))
-        elif method == "POST":
-            if path == "/api/files/local":
-                return await self._upload(request, p, now)
-            body = await request.json() if request.can_read_body else {}
-            if path == "/api/job":
-                return self._job_command(p, now, body)
-            if path == "/api/connection":
-                (p.connect if body.get("command") == "connect" else p.disconnect)(now)
-                return web.Response(status=204)
-            if path == "/api/printer/command":
-                for command in body.get("commands", []):
-                    _debug_command(p, now, command)
-                return web.Response(status=204)
-        return _json(404, {"error": "Not found"})
-
-    async def _upload(self, request: web.Request, p: SimPrinter, now: float) -> web.StreamResponse:
-        form = await request.post()
-        upload = form.get("file")
-        if upload is None or not hasattr(upload, "file"):
-            return _json(400, {"error": "No file included"})
-        name, gcode = upload.filename, upload.file.read()
-        if str(form.get("print", "false")).lower() == "true":
-            p.print_file(now, name, gcode, user="operator")
-        return _json(201, {"done": True, "files": {"local": {"name": name, "origin": "local", "path": name}}})
-
-    @staticmethod
-    def _job_command(p: SimPrinter, now: float, body: dict) -> web.StreamResponse:
-        command = body.get("command")
-        if command == "cancel":
-            p.cancel(now)
-        elif command == "pause":
-            p.pause(now, body.get("action", "toggle"))
-        else:
-            return _json(400, {"error": f"Unknown command {command!r}"})
-        return web.Response(status=204)
-
-
-def _debug_command(p: SimPrinter, now: float, command: str) -> None:
-    """The virtual printer's ``!!DEBUG:`` hooks that tests use to make a printer misbehave."""
-    if command.startswith("!!DEBUG:send Error:"):
-        p.fail(now, command.split("Error:", 1)[1].strip())
-    elif command in ("!!DEBUG:mintemp_error", "!!DEBUG:maxtemp_error", "!!DEBUG:trigger_fatal_error_marlin", "M112"):
-        p.fail(now, "Printer halted. kill() called!")
-    elif command == "!!DEBUG:action_disconnect":
-        p.disconnect(now)
-    elif command == "!!DEBUG:action_pause":
-        p.pause(now, "pause")
-
 
 def _json(status: int, body: dict) -> web.Response:
     return web.json_response(body, status=status)
