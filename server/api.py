@@ -10,7 +10,7 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server import metrics
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,9 @@ Route = Callable[[], tuple[int, str, bytes]]
 
 
 class Api:
-    def __init__(self, host: str, port: int, fleet, health: Callable[[], dict]):
+    def __init__(self, host: str, port: int, fleet, health: Callable[[], dict], metrics: Metrics):
         self.fleet = fleet
+        self.metrics = metrics
         self.health = health
         self.routes: dict[str, Route] = {
             "/": self._status_page,
@@ -56,7 +57,7 @@ class Api:
         return (200 if report.get("ok") else 503), "application/json", json.dumps(report).encode()
 
     def _metrics(self):
-        return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
 
     def _handler(self):
         api = self

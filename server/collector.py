@@ -7,11 +7,11 @@ import time
 
 from server import inventory as inventory_mod
 from server import alerts as alerts_mod
-from server import metrics
 from server.api import Api
 from server.config import ServerConfig
 from server.live import LiveFleet
 from server.ingest import Ingest
+from server.metrics import Metrics
 from server.mqtt import Subscriber
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP
 from server.store.spool import Spool
@@ -22,28 +22,30 @@ log = logging.getLogger(__name__)
 class Collector:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
+        self.metrics = Metrics()
         self.inventory = inventory_mod.load(cfg.inventory)
         self.fleet = LiveFleet(self.inventory)
         ic = cfg.influx
-        self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout)
+        self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool)
-        self.ingest = Ingest(self.inventory, self.fleet, self.writer.put)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write)
+        self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics)
+        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write,
+                                     metrics=self.metrics)
         # A message is acknowledged to the broker only once its points are durable.
         self.subscriber.track, self.subscriber.flush = self.writer.mark, self.writer.handoff
         self.writer.on_durable = self.subscriber.acknowledge
-        self.api = Api(cfg.http.host, cfg.http.port, self.fleet, self.health) if cfg.http.enabled else None
+        self.api = Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics) if cfg.http.enabled else None
         # Alerts listen to every accepted message; sending happens on their own threads.
-        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put)
+        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics)
         if self.alerts:
             self.ingest.listeners.append(self.alerts.on_message)
             if self.api:
                 self.api.routes["/api/alerts"] = self.alerts.api_route
-        metrics.gauge("queue_depth", self.writer.pending)
-        metrics.gauge("spool_bytes", lambda: self.spool.bytes)
-        metrics.gauge("spool_batches", lambda: len(self.spool))
+        self.metrics.gauge("queue_depth", self.writer.pending)
+        self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
+        self.metrics.gauge("spool_batches", lambda: len(self.spool))
         self.started = time.time()
 
     def start(self) -> None:
@@ -76,9 +78,9 @@ class Collector:
 
     def health(self) -> dict:
         return {
-            "ok": self.subscriber.connected and self.writer._last_error is None,
+            "ok": self.subscriber.connected and self.writer.last_error is None,
             "mqtt_connected": self.subscriber.connected,
-            "influx_error": self.writer._last_error,
+            "influx_error": self.writer.last_error,
             "queue_depth": self.writer.pending(),
             "spool_batches": len(self.spool),
             "spool_bytes": self.spool.bytes,

@@ -7,8 +7,9 @@ import time
 from typing import Callable
 
 from common import protocol
-from server import lineproto, metrics
+from server import lineproto
 from server.live import LiveFleet
+from server.metrics import Metrics
 from server.inventory import Inventory, Tags
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,16 @@ class RejectLog:
 
 class Ingest:
     def __init__(self, inventory: Inventory, fleet: LiveFleet, write: Callable[[str], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None):
         self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
+        self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
         self._topics: dict[str, protocol.Topic | None] = {}
         self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
 
     def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
-        metrics.counters["messages_received"] += 1
+        self.metrics.counters["messages_received"] += 1
         parsed = self._topic(topic)
         if parsed is None:
             return self._reject("bad_topic", topic, "not a printfarm topic")
@@ -54,7 +56,7 @@ class Ingest:
             msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
-        metrics.counters["messages_accepted"] += 1
+        self.metrics.counters["messages_accepted"] += 1
         if parsed.kind == "agent":
             if not (msg.will and self._stamp_will(msg)):
                 self.write(lineproto.agent(msg))
@@ -98,11 +100,11 @@ class Ingest:
                 log.warning("printer %s/%s is not in the inventory: storing its data with listed=false", site, printer)
             cached = self._tags[key] = (tags, lineproto.tag_set(tags))
         if not cached[0].listed:
-            metrics.counters["unlisted_messages"] += 1
+            self.metrics.counters["unlisted_messages"] += 1
         return cached
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
-        metrics.reject(reason)
+        self.metrics.reject(reason)
         self.rejects.note(reason, topic, detail)
         return None
 

@@ -1,8 +1,9 @@
 """The collector's self-monitoring counters, exposed in Prometheus format.
 
-Counting happens on the hot path, so counters are plain dict increments (the GIL
-makes them safe enough for monitoring); ``prometheus_client`` renders them through
-a custom collector only when /metrics is scraped.
+One ``Metrics`` object per collector, handed to the parts that count (ingest, the writer, the
+MQTT reader, alerts). Counting happens on the hot path, so counters are plain dict increments
+(the GIL makes them safe enough for monitoring); ``prometheus_client`` renders them through a
+custom collector only when /metrics is scraped.
 """
 
 from __future__ import annotations
@@ -13,15 +14,6 @@ from typing import Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
-
-counters: collections.Counter = collections.Counter()
-rejected: collections.Counter = collections.Counter()
-gauges: dict[str, Callable[[], float]] = {}
-
-_WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_write_hist = [0] * (len(_WRITE_BUCKETS) + 1)
-_write_sum = [0.0]
-_lock = threading.Lock()
 
 HELP = {
     "messages_received": "MQTT messages received",
@@ -38,63 +30,66 @@ HELP = {
 REJECT_REASONS = ("bad_topic", "too_large", "malformed_json", "invalid_schema", "unknown_version",
                   "not_finite", "out_of_range", "bad_timestamp", "future_timestamp", "topic_mismatch")
 
-
-def counter_inc(name: str, amount: int = 1) -> None:
-    counters[name] += amount
+WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def reject(reason: str) -> None:
-    rejected[reason] += 1
+class Metrics:
+    def __init__(self) -> None:
+        self.counters: collections.Counter = collections.Counter()
+        self.rejected: collections.Counter = collections.Counter()
+        self.gauges: dict[str, Callable[[], float]] = {}
+        self._write_hist = [0] * (len(WRITE_BUCKETS) + 1)
+        self._write_sum = 0.0
+        self._lock = threading.Lock()
+        self.registry = CollectorRegistry()
+        self.registry.register(_Exposition(self))
 
+    def inc(self, name: str, amount: int = 1) -> None:
+        self.counters[name] += amount
 
-def gauge(name: str, read: Callable[[], float]) -> None:
-    gauges[name] = read
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
 
+    def gauge(self, name: str, read: Callable[[], float]) -> None:
+        self.gauges[name] = read
 
-def observe_write(seconds: float, points: int) -> None:
-    counters["points_written"] += points
-    with _lock:
-        _write_sum[0] += seconds
-        for i, bound in enumerate(_WRITE_BUCKETS):
-            if seconds <= bound:
-                _write_hist[i] += 1
-                break
-        else:
-            _write_hist[-1] += 1
+    def observe_write(self, seconds: float, points: int) -> None:
+        self.counters["points_written"] += points
+        with self._lock:
+            self._write_sum += seconds
+            for i, bound in enumerate(WRITE_BUCKETS):
+                if seconds <= bound:
+                    self._write_hist[i] += 1
+                    break
+            else:
+                self._write_hist[-1] += 1
 
-
-def reset() -> None:
-    """For tests: start from zero."""
-    counters.clear()
-    rejected.clear()
-    gauges.clear()
-    with _lock:
-        _write_hist[:] = [0] * len(_write_hist)
-        _write_sum[0] = 0.0
-
-
-class _Collector:
-    def collect(self):
-        for name in sorted(set(HELP) | set(counters)):
-            yield CounterMetricFamily(f"printfarm_{name}", HELP.get(name, name), value=counters.get(name, 0))
-        family = CounterMetricFamily("printfarm_messages_rejected", "messages rejected, by reason", labels=["reason"])
-        for reason in sorted(set(REJECT_REASONS) | set(rejected)):
-            family.add_metric([reason], rejected.get(reason, 0))
-        yield family
-        for name, read in sorted(gauges.items()):
-            yield GaugeMetricFamily(f"printfarm_{name}", name.replace("_", " "), value=read())
-        yield self._histogram()
-
-    def _histogram(self):
-        with _lock:
+    def write_histogram(self) -> tuple[list[tuple[str, int]], float]:
+        """Cumulative (bound, count) buckets and the sum of seconds."""
+        with self._lock:
             cumulative, buckets = 0, []
-            for bound, count in zip((*map(str, _WRITE_BUCKETS), "+Inf"), _write_hist):
+            for bound, count in zip((*map(str, WRITE_BUCKETS), "+Inf"), self._write_hist):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            total = _write_sum[0]
-        return HistogramMetricFamily("printfarm_influx_write_seconds", "InfluxDB batch write latency",
-                                     buckets=buckets, sum_value=total)
+            return buckets, self._write_sum
 
 
-registry = CollectorRegistry()
-registry.register(_Collector())
+class _Exposition:
+    """Renders one Metrics object for prometheus_client, only when scraped."""
+
+    def __init__(self, metrics: Metrics):
+        self.m = metrics
+
+    def collect(self):
+        m = self.m
+        for name in sorted(set(HELP) | set(m.counters)):
+            yield CounterMetricFamily(f"printfarm_{name}", HELP.get(name, name), value=m.counters.get(name, 0))
+        family = CounterMetricFamily("printfarm_messages_rejected", "messages rejected, by reason", labels=["reason"])
+        for reason in sorted(set(REJECT_REASONS) | set(m.rejected)):
+            family.add_metric([reason], m.rejected.get(reason, 0))
+        yield family
+        for name, read in sorted(m.gauges.items()):
+            yield GaugeMetricFamily(f"printfarm_{name}", name.replace("_", " "), value=read())
+        buckets, total = m.write_histogram()
+        yield HistogramMetricFamily("printfarm_influx_write_seconds", "InfluxDB batch write latency",
+                                    buckets=buckets, sum_value=total)

@@ -36,8 +36,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from common import protocol
-from server import metrics
 from server.config import MqttConfig
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,10 @@ class Subscriber:
     """
 
     def __init__(self, cfg: MqttConfig, handle: Callable[[str, bytes], object],
-                 clock: Callable[[], float] = time.monotonic, ack_after_write: bool = True):
+                 clock: Callable[[], float] = time.monotonic, ack_after_write: bool = True,
+                 metrics: Metrics | None = None):
         self.cfg = cfg
+        self.metrics = metrics or Metrics()
         self.handle = handle
         self.clock = clock
         self.connected = False
@@ -345,7 +347,7 @@ class Subscriber:
                 self._immediate.append(mid)
 
     def _handler_failed(self, topic: str) -> None:
-        metrics.counter_inc("handler_errors")
+        self.metrics.inc("handler_errors")
         if not self._handler_error_logged:
             self._handler_error_logged = True
             log.exception("handling a message on %s failed (logged once; counted in handler_errors)", topic[:200])

@@ -4,7 +4,7 @@ incident, recovery, repeats, routing, quiet hours, persistence) and notifiers (A
 from __future__ import annotations
 
 
-def from_server_config(cfg, write=None):
+def from_server_config(cfg, write=None, metrics=None):
     """An Engine for ``cfg.alerts`` (a ServerConfig), or None when no alerts are configured."""
     if not cfg.alerts:
         return None
@@ -14,4 +14,4 @@ def from_server_config(cfg, write=None):
     alerts = alerts_config.load(cfg.alerts, cfg.state_dir)
     if not alerts.enabled:
         return None
-    return Engine(alerts, write)
+    return Engine(alerts, write, metrics=metrics)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 from common import protocol
-from server import lineproto, metrics
+from server import lineproto
+from server.metrics import Metrics
 from server.alerts.config import RANK, AlertsConfig
 from server.alerts.notifiers import Delivery, Sender, make_senders
 from server.alerts.rules import AGENT_RULES, PRINTER_RULES, Alert
@@ -70,8 +71,10 @@ class Incident:
 class Engine:
     def __init__(self, cfg: AlertsConfig, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time,
-                 sender_factory: Callable[[str, object], list[Sender]] = make_senders):
+                 sender_factory: Callable[[str, object], list[Sender]] = make_senders,
+                 metrics: Metrics | None = None):
         self.cfg, self.write, self.clock = cfg, write, clock
+        self.metrics = metrics or Metrics()
         self.printers: dict[str, PrinterWatch] = {}
         self.agents: dict[str, AgentWatch] = {}
         self.open: dict[str, Incident] = {}
@@ -82,7 +85,7 @@ class Engine:
         self._lock = threading.RLock()
         self._path = Path(cfg.state_file)
         self.deliveries: dict[str, list[Delivery]] = {
-            name: [Delivery(sender, r.retry_min, r.retry_max, r.give_up_after, r.queue_size, clock)
+            name: [Delivery(sender, r.retry_min, r.retry_max, r.give_up_after, r.queue_size, clock, self.metrics)
                    for sender in sender_factory(name, r)]
             for name, r in cfg.receivers.items()
         }
@@ -249,7 +252,7 @@ class Engine:
                             alert.severity, alert.summary, alert.message, alert.details, now, one_shot=one_shot)
         incident.hold_until = self._hold_until(incident, now)
         self.open[key or incident.key] = incident
-        metrics.counter_inc("alerts_opened")
+        self.metrics.inc("alerts_opened")
         self._point(incident, "firing", now, notified=incident.hold_until is None)
         if incident.hold_until is None:
             self._notify(incident, "firing", now)
@@ -271,7 +274,7 @@ class Engine:
 
     def _resolve(self, incident: Incident, watch, now: float, recovery: bool) -> None:
         del self.open[incident.key]
-        metrics.counter_inc("alerts_resolved")
+        self.metrics.inc("alerts_resolved")
         self._point(incident, "resolved", now, notified=incident.notified_at is not None and recovery)
         log.info("alert resolved: %s after %s", incident.id, _duration(now - incident.opened))
         if incident.notified_at is not None and recovery:
@@ -338,7 +341,7 @@ class Engine:
         for name in receivers:
             for delivery in self.deliveries.get(name, []):
                 delivery.put(note)
-        metrics.counter_inc(f"alert_notifications_{kind}")
+        self.metrics.inc(f"alert_notifications_{kind}")
 
     def receivers_for(self, incident: Incident) -> list[str]:
         d = incident.details

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, Protocol
 
-from server import metrics
+from server.metrics import Metrics
 from server.alerts.config import Receiver
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,9 @@ class Delivery:
 
     def __init__(self, sender: Sender, retry_min: float = 1.0, retry_max: float = 60.0,
                  give_up_after: float = 86400.0, queue_size: int = 10000,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None):
         self.sender, self.name = sender, sender.name
+        self.metrics = metrics or Metrics()
         self.retry_min, self.retry_max, self.give_up_after = retry_min, retry_max, give_up_after
         self.clock = clock
         self._queue: collections.deque[dict] = collections.deque()
@@ -150,13 +151,13 @@ class Delivery:
             self.sender.send(note)
         except Exception as exc:  # SendError, or a bug in a third-party notifier
             self.failures += 1
-            metrics.counter_inc("alert_notify_failures")
+            self.metrics.inc("alert_notify_failures")
             if attempt == 0:  # a repeating failure is logged once per notification
                 log.warning("receiver %s: could not deliver %s (%s); retrying with backoff",
                             self.name, note["incident"], exc)
             return False
         self.sent += 1
-        metrics.counter_inc("alert_notifications_sent")
+        self.metrics.inc("alert_notifications_sent")
         if attempt:
             log.info("receiver %s: delivered %s after %d retries", self.name, note["incident"], attempt)
         else:
@@ -170,5 +171,5 @@ class Delivery:
 
     def _drop(self, why: str) -> None:
         self.dropped += 1
-        metrics.counter_inc("alert_notifications_dropped")
+        self.metrics.inc("alert_notifications_dropped")
         log.error("receiver %s: dropped a notification: %s", self.name, why)

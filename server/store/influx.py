@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlparse
 
 import urllib3
 
-from server import metrics
+from server.metrics import Metrics
 from server.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class InfluxHTTP:
     """A small keep-alive client for /ping, /write and /query."""
 
     def __init__(self, url: str, database: str, username: str | None = None, password=None, token=None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, metrics: Metrics | None = None):
         parsed = urlparse(url)
         self.base = url.rstrip("/")
         self.database = database
@@ -44,6 +44,7 @@ class InfluxHTTP:
             raw = f"{username}:{password.reveal()}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
         self.host = parsed.hostname
+        self.metrics = metrics or Metrics()
         self.create_missing = False  # 1.x: create the database when a write finds it missing
 
     def ping(self) -> bool:
@@ -68,7 +69,7 @@ class InfluxHTTP:
         if resp.status == 400:
             # Bad points: retrying cannot help; InfluxDB wrote the good ones in the batch.
             log.error("InfluxDB rejected points: %s", resp.data[:300].decode(errors="replace"))
-            metrics.counter_inc("influx_points_rejected_batches")
+            self.metrics.inc("influx_points_rejected_batches")
 
     def query(self, q: str, epoch: str = "ms", db: str | None = None) -> list[dict]:
         params = {"q": q, "db": db or self.database, "epoch": epoch}
@@ -130,7 +131,7 @@ class BatchWriter:
     def __init__(self, client: InfluxHTTP, batch_size: int = 5000, flush_interval: float = 1.0,
                  max_queue: int = 50_000, retry_max: float = 5.0, spool: Spool | None = None,
                  on_durable: Callable[[list], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None):
         self.client = client
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -139,13 +140,14 @@ class BatchWriter:
         self.spool = spool
         self.on_durable = on_durable or (lambda tokens: None)
         self.clock = clock
+        self.metrics = metrics or client.metrics
         self._lines: list[str] = []
         self._tokens: list = []
         self._since = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
-        self._last_error: str | None = None
+        self.last_error: str | None = None
         self._retry_at = 0.0
         self._delay = 0.5
         self.written = 0
@@ -265,7 +267,7 @@ class BatchWriter:
             if not self._drain_one():
                 time.sleep(min(self._delay, 1.0))
         self.spool.append(body)
-        metrics.counter_inc("points_spooled", body.count(b"\n") + 1)
+        self.metrics.inc("points_spooled", body.count(b"\n") + 1)
 
     def _drain_one(self) -> bool:
         if self.clock() < self._retry_at:
@@ -284,11 +286,11 @@ class BatchWriter:
             self.client.write(body)
         except InfluxError as exc:
             self._note(str(exc))
-            metrics.counter_inc("influx_write_errors")
+            self.metrics.inc("influx_write_errors")
             self._retry_at = self.clock() + self._delay
             self._delay = min(self._delay * 2, self.retry_max)
             return False
-        metrics.observe_write(time.perf_counter() - started, points)
+        self.metrics.observe_write(time.perf_counter() - started, points)
         self.written += points
         self._delay = 0.5
         self._note(None)
@@ -300,9 +302,9 @@ class BatchWriter:
             time.sleep(max(0.0, self._retry_at - self.clock()))
 
     def _note(self, problem: str | None) -> None:
-        if problem != self._last_error:
+        if problem != self.last_error:
             if problem:
                 log.error("%s; batches go to the spool and are retried", problem)
-            elif self._last_error:
+            elif self.last_error:
                 log.info("InfluxDB writes succeed again")
-            self._last_error = problem
+            self.last_error = problem

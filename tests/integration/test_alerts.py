@@ -14,7 +14,6 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common import protocol
-from server import metrics
 from devkit.receivers import SMTPReceiver, WebhookReceiver
 from devkit.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory
 from devkit.servers import make_gcode
@@ -221,9 +220,10 @@ def test_an_open_incident_is_sent_once_repeats_after_the_interval_and_survives_a
         octoprint.command("!!DEBUG:send Error:belt snapped")
         pipeline.wait_note("printer_down", timeout=GRACE + 5)
         fired = pipeline.hook.arrivals[0]
-        accepted = metrics.counters["messages_accepted"]
+        counters = pipeline.collector.collector.metrics.counters
+        accepted = counters["messages_accepted"]
         _flood(client, 500)
-        wait_for(lambda: metrics.counters["messages_accepted"] >= accepted + 500, 15,
+        wait_for(lambda: counters["messages_accepted"] >= accepted + 500, 15,
                  "the 500 telemetry messages to be ingested")
         time.sleep(max(0.0, fired + repeat - 2 - time.time()))
         assert [n["kind"] for n in pipeline.hook.notes] == ["firing"]

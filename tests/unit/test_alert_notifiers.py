@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from server import metrics
+from server.metrics import Metrics
 from server.alerts.notifiers import AppriseSender, Delivery, SendError, WebhookSender
 from devkit.pipeline import wait_for
 from tests.unit.alert_helpers import Recorder
@@ -67,9 +67,10 @@ def test_a_webhook_error_status_is_a_send_error_without_the_url(hook):
 
 
 def test_a_receiver_that_is_down_gets_the_notification_once_it_is_back(hook):
-    metrics.reset()
     hook.status = 503
-    delivery = Delivery(WebhookSender("h", hook.url, {}, 2), retry_min=0.05, retry_max=0.2, clock=lambda: 0.0)
+    metrics = Metrics()
+    delivery = Delivery(WebhookSender("h", hook.url, {}, 2), retry_min=0.05, retry_max=0.2, clock=lambda: 0.0,
+                        metrics=metrics)
     delivery.start()
     try:
         delivery.put(NOTE)

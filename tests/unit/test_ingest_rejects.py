@@ -3,7 +3,6 @@
 import logging
 
 from common import protocol as p
-from server import metrics
 from server.live import LiveFleet
 from server.ingest import Ingest, RejectLog
 from server.inventory import Inventory
@@ -20,7 +19,6 @@ class Clock:
 
 
 def make_ingest():
-    metrics.reset()
     inventory = Inventory(sites={}, printers={})
     lines = []
     ingest = Ingest(inventory, LiveFleet(inventory), lines.append, clock=lambda: NOW_S)
@@ -39,8 +37,8 @@ def test_rejects_are_counted_by_reason_and_good_messages_still_pass():
     ingest.handle(topic, b'{"v": 9, "ts": 1}')
     ingest.handle("printfarm/v1/UPPER/x/telemetry", good(2))
     ingest.handle(topic, good(3))
-    assert metrics.rejected == {"malformed_json": 1, "unknown_version": 1, "bad_topic": 1}
-    assert metrics.counters["messages_received"] == 5 and metrics.counters["messages_accepted"] == 2
+    assert ingest.metrics.rejected == {"malformed_json": 1, "unknown_version": 1, "bad_topic": 1}
+    assert ingest.metrics.counters["messages_received"] == 5 and ingest.metrics.counters["messages_accepted"] == 2
     assert len(lines) == 2
 
 

@@ -2,7 +2,7 @@
 
 import threading
 
-from server import metrics
+from server.metrics import Metrics
 from server.store.influx import BatchWriter, InfluxError
 from server.store.spool import Spool
 
@@ -30,10 +30,9 @@ class Clock:
 
 
 def make(tmp_path, batch_size=3, spool_bytes=1 << 20, **kw):
-    metrics.reset()
     influx, clock, acked = FakeInflux(), Clock(), []
     writer = BatchWriter(influx, batch_size=batch_size, flush_interval=1.0, spool=Spool(tmp_path, spool_bytes),
-                         on_durable=acked.extend, clock=clock, **kw)
+                         on_durable=acked.extend, clock=clock, metrics=Metrics(), **kw)
     return writer, influx, clock, acked
 
 
@@ -47,7 +46,7 @@ def test_a_full_buffer_is_written_as_one_batch_and_then_acknowledged(tmp_path):
     # The third token was marked after the buffer had been handed off: it waits for the next batch.
     assert influx.bodies == [b"m v=0i 0\nm v=1i 1\nm v=2i 2"]
     assert acked == [0, 1]
-    assert metrics.counters["points_written"] == 3
+    assert writer.metrics.counters["points_written"] == 3
 
 
 def test_an_old_partial_buffer_is_flushed_by_age(tmp_path):
@@ -72,7 +71,7 @@ def test_batches_go_to_the_spool_while_influx_is_down_and_come_back_in_order(tmp
     # Durable on disk, so acknowledged, though InfluxDB has nothing.
     assert influx.bodies == [] and len(writer.spool) == 3
     assert acked == [0, 1, 2, 3, 4]
-    assert metrics.counters["points_spooled"] == 6
+    assert writer.metrics.counters["points_spooled"] == 6
 
     influx.up = True
     writer.put("m v=6i 6")

@@ -13,7 +13,6 @@ from typing import Callable
 from agent import config as agent_config
 from agent.service import Agent
 from server import config as server_config
-from server import metrics
 from server.collector import Collector
 
 DB = "printfarm"
@@ -48,7 +47,6 @@ class RunningCollector:
     """A Collector on a background thread; ``stop`` flushes it like SIGTERM would."""
 
     def __init__(self, cfg: server_config.ServerConfig):
-        metrics.reset()
         self.collector = Collector(cfg)
         self.collector.start()
         self.thread = threading.Thread(target=self.collector.run, name="collector", daemon=True)
