@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from agent.printers.base import Snapshot
-from common.protocol import ACTIVE_STATES
+from common.protocol import ACTIVE_STATES, JOB_END_KINDS
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
 
@@ -72,6 +72,9 @@ class JobTracker:
 
     def _follow(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         job, prev_state = self.job, prev.state if prev else None
+        if snap.ended in JOB_END_KINDS:  # the printer says how it ended: no inference needed
+            error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
+            return [self._end(snap.ended, snap, error=error)]
         if snap.state in ACTIVE_STATES:
             job.progress = snap.progress if snap.progress is not None else job.progress
             job.print_time = snap.print_time if snap.print_time is not None else job.print_time

@@ -28,6 +28,10 @@ class Snapshot:
     # The printer's own identity of the current job, where its API has one (PrusaLink's
     # job id, Moonraker's history job id): a new id is a new job even with the same file.
     job_id: str | None = None
+    # How the printer itself says the job ended ("done", "cancelled", "failed"), where its API
+    # tells (PrusaLink FINISHED/STOPPED, Bambu's cancel code, Moonraker's history); the agent
+    # then uses it instead of inferring the outcome from progress.
+    ended: str | None = None
 
 
 class Printer(Protocol):

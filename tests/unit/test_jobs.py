@@ -68,3 +68,28 @@ def test_octoprint_state_texts_map_to_the_small_set():
              "Offline after error": "error", "Error: Thermal runaway": "error", "Resuming": "printing",
              "Something new": "error"}
     assert {text: normalise(text) for text in cases} == cases
+
+
+def test_the_printers_own_outcome_wins_over_progress():
+    from agent.jobs import JobTracker
+    from agent.printers.base import Snapshot
+
+    tracker = JobTracker()
+    tracker.update(Snapshot(ts=1_000, state="printing", file="a.gcode", progress=40.0))
+    # A stop at 40 % looks like a cancel by progress; the printer says it failed.
+    events = tracker.update(Snapshot(ts=2_000, state="idle", file="a.gcode", progress=40.0, ended="failed",
+                                     state_text="ERROR"))
+    assert [(e.kind, e.error) for e in events] == [("failed", "ERROR")]
+    tracker.update(Snapshot(ts=3_000, state="printing", file="b.gcode", progress=10.0))
+    events = tracker.update(Snapshot(ts=4_000, state="idle", file="b.gcode", progress=100.0, ended="cancelled"))
+    assert [(e.kind, e.error) for e in events] == [("cancelled", None)]
+
+
+def test_a_new_job_id_is_a_new_job_even_with_the_same_file():
+    from agent.jobs import JobTracker
+    from agent.printers.base import Snapshot
+
+    tracker = JobTracker()
+    tracker.update(Snapshot(ts=1_000, state="printing", file="a.gcode", job_id="7"))
+    events = tracker.update(Snapshot(ts=2_000, state="printing", file="a.gcode", job_id="8"))
+    assert [e.kind for e in events] == ["failed", "started"]
