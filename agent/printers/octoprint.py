@@ -12,6 +12,7 @@ import requests
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.octoprint_states import normalise
 from common.configkit import Secret, check_http_url, read_secret
+from common.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,9 @@ class OctoPrint:
         # A repeating error is logged once, then again only when it changes.
         if problem != self._last_problem:
             if problem:
-                log.warning("OctoPrint at %s: %s", self.url, problem)
+                log.warning("OctoPrint at %s: %s", redact(self.url), problem)
             elif self._last_problem:
-                log.info("OctoPrint at %s answers again", self.url)
+                log.info("OctoPrint at %s answers again", redact(self.url))
             self._last_problem = problem
 
 

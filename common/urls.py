@@ -1,0 +1,19 @@
+"""URLs as they may appear in logs and errors: without the credentials they may carry."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redact(url: str) -> str:
+    """``url`` with any user:password@ replaced by ``***@`` (and a query string dropped, since
+    API keys travel there too); the URL itself if it cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = f"***@{host}{port}" if (parts.username or parts.password) else parts.netloc
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
