@@ -61,7 +61,7 @@ def test_status_page_shows_every_printer_with_its_state_grouped_by_site(demo_sta
     for site, (_, _, _, printers) in demo_fleet().items():
         section = page.locator(f"section.site[data-site='{site}']")
         assert section.locator(".printer").count() == len(printers)
-        for printer_id, _ in printers:
+        for printer_id, _, _ in printers:
             text = section.locator(f".printer[data-printer='{printer_id}'] .state").inner_text().lower()
             assert text == shown[printer_id]
     assert {shown[p] for p, _, _ in demo_fleet()[DEMO_OUTAGE_SITE][3]} == {"unreachable"}
