@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any, Callable
 
@@ -11,6 +10,7 @@ import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.octoprint_states import normalise
+from agent.printers.values import as_dict as _dict, clamp as _clamp, number as _number, text as _text
 from common.configkit import Secret, check_http_url, read_secret
 from common.urls import redact
 
@@ -143,26 +143,6 @@ def _fill_temps(snap: Snapshot, data: dict) -> None:
             continue
         if name.startswith("tool") or name in ("bed", "chamber"):
             snap.temps[name] = (_number(reading.get("actual")), _number(reading.get("target")))
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _number(value) -> float | None:
-    """A finite float, or None for anything else OctoPrint may send (null, text, NaN)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _clamp(value: float | None, low: float, high: float) -> float | None:
-    return None if value is None else min(max(value, low), high)
-
-
-def _text(value) -> str:
-    return value.strip()[:500] if isinstance(value, str) else ""
 
 
 def _describe(exc: Exception) -> str:
