@@ -46,6 +46,7 @@ class JobTracker:
         self.job = OpenJob(**job) if job else None
         self.prev: Snapshot | None = None
         self._save = save
+        self._ended_id: str | None = None  # the printer's id of the job that ended last
 
     def update(self, snap: Snapshot) -> list[JobEvent]:
         prev, self.prev = self.prev, snap
@@ -54,11 +55,16 @@ class JobTracker:
         events = self._connection_events(prev, snap)
         if self.job and snap.state in ACTIVE_STATES and _replaced(self.job, snap):
             events.append(self._end("failed", snap, error="job replaced before its end was seen"))
-        if self.job is None and snap.state in ACTIVE_STATES:
+        if self.job is None and snap.state in ACTIVE_STATES and not self._ended_before(snap):
             events.append(self._start(snap))
         elif self.job is not None:
             events.extend(self._follow(prev, snap))
         return events
+
+    def _ended_before(self, snap: Snapshot) -> bool:
+        # A job whose end was counted may go on (PrusaLink ATTENTION, then the person at the
+        # printer lets it continue): the same job id is not a new job.
+        return snap.job_id is not None and snap.job_id == self._ended_id
 
     def _connection_events(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         if prev is None or prev.state == "unreachable":
@@ -106,7 +112,7 @@ class JobTracker:
             print_time=job.print_time, filament_mm=job.filament_mm, error=error,
             job_started=job.started_ts,
         )
-        self.job = None
+        self.job, self._ended_id = None, job.job_id
         self._save(None)
         return event
 

@@ -10,10 +10,12 @@ from typing import Union
 
 from agent.printers.base import Printer, PrinterSettings, PushPrinter, Snapshot
 from agent.printers.octoprint import OctoPrintSettings
+from agent.printers.prusalink import PrusaLinkSettings
 
 # config ``type`` -> settings struct (whose ``build()`` makes the client)
 PRINTER_TYPES: dict[str, type[PrinterSettings]] = {
     "octoprint": OctoPrintSettings,
+    "prusalink": PrusaLinkSettings,
 }
 DEFAULT_TYPE = "octoprint"  # configs written before there was a choice
 
