@@ -71,6 +71,7 @@ class Job:
     resume_after: float | None = None  # seconds; None = waits for a person (or a resume call)
     milestones: list[tuple[float, str, str]] = field(default_factory=list)  # (elapsed, kind, detail)
     ended: str | None = None  # "done" | "cancelled" | "error"
+    id: int = 0  # the printer's own job number (PrusaLink shows it; OctoPrint has none)
 
     def elapsed(self, now: float) -> float:
         until = self.paused_at if self.paused_at is not None else now
@@ -94,6 +95,11 @@ class SimPrinter:
         self.job: Job | None = None  # the selected job: running, or the last one (done/cancelled)
         self.error = ""
         self.next_at = math.inf  # when an idle/off/error printer next changes on its own
+        self.jobs_started = 0  # numbers the jobs (Job.id)
+        # What printers with a screen tell besides the phase (PrusaLink shows all three):
+        self.attention = False  # paused mid-print until a person answers the printer
+        self.busy = False  # idle but busy (calibration, preheat): takes no job
+        self.ready = False  # a person cleared the bed after the last job
         self.now = now
         self.tool = Heater(tau=rng.uniform(20, 35), wobble=rng.uniform(0, 6.3))
         self.bed = Heater(tau=rng.uniform(70, 110), wobble=rng.uniform(0, 6.3))
@@ -199,11 +205,13 @@ class SimPrinter:
     # -- phase changes, shared by the timeline and the control API ----------------------------
     def _start_job(self, t: float, job: Job) -> None:
         self.phase, self.job, self.error, self.next_at = "printing", job, "", math.inf
+        self.jobs_started += 1
+        job.id, self.ready, self.busy = self.jobs_started, False, False
         self.tool.set(job.tool, t)
         self.bed.set(job.bed, t)
 
     def _finish(self, t: float, how: str) -> None:
-        self.job.ended = how
+        self.job.ended, self.attention = how, False
         self.tool.set(0, t)
         self.bed.set(0, t)
         self._go_idle(t)
@@ -215,12 +223,14 @@ class SimPrinter:
 
     def _fault(self, t: float, text: str) -> None:
         self.phase, self.error, self.job = "error", text, None
+        self.attention = self.busy = False
         self.tool.set(0, t)
         self.bed.set(0, t)
         self.next_at = t + self.rng.uniform(10, 90) * MINUTE
 
     def _switch_off(self, t: float) -> None:
         self.phase, self.job, self.error = "off", None, ""
+        self.attention = self.busy = False
         self.tool.set(0, t)
         self.bed.set(0, t)
         reopen = self.site.next_open(t) if self.site is not None else t
@@ -234,7 +244,7 @@ class SimPrinter:
         job = self.job
         job.paused_total += t - job.paused_at
         job.paused_at = job.resume_after = None
-        self.phase = "printing"
+        self.phase, self.attention = "printing", False
 
     # -- the control API (what a person or a test does through OctoPrint) ----------------------
     def print_file(self, now: float, name: str, gcode: bytes, user: str | None) -> None:
@@ -288,6 +298,27 @@ class SimPrinter:
         self.advance(now)
         if self.phase != "off":
             self._fault(now, text)
+
+    def need_attention(self, now: float) -> None:
+        """The print stops until a person answers the printer (crash, filament run-out)."""
+        self.advance(now)
+        if self.phase != "printing":
+            raise Conflict("Printer is not printing")
+        self._pause(now, resume_after=None)
+        self.attention = True
+
+    def set_busy(self, now: float, busy: bool) -> None:
+        self.advance(now)
+        if busy and self.phase != "idle":
+            raise Conflict("Printer is not idle")
+        self.busy = busy
+
+    def set_ready(self, now: float) -> None:
+        """A person cleared the bed: the last job is no longer shown."""
+        self.advance(now)
+        if self.phase != "idle":
+            raise Conflict("Printer is not idle")
+        self.ready = True
 
 
 class Conflict(Exception):

@@ -8,6 +8,7 @@ import random
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ class PrinterSpec:
     model: str = ""
     port: int = 0  # 0 = a free port picked by the kernel
     api: str = "octoprint"  # which printer API this printer speaks (a key of HTTP_FACES)
+    firmware: str = ""  # a face may speak an older firmware's API ("legacy": PrusaLink before v1)
 
 
 def plan_sites(site_ids: list[str], seed: int, start: float, outages_per_day: float = 0.3,
@@ -65,6 +67,10 @@ class Simulator:
         self.sites = sites
         self.printers: dict[str, SimPrinter] = {}
         self.sockets: dict[int, socket.socket] = {}
+        self.specs: dict[str, PrinterSpec] = {p.id: p for p in printers}
+        self.face_state: dict[str, dict] = {}  # what a face keeps per printer (auth nonces, a selected file)
+        # Called with (printer id, request, response) for every answer sent: tests check them.
+        self.observe: Callable[[str, web.Request, web.StreamResponse], None] | None = None
         self._by_port: dict[int, SimPrinter] = {}
         self._site_of: dict[str, str] = {}
         self._api_of: dict[str, str] = {}
@@ -160,7 +166,10 @@ class Simulator:
         if site is not None and site.down(now):
             return await self._no_answer(request, site, now)
         printer.advance(now)
-        return await HTTP_FACES[self._api_of[printer.id]](self, request, printer, now)
+        response = await HTTP_FACES[self._api_of[printer.id]](self, request, printer, now)
+        if self.observe is not None and request.transport is not None and not request.transport.is_closing():
+            self.observe(printer.id, request, response)
+        return response
 
     async def _no_answer(self, request: web.Request, site: SiteSchedule, now: float) -> web.StreamResponse:
         end = min(e for s, e in site.outages if s <= now < e)
