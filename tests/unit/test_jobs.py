@@ -93,3 +93,29 @@ def test_a_new_job_id_is_a_new_job_even_with_the_same_file():
     tracker.update(Snapshot(ts=1_000, state="printing", file="a.gcode", job_id="7"))
     events = tracker.update(Snapshot(ts=2_000, state="printing", file="a.gcode", job_id="8"))
     assert [e.kind for e in events] == ["failed", "started"]
+
+
+def _id_snap(ts, state, job_id, ended=None, text=""):
+    return Snapshot(ts=ts * 1000, state=state, state_text=text or state, file="cube.gcode", job_id=job_id,
+                    ended=ended, error=text or None)
+
+
+def test_a_job_whose_end_was_counted_is_not_started_again_when_it_goes_on():
+    # PrusaLink ATTENTION ends the job as failed; if the person at the printer lets it go on,
+    # the same job id must not become a second job (and a second end).
+    t = JobTracker()
+    assert run(t, _id_snap(0, "printing", "7"), _id_snap(1, "error", "7", "failed", "ATTENTION"),
+               _id_snap(2, "printing", "7"), _id_snap(3, "idle", None, "done")) == [
+        ("started", 0), ("disconnected", 1), ("failed", 1), ("connected", 2)]
+    # positive control: the next job (a new id) starts and ends as usual
+    assert run(t, _id_snap(4, "printing", "8"), _id_snap(5, "idle", None, "done")) == [("started", 4), ("done", 5)]
+
+
+def test_the_printers_word_on_the_end_is_used_and_persisted_job_ends_once_after_a_restart():
+    saved = []
+    first = JobTracker(save=saved.append)
+    first.update(_id_snap(0, "printing", "7"))
+    second = JobTracker(job=saved[-1], save=saved.append)  # the agent restarted mid-print
+    assert run(second, _id_snap(5, "printing", "7"), _id_snap(6, "idle", None, "cancelled"),
+               _id_snap(7, "idle", None, "cancelled")) == [("cancelled", 6)]
+    assert saved[-1] is None
