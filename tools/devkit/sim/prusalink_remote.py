@@ -56,7 +56,7 @@ class PrusaLinkRemote:
             self._expect(self.api("PUT", f"/api/v1/job/{self.job_id()}/{action}"), 204)
 
     def at_printer(self, action: str, **body) -> None:
-        """fault(text=…), attention, busy(on=…), ready, clear: what happens at the printer."""
+        """fault(text=…), attention, busy(on=…), ready, clear, power(on=…): what happens at the printer."""
         self._expect(requests.post(f"{self.url}/sim/{action}", json=body, timeout=self.timeout), 204)
 
     def close(self) -> None:

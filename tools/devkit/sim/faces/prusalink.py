@@ -23,12 +23,12 @@ NONCE_TTL = 5.0  # seconds, as Buddy firmware
 
 
 async def handle(sim, request: web.Request, p: SimPrinter, now: float) -> web.StreamResponse:
+    if request.path.startswith("/sim/"):
+        return await _sim_control(request, p, now)
     if p.phase == "off":
         if request.transport is not None:
             request.transport.abort()  # powered off: nothing answers
         return web.Response(status=504)
-    if request.path.startswith("/sim/"):
-        return await _sim_control(request, p, now)
     legacy = sim.specs[p.id].firmware == "legacy"
     refused = _refused(sim, request, p, legacy)
     if refused is not None:
@@ -145,7 +145,7 @@ def _legacy_command(request: web.Request, p: SimPrinter, now: float, body: dict,
 
 
 async def _sim_control(request: web.Request, p: SimPrinter, now: float) -> web.StreamResponse:
-    """What a person does at the printer, and faults: the simulator's own calls."""
+    """What a person does at the printer, faults and power: the simulator's own calls."""
     body = await request.json() if request.can_read_body else {}
     action = request.path[len("/sim/"):]
     try:
@@ -159,6 +159,8 @@ async def _sim_control(request: web.Request, p: SimPrinter, now: float) -> web.S
             p.set_ready(now)
         elif action == "clear":
             p.connect(now)
+        elif action == "power":
+            (p.connect if body.get("on", True) else p.disconnect)(now)
         else:
             return web.json_response({"error": f"unknown /sim/ call {action!r}"}, status=404)
     except Conflict as exc:
