@@ -1,10 +1,11 @@
 """Footprint of the agent: resident memory, CPU per printer, poll-to-publish latency.
 
     python bench/agent_footprint.py [--printers 4] [--interval 1.0] [--seconds 60] [--warmup 10]
-                                    [--backlog 20000]
+                                    [--backlog 20000] [--mix octoprint=2,prusalink=1]
 
-Starts a private Mosquitto and N OctoPrint virtual printers (tools/devkit/servers/), runs the agent
-as a real process (`python -m agent run -c FILE`, as systemd would) polling each printer every
+Starts a private Mosquitto and N printers — OctoPrint virtual printers (tools/devkit/servers/) by
+default, or the mix given with ``--mix API=COUNT,...`` (PrusaLink printers are the simulator's
+PrusaLink face, in this process: no real PrusaLink runs here) — runs the agent as a real process (`python -m agent run -c FILE`, as systemd would) polling each printer every
 `--interval` seconds, and samples it from /proc:
 
 - resident memory: VmRSS of the agent process (peak and last sample over the window);
@@ -38,6 +39,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devkit.servers import Mosquitto, OctoPrint
+from devkit.sim import SimClock, Simulator
+from devkit.sim.server import PrinterSpec
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
@@ -59,14 +62,61 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def agent_config(d: Path, broker: Mosquitto, printers: list[OctoPrint], interval: float) -> Path:
+class OctoPrintBench:
+    """One OctoPrint virtual printer; ``table`` gives its agent's [[printers]] keys."""
+
+    def __init__(self, d: Path, i: int):
+        self.server = OctoPrint(d / f"octoprint{i}").start()
+        self.key = d / f"key-{i}"
+        self.key.write_text(self.server.api_key)
+
+    def table(self) -> list[str]:
+        return ['type = "octoprint"', f'url = "{self.server.url}"', f'api_key_file = "{self.key}"']
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class PrusaLinkBench:
+    """One simulated PrusaLink printer (v1 API, digest auth), printing a long job."""
+
+    def __init__(self, d: Path, i: int):
+        self.password = d / f"prusalink-{i}"
+        self.password.write_text("bench-password")
+        self.sim = Simulator([PrinterSpec(f"pl-{i}", api="prusalink")], "bench-password", SimClock(), auto=False).start()
+        self.url = self.sim.url(f"pl-{i}")
+        self.sim.printers[f"pl-{i}"].print_file(self.sim.clock.now(), "bench.gcode", b"G1 X1\n" * 200_000, None)
+
+    def table(self) -> list[str]:
+        return ['type = "prusalink"', f'url = "{self.url}"', f'password_file = "{self.password}"']
+
+    def stop(self) -> None:
+        self.sim.stop()
+
+
+# printer API -> how the benchmark brings up one printer of it
+BENCH_PRINTERS = {"octoprint": OctoPrintBench, "prusalink": PrusaLinkBench}
+
+
+def parse_mix(text: str | None, printers: int) -> list[str]:
+    """'octoprint=2,prusalink=1' -> ['octoprint', 'octoprint', 'prusalink']."""
+    if not text:
+        return ["octoprint"] * printers
+    mix = []
+    for part in text.split(","):
+        api, _, count = part.partition("=")
+        if api not in BENCH_PRINTERS or not count.isdigit():
+            raise SystemExit(f"--mix: {part!r}: use API=COUNT with API one of {', '.join(BENCH_PRINTERS)}")
+        mix += [api] * int(count)
+    return mix
+
+
+def agent_config(d: Path, broker: Mosquitto, printers: list, interval: float) -> Path:
     lines = ['log_level = "WARNING"', "[agent]", 'id = "bench-pi"', 'site = "bench"',
              f'state_dir = "{d / "agent-state"}"',
              "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
-    for i, op in enumerate(printers):
-        key = d / f"key-{i}"
-        key.write_text(op.api_key)
-        lines += ["[[printers]]", f'id = "vp-{i}"', f'url = "{op.url}"', f'api_key_file = "{key}"',
+    for i, printer in enumerate(printers):
+        lines += ["[[printers]]", f'id = "vp-{i}"', *printer.table(),
                   f"interval = {interval}", f"timeout = {min(interval, 2.0)}"]
     path = d / "agent.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -107,13 +157,13 @@ def run(args) -> dict:
         with Mosquitto(d / "mosquitto") as broker:
             printers = []
             try:
-                for i in range(args.printers):
-                    printers.append(OctoPrint(d / f"octoprint{i}").start())
-                    print(f"  octoprint {i + 1}/{args.printers} up", flush=True)
+                for i, api in enumerate(args.mix):
+                    printers.append(BENCH_PRINTERS[api](d, i))
+                    print(f"  {api} {i + 1}/{len(args.mix)} up", flush=True)
                 result = measure(args, d, broker, printers)
             finally:
-                for op in printers:
-                    op.stop()
+                for printer in printers:
+                    printer.stop()
             if args.backlog:
                 result.update(replay_rate(d, broker, args.backlog))
             return result
@@ -141,7 +191,7 @@ def replay_rate(d: Path, broker: Mosquitto, n: int) -> dict:
     return {"backlog": n, "replay_rate": n / seconds, "replay_cpu_per_10k": cpu / n * 10_000}
 
 
-def measure(args, d: Path, broker: Mosquitto, printers: list[OctoPrint]) -> dict:
+def measure(args, d: Path, broker: Mosquitto, printers: list) -> dict:
     probe = LatencyProbe(broker)
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
                             args.interval))], cwd=d, stdout=subprocess.DEVNULL,
@@ -167,10 +217,10 @@ def measure(args, d: Path, broker: Mosquitto, printers: list[OctoPrint]) -> dict
         proc.wait(15)
         probe.stop()
     lat = probe.samples
-    expected = args.printers * window / args.interval
+    expected = len(args.mix) * window / args.interval
     return {
         "rss_mb": max(rss), "rss_last_mb": rss[-1],
-        "cpu_total": 100 * cpu / window, "cpu_per_printer": 100 * cpu / window / args.printers,
+        "cpu_total": 100 * cpu / window, "cpu_per_printer": 100 * cpu / window / len(args.mix),
         "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "max_ms": max(lat),
         "messages": len(lat), "expected": expected, "window": window,
     }
@@ -183,10 +233,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--backlog", type=int, default=20_000, help="outbox replay size (0: skip)")
+    parser.add_argument("--mix", help="printers by API, e.g. octoprint=2,prusalink=1 (default: --printers OctoPrint)")
     args = parser.parse_args()
+    args.mix = parse_mix(args.mix, args.printers)
     r = run(args)
     ok = {k: r[k] <= v for k, v in TARGETS.items()}
-    print(f"\nagent footprint: {args.printers} OctoPrint virtual printers, polled every {args.interval:g} s, "
+    mix = ", ".join(f"{args.mix.count(api)} {api}" for api in dict.fromkeys(args.mix))
+    print(f"\nagent footprint: {len(args.mix)} printers ({mix}), polled every {args.interval:g} s, "
           f"{r['window']:.0f} s measured")
     print(f"  resident memory   peak {r['rss_mb']:.1f} MB, last {r['rss_last_mb']:.1f} MB"
           f"   (target <= 40 MB: {'ok' if ok['rss_mb'] else 'MISSED'})")
