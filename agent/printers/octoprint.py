@@ -10,6 +10,7 @@ import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.octoprint_states import normalise
+from agent.printers.problems import ProblemLog
 from agent.printers.values import as_dict as _dict, clamp as _clamp, number as _number, text as _text
 from common.configkit import Secret, check_http_url, read_secret
 from common.urls import redact
@@ -64,7 +65,7 @@ class OctoPrint:
         self._factory = client_factory
         self._clock = clock
         self._client = None
-        self._last_problem: str | None = None
+        self._problems = ProblemLog(log, f"OctoPrint at {redact(self.url)}")
 
     def poll(self) -> Snapshot:
         try:
@@ -73,7 +74,7 @@ class OctoPrint:
             snap = self._read(self._client)
         except Exception as exc:  # any failure of the printer's API is data, not a crash
             return self._unreachable(exc)
-        self._note_problem(None)
+        self._problems.note(None)
         return snap
 
     def close(self) -> None:
@@ -97,19 +98,11 @@ class OctoPrint:
 
     def _unreachable(self, exc: Exception) -> Snapshot:
         problem = _describe(exc)
-        self._note_problem(problem)
+        self._problems.note(problem)
         if _is_auth_problem(problem):
             self._client = None  # the key may be fixed without restarting the agent
         return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
 
-    def _note_problem(self, problem: str | None) -> None:
-        # A repeating error is logged once, then again only when it changes.
-        if problem != self._last_problem:
-            if problem:
-                log.warning("OctoPrint at %s: %s", redact(self.url), problem)
-            elif self._last_problem:
-                log.info("OctoPrint at %s answers again", redact(self.url))
-            self._last_problem = problem
 
 
 def _printer_or_empty(client) -> dict:

@@ -19,6 +19,7 @@ import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.digest import DigestAuth
+from agent.printers.problems import ProblemLog
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus, PrusaLinkHTTP
 from agent.printers.prusalink_states import from_legacy, from_v1, job_file, job_id
 from common.configkit import Invalid, Secret, check_http_url, read_secret
@@ -65,7 +66,7 @@ class PrusaLink:
         self._api: str | None = None  # "v1" or "legacy" once connected
         self._file: tuple[str | None, str | None] = (None, None)  # (job id, its file name)
         self._last_active: Snapshot | None = None  # legacy: the last poll of a job under way
-        self._last_problem: str | None = None
+        self._problems = ProblemLog(log, f"PrusaLink at {redact(self.url)}")
 
     def poll(self) -> Snapshot:
         try:
@@ -74,7 +75,7 @@ class PrusaLink:
             snap = self._read_v1() if self._api == "v1" else self._read_legacy()
         except Exception as exc:  # any failure of the printer's API is data, not a crash
             return self._unreachable(exc)
-        self._note_problem(None)
+        self._problems.note(None)
         return snap
 
     def close(self) -> None:
@@ -130,7 +131,7 @@ class PrusaLink:
 
     def _unreachable(self, exc: Exception) -> Snapshot:
         problem = self._describe(exc)
-        self._note_problem(problem)
+        self._problems.note(problem)
         self._api = None  # on its return, ask again what it speaks (firmware may have changed)
         return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
 
@@ -147,12 +148,3 @@ class PrusaLink:
         if isinstance(exc, (ValueError, AttributeError, TypeError)):
             return f"unreadable answer ({type(exc).__name__})"
         return f"{type(exc).__name__}: {str(exc)[:200]}"
-
-    def _note_problem(self, problem: str | None) -> None:
-        # A repeating error is logged once, then again only when it changes.
-        if problem != self._last_problem:
-            if problem:
-                log.warning("PrusaLink at %s: %s", redact(self.url), problem)
-            elif self._last_problem:
-                log.info("PrusaLink at %s answers again", redact(self.url))
-            self._last_problem = problem
