@@ -1,4 +1,5 @@
-"""A fleet of simulated OctoPrint 1.11 printers in one process, for the demo and load tests.
+"""A fleet of simulated printers in one process, for the demo and load tests: each speaks the API
+of its ``PrinterSpec.api`` (faces/: OctoPrint 1.11, PrusaLink). The OctoPrint face:
 
 Each printer listens on its own loopback port (the agent's OctoPrint client joins absolute
 paths onto its base URL, so printers cannot share a port behind path prefixes) and answers the
