@@ -25,7 +25,8 @@ import msgspec
 SCHEMA_VERSION = 1
 PREFIX = "printfarm/v1"
 AGENT_SEGMENT = "agent"  # reserved: no site may be called "agent"
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Matched with fullmatch: "$" would also accept a trailing newline ("lab\n").
+ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 MAX_ID_LEN = 64
 
 State = Literal[
@@ -41,7 +42,7 @@ EventKind = Literal[
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 JOB_END_KINDS = frozenset({"done", "failed", "cancelled"})
 
-TEMP_KEY_RE = re.compile(r"^(tool\d{1,2}|bed|chamber)$")
+TEMP_KEY_RE = re.compile(r"tool\d{1,2}|bed|chamber")  # fullmatch: they become field keys
 
 
 def valid_id(value: str) -> bool:
@@ -49,7 +50,7 @@ def valid_id(value: str) -> bool:
     return (
         isinstance(value, str)
         and len(value) <= MAX_ID_LEN
-        and bool(ID_RE.match(value))
+        and ID_RE.fullmatch(value) is not None
         and value != AGENT_SEGMENT
     )
 
@@ -66,7 +67,7 @@ def id_problem(value: object) -> str | None:
         return f"must be at most {MAX_ID_LEN} characters"
     if value == AGENT_SEGMENT:
         return f"'{AGENT_SEGMENT}' is reserved for agent status topics"
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         return "use lower-case letters, digits, '-' and '_' only, starting with a letter or digit"
     return None
 
@@ -256,6 +257,7 @@ def _check(topic: Topic, msg: Message, now_ms: int) -> None:
     if isinstance(msg, AgentStatus):
         if msg.agent != topic.agent:
             raise Rejected("topic_mismatch", f"payload agent {msg.agent!r} on topic of {topic.agent!r}")
+        _check_ids(**{f"printers[{i}]": p for i, p in enumerate(msg.printers)})
         return
     if msg.printer != topic.printer or msg.site != topic.site:
         raise Rejected(
@@ -265,15 +267,21 @@ def _check(topic: Topic, msg: Message, now_ms: int) -> None:
     if isinstance(msg, Telemetry):
         _check_telemetry(msg)
     elif isinstance(msg, Status):
-        if msg.api is not None and not valid_id(msg.api):
-            raise Rejected("invalid_schema", f"api {msg.api[:40]!r} is not an ID")
+        _check_ids(api=msg.api, agent=msg.agent)
     elif isinstance(msg, Event):
         _check_numbers(msg.duration, msg.print_time, msg.filament_mm)
 
 
+def _check_ids(**fields: str | None) -> None:
+    """Identifier-like fields become tags, topics or keys: they must be IDs, not free text."""
+    for name, value in fields.items():
+        if value is not None and not valid_id(value):
+            raise Rejected("invalid_schema", f"{name} {value[:40]!r} is not an ID")
+
+
 def _check_telemetry(msg: Telemetry) -> None:
     for key, temp in msg.temps.items():
-        if not TEMP_KEY_RE.match(key):
+        if not TEMP_KEY_RE.fullmatch(key):
             raise Rejected("invalid_schema", f"temperature key {key!r}")
         _check_numbers(temp.actual, temp.target)
     _check_numbers(msg.progress, msg.print_time, msg.time_left, msg.filament_mm)

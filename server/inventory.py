@@ -14,6 +14,7 @@ model = "Prusa MK4"
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -21,6 +22,8 @@ import msgspec
 from common.configkit import ConfigError, Invalid, check_id, convert, load_toml
 
 UNKNOWN = "unknown"
+# What an InfluxDB tag value cannot carry alike in every version (server/lineproto.py).
+NOT_IN_TAGS = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
 class Site(msgspec.Struct, forbid_unknown_fields=True):
@@ -30,8 +33,12 @@ class Site(msgspec.Struct, forbid_unknown_fields=True):
 
     def __post_init__(self):
         for key in ("organisation", "county"):
-            if not getattr(self, key).strip():
+            value = getattr(self, key)
+            if not value.strip():
                 raise Invalid(key, "is empty", f"write the site's {key}")
+            if NOT_IN_TAGS.search(value):  # they become InfluxDB tag values
+                raise Invalid(key, f"{value!r} holds a backslash or a control character",
+                              "write the name without them")
 
 
 class PrinterEntry(msgspec.Struct, forbid_unknown_fields=True):

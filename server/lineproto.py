@@ -16,17 +16,39 @@ the same series and time, so it overwrites its point instead of adding one.
 from __future__ import annotations
 
 from common import protocol
-from server.inventory import Tags
+from server.inventory import NOT_IN_TAGS, Tags
 
-_TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": " ", "\r": " "})
-_STR_ESCAPE = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": " ", "\r": " "})
+# InfluxDB's rules (line protocol reference, "Special characters"): in measurements, commas
+# and spaces are escaped with a backslash; in tag keys, tag values and field keys, commas,
+# equals signs and spaces; in string field values, double quotes and backslashes. The protocol
+# carries no newline inside a value.
+_MEASUREMENT_ESCAPE = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STR_ESCAPE = str.maketrans({'"': r'\"', "\\": "\\\\", "\n": " ", "\r": " "})
+
+
+def measurement(name: str) -> str:
+    return name.translate(_MEASUREMENT_ESCAPE)
+
+
+def key(name: str) -> str:
+    """A tag key or field key."""
+    return name.translate(_KEY_ESCAPE)
 
 
 def tag(value: str) -> str:
-    return (value or "none").translate(_TAG_ESCAPE).rstrip("\\") or "none"
+    """A tag value; a missing one is "none" (InfluxDB drops empty tags)."""
+    if not value:
+        return "none"
+    # A backslash before an escapable character reads differently across InfluxDB versions, and
+    # a newline ends the line: tag values (IDs and inventory names, validated at the edges) have none.
+    if NOT_IN_TAGS.search(value):
+        raise ValueError(f"tag value {value[:40]!r} holds a backslash or control character")
+    return value.translate(_KEY_ESCAPE)
 
 
 def string(value: str) -> str:
+    """A string field value; a newline or carriage return becomes a space."""
     # Most strings need no escaping; four substring scans are far cheaper than translate().
     if '"' in value or "\\" in value or "\n" in value or "\r" in value:
         value = value.translate(_STR_ESCAPE)
@@ -38,19 +60,26 @@ def tag_set(t: Tags) -> str:
             f",organisation={tag(t.organisation)},printer={tag(t.printer)},site={tag(t.site)}")
 
 
+def point(name: str, tags: dict[str, str | None], pairs, ts: int) -> str:
+    """One line: tags without a value are left out; so are fields without one."""
+    tag_text = "".join(f",{key(k)}={tag(v)}" for k, v in tags.items() if v)
+    return f"{measurement(name)}{tag_text} {_fields(pairs)} {ts}"
+
+
 def _fields(pairs) -> str:
     out = []
-    for key, value in pairs:
+    for name, value in pairs:
         if value is None:
             continue
+        name = key(name)
         if isinstance(value, bool):
-            out.append(f"{key}={'true' if value else 'false'}")
+            out.append(f"{name}={'true' if value else 'false'}")
         elif isinstance(value, int):
-            out.append(f"{key}={value}i")
+            out.append(f"{name}={value}i")
         elif isinstance(value, float):
-            out.append(f"{key}={value!r}")
+            out.append(f"{name}={value!r}")
         else:
-            out.append(f"{key}={string(str(value))}")
+            out.append(f"{name}={string(str(value))}")
     return ",".join(out)
 
 
@@ -61,15 +90,15 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     if msg.state_text:
         out.append(f"state_text={string(msg.state_text)}")
     out.append(f"seq={msg.seq}i")
-    for name, temp in msg.temps.items():
+    for name, temp in msg.temps.items():  # keys fullmatch TEMP_KEY_RE: nothing to escape
         if temp.actual is not None:
             out.append(f"{name}_actual={float(temp.actual)!r}")
         if temp.target is not None:
             out.append(f"{name}_target={float(temp.target)!r}")
-    for key in ("progress", "print_time", "time_left"):
-        value = getattr(msg, key)
+    for field in ("progress", "print_time", "time_left"):
+        value = getattr(msg, field)
         if value is not None:
-            out.append(f"{key}={float(value)!r}")
+            out.append(f"{field}={float(value)!r}")
     if msg.file is not None:
         out.append(f"file={string(msg.file)}")
     if msg.user is not None:
@@ -93,7 +122,7 @@ def event(msg: protocol.Event, tags: str) -> str:
         ("print_time", _float(msg.print_time)), ("filament_mm", _float(msg.filament_mm)),
         ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq),
     ]
-    return f"job{tags},kind={msg.kind} {_fields(pairs)} {msg.ts}"
+    return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
 
 
 def agent(msg: protocol.AgentStatus) -> str:
