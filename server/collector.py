@@ -29,7 +29,8 @@ class Collector:
         self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
-        self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool)
+        self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
+                                  max_batch_bytes=ic.max_batch_bytes)
         self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics)
         self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write,
                                      metrics=self.metrics)

@@ -45,6 +45,7 @@ class InfluxConfig(Section):
     token_env: str | None = None
     create_database: bool = True  # 1.x only; on 2.x/3.x map a bucket to the database instead
     batch_size: int = 5000
+    max_batch_bytes: int = 10_000_000  # below InfluxDB's max-body-size (25 MB by default)
     flush_interval: float = 1.0
     timeout: float = 10.0
     spool_dir: str = "/var/lib/printfarm-server/spool"
@@ -53,6 +54,7 @@ class InfluxConfig(Section):
     def __post_init__(self):
         check_http_url("url", self.url)
         check_range("batch_size", self.batch_size, 1, 100_000)
+        check_range("max_batch_bytes", self.max_batch_bytes, 1024, 1 << 30)
         check_range("flush_interval", self.flush_interval, 0.01, 60)
         check_range("timeout", self.timeout, 0.5, 300)
         has_password = bool(self.password_file or self.password_env)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlparse
 
 import urllib3
 
+from common.urls import redact
 from server.metrics import Metrics
 from server.store.spool import Spool
 
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class InfluxError(Exception):
     pass
+
+
+class TooLarge(InfluxError):
+    """InfluxDB refused the body as larger than its ``max-body-size`` (HTTP 413)."""
 
 
 class InfluxHTTP:
@@ -60,16 +65,28 @@ class InfluxHTTP:
                                      headers={**self.headers, "Content-Type": "text/plain"})
         except urllib3.exceptions.HTTPError as exc:
             raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+        if 200 <= resp.status < 300:
+            return  # only a 2xx means written
+        if resp.status in (400, 422):
+            # Bad points (2.x: 422 for points it cannot take): retrying cannot help; InfluxDB
+            # wrote the good ones in the batch.
+            log.error("InfluxDB rejected points: %s", resp.data[:300].decode(errors="replace"))
+            self.metrics.inc("influx_points_rejected_batches")
+            return
+        raise self._failure(resp)
+
+    def _failure(self, resp) -> InfluxError:
+        if resp.status == 413:
+            return TooLarge("InfluxDB /write answered 413: the body is over its max-body-size")
         if resp.status == 404 and self.create_missing and b"database not found" in resp.data:
             log.warning("database %r is missing; creating it", self.database)
             self.create_database()
-            raise InfluxError("database was missing (created it)")
-        if resp.status >= 500 or resp.status in (401, 403, 404, 429):
-            raise InfluxError(f"InfluxDB /write answered {resp.status}: {resp.data[:200]!r}")
-        if resp.status == 400:
-            # Bad points: retrying cannot help; InfluxDB wrote the good ones in the batch.
-            log.error("InfluxDB rejected points: %s", resp.data[:300].decode(errors="replace"))
-            self.metrics.inc("influx_points_rejected_batches")
+            return InfluxError("database was missing (created it)")
+        if 300 <= resp.status < 400:
+            where = redact(resp.headers.get("Location") or "")
+            return InfluxError(f"InfluxDB /write answered {resp.status}, a redirect to {where or 'nowhere'}: "
+                               f"set [influx] url to the address it names")
+        return InfluxError(f"InfluxDB /write answered {resp.status}: {resp.data[:200]!r}")
 
     def query(self, q: str, epoch: str = "ms", db: str | None = None) -> list[dict]:
         params = {"q": q, "db": db or self.database, "epoch": epoch}
@@ -122,6 +139,10 @@ class BatchWriter:
     append per line, not a queue operation. When the queue is full, the producer blocks:
     the MQTT loop stops reading and the broker holds the rest (backpressure, not memory).
 
+    A buffer is also handed off once it holds ``max_batch_bytes``, below InfluxDB's body limit
+    (25 MB by default); a body it still refuses as too large (413) is split in halves, down to
+    single lines, and a single line it refuses is logged and counted, never retried for ever.
+
     A chunk is *durable* once InfluxDB took it or it is in the on-disk spool; only then are
     its tokens passed to ``on_durable`` (the collector acknowledges the MQTT messages there).
     While the spool holds anything, new chunks go behind it, so points reach InfluxDB in
@@ -130,10 +151,12 @@ class BatchWriter:
 
     def __init__(self, client: InfluxHTTP, batch_size: int = 5000, flush_interval: float = 1.0,
                  max_queue: int = 50_000, retry_max: float = 5.0, spool: Spool | None = None,
+                 max_batch_bytes: int = 10_000_000,
                  on_durable: Callable[[list], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None):
         self.client = client
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
         self.flush_interval = flush_interval
         self.queue: queue.Queue[Chunk] = queue.Queue(maxsize=max(2, max_queue // batch_size))
         self.retry_max = retry_max
@@ -143,6 +166,7 @@ class BatchWriter:
         self.metrics = metrics or client.metrics
         self._lines: list[str] = []
         self._tokens: list = []
+        self._bytes = 0  # the buffer's size in characters: bytes, for these mostly-ASCII lines
         self._since = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -162,7 +186,8 @@ class BatchWriter:
             if not self._lines:
                 self._since = self.clock()
             self._lines.append(line)
-            full = len(self._lines) >= self.batch_size
+            self._bytes += len(line) + 1
+            full = len(self._lines) >= self.batch_size or self._bytes >= self.max_batch_bytes
         if full:
             self.handoff()
 
@@ -179,12 +204,13 @@ class BatchWriter:
             if not self._lines and not self._tokens:
                 return True
             chunk = Chunk(self._lines, self._tokens)
-            self._lines, self._tokens = [], []
+            self._lines, self._tokens, size, self._bytes = [], [], self._bytes, 0
         try:
             self.queue.put(chunk, block=block)
         except queue.Full:
             with self._lock:  # put it back in front of anything added meanwhile
                 self._lines[:0], self._tokens[:0] = chunk.lines, chunk.tokens
+                self._bytes += size
             return False
         return True
 
@@ -284,6 +310,9 @@ class BatchWriter:
         started = time.perf_counter()
         try:
             self.client.write(body)
+        except TooLarge:
+            self.metrics.inc("influx_write_too_large")
+            return self._write_halves(body)
         except InfluxError as exc:
             self._note(str(exc))
             self.metrics.inc("influx_write_errors")
@@ -295,6 +324,18 @@ class BatchWriter:
         self._delay = 0.5
         self._note(None)
         return True
+
+    def _write_halves(self, body: bytes) -> bool:
+        """A body over InfluxDB's limit: each half on its own, down to single lines."""
+        lines = body.split(b"\n")
+        if len(lines) == 1:
+            log.error("InfluxDB refused a single line of %d bytes as too large (its max-body-size); "
+                      "dropped it: %.120r", len(body), body)
+            self.metrics.inc("influx_points_rejected_too_large")
+            return True  # retrying cannot help: it is done with, as a 400's bad points are
+        half = len(lines) // 2
+        return (self._write(b"\n".join(lines[:half]), half)
+                and self._write(b"\n".join(lines[half:]), len(lines) - half))
 
     def _write_until_done(self, body: bytes, points: int) -> None:
         """Without a spool: retry in place (the queue fills and ingest blocks meanwhile)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from devkit.servers.process import Server, find_binary, free_port
@@ -33,6 +35,15 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
+def _with_extra(text: str, extra: dict[str, dict[str, object]]) -> str:
+    """The config with ``extra`` settings added to their sections (new sections at the end)."""
+    for section, settings in extra.items():
+        lines = "".join(f"  {key} = {json.dumps(value)}\n" for key, value in settings.items())
+        header = f"[{section}]\n"
+        text = text.replace(header, header + lines, 1) if header in text else text + header + lines
+    return text
+
+
 def _influx_rows(body: dict) -> list[dict]:
     """Flatten an InfluxQL answer: one dict per value row, holding the series tags and columns."""
     if "error" in body:
@@ -54,9 +65,12 @@ class InfluxDB(Server):
     name = "influxd"
     start_timeout = 30.0
 
-    def __init__(self, tmpdir, port: int | None = None, rpc_port: int | None = None) -> None:
+    def __init__(self, tmpdir, port: int | None = None, rpc_port: int | None = None,
+                 extra_config: dict[str, dict[str, object]] | None = None) -> None:
+        """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``."""
         super().__init__(tmpdir, port)
         self.rpc_port = rpc_port or free_port()
+        self.extra_config = extra_config or {}
         self.config_path = self.dir / "influxdb.conf"
         self.binary = find_binary("influxd", "apt-get install -y influxdb",
                                    ("/usr/bin/influxd",))
@@ -69,8 +83,8 @@ class InfluxDB(Server):
         self.port, self.rpc_port = free_port(), free_port()
 
     def _prepare(self) -> None:
-        self.config_path.write_text(INFLUXDB_CONFIG.format(
-            dir=self.dir, port=self.port, rpc_port=self.rpc_port))
+        text = INFLUXDB_CONFIG.format(dir=self.dir, port=self.port, rpc_port=self.rpc_port)
+        self.config_path.write_text(_with_extra(text, self.extra_config))
 
     def _command(self) -> list[str]:
         return [self.binary, "-config", str(self.config_path)]
