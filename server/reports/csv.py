@@ -3,6 +3,10 @@
 Numbers carry 16 significant digits, as openpyxl writes them into the XLSX, so both files hold the
 same figures (hours below a million stay exact to the millisecond); the decimal separator is a dot; times are local
 (the report's time zone) ISO 8601. Ratios are fractions (0.25 = 25 %), as in the XLSX.
+
+Text that a spreadsheet would run as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return: file names, user names and error texts come from the printers) gets a
+leading apostrophe, so Excel and LibreOffice show it as text, as the XLSX already stores it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ def write(report: Report, lang: str, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value):
     if value is None:
         return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):

@@ -130,6 +130,24 @@ def test_text_that_looks_like_a_formula_or_link_stays_text_in_the_xlsx(tmp_path)
     assert not any(c.hyperlink for row in jobs.iter_rows() for c in row)
 
 
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+
+
+def test_text_that_a_spreadsheet_would_run_as_a_formula_is_neutralised_in_the_csv(tmp_path):
+    data = raw()
+    s = PERIOD.start_ms
+    for i, text in enumerate(FORMULAS):
+        data.jobs.append(JobEvent(s + (5 + i) * H, "umu", "a1", "failed", text, text, 60.0, None, None, text,
+                                  s + (5 + i) * H - 60_000))
+    write_files(build(data, INVENTORY, PERIOD, NOW), ["csv"], tmp_path, "en")
+    cells = [c for path in tmp_path.glob("*.csv") for row in csv.reader(path.open(encoding="utf-8-sig", newline=""))
+             for c in row]
+    for text in FORMULAS:
+        assert cells.count("'" + text) >= 3, text  # file, user and error of its job
+    assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]
+    assert all(float(c) <= 0 for c in cells if c.startswith("-"))  # only numbers may begin with "-"
+
+
 def test_a_large_xlsx_written_by_a_forked_child_equals_one_written_in_process(report, tmp_path, monkeypatch):
     from server.reports import generate
 
