@@ -16,7 +16,8 @@ period = "month"               # the previous month | quarter | year
 [reports.mail]                 # optional: mail the files after each scheduled run
 host = "smtp.example.org"
 port = 587
-starttls = true
+starttls = true                # STARTTLS; or smtps = true for TLS from the start (port 465)
+# ca_file = "/etc/printfarm/smtp-ca.crt"   # a private CA; by default the system's CAs verify the server
 username = "printfarm"
 password_file = "/etc/printfarm/smtp-password"
 sender = "printfarm@example.org"
@@ -25,6 +26,8 @@ to = ["staff@example.org"]
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import msgspec
 from apscheduler.triggers.cron import CronTrigger
@@ -56,7 +59,9 @@ class MailConfig(Section):
     sender: str
     to: list[str]
     port: int = 587
-    starttls: bool = True
+    starttls: bool = True  # upgrade the plain connection with STARTTLS
+    smtps: bool = False  # TLS from the first byte (usually port 465); starttls is then moot
+    ca_file: str | None = None  # CA bundle that signed the server's certificate (default: the system's)
     username: str | None = None
     password_file: str | None = None
     password_env: str | None = None
@@ -68,8 +73,14 @@ class MailConfig(Section):
             raise Invalid("to", f"{self.to!r} has no valid address", "list addresses like ['staff@example.org']")
         if "@" not in self.sender:
             raise Invalid("sender", f"{self.sender!r} is not an address", "write it like 'printfarm@example.org'")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise Invalid("ca_file", f"file {self.ca_file} not found", "give the path of an existing PEM file")
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+        if self.password is not None and not (self.starttls or self.smtps):
+            raise Invalid("password_file" if self.password_file else "password_env",
+                          "the password would travel in clear (starttls and smtps are both off)",
+                          "set starttls = true, or smtps = true for a server that speaks TLS from the start")
 
 
 class ReportsConfig(Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import smtplib
+import ssl
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -59,9 +60,15 @@ def message(mail: MailConfig, label: str, paths: list[Path]) -> EmailMessage:
 
 
 def send_mail(msg: EmailMessage, mail: MailConfig) -> None:
-    with smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout) as smtp:
-        if mail.starttls:
-            smtp.starttls()
+    """Send over TLS whose certificate is checked (name and chain) before any login."""
+    context = ssl.create_default_context(cafile=mail.ca_file)
+    if mail.smtps:
+        smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=mail.timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout)
+    with smtp:
+        if mail.starttls and not mail.smtps:
+            smtp.starttls(context=context)
         if mail.username and mail.password is not None:
             smtp.login(mail.username, mail.password.reveal())
         smtp.send_message(msg)

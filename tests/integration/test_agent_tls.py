@@ -1,13 +1,11 @@
 """TLS with a client certificate plus username/password, against a real Mosquitto set up for it.
 
-A throwaway CA, server and client certificate are made at test time with `cryptography`; the
+A throwaway CA, server and client certificate are made at test time (devkit.pki); the
 password file with `mosquitto_passwd -b`.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import socket
 import ssl
@@ -18,10 +16,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import config as agent_config
@@ -29,6 +23,7 @@ from common import protocol
 from agent.outbox import MemoryOutbox
 from agent.publisher import Publisher
 from devkit.pipeline import start_agent, wait_for
+from devkit.pki import make_pki
 from devkit.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -48,49 +43,6 @@ log_dest file {dir}/mosquitto.log
 log_type all
 user {user}
 """
-
-
-# --- a throwaway PKI -------------------------------------------------------------------------
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(subject, issuer, key, signing_key, ca=False, san=None):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
-
-
-def _write(path: Path, cert=None, key=None) -> Path:
-    if cert is not None:
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    else:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    path.chmod(0o600)
-    return path
-
-
-def make_pki(d: Path) -> dict[str, Path]:
-    d.mkdir(parents=True, exist_ok=True)
-    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _cert("printfarm test CA", "printfarm test CA", ca_key, ca_key, ca=True)
-    server = _cert("127.0.0.1", "printfarm test CA", server_key, ca_key,
-                   san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
-    client = _cert(USER, "printfarm test CA", client_key, ca_key)
-    return {
-        "ca": _write(d / "ca.crt", cert=ca), "server_cert": _write(d / "server.crt", cert=server),
-        "server_key": _write(d / "server.key", key=server_key), "cert": _write(d / "client.crt", cert=client),
-        "key": _write(d / "client.key", key=client_key),
-    }
 
 
 class TLSMosquitto(Mosquitto):
@@ -113,7 +65,7 @@ class TLSMosquitto(Mosquitto):
 @pytest.fixture
 def tls_broker(tmp_path):
     broker_dir = tmp_path / "mosquitto-tls"
-    pki = make_pki(broker_dir)
+    pki = make_pki(broker_dir, client_cn=USER)
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(broker_dir / "passwd"), USER, PASSWORD],
                    check=True, capture_output=True)
     (broker_dir / "passwd").chmod(0o600)

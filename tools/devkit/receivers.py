@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,13 +85,19 @@ class WebhookReceiver:
 
 
 class SMTPReceiver:
-    """aiosmtpd on a free loopback port, no TLS, no auth; ``mails`` holds parsed messages."""
+    """aiosmtpd on a free loopback port; ``mails`` holds parsed messages.
 
-    def __init__(self):
+    Plain and without auth by default. With ``cert``/``key`` it speaks TLS: STARTTLS (required
+    before MAIL), or from the first byte with ``implicit_tls`` (SMTPS). With ``password`` it
+    takes AUTH (over TLS only) for any user with that password; ``logins`` records every try.
+    """
+
+    def __init__(self, cert=None, key=None, implicit_tls: bool = False, password: str | None = None):
         from aiosmtpd.controller import Controller
 
         receiver = self
         self.mails: list[email.message.EmailMessage] = []
+        self.logins: list[tuple[str, str]] = []
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
@@ -98,8 +105,32 @@ class SMTPReceiver:
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        options = self._tls_options(cert, key, implicit_tls)
+        if password is not None:
+            # aiosmtpd counts only STARTTLS as TLS: an SMTPS connection is TLS from the first byte.
+            options.update(authenticator=self._authenticator(password), auth_require_tls=not implicit_tls)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
+
+    @staticmethod
+    def _tls_options(cert, key, implicit_tls: bool) -> dict:
+        if cert is None:
+            return {}
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert), str(key))
+        return {"ssl_context": context} if implicit_tls else {"tls_context": context, "require_starttls": True}
+
+    def _authenticator(self, password: str):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def check(server, session, envelope, mechanism, data):
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            login = (data.login.decode(), data.password.decode())
+            self.logins.append(login)
+            return AuthResult(success=login[1] == password)
+
+        return check
 
     @property
     def apprise_url(self) -> str:
