@@ -94,6 +94,7 @@ class Publisher:
         self._worker: threading.Thread | None = None
         self._last_error: str | None = None
         self._refused = False  # the broker answered this attempt with a refusal (already logged)
+        self._oversized: set[str] = set()  # topics an oversized message was refused on (logged)
         self._make = client_factory or self._paho_client
         self.client = self._make_client()
 
@@ -133,6 +134,10 @@ class Publisher:
     # --- publishing --------------------------------------------------------
 
     def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+            # The broker would disconnect us for it (max_packet_size), again at every replay.
+            self._refuse_oversized(topic, len(payload))
+            return
         with self._lock:
             self._finish_deferred()  # older unacknowledged messages first
             if retain:
@@ -142,6 +147,12 @@ class Publisher:
                     return
                 self._wake.set()  # paho refused it: the worker replays it from the outbox
             self.outbox.put(topic, payload, retain)
+
+    def _refuse_oversized(self, topic: str, size: int) -> None:
+        if topic not in self._oversized:
+            self._oversized.add(topic)
+            log.error("not sending a %d-byte message on %s: over the protocol's cap of %d bytes "
+                      "(logged once per topic)", size, topic, protocol.MAX_PAYLOAD_BYTES)
 
     def _nothing_waiting(self) -> bool:
         return not self.outbox.pending() or self.outbox.last_id() <= self._handed_upto

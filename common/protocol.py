@@ -194,6 +194,9 @@ def encode(msg: Message) -> bytes:
 # --- validation -------------------------------------------------------------
 
 MAX_PAYLOAD_BYTES = 16 * 1024
+# A broker's max_packet_size: the payload cap plus a topic (at most 152 bytes) and the PUBLISH
+# header (at most 9), with room to spare; deploy/central/mosquitto/mosquitto.conf ships it.
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 512
 MAX_FUTURE_MS = 5 * 60 * 1000  # clocks drift; more than this is a broken clock
 MIN_TS_MS = 1_500_000_000_000  # 2017: anything older is an unset clock
 

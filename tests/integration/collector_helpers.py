@@ -216,8 +216,8 @@ def publish_raw(mqtt_broker, messages: list[tuple[str, bytes]]) -> None:
     for topic, payload in messages:
         assert client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
     assert done.wait(20), "broker did not confirm the publishes"
+    client.disconnect()  # first: the network thread then ends at once, not at its next 1 s wake-up
     client.loop_stop()
-    client.disconnect()
 
 
 def env_seconds(name: str, default: float) -> float:

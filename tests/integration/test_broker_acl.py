@@ -15,6 +15,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common import protocol
 from devkit.servers import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
@@ -250,6 +252,28 @@ def test_re_adding_an_agent_replaces_its_acl_entry_after_a_reload(clients, watch
     finally:
         _run("add-agent.sh", "pi-north", "north-lab", "p1", "p2", env=broker.env)
         broker._signal(signal.SIGHUP)
+
+
+def test_an_oversized_message_is_refused_at_the_broker_and_the_others_arrive(broker, clients, watcher):
+    north = clients("pi-north")
+    ended = threading.Event()
+    north.c.on_disconnect = lambda c, u, f, rc, p: ended.set()
+    north.c.publish("printfarm/v1/north-lab/p1/telemetry", b"x" * (protocol.MAX_PACKET_BYTES + 1), qos=1)
+    assert ended.wait(10), "the broker kept the connection of a client sending an oversized packet"
+    south = clients("pi-south")
+    for i in range(20):
+        assert not south.publish("printfarm/v1/south-lab/p3/telemetry", b"%d" % i).is_failure
+    got = watcher.received()
+    assert [p for t, p in got] == [b"%d" % i for i in range(20)]  # and nothing of north's
+
+
+def test_the_shipped_broker_caps_packets_just_above_the_protocols_payload_cap():
+    text = (CENTRAL / "mosquitto" / "mosquitto.conf").read_text()
+    settings = dict(line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#")
+                    and " " in line)
+    assert int(settings["max_packet_size"]) == protocol.MAX_PACKET_BYTES
+    longest_topic = len(protocol.printer_topic("a" * protocol.MAX_ID_LEN, "b" * protocol.MAX_ID_LEN, "telemetry"))
+    assert protocol.MAX_PAYLOAD_BYTES + longest_topic + 9 < protocol.MAX_PACKET_BYTES <= protocol.MAX_PAYLOAD_BYTES + 1024
 
 
 def test_the_shipped_broker_does_not_drop_a_backlog_past_1000_messages():

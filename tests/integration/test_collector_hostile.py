@@ -35,7 +35,8 @@ BAD = {
     "invalid_schema": (TOPIC, json.dumps(doc(seq="one", state=7)).encode()),
     "not_finite": (TOPIC, raw(json.dumps(doc(progress=float("nan"))))),  # Python writes NaN
     "not_finite_inf": (TOPIC, raw(json.dumps(doc()).replace('"progress": 10.0', '"progress": 1e999'))),
-    "too_large": (TOPIC, json.dumps(doc(state_text="x" * 20_000)).encode()),
+    # Over the protocol's cap, yet under the broker's packet cap (which refuses bigger ones itself).
+    "too_large": (TOPIC, json.dumps(doc(state_text="x" * protocol.MAX_PAYLOAD_BYTES)).encode()),
     "unknown_version": (TOPIC, json.dumps(doc(v=2)).encode()),
     "topic_mismatch": (TOPIC, json.dumps(doc(printer="vp-2")).encode()),
     "future_timestamp": (TOPIC, json.dumps(doc(ts=int(time.time() * 1000) + 86_400_000)).encode()),

@@ -350,3 +350,16 @@ def test_a_disconnect_while_a_sender_holds_the_lock_is_finished_by_the_worker(ou
     send(pub, b"2")
     pub.pump()
     assert stored(outbox) == [b"1", b"2"] and client.queue == {}
+
+
+def test_a_message_over_the_protocols_cap_is_not_sent_nor_kept_and_logged_once(outbox, caplog):
+    pub, client = make(outbox)
+    client.connack()
+    big = b"x" * (protocol.MAX_PAYLOAD_BYTES + 1)
+    send(pub, big, big)
+    client.lose_connection()
+    send(pub, big)
+    assert client.payloads() == [] and stored(outbox) == []
+    assert len([r for r in caplog.records if "over the protocol's cap" in r.getMessage()]) == 1
+    send(pub, b"x" * protocol.MAX_PAYLOAD_BYTES)  # at the cap: kept for the broker as usual
+    assert stored(outbox) == [b"x" * protocol.MAX_PAYLOAD_BYTES]

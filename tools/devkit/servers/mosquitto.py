@@ -6,25 +6,28 @@ import os
 import pwd
 import socket
 
+from common.protocol import MAX_PACKET_BYTES
 from devkit.servers.process import Server, find_binary
 
-MOSQUITTO_CONFIG = """\
+MOSQUITTO_CONFIG = f"""\
 # written by devkit.servers
-listener {port} 127.0.0.1
+listener {{port}} 127.0.0.1
 allow_anonymous true
 persistence true
-persistence_location {dir}/
+persistence_location {{dir}}/
 # Debian's default of 1000 queued messages per client silently drops a backlog.
 max_queued_messages 0
 max_queued_bytes 0
-log_dest file {dir}/mosquitto.log
+# As shipped: a client sending a packet over the protocol's cap is disconnected, its packet dropped.
+max_packet_size {MAX_PACKET_BYTES}
+log_dest file {{dir}}/mosquitto.log
 log_type error
 log_type warning
 log_type notice
 log_type information
 log_timestamp_format %Y-%m-%dT%H:%M:%S
 # Started as root, mosquitto switches to user "mosquitto", who cannot write our temp dir.
-user {user}
+user {{user}}
 """
 
 
