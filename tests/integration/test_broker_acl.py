@@ -258,7 +258,7 @@ def test_an_oversized_message_is_refused_at_the_broker_and_the_others_arrive(bro
     north = clients("pi-north")
     ended = threading.Event()
     north.c.on_disconnect = lambda c, u, f, rc, p: ended.set()
-    north.c.publish("printfarm/v1/north-lab/p1/telemetry", b"x" * (protocol.MAX_PACKET_BYTES + 1), qos=1)
+    north.c.publish("printfarm/v1/north-lab/p1/telemetry", b"x" * (4 * protocol.MAX_PAYLOAD_BYTES), qos=1)
     assert ended.wait(10), "the broker kept the connection of a client sending an oversized packet"
     south = clients("pi-south")
     for i in range(20):
