@@ -59,7 +59,7 @@ def trial(kind: str, octoprint: OctoPrint, hook: WebhookReceiver, engine, n: int
     fired, resolved = len(hook.of(rule, "firing")), len(hook.of(rule, "resolved"))
     if kind == "failed":
         octoprint.upload_and_print(f"bench{n}.gcode", make_gcode(3000))
-        wait_for(lambda: engine.printers["vp-1"].state == "printing", 30, "the collector to see it printing",
+        wait_for(lambda: engine.printers[("lab", "vp-1")].state == "printing", 30, "the collector to see it printing",
                  interval=0.01)
         command = f"!!DEBUG:send Error:bench trial {n}"
     else:
@@ -72,7 +72,7 @@ def trial(kind: str, octoprint: OctoPrint, hook: WebhookReceiver, engine, n: int
     wait_for(lambda: len(hook.of(rule, "firing")) > fired, 30, f"trial {n}'s alert", interval=0.002)
     arrived = [t for note, t in zip(hook.notes, hook.arrivals) if note["rule"] == rule and note["kind"] == "firing"][-1]
     watcher.join()
-    seen = engine.printers["vp-1"].down_since or arrived
+    seen = engine.printers[("lab", "vp-1")].down_since or arrived
     if verbose:
         print(f"    OctoPrint showed it at +{((shown[0] if shown else began) - began) * 1000:.0f} ms, "
               f"the collector saw it at +{(seen - began) * 1000:.0f} ms, the receiver had it at "
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
                                                  interval=args.poll, timeout=args.poll))
             try:
                 collector.wait_connected()
-                wait_for(lambda: getattr(collector.collector.alerts.printers.get("vp-1"), "state", "") == "idle",
+                wait_for(lambda: getattr(collector.collector.alerts.printers.get(("lab", "vp-1")), "state", "") == "idle",
                          30, "the printer to be seen idle")
                 latencies, pipeline_only = [], []
                 engine = collector.collector.alerts

@@ -59,6 +59,19 @@ def convert(data: dict, typ: type[T], source: str = "") -> T:
         raise _to_config_error(str(exc), source) from None
 
 
+def check_entries(raw: dict, key: str, typ: type, source: str = "", prefix: str = "") -> None:
+    """Check each entry of the table ``raw[key]`` on its own, so that an error names the entry
+    (msgspec names a dict entry only as "[...]"): ``<prefix><key>.<name>.<field>``."""
+    entries = (raw or {}).get(key)
+    if not isinstance(entries, dict):
+        return
+    for name, entry in entries.items():
+        try:
+            convert(entry, typ, source)
+        except ConfigError as exc:
+            raise ConfigError(f"{prefix}{key}.{name}.{exc.key}".rstrip("."), exc.problem, exc.fix, source) from None
+
+
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 

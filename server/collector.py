@@ -31,7 +31,8 @@ class Collector:
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
                                   max_batch_bytes=ic.max_batch_bytes)
-        self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics)
+        self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics,
+                             reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted)
         self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write,
                                      metrics=self.metrics)
         # A message is acknowledged to the broker only once its points are durable.
@@ -39,7 +40,7 @@ class Collector:
         self.writer.on_durable = self.subscriber.acknowledge
         self.api = Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics) if cfg.http.enabled else None
         # Alerts listen to every accepted message; sending happens on their own threads.
-        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics)
+        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics, self.inventory)
         if self.alerts:
             self.ingest.listeners.append(self.alerts.on_message)
             if self.api:

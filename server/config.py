@@ -72,11 +72,24 @@ class HttpConfig(Section):
         check_range("port", self.port, 0, 65535)
 
 
+class IngestConfig(Section):
+    # Printers missing from the inventory: stored with listed=false, or refused with this on.
+    reject_unlisted: bool = False
+    # How many unlisted printers (and agents missing from the inventory's [agents]) are tracked;
+    # messages of further ones are refused and counted, so a stream of made-up IDs cannot grow
+    # the collector's memory without bound.
+    max_unlisted: int = 1000
+
+    def __post_init__(self):
+        check_range("max_unlisted", self.max_unlisted, 0, 1_000_000)
+
+
 class ServerConfig(Section):
     inventory: str  # path of the fleet inventory TOML, relative to this file
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     influx: InfluxConfig = msgspec.field(default_factory=InfluxConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     state_dir: str = "/var/lib/printfarm-server"
     log_level: str = "INFO"
     alerts: dict = {}  # validated by server.alerts.config

@@ -38,14 +38,21 @@ class RejectLog:
 
 
 class Ingest:
+    """Printers missing from the inventory are stored and tracked with ``listed=false`` — at most
+    ``max_unlisted`` of them (and of agents missing from its ``[agents]`` table, where it has
+    one); with ``reject_unlisted`` none. Messages of the others are refused and counted."""
+
     def __init__(self, inventory: Inventory, fleet: LiveFleet, write: Callable[[str], None],
-                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None):
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 reject_unlisted: bool = False, max_unlisted: int = 1000):
         self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
+        self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._topics: dict[str, protocol.Topic | None] = {}
         self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
+        self._unlisted: set = set()  # unlisted printers (site, printer) and agents tracked
 
     def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
         self.metrics.counters["messages_received"] += 1
@@ -56,14 +63,20 @@ class Ingest:
             msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
-        self.metrics.counters["messages_accepted"] += 1
         if parsed.kind == "agent":
+            unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
+            if self._refused(parsed.agent, unlisted):
+                return self._reject(self._unlisted_reason(), topic, "agent is not in the inventory's [agents]")
+            tags = None
             if not (msg.will and self._stamp_will(msg)):
                 self.write(lineproto.agent(msg))
-            tags = None
         else:
-            tags, tag_str = self._tags_for(parsed.site, parsed.printer)
-            self.write(_BUILDERS[parsed.kind](msg, tag_str))
+            cached = self._tags_for(parsed.site, parsed.printer)
+            if cached is None:
+                return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
+            tags = cached[0]
+            self.write(_BUILDERS[parsed.kind](msg, cached[1]))
+        self.metrics.counters["messages_accepted"] += 1
         state = self.fleet.apply(msg, tags)
         for listener in self.listeners:
             try:
@@ -91,17 +104,32 @@ class Ingest:
                 self._topics[topic] = parsed
             return parsed
 
-    def _tags_for(self, site: str, printer: str) -> tuple[Tags, str]:
+    def _tags_for(self, site: str, printer: str) -> tuple[Tags, str] | None:
+        """Tags for a printer's messages; None when its messages are refused (unlisted)."""
         key = (site, printer)
         cached = self._tags.get(key)
         if cached is None:
             tags = self.inventory.tags(site, printer)
+            if not tags.listed and self._refused(key, True):
+                return None
             if not tags.listed:
                 log.warning("printer %s/%s is not in the inventory: storing its data with listed=false", site, printer)
             cached = self._tags[key] = (tags, lineproto.tag_set(tags))
         if not cached[0].listed:
             self.metrics.counters["unlisted_messages"] += 1
         return cached
+
+    def _refused(self, key, unlisted) -> bool:
+        """Whether an unlisted printer's or agent's messages are refused (tracking it if not)."""
+        if not unlisted or key in self._unlisted:
+            return False
+        if self.reject_unlisted or len(self._unlisted) >= self.max_unlisted:
+            return True
+        self._unlisted.add(key)
+        return False
+
+    def _unlisted_reason(self) -> str:
+        return "unlisted" if self.reject_unlisted else "too_many_unlisted"
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         self.metrics.reject(reason)

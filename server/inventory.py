@@ -1,4 +1,5 @@
-"""The fleet inventory: sites (organisation, county) and printers (site, model).
+"""The fleet inventory: sites (organisation, county), printers (site, model) and, optionally,
+which agent watches which printers.
 
 ```toml
 [sites.umu-makerspace]
@@ -9,7 +10,14 @@ county = "Västerbotten"
 [printers.umu-mk4-01]
 site = "umu-makerspace"
 model = "Prusa MK4"
+
+[agents.umu-pi-01]              # optional: an agent may claim only these printers
+printers = ["umu-mk4-01"]
 ```
+
+An agent names its printers in its status; the collector believes it only for listed printers,
+only for those ``[agents]`` grants it where that table names the agent, and never for a printer
+``[agents]`` gives to another agent. Alerts about an agent are routed by its printers' places.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from common.configkit import ConfigError, Invalid, check_id, convert, load_toml
+from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 
 UNKNOWN = "unknown"
 # What an InfluxDB tag value cannot carry alike in every version (server/lineproto.py).
@@ -48,9 +56,14 @@ class PrinterEntry(msgspec.Struct, forbid_unknown_fields=True):
     added: str | None = None  # ISO date the printer joined the network, for reports
 
 
-class Inventory(msgspec.Struct, forbid_unknown_fields=True):
+class AgentEntry(msgspec.Struct, forbid_unknown_fields=True):
+    printers: list[str]
+
+
+class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     sites: dict[str, Site] = {}
     printers: dict[str, PrinterEntry] = {}
+    agents: dict[str, AgentEntry] = {}
 
     def __post_init__(self):
         for site_id in self.sites:
@@ -60,6 +73,27 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True):
             if entry.site not in self.sites:
                 raise Invalid(f"printers.{printer_id}.site", f"site {entry.site!r} is not defined",
                               f"add a [sites.{entry.site}] table or correct the site")
+        self.agent_of = self._agents_of_printers()
+
+    def _agents_of_printers(self) -> dict[str, str]:
+        owner: dict[str, str] = {}
+        for agent_id, entry in self.agents.items():
+            check_id(f"agents.{agent_id}", agent_id)
+            for i, printer_id in enumerate(entry.printers):
+                key = f"agents.{agent_id}.printers[{i}]"
+                if printer_id not in self.printers:
+                    raise Invalid(key, f"printer {printer_id!r} is not defined",
+                                  f"add a [printers.{printer_id}] table or correct the ID")
+                if owner.setdefault(printer_id, agent_id) != agent_id:
+                    raise Invalid(key, f"printer {printer_id!r} is also under agent {owner[printer_id]!r}",
+                                  "give every printer to one agent")
+        return owner
+
+    def agent_printers(self, agent: str, claimed: list[str]) -> list[tuple[str, str]]:
+        """(site, printer) of the printers ``agent`` claims that the inventory lets it claim."""
+        granted = agent if agent in self.agents else None  # an agent [agents] does not name: unmapped ones
+        return [(self.printers[p].site, p) for p in claimed
+                if p in self.printers and self.agent_of.get(p) == granted]
 
     def tags(self, site: str, printer: str) -> "Tags":
         """Tags for a message from ``site``/``printer``; unlisted printers are flagged, not dropped."""
@@ -84,11 +118,13 @@ class Tags(msgspec.Struct, frozen=True):
 
 
 def load(path: str | Path) -> Inventory:
-    return convert(load_toml(path), Inventory, str(path))
+    return from_dict(load_toml(path), str(path))
 
 
 def from_dict(data: dict, source: str = "<inventory>") -> Inventory:
+    for key, typ in (("sites", Site), ("printers", PrinterEntry), ("agents", AgentEntry)):
+        check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
     return convert(data, Inventory, source)
 
 
-__all__ = ["Inventory", "Site", "PrinterEntry", "Tags", "ConfigError", "UNKNOWN", "load", "from_dict"]
+__all__ = ["Inventory", "Site", "PrinterEntry", "AgentEntry", "Tags", "ConfigError", "UNKNOWN", "load", "from_dict"]

@@ -37,25 +37,27 @@ class AgentState:
     state: str
     ts: int
     dropped: int = 0
-    printers: list[str] = field(default_factory=list)
+    printers: list[str] = field(default_factory=list)  # those of its claims the inventory grants it
 
 
 class LiveFleet:
+    """Printers are known by (site, printer): the same ID at another site is another printer."""
+
     def __init__(self, inventory: Inventory):
         self.inventory = inventory
-        self.printers: dict[str, PrinterState] = {}
+        self.printers: dict[tuple[str, str], PrinterState] = {}
         self.agents: dict[str, AgentState] = {}
         self._lock = threading.Lock()
         for printer_id, entry in inventory.printers.items():
-            self.printers[printer_id] = self._new(inventory.tags(entry.site, printer_id), entry.model)
+            self.printers[(entry.site, printer_id)] = self._new(inventory.tags(entry.site, printer_id), entry.model)
 
     def apply(self, msg: protocol.Message, tags: Tags | None) -> PrinterState | AgentState:
         with self._lock:
             if isinstance(msg, protocol.AgentStatus):
                 return self._apply_agent(msg)
-            current = self.printers.get(tags.printer)
-            if current is None or current.site != tags.site:
-                current = self.printers[tags.printer] = self._new(tags, "")
+            current = self.printers.get((tags.site, tags.printer))
+            if current is None:
+                current = self.printers[(tags.site, tags.printer)] = self._new(tags, "")
             if current.last_seen is None or msg.ts >= current.last_seen:
                 current.last_seen = msg.ts
                 _apply_printer(current, msg)
@@ -64,7 +66,8 @@ class LiveFleet:
     def _apply_agent(self, msg: protocol.AgentStatus) -> AgentState:
         current = self.agents.get(msg.agent)
         if current is None or msg.ts >= current.ts or msg.state == "offline":
-            current = self.agents[msg.agent] = AgentState(msg.agent, msg.state, msg.ts, msg.dropped, list(msg.printers))
+            printers = [p for _, p in self.inventory.agent_printers(msg.agent, msg.printers)]
+            current = self.agents[msg.agent] = AgentState(msg.agent, msg.state, msg.ts, msg.dropped, printers)
         return current
 
     def snapshot(self) -> dict:

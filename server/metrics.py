@@ -30,7 +30,8 @@ HELP = {
 
 # Every reason common.protocol.decode (and ingest) can reject with, so each series exists from 0.
 REJECT_REASONS = ("bad_topic", "too_large", "malformed_json", "invalid_schema", "unknown_version",
-                  "not_finite", "out_of_range", "bad_timestamp", "future_timestamp", "topic_mismatch")
+                  "not_finite", "out_of_range", "bad_timestamp", "future_timestamp", "topic_mismatch",
+                  "unlisted", "too_many_unlisted")
 
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -40,7 +40,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, read_secret
+from common.configkit import (
+    ConfigError, Invalid, Secret, Section, check_entries, check_http_url, check_id, check_range, convert, read_secret,
+)
 
 SEVERITIES = ("info", "warning", "critical")
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
@@ -295,15 +297,7 @@ class AlertsConfig(Section):
 
 def load(raw: dict, state_dir: str = "", source: str = "") -> AlertsConfig:
     """Validate the raw ``[alerts]`` table; errors name keys as ``alerts.<key>``."""
-    receivers = (raw or {}).get("receivers")
-    if isinstance(receivers, dict):
-        # Checked one by one first: msgspec names a dict entry only as "[...]", we name it.
-        for name, entry in receivers.items():
-            try:
-                convert(entry, Receiver, source)
-            except ConfigError as exc:
-                raise ConfigError(f"alerts.receivers.{name}.{exc.key}".rstrip("."), exc.problem, exc.fix,
-                                  source) from None
+    check_entries(raw, "receivers", Receiver, source, prefix="alerts.")
     try:
         cfg = convert(raw or {}, AlertsConfig, source)
     except ConfigError as exc:

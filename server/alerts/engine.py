@@ -4,86 +4,64 @@
   open, that rule's further alerts are the same incident and send nothing. It closes when the
   rule says it ``clears``, with one recovery notice.
 - Unresolved critical incidents are re-sent every ``repeat_interval``; after a notification,
-  the same rule on the same printer waits ``cooldown`` before notifying again (a flapping
-  printer notifies once). Low-severity alerts wait out ``quiet_hours``.
-- Routes pick the receivers by site, organisation, county, rule and severity.
-- Open incidents (and undelivered notifications) live in a JSON file, so a collector restart
-  neither re-sends nor forgets them.
+  the same rule on the same subject waits ``cooldown`` before notifying again (a flapping
+  printer notifies once). One-shot alerts (events: a drop report, a finished print) are held
+  to the same pace: events arriving within the cooldown gather in the one waiting notice.
+- Printers are known by (site, printer). What an agent says about its printers counts only as
+  far as the inventory (and its ``[agents]`` table) and the printers' own status confirm it.
 
-``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a state change,
-the rules of that one printer; sending happens on the notifiers' threads, and time-based rules
-(grace periods, stalls, heaters) on the engine's own tick thread.
+Who gets what and when: routing.py; the file that keeps open incidents: incidents.py;
+notification texts: notification.py; printer-supplied text is cleaned where it enters
+(sanitise.py). ``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a
+state change, the rules of that one printer; sending happens on the notifiers' threads, saving
+on the store's thread, and time-based rules (grace periods, stalls, heaters) on the tick thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 
 from common import protocol
 from server import lineproto
-from server.metrics import Metrics
-from server.alerts.config import RANK, AlertsConfig
+from server.alerts.config import AlertsConfig
+from server.alerts.incidents import Incident, IncidentStore
+from server.alerts.notification import duration, iso, notification
 from server.alerts.notifiers import Delivery, Sender, make_senders
+from server.alerts.routing import quiet_hold, receivers_for
 from server.alerts.rules import AGENT_RULES, PRINTER_RULES, Alert
+from server.alerts.sanitise import clean
 from server.alerts.watch import ACTIVE_STATES, AgentWatch, PrinterWatch
+from server.inventory import Inventory
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 ONE_SHOT_MEMORY = 2 * 86400.0  # how long a one-shot event is remembered against redelivery
+ONE_SHOT_CAP = 1000  # ... and how many at most (the oldest are forgotten first)
 RULES = {rule.name: rule for rule in PRINTER_RULES + AGENT_RULES}
-
-
-@dataclass(slots=True)
-class Incident:
-    id: str
-    rule: str
-    subject: str
-    severity: str
-    summary: str
-    message: str
-    details: dict
-    opened: float
-    notified_at: float | None = None  # last firing or repeat notification
-    hold_until: float | None = None  # quiet hours or cooldown: notify then, if still open
-    one_shot: bool = False
-    repeats: int = 0
-
-    @property
-    def key(self) -> str:
-        return f"{self.rule}/{self.subject}"
-
-    def public(self) -> dict:
-        out = asdict(self)
-        out["opened"] = _iso(self.opened)
-        out["notified_at"] = _iso(self.notified_at) if self.notified_at else None
-        out["hold_until"] = _iso(self.hold_until) if self.hold_until else None
-        return out
 
 
 class Engine:
     def __init__(self, cfg: AlertsConfig, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time,
                  sender_factory: Callable[[str, object], list[Sender]] = make_senders,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, inventory: Inventory | None = None,
+                 save_interval: float = 1.0):
         self.cfg, self.write, self.clock = cfg, write, clock
         self.metrics = metrics or Metrics()
-        self.printers: dict[str, PrinterWatch] = {}
+        self.inventory = inventory or Inventory()
+        self.printers: dict[tuple[str, str], PrinterWatch] = {}
         self.agents: dict[str, AgentWatch] = {}
         self.open: dict[str, Incident] = {}
         self.last_notified: dict[str, float] = {}
         self.one_shots: dict[str, float] = {}
         self.dropped: dict[str, int] = {}  # agents' drop counts already seen
-        self._newest_ts: dict[str, int] = {}  # per printer, from the last run: older redeliveries are ignored
+        self._newest_ts: dict[str, int] = {}  # "site/printer" -> newest ts of the last run: older ones are old news
         self._lock = threading.RLock()
-        self._path = Path(cfg.state_file)
         self.deliveries: dict[str, list[Delivery]] = {
             name: [Delivery(sender, r.retry_min, r.retry_max, r.give_up_after, r.queue_size, clock, self.metrics)
                    for sender in sender_factory(name, r)]
@@ -91,7 +69,8 @@ class Engine:
         }
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="alert-tick", daemon=True)
-        self._outbox = self._load()
+        self.store = IncidentStore(cfg.state_file, self._snapshot, save_interval)
+        self._outbox = self._restore(self.store.load())
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -101,15 +80,23 @@ class Engine:
                 for note in self._outbox.pop(delivery.name, []):
                     delivery.put(note)
                 delivery.start()
+        self.store.start()
         self._ticker.start()
         log.info("alerts: %d rule(s) on, %d receiver(s), %d open incident(s) restored",
-                 sum(_enabled(self.cfg, r.name) for r in PRINTER_RULES + AGENT_RULES),
+                 sum(getattr(self.cfg.rules, r.name).enabled for r in RULES.values()),
                  len(self.deliveries), len(self.open))
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout)
+        outbox = self._stop_deliveries(timeout)
+        self.store.stop(outbox=outbox)
+        if outbox:
+            log.warning("alerts: %d undelivered notification(s) saved for the next start",
+                        sum(map(len, outbox.values())))
+
+    def _stop_deliveries(self, timeout: float) -> dict[str, list[dict]]:
         outbox = {}
         deliveries = [d for targets in self.deliveries.values() for d in targets]
         for delivery in deliveries:  # all at once: hung receivers share one timeout
@@ -119,11 +106,7 @@ class Engine:
             pending = delivery.stop(max(0.0, deadline - time.monotonic()))
             if pending:
                 outbox[delivery.name] = pending
-        with self._lock:
-            self._save(outbox)
-        if outbox:
-            log.warning("alerts: %d undelivered notification(s) saved for the next start",
-                        sum(map(len, outbox.values())))
+        return outbox
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.cfg.tick_interval):
@@ -150,26 +133,25 @@ class Engine:
                     self._evaluate_printer(w, now)
                 return
             if isinstance(msg, protocol.Status):
-                w.set_state(msg.state, now)
-                w.state_text, w.error, w.agent = msg.state_text, msg.error, msg.agent or w.agent
-                w.set_file(msg.file)
+                self._on_status(w, msg, now)
             elif isinstance(msg, protocol.Event):
                 self._on_event(w, msg, now)
             self._evaluate_printer(w, now)
 
     def _watch(self, tags) -> PrinterWatch:
-        w = self.printers.get(tags.printer)
-        if w is None or w.site != tags.site:
-            w = self.printers[tags.printer] = PrinterWatch(tags.printer, tags.site, tags.organisation, tags.county)
-            w.newest_ts = self._newest_ts.get(tags.printer)
+        key = (tags.site, tags.printer)
+        w = self.printers.get(key)
+        if w is None:
+            w = self.printers[key] = PrinterWatch(tags.printer, tags.site, tags.organisation, tags.county)
+            w.newest_ts = self._newest_ts.get(w.subject)
         return w
 
     def _on_telemetry(self, w: PrinterWatch, msg: protocol.Telemetry, now: float) -> bool:
         changed = w.set_state(msg.state, now)
         if changed:
             w.error = None  # belonged to the old state; the status message brings the new one
-        w.state_text = msg.state_text
-        w.set_file(msg.file)
+        w.state_text = clean(msg.state_text)
+        w.set_file(clean(msg.file))
         w.set_progress(msg.progress, now)
         if msg.temps:
             h = self.cfg.rules.heater_fault
@@ -177,34 +159,51 @@ class Engine:
         return changed
 
     @staticmethod
+    def _on_status(w: PrinterWatch, msg: protocol.Status, now: float) -> None:
+        w.set_state(msg.state, now)
+        w.state_text, w.error, w.agent = clean(msg.state_text), clean(msg.error), msg.agent or w.agent
+        w.set_file(clean(msg.file))
+
+    @staticmethod
     def _on_event(w: PrinterWatch, msg: protocol.Event, now: float) -> None:
+        file = clean(msg.file)
         if msg.kind == "failed":
-            w.failed = {"error": msg.error, "file": msg.file, "at": now}
-            w.job_file = msg.file or w.job_file
+            w.failed = {"error": clean(msg.error), "file": file, "at": now}
+            w.job_file = file or w.job_file
         elif msg.kind == "done":
-            w.done = {"file": msg.file, "duration": msg.duration, "id": msg.job_started or msg.ts}
+            w.done = {"file": file, "duration": msg.duration, "id": msg.job_started or msg.ts}
         elif msg.kind == "started":
-            w.job_file, w.done = msg.file, None
+            w.job_file, w.done = file, None
 
     def _on_agent(self, msg: protocol.AgentStatus, now: float) -> AgentWatch:
         a = self.agents.get(msg.agent)
         if a is None:
             a = self.agents[msg.agent] = AgentWatch(msg.agent, dropped=self.dropped.get(msg.agent))
-        a.printers = list(msg.printers) or a.printers
+        a.claimed = list(msg.printers) or a.claimed
+        a.printers = [w.printer for w in self._confirmed(a)]
         if a.dropped is not None and msg.dropped > a.dropped:
             a.dropped_from, a.dropped_at = a.dropped, now
         if a.dropped != msg.dropped:
             a.dropped = self.dropped[msg.agent] = msg.dropped
-            self._save()
+            self.store.changed()
         if msg.state == "offline" and a.state != "offline":
             # The will's ts is the agent's connect time: the arrival time is when it was lost.
             a.offline_since = now
-            a.printing_when_lost = [p for p in a.printers
-                                    if p in self.printers and self.printers[p].state in ACTIVE_STATES]
+            a.printing_when_lost = [w.printer for w in self._confirmed(a) if w.state in ACTIVE_STATES]
         elif msg.state == "online":
             a.offline_since, a.printing_when_lost = None, []
         a.state = msg.state
         return a
+
+    def _confirmed(self, a: AgentWatch) -> list[PrinterWatch]:
+        """The printers ``a`` claims that the inventory grants it and whose own status (on topics
+        only their agent may publish to) names no other agent."""
+        out = []
+        for key in self.inventory.agent_printers(a.agent, a.claimed):
+            w = self.printers.get(key)
+            if w is not None and w.agent in (None, a.agent):
+                out.append(w)
+        return out
 
     # --- evaluation -------------------------------------------------------------------------
 
@@ -219,7 +218,7 @@ class Engine:
 
     def _evaluate_printer(self, w: PrinterWatch, now: float) -> None:
         for rule in PRINTER_RULES:
-            self._apply(rule, w, w.printer, now)
+            self._apply(rule, w, w.subject, now)
 
     def _evaluate_agent(self, a: AgentWatch, now: float) -> None:
         for rule in AGENT_RULES:
@@ -235,9 +234,7 @@ class Engine:
                 self._resolve(incident, subject_watch, now, settings.recovery)
             return
         alert = rule.evaluate(subject_watch, now, settings)
-        if alert is None:
-            return
-        if self._inhibited(rule.name, subject):
+        if alert is None or self._inhibited(rule.name, subject):
             return
         if rule.one_shot:
             self._one_shot(alert, now)
@@ -246,87 +243,93 @@ class Engine:
 
     # --- incidents ----------------------------------------------------------------------------
 
-    def _open(self, alert: Alert, now: float, one_shot: bool = False, key: str | None = None) -> Incident:
+    def _open(self, alert: Alert, now: float, one_shot: bool = False) -> Incident:
         self._fill_agent_place(alert)
         incident = Incident(f"{alert.rule}/{alert.subject}/{int(now * 1000)}", alert.rule, alert.subject,
                             alert.severity, alert.summary, alert.message, alert.details, now, one_shot=one_shot)
         incident.hold_until = self._hold_until(incident, now)
-        self.open[key or incident.key] = incident
+        self.open[incident.key] = incident
         self.metrics.inc("alerts_opened")
         self._point(incident, "firing", now, notified=incident.hold_until is None)
         if incident.hold_until is None:
             self._notify(incident, "firing", now)
         else:
-            log.info("alert %s held until %s (quiet hours or cooldown)", incident.id, _iso(incident.hold_until))
+            log.info("alert %s held until %s (quiet hours or cooldown)", incident.id, iso(incident.hold_until))
         log.info("alert opened: %s: %s", incident.id, incident.message)
-        self._save()
+        self.store.changed()
         return incident
 
     def _one_shot(self, alert: Alert, now: float) -> None:
         event_key = f"{alert.rule}/{alert.subject}/{alert.event}"
         if event_key in self.one_shots:
             return  # a redelivered event
-        self.one_shots[event_key] = now
-        incident = self._open(alert, now, one_shot=True, key=event_key)
+        self._remember(event_key, now)
+        waiting = self.open.get(f"{alert.rule}/{alert.subject}")
+        if waiting is not None:  # one notice per cooldown: the waiting one carries the newest event
+            self._fill_agent_place(alert)
+            waiting.summary, waiting.message, waiting.details = alert.summary, alert.message, alert.details
+            waiting.events += 1
+            self.store.changed()
+            return
+        incident = self._open(alert, now, one_shot=True)
         if incident.hold_until is None:
-            del self.open[event_key]
-            self._save()
+            del self.open[incident.key]
+
+    def _remember(self, event_key: str, now: float) -> None:
+        self.one_shots[event_key] = now
+        if len(self.one_shots) > ONE_SHOT_CAP:
+            del self.one_shots[next(iter(self.one_shots))]
 
     def _resolve(self, incident: Incident, watch, now: float, recovery: bool) -> None:
         del self.open[incident.key]
         self.metrics.inc("alerts_resolved")
         self._point(incident, "resolved", now, notified=incident.notified_at is not None and recovery)
-        log.info("alert resolved: %s after %s", incident.id, _duration(now - incident.opened))
+        log.info("alert resolved: %s after %s", incident.id, duration(now - incident.opened))
         if incident.notified_at is not None and recovery:
-            now_state = getattr(watch, "state", "")
-            self._notify(incident, "resolved", now, now_state=now_state)
-        self._save()
+            self._notify(incident, "resolved", now, now_state=getattr(watch, "state", ""))
+        self.store.changed()
 
     def _due(self, now: float) -> None:
-        changed = False
         for key, incident in list(self.open.items()):
             if incident.hold_until is not None:
                 if now >= incident.hold_until:
-                    incident.hold_until = None
-                    if self._inhibited(incident.rule, incident.subject):
-                        log.info("alert %s stays silent: a related incident was notified", incident.id)
-                    else:
-                        self._notify(incident, "firing", now)
-                    if incident.one_shot:
-                        del self.open[key]
-                    changed = True
+                    self._release(key, incident, now)
             elif (incident.severity == "critical" and self.cfg.repeat_interval and incident.notified_at
                   and now - incident.notified_at >= self.cfg.repeat_interval):
                 incident.repeats += 1
                 self._point(incident, "repeat", now, notified=True)
                 self._notify(incident, "repeat", now)
-                changed = True
-        if changed:
-            self._save()
+                self.store.changed()
+
+    def _release(self, key: str, incident: Incident, now: float) -> None:
+        """A held incident's time has come: notify, unless a related incident already did."""
+        incident.hold_until = None
+        if self._inhibited(incident.rule, incident.subject):
+            log.info("alert %s stays silent: a related incident was notified", incident.id)
+        else:
+            self._notify(incident, "firing", now)
+        if incident.one_shot:
+            del self.open[key]
+        self.store.changed()
 
     def _inhibited(self, rule: str, subject: str) -> bool:
         return any(f"{other}/{subject}" in self.open for other in RULES[rule].inhibited_by)
 
     def _hold_until(self, incident: Incident, now: float) -> float | None:
-        hold = None
-        quiet = self.cfg.quiet_hours
-        if quiet and RANK[incident.severity] <= RANK[quiet.max_severity]:
-            hold = quiet_end(quiet, now)
+        hold = quiet_hold(self.cfg.quiet_hours, incident.severity, now)
         last = self.last_notified.get(incident.key)
-        if not incident.one_shot and last is not None and now - last < self.cfg.cooldown:
+        if last is not None and now - last < self.cfg.cooldown:
             hold = max(hold or 0.0, last + self.cfg.cooldown)
         return hold
 
     def _fill_agent_place(self, alert: Alert) -> None:
-        """Agent alerts are routed like their printers: borrow a printer's site and organisation."""
+        """Agent alerts are routed like their printers: borrow a confirmed printer's place."""
         agent = alert.details.get("agent")
         if alert.details.get("site") or agent not in self.agents:
             return
-        for printer in self.agents[agent].printers:
-            w = self.printers.get(printer)
-            if w is not None:
-                alert.details.update(site=w.site, organisation=w.organisation, county=w.county)
-                return
+        for w in self._confirmed(self.agents[agent]):
+            alert.details.update(site=w.site, organisation=w.organisation, county=w.county)
+            return
 
     # --- output ---------------------------------------------------------------------------------
 
@@ -335,22 +338,14 @@ class Engine:
             incident.notified_at = now
             self.last_notified[incident.key] = now
         note = notification(incident, kind, now, now_state)
-        receivers = self.receivers_for(incident)
+        receivers = receivers_for(self.cfg.routes, incident.severity, incident.rule, incident.details)
         if not receivers:
             log.warning("alert %s matches no route: not sent", incident.id)
         for name in receivers:
             for delivery in self.deliveries.get(name, []):
                 delivery.put(note)
+        incident.events = 1
         self.metrics.inc(f"alert_notifications_{kind}")
-
-    def receivers_for(self, incident: Incident) -> list[str]:
-        d = incident.details
-        out: list[str] = []
-        for route in self.cfg.routes:
-            if route.matches(incident.severity, incident.rule, d.get("site") or "",
-                             d.get("organisation") or "", d.get("county") or ""):
-                out += [r for r in route.receivers if r not in out]
-        return out
 
     def _point(self, incident: Incident, state: str, now: float, notified: bool) -> None:
         if self.write is None:
@@ -359,13 +354,9 @@ class Engine:
         tags = {"agent": d.get("agent"), "county": d.get("county"), "organisation": d.get("organisation"),
                 "printer": d.get("printer"), "rule": incident.rule, "severity": incident.severity,
                 "site": d.get("site")}
-        tag_text = "".join(f",{k}={lineproto.tag(v)}" for k, v in tags.items() if v)
-        fields = [f"state={lineproto.string(state)}", f"message={lineproto.string(incident.message)}",
-                  f"incident={lineproto.string(incident.id)}", f"notified={'true' if notified else 'false'}"]
-        for key in ("file", "error"):
-            if d.get(key):
-                fields.append(f"{key}={lineproto.string(str(d[key]))}")
-        self.write(f"alert{tag_text} {','.join(fields)} {int(now * 1000)}")
+        fields = [("state", state), ("message", incident.message), ("incident", incident.id),
+                  ("notified", notified), ("file", d.get("file") or None), ("error", d.get("error") or None)]
+        self.write(lineproto.point("alert", tags, fields, int(now * 1000)))
 
     def open_incidents(self) -> list[dict]:
         with self._lock:
@@ -375,94 +366,36 @@ class Engine:
         """For the HTTP API: ``/api/alerts`` lists the open incidents."""
         return 200, "application/json", json.dumps({"open": self.open_incidents()}).encode()
 
-    # --- persistence ------------------------------------------------------------------------------
+    # --- what the store keeps -----------------------------------------------------------------
 
-    def _load(self) -> dict:
-        try:
-            data = json.loads(self._path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.error("alerts: cannot read %s (%s); starting with no open incidents", self._path, exc)
-            return {}
-        for key, raw in data.get("incidents", {}).items():
-            self.open[key] = Incident(**raw)
+    def _snapshot(self) -> dict:
+        with self._lock:
+            now = self.clock()
+            self.last_notified = {k: t for k, t in self.last_notified.items() if now - t < self.cfg.cooldown}
+            self.one_shots = {k: t for k, t in self.one_shots.items() if now - t < ONE_SHOT_MEMORY}
+            newest = {**self._newest_ts, **{w.subject: w.newest_ts for w in self.printers.values() if w.newest_ts}}
+            return {"incidents": {k: i.saved() for k, i in self.open.items()}, "last_notified": self.last_notified,
+                    "one_shots": self.one_shots, "dropped": self.dropped, "newest_ts": newest, "outbox": {}}
+
+    def _restore(self, data: dict) -> dict:
+        """Take over what the store kept; returns the undelivered notifications."""
+        for raw in data.get("incidents", {}).values():
+            try:
+                incident = _from_earlier_version(Incident(**raw))
+            except TypeError as exc:
+                log.error("alerts: skipping a saved incident that does not fit (%s)", exc)
+                continue
+            self.open[incident.key] = incident
         self.last_notified = data.get("last_notified", {})
         self.one_shots = data.get("one_shots", {})
         self.dropped = data.get("dropped", {})
-        self._newest_ts = data.get("newest_ts", {})
+        # Before printers were known by site and ID, these were keyed by ID alone: let them go.
+        self._newest_ts = {k: ts for k, ts in data.get("newest_ts", {}).items() if "/" in k}
         return data.get("outbox", {})
 
-    def _save(self, outbox: dict | None = None) -> None:
-        now = self.clock()
-        self.last_notified = {k: t for k, t in self.last_notified.items() if now - t < self.cfg.cooldown}
-        self.one_shots = {k: t for k, t in self.one_shots.items() if now - t < ONE_SHOT_MEMORY}
-        data = {"incidents": {k: asdict(i) for k, i in self.open.items()}, "last_notified": self.last_notified,
-                "one_shots": self.one_shots, "dropped": self.dropped, "outbox": outbox or {},
-                "newest_ts": {**self._newest_ts, **{p: w.newest_ts for p, w in self.printers.items() if w.newest_ts}}}
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self._path)
-        except OSError as exc:
-            log.error("alerts: cannot save open incidents to %s: %s", self._path, exc)
 
-
-def _enabled(cfg: AlertsConfig, name: str) -> bool:
-    return getattr(cfg.rules, name).enabled
-
-
-def notification(incident: Incident, kind: str, now: float, now_state: str = "") -> dict:
-    """What receivers get: the webhook's JSON, and title + text for Apprise."""
-    d = incident.details
-    severity = incident.severity.upper()
-    if kind == "resolved":
-        title = f"[RESOLVED] {incident.summary}"
-        first = (f"Resolved after {_duration(now - incident.opened)}"
-                 + (f": {d.get('printer') or d.get('agent')} is {now_state} again" if now_state else "") + ".")
-    elif kind == "repeat":
-        title = f"[{severity}, still open] {incident.summary}"
-        first = f"Still open after {_duration(now - incident.opened)}: {incident.message}"
-    else:
-        title = f"[{severity}] {incident.summary}"
-        first = incident.message
-    lines = [first, ""]
-    for label, key in (("Printer", "printer"), ("Agent", "agent"), ("Site", "site"), ("Organisation", "organisation"),
-                       ("County", "county"), ("File", "file"), ("Error", "error"), ("Heater", "heater")):
-        if d.get(key):
-            lines.append(f"{label}: {d[key]}")
-    lines += [f"Since: {_iso(incident.opened)}", f"Incident: {incident.id}"]
-    return {
-        "kind": kind, "incident": incident.id, "rule": incident.rule, "severity": incident.severity,
-        "title": title, "summary": incident.summary, "message": incident.message, "text": "\n".join(lines),
-        "printer": d.get("printer"), "agent": d.get("agent"), "site": d.get("site"),
-        "organisation": d.get("organisation"), "county": d.get("county"), "file": d.get("file"),
-        "error": d.get("error"), "opened_at": _iso(incident.opened), "at": _iso(now),
-        "queued_at": now,
-    }
-
-
-def quiet_end(quiet, now: float) -> float | None:
-    """The end of the quiet hours ``now`` falls in (epoch seconds), or None outside them."""
-    local = datetime.fromtimestamp(now, quiet.zone)
-    start = local.replace(hour=quiet.start_time.hour, minute=quiet.start_time.minute, second=0, microsecond=0)
-    end = local.replace(hour=quiet.end_time.hour, minute=quiet.end_time.minute, second=0, microsecond=0)
-    if start <= end:  # e.g. 12:00-14:00
-        return end.timestamp() if start <= local < end else None
-    if local >= start:  # e.g. 22:00-07:00, before midnight
-        return (end + timedelta(days=1)).timestamp()
-    return end.timestamp() if local < end else None
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+def _from_earlier_version(incident: Incident) -> Incident:
+    """A printer incident saved when subjects were bare printer IDs gets its site."""
+    if not incident.subject.startswith("agent:") and "/" not in incident.subject:
+        incident.subject = f"{incident.details.get('site')}/{incident.subject}"
+    return incident

@@ -4,7 +4,9 @@
 URLs; ``webhook`` POSTs the notification as JSON. Each target (each Apprise URL, each webhook)
 sends on its own thread from its own queue, so a receiver that is down delays nothing but
 itself: never ingestion, never the other receivers. Failed sends are retried with exponential
-backoff, in order, until ``give_up_after``; every outcome is counted in the metrics.
+backoff, in order, until ``give_up_after``; every outcome is counted in the metrics. A full queue
+sheds the oldest notification of the lowest severity it holds, so a flood of warnings never
+pushes out a critical alert.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import urllib.request
 from typing import Callable, Protocol
 
 from server.metrics import Metrics
-from server.alerts.config import Receiver
+from server.alerts.config import RANK, Receiver
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Delivery:
         self._stop_event = threading.Event()  # cuts a backoff wait short on stop()
         self._thread = threading.Thread(target=self._run, name=f"alert-send-{self.name}", daemon=True)
         self.sent = self.failures = self.dropped = 0
+        self._shedding = False  # dropping for a full queue: logged once until a send succeeds
 
     def start(self) -> None:
         self._thread.start()
@@ -105,10 +108,27 @@ class Delivery:
     def put(self, note: dict) -> None:
         with self._cond:
             if len(self._queue) >= self._size:
-                self._queue.popleft()
-                self._drop("queue full")
+                shed = self._least_important(note)
+                self._shed(shed)
+                if shed is note:
+                    return
+                self._queue.remove(shed)
             self._queue.append(note)
             self._cond.notify()
+
+    def _least_important(self, note: dict) -> dict:
+        """The oldest of the lowest severity among the queue and ``note`` (which comes last)."""
+        rank = lambda n: RANK.get(n.get("severity"), 0)  # noqa: E731
+        return min((*self._queue, note), key=rank)  # min keeps the first of equals: the oldest
+
+    def _shed(self, note: dict) -> None:
+        self.dropped += 1
+        self.metrics.inc("alert_notifications_dropped")
+        if not self._shedding:
+            self._shedding = True
+            log.error("receiver %s: queue full (%d): shedding the oldest notifications of the lowest "
+                      "severity, starting with %s; logged once until a send succeeds",
+                      self.name, self._size, note.get("incident"))
 
     def pending(self) -> list[dict]:
         with self._cond:
@@ -157,6 +177,7 @@ class Delivery:
                             self.name, note["incident"], exc)
             return False
         self.sent += 1
+        self._shedding = False
         self.metrics.inc("alert_notifications_sent")
         if attempt:
             log.info("receiver %s: delivered %s after %d retries", self.name, note["incident"], attempt)

@@ -18,7 +18,7 @@ from server.alerts.watch import ACTIVE_STATES, CONNECTED_STATES, DOWN_STATES, Ag
 @dataclass(slots=True)
 class Alert:
     rule: str
-    subject: str  # the printer ID, or "agent:<id>"
+    subject: str  # "<site>/<printer>", or "agent:<id>"
     severity: str
     summary: str  # one line: "Print failed on vp-1 (lab)"
     message: str  # the detail an operator acts on
@@ -48,7 +48,7 @@ class PrinterRule:
     def _alert(self, w: PrinterWatch, severity: str, summary: str, message: str, **extra) -> Alert:
         details = w.identity()
         details.update(extra)
-        return Alert(self.name, w.printer, severity, summary, message, details)
+        return Alert(self.name, w.subject, severity, summary, message, details)
 
 
 _CONNECTION_TEXTS = frozenset({"offline", "closed", "offline after error", "error", "unreachable"})

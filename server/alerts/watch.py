@@ -51,6 +51,11 @@ class PrinterWatch:
     failed: dict | None = None  # the last print failure, until the printer is up again
     done: dict | None = None  # the last finished print
 
+    @property
+    def subject(self) -> str:
+        """How incidents name this printer: IDs are unique within a site, not across sites."""
+        return f"{self.site}/{self.printer}"
+
     def fresh(self, now: float) -> bool:
         """Data recent enough for rules that read values (a silent agent's printer is not 'stalled')."""
         return self.last_seen is not None and now - self.last_seen <= STALE_AFTER
@@ -123,7 +128,8 @@ class AgentWatch:
     state: str = "unknown"
     offline_since: float | None = None
     printing_when_lost: list[str] = field(default_factory=list)  # its printers that were printing
-    printers: list[str] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)  # printer IDs in its status: what it says
+    printers: list[str] = field(default_factory=list)  # ... as far as the inventory and their status confirm
     dropped: int | None = None  # last count seen; None until the first message
     dropped_from: int | None = None  # count before the newest increase
     dropped_at: float | None = None

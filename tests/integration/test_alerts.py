@@ -62,7 +62,7 @@ class AlertPipeline:
 
     def wait_state(self, state, printer="vp-1", timeout=15):
         def seen():
-            w = self.engine.printers.get(printer)
+            w = self.engine.printers.get(("lab", printer))
             return w is not None and w.state == state
         wait_for(seen, timeout, f"the collector to see {printer} {state}", interval=0.02)
 
@@ -183,7 +183,7 @@ def test_a_mintemp_error_raises_a_heater_alert(alerting, octoprint):
     assert [n["rule"] for n in alerting.hook.notes] == ["heater_fault"]
     api = alerting.collector.collector.api
     open_now = requests.get(f"http://127.0.0.1:{api.port}/api/alerts", timeout=5).json()["open"]
-    assert [(i["rule"], i["subject"], i["severity"]) for i in open_now] == [("heater_fault", "vp-1", "critical")]
+    assert [(i["rule"], i["subject"], i["severity"]) for i in open_now] == [("heater_fault", "lab/vp-1", "critical")]
 
 
 def _publisher(broker):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from common import protocol
 from server.alerts import config as alerts_config
 from server.alerts.engine import Engine
+from server import inventory as inventory_mod
 from server.inventory import Tags
 
 TS = 1_800_000_000_000
@@ -59,7 +60,11 @@ def agent_status(state, dropped=0, printers=("vp-1",)):
     return protocol.AgentStatus(v=1, ts=TS, agent="pi-1", state=state, dropped=dropped, printers=list(printers))
 
 
-def make_engine(tmp_path, clock=None, raw=None, receivers=("ops",)):
+INVENTORY = {"sites": {"lab": {"organisation": "Org of lab", "county": "Västerbotten"}},
+             "printers": {"vp-1": {"site": "lab"}, "vp-2": {"site": "lab"}}}
+
+
+def make_engine(tmp_path, clock=None, raw=None, receivers=("ops",), inventory=None):
     """An engine with Recorder receivers (not started: tests call tick() themselves)."""
     raw = dict(raw or {})
     raw.setdefault("receivers", {name: {"type": "webhook", "url": "http://127.0.0.1:9/hook"} for name in receivers})
@@ -71,7 +76,8 @@ def make_engine(tmp_path, clock=None, raw=None, receivers=("ops",)):
         return [recorders[name]]
 
     lines: list[str] = []
-    engine = Engine(cfg, lines.append, clock or Clock(), sender_factory=factory)
+    engine = Engine(cfg, lines.append, clock or Clock(), sender_factory=factory,
+                    inventory=inventory_mod.from_dict(inventory or INVENTORY))
     engine.recorders, engine.lines = recorders, lines
     return engine
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.alerts.engine import quiet_end
+from server.alerts.routing import quiet_end
 from server.alerts import config as alerts_config
 from tests.unit.alert_helpers import (
     Clock, agent_status, event, make_engine, sent, status, tags, telemetry,
@@ -294,7 +294,7 @@ def test_alerts_are_written_as_points_with_tags_and_state(tmp_path):
     firing, resolved = engine.lines
     assert firing.startswith("alert,agent=pi-1,county=Västerbotten,organisation=Org\\ of\\ lab,printer=vp-1,"
                              "rule=print_failed,severity=critical,site=lab ")
-    assert 'state="firing"' in firing and 'incident="print_failed/vp-1/' in firing and "notified=true" in firing
+    assert 'state="firing"' in firing and 'incident="print_failed/lab/vp-1/' in firing and "notified=true" in firing
     assert 'state="resolved"' in resolved
 
 

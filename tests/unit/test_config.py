@@ -74,3 +74,29 @@ def test_server_password_from_env_is_secret(tmp_path, monkeypatch):
     monkeypatch.delenv("PF_TEST_PW")
     with pytest.raises(server_config.ConfigError, match=r"mqtt.password_env: environment variable PF_TEST_PW"):
         server_config.from_dict({"inventory": "x", "mqtt": {"username": "c", "password_env": "PF_TEST_PW"}})
+
+
+@pytest.mark.parametrize("toml,words", [
+    ("[ingest]\nmax_unlisted = -1\n", "ingest.max_unlisted: -1 is out of range — fix: use a value from 0 to 1000000"),
+    ('[ingest]\nreject_unlisted = "yes"\n', "ingest.reject_unlisted: is a str — fix: set it to a bool"),
+    ("[ingest]\nreject_unlisteds = true\n", "ingest.reject_unlisteds: is not a known key — fix:"),
+])
+def test_the_unlisted_printer_options_name_the_key_and_the_fix(tmp_path, capsys, toml, words):
+    (tmp_path / "fleet.toml").write_text('[sites.umu]\norganisation = "UmU"\ncounty = "AC"\n')
+    (tmp_path / "server.toml").write_text('inventory = "fleet.toml"\n' + toml)
+    assert server_main(["check-config", "-c", str(tmp_path / "server.toml")]) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fleet,words", [
+    ('[agents.pi-1]\nprinters = ["ghost"]\n', "agents.pi-1.printers[0]: printer 'ghost' is not defined — fix:"),
+    ('[agents.pi-1]\nprinters = ["mk4-01"]\n[agents.pi-2]\nprinters = ["mk4-01"]\n',
+     "agents.pi-2.printers[0]: printer 'mk4-01' is also under agent 'pi-1' — fix: give every printer to one agent"),
+    ('[sites.x]\norganisation = "A\\\\B"\ncounty = "C"\n', "sites.x.organisation: 'A\\\\B' holds a backslash"),
+])
+def test_inventory_agents_and_names_are_checked_with_key_and_fix(tmp_path, capsys, fleet, words):
+    (tmp_path / "fleet.toml").write_text('[sites.umu]\norganisation = "UmU"\ncounty = "AC"\n'
+                                         '[printers.mk4-01]\nsite = "umu"\n' + fleet)
+    (tmp_path / "server.toml").write_text('inventory = "fleet.toml"\n')
+    assert server_main(["check-config", "-c", str(tmp_path / "server.toml")]) == 2
+    assert words in capsys.readouterr().err
