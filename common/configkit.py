@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import msgspec
 
 from common import protocol
+from common.urls import redact
 
 T = TypeVar("T")
 
@@ -103,14 +104,16 @@ def check_id(key: str, value: str) -> None:
         raise Invalid(key, f"{value!r} {problem}", "use an ID like 'umea-mk4-01'")
 
 
-def check_http_url(key: str, value: str) -> None:
+def check_http_url(key: str, value: str, secret: bool = False) -> None:
+    """An http(s) URL with a host; errors show it without credentials, a secret one not at all."""
+    shown = "the URL it holds" if secret else repr(redact(value))
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise Invalid(key, f"{value!r} is not an http(s) URL", "write it like 'http://127.0.0.1:5000'")
+        raise Invalid(key, f"{shown} is not an http(s) URL", "write it like 'http://127.0.0.1:5000'")
     try:
         parsed.port
     except ValueError:
-        raise Invalid(key, f"{value!r} has a bad port", "use a port number from 1 to 65535") from None
+        raise Invalid(key, f"{shown} has a bad port", "use a port number from 1 to 65535") from None
 
 
 def check_range(key: str, value: float, low: float, high: float) -> None:
@@ -119,30 +122,48 @@ def check_range(key: str, value: float, low: float, high: float) -> None:
 
 
 def read_secret(key: str, file: str | None, env: str | None, required: bool = True) -> str | None:
-    """A secret from a file (first line, stripped) or an environment variable.
+    """A secret from a file (its first line, stripped: what follows is ignored) or an
+    environment variable (stripped; one line).
 
-    Secrets never live in the config file itself, so configs can be shared and logged.
+    Secrets never live in the config file itself, so configs can be shared and logged. One line
+    only: a line break would travel on into an HTTP header or a login as it is.
     """
     if file:
-        try:
-            value = Path(file).read_text().strip()
-        except OSError as exc:
-            raise Invalid(
-                f"{key}_file", f"cannot read {file} ({exc.strerror})",
-                "create the file with the secret, readable by the service user",
-            ) from None
+        value = _read_secret_file(key, file).partition("\n")[0].strip()
         if not value:
-            raise Invalid(f"{key}_file", f"{file} is empty", "put the secret in the file")
+            raise Invalid(f"{key}_file", f"the first line of {file} is empty", "put the secret on the first line")
         return value
     if env:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise Invalid(f"{key}_env", f"environment variable {env} is not set or empty",
-                          f"export {env}=… before starting, or use {key}_file")
+        value = _read_secret_env(key, env).strip()
+        if "\n" in value or "\r" in value:
+            raise Invalid(f"{key}_env", f"environment variable {env} holds a line break", "put the secret on one line")
         return value
     if required:
         raise Invalid(f"{key}_file", "no secret given", f"set {key}_file (a path) or {key}_env (a variable name)")
     return None
+
+
+def read_secret_lines(key: str, file: str | None, env: str | None) -> list[str]:
+    """Several secrets, one a line (blank lines and ``#`` comments skipped): a file or a variable."""
+    text = _read_secret_file(key, file) if file else _read_secret_env(key, env)
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _read_secret_file(key: str, file: str) -> str:
+    try:
+        return Path(file).read_text()
+    except OSError as exc:
+        raise Invalid(f"{key}_file", f"cannot read {file} ({exc.strerror})",
+                      "create the file with the secret, readable by the service user") from None
+
+
+def _read_secret_env(key: str, env: str) -> str:
+    value = os.environ.get(env, "")
+    if not value.strip():
+        raise Invalid(f"{key}_env", f"environment variable {env} is not set or empty",
+                      f"export {env}=… before starting, or use {key}_file")
+    return value
 
 
 class Secret:

@@ -10,10 +10,9 @@ def redact(url: str) -> str:
     API keys travel there too); the URL itself if it cannot be parsed."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "<unparsable URL>"
-    netloc = f"***@{host}{port}" if (parts.username or parts.password) else parts.netloc
+    # Not parts.hostname/port: a bad port would raise, and the place is worth showing then.
+    netloc = "***@" + parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
     query = "***" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from common.urls import redact
 from server import config as server_config
 from server import inventory as inventory_mod
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s); "
-              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {cfg.influx.url} db {cfg.influx.database}")
+              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}")
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)

@@ -15,16 +15,18 @@ env_value() {  # env_value NAME: its value in .env
 random_secret() { openssl rand -hex 24; }
 
 # mqtt_passwd USER PASSWORD: add or replace USER's entry in mosquitto/passwd.
-# Uses $MOSQUITTO_PASSWD, or mosquitto_passwd on the PATH, or the broker's own image.
+# Uses $MOSQUITTO_PASSWD, or mosquitto_passwd on the PATH, or the broker's own image. The
+# password goes in on stdin (its prompt and the repeat), never on a command line, where any
+# user on the host could read it (ps, /proc/<pid>/cmdline); printf is a shell builtin.
 mqtt_passwd() {
     local file="$CENTRAL_DIR/mosquitto/passwd" create=()
     [ -s "$file" ] || create=(-c)
     if [ -n "${MOSQUITTO_PASSWD:-}" ] || command -v mosquitto_passwd >/dev/null; then
-        "${MOSQUITTO_PASSWD:-mosquitto_passwd}" "${create[@]}" -b "$file" "$1" "$2"
+        printf '%s\n%s\n' "$2" "$2" | "${MOSQUITTO_PASSWD:-mosquitto_passwd}" "${create[@]}" "$file" "$1" >/dev/null
     else
         touch "$file"
-        docker run --rm -v "$CENTRAL_DIR/mosquitto:/m" "$MOSQUITTO_IMAGE" \
-            mosquitto_passwd "${create[@]}" -b /m/passwd "$1" "$2"
+        printf '%s\n%s\n' "$2" "$2" | docker run --rm -i -v "$CENTRAL_DIR/mosquitto:/m" "$MOSQUITTO_IMAGE" \
+            mosquitto_passwd "${create[@]}" /m/passwd "$1" >/dev/null
     fi
     chmod 0600 "$file"
     readable_by_broker "$file"

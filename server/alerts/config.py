@@ -42,6 +42,7 @@ import msgspec
 
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_entries, check_http_url, check_id, check_range, convert, read_secret,
+    read_secret_lines,
 )
 
 SEVERITIES = ("info", "warning", "critical")
@@ -190,8 +191,7 @@ class Receiver(Section):
     def _apprise_urls(self) -> list[Secret]:
         urls = list(self.urls)
         if self.urls_file or self.urls_env:
-            text = read_secret("urls", self.urls_file, self.urls_env)
-            urls += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            urls += read_secret_lines("urls", self.urls_file, self.urls_env)
         if not urls:
             raise Invalid("urls", "no Apprise URL given", "set urls = [...], urls_file or urls_env")
         for i, url in enumerate(urls):
@@ -208,7 +208,8 @@ class Receiver(Section):
             url = read_secret("url", self.url_file, self.url_env)
         if not url:
             raise Invalid("url", "no webhook URL given", "set url, url_file or url_env")
-        check_http_url("url" if self.url else ("url_file" if self.url_file else "url_env"), url)
+        secret = bool(self.url_file or self.url_env)  # then never echoed: the URL may be the secret
+        check_http_url("url_file" if self.url_file else ("url_env" if self.url_env else "url"), url, secret)
         return Secret(url)
 
 

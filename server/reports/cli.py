@@ -7,6 +7,7 @@ import sys
 import time
 
 from common.configkit import ConfigError
+from common.urls import redact
 from server.reports import config as reports_config
 from server.reports import periods
 from server.reports.generate import client_for, make_report, write_files
@@ -69,7 +70,7 @@ def _one(cfg, inventory, period, formats, out, lang, grace_s, show_progress) -> 
         try:
             report = make_report(client_for(cfg), inventory, period, grace_s=grace_s, progress=step)
         except InfluxError as exc:
-            print(f"report: cannot read InfluxDB at {cfg.influx.url}: {exc}", file=sys.stderr)
+            print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
             return 1
         paths = write_files(report, formats, out, lang, progress=step)
     for path in paths:

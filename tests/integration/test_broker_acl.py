@@ -41,6 +41,14 @@ def _run(*args: str, env: dict) -> str:
     return done.stdout
 
 
+def _recording_mosquitto_passwd(central: Path) -> dict:
+    """mosquitto_passwd behind a wrapper that writes down every command line it was given."""
+    wrapper = central / "mosquitto_passwd"
+    wrapper.write_text('#!/bin/sh\nprintf \'%s\\n\' "$*" >> "$ARGV_LOG"\nexec mosquitto_passwd "$@"\n')
+    wrapper.chmod(0o755)
+    return {"MOSQUITTO_PASSWD": str(wrapper), "ARGV_LOG": str(central / "argv.log")}
+
+
 def _shipped_config(central: Path, tls_port: int) -> str:
     """The shipped mosquitto.conf with container paths, ports and log destination rewritten."""
     text = (CENTRAL / "mosquitto" / "mosquitto.conf").read_text()
@@ -59,7 +67,7 @@ def broker(tmp_path_factory):
     (central / "mosquitto").mkdir()
     shutil.copy(CENTRAL / ".env.example", central)
     shutil.copy(CENTRAL / "mosquitto" / "acl", central / "mosquitto")
-    env = {**os.environ, "CENTRAL_DIR": str(central)}
+    env = {**os.environ, "CENTRAL_DIR": str(central), **_recording_mosquitto_passwd(central)}
     _run("setup.sh", env=env)  # writes .env and stops, so the operator can set the host name
     dotenv = central / ".env"
     dotenv.write_text(dotenv.read_text().replace("BROKER_HOSTNAME=mqtt.printfarm.example",
@@ -274,6 +282,13 @@ def test_the_shipped_broker_caps_packets_just_above_the_protocols_payload_cap():
     assert int(settings["max_packet_size"]) == protocol.MAX_PACKET_BYTES
     longest_topic = len(protocol.printer_topic("a" * protocol.MAX_ID_LEN, "b" * protocol.MAX_ID_LEN, "telemetry"))
     assert protocol.MAX_PAYLOAD_BYTES + longest_topic + 9 < protocol.MAX_PACKET_BYTES <= protocol.MAX_PAYLOAD_BYTES + 1024
+
+
+def test_no_password_ever_went_through_a_command_line(broker):
+    command_lines = (broker.central / "argv.log").read_text()
+    users = ["collector", "pi-north", "pi-south"]
+    assert all(user in command_lines for user in users)  # the wrapper saw every account being made
+    assert not [user for user in users if _secret(broker, user) in command_lines]
 
 
 def test_the_shipped_broker_does_not_drop_a_backlog_past_1000_messages():
