@@ -101,6 +101,7 @@ class Publisher:
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
+        _warn_if_insecure(self.broker)
         self._worker = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
@@ -363,6 +364,18 @@ class Publisher:
             v=protocol.SCHEMA_VERSION, ts=int(self.clock() * 1000), agent=self.agent_id, state=state,
             dropped=self.outbox.dropped_total(), printers=self.printers, version=__version__, will=will,
         ))
+
+
+def _warn_if_insecure(broker: BrokerConfig) -> None:
+    """Once, at start: settings that are fine on a test bench and wrong anywhere else."""
+    where = f"broker {broker.host}:{broker.port}"
+    if broker.password is not None and broker.tls is None:
+        log.warning("%s: the password travels without TLS, readable by anyone on the way; for tests "
+                    "only: add [broker.tls] with the broker's CA (docs/agent.md)", where)
+    if broker.tls is not None and broker.tls.insecure:
+        log.warning("%s: [broker.tls] insecure = true: the certificate's host name is not checked, so "
+                    "another server with a certificate from that CA can pose as the broker; for tests "
+                    "only: remove it", where)
 
 
 def _configure_tls(client, tls) -> None:

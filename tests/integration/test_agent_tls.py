@@ -162,3 +162,42 @@ def test_without_a_client_certificate_the_agent_logs_once_and_retries(tmp_path, 
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) <= 2, errors  # one line per distinct problem, not one per attempt
     assert errors and f"{tls_broker.host}:{tls_broker.port}" in errors[0]
+
+
+def _start_and_connect(broker_cfg) -> None:
+    pub = Publisher("pi-1", broker_cfg, outbox=MemoryOutbox())
+    pub.start()
+    try:
+        assert pub.wait_connected(10), "the publisher never connected"
+        pub.send(protocol.agent_topic("pi-1"), b"{}")
+    finally:
+        pub.stop()
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "for tests only" in r.getMessage()]
+
+
+def _broker_cfg(section: dict):
+    return agent_config.from_dict({"agent": {"id": "pi-1", "site": "lab"}, "broker": section,
+                                   "printers": [{"id": "x", "url": "http://127.0.0.1:1", "api_key_env": "HOME"}]
+                                   }).broker
+
+
+def test_a_password_without_tls_is_warned_about_once_at_start(tmp_path, mosquitto, caplog):
+    pw_file = tmp_path / "pw"
+    pw_file.write_text(PASSWORD)
+    _start_and_connect(_broker_cfg({"host": mosquitto.host, "port": mosquitto.port, "username": USER,
+                                    "password_file": str(pw_file), "reconnect_min": 0.2}))
+    (warning,) = _warnings(caplog)
+    assert "password travels without TLS" in warning and PASSWORD not in caplog.text
+
+
+def test_insecure_tls_is_warned_about_once_and_verified_tls_not_at_all(tmp_path, tls_broker, caplog):
+    section = broker_section(tls_broker, tmp_path, PASSWORD)
+    _start_and_connect(_broker_cfg(section))
+    assert _warnings(caplog) == []  # positive control below: the same broker, insecure
+    section["tls"]["insecure"] = True
+    _start_and_connect(_broker_cfg(section))
+    (warning,) = _warnings(caplog)
+    assert "insecure = true" in warning
