@@ -38,7 +38,8 @@ class Collector:
         # A message is acknowledged to the broker only once its points are durable.
         self.subscriber.track, self.subscriber.flush = self.writer.mark, self.writer.handoff
         self.writer.on_durable = self.subscriber.acknowledge
-        self.api = Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics) if cfg.http.enabled else None
+        self.api = (Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
+                    if cfg.http.enabled else None)
         # Alerts listen to every accepted message; sending happens on their own threads.
         self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics, self.inventory)
         if self.alerts:

@@ -64,12 +64,23 @@ class InfluxConfig(Section):
 
 
 class HttpConfig(Section):
+    # No authentication: keep it on loopback, or behind a reverse proxy that authenticates.
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
+    # Host names the API answers to (the Host header, port aside); others get 403, which stops a
+    # web page that rebinds its DNS name to this machine. Add the proxy's or compose service's
+    # name when there is one; "*" turns the check off.
+    allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
 
     def __post_init__(self):
         check_range("port", self.port, 0, 65535)
+        if not self.allowed_hosts:
+            raise Invalid("allowed_hosts", "is empty", 'list the host names clients use, e.g. ["localhost"]')
+        for i, name in enumerate(self.allowed_hosts):
+            if not name or any(c in name for c in "/ \t@") or name.count(":") == 1:
+                raise Invalid(f"allowed_hosts[{i}]", f"{name!r} is not a host name",
+                              "write a bare name or address without scheme or port, e.g. 'printfarm.example.org'")
 
 
 class IngestConfig(Section):

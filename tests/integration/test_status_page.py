@@ -50,7 +50,10 @@ def test_status_page_shows_every_printer_with_its_state_grouped_by_site(demo_sta
     fleet = wait_for(lambda: (lambda f: f if f and all(p["state"] != "unknown" for p in f["printers"]) else None)(
         demo_stack.fleet_state()), 30, "every printer to report")
     page = browser.new_page()
-    page.goto(demo_stack.api_url + "/")
+    console = []
+    page.on("console", lambda msg: console.append(msg.text))
+    reply = page.goto(demo_stack.api_url + "/")
+    assert "script-src 'sha256-" in reply.headers["content-security-policy"]
     page.wait_for_selector("body[data-loaded='1']", timeout=15_000)
 
     cards = page.locator(".printer")
@@ -65,6 +68,12 @@ def test_status_page_shows_every_printer_with_its_state_grouped_by_site(demo_sta
             text = section.locator(f".printer[data-printer='{printer_id}'] .state").inner_text().lower()
             assert text == shown[printer_id]
     assert {shown[p] for p, _, _ in demo_fleet()[DEMO_OUTAGE_SITE][3]} == {"unreachable"}
+    # Under the page's Content-Security-Policy: nothing refused, colours and progress bars drawn.
+    assert not [line for line in console if "Content Security Policy" in line], console
+    printing = page.locator(".printer[data-state='printing'] .state").first
+    assert printing.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(46, 160, 67)"  # --printing
+    widths = page.locator(".bar > div").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert widths and any(w > 0 for w in widths)
 
     shot = tmp_path / "status-page.png"
     page.screenshot(path=str(shot), full_page=True)
