@@ -63,12 +63,16 @@ class IncidentStore:
     def load(self) -> dict:
         """What was saved, or {} (a broken file is logged and set aside, never fatal)."""
         try:
-            return json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             log.error("alerts: cannot read %s (%s); starting with no open incidents", self.path, exc)
             return {}
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            log.error("alerts: %s is not what this collector writes; starting with no open incidents", self.path)
+            return {}
+        return data
 
     def changed(self) -> None:
         """Cheap, from any thread: the state will be written within ``interval``."""

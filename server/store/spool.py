@@ -14,6 +14,8 @@ import logging
 import os
 from pathlib import Path
 
+from common.text import one_line
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".lp"
@@ -37,7 +39,7 @@ class Spool:
     def _load(self) -> None:
         for stale in self.dir.glob("*.tmp"):
             stale.unlink()
-        found = sorted(self.dir.glob(f"*{SUFFIX}"), key=lambda p: int(p.stem))
+        found = sorted(self._batches(), key=lambda p: int(p.stem))
         for path in found:
             size = path.stat().st_size
             self._files.append((path, size))
@@ -46,6 +48,16 @@ class Spool:
             self._next = int(found[-1].stem) + 1
             log.info("spool %s holds %d batch(es), %d bytes from before; writing them first",
                      self.dir, len(found), self.bytes)
+
+    def _batches(self) -> list[Path]:
+        """Our batch files; anything else (a stray "notes.lp", a directory) is left alone."""
+        ours, stray = [], []
+        for path in self.dir.glob(f"*{SUFFIX}"):
+            (ours if path.stem.isdigit() and path.stem.isascii() and path.is_file() else stray).append(path)
+        if stray:
+            log.warning("spool %s: ignoring %d file(s) that are not batches of ours, e.g. %s",
+                        self.dir, len(stray), one_line(stray[0].name, 80))
+        return ours
 
     def __len__(self) -> int:
         return len(self._files)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from server.alerts.routing import quiet_end
 from server.alerts import config as alerts_config
 from tests.unit.alert_helpers import (
@@ -324,3 +326,14 @@ def test_a_redelivered_old_failure_after_the_recovery_opens_nothing_even_after_a
     restarted = make_engine(tmp_path)
     restarted.on_message(event("failed", error="Error: nozzle fell off"), tags())
     assert sent(restarted) == [] and restarted.open == {}
+
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"incidents": [1]}', '{"incidents": {"x": {"rule": 1}}}', "{", "null"])
+def test_a_damaged_incident_file_is_set_aside_and_the_engine_starts(tmp_path, text):
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "alerts" / "incidents.json").write_text(text)
+    engine = make_engine(tmp_path)
+    assert engine.open == {}
+    _fail_a_print(engine)  # and it works
+    assert [n["rule"] for n in sent(engine)] == ["print_failed"]

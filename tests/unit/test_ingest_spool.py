@@ -44,3 +44,20 @@ def test_spool_refuses_batches_beyond_its_cap_but_always_takes_one(tmp_path):
     spool.pop()
     spool.append(b"y" * 10)
     assert not spool.has_room(1)
+
+
+def test_stray_files_in_the_spool_folder_are_left_alone_and_do_not_stop_the_start(tmp_path, caplog):
+    from server.store.spool import Spool
+
+    first = Spool(tmp_path, 1 << 20, fsync=False)
+    first.append(b"m v=1i 1")
+    (tmp_path / "notes.lp").write_text("an operator's note")
+    (tmp_path / "0001a.lp").write_text("x")
+    (tmp_path / "\u0661\u0662.lp").write_text("x")  # Arabic-Indic digits: isdigit(), yet not ours
+    (tmp_path / "42.lp").mkdir()
+    spool = Spool(tmp_path, 1 << 20, fsync=False)
+    assert len(spool) == 1 and spool.peek() == b"m v=1i 1"
+    assert "ignoring 4 file(s)" in caplog.text
+    spool.append(b"m v=2i 2")  # and it goes on numbering after its own batches
+    spool.pop()
+    assert spool.peek() == b"m v=2i 2" and (tmp_path / "notes.lp").exists()
