@@ -13,6 +13,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from common import protocol
+from common.text import one_line
 from agent.config import AgentConfig, PrinterConfig
 from agent.jobs import JobEvent, JobTracker
 from agent.printers import Printer, PushPrinter, Snapshot, make_printer
@@ -78,10 +79,10 @@ class PrinterWorker:
             self._send("telemetry", self._telemetry(snap))
         if prev is None or prev.state != snap.state or prev.error != snap.error:
             if prev is not None:
-                log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, snap.state_text)
+                log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, one_line(snap.state_text))
             self._send("status", self._status(snap, prev), retain=True)
         for event in self.tracker.update(snap):
-            log.info("%s: job event %s %s", self.id, event.kind, event.file or "")
+            log.info("%s: job event %s %s", self.id, event.kind, one_line(event.file or ""))
             self._send("event", self._event(event))
         return snap
 

@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 from common import protocol
+from common.text import one_line
 from server import lineproto
 from server.live import LiveFleet
 from server.metrics import Metrics
@@ -31,7 +32,7 @@ class RejectLog:
         if last is None or now - last >= self.every:
             extra = self._suppressed.pop(reason, 0)
             more = f" (and {extra} more since the last report)" if extra else ""
-            log.warning("rejected message on %s: %s: %s%s", topic[:200], reason, detail[:200], more)
+            log.warning("rejected message on %s: %s: %s%s", one_line(topic), reason, one_line(detail), more)
             self._last[reason] = now
         else:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from common.text import one_line
+
 
 class ProblemLog:
     def __init__(self, log: logging.Logger, who: str):
@@ -15,7 +17,7 @@ class ProblemLog:
         if problem == self.last:
             return
         if problem:
-            self._log.warning("%s: %s", self._who, problem)
+            self._log.warning("%s: %s", self._who, one_line(problem))  # printer text: one log line
         elif self.last:
             self._log.info("%s answers again", self._who)
         self.last = problem

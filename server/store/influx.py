@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlparse
 
 import urllib3
 
+from common.text import one_line
 from common.urls import redact
 from server.metrics import Metrics
 from server.store.spool import Spool
@@ -70,7 +71,7 @@ class InfluxHTTP:
         if resp.status in (400, 422):
             # Bad points (2.x: 422 for points it cannot take): retrying cannot help; InfluxDB
             # wrote the good ones in the batch.
-            log.error("InfluxDB rejected points: %s", resp.data[:300].decode(errors="replace"))
+            log.error("InfluxDB rejected points: %s", one_line(resp.data[:300].decode(errors="replace")))
             self.metrics.inc("influx_points_rejected_batches")
             return
         raise self._failure(resp)
