@@ -24,6 +24,7 @@ from agent.printers.prusalink_http import AuthRejected, HTTPStatus, PrusaLinkHTT
 from agent.printers.prusalink_states import from_legacy, from_v1, job_file, job_id
 from common.configkit import Invalid, Secret, check_http_url, read_secret
 from common.protocol import ACTIVE_STATES
+from common.text import one_line
 from common.urls import redact
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ class PrusaLink:
     def _connect(self) -> None:
         version = self.http.get("/api/version") or {}
         self._api = "v1" if self._wanted == "auto" else self._wanted
-        log.info("PrusaLink at %s: %s %s", redact(self.url), str(version.get("text", "?"))[:40],
-                 str(version.get("firmware") or version.get("server") or "")[:40])
+        log.info("PrusaLink at %s: %s %s", redact(self.url), one_line(version.get("text", "?"), 40),
+                 one_line(version.get("firmware") or version.get("server") or "", 40))
 
     def _read_v1(self) -> Snapshot:
         try:

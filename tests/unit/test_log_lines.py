@@ -44,5 +44,13 @@ def test_a_rejected_topic_with_a_newline_is_logged_on_one_line(caplog):
     assert "FORGED ERROR line" in record.getMessage() and "\n" not in record.getMessage()
 
 
+def test_a_printers_repeating_problem_is_logged_on_one_line(caplog):
+    from agent.printers.problems import ProblemLog
+
+    ProblemLog(logging.getLogger("test"), "OctoPrint at http://127.0.0.1:5000").note(FORGED)
+    (record,) = caplog.records
+    assert "forged line" in record.getMessage() and "\n" not in record.getMessage()
+
+
 def test_one_line_caps_the_length():
     assert one_line("x" * 500, 50) == "x" * 49 + "…"
