@@ -381,7 +381,7 @@ class Engine:
         """Take over what the store kept; returns the undelivered notifications."""
         for raw in data.get("incidents", {}).values():
             try:
-                incident = _from_earlier_version(Incident(**raw))
+                incident = Incident.from_saved(raw)
             except TypeError as exc:
                 log.error("alerts: skipping a saved incident that does not fit (%s)", exc)
                 continue
@@ -392,10 +392,3 @@ class Engine:
         # Before printers were known by site and ID, these were keyed by ID alone: let them go.
         self._newest_ts = {k: ts for k, ts in data.get("newest_ts", {}).items() if "/" in k}
         return data.get("outbox", {})
-
-
-def _from_earlier_version(incident: Incident) -> Incident:
-    """A printer incident saved when subjects were bare printer IDs gets its site."""
-    if not incident.subject.startswith("agent:") and "/" not in incident.subject:
-        incident.subject = f"{incident.details.get('site')}/{incident.subject}"
-    return incident

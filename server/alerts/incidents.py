@@ -50,6 +50,14 @@ class Incident:
     def saved(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_saved(cls, raw: dict) -> "Incident":
+        """One saved by ``saved()``; a printer's, saved when subjects were bare IDs, gets its site."""
+        incident = cls(**raw)
+        if not incident.subject.startswith("agent:") and "/" not in incident.subject:
+            incident.subject = f"{incident.details.get('site')}/{incident.subject}"
+        return incident
+
 
 class IncidentStore:
     def __init__(self, path: str | Path, snapshot: Callable[[], dict], interval: float = 1.0):

@@ -337,3 +337,17 @@ def test_a_damaged_incident_file_is_set_aside_and_the_engine_starts(tmp_path, te
     assert engine.open == {}
     _fail_a_print(engine)  # and it works
     assert [n["rule"] for n in sent(engine)] == ["print_failed"]
+
+
+def test_an_incident_saved_before_printers_had_sites_in_their_names_still_resolves(tmp_path):
+    import json
+
+    (tmp_path / "alerts").mkdir()
+    saved = {"id": "print_failed/vp-1/1", "rule": "print_failed", "subject": "vp-1", "severity": "critical",
+             "summary": "Print failed", "message": "m", "details": {"printer": "vp-1", "site": "lab"},
+             "opened": 1_800_000_000.0, "notified_at": 1_800_000_000.0}
+    (tmp_path / "alerts" / "incidents.json").write_text(json.dumps({"incidents": {"print_failed/vp-1": saved}}))
+    engine = make_engine(tmp_path)
+    assert list(engine.open) == ["print_failed/lab/vp-1"]
+    engine.on_message(telemetry("idle"), tags())
+    assert [n["kind"] for n in sent(engine)] == ["resolved"] and engine.open == {}
