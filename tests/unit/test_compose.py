@@ -140,3 +140,11 @@ def test_the_collector_image_copies_what_exists():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_the_collector_image_copies_every_package_the_wheel_is_built_from():
+    import tomllib
+
+    includes = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {line.split()[1] for line in (CENTRAL / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert {name.rstrip("*") for name in includes} <= copied
