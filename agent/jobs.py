@@ -4,6 +4,11 @@ OctoPrint's REST API has no event history, so the agent infers events from state
 transitions. ``JobTracker.update`` is pure bookkeeping (no I/O); the open job is
 handed to a ``save`` callback when it starts or ends, so an agent restart in the
 middle of a print neither forgets the job nor counts it twice.
+
+A printer that keeps a job history (Moonraker) hands its finished jobs in the snapshot;
+then a job ends only from its history entry — exact outcome, end time and filament — and
+the ids of the entries already reported are kept on disk (``Ledger``), so a job that ended,
+or began and ended, while the agent was away is reported once after it comes back.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from agent.printers.base import Snapshot
+from agent.printers.base import PastJob, Snapshot
 from common.protocol import ACTIVE_STATES, JOB_END_KINDS
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
@@ -41,18 +46,48 @@ class JobEvent:
     job_started: int | None = None
 
 
+class Ledger:
+    """Ids of the printer's history entries the agent has accounted for, saved on every change.
+
+    ``ids`` is None until the history is first seen: the entries there then ended before this
+    agent watched the printer, and are taken as known rather than reported late.
+    """
+
+    KEEP = 200  # more than a history page the client reads, so no old entry comes back as new
+
+    def __init__(self, ids: list[str] | None = None, save: Callable[[list[str]], None] = lambda ids: None):
+        self.ids = list(ids) if isinstance(ids, list) else None
+        self._save = save
+
+    @property
+    def seeded(self) -> bool:
+        return self.ids is not None
+
+    def __contains__(self, job_id: str | None) -> bool:
+        return bool(job_id) and self.ids is not None and job_id in self.ids
+
+    def add(self, *job_ids: str) -> None:
+        known = self.ids or []
+        self.ids = (known + [i for i in job_ids if i and i not in known])[-self.KEEP:]
+        self._save(self.ids)
+
+
 class JobTracker:
-    def __init__(self, job: dict | None = None, save: Callable[[dict | None], None] = lambda job: None):
+    def __init__(self, job: dict | None = None, save: Callable[[dict | None], None] = lambda job: None,
+                 ledger: Ledger | None = None):
         self.job = OpenJob(**job) if job else None
         self.prev: Snapshot | None = None
         self._save = save
         self._ended_id: str | None = None  # the printer's id of the job that ended last
+        self.ledger = ledger or Ledger()
 
     def update(self, snap: Snapshot) -> list[JobEvent]:
         prev, self.prev = self.prev, snap
         if snap.state == "unreachable":
             return []  # OctoPrint unseen: the job may go on; decide when it answers again
         events = self._connection_events(prev, snap)
+        if snap.history is not None:
+            events.extend(self._from_history(snap.history))
         if self.job and snap.state in ACTIVE_STATES and _replaced(self.job, snap):
             events.append(self._end("failed", snap, error="job replaced before its end was seen"))
         if self.job is None and snap.state in ACTIVE_STATES and not self._ended_before(snap):
@@ -63,8 +98,8 @@ class JobTracker:
 
     def _ended_before(self, snap: Snapshot) -> bool:
         # A job whose end was counted may go on (PrusaLink ATTENTION, then the person at the
-        # printer lets it continue): the same job id is not a new job.
-        return snap.job_id is not None and snap.job_id == self._ended_id
+        # printer lets it continue; a late Moonraker frame): the same job id is not a new job.
+        return snap.job_id is not None and (snap.job_id == self._ended_id or snap.job_id in self.ledger)
 
     def _connection_events(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         if prev is None or prev.state == "unreachable":
@@ -76,11 +111,46 @@ class JobTracker:
             return [JobEvent("connected", snap.ts)]
         return []
 
+    def _from_history(self, history: tuple[PastJob, ...]) -> list[JobEvent]:
+        if not self.ledger.seeded:
+            self.ledger.add(*(past.job_id for past in history if not self._is_open(past)))
+        events = []
+        for past in history:
+            if past.job_id in self.ledger:
+                continue
+            if self._is_open(past):
+                events.append(self._end_from_history(past))
+            else:  # began and ended while the agent was away
+                events += [JobEvent("started", past.started_ts, past.file, past.user),
+                           _end_event(past, past.started_ts)]
+                self.ledger.add(past.job_id)
+        return events
+
+    def _is_open(self, past: PastJob) -> bool:
+        job = self.job
+        if job is None:
+            return False
+        if job.job_id:
+            return job.job_id == past.job_id
+        return job.file == past.file and past.ended_ts >= job.started_ts
+
+    def _end_from_history(self, past: PastJob) -> JobEvent:
+        job = self.job
+        event = _end_event(past, job.started_ts)
+        event.file, event.user = job.file or past.file, past.user or job.user
+        event.print_time = past.print_time if past.print_time is not None else job.print_time
+        event.filament_mm = past.filament_mm if past.filament_mm is not None else job.filament_mm
+        self._close(past.job_id)
+        return event
+
     def _follow(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         job, prev_state = self.job, prev.state if prev else None
         if snap.ended in JOB_END_KINDS:  # the printer says how it ended: no inference needed
             error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
             return [self._end(snap.ended, snap, error=error)]
+        if job.job_id is None and snap.job_id and snap.state in ACTIVE_STATES:
+            job.job_id = snap.job_id  # the printer named the job after it started
+            self._save(asdict(job))
         if snap.state in ACTIVE_STATES:
             job.progress = snap.progress if snap.progress is not None else job.progress
             job.print_time = snap.print_time if snap.print_time is not None else job.print_time
@@ -90,6 +160,8 @@ class JobTracker:
             if snap.state == "printing" and prev_state == "paused":
                 return [self._event("resumed", snap)]
             return []
+        if snap.history is not None:
+            return []  # its history entry will say how and when the job ended
         if snap.state == "idle":
             if prev_state == "cancelling" or not _complete(snap, job):
                 return [self._end("cancelled", snap)]
@@ -112,14 +184,26 @@ class JobTracker:
             print_time=job.print_time, filament_mm=job.filament_mm, error=error,
             job_started=job.started_ts,
         )
-        self.job, self._ended_id = None, job.job_id
-        self._save(None)
+        self._close(job.job_id)
         return event
+
+    def _close(self, job_id: str | None) -> None:
+        self.job, self._ended_id = None, job_id
+        self._save(None)
+        if job_id and self.ledger.seeded:
+            self.ledger.add(job_id)  # its history entry, when it comes, is then already told
 
     def _event(self, kind: str, snap: Snapshot) -> JobEvent:
         job = self.job
         return JobEvent(kind, snap.ts, job.file, job.user, filament_mm=job.filament_mm,
                         job_started=job.started_ts if kind != "started" else None)
+
+
+def _end_event(past: PastJob, job_started: int) -> JobEvent:
+    return JobEvent(past.kind, past.ended_ts, past.file, past.user,
+                    duration=round((past.ended_ts - past.started_ts) / 1000, 3), print_time=past.print_time,
+                    filament_mm=past.filament_mm, error=past.error if past.kind == "failed" else None,
+                    job_started=job_started)
 
 
 def _replaced(job: OpenJob, snap: Snapshot) -> bool:

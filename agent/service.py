@@ -15,31 +15,35 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from common import protocol
 from common.text import one_line
 from agent.config import AgentConfig, PrinterConfig
-from agent.jobs import JobEvent, JobTracker
+from agent.jobs import JobEvent, JobTracker, Ledger
 from agent.printers import Printer, PushPrinter, Snapshot, make_printer
 from agent.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
 
-class JobFile:
-    """The open job of one printer on disk; written only when a job starts or ends."""
+class JsonFile:
+    """One small JSON document on disk, replaced atomically; saving None deletes it.
+
+    Holds a printer's open job (written when a job starts or ends) and, for printers with a
+    job history, the ids of the history entries already reported (written when one is).
+    """
 
     def __init__(self, path: Path):
         self.path = path
 
-    def load(self) -> dict | None:
+    def load(self) -> dict | list | None:
         try:
             return json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None
 
-    def save(self, job: dict | None) -> None:
-        if job is None:
+    def save(self, data: dict | list | None) -> None:
+        if data is None:
             self.path.unlink(missing_ok=True)
             return
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(job))
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
 
 
@@ -51,12 +55,13 @@ class PrinterWorker:
     """
 
     def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
-                 agent_id: str, job_file: JobFile | None = None):
+                 agent_id: str, job_file: JsonFile | None = None, ledger_file: JsonFile | None = None):
         self.cfg, self.printer, self.send, self.agent_id = cfg, printer, send, agent_id
         self.site, self.id = cfg.site, cfg.id
         self.seq = 0
+        ledger = Ledger(ledger_file.load(), ledger_file.save) if ledger_file else None
         self.tracker = JobTracker(job_file.load() if job_file else None,
-                                  job_file.save if job_file else (lambda job: None))
+                                  job_file.save if job_file else (lambda job: None), ledger)
         self.last: Snapshot | None = None
         self.topics = {c: protocol.printer_topic(self.site, self.id, c) for c in protocol.PRINTER_CHANNELS}
         self._lock = threading.Lock()  # the schedule and a push client's thread both report
@@ -127,7 +132,8 @@ class Agent:
         )
         self.workers = [
             PrinterWorker(p, printer_factory(p), self.publisher.send, cfg.agent.id,
-                          JobFile(self.state_dir / f"job-{p.id}.json"))
+                          JsonFile(self.state_dir / f"job-{p.id}.json"),
+                          JsonFile(self.state_dir / f"reported-{p.id}.json"))
             for p in cfg.printers
         ]
         # One thread per printer: a hung printer holds only its own thread.

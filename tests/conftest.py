@@ -7,7 +7,7 @@ Application-specific fixtures go at the end of this file.
 
 import pytest
 
-from devkit.servers import InfluxDB, Mosquitto, OctoPrint
+from devkit.servers import InfluxDB, Klipper, Moonraker, Mosquitto, OctoPrint
 
 
 def pytest_configure(config):
@@ -46,6 +46,26 @@ def octoprint_factory(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def moonraker_factory(tmp_path):
+    """Call it (keyword arguments go to Moonraker()) to start Klipper's host in batch mode and a
+    Moonraker in front of it, answering with Klipper ready (~1 s + ~3 s); all are stopped at
+    teardown. The Moonraker has ``.klipper``."""
+    started = []
+
+    def start(**kwargs) -> Moonraker:
+        base = tmp_path / f"moonraker{len(started)}"
+        klipper = Klipper(base / "klipper").start()
+        server = Moonraker(base / "moonraker", klipper, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+        server.klipper.remove()
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Union
 
-from agent.printers.base import Printer, PrinterSettings, PushPrinter, Snapshot
+from agent.printers.base import PastJob, Printer, PrinterSettings, PushPrinter, Snapshot
+from agent.printers.moonraker import MoonrakerSettings
 from agent.printers.octoprint import OctoPrintSettings
 from agent.printers.prusalink import PrusaLinkSettings
 
@@ -16,6 +17,7 @@ from agent.printers.prusalink import PrusaLinkSettings
 PRINTER_TYPES: dict[str, type[PrinterSettings]] = {
     "octoprint": OctoPrintSettings,
     "prusalink": PrusaLinkSettings,
+    "moonraker": MoonrakerSettings,
 }
 DEFAULT_TYPE = "octoprint"  # configs written before there was a choice
 
@@ -27,5 +29,5 @@ def make_printer(cfg: PrinterSettings) -> Printer:
     return cfg.build()
 
 
-__all__ = ["PRINTER_TYPES", "Printer", "PrinterConfig", "PrinterSettings", "PushPrinter", "Snapshot",
+__all__ = ["PRINTER_TYPES", "PastJob", "Printer", "PrinterConfig", "PrinterSettings", "PushPrinter", "Snapshot",
            "make_printer"]

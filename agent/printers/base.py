@@ -12,6 +12,21 @@ from typing import Callable, Protocol, runtime_checkable
 from common.configkit import Invalid, Section, check_id, check_range
 
 
+@dataclass(frozen=True, slots=True)
+class PastJob:
+    """One finished job from the printer's own job history (Moonraker's ``server.history``)."""
+
+    job_id: str
+    kind: str  # how it ended: one of common.protocol.JOB_END_KINDS
+    started_ts: int  # ms since the epoch, by the printer's clock
+    ended_ts: int
+    file: str | None = None
+    user: str | None = None
+    print_time: float | None = None  # seconds actually printed (pauses excluded)
+    filament_mm: float | None = None  # measured by the printer
+    error: str | None = None
+
+
 @dataclass(slots=True)
 class Snapshot:
     ts: int  # ms since the epoch, when the poll was answered
@@ -32,6 +47,11 @@ class Snapshot:
     # tells (PrusaLink FINISHED/STOPPED, Bambu's cancel code, Moonraker's history); the agent
     # then uses it instead of inferring the outcome from progress.
     ended: str | None = None
+    # Recently finished jobs from the printer's own history, oldest first, where its API keeps
+    # one (Moonraker). None: no history, so job ends are inferred from states. With a history,
+    # the job tracker ends jobs only from it (exact outcome and end time) and reports each
+    # entry once, also jobs that began and ended while the agent was away.
+    history: tuple[PastJob, ...] | None = None
 
 
 class Printer(Protocol):

@@ -1,4 +1,4 @@
-"""Real mosquitto, influxd and OctoPrint processes for tests, benchmarks and the demo.
+"""Real mosquitto, influxd, OctoPrint, Klipper and Moonraker processes for tests, benchmarks and the demo.
 
 Each server gets free loopback ports and its own data directory, counts as started only once it
 answers a real request, and is stopped by its process. Plain Python on purpose (no pytest), so
@@ -12,8 +12,10 @@ A missing binary raises RuntimeError naming the package to install: CI must fail
 
 
 from devkit.servers.influxdb import InfluxDB
+from devkit.servers.klipper import Klipper, Moonraker, klipper_gcode
 from devkit.servers.mosquitto import Mosquitto
 from devkit.servers.octoprint import OctoPrint, make_gcode
 from devkit.servers.process import HOST, Server, free_port
 
-__all__ = ["HOST", "InfluxDB", "Mosquitto", "OctoPrint", "Server", "free_port", "make_gcode"]
+__all__ = ["HOST", "InfluxDB", "Klipper", "Moonraker", "Mosquitto", "OctoPrint", "Server", "free_port",
+           "klipper_gcode", "make_gcode"]

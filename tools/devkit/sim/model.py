@@ -17,6 +17,7 @@ from devkit.sim.site import SiteSchedule
 
 AMBIENT = 21.0
 MINUTE = 60.0
+HISTORY_KEEP = 100
 
 PHASES = ("off", "idle", "printing", "paused", "error")
 
@@ -72,6 +73,11 @@ class Job:
     milestones: list[tuple[float, str, str]] = field(default_factory=list)  # (elapsed, kind, detail)
     ended: str | None = None  # "done" | "cancelled" | "error"
     id: int = 0  # the printer's own job number (PrusaLink shows it; OctoPrint has none)
+    # For printer APIs that keep a job history (Moonraker): when and why it ended ("print":
+    # the G-code failed, "fault": the printer halted, "disconnect": its host went away).
+    ended_at: float | None = None
+    cause: str = ""
+    why: str = ""
 
     def elapsed(self, now: float) -> float:
         until = self.paused_at if self.paused_at is not None else now
@@ -101,6 +107,7 @@ class SimPrinter:
         self.busy = False  # idle but busy (calibration, preheat): takes no job
         self.ready = False  # a person cleared the bed after the last job
         self.now = now
+        self.history: list[Job] = []  # ended jobs, oldest first (the last HISTORY_KEEP)
         self.tool = Heater(tau=rng.uniform(20, 35), wobble=rng.uniform(0, 6.3))
         self.bed = Heater(tau=rng.uniform(70, 110), wobble=rng.uniform(0, 6.3))
         if auto:
@@ -136,7 +143,9 @@ class SimPrinter:
         elif kind == "error":
             self._fault(t, detail)
         elif kind == "pause":
-            self._pause(t, resume_after=float(detail))
+            self._pause(t, resume_after=float(detail) if detail else None)
+        elif kind == "fail":  # the G-code failed: the job ends, the printer stays usable
+            self._finish(t, "error", cause="print", why=detail)
 
     # -- what happens on its own ---------------------------------------------------------------
     def _initial_state(self, now: float) -> None:
@@ -210,8 +219,9 @@ class SimPrinter:
         self.tool.set(job.tool, t)
         self.bed.set(job.bed, t)
 
-    def _finish(self, t: float, how: str) -> None:
-        self.job.ended, self.attention = how, False
+    def _finish(self, t: float, how: str, cause: str = "", why: str = "") -> None:
+        self._end_job(t, how, cause, why)
+        self.attention = False
         self.tool.set(0, t)
         self.bed.set(0, t)
         self._go_idle(t)
@@ -221,7 +231,14 @@ class SimPrinter:
         farm = self.site is not None and self.site.always_open
         self.next_at = t + self.rng.uniform(1, 10 if farm else 40) * MINUTE
 
+    def _end_job(self, t: float, how: str, cause: str = "", why: str = "") -> None:
+        job = self.job
+        job.ended, job.ended_at, job.cause, job.why = how, t, cause, why
+        self.history = self.history[-HISTORY_KEEP + 1:] + [job]
+
     def _fault(self, t: float, text: str) -> None:
+        if self.phase in ("printing", "paused"):
+            self._end_job(t, "error", "fault", text)
         self.phase, self.error, self.job = "error", text, None
         self.attention = self.busy = False
         self.tool.set(0, t)
@@ -247,7 +264,7 @@ class SimPrinter:
         self.phase, self.attention = "printing", False
 
     # -- the control API (what a person or a test does through OctoPrint) ----------------------
-    def print_file(self, now: float, name: str, gcode: bytes, user: str | None) -> None:
+    def print_file(self, now: float, name: str, gcode: bytes, user: str | None, pace: float = 0.022) -> None:
         self.advance(now)
         if self.phase in ("printing", "paused"):
             raise Conflict("Printer is already printing")
@@ -258,7 +275,7 @@ class SimPrinter:
         bed = _first_setpoint(gcode, (b"M140", b"M190"), 60.0)
         # The virtual printer spends ~22 ms per move of make_gcode(); mimic that pace.
         job = Job(name=name, size=len(gcode), user=user, started=now, heat=0.0,
-                  duration=max(moves * 0.022, 0.5), filament_mm=round(moves * 2.0, 1), tool=tool, bed=bed,
+                  duration=max(moves * pace, 0.5), filament_mm=round(moves * 2.0, 1), tool=tool, bed=bed,
                   date=int(now))
         job.milestones = [(job.total, "done", "")]
         self._start_job(now, job)
@@ -288,7 +305,7 @@ class SimPrinter:
     def disconnect(self, now: float) -> None:
         self.advance(now)
         if self.phase in ("printing", "paused"):
-            self.job.ended = "error"
+            self._end_job(now, "error", "disconnect", "the printer's host went away")
         self.phase, self.job, self.error = "off", None, ""
         self.tool.set(0, now)
         self.bed.set(0, now)

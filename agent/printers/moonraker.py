@@ -1,0 +1,224 @@
+"""Klipper printers through Moonraker's websocket JSON-RPC API: live state pushed, job ends
+from Moonraker's job history.
+
+One thread per printer holds the websocket: it reads ``server.info``, subscribes to the printer
+objects, reads a page of job history, then merges every pushed frame into a ``MoonrakerView``
+and calls ``changed()`` when the printer's state, job or history moved. A lost or silent
+connection (no frame or pong for 1.5 intervals) makes the printer ``unreachable`` at once, and
+the thread reconnects with backoff. ``poll()`` does no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from agent.printers.base import PrinterSettings, Snapshot
+from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
+from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
+from common.configkit import Secret, check_http_url, read_secret
+from common.urls import redact
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+IDENTITY = {"client_name": "printfarm-agent", "version": "0.1.0", "type": "other",
+            "url": "https://github.com/printfarm/printfarm"}
+
+
+class MoonrakerSettings(PrinterSettings, tag="moonraker"):
+    url: str  # Moonraker's HTTP address, e.g. http://voron.local:7125
+    api_key_file: str | None = None  # without a key, Moonraker's trusted_clients decide
+    api_key_env: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_http_url("url", self.url)
+        key = read_secret("api_key", self.api_key_file, self.api_key_env, required=False)
+        self.api_key = Secret(key) if key else None
+
+    def build(self) -> "Moonraker":
+        return Moonraker(self.url, self.api_key, interval=self.interval, timeout=self.timeout)
+
+
+def websocket_url(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/websocket", "", ""))
+
+
+class Moonraker:
+    def __init__(self, url: str, api_key: Secret | None = None, interval: float = 5.0, timeout: float = 3.0,
+                 connect: Callable[..., RpcSocket] = RpcSocket, clock: Callable[[], float] = time.time):
+        self.url = url
+        self._api_key, self._interval, self._timeout = api_key, interval, timeout
+        self._connect, self._clock = connect, clock
+        self._view = MoonrakerView()
+        self._lock = threading.Lock()  # the view is written by our thread, read by the agent's
+        self._stop = threading.Event()
+        self._changed: Callable[[], None] = lambda: None
+        self._rpc: RpcSocket | None = None
+        self._thread: threading.Thread | None = None
+        self._last_key: tuple | None = None
+        self._last_problem: str | None = None
+        self._first_answer = threading.Event()
+
+    # -- the PushPrinter protocol ---------------------------------------------------------------
+    def start(self, changed: Callable[[], None]) -> None:
+        self._changed = changed
+        self._thread = threading.Thread(target=self._run, name=f"moonraker {redact(self.url)}", daemon=True)
+        self._thread.start()
+        # The first poll follows at once: let it see the printer, not "not connected yet".
+        self._first_answer.wait(self._timeout * 3)
+
+    def poll(self) -> Snapshot:
+        with self._lock:
+            return self._view.snapshot(int(self._clock() * 1000))
+
+    def close(self) -> None:
+        self._stop.set()
+        rpc = self._rpc
+        if rpc is not None:
+            rpc.close()
+        if self._thread is not None:
+            self._thread.join(self._timeout + 1)
+
+    # -- the connection thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = BACKOFF_MIN
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self._session()
+            except Exception as exc:  # any failure of the connection is data, not a crash
+                if self._stop.is_set():
+                    return
+                self._lost(_describe(exc))
+            if time.monotonic() - began > BACKOFF_MAX:
+                delay = BACKOFF_MIN  # it had been up a while: start the backoff over
+            self._stop.wait(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _session(self) -> None:
+        headers = {"X-Api-Key": self._api_key.reveal()} if self._api_key else {}
+        self._rpc = rpc = self._connect(websocket_url(self.url), headers, self._timeout)
+        try:
+            self._sync(rpc)
+            self._listen(rpc)
+        finally:
+            self._rpc = None
+            rpc.close()
+
+    def _sync(self, rpc: RpcSocket) -> None:
+        """Everything the agent needs to know at once after (re)connecting."""
+        rpc.call("server.connection.identify", IDENTITY)
+        klippy = rpc.call("server.info").get("klippy_state", "disconnected")
+        message = _state_message(rpc) if klippy not in ("ready", "disconnected") else None
+        with self._lock:
+            self._view.answered(klippy, message)
+            self._view.history_loaded(_history(rpc))
+        if klippy == "ready":
+            self._subscribe(rpc)
+        self._note_problem(None)
+        self._report()
+
+    def _subscribe(self, rpc: RpcSocket) -> None:
+        status = rpc.call("printer.objects.subscribe", {"objects": OBJECTS}).get("status", {})
+        with self._lock:
+            self._view.subscribed(status)
+
+    def _listen(self, rpc: RpcSocket) -> None:
+        beat, silent_limit = self._interval / 2, self._interval * 1.5
+        heard = time.monotonic()
+        while not self._stop.is_set():
+            message = rpc.receive(beat)
+            now = time.monotonic()
+            if message is None:
+                if now - heard > silent_limit:
+                    raise Timeout(f"no frame and no pong for {silent_limit:g} s")
+                rpc.ping()
+                continue
+            heard = now
+            if message:
+                self._handle(rpc, message)
+
+    def _handle(self, rpc: RpcSocket, message: dict) -> None:
+        method, params = message.get("method"), message.get("params") or [{}]
+        first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
+        with self._lock:
+            if method == "notify_status_update":
+                self._view.merge(first)
+            elif method == "notify_history_changed":
+                self._view.history_changed(first)
+            elif method == "notify_klippy_shutdown":
+                self._view.klippy_changed("shutdown")
+            elif method == "notify_klippy_disconnected":
+                self._view.klippy_changed("disconnected")
+            elif method != "notify_klippy_ready":
+                return  # proc stats, G-code responses, file lists: not ours
+        if method == "notify_klippy_ready":
+            self._subscribe(rpc)  # Moonraker forgets subscriptions when Klipper restarts
+        self._report()
+
+    # -- telling the agent ----------------------------------------------------------------------
+    def _report(self) -> None:
+        """Call ``changed()`` when what the agent publishes at once has moved."""
+        self._first_answer.set()
+        snap = self.poll()
+        last = snap.history[-1].job_id if snap.history else None
+        key = (snap.state, snap.state_text, snap.error, snap.file, snap.job_id, snap.user, last)
+        if key != self._last_key:
+            self._last_key = key
+            self._changed()
+
+    def _lost(self, problem: str) -> None:
+        with self._lock:
+            self._view.lost(problem)
+        self._note_problem(problem)
+        self._report()
+
+    def _note_problem(self, problem: str | None) -> None:
+        # A repeating error is logged once, then again only when it changes.
+        if problem != self._last_problem:
+            if problem:
+                log.warning("Moonraker at %s: %s", redact(self.url), problem)
+            else:
+                log.info("Moonraker at %s answers", redact(self.url))
+            self._last_problem = problem
+
+
+def _state_message(rpc: RpcSocket) -> str | None:
+    try:
+        return rpc.call("printer.info").get("state_message")
+    except RpcError:
+        return None  # Klipper went away between the two calls
+
+
+def _history(rpc: RpcSocket) -> list | None:
+    try:
+        return rpc.call("server.history.list", {"limit": HISTORY_PAGE, "order": "desc"}).get("jobs", [])
+    except RpcError as exc:
+        log.info("Moonraker keeps no job history (%s): job ends are read from print_stats", exc)
+        return None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, Timeout):
+        return f"no answer within the timeout ({exc})" if str(exc) else "no answer within the timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (Closed, ConnectionError)):
+        return "connection lost"
+    status = getattr(exc, "status_code", None)  # websocket-client's refused handshake
+    if status in (401, 403):
+        return f"API key rejected ({status}): check api_key_file"
+    if status:
+        return f"HTTP {status} from Moonraker"
+    if isinstance(exc, RpcError):
+        return f"Moonraker refused {exc}"
+    if isinstance(exc, (ValueError, AttributeError, TypeError, KeyError)):
+        return f"unreadable answer ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

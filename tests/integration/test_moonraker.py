@@ -1,0 +1,225 @@
+"""Klipper printers through Moonraker: every test runs against a real Moonraker 0.11 with Klipper's
+host in batch mode, and against the simulator's Moonraker face, with the same assertions.
+
+One printer per module and kind (starting the real pair costs ~4 s); each test leaves it idle.
+What batch mode cannot show (temperatures, M73 progress, MCU errors, a board switched off) is
+covered with recorded frames in tests/unit/test_moonraker_view.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgspec
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import config as agent_config
+from devkit.pipeline import start_agent, wait_for
+from devkit.servers import klipper_gcode
+from tests.integration.moonraker_rigs import USER, RealRig, SimRig, Watcher, history, print_state
+from tests.integration.test_sim_parity import SimulatedOctoPrint
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 0.5
+
+
+@pytest.fixture(scope="module", params=["moonraker", "simulator"])
+def rig(request, tmp_path_factory):
+    made = RealRig(tmp_path_factory.mktemp("moonraker")) if request.param == "moonraker" else SimRig()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def watcher(rig):
+    wait_for(lambda: print_state(rig) not in ("printing", "paused"), 30, "the printer to be free")
+    made = Watcher(rig.url, INTERVAL)
+    made.until(lambda s: s.state == "idle", "idle at the start")
+    made.forget()
+    yield made
+    made.close()
+
+
+def events_of(watcher, file: str) -> list[str]:
+    return [e.kind for e in watcher.events if e.file == file]
+
+
+def test_a_printed_file_rises_in_progress_and_ends_in_one_done_with_file_user_and_duration(rig, watcher):
+    rig.print_file("cube.gcode", klipper_gcode(8000))  # ~1-4 s of printing in batch mode
+    watcher.until(lambda s: "done" in watcher.kinds(), "the print to end")
+    printing = [s.progress for s in watcher.snaps if s.state == "printing" and s.progress is not None]
+    assert len(set(printing)) >= 2 and printing == sorted(printing) and printing[-1] < 100
+    assert watcher.states() == ["idle", "printing", "idle"]
+    done, entry = watcher.events[-1], history(rig)[0]
+    assert (done.kind, done.file, done.user) == ("done", "cube.gcode", USER)
+    assert done.ts == int(entry["end_time"] * 1000)  # the job's own end time, from the history
+    assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002) and done.duration > 0
+    # Positive control for "exactly one": a second job's end arrives, the first still has one.
+    rig.print_file("second.gcode", klipper_gcode(400))
+    watcher.until(lambda s: "done" in events_of(watcher, "second.gcode"), "the second print to end")
+    assert events_of(watcher, "cube.gcode") == ["started", "done"]
+    assert events_of(watcher, "second.gcode") == ["started", "done"]
+
+
+def test_a_cancel_gives_one_cancelled_and_an_out_of_range_move_one_failed_with_klippers_message(rig, watcher):
+    rig.print_file("cancel-me.gcode", klipper_gcode(8000, "PAUSE"))
+    watcher.until(lambda s: s.state == "paused", "the print to pause")
+    rig.call("POST", "/printer/print/cancel")
+    watcher.until(lambda s: "cancelled" in watcher.kinds(), "the cancel")
+    rig.print_file("bad.gcode", klipper_gcode(400, "G1 X9999 Y20"))
+    snap = watcher.until(lambda s: "failed" in watcher.kinds(), "the out-of-range move")
+    assert events_of(watcher, "cancel-me.gcode") == ["started", "paused", "cancelled"]
+    assert events_of(watcher, "bad.gcode") == ["started", "failed"]
+    failed = watcher.events[-1]
+    assert failed.error.startswith("Move out of range: 9999.000 20.000")
+    # Klipper stays ready: the job failed, the printer is free, with Klipper's words beside it.
+    assert (snap.state, snap.state_text, snap.error) == ("idle", "error", failed.error)
+    assert "disconnected" not in watcher.kinds()
+
+
+def test_moonraker_stopped_is_unreachable_within_two_intervals_and_recovers(rig, watcher):
+    began = time.monotonic()
+    rig.stop_moonraker()
+    snap = watcher.until(lambda s: s.state == "unreachable", "unreachable", timeout=10)
+    assert time.monotonic() - began <= 2 * INTERVAL
+    assert snap.error in ("connection lost", "connection refused", "HTTP 503 from Moonraker")
+    rig.start_moonraker()
+    watcher.until(lambda s: s.state == "idle", "idle after Moonraker is back", timeout=40)
+
+
+def test_klipper_killed_is_offline_with_the_message_never_idle_and_idle_again_when_back(rig, watcher):
+    rig.print_file("lost.gcode", klipper_gcode(8000, "PAUSE"))
+    watcher.until(lambda s: s.state == "paused", "the print to pause")
+    killed_at = len(watcher.snaps)
+    rig.kill_klipper()
+    snap = watcher.until(lambda s: "failed" in watcher.kinds(), "the job to fail")
+    assert (snap.state, snap.error) == ("offline", "Klippy Disconnected")
+    assert watcher.events[-1].error == "Klippy Disconnected during the print"
+    restarted_at = len(watcher.snaps)
+    rig.start_klipper()
+    watcher.until(lambda s: s.state == "idle", "idle when Klipper is back", timeout=40)
+    assert {s.state for s in watcher.snaps[killed_at:restarted_at]} == {"paused", "offline"}
+    assert events_of(watcher, "lost.gcode") == ["started", "paused", "failed"]
+
+
+def test_an_emergency_stop_is_an_error_with_klippers_message_until_the_firmware_restarts(rig, watcher):
+    rig.call("POST", "/printer/gcode/script", params={"script": "M112"})
+    snap = watcher.until(lambda s: s.state == "error", "the shutdown")
+    assert (snap.state_text, snap.error) == ("shutdown", "Shutdown due to M112 command")
+    rig.call("POST", "/printer/firmware_restart")
+    watcher.until(lambda s: s.state == "idle", "idle after FIRMWARE_RESTART", timeout=40)
+    assert watcher.kinds() == ["disconnected", "connected"]
+
+
+# -- the whole agent: restarts, and OctoPrint beside Moonraker --------------------------------------
+
+class EventLog:
+    """Every status, event and telemetry message from the broker, decoded."""
+
+    def __init__(self, broker):
+        self.messages: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/+", 1)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self._lock:
+            self.messages.append((msg.topic, msgspec.json.decode(msg.payload)))
+
+    def of(self, printer: str, channel: str) -> list[dict]:
+        with self._lock:
+            return [m for t, m in self.messages if t.endswith(f"/{printer}/{channel}")]
+
+    def jobs(self, printer: str, file: str) -> list[dict]:
+        return [e for e in self.of(printer, "event") if e.get("file") == file]
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def agent_cfg(tmp_path, broker, printers: list[dict]):
+    return agent_config.from_dict({
+        "agent": {"id": "pi-mixed", "site": "lab", "state_dir": str(tmp_path / "agent-state")},
+        "broker": {"host": broker.host, "port": broker.port, "reconnect_min": 0.2, "reconnect_max": 2},
+        "printers": [{"interval": INTERVAL, "timeout": INTERVAL, **p} for p in printers],
+    })
+
+
+def test_a_job_that_ends_while_the_agent_is_stopped_gives_one_done_after_restart_at_its_real_end_time(
+        rig, watcher, mosquitto, tmp_path):
+    log = EventLog(mosquitto)
+    cfg = agent_cfg(tmp_path, mosquitto, [{"id": "voron-1", "type": "moonraker", "url": rig.url}])
+    agent = start_agent(cfg)
+    try:
+        rig.print_file("held.gcode", klipper_gcode(400, "PAUSE"))
+        wait_for(lambda: [e["kind"] for e in log.jobs("voron-1", "held.gcode")] == ["started"], 20, "started")
+    finally:
+        agent.stop()
+    rig.call("POST", "/printer/print/resume")
+    wait_for(lambda: history(rig)[0]["status"] == "completed", 20, "the held job to complete unseen")
+    rig.print_file("unseen.gcode", klipper_gcode(400))  # begins and ends while the agent is away
+    wait_for(lambda: history(rig)[0]["filename"] == "unseen.gcode" and history(rig)[0]["status"] == "completed",
+             20, "a whole job to run unseen")
+    agent = start_agent(cfg)
+    try:
+        wait_for(lambda: len(log.jobs("voron-1", "unseen.gcode")) == 2, 20, "the unseen job's events")
+        rig.print_file("after.gcode", klipper_gcode(400))  # positive control: later events do arrive
+        wait_for(lambda: [e["kind"] for e in log.jobs("voron-1", "after.gcode")] == ["started", "done"], 20,
+                 "the next job's events")
+    finally:
+        agent.stop()
+        log.stop()
+    entries = {e["filename"]: e for e in history(rig)}
+    held = log.jobs("voron-1", "held.gcode")
+    assert [e["kind"] for e in held] == ["started", "done"]
+    assert held[1]["ts"] == int(entries["held.gcode"]["end_time"] * 1000)
+    assert held[1]["job_started"] == held[0]["ts"] and held[1]["user"] == USER
+    unseen = log.jobs("voron-1", "unseen.gcode")
+    assert [e["kind"] for e in unseen] == ["started", "done"]
+    assert [e["ts"] for e in unseen] == [int(entries["unseen.gcode"][k] * 1000) for k in ("start_time", "end_time")]
+
+
+@pytest.fixture
+def octoprint_beside(rig, request):
+    """A real OctoPrint beside the real Moonraker; a simulated one beside the simulated."""
+    if rig.kind == "moonraker":
+        yield request.getfixturevalue("octoprint")
+        return
+    sim = SimulatedOctoPrint()
+    yield sim
+    sim.stop()
+
+
+def test_one_agent_streams_octoprint_and_moonraker_printers_side_by_side_independently(
+        rig, watcher, octoprint_beside, mosquitto, tmp_path):
+    key = tmp_path / "octoprint-key"
+    key.write_text(octoprint_beside.api_key)
+    log = EventLog(mosquitto)
+    agent = start_agent(agent_cfg(tmp_path, mosquitto, [
+        {"id": "voron-1", "type": "moonraker", "url": rig.url},
+        {"id": "mk4-1", "type": "octoprint", "url": octoprint_beside.url, "api_key_file": str(key)}]))
+    try:
+        wait_for(lambda: len(log.of("voron-1", "telemetry")) >= 3 and len(log.of("mk4-1", "telemetry")) >= 3, 10,
+                 "telemetry from both")
+        rig.stop_moonraker()
+        wait_for(lambda: log.of("voron-1", "status")[-1]["state"] == "unreachable", 5, "Moonraker unreachable")
+        during = len(log.of("mk4-1", "telemetry"))
+        wait_for(lambda: len(log.of("mk4-1", "telemetry")) >= during + 4, 10, "OctoPrint streaming on")
+        rig.start_moonraker()
+        wait_for(lambda: log.of("voron-1", "status")[-1]["state"] == "idle", 40, "Moonraker back")
+    finally:
+        agent.stop()
+        log.stop()
+    assert {s["state"] for s in log.of("mk4-1", "status")} == {"idle"}
+    assert [s["api"] for s in log.of("voron-1", "status")][:1] == ["moonraker"]
+    assert log.of("mk4-1", "status")[0]["api"] == "octoprint"
+    states = [s["state"] for s in log.of("voron-1", "status")]
+    assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s] == ["idle", "unreachable", "idle"]
