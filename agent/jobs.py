@@ -132,7 +132,9 @@ class JobTracker:
             return False
         if job.job_id:
             return job.job_id == past.job_id
-        return job.file == past.file and past.ended_ts >= job.started_ts
+        # Not yet named by the printer: the entry that ended after it began, for its file
+        # (or for no file: Moonraker may miss the name of a job started as it starts itself).
+        return past.file in (job.file, None) and past.ended_ts >= job.started_ts
 
     def _end_from_history(self, past: PastJob) -> JobEvent:
         job = self.job

@@ -64,6 +64,10 @@ class RpcSocket:
             return self.pending.popleft()
         return self._read(wait)
 
+    def drop_pending(self, method: str) -> None:
+        """Forget the kept notifications of ``method`` (superseded by a call's answer)."""
+        self.pending = deque(m for m in self.pending if m.get("method") != method)
+
     def ping(self) -> None:
         self.ws.ping()
 

@@ -127,6 +127,9 @@ class Moonraker:
 
     def _subscribe(self, rpc: RpcSocket) -> None:
         status = rpc.call("printer.objects.subscribe", {"objects": OBJECTS}).get("status", {})
+        # Deltas that came while we waited are older than this full status: applied after it,
+        # they would turn progress back.
+        rpc.drop_pending("notify_status_update")
         with self._lock:
             self._view.subscribed(status)
 
@@ -149,6 +152,7 @@ class Moonraker:
         method, params = message.get("method"), message.get("params") or [{}]
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
         with self._lock:
+            resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"
             if method == "notify_status_update":
                 self._view.merge(first)
             elif method == "notify_history_changed":
@@ -159,8 +163,8 @@ class Moonraker:
                 self._view.klippy_changed("disconnected")
             elif method != "notify_klippy_ready":
                 return  # proc stats, G-code responses, file lists: not ours
-        if method == "notify_klippy_ready":
-            self._subscribe(rpc)  # Moonraker forgets subscriptions when Klipper restarts
+        if resubscribe:  # Moonraker forgot our subscription when Klipper went away
+            self._subscribe(rpc)
         self._report()
 
     # -- telling the agent ----------------------------------------------------------------------

@@ -2,6 +2,9 @@
 host in batch mode, and against the simulator's Moonraker face, with the same assertions.
 
 One printer per module and kind (starting the real pair costs ~4 s); each test leaves it idle.
+Every job runs long enough (thousands of moves, or a PAUSE) for Moonraker's 250 ms status
+updates to see it printing: a job that starts and ends within one update after another job
+ended leaves print_stats "complete" throughout, and Moonraker then records no history entry.
 What batch mode cannot show (temperatures, M73 progress, MCU errors, a board switched off) is
 covered with recorded frames in tests/unit/test_moonraker_view.py.
 """
@@ -59,7 +62,7 @@ def test_a_printed_file_rises_in_progress_and_ends_in_one_done_with_file_user_an
     assert done.ts == int(entry["end_time"] * 1000)  # the job's own end time, from the history
     assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002) and done.duration > 0
     # Positive control for "exactly one": a second job's end arrives, the first still has one.
-    rig.print_file("second.gcode", klipper_gcode(400))
+    rig.print_file("second.gcode", klipper_gcode(4000))
     watcher.until(lambda s: "done" in events_of(watcher, "second.gcode"), "the second print to end")
     assert events_of(watcher, "cube.gcode") == ["started", "done"]
     assert events_of(watcher, "second.gcode") == ["started", "done"]
@@ -102,7 +105,8 @@ def test_klipper_killed_is_offline_with_the_message_never_idle_and_idle_again_wh
     restarted_at = len(watcher.snaps)
     rig.start_klipper()
     watcher.until(lambda s: s.state == "idle", "idle when Klipper is back", timeout=40)
-    assert {s.state for s in watcher.snaps[killed_at:restarted_at]} == {"paused", "offline"}
+    between = {s.state for s in watcher.snaps[killed_at:restarted_at]}
+    assert "offline" in between and between <= {"paused", "offline"}  # never idle
     assert events_of(watcher, "lost.gcode") == ["started", "paused", "failed"]
 
 
@@ -165,13 +169,13 @@ def test_a_job_that_ends_while_the_agent_is_stopped_gives_one_done_after_restart
         agent.stop()
     rig.call("POST", "/printer/print/resume")
     wait_for(lambda: history(rig)[0]["status"] == "completed", 20, "the held job to complete unseen")
-    rig.print_file("unseen.gcode", klipper_gcode(400))  # begins and ends while the agent is away
+    rig.print_file("unseen.gcode", klipper_gcode(4000))  # begins and ends while the agent is away
     wait_for(lambda: history(rig)[0]["filename"] == "unseen.gcode" and history(rig)[0]["status"] == "completed",
              20, "a whole job to run unseen")
     agent = start_agent(cfg)
     try:
         wait_for(lambda: len(log.jobs("voron-1", "unseen.gcode")) == 2, 20, "the unseen job's events")
-        rig.print_file("after.gcode", klipper_gcode(400))  # positive control: later events do arrive
+        rig.print_file("after.gcode", klipper_gcode(4000))  # positive control: later events do arrive
         wait_for(lambda: [e["kind"] for e in log.jobs("voron-1", "after.gcode")] == ["started", "done"], 20,
                  "the next job's events")
     finally:
