@@ -107,7 +107,7 @@ def test_klipper_killed_is_offline_with_the_message_never_idle_and_idle_again_wh
     watcher.until(lambda s: s.state == "idle", "idle when Klipper is back", timeout=40)
     between = {s.state for s in watcher.snaps[killed_at:restarted_at]}
     assert "offline" in between and between <= {"paused", "offline"}  # never idle
-    assert events_of(watcher, "lost.gcode") == ["started", "paused", "failed"]
+    assert events_of(watcher, "lost.gcode") == ["started", "paused", "failed"], (watcher.events, history(rig))
 
 
 def test_an_emergency_stop_is_an_error_with_klippers_message_until_the_firmware_restarts(rig, watcher):
@@ -226,4 +226,6 @@ def test_one_agent_streams_octoprint_and_moonraker_printers_side_by_side_indepen
     assert [s["api"] for s in log.of("voron-1", "status")][:1] == ["moonraker"]
     assert log.of("mk4-1", "status")[0]["api"] == "octoprint"
     states = [s["state"] for s in log.of("voron-1", "status")]
-    assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s] == ["idle", "unreachable", "idle"]
+    seen = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+    # A Moonraker just started may say Klippy is starting for a moment: offline, then idle.
+    assert seen[:2] == ["idle", "unreachable"] and seen[-1] == "idle" and set(seen[2:-1]) <= {"offline"}
