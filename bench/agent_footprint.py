@@ -1,25 +1,32 @@
-"""Footprint of the agent: resident memory, CPU per printer, poll-to-publish latency.
+"""Footprint of the agent: resident memory, CPU per printer, sample-to-publish latency.
 
-    python bench/agent_footprint.py [--printers 4] [--interval 1.0] [--seconds 60] [--warmup 10]
-                                    [--backlog 20000] [--mix octoprint=2,prusalink=1]
+    python bench/agent_footprint.py [--mix octoprint=2,moonraker=2] [--interval 1.0] [--seconds 60]
+                                    [--warmup 10] [--backlog 20000] [--printers 4 --mix ""]
 
-Starts a private Mosquitto and N printers — OctoPrint virtual printers (tools/devkit/servers/) by
-default, or the mix given with ``--mix API=COUNT,...`` (PrusaLink printers are the simulator's
-PrusaLink face, in this process: no real PrusaLink runs here) — runs the agent as a real process (`python -m agent run -c FILE`, as systemd would) polling each printer every
-`--interval` seconds, and samples it from /proc:
+Starts a private Mosquitto and the printers of ``--mix API=COUNT,...`` (default 2 OctoPrint + 2
+Moonraker, issue #11; ``--mix ""`` gives ``--printers`` OctoPrint printers): OctoPrint virtual
+printers and Moonraker in front of Klipper's host in batch mode are real servers
+(tools/devkit/servers/); PrusaLink printers are the simulator's PrusaLink face, in this process
+(no real PrusaLink runs here). It runs the agent as a real process (`python -m agent run -c
+FILE`, as systemd would) watching each printer every `--interval` seconds, and samples it from
+/proc:
 
 - resident memory: VmRSS of the agent process (peak and last sample over the window);
 - CPU: (utime + stime) over the measuring window, as % of one core, divided by the printers;
-- latency: a subscriber in this process stamps each telemetry message on arrival and subtracts
-  the sample time inside it (`ts`, taken by the agent right after OctoPrint answered /api/job).
-  It therefore covers the rest of the poll (/api/printer), encoding, the publish, Mosquitto
-  and the delivery to a local subscriber — everything from the sample to "the broker has it
-  and delivered it". Same machine, same clock: no clock skew.
+- latency: a subscriber in this process stamps each message on arrival and subtracts the sample
+  time inside it (`ts`). Same machine, same clock: no clock skew.
+  * polled printers: poll -> publish, from telemetry (`ts` taken right after OctoPrint answered
+    /api/job: it covers the rest of the poll, encoding, the publish, Mosquitto and delivery);
+  * push printers (Moonraker): change -> publish, from status messages. A driver in this process
+    keeps each printer changing (a print that pauses, is resumed and completes, over and over);
+    `ts` is taken when the client has merged the websocket frame that changed the state
+    (microseconds after it arrived), so it covers the worker, encoding, publish and delivery.
 
 Then, beside the targets, it drains a `--backlog` of queued messages from an on-disk outbox into
 the same broker and prints the replay rate (what catching up after an outage costs).
 
-Targets (issue #3): RSS <= 40 MB, CPU <= 2 % of one core per printer, p95 <= 50 ms.
+Targets (issues #3, #11): RSS <= 40 MB, CPU <= 2 % of one core per printer, p95 <= 50 ms (each
+kind of latency).
 The machine's load (uptime) is printed beside the figures: other work inflates them.
 """
 
@@ -31,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,12 +46,13 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devkit.servers import Mosquitto, OctoPrint
+from devkit.servers import Klipper, Moonraker, Mosquitto, OctoPrint, klipper_gcode
 from devkit.sim import SimClock, Simulator
 from devkit.sim.server import PrinterSpec
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
+DEFAULT_MIX = "octoprint=2,moonraker=2"
 
 
 def load() -> str:
@@ -94,8 +103,36 @@ class PrusaLinkBench:
         self.sim.stop()
 
 
+class MoonrakerBench:
+    """Moonraker in front of Klipper's host (batch mode); ``drive`` keeps its state changing."""
+
+    push = True
+
+    def __init__(self, d: Path, i: int):
+        self.server = Moonraker(d / f"moonraker{i}", Klipper(d / f"klipper{i}").start()).start()
+
+    def table(self) -> list[str]:
+        return ['type = "moonraker"', f'url = "{self.server.url}"']
+
+    def drive(self, stop: threading.Event) -> None:
+        """Print, pause (PAUSE in the file), resume, complete; again, until stopped."""
+        server, n = self.server, 0
+        while not stop.is_set():
+            n += 1
+            server.print_file(f"cycle-{n % 2}.gcode", klipper_gcode(2000, "PAUSE"))
+            server.wait_for(lambda: server.status()["print_stats"]["state"] == "paused", 30, "paused")
+            stop.wait(0.5)
+            server.resume()
+            server.wait_for(lambda: server.status()["print_stats"]["state"] == "complete", 30, "complete")
+            stop.wait(0.5)
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server.klipper.remove()
+
+
 # printer API -> how the benchmark brings up one printer of it
-BENCH_PRINTERS = {"octoprint": OctoPrintBench, "prusalink": PrusaLinkBench}
+BENCH_PRINTERS = {"octoprint": OctoPrintBench, "prusalink": PrusaLinkBench, "moonraker": MoonrakerBench}
 
 
 def parse_mix(text: str | None, printers: int) -> list[str]:
@@ -124,22 +161,30 @@ def agent_config(d: Path, broker: Mosquitto, printers: list, interval: float) ->
 
 
 class LatencyProbe:
-    """Subscribes to all telemetry; records arrival minus sample time, in ms."""
+    """Subscribes to every printer topic; records arrival minus sample time, in ms: telemetry of
+    polled printers ("poll"), status of push printers ("push")."""
 
-    def __init__(self, broker: Mosquitto):
-        self.samples: list[float] = []
+    def __init__(self, broker: Mosquitto, push_printers: set[str]):
+        self.samples: dict[str, list[float]] = {"poll": [], "push": []}
+        self.telemetry = 0
         self.recording = False
+        self._push = push_printers
         self._decoder = msgspec.json.Decoder(dict)
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-probe")
-        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/telemetry", 1)
+        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/+", 1)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, msg):
         arrived = time.time() * 1000
-        if self.recording:
-            self.samples.append(arrived - self._decoder.decode(msg.payload)["ts"])
+        if not self.recording:
+            return
+        printer, channel = msg.topic.split("/")[3:5]
+        push = printer in self._push
+        self.telemetry += channel == "telemetry"
+        if (channel, push) in (("telemetry", False), ("status", True)):
+            self.samples["push" if push else "poll"].append(arrived - self._decoder.decode(msg.payload)["ts"])
 
     def stop(self):
         self.client.loop_stop()
@@ -192,12 +237,17 @@ def replay_rate(d: Path, broker: Mosquitto, n: int) -> dict:
 
 
 def measure(args, d: Path, broker: Mosquitto, printers: list) -> dict:
-    probe = LatencyProbe(broker)
+    pushed = [(i, p) for i, p in enumerate(printers) if getattr(p, "push", False)]
+    probe = LatencyProbe(broker, {f"vp-{i}" for i, _ in pushed})
+    stop = threading.Event()
+    drivers = [threading.Thread(target=p.drive, args=(stop,), daemon=True) for _, p in pushed]
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
                             args.interval))], cwd=d, stdout=subprocess.DEVNULL,
                             stderr=open(d / "agent.log", "wb"))
     try:
         print(f"agent pid {proc.pid}; warming up {args.warmup:.0f} s", flush=True)
+        for driver in drivers:
+            driver.start()
         time.sleep(args.warmup)
         probe.recording = True
         cpu0, t0, rss = cpu_seconds(proc.pid), time.monotonic(), []
@@ -206,24 +256,28 @@ def measure(args, d: Path, broker: Mosquitto, printers: list) -> dict:
             rss.append(rss_mb(proc.pid))
             elapsed = time.monotonic() - t0
             if int(elapsed) % 10 == 0:
-                print(f"  {elapsed:4.0f} s  rss {rss[-1]:.1f} MB  messages {len(probe.samples)}", flush=True)
+                print(f"  {elapsed:4.0f} s  rss {rss[-1]:.1f} MB  telemetry {probe.telemetry}  "
+                      f"changes {len(probe.samples['push'])}", flush=True)
             if proc.poll() is not None:
                 raise RuntimeError(f"agent exited: {(d / 'agent.log').read_text()[-2000:]}")
         cpu = cpu_seconds(proc.pid) - cpu0
         window = time.monotonic() - t0
         probe.recording = False
     finally:
+        stop.set()
         proc.terminate()
         proc.wait(15)
         probe.stop()
-    lat = probe.samples
-    expected = len(args.mix) * window / args.interval
-    return {
-        "rss_mb": max(rss), "rss_last_mb": rss[-1],
-        "cpu_total": 100 * cpu / window, "cpu_per_printer": 100 * cpu / window / len(args.mix),
-        "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "max_ms": max(lat),
-        "messages": len(lat), "expected": expected, "window": window,
-    }
+        for driver in drivers:
+            driver.join(30)
+    result = {"rss_mb": max(rss), "rss_last_mb": rss[-1], "cpu_total": 100 * cpu / window,
+              "cpu_per_printer": 100 * cpu / window / len(args.mix), "telemetry": probe.telemetry,
+              "expected": len(args.mix) * window / args.interval, "window": window}
+    for kind, lat in probe.samples.items():
+        if lat:
+            result[kind] = {"p50": percentile(lat, 50), "p95": percentile(lat, 95), "max": max(lat), "n": len(lat)}
+    result["p95_ms"] = max(result[k]["p95"] for k in ("poll", "push") if k in result)
+    return result
 
 
 def main() -> int:
@@ -233,21 +287,25 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--backlog", type=int, default=20_000, help="outbox replay size (0: skip)")
-    parser.add_argument("--mix", help="printers by API, e.g. octoprint=2,prusalink=1 (default: --printers OctoPrint)")
+    parser.add_argument("--mix", default=DEFAULT_MIX, help=f"printers by API, e.g. octoprint=2,prusalink=1 "
+                        f"(default {DEFAULT_MIX}; empty: --printers OctoPrint printers)")
     args = parser.parse_args()
     args.mix = parse_mix(args.mix, args.printers)
     r = run(args)
     ok = {k: r[k] <= v for k, v in TARGETS.items()}
     mix = ", ".join(f"{args.mix.count(api)} {api}" for api in dict.fromkeys(args.mix))
-    print(f"\nagent footprint: {len(args.mix)} printers ({mix}), polled every {args.interval:g} s, "
+    print(f"\nagent footprint: {len(args.mix)} printers ({mix}), every {args.interval:g} s, "
           f"{r['window']:.0f} s measured")
     print(f"  resident memory   peak {r['rss_mb']:.1f} MB, last {r['rss_last_mb']:.1f} MB"
           f"   (target <= 40 MB: {'ok' if ok['rss_mb'] else 'MISSED'})")
     print(f"  CPU               {r['cpu_total']:.2f} % of one core in all, {r['cpu_per_printer']:.2f} % per printer"
           f"   (target <= 2 %: {'ok' if ok['cpu_per_printer'] else 'MISSED'})")
-    print(f"  poll-to-publish   p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms"
-          f"   (target p95 <= 50 ms: {'ok' if ok['p95_ms'] else 'MISSED'})")
-    print(f"  telemetry seen    {r['messages']} of ~{r['expected']:.0f} expected")
+    for kind, label in (("poll", "poll-to-publish  "), ("push", "change-to-publish")):
+        if kind in r:
+            lat = r[kind]
+            print(f"  {label} p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms "
+                  f"({lat['n']} samples)   (target p95 <= 50 ms: {'ok' if lat['p95'] <= 50 else 'MISSED'})")
+    print(f"  telemetry seen    {r['telemetry']} of ~{r['expected']:.0f} expected")
     if args.backlog:
         print(f"  outbox replay     {r['backlog']} queued messages at {r['replay_rate']:.0f} msg/s, "
               f"{r['replay_cpu_per_10k']:.2f} CPU-s per 10,000 (SQLite on this disk, local Mosquitto)")
