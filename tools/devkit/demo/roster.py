@@ -16,13 +16,13 @@ DEMO_SITES: Fleet = {
         ("ske-mk3-01", "Prusa i3 MK3S+", "octoprint"), ("ske-mk3-02", "Prusa i3 MK3S+", "octoprint"), ("ske-mini-01", "Prusa MINI+", "octoprint")]),
     "ltu-fablab": ("LTU Fab Lab Luleå", "Luleå tekniska universitet", "Norrbotten", [
         ("ltu-mk4-01", "Prusa MK4", "octoprint"), ("ltu-mk4-02", "Prusa MK4", "octoprint"), ("ltu-mk3-01", "Prusa i3 MK3S+", "octoprint"),
-        ("ltu-kobra-01", "Anycubic Kobra 2", "octoprint"), ("ltu-ender-01", "Creality Ender-3 S1", "octoprint")]),
+        ("ltu-voron-01", "Voron 2.4 (Klipper)", "moonraker"), ("ltu-ender-01", "Creality Ender-3 S1", "octoprint")]),
     "kiruna-gymnasium": ("Hjalmar Lundbohmsskolan, teknikprogrammet", "Kiruna kommun", "Norrbotten", [
         ("kir-ender-01", "Creality Ender-3 V2", "octoprint"), ("kir-ender-02", "Creality Ender-3 V2", "octoprint"),
         ("kir-mini-01", "Prusa MINI+", "octoprint")]),
     "miun-prototyplab": ("Mittuniversitetet Prototyplabb Sundsvall", "Mittuniversitetet", "Västernorrland", [
         ("miun-mk4-01", "Prusa MK4", "octoprint"), ("miun-mk4-02", "Prusa MK4", "octoprint"), ("miun-mk3-01", "Prusa i3 MK3S+", "octoprint"),
-        ("miun-kobra-01", "Anycubic Kobra 2", "octoprint")]),
+        ("miun-k1-01", "Creality K1 (Klipper)", "moonraker")]),
     "hjalpmedel-ostersund": ("Hjälpmedelscentrum Östersund", "Region Jämtland Härjedalen", "Jämtland", [
         ("rjh-mk4-01", "Prusa MK4", "octoprint"), ("rjh-mk4-02", "Prusa MK4", "octoprint"), ("rjh-mk4-03", "Prusa MK4", "octoprint"),
         ("rjh-mk4-04", "Prusa MK4", "octoprint")]),

@@ -21,5 +21,10 @@ class SimClock:
     def now(self) -> float:
         return self.start + (self._real() - self.real_start) * self.speed
 
+    def wall(self, sim_time: float) -> float:
+        """The real wall-clock time at which simulated time was ``sim_time`` (what a printer's own
+        clock would stamp: agents and the collector live in real time)."""
+        return self.real_start + (sim_time - self.start) / self.speed
+
     def real_seconds(self, sim_seconds: float) -> float:
         return sim_seconds / self.speed

@@ -33,12 +33,13 @@ async def handle(sim, request: web.Request, p: SimPrinter, now: float) -> web.St
     if path == "/websocket":
         return await Session(sim, p, face).serve(request)
     try:
-        return await _route(request, p, now, face, path)
+        return await _route(request, p, now, face, path, sim.clock)
     except Conflict as exc:
         return _json(400, {"error": {"code": 400, "message": str(exc)}})
 
 
-async def _route(request: web.Request, p: SimPrinter, now: float, face: dict, path: str) -> web.StreamResponse:
+async def _route(request: web.Request, p: SimPrinter, now: float, face: dict, path: str,
+                 clock) -> web.StreamResponse:
     user = face.get("tokens", {}).get(request.headers.get("Authorization", "")[7:])
     if request.method == "GET":
         if path in ("/server/info", "/printer/info"):
@@ -47,7 +48,7 @@ async def _route(request: web.Request, p: SimPrinter, now: float, face: dict, pa
             wanted = set(request.query) or set(j.objects(p, now, face))
             return _ok({"eventtime": now, "status": {k: v for k, v in j.objects(p, now, face).items() if k in wanted}})
         if path == "/server/history/list":
-            return _ok({"jobs": j.history(p, int(request.query.get("limit", 50)))})
+            return _ok({"jobs": j.history(p, clock, int(request.query.get("limit", 50)))})
     elif request.method == "POST":
         if path == "/server/files/upload":
             form = await request.post()
@@ -183,7 +184,7 @@ class Session:
         if method == "printer.info":
             return _printer_info(self.p, self.face)
         if method == "server.history.list":
-            return {"count": 0, "jobs": j.history(self.p, int(params.get("limit", 50)))}
+            return {"count": 0, "jobs": j.history(self.p, self.sim.clock, int(params.get("limit", 50)))}
         if method == "printer.objects.subscribe":
             if j.klippy(self.p, self.face)[0] == "disconnected":
                 raise web.HTTPServiceUnavailable()
@@ -242,7 +243,7 @@ class Session:
         notes = [("finished", job) for job in self.p.history if job.id > seen_ended]
         if running and running != seen_running:
             notes.append(("added", self.p.job))
-        return [{"method": "notify_history_changed", "params": [{"action": action, "job": j.entry(job)}]}
+        return [{"method": "notify_history_changed", "params": [{"action": action, "job": j.entry(job, self.sim.clock)}]}
                 for action, job in notes]
 
 

@@ -3,6 +3,7 @@ built from one ``SimPrinter`` (Moonraker 0.11 with Klipper, the fields the agent
 
 from __future__ import annotations
 
+from devkit.sim.clock import SimClock
 from devkit.sim.model import Job, SimPrinter
 
 NO_USER = "_TRUSTED_USER_"
@@ -52,21 +53,22 @@ def _job_objects(p: SimPrinter, now: float) -> dict[str, dict]:
             "display_status": {"progress": progress}}
 
 
-def entry(j: Job) -> dict:
-    """One job as ``server.history.list`` and ``notify_history_changed`` show it."""
+def entry(j: Job, clock: SimClock) -> dict:
+    """One job as ``server.history.list`` and ``notify_history_changed`` show it, stamped by the
+    wall clock (as a real printer's host would)."""
     status = "in_progress" if j.ended is None else HISTORY_STATUS.get(j.ended) or CAUSE_STATUS.get(j.cause, "error")
     end = j.ended_at
     return {"job_id": f"{j.id:06X}", "user": j.user or NO_USER, "filename": j.name, "status": status,
-            "start_time": j.started, "end_time": end,
+            "start_time": clock.wall(j.started), "end_time": clock.wall(end) if end else None,
             "print_duration": round(j.elapsed(end) if end else 0.0, 2),
             "total_duration": round(end - j.started, 2) if end else 0.0,
             "filament_used": round(j.completion(end) / 100 * j.filament_mm, 1) if end else 0.0,
             "metadata": {"size": j.size}, "auxiliary_data": [], "exists": True}
 
 
-def history(p: SimPrinter, limit: int = 50) -> list[dict]:
+def history(p: SimPrinter, clock: SimClock, limit: int = 50) -> list[dict]:
     """Newest first, like Moonraker's default order."""
     jobs = list(p.history)
     if p.job is not None and p.job.ended is None:
         jobs.append(p.job)
-    return [entry(j) for j in reversed(jobs)][:limit]
+    return [entry(j, clock) for j in reversed(jobs)][:limit]
