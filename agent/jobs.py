@@ -56,7 +56,8 @@ class Ledger:
     KEEP = 200  # more than a history page the client reads, so no old entry comes back as new
 
     def __init__(self, ids: list[str] | None = None, save: Callable[[list[str]], None] = lambda ids: None):
-        self.ids = list(ids) if isinstance(ids, list) else None
+        self.ids = [str(i) for i in ids] if isinstance(ids, list) else None
+        self._known = set(self.ids or ())  # checked for every entry on every poll
         self._save = save
 
     @property
@@ -64,11 +65,12 @@ class Ledger:
         return self.ids is not None
 
     def __contains__(self, job_id: str | None) -> bool:
-        return bool(job_id) and self.ids is not None and job_id in self.ids
+        return job_id in self._known
 
     def add(self, *job_ids: str) -> None:
         known = self.ids or []
-        self.ids = (known + [i for i in job_ids if i and i not in known])[-self.KEEP:]
+        self.ids = (known + [i for i in dict.fromkeys(job_ids) if i and i not in self._known])[-self.KEEP:]
+        self._known = set(self.ids)
         self._save(self.ids)
 
 
