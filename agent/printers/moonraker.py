@@ -25,6 +25,7 @@ from common.urls import redact
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+REJECTED = "API key rejected (unauthorized): check api_key_file, or Moonraker's trusted_clients"
 IDENTITY = {"client_name": "printfarm-agent", "version": "0.1.0", "type": "other",
             "url": "https://github.com/printfarm/printfarm"}
 
@@ -217,8 +218,8 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, (Closed, ConnectionError)):
         return "connection lost"
     status = getattr(exc, "status_code", None)  # websocket-client's refused handshake
-    if status in (401, 403):
-        return f"API key rejected ({status}): check api_key_file"
+    if status in (401, 403) or isinstance(exc, RpcError) and "unauthorized" in str(exc).lower():
+        return REJECTED
     if status:
         return f"HTTP {status} from Moonraker"
     if isinstance(exc, RpcError):

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import config as agent_config
 from devkit.pipeline import start_agent, wait_for
 from devkit.servers import klipper_gcode
+from common.configkit import Secret
 from tests.integration.moonraker_rigs import USER, RealRig, SimRig, Watcher, history, print_state
 from tests.integration.test_sim_parity import SimulatedOctoPrint
 
@@ -117,6 +118,25 @@ def test_an_emergency_stop_is_an_error_with_klippers_message_until_the_firmware_
     rig.call("POST", "/printer/firmware_restart")
     watcher.until(lambda s: s.state == "idle", "idle after FIRMWARE_RESTART", timeout=40)
     assert watcher.kinds() == ["disconnected", "connected"]
+
+
+def test_an_api_key_opens_a_moonraker_that_trusts_no_client_and_a_wrong_or_missing_one_is_named(
+        moonraker_factory):
+    """Real Moonraker only: the simulator, like a default Moonraker, trusts loopback clients."""
+    server = moonraker_factory()
+    key = server.fetch_api_key()
+    server.api_key, server.trusted = None, False
+    server.restart()  # same port and database: the key stays, loopback is trusted no more
+    assert server.api("GET", "/server/info").status_code == 401
+    right, wrong, none = (Watcher(server.url, INTERVAL, Secret(k) if k else None) for k in (key, "WRONG", None))
+    try:
+        assert right.until(lambda s: s.state == "idle", "idle with the key").error is None
+        for watcher in (wrong, none):
+            snap = watcher.until(lambda s: s.state == "unreachable", "refused")
+            assert snap.error == "API key rejected (unauthorized): check api_key_file, or Moonraker's trusted_clients"
+    finally:
+        for watcher in (right, wrong, none):
+            watcher.close()
 
 
 # -- the whole agent: restarts, and OctoPrint beside Moonraker --------------------------------------
