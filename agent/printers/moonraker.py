@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
+from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
 from common.urls import redact
 
@@ -64,7 +65,7 @@ class Moonraker:
         self._rpc: RpcSocket | None = None
         self._thread: threading.Thread | None = None
         self._last_key: tuple | None = None
-        self._last_problem: str | None = None
+        self._problems = ProblemLog(log, f"Moonraker at {redact(url)}")
         self._first_answer = threading.Event()
 
     # -- the PushPrinter protocol ---------------------------------------------------------------
@@ -123,7 +124,7 @@ class Moonraker:
             self._view.history_loaded(_history(rpc))
         if klippy == "ready":
             self._subscribe(rpc)
-        self._note_problem(None)
+        self._problems.note(None)
         self._report()
 
     def _subscribe(self, rpc: RpcSocket) -> None:
@@ -182,17 +183,8 @@ class Moonraker:
     def _lost(self, problem: str) -> None:
         with self._lock:
             self._view.lost(problem)
-        self._note_problem(problem)
+        self._problems.note(problem)
         self._report()
-
-    def _note_problem(self, problem: str | None) -> None:
-        # A repeating error is logged once, then again only when it changes.
-        if problem != self._last_problem:
-            if problem:
-                log.warning("Moonraker at %s: %s", redact(self.url), problem)
-            else:
-                log.info("Moonraker at %s answers", redact(self.url))
-            self._last_problem = problem
 
 
 def _state_message(rpc: RpcSocket) -> str | None:

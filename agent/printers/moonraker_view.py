@@ -7,9 +7,8 @@ in docs/printers.md.
 
 from __future__ import annotations
 
-import math
-
 from agent.printers.base import PastJob, Snapshot
+from agent.printers.values import number as _number, text as _text
 
 # What the agent subscribes to (None: every field of the object).
 OBJECTS = {
@@ -186,14 +185,3 @@ def _time_left(progress: float | None, printed: float | None) -> float | None:
 def _ms(seconds) -> int | None:
     value = _number(seconds)
     return int(value * 1000) if value else None
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _text(value) -> str:
-    return value.strip()[:500] if isinstance(value, str) else ""
