@@ -44,6 +44,7 @@ def watcher(rig):
     made = Watcher(rig.url, INTERVAL)
     made.until(lambda s: s.state == "idle", "idle at the start")
     made.forget()
+    assert made.observe().state == "idle"  # the record starts idle
     yield made
     made.close()
 
