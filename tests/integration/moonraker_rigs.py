@@ -46,6 +46,10 @@ class RealRig:
     def start_klipper(self) -> None:
         self.klipper.start()
 
+    def settle(self) -> None:
+        """Until Moonraker has finished taking Klipper in (see Moonraker.settled)."""
+        self.server.wait_for(self.server.settled, 30, "Moonraker to settle")
+
     def stop_moonraker(self) -> None:
         self.server.stop()
 
@@ -81,6 +85,9 @@ class SimRig:
 
     def start_klipper(self) -> None:
         self.call("POST", "/sim/klippy", params={"state": "up"})
+
+    def settle(self) -> None:
+        pass  # the simulator has no start-up of its own
 
     def stop_moonraker(self) -> None:
         self.call("POST", "/sim/down", params={"on": "1"})

@@ -41,6 +41,7 @@ def rig(request, tmp_path_factory):
 @pytest.fixture
 def watcher(rig):
     wait_for(lambda: print_state(rig) not in ("printing", "paused"), 30, "the printer to be free")
+    rig.settle()
     made = Watcher(rig.url, INTERVAL)
     made.until(lambda s: s.state == "idle", "idle at the start")
     made.forget()

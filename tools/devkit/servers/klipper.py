@@ -254,8 +254,16 @@ class Moonraker(Server):
         reply = self.api("GET", "/server/info", timeout=1)
         if reply.status_code in (401, 403):
             return True  # it answers; without trust it answers "unauthorized"
-        info = reply.json()["result"]
-        return not self.wait_ready or info["klippy_state"] == "ready"
+        return not self.wait_ready or reply.json()["result"]["klippy_state"] == "ready" and self.settled()
+
+    def settled(self) -> bool:
+        """Moonraker has run all its handlers for Klipper being ready, the last of which
+        subscribes to the heaters. A print started before that may race Moonraker's own
+        subscriptions and lose its history entry's name; nothing in the API tells, so this
+        reads Moonraker's log (ours: its stdout) for that handler's line since Klipper last
+        (re)connected."""
+        text = self.log_path.read_text(errors="replace")
+        return text.rfind("Configuring available sensors") > text.rfind("Klippy Connection Removed")
 
     # -- HTTP helpers ---------------------------------------------------------------------------
     def api(self, method: str, path: str, timeout: float | None = None, token: str | None = None,
