@@ -21,6 +21,7 @@ from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
 from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
+from common.text import one_line
 from common.urls import redact
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def _history(rpc: RpcSocket) -> list | None:
     try:
         return rpc.call("server.history.list", {"limit": HISTORY_PAGE, "order": "desc"}).get("jobs", [])
     except RpcError as exc:
-        log.info("Moonraker keeps no job history (%s): job ends are read from print_stats", exc)
+        log.info("Moonraker keeps no job history (%s): job ends are read from print_stats", one_line(exc))
         return None
 
 
