@@ -9,11 +9,11 @@ from server import inventory as inventory_mod
 from server import alerts as alerts_mod
 from server.api import Api
 from server.config import ServerConfig
-from server.live import LiveFleet
+from server.live import AgentState, LiveFleet
 from server.ingest import Ingest
 from server.metrics import Metrics
 from server.mqtt import Subscriber
-from server.store.influx import BatchWriter, InfluxError, InfluxHTTP
+from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,26 @@ class Collector:
                 self.influx.create_database()
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
+        self._remember_agents()
         self.writer.start()
         if self.alerts:
             self.alerts.start()
         if self.api:
             self.api.start()
         self.subscriber.connect()
+
+    def _remember_agents(self) -> None:
+        """Each agent's last stored state. The broker sends a retained last-will again on every
+        subscription (and redelivers one a crash left unacknowledged); ingest dates a will by
+        its arrival, so without this a restart would store the same loss a second time."""
+        try:
+            found = rows(self.influx.query('SELECT last("state") AS "state", "dropped" FROM "agent" GROUP BY "agent"'))
+        except InfluxError as exc:
+            log.warning("could not read the agents' last state (%s): a retained last-will may be stored again", exc)
+            return
+        for row in found:
+            self.fleet.agents.setdefault(row["agent"], AgentState(row["agent"], row["state"], row["time"],
+                                                                  row.get("dropped") or 0))
 
     def run(self) -> None:
         self.subscriber.loop_forever()
