@@ -174,13 +174,35 @@ class SteadyLoad:
         return self.confirmed
 
 
+SENTINEL = "sentinel"  # the printer of the marker messages that settle() sends
+
+
+class JobLoad(SteadyLoad):
+    """Job events instead of telemetry: message 2k starts job k, message 2k+1 ends it (done)."""
+
+    def payload(self, n: int) -> tuple[str, bytes]:
+        job, i = n // 2, (n // 2) % self.printers
+        started = self.start_ms + job * 1000
+        if n % 2 == 0:
+            msg = protocol.Event(v=1, ts=started, printer=printer_id(i), site=SITE, seq=n, kind="started",
+                                 file=f"job{job}.gcode")
+        else:
+            msg = protocol.Event(v=1, ts=started + 600, printer=printer_id(i), site=SITE, seq=n, kind="done",
+                                 file=f"job{job}.gcode", duration=0.6, job_started=started)
+        return protocol.printer_topic(SITE, printer_id(i), "event"), protocol.encode(msg)
+
+
 def telemetry_points(influx) -> int:
-    rows = influx.query("SELECT count(seq) FROM telemetry", db=DB)
+    rows = influx.query(f"SELECT count(seq) FROM telemetry WHERE printer != '{SENTINEL}'", db=DB)
     return int(rows[0]["count"]) if rows else 0
 
 
-def wait_points(influx, expected: int, timeout: float = 60) -> int:
-    """Wait until InfluxDB holds ``expected`` telemetry points; return the count (may be more)."""
+def wait_points(influx, expected: int, timeout: float = 60, settle_via=None) -> int:
+    """Wait until InfluxDB holds ``expected`` telemetry points; return the count (may be more).
+
+    ``settle_via=(broker, collectors)``: then also ``settle`` them, so that anything extra
+    (a redelivery stored under another timestamp) would be in the count returned.
+    """
     last = [0]
 
     def enough():
@@ -194,11 +216,37 @@ def wait_points(influx, expected: int, timeout: float = 60) -> int:
         wait_for(enough, timeout, f"{expected} points in InfluxDB", interval=0.5)
     except AssertionError:
         raise AssertionError(f"InfluxDB holds {last[0]} of {expected} points") from None
-    time.sleep(1.0)  # anything extra (a duplicate) would show up now
+    if settle_via:
+        settle(influx, *settle_via)
     return telemetry_points(influx)
 
 
-def publish_raw(mqtt_broker, messages: list[tuple[str, bytes]]) -> None:
+def settle(influx, mqtt_broker, collectors: list[CollectorProcess], timeout: float = 30) -> int:
+    """The positive control of a "nothing more arrives" check: send marker messages through the
+    broker until each collector has stored one. A collector handles its deliveries in order and
+    writes them in order, so once its marker is in InfluxDB, so is everything delivered to it
+    before (redeliveries included). Returns the number of markers sent."""
+    received = lambda c: c.metrics()["printfarm_messages_received"]  # noqa: E731
+    waiting, sent = set(range(len(collectors))), 0
+    deadline = time.monotonic() + timeout
+    while waiting:
+        assert time.monotonic() < deadline, f"{len(waiting)} collector(s) never stored a marker"
+        before = [received(c) for c in collectors]
+        sent += 1
+        ts = int(time.time() * 1000) + sent
+        marker = protocol.Telemetry(v=1, ts=ts, printer=SENTINEL, site=SITE, seq=sent, state="idle")
+        publish_raw(mqtt_broker, [(protocol.printer_topic(SITE, SENTINEL, "telemetry"), protocol.encode(marker))])
+        wait_for(lambda: influx.query(f"SELECT seq FROM telemetry WHERE printer = '{SENTINEL}' AND time = {ts}ms",
+                                      db=DB), timeout, f"marker {sent} in InfluxDB", interval=0.05)
+        grew = [received(c) - b for c, b in zip(collectors, before)]
+        if len(collectors) == 1:
+            waiting.clear()
+        elif sorted(grew) == [0] * (len(grew) - 1) + [1]:  # unambiguous: the marker went to this one
+            waiting.discard(grew.index(1))
+    return sent
+
+
+def publish_raw(mqtt_broker, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
     """Publish these exact payloads at QoS 1, in order, and wait until the broker has them all."""
     done = threading.Event()
     count = [0]
@@ -214,7 +262,7 @@ def publish_raw(mqtt_broker, messages: list[tuple[str, bytes]]) -> None:
     client.connect(mqtt_broker.host, mqtt_broker.port, 30)
     client.loop_start()
     for topic, payload in messages:
-        assert client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+        assert client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
     assert done.wait(20), "broker did not confirm the publishes"
     client.disconnect()  # first: the network thread then ends at once, not at its next 1 s wake-up
     client.loop_stop()

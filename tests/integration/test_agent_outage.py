@@ -1,4 +1,5 @@
-"""Broker outages against real OctoPrint, Mosquitto, collector and InfluxDB: nothing is lost.
+"""Broker outages against real OctoPrint, Mosquitto, collector and InfluxDB: nothing is lost,
+and no job is counted twice.
 
 Every message of one printer carries the next ``seq`` (telemetry, status and job events share
 the counter), so "nothing lost" is checked exactly: the stored seqs are 1..N without holes.
@@ -25,6 +26,7 @@ from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
 from devkit.servers import make_gcode
+from tests.integration.job_counts import assert_each_job_started_and_ended_once, events_per_job, wait_later_telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -286,3 +288,114 @@ def test_a_frozen_broker_is_given_up_after_the_ack_timeout_and_nothing_is_lost(t
     last_seq = agent.workers[0].seq
     wait_for(lambda: len(stored_seqs(influxdb)) >= last_seq, 30, "every message in InfluxDB")
     assert stored_seqs(influxdb) == list(range(1, last_seq + 1))
+
+
+# --- one end per job: an agent restart while finishing, a replay overlapping live polls ----------
+
+FINISHING_S = 6  # the virtual printer holds "Finishing" this long (it sleeps after the job's M400)
+
+
+def _state_points_since(influx, since_ms: int) -> list[dict]:
+    return rows(influx, f"SELECT state, seq FROM state WHERE printer = '{PRINTER}' AND time >= {since_ms}ms")
+
+
+@pytest.mark.parametrize("back", ["while_finishing", "after_the_end"])
+def test_an_agent_killed_while_the_printer_is_finishing_sends_one_done_for_the_job(back, tmp_path, mosquitto,
+                                                                                  influxdb, octoprint, collector):
+    config = write_agent_toml(tmp_path, mosquitto, octoprint, interval=0.2)
+    log = tmp_path / "agent.log"
+    proc = run_agent(config, log)
+    try:
+        wait_for(lambda: rows(influxdb, "SELECT * FROM state WHERE state = 'idle'"), 20, "the agent's first state")
+        octoprint.command(f"!!DEBUG:sleep_after_next M400 {FINISHING_S}")
+        octoprint.upload_and_print("short.gcode", make_gcode(60))
+        wait_for(lambda: rows(influxdb, "SELECT * FROM state WHERE state = 'finishing'"), FINISHING_S,
+                 "the agent to report finishing", interval=0.05)
+        proc.send_signal(signal.SIGKILL)  # the open job is on disk; its end has not been seen
+        proc.wait(10)
+        killed = now_ms()
+        if back == "after_the_end":
+            octoprint.wait_for_state("Operational", timeout=FINISHING_S + 10)
+        proc = run_agent(config, log)
+        done = wait_for(lambda: rows(influxdb, "SELECT seq FROM job WHERE kind = 'done'"), 20, "the done event")
+        wait_later_telemetry(influxdb, PRINTER, done[0]["seq"])  # a second done would be stored by now
+        first_state = _state_points_since(influxdb, killed)[0]["state"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    # The scenario happened as named: the restarted agent's first look saw finishing, or idle.
+    assert first_state == ("finishing" if back == "while_finishing" else "idle"), first_state
+    jobs = events_per_job(influxdb, PRINTER)
+    assert_each_job_started_and_ended_once(jobs)
+    assert [dict(c) for c in jobs.values()] == [{"started": 1, "done": 1}]
+
+
+def test_an_outbox_replay_overlapping_live_data_sends_each_job_event_once(tmp_path, mosquitto, influxdb,
+                                                                          octoprint, collector):
+    """A frozen broker: the messages sent live meanwhile sit in its socket, the agent gives up on
+    them, takes them back into the outbox, and the job ends. When the broker wakes it delivers
+    the live copies and then the replay of the same messages, while a second job starts live."""
+    cfg = agent_config_for(tmp_path, mosquitto, [(PRINTER, octoprint.url, octoprint.api_key)],
+                           interval=0.2, timeout=0.3)
+    deliveries = DeliveryProbe(mosquitto)
+    agent = Agent(cfg)
+    agent.publisher.ack_timeout = 2.0
+    agent.start()
+    try:
+        octoprint.upload_and_print("first.gcode", make_gcode(120))
+        wait_for(lambda: rows(influxdb, "SELECT * FROM job WHERE kind = 'started'"), 15, "the first started event")
+        mosquitto.pause()
+        octoprint.wait_for_state("Operational", timeout=30)
+        wait_for(lambda: _outbox_events(agent, "done"), 15, "the done event in the outbox")
+        mosquitto.resume()
+        octoprint.upload_and_print("second.gcode", make_gcode(120))
+        octoprint.wait_for_state("Operational", timeout=30)
+        ends = wait_for(lambda: rows(influxdb, "SELECT seq FROM job WHERE kind = 'done'")[1:], 30, "the second done")
+        wait_later_telemetry(influxdb, PRINTER, max(r["seq"] for r in ends))
+    finally:
+        agent.stop()
+        deliveries.stop()
+    jobs = events_per_job(influxdb, PRINTER)
+    assert len(jobs) == 2
+    assert_each_job_started_and_ended_once(jobs)
+    # The overlap happened: messages came twice, the live copy and the replayed one, each time
+    # as the very same message (same point), never as a new one.
+    assert deliveries.repeats(), "no message was delivered both live and from the replay"
+    assert deliveries.changed() == {}, "a message was sent again with other content"
+    seqs = stored_seqs(influxdb)
+    assert seqs == list(range(1, seqs[-1] + 1)), "a message is missing"
+
+
+def _outbox_events(agent, kind: str) -> list[dict]:
+    items = agent.publisher.outbox.peek_batch(100_000)
+    return [m for m in (msgspec.json.decode(p) for _, t, p, _ in items if t.endswith("/event")) if m["kind"] == kind]
+
+
+class DeliveryProbe:
+    """Every printer message as the broker delivers it, keyed by (topic, seq)."""
+
+    def __init__(self, broker):
+        self.seen: dict[tuple[str, int], list[bytes]] = {}
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="delivery-probe",
+                                  clean_session=False)
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/+", 1)
+        self.client.on_message = self._on_message
+        self.client.connect_async(broker.host, broker.port)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 10, "the probe to connect")
+
+    def _on_message(self, client, userdata, msg):
+        seq = msgspec.json.decode(msg.payload).get("seq")
+        if seq is not None and not msg.retain:  # printer messages, not a retained copy on subscribing
+            self.seen.setdefault((msg.topic, seq), []).append(msg.payload)
+
+    def repeats(self) -> dict:
+        return {key: copies for key, copies in self.seen.items() if len(copies) > 1}
+
+    def changed(self) -> dict:
+        return {key: copies for key, copies in self.repeats().items() if len(set(copies)) > 1}
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,5 +1,6 @@
 """Criterion 3: a collector killed with SIGKILL under load and restarted loses nothing and
-counts nothing twice; SIGTERM flushes everything before the process exits."""
+counts nothing twice (job events counted per job, where a duplicate would show); SIGTERM
+flushes everything before the process exits."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import time
 
 import pytest
 
+from common import protocol
+
 from tests.integration.collector_helpers import (
-    CollectorProcess, SteadyLoad, broker, fleet_inventory, publish_raw, telemetry_points, wait_points,
+    CollectorProcess, JobLoad, SteadyLoad, broker, fleet_inventory, publish_raw, settle, telemetry_points, wait_points,
 )
+from tests.integration.job_counts import assert_each_job_started_and_ended_once, events_per_job
 from devkit.pipeline import DB, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,15 +32,16 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_counts_nothing_twice(
     collector = CollectorProcess(tmp, "a", mqtt_broker, influx, inventory, flush_interval=1.0).start()
     try:
         load = SteadyLoad(mqtt_broker, rate=400).start()
-        time.sleep(2.5)
-        before_kill = collector.metrics()
+        before_kill = wait_for(lambda: _mid_batch(collector), 20, "messages read but not yet stored")
         collector.kill()
-        time.sleep(3)  # restarted well within 30 s; the broker holds the session meanwhile
+        _wait_sent(load, 400, "a backlog at the broker while the collector is down")
         collector.start()
-        time.sleep(2)
+        wait_for(lambda: collector.metrics()["printfarm_points_written"] >= 400, 20, "the restarted collector to store")
         published = load.stop()
         stored = wait_points(influx, published)
-        received_after = wait_for(lambda: collector.metrics()["printfarm_messages_received"], 5, "metrics")
+        markers = settle(influx, mqtt_broker, [collector])  # redeliveries, if stored twice, are in by now
+        stored = telemetry_points(influx)
+        received_after = collector.metrics()["printfarm_messages_received"] - markers
     finally:
         collector.stop()
     assert stored == published, f"{published} published, {stored} points stored"
@@ -53,9 +58,7 @@ def test_sigterm_flushes_buffered_points_before_exit(setup):
                                  batch_size=50_000).start()
     try:
         load = SteadyLoad(mqtt_broker, rate=1000).start()
-        time.sleep(3)
-        seen = collector.metrics()
-        assert seen["printfarm_points_written"] < seen["printfarm_messages_received"], "nothing buffered"
+        seen = wait_for(lambda: _mid_batch(collector, 1000), 20, "1000 messages read and buffered")
         assert collector.terminate() == 0
         assert telemetry_points(influx) >= seen["printfarm_messages_received"]
         assert "Traceback" not in collector.log()
@@ -76,13 +79,22 @@ def test_a_redelivered_message_overwrites_its_point(tmp_path, influxdb):
         load.client.loop_stop()
         once = [load.payload(n) for n in range(10)]
         from common import protocol
-        done = protocol.Event(v=1, ts=load.start_ms, printer="p000", site="lab", seq=1, kind="done", file="a.gcode")
+        done = protocol.Event(v=1, ts=load.start_ms, printer="p000", site="lab", seq=1, kind="done", file="a.gcode",
+                              job_started=load.start_ms - 60_000)
         event = (protocol.printer_topic("lab", "p000", "event"), protocol.encode(done))
         publish_raw(mqtt_broker, once + [event] + once + [event])
         wait_for(lambda: collector.metrics()["printfarm_points_written"] >= 22, 10, "22 points written")
+        settle(influxdb, mqtt_broker, [collector])
         assert telemetry_points(influxdb) == 10
         rows = influxdb.query("SELECT sum(count) FROM job WHERE kind = 'done'", db=DB)
         assert rows[0]["sum"] == 1
+        assert [dict(c) for c in events_per_job(influxdb).values()] == [{"done": 1}]
+        # Positive control: the same job end under another timestamp is a second point, and
+        # counting per job shows it.
+        done.ts += 1
+        publish_raw(mqtt_broker, [(event[0], protocol.encode(done))])
+        settle(influxdb, mqtt_broker, [collector])
+        assert [dict(c) for c in events_per_job(influxdb).values()] == [{"done": 2}]
     finally:
         collector.stop()
         mqtt_broker.stop()
@@ -102,5 +114,78 @@ def test_collector_reconnects_after_a_broker_restart_and_keeps_its_session(setup
         publish_raw(mqtt_broker, [load.payload(n) for n in range(200, 400)])  # queued in its session
         assert wait_points(influx, 400, timeout=60) == 400
         assert collector.health()["mqtt_connected"]
+    finally:
+        collector.stop()
+
+
+def _mid_batch(collector, buffered: int = 50) -> dict | None:
+    """The collector's metrics once it holds ``buffered`` messages read but not yet stored
+    (so not acknowledged either), after it stored some: the middle of a batch."""
+    m = collector.metrics()
+    held = m["printfarm_messages_received"] - m["printfarm_points_written"]
+    return m if held >= buffered and m["printfarm_points_written"] > 0 else None
+
+
+def _wait_sent(load, more: int, what: str) -> None:
+    sent = load.sent
+    wait_for(lambda: load.sent >= sent + more, 20, what, interval=0.05)
+
+
+def test_a_collector_killed_mid_batch_stores_each_job_event_once(setup):
+    """The redelivered job events of the killed batch are written again: each job must still
+    have one started and one done point, not a second one under another timestamp."""
+    tmp, mqtt_broker, influx, inventory = setup
+    collector = CollectorProcess(tmp, "a", mqtt_broker, influx, inventory, flush_interval=1.0).start()
+    try:
+        load = JobLoad(mqtt_broker, rate=400).start()
+        before_kill = wait_for(lambda: _mid_batch(collector), 20, "job events read but not yet stored")
+        collector.kill()
+        _wait_sent(load, 200, "more job events at the broker while the collector is down")
+        collector.start()
+        published = load.stop()
+        if published % 2:  # the last job's end too
+            publish_raw(mqtt_broker, [load.payload(published)])
+            published += 1
+        wait_for(lambda: len(events_per_job(influx)) >= published // 2, 60, "every job in InfluxDB", interval=0.5)
+        markers = settle(influx, mqtt_broker, [collector])
+        received = before_kill["printfarm_messages_received"] + collector.metrics()["printfarm_messages_received"]
+    finally:
+        collector.stop()
+    assert received - markers > published, "the killed batch was not delivered again: no redelivery to count"
+    jobs = events_per_job(influx)
+    assert len(jobs) == published // 2
+    assert_each_job_started_and_ended_once(jobs)
+
+
+def _agent_status(state: str, ts: int, will: bool = False) -> tuple[str, bytes]:
+    msg = protocol.AgentStatus(v=1, ts=ts, agent="pi-x", state=state, printers=["p000"], will=will)
+    return protocol.agent_topic("pi-x"), protocol.encode(msg)
+
+
+def _offline_points(influx) -> list[int]:
+    return [r["time"] for r in influx.query("SELECT state FROM agent WHERE state = 'offline'", db=DB)]
+
+
+def test_a_retained_last_will_is_stored_once_across_collector_restarts(setup):
+    """The broker sends a retained will again to every (re)subscribing collector, and the
+    collector dates a will by its arrival: a second arrival must not become a second offline."""
+    tmp, mqtt_broker, influx, inventory = setup
+    collector = CollectorProcess(tmp, "a", mqtt_broker, influx, inventory).start()
+    try:
+        connected = int(time.time() * 1000) - 60_000
+        publish_raw(mqtt_broker, [_agent_status("online", connected), _agent_status("offline", connected, will=True)],
+                    retain=True)
+        wait_for(lambda: _offline_points(influx), 10, "the will in InfluxDB")
+        collector.terminate()
+        collector.start()
+        collector.kill()
+        collector.start()
+        settle(influx, mqtt_broker, [collector])  # the retained will came before the marker
+        assert len(_offline_points(influx)) == 1, "the retained will was stored again"
+        # Positive control: the agent back and lost again is a new offline, and it is stored.
+        again = int(time.time() * 1000)
+        publish_raw(mqtt_broker, [_agent_status("online", again), _agent_status("offline", again, will=True)],
+                    retain=True)
+        wait_for(lambda: len(_offline_points(influx)) == 2, 10, "the second will in InfluxDB")
     finally:
         collector.stop()
