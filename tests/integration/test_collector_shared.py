@@ -3,11 +3,12 @@ exactly once, and a killed one loses nothing."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.integration.collector_helpers import CollectorProcess, SteadyLoad, broker, fleet_inventory, wait_points
+from devkit.pipeline import wait_for
+from tests.integration.collector_helpers import (
+    CollectorProcess, SteadyLoad, broker, fleet_inventory, settle, wait_points,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,27 +34,27 @@ def received(collector) -> float:
 def test_two_collectors_split_the_stream_and_store_each_message_once(pair):
     mqtt_broker, influx, (a, b) = pair
     load = SteadyLoad(mqtt_broker, rate=500).start()
-    time.sleep(4)
+    wait_for(lambda: min(received(a), received(b)) >= 500, 30, "500 messages for each collector")
     published = load.stop()
     assert wait_points(influx, published) == published
     got_a, got_b = received(a), received(b)
-    assert got_a + got_b == published  # each message went to one of them, once
+    markers = settle(influx, mqtt_broker, [a, b])  # each has stored everything it was given
+    assert received(a) + received(b) - markers == got_a + got_b == published  # each message to one of them, once
     assert min(got_a, got_b) > 0.3 * published, f"load not split: {got_a} / {got_b}"
 
 
 def test_one_collector_killed_mid_stream_the_other_carries_on_and_nothing_is_lost(pair):
     mqtt_broker, influx, (a, b) = pair
     load = SteadyLoad(mqtt_broker, rate=500).start()
-    time.sleep(2)
+    wait_for(lambda: min(received(a), received(b)) >= 300, 30, "messages for each collector")
     a.kill()
     b_at_kill = received(b)
-    time.sleep(3)
-    assert received(b) > b_at_kill + 500, "the survivor must keep taking messages"
+    wait_for(lambda: received(b) > b_at_kill + 500, 20, "the survivor to keep taking messages")
     # Mosquitto keeps routing a share of the stream to the killed collector's persistent session
     # (it does not skip offline members); that share waits there, acknowledged by nobody, until a
     # collector with the same client id comes back - here a restart, in production systemd's or a
     # standby machine's (docs/scaling.md).
     a.start()
-    time.sleep(2)
+    wait_for(lambda: received(a) >= 300, 20, "the restarted collector to take its share again")
     published = load.stop()
-    assert wait_points(influx, published) == published
+    assert wait_points(influx, published, settle_via=(mqtt_broker, [a, b])) == published
