@@ -14,6 +14,7 @@ from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
 from devkit.servers import make_gcode
+from tests.integration.job_counts import events_per_job, wait_later_telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +64,10 @@ def test_a_printed_file_becomes_telemetry_states_and_one_done_event(pipeline, oc
     pipeline.wait_rows("SELECT * FROM state", "the first state point")
     octoprint.upload_and_print("cube.gcode", make_gcode(300))
     done = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'done'", "a done event", timeout=60)
-    time.sleep(2 * INTERVAL)  # nothing more must follow
+    wait_later_telemetry(pipeline.influx, "vp-1", done[0]["seq"])  # a second done would be stored by now
 
     assert len(_job_events(pipeline, "done")) == 1
+    assert [dict(c) for c in events_per_job(pipeline.influx).values()] == [{"started": 1, "done": 1}]
     event = done[0]
     assert event["file"] == "cube.gcode" and event["user"] == octoprint.user
     assert event["duration"] > 2 and event["organisation"] == "Org of lab" and event["listed"] == "true"
@@ -86,11 +88,11 @@ def test_a_cancel_gives_exactly_one_cancelled_event(pipeline, octoprint):
     pipeline.agent(octoprint)
     octoprint.upload_and_print("long.gcode", make_gcode(1500))
     pipeline.wait_rows("SELECT * FROM job WHERE kind = 'started'", "the started event")
-    time.sleep(1)
+    pipeline.wait_rows("SELECT * FROM telemetry WHERE progress > 0", "progress of the print")
     octoprint.cancel()
     octoprint.wait_for_state("Operational")
-    pipeline.wait_rows("SELECT * FROM job WHERE kind = 'cancelled'", "a cancelled event")
-    time.sleep(3 * INTERVAL)
+    cancelled = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'cancelled'", "a cancelled event")
+    wait_later_telemetry(pipeline.influx, "vp-1", cancelled[0]["seq"])
     assert len(_job_events(pipeline, "cancelled")) == 1
     assert not _job_events(pipeline, "done") and not _job_events(pipeline, "failed")
 
@@ -101,7 +103,7 @@ def test_a_printer_error_fails_the_job_once_with_its_text(pipeline, octoprint):
     pipeline.wait_rows("SELECT * FROM job WHERE kind = 'started'", "the started event")
     octoprint.command("!!DEBUG:send Error:nozzle fell off")
     failed = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'failed'", "a failed event")
-    time.sleep(3 * INTERVAL)
+    wait_later_telemetry(pipeline.influx, "vp-1", failed[0]["seq"])
     assert len(_job_events(pipeline, "failed")) == 1
     assert "nozzle fell off" in failed[0]["error"]
     errors = pipeline.rows("SELECT * FROM state WHERE state = 'error'")
@@ -127,9 +129,10 @@ def test_two_printers_are_independent_and_a_hung_one_delays_nothing(pipeline, oc
     second.sigstop()
     try:
         hung_ms = int(time.time() * 1000)
-        time.sleep(6 * INTERVAL)
         pipeline.wait_rows(f"SELECT * FROM state WHERE printer = 'vp-2' AND state = 'unreachable'",
                            "vp-2 unreachable", timeout=10)
+        pipeline.wait_rows(f"SELECT seq FROM telemetry WHERE printer = 'vp-1' AND time > {hung_ms}ms",
+                           "vp-1 polls while vp-2 hangs", predicate=lambda rows: len(rows) >= 6)
     finally:
         second.sigcont()
     times = [r["time"] for r in pipeline.rows(
