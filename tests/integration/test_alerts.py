@@ -34,12 +34,15 @@ def alerts_table(hook: WebhookReceiver, smtp: SMTPReceiver | None = None, **over
     return table
 
 
+CONTROLS = ("ctl-1", "ctl-2")  # listed printers that only the tests' positive controls drive
+
+
 class AlertPipeline:
     def __init__(self, tmp_path, broker, influx, printers=("vp-1",)):
         self.tmp, self.broker, self.influx = tmp_path, broker, influx
         self.hook = WebhookReceiver()
         self.smtp = SMTPReceiver()
-        inventory = write_inventory(tmp_path / "fleet.toml", {p: "lab" for p in printers})
+        inventory = write_inventory(tmp_path / "fleet.toml", {p: "lab" for p in printers + CONTROLS})
         self.cfg = collector_config(tmp_path, broker, influx, inventory)
         self.cfg.alerts = alerts_table(self.hook, self.smtp)
         self.collector: RunningCollector | None = None
@@ -69,6 +72,15 @@ class AlertPipeline:
     def wait_note(self, rule, kind="firing", timeout=15, interval=0.02):
         return wait_for(lambda: self.hook.of(rule, kind), timeout, f"a {kind} {rule} at the webhook", interval)
 
+    def notes_of(self, printer="vp-1") -> list[tuple[str, str]]:
+        return [(n["rule"], n["kind"]) for n in self.hook.notes if n.get("printer") == printer]
+
+    def wait_polls(self, polls: int, printer="vp-1"):
+        """Until the engine has handled ``polls`` more polls of the printer than it has now."""
+        since = self.engine.printers[("lab", printer)].newest_ts
+        wait_for(lambda: self.engine.printers[("lab", printer)].newest_ts >= since + polls * INTERVAL * 1000, 15,
+                 f"{polls} more polls of {printer} at the collector", interval=0.02)
+
     def close(self):
         for agent in self.agents:
             agent.stop()
@@ -76,6 +88,59 @@ class AlertPipeline:
             self.collector.stop()
         self.hook.close()
         self.smtp.close()
+
+
+class Control:
+    """The positive control of "no further notification": a listed printer driven by hand through
+    the same broker, collector, engine and receivers. Each receiver sends in order, so once the
+    control's note has arrived, any note the engine had made before it has arrived too."""
+
+    def __init__(self, pipeline: AlertPipeline):
+        self.pipeline, self.free = pipeline, list(CONTROLS)
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="test-control")
+        self.client.connect(pipeline.broker.host, pipeline.broker.port)
+        self.client.loop_start()
+
+    def failed(self) -> None:
+        """A failed job on a control printer now (print_failed at once); returns when its
+        notes have arrived."""
+        printer, now = self.free.pop(0), int(time.time() * 1000)
+        self._send(printer, "event", protocol.Event(v=1, ts=now, printer=printer, site="lab", seq=1, kind="failed",
+                                                    file="control.gcode", error="control"))
+        self.arrived(printer)
+
+    def down(self) -> str:
+        """A control printer goes offline while idle now: printer_down once the grace is over."""
+        printer, now = self.free.pop(0), int(time.time() * 1000)
+        self._send(printer, "status", protocol.Status(v=1, ts=now - 1, printer=printer, site="lab", seq=1, state="idle"))
+        self._send(printer, "status", protocol.Status(v=1, ts=now, printer=printer, site="lab", seq=2, state="offline"))
+        return printer
+
+    def arrived(self, printer: str, timeout: float = 15) -> None:
+        """Its note at the webhook, and at the mail receiver where the pipeline has one."""
+        wait_for(lambda: self.pipeline.notes_of(printer), timeout, f"the control {printer}'s note", interval=0.02)
+        if "mail" in self.pipeline.cfg.alerts["receivers"]:
+            wait_for(lambda: [t for t in self.pipeline.smtp.texts() if printer in t[0]], timeout,
+                     f"the control {printer}'s mail")
+
+    def _send(self, printer: str, channel: str, msg) -> None:
+        info = self.client.publish(protocol.printer_topic("lab", printer, channel), protocol.encode(msg), qos=1)
+        info.wait_for_publish(5)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _vp1_mails(pipeline) -> list[tuple[str, str]]:
+    return [t for t in pipeline.smtp.texts() if "vp-1" in t[0]]
+
+
+@pytest.fixture
+def control(alerting):
+    ctl = Control(alerting)
+    yield ctl
+    ctl.close()
 
 
 @pytest.fixture
@@ -91,18 +156,20 @@ def _print_long(octoprint, alerting):
     alerting.wait_state("printing")
 
 
-def test_a_printer_error_mid_print_sends_one_alert_to_webhook_and_mail_and_one_recovery(alerting, octoprint):
+def test_a_printer_error_mid_print_sends_one_alert_to_webhook_and_mail_and_one_recovery(alerting, control,
+                                                                                      octoprint):
     alerting.agent(octoprint)
     _print_long(octoprint, alerting)
     octoprint.command("!!DEBUG:send Error:nozzle fell off")
     note = alerting.wait_note("print_failed")[0]
     wait_for(lambda: alerting.smtp.mails, 15, "the alert mail")
-    time.sleep(4 * INTERVAL)  # more polls of the failed printer: nothing more may follow
+    alerting.wait_polls(4)  # more polls of the failed printer: nothing more may follow
+    control.failed()
 
-    assert [(n["rule"], n["kind"]) for n in alerting.hook.notes] == [("print_failed", "firing")]
+    assert alerting.notes_of("vp-1") == [("print_failed", "firing")]
     assert note["printer"] == "vp-1" and note["site"] == "lab" and note["file"] == "long.gcode"
     assert "nozzle fell off" in note["error"] and note["severity"] == "critical"
-    [(subject, body)] = alerting.smtp.texts()
+    [(subject, body)] = _vp1_mails(alerting)
     assert "Print failed" in subject and "vp-1" in subject
     for text in ("vp-1", "lab", "long.gcode", "nozzle fell off"):
         assert text in body
@@ -110,17 +177,19 @@ def test_a_printer_error_mid_print_sends_one_alert_to_webhook_and_mail_and_one_r
     octoprint.connect()
     octoprint.wait_for_state("Operational")
     alerting.wait_note("print_failed", "resolved")
-    wait_for(lambda: len(alerting.smtp.mails) == 2, 15, "the recovery mail")
-    time.sleep(4 * INTERVAL)
-    assert [n["kind"] for n in alerting.hook.notes] == ["firing", "resolved"]
-    assert len(alerting.smtp.mails) == 2 and "RESOLVED" in alerting.smtp.texts()[1][0]
-    wait_for(lambda: len(alerting.influx.query("SELECT * FROM alert", db=DB)) == 2, 10, "alert points")
-    rows = alerting.influx.query("SELECT * FROM alert", db=DB)
+    wait_for(lambda: len(_vp1_mails(alerting)) == 2, 15, "the recovery mail")
+    alerting.wait_polls(4)
+    control.failed()
+    assert alerting.notes_of("vp-1") == [("print_failed", "firing"), ("print_failed", "resolved")]
+    assert len(_vp1_mails(alerting)) == 2 and "RESOLVED" in _vp1_mails(alerting)[1][0]
+    vp1_alerts = "SELECT * FROM alert WHERE printer = 'vp-1'"
+    wait_for(lambda: len(alerting.influx.query(vp1_alerts, db=DB)) == 2, 10, "alert points")
+    rows = alerting.influx.query(vp1_alerts, db=DB)
     assert [r["state"] for r in rows] == ["firing", "resolved"]
     assert {(r["rule"], r["printer"], r["site"], r["severity"]) for r in rows} == {("print_failed", "vp-1", "lab", "critical")}
 
 
-def test_a_printer_disconnected_mid_print_alerts_at_once(alerting, octoprint):
+def test_a_printer_disconnected_mid_print_alerts_at_once(alerting, control, octoprint):
     alerting.agent(octoprint)
     _print_long(octoprint, alerting)
     began = time.time()
@@ -129,8 +198,10 @@ def test_a_printer_disconnected_mid_print_alerts_at_once(alerting, octoprint):
     took = alerting.hook.arrivals[0] - began
     assert took <= INTERVAL + 1.0, f"took {took:.2f} s"
     assert note["severity"] == "critical" and note["file"] == "long.gcode"
-    time.sleep(GRACE + 1)  # past the idle grace: still one alert, the down printer is the same incident
-    assert [n["rule"] for n in alerting.hook.notes] == ["print_failed"]
+    # Past the idle grace: still one alert, the down printer is the same incident. The control
+    # went down after vp-1, so its printer_down comes after any vp-1's would.
+    control.arrived(control.down(), timeout=GRACE + 10)
+    assert alerting.notes_of("vp-1") == [("print_failed", "firing")]
 
 
 def test_an_unreachable_octoprint_mid_print_alerts_at_once_and_recovers(alerting, octoprint):
@@ -162,28 +233,31 @@ def test_an_idle_printer_offline_alerts_only_after_the_grace_period(alerting, oc
     alerting.wait_note("printer_down", "resolved")
 
 
-def test_an_idle_printer_back_within_the_grace_period_alerts_not_at_all(alerting, octoprint):
+def test_an_idle_printer_back_within_the_grace_period_alerts_not_at_all(alerting, control, octoprint):
     alerting.agent(octoprint)
     alerting.wait_state("idle")
     octoprint.disconnect()
     alerting.wait_state("offline")
+    ctl = control.down()  # down after vp-1: its alert comes once vp-1's grace is over too
     octoprint.connect()
     alerting.wait_state("idle")
-    time.sleep(GRACE + 1)
-    assert alerting.hook.notes == [] and alerting.engine.open == {}
+    control.arrived(ctl, timeout=GRACE + 10)
+    assert alerting.notes_of("vp-1") == [] and list(alerting.engine.open) == [f"printer_down/lab/{ctl}"]
 
 
-def test_a_mintemp_error_raises_a_heater_alert(alerting, octoprint):
+def test_a_mintemp_error_raises_a_heater_alert(alerting, control, octoprint):
     alerting.agent(octoprint)
     alerting.wait_state("idle")
     octoprint.command("!!DEBUG:mintemp_error")
     note = alerting.wait_note("heater_fault")[0]
     assert note["severity"] == "critical" and "MINTEMP" in note["error"]
-    time.sleep(GRACE + 1)  # the printer is down past the grace, but the heater fault says it all
-    assert [n["rule"] for n in alerting.hook.notes] == ["heater_fault"]
+    # The printer is down past the grace, but the heater fault says it all.
+    control.arrived(control.down(), timeout=GRACE + 10)
+    assert alerting.notes_of("vp-1") == [("heater_fault", "firing")]
     api = alerting.collector.collector.api
     open_now = requests.get(f"http://127.0.0.1:{api.port}/api/alerts", timeout=5).json()["open"]
-    assert [(i["rule"], i["subject"], i["severity"]) for i in open_now] == [("heater_fault", "lab/vp-1", "critical")]
+    open_now = [(i["rule"], i["subject"], i["severity"]) for i in open_now if i["subject"] == "lab/vp-1"]
+    assert open_now == [("heater_fault", "lab/vp-1", "critical")]
 
 
 def _publisher(broker):
@@ -213,6 +287,7 @@ def test_an_open_incident_is_sent_once_repeats_after_the_interval_and_survives_a
     pipeline.cfg.alerts = alerts_table(pipeline.hook, repeat_interval=repeat,
                                        rules={"printer_down": {"grace": GRACE, "severity": "critical"}})
     client = _publisher(mosquitto)
+    control = Control(pipeline)
     try:
         pipeline.start_collector()
         pipeline.agent(octoprint)
@@ -225,9 +300,8 @@ def test_an_open_incident_is_sent_once_repeats_after_the_interval_and_survives_a
         _flood(client, 500)
         wait_for(lambda: counters["messages_accepted"] >= accepted + 500, 15,
                  "the 500 telemetry messages to be ingested")
-        time.sleep(max(0.0, fired + repeat - 2 - time.time()))
-        assert [n["kind"] for n in pipeline.hook.notes] == ["firing"]
 
+        # Nothing in between: the next note is the repeat, and not before the interval is over.
         pipeline.wait_note("printer_down", "repeat", timeout=repeat)
         assert pipeline.hook.arrivals[1] - fired >= repeat - 0.1
         assert [n["kind"] for n in pipeline.hook.notes] == ["firing", "repeat"]
@@ -236,10 +310,14 @@ def test_an_open_incident_is_sent_once_repeats_after_the_interval_and_survives_a
         pipeline.start_collector()
         assert len(pipeline.engine.open) == 1
         pipeline.wait_state("error")
+        counters = pipeline.collector.collector.metrics.counters
+        accepted = counters["messages_accepted"]
         _flood(client, 50)
-        time.sleep(3)
-        assert [n["kind"] for n in pipeline.hook.notes] == ["firing", "repeat"]
+        wait_for(lambda: counters["messages_accepted"] >= accepted + 50, 15, "the 50 telemetry messages to be ingested")
+        control.failed()  # a restored incident re-sent on start or on the flood would have come first
+        assert pipeline.notes_of("vp-1") == [("printer_down", "firing"), ("printer_down", "repeat")]
     finally:
+        control.close()
         client.loop_stop()
         client.disconnect()
         pipeline.close()
@@ -266,6 +344,7 @@ def test_a_receiver_that_is_down_gets_the_alerts_when_back_and_ingestion_keeps_i
     pipeline.cfg.alerts = alerts_table(pipeline.hook)
     pipeline.cfg.alerts["receivers"]["hook"]["timeout"] = 2.0
     client = _publisher(mosquitto)
+    control = Control(pipeline)
     try:
         pipeline.start_collector()
         pipeline.agent(octoprint)
@@ -299,11 +378,12 @@ def test_a_receiver_that_is_down_gets_the_alerts_when_back_and_ingestion_keeps_i
 
         pipeline.hook.come_back()
         wait_for(lambda: len(pipeline.hook.notes) >= expected, 20, "every queued notification")
-        time.sleep(1)
-        assert len(pipeline.hook.notes) == expected
+        control.failed()  # queued behind them: nothing of theirs comes after it
+        assert len(pipeline.hook.notes) == expected + 1
         assert [n["rule"] for n in pipeline.hook.notes].count("heater_fault") == 1
         assert pipeline.hook.notes[0]["rule"] == "heater_fault"  # delivered in order
     finally:
+        control.close()
         client.loop_stop()
         client.disconnect()
         pipeline.close()
