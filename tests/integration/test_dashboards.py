@@ -107,7 +107,7 @@ def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
     _print(first, "cube.gcode")                                    # vp-1: done
     _print(second, "long.gcode")                                   # vp-2: cancelled
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'started' AND printer = 'vp-2'", "vp-2 started")
-    time.sleep(1)
+    _wait_rows(influx, "SELECT * FROM telemetry WHERE printer = 'vp-2' AND progress > 0", "vp-2 under way")
     second.cancel()
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'done'", "the done job")
     _print(first, "doomed.gcode")                                  # vp-1: failed
@@ -121,7 +121,9 @@ def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
                "progress of the running print")
     # The alerts engine writes "firing" for the failed print (and for the printer in error).
     _wait_rows(influx, "SELECT * FROM alert WHERE state = 'firing'", "an alert point", timeout=30)
-    time.sleep(2)  # a few more samples while vp-2 prints, so per-interval panels have several
+    # A few samples while vp-2 prints, so per-interval panels have several.
+    wait_for(lambda: len(_rows(influx, "SELECT progress FROM telemetry WHERE file = 'running.gcode' AND progress > 0"))
+             >= 4, 30, "four samples of the running print", interval=0.2)
 
 
 # -- expanding queries the way Grafana does ------------------------------------------------------

@@ -24,6 +24,7 @@ from server.__main__ import main as server_main
 from server.reports import periods
 from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
 from devkit.servers import InfluxDB, Mosquitto
+from tests.integration.job_counts import assert_each_job_started_and_ended_once, events_per_job
 
 pytestmark = pytest.mark.integration
 
@@ -250,6 +251,13 @@ def fleet_db(tmp_path_factory):
                 wait_for(lambda: seen.update(_counts(influx)) or seen == expected, 30, "all points in InfluxDB")
             except AssertionError:
                 raise AssertionError(f"InfluxDB holds {seen}, expected {expected}") from None
+            # a2's second copies were delivered and written too (the positive control), and each
+            # landed on its own point: still one point per message, one start and end per job.
+            counters = collector.collector.metrics.counters
+            wait_for(lambda: counters["messages_received"] >= len(items), 30, "every copy at the collector")
+            collector.stop()
+            assert counters["messages_received"] == len(items) and _counts(influx) == expected
+            assert_each_job_started_and_ended_once(events_per_job(influx))
         finally:
             collector.stop()
         config = tmp / "server.toml"

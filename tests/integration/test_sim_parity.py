@@ -95,8 +95,9 @@ def test_print_shows_progress_and_temperatures_then_done(printer):
     watcher = Watcher(printer)
     watcher.poll()
     printer.upload_and_print("parity.gcode", make_gcode(300))
-    snap = watcher.until(lambda s: s.state == "printing" and (s.progress or 0) > 5
-                         and s.temps.get("tool0", (0, 0))[0] > 30, "printing with progress and heat")
+    # OctoPrint's time-left estimate comes a moment after the progress, later on a busy machine.
+    snap = watcher.until(lambda s: s.state == "printing" and (s.progress or 0) > 5 and s.time_left is not None
+                         and s.temps.get("tool0", (0, 0))[0] > 30, "printing with progress, estimate and heat")
     assert snap.state_text == "Printing" and snap.file == "parity.gcode" and snap.user == "operator"
     assert 0 < snap.progress < 100 and snap.print_time is not None and snap.time_left is not None
     assert snap.temps["tool0"][1] == 200.0 and snap.temps["bed"][1] == 60.0

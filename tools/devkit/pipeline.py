@@ -51,11 +51,16 @@ class RunningCollector:
         self.collector.start()
         self.thread = threading.Thread(target=self.collector.run, name="collector", daemon=True)
         self.thread.start()
+        self._stopped = False
 
     def wait_connected(self, timeout: float = 10.0) -> None:
         wait_for(lambda: self.collector.subscriber.connected, timeout, "collector to connect")
 
     def stop(self) -> None:
+        """Idempotent, so a test may stop it (to flush) before its fixture does."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.collector.subscriber.disconnect()
         self.thread.join(10)
         self.collector.stop()
