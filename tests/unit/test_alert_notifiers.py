@@ -116,19 +116,20 @@ def test_an_unknown_apprise_scheme_is_refused_at_start():
 
 
 def test_stop_does_not_wait_for_a_hung_receiver_and_returns_what_was_not_delivered():
-    release = threading.Event()
+    release, sending = threading.Event(), threading.Event()
 
     class Hung:
         name = "hung"
 
         def send(self, note):
+            sending.set()
             release.wait(10)
 
     note = {**NOTE, "queued_at": time.time()}
     delivery = Delivery(Hung())
     delivery.start()
     delivery.put(note)
-    time.sleep(0.05)  # the send is under way
+    assert sending.wait(5), "the send never began"
     began = time.perf_counter()
     pending = delivery.stop(0.2)
     assert time.perf_counter() - began < 0.5 and pending == [note]

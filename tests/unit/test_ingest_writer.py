@@ -2,6 +2,7 @@
 
 import threading
 
+from devkit.pipeline import wait_for
 from server.metrics import Metrics
 from server.store.influx import BatchWriter, InfluxError
 from server.store.spool import Spool
@@ -126,7 +127,8 @@ def test_a_full_queue_blocks_the_producer_instead_of_growing(tmp_path):
     writer.put("b 2")  # queue holds 2 chunks now
     blocked = threading.Thread(target=writer.put, args=("c 3",), daemon=True)
     blocked.start()
-    blocked.join(0.2)
+    # It has taken its line off the buffer to queue it: with the queue full it can only wait.
+    wait_for(lambda: writer._lines == [], 5, "the producer to hand off", interval=0.01)
     assert blocked.is_alive(), "put must block while the queue is full"
     assert writer.queue.qsize() == 2 and writer.pending() == 2  # the third waits in the producer's hand
     writer.step()
@@ -158,7 +160,8 @@ def test_a_full_spool_holds_acknowledgements_back(tmp_path):
     writer.handoff()
     done = threading.Thread(target=writer.step, daemon=True)
     done.start()
-    done.join(0.3)
+    # It has found the spool full and waits for room (the same call acknowledges once it has some).
+    wait_for(lambda: "is full" in (writer.last_error or ""), 5, "the writer to find the spool full", interval=0.01)
     assert done.is_alive() and acked == ["a"], "b is neither in InfluxDB nor on disk: no ack"
     influx.up = True
     clock.now += 60
@@ -171,7 +174,9 @@ def test_stop_returns_at_once_when_the_writer_is_idle(tmp_path):
     writer, influx, _, _ = make(tmp_path)
     writer.flush_interval = 30.0  # the writer thread waits up to this long on an empty queue
     writer.start()
-    time.sleep(0.1)
+    writer.put("m v=1i 1")
+    writer.handoff()
+    wait_for(lambda: influx.bodies, 5, "the first write", interval=0.01)  # then it waits on the queue again
     began = time.monotonic()
     writer.stop()
     assert time.monotonic() - began < 2
