@@ -125,11 +125,13 @@ def test_a_full_queue_blocks_the_producer_instead_of_growing(tmp_path):
     writer, _, _, _ = make(tmp_path, batch_size=1, max_queue=2)
     writer.put("a 1")
     writer.put("b 2")  # queue holds 2 chunks now
+    calls, real_put = [], writer.queue.put
+    writer.queue.put = lambda chunk, block=True, timeout=None: calls.append(block) or real_put(chunk, block, timeout)
     blocked = threading.Thread(target=writer.put, args=("c 3",), daemon=True)
     blocked.start()
-    # It has taken its line off the buffer to queue it: with the queue full it can only wait.
-    wait_for(lambda: writer._lines == [], 5, "the producer to hand off", interval=0.01)
-    assert blocked.is_alive(), "put must block while the queue is full"
+    # It is queueing its chunk with a blocking put on a full queue: it can only wait there.
+    wait_for(lambda: calls, 5, "the producer to queue its chunk", interval=0.01)
+    assert calls == [True] and blocked.is_alive(), "put must block while the queue is full"
     assert writer.queue.qsize() == 2 and writer.pending() == 2  # the third waits in the producer's hand
     writer.step()
     blocked.join(2)
