@@ -83,6 +83,21 @@ def trial(kind: str, octoprint: OctoPrint, hook: WebhookReceiver, engine, n: int
     return arrived - began, arrived - (shown[0] if shown else began)
 
 
+def method(args) -> str:
+    cause = ("a print is started; once the collector sees it printing, `!!DEBUG:send Error:...`"
+             if args.kind == "failed" else "`!!DEBUG:mintemp_error` to the idle printer")
+    return "\n".join([
+        f"method: {args.trials} trials of a {RULE[args.kind]} alert, one after another, through real parts started",
+        "  by this command: OctoPrint 1.11 (virtual printer), Mosquitto, InfluxDB, the agent polling every",
+        f"  {args.poll:g} s, the collector with its alert engine (in this process) and a loopback webhook receiver.",
+        f"  Each trial: {cause},",
+        f"  sent through OctoPrint's REST API after a random 0-{args.poll:g} s (any moment of the poll cycle).",
+        "  Timed from sending that command to the alert arriving at the webhook receiver (wall clock, this",
+        "  process); then the printer reconnects and its recovery notice is awaited before the next trial.",
+        f"  Target: p95 <= poll interval + 1 s = {(args.poll + 1) * 1000:.0f} ms; exits 1 on a miss.",
+    ])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=12)
@@ -91,6 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print when each stage saw the change")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(method(args), flush=True)
     print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     with tempfile.TemporaryDirectory(prefix="alert-latency-") as tmp_dir:
         tmp = Path(tmp_dir)

@@ -128,6 +128,7 @@ def main() -> int:
     stack = Stack(workdir, synthetic_fleet(args.printers, args.per_agent),
                   StackOptions(speed=args.speed, start="10:00", interval=args.interval, per_agent=args.per_agent,
                                outages_per_day=2.0))
+    print(method(args), flush=True)
     print(f"machine: {os.cpu_count()} cores; load before start: {os.getloadavg()}", flush=True)
     try:
         began = time.monotonic()
@@ -137,6 +138,38 @@ def main() -> int:
         return measure(stack, args)
     finally:
         stack.down()
+
+
+def method(args) -> str:
+    agents = -(-args.printers // args.per_agent)
+    return "\n".join([
+        f"method: {args.printers} simulated printers (one simulator process, {args.speed:g}x simulated time, site",
+        f"  outages), polled every {args.interval:g} s by {agents} agent processes of {args.per_agent} printers each,",
+        "  through Mosquitto and the collector into InfluxDB, every part its own process started by this command.",
+        "  Warm-up: until every printer has two messages stored. Then for "
+        f"{args.minutes:g} min: stored points every {args.every:g} s",
+        "  and each part's CPU (utime+stime over the interval, % of one core) and resident memory (psutil).",
+        "  Then the agents are stopped (SIGTERM: they flush) and the collector is drained; what each agent sent",
+        "  (the highest per-printer seq: it counts every message it published) is compared with the points",
+        "  stored (telemetry + state + job per printer).",
+        "  Target: 0 lost, every printer heard, no process died; exits 1 on a miss.",
+    ])
+
+
+def wait_polled(stack: Stack, messages: int = 2, timeout: float = 120.0) -> None:
+    """Past the agents' start-up: every printer has ``messages`` messages stored."""
+    deadline, short = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        sent, stored = per_printer(stack)
+        short = stack_printers(stack) - sum(n >= messages for n in stored.values())
+        if short <= 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{short} printer(s) had fewer than {messages} messages stored within {timeout:.0f} s")
+
+
+def stack_printers(stack: Stack) -> int:
+    return len((stack.fleet_state() or {"printers": []})["printers"])
 
 
 def wait_all_reported(stack: Stack, timeout: float = 120.0) -> None:
@@ -153,7 +186,7 @@ def wait_all_reported(stack: Stack, timeout: float = 120.0) -> None:
 
 def measure(stack: Stack, args) -> int:
     wait_all_reported(stack)
-    time.sleep(args.interval)  # one more full poll round, past the agents' start-up
+    wait_polled(stack)
     parts = Parts(stack)
     start, start_count = time.monotonic(), stored_total(stack)
     end = start + args.minutes * 60
@@ -208,7 +241,11 @@ def measure(stack: Stack, args) -> int:
         print(f"  {kind:10s} {cpu:6.1f}% {rss:7.0f} MB{extra}")
     if missing:
         print("first differences:", dict(list(missing.items())[:10]))
-    return 0 if total_sent == total_stored and not silent else 1
+    dead = stack.children.dead()
+    met = total_sent == total_stored and not silent and not dead
+    print(f"target: 0 lost, every printer heard, no process died: {'met' if met else 'MISSED'}"
+          + (f" (died: {dead})" if dead else ""))
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
