@@ -36,10 +36,7 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_counts_nothing_twice(
     collector = CollectorProcess(tmp, "a", mqtt_broker, influx, inventory, **HOLD_BATCH).start()
     try:
         load = SteadyLoad(mqtt_broker, rate=400).start()
-        before_kill = wait_for(lambda: _mid_batch(collector), 20, "messages read but not yet stored")
-        collector.kill()
-        _wait_sent(load, 400, "a backlog at the broker while the collector is down")
-        collector.start()
+        before_kill = _kill_mid_batch_and_restart(collector, load, 400)
         wait_for(lambda: collector.metrics()["printfarm_messages_received"] >= 400, 20, "the restarted collector")
         published = load.stop()
         stored = wait_points(influx, published)
@@ -130,9 +127,16 @@ def _mid_batch(collector, buffered: int = 50) -> dict | None:
     return m if held >= buffered else None
 
 
-def _wait_sent(load, more: int, what: str) -> None:
+def _kill_mid_batch_and_restart(collector, load, backlog: int) -> dict:
+    """SIGKILL while it holds messages read but not stored, let ``backlog`` more queue at the
+    broker, start it again; returns its metrics from before the kill."""
+    before = wait_for(lambda: _mid_batch(collector), 20, "messages read but not yet stored")
+    collector.kill()
     sent = load.sent
-    wait_for(lambda: load.sent >= sent + more, 20, what, interval=0.05)
+    wait_for(lambda: load.sent >= sent + backlog, 20, "a backlog at the broker while the collector is down",
+             interval=0.05)
+    collector.start()
+    return before
 
 
 def test_a_collector_killed_mid_batch_stores_each_job_event_once(setup):
@@ -142,10 +146,7 @@ def test_a_collector_killed_mid_batch_stores_each_job_event_once(setup):
     collector = CollectorProcess(tmp, "a", mqtt_broker, influx, inventory, **HOLD_BATCH).start()
     try:
         load = JobLoad(mqtt_broker, rate=400).start()
-        before_kill = wait_for(lambda: _mid_batch(collector), 20, "job events read but not yet stored")
-        collector.kill()
-        _wait_sent(load, 200, "more job events at the broker while the collector is down")
-        collector.start()
+        before_kill = _kill_mid_batch_and_restart(collector, load, 200)
         published = load.stop()
         if published % 2:  # the last job's end too
             publish_raw(mqtt_broker, [load.payload(published)])
