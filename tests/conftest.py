@@ -5,6 +5,9 @@ the demo can use it too. A missing binary makes these fixtures error, never skip
 Application-specific fixtures go at the end of this file.
 """
 
+import fcntl
+import os
+
 import pytest
 
 from devkit.servers import InfluxDB, Klipper, Moonraker, Mosquitto, OctoPrint
@@ -72,3 +75,17 @@ def moonraker_factory(tmp_path):
 def octoprint(octoprint_factory):
     """One OctoPrint, Operational, API key of user `operator` in `.api_key`."""
     return octoprint_factory()
+
+
+# -- one at a time across parallel workers ------------------------------------------------------
+
+@pytest.fixture
+def demo_stack_turn(tmp_path_factory):
+    """Tests that run a whole demo stack (simulator, collector, a handful of agents) take turns
+    across the parallel workers: several at once on 2 cores starve each other's start-up."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by its workers
+    with open(root / "demo-stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -15,7 +15,7 @@ FLEET = {"lab": ("Lab", "Org", "Örebro län", [("lab-mk4-01", "Prusa MK4", "pru
                                                ("lab-ender-01", "Creality Ender-3 V2", "octoprint")])}
 
 
-def test_a_demo_fleet_with_prusalink_printers_shows_them_with_their_api(tmp_path):
+def test_a_demo_fleet_with_prusalink_printers_shows_them_with_their_api(tmp_path, demo_stack_turn):
     stack = Stack(tmp_path / "demo", FLEET, StackOptions(interval=0.5, start="1795428000"))
     try:
         stack.up()

@@ -21,7 +21,7 @@ STATES = {"printing", "paused", "finishing", "cancelling", "idle", "offline", "e
 
 
 @pytest.fixture
-def demo_stack(tmp_path):
+def demo_stack(tmp_path, demo_stack_turn):
     # The demo's fleet, with the outage site down from the start so "unreachable" shows too.
     options = StackOptions(speed=10, seed=7, start="09:00", interval=1.0, outages=[f"{DEMO_OUTAGE_SITE}:0:60"])
     stack = Stack(tmp_path / "stack", demo_fleet(), options)
