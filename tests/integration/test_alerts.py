@@ -373,8 +373,10 @@ def test_a_receiver_that_is_down_gets_the_alerts_when_back_and_ingestion_keeps_i
               f"{delivery.failures} failed attempts meanwhile")
         expected = 1 + 2 * 2 * count // every
         assert pipeline.hook.notes == [] and len(delivery.pending()) == expected  # all waiting, in order
-        # A sender on the ingestion thread would stall 2 s per alert: 20 alerts per flood.
-        assert failing >= 0.5 * normal, f"{failing:.0f} msg/s while failing vs {normal:.0f} normally"
+        # A sender on the ingestion thread would stall 2 s per alert: 20 alerts per flood, at least
+        # 40 s for 10,000 messages, under 250 msg/s (a tenth of normal here). The bound sits well
+        # above that and below what a machine busy with other work makes of the same code.
+        assert failing >= 0.25 * normal, f"{failing:.0f} msg/s while failing vs {normal:.0f} normally"
 
         pipeline.hook.come_back()
         wait_for(lambda: len(pipeline.hook.notes) >= expected, 20, "every queued notification")
