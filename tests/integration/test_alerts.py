@@ -112,8 +112,9 @@ class Control:
     def down(self) -> str:
         """A control printer goes offline while idle now: printer_down once the grace is over."""
         printer, now = self.free.pop(0), int(time.time() * 1000)
-        self._send(printer, "status", protocol.Status(v=1, ts=now - 1, printer=printer, site="lab", seq=1, state="idle"))
-        self._send(printer, "status", protocol.Status(v=1, ts=now, printer=printer, site="lab", seq=2, state="offline"))
+        for seq, state in ((1, "idle"), (2, "offline")):
+            self._send(printer, "status", protocol.Status(v=1, ts=now - 2 + seq, printer=printer, site="lab", seq=seq,
+                                                          state=state))
         return printer
 
     def arrived(self, printer: str, timeout: float = 15) -> None:
