@@ -58,8 +58,10 @@ def test_an_oversized_message_is_refused_and_every_other_agents_message_arrives(
     session.disconnect()  # the collector is down: the broker queues for it
     north = protocol.printer_topic("north", "p1", "telemetry")
     south = [(protocol.printer_topic("south", f"p{i % 5}", "telemetry"), b"m%d" % i) for i in range(OTHERS)]
-    for _ in range(4):
-        assert str(publish_oversized(mosquitto, north)) == "Packet too large"
+    # The broker says why before it closes, but it closes while the client is still sending the
+    # rest, and on a busy machine the reset can reach the client before the reason does.
+    reasons = [str(publish_oversized(mosquitto, north)) for _ in range(4)]
+    assert set(reasons) <= {"Packet too large", "Unspecified error"} and "Packet too large" in reasons, reasons
     publish_raw(mosquitto, south + [(north, b"small, after the refusals")])
     session.connect()
     wait_for(lambda: len(session.got) >= OTHERS + 1, 20, "every queued message")
