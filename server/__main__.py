@@ -46,7 +46,7 @@ def run(cfg) -> int:
     collector = Collector(cfg)
     # SIGTERM/SIGINT end the MQTT loop; stop() then flushes everything to InfluxDB.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: collector.subscriber.disconnect())
+        signal.signal(sig, lambda *_: collector.subscriber.stop())
     collector.start()
     collector.run()
     collector.stop()

@@ -12,7 +12,7 @@ from server.config import ServerConfig
 from server.live import AgentState, LiveFleet
 from server.ingest import Ingest
 from server.metrics import Metrics
-from server.mqtt import Subscriber
+from server.mqtt import Acknowledgements, Subscriber
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -29,15 +29,16 @@ class Collector:
         self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
+        # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
+        # with the writer, and the writer acknowledges it once its points are durable.
+        acks = Acknowledgements()
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
-                                  max_batch_bytes=ic.max_batch_bytes)
+                                  max_batch_bytes=ic.max_batch_bytes, acknowledge=acks.acknowledge)
         self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, ack_after_write=cfg.mqtt.ack_after_write,
+        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=acks, flush=self.writer.flush,
+                                     track=self.writer.track if cfg.mqtt.ack_after_write else None,
                                      metrics=self.metrics)
-        # A message is acknowledged to the broker only once its points are durable.
-        self.subscriber.track, self.subscriber.flush = self.writer.mark, self.writer.handoff
-        self.writer.on_durable = self.subscriber.acknowledge
         self.api = (Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
                     if cfg.http.enabled else None)
         # Alerts listen to every accepted message; sending happens on their own threads.
@@ -64,7 +65,6 @@ class Collector:
             self.alerts.start()
         if self.api:
             self.api.start()
-        self.subscriber.connect()
 
     def _remember_agents(self) -> None:
         """Each agent's last stored state. The broker sends a retained last-will again on every
@@ -80,11 +80,12 @@ class Collector:
                                                                   row.get("dropped") or 0))
 
     def run(self) -> None:
-        self.subscriber.loop_forever()
+        """The MQTT loop, on the calling thread, until ``stop`` (or a signal) ends it."""
+        self.subscriber.run()
 
     def stop(self) -> None:
         """Stop reading, flush what was read into InfluxDB, then close."""
-        self.subscriber.disconnect()
+        self.subscriber.stop()
         if self.alerts:
             self.alerts.stop()  # before the writer, so its last points are flushed too
         self.writer.stop()

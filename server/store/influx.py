@@ -123,8 +123,8 @@ def rows(results: list[dict]) -> list[dict]:
 
 
 class Chunk:
-    """Lines handed from the ingest thread to the writer, and the tokens (MQTT message ids)
-    that may be acknowledged once those lines are durable."""
+    """Lines handed from the ingest thread to the writer, and the tokens of the MQTT
+    deliveries to acknowledge once those lines are durable (server/mqtt/acks.py)."""
 
     __slots__ = ("lines", "tokens")
 
@@ -136,7 +136,7 @@ class BatchWriter:
     """Collects lines from the ingest thread and writes them in batches on its own thread.
 
     Lines gather in a buffer; a full buffer (``batch_size``), an old one (``flush_interval``)
-    or ``handoff()`` moves it as one chunk onto a bounded queue, so the hot path pays a list
+    or ``flush()`` moves it as one chunk onto a bounded queue, so the hot path pays a list
     append per line, not a queue operation. When the queue is full, the producer blocks:
     the MQTT loop stops reading and the broker holds the rest (backpressure, not memory).
 
@@ -145,7 +145,7 @@ class BatchWriter:
     single lines, and a single line it refuses is logged and counted, never retried for ever.
 
     A chunk is *durable* once InfluxDB took it or it is in the on-disk spool; only then are
-    its tokens passed to ``on_durable`` (the collector acknowledges the MQTT messages there).
+    the tokens ``track``ed with it passed to ``acknowledge`` (the MQTT loop sends the PUBACKs).
     While the spool holds anything, new chunks go behind it, so points reach InfluxDB in
     the order they came. A full spool blocks (the broker keeps the backlog).
     """
@@ -153,7 +153,7 @@ class BatchWriter:
     def __init__(self, client: InfluxHTTP, batch_size: int = 5000, flush_interval: float = 1.0,
                  max_queue: int = 50_000, retry_max: float = 5.0, spool: Spool | None = None,
                  max_batch_bytes: int = 10_000_000,
-                 on_durable: Callable[[list], None] | None = None,
+                 acknowledge: Callable[[list], None] = lambda tokens: None,
                  clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None):
         self.client = client
         self.batch_size = batch_size
@@ -162,7 +162,7 @@ class BatchWriter:
         self.queue: queue.Queue[Chunk] = queue.Queue(maxsize=max(2, max_queue // batch_size))
         self.retry_max = retry_max
         self.spool = spool
-        self.on_durable = on_durable or (lambda tokens: None)
+        self.acknowledge = acknowledge
         self.clock = clock
         self.metrics = metrics or client.metrics
         self._lines: list[str] = []
@@ -190,16 +190,16 @@ class BatchWriter:
             self._bytes += len(line) + 1
             full = len(self._lines) >= self.batch_size or self._bytes >= self.max_batch_bytes
         if full:
-            self.handoff()
+            self.flush()
 
-    def mark(self, token) -> None:
-        """Acknowledge ``token`` once every line put before it is durable."""
+    def track(self, tokens: list) -> None:
+        """Acknowledge these deliveries once every line put before them is durable."""
         with self._lock:
             if not self._lines and not self._tokens:
                 self._since = self.clock()
-            self._tokens.append(token)
+            self._tokens += tokens
 
-    def handoff(self, block: bool = True) -> bool:
+    def flush(self, block: bool = True) -> bool:
         """Move the buffer onto the queue now; False if the queue stayed full (buffer kept)."""
         with self._lock:
             if not self._lines and not self._tokens:
@@ -223,7 +223,7 @@ class BatchWriter:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Flush everything buffered, queued and spooled (as far as InfluxDB lets), then stop."""
-        self.handoff()
+        self.flush()
         self._stop.set()
         if self._thread.is_alive():
             try:  # wake the writer if it waits on an empty queue
@@ -254,13 +254,13 @@ class BatchWriter:
             self._store(chunk)
         elif self._lines or self._tokens:
             if self.clock() - self._since >= self.flush_interval:
-                self.handoff(block=False)
+                self.flush(block=False)
         if self.spool is not None and len(self.spool) > 0:
             self._drain_one()
 
     def _finish(self, deadline: float) -> None:
         while True:
-            self.handoff(block=False)  # a full queue keeps the buffer: go round again
+            self.flush(block=False)  # a full queue keeps the buffer: go round again
             try:
                 self._store(self.queue.get_nowait())
             except queue.Empty:
@@ -285,7 +285,7 @@ class BatchWriter:
                 else:
                     self._spool(body)
         if chunk.tokens:
-            self.on_durable(chunk.tokens)
+            self.acknowledge(chunk.tokens)
 
     def _spool(self, body: bytes) -> None:
         while not self.spool.has_room(len(body)):

@@ -1,91 +1,238 @@
-"""The collector's fast PUBLISH reader must deliver exactly what paho would, however the byte
-stream is cut into reads, and acknowledge every QoS 1 message once."""
+"""The collector's MQTT session against a scripted broker on a socket pair: what goes on the
+wire, every message delivered in order however the stream is cut, acknowledgements only when
+due, keep-alive, and reconnecting after whatever ends a connection."""
 
 from __future__ import annotations
 
+import queue
 import socket
-import struct
+import threading
 
-import paho.mqtt.client as mqtt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import mqtt as collector_mqtt
 from server.config import MqttConfig
+from server.mqtt import Acknowledgements, Subscriber
+from server.mqtt import session as session_mod
 
-PINGRESP = b"\xd0\x00"
+CONNACK = b"\x20\x02\x00\x00"
+CONNACK_SESSION_PRESENT = b"\x20\x02\x01\x00"
 
 
-def publish_packet(topic: str, payload: bytes, qos: int, mid: int) -> bytes:
+def publish(topic: str, payload: bytes, qos: int, packet_id: int) -> bytes:
     t = topic.encode()
-    body = struct.pack("!H", len(t)) + t + (struct.pack("!H", mid) if qos else b"") + payload
+    body = len(t).to_bytes(2, "big") + t + (packet_id.to_bytes(2, "big") if qos else b"") + payload
     n, length = len(body), bytearray()
     while True:
-        byte, n = n % 128, n // 128
-        length.append(byte | (128 if n else 0))
+        n, digit = divmod(n, 128)
+        length.append(digit | (0x80 if n else 0))
         if not n:
-            break
-    return bytes([0x30 | (qos << 1)]) + bytes(length) + body
+            return bytes([0x30 | qos << 1]) + bytes(length) + body
 
 
-def connected_subscriber(handle):
-    sub = collector_mqtt.Subscriber(MqttConfig(), handle)
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    sub.client._sock = ours
-    sub.client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
-    return sub, theirs
+def puback(packet_id: int) -> bytes:
+    return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
-def read_acks(sock: socket.socket) -> list[int]:
-    sock.setblocking(False)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Broker:
+    """Hands the subscriber one end of a socket pair per connection attempt; the test speaks
+    MQTT on the other end, byte by byte."""
+
+    def __init__(self):
+        self.connections: queue.Queue[socket.socket] = queue.Queue()
+        self.peer: socket.socket | None = None
+
+    def open_socket(self, cfg, timeout):
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        theirs.settimeout(5)
+        self.connections.put(theirs)
+        return ours
+
+    def accept(self, connack: bytes = CONNACK, nudge=lambda: None) -> bytes:
+        """Take the next connection (calling ``nudge`` while none comes), read its CONNECT, answer."""
+        for _ in range(100):
+            try:
+                self.peer = self.connections.get(timeout=0.05)
+                break
+            except queue.Empty:
+                nudge()
+        else:
+            raise AssertionError("the subscriber did not connect")
+        connect = self.read_packet()
+        self.peer.sendall(connack)
+        return connect
+
+    def read_exact(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.peer.recv(n - len(data))
+            assert chunk, f"connection closed after {data!r}"
             data += chunk
-    except BlockingIOError:
-        pass
-    assert len(data) % 4 == 0
-    acks = []
-    for i in range(0, len(data), 4):
-        kind, length, mid = struct.unpack("!BBH", data[i:i + 4])
-        assert (kind, length) == (0x40, 2)
-        acks.append(mid)
-    return acks
+        return data
+
+    def read_packet(self) -> bytes:
+        head = self.read_exact(2)
+        length, shift, more = head[1] & 0x7F, 7, head[1] & 0x80
+        while more:
+            byte = self.read_exact(1)[0]
+            length |= (byte & 0x7F) << shift
+            shift, more = shift + 7, byte & 0x80
+            head += bytes([byte])
+        return head + self.read_exact(length)
+
+    def send(self, data: bytes) -> None:
+        self.peer.sendall(data)
+
+
+class Running:
+    """A Subscriber on its own thread, as in the collector."""
+
+    def __init__(self, cfg=None, track=None, handle=None, flush=lambda: None):
+        self.broker, self.clock, self.got = Broker(), Clock(), []
+        self.delivered = threading.Condition()
+        self.acks = Acknowledgements()
+        self.sub = Subscriber(cfg or MqttConfig(client_id="c1", keepalive=30), handle or self._handle,
+                              track=track, flush=flush, acknowledgements=self.acks,
+                              open_socket=self.broker.open_socket, clock=self.clock)
+        self.thread = threading.Thread(target=self.sub.run, daemon=True)
+        self.thread.start()
+
+    def _handle(self, topic, payload):
+        with self.delivered:
+            self.got.append((topic, payload))
+            self.delivered.notify_all()
+
+    def wait_delivered(self, n: int) -> None:
+        with self.delivered:
+            assert self.delivered.wait_for(lambda: len(self.got) >= n, 5), f"{len(self.got)} of {n} delivered"
+
+    def tick(self, seconds: float) -> None:
+        """Move the clock on and let the loop look at it."""
+        self.clock.now += seconds
+        self.acks.wake()
+
+    def tick_until_ping(self, step: float = 4.0) -> float:
+        """Move the clock on in steps until a PINGREQ arrives; the clock's time then."""
+        self.broker.peer.settimeout(0.1)
+        try:
+            for _ in range(40):
+                self.tick(step)
+                try:
+                    assert self.broker.read_packet() == b"\xc0\x00"
+                    return self.clock.now
+                except TimeoutError:
+                    continue
+            raise AssertionError("no PINGREQ")
+        finally:
+            self.broker.peer.settimeout(5)
+
+    def reconnect(self, connack: bytes = CONNACK) -> bytes:
+        """The next connection, moving the clock past the backoff until it comes."""
+        return self.broker.accept(connack, nudge=lambda: self.tick(session_mod.RECONNECT_MAX))
+
+    def stop(self) -> None:
+        self.sub.stop()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        self.sub.close()
+
+
+@pytest.fixture
+def running():
+    made = []
+
+    def start(**kw) -> Running:
+        made.append(Running(**kw))
+        return made[-1]
+
+    yield start
+    for r in made:
+        if r.thread.is_alive():
+            r.stop()
+
+
+def test_connect_and_subscribe_on_the_wire(running):
+    r = running(cfg=MqttConfig(client_id="collector-a", keepalive=30, share_group="farm"))
+    connect = r.broker.accept()
+    assert connect == b"\x10\x17\x00\x04MQTT\x04\x00\x00\x1e\x00\x0bcollector-a"  # clean session off
+    filt = b"$share/farm/printfarm/v1/+/+/+"
+    assert r.broker.read_packet() == b"\x82" + bytes([5 + len(filt)]) + b"\x00\x01\x00" + bytes([len(filt)]) + filt + b"\x01"
 
 
 messages = st.lists(st.tuples(
-    st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t),
-    st.binary(max_size=400) | st.binary(min_size=16_380, max_size=16_400),
+    st.text(min_size=1, max_size=40),
+    st.binary(max_size=400) | st.integers(16_380, 16_400).map(lambda n: bytes(range(256)) * (n // 256) + b"x" * (n % 256)),
     st.sampled_from([0, 1]),
     st.booleans(),  # a PINGRESP after it
 ), min_size=1, max_size=30)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(msgs=messages, cuts=st.lists(st.integers(1, 3000), max_size=20))
-def test_fast_reader_delivers_every_message_in_order_however_the_stream_is_cut(msgs, cuts):
-    got = []
-    sub, peer = connected_subscriber(lambda topic, payload: got.append((topic, payload)))
+def test_every_message_in_order_however_the_stream_is_cut_and_each_qos1_acknowledged_once(msgs, cuts):
+    r = Running()
     try:
-        stream = b""
-        for n, (topic, payload, qos, ping) in enumerate(msgs, start=1):
-            stream += publish_packet(topic, payload, qos, n) + (PINGRESP if ping else b"")
+        r.broker.accept()
+        r.broker.read_packet()  # SUBSCRIBE
+        stream = b"".join(publish(t, p, q, n) + (b"\xd0\x00" if ping else b"")
+                          for n, (t, p, q, ping) in enumerate(msgs, start=1))
         pos = 0
         for cut in cuts + [len(stream)]:
-            piece = stream[pos:pos + cut]
-            pos += len(piece)
-            if piece:
-                peer.sendall(piece)
-                assert sub._read_burst() == 0
-        assert got == [(topic, payload) for topic, payload, _, _ in msgs]
-        assert read_acks(peer) == [n for n, m in enumerate(msgs, start=1) if m[2] == 1]
+            r.broker.send(stream[pos:pos + cut])
+            pos += cut
+        r.wait_delivered(len(msgs))
+        assert r.got == [(t, p) for t, p, _, _ in msgs]
+        expected = [n for n, m in enumerate(msgs, start=1) if m[2] == 1]
+        assert r.broker.read_exact(4 * len(expected)) == b"".join(puback(n) for n in expected)
     finally:
-        peer.close()
-        sub.client._sock.close()
+        r.stop()
 
 
-def test_a_handler_that_raises_does_not_stop_the_loop_and_the_message_is_still_acknowledged():
+def test_with_track_nothing_is_acknowledged_until_the_writer_says_durable(running):
+    tracked = []
+    r = running(track=tracked.extend)
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"1", 1, 7) + publish("a/b", b"2", 1, 8) + publish("a/b", b"q0", 0, 0))
+    r.wait_delivered(3)
+    assert len(tracked) == 2
+    r.broker.peer.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        r.broker.peer.recv(4)  # not durable yet: no PUBACK
+    r.broker.peer.settimeout(5)
+    r.acks.acknowledge(tracked)
+    assert r.broker.read_exact(8) == puback(7) + puback(8)  # positive control: now they come
+
+
+def test_tokens_of_an_earlier_connection_are_not_acknowledged_on_the_new_one(running):
+    tracked = []
+    r = running(track=tracked.extend)
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"1", 1, 5))
+    r.wait_delivered(1)
+    r.broker.peer.close()  # connection lost; the broker will redeliver id 5 itself
+    r.reconnect(CONNACK_SESSION_PRESENT)
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"1", 1, 6))
+    r.wait_delivered(2)
+    r.acks.acknowledge(tracked)  # the old token for 5 and the new one for 6
+    assert r.broker.read_exact(4) == puback(6)
+    r.stop()
+    assert r.broker.peer.recv(10) == b"\xe0\x00"  # a clean DISCONNECT, and no PUBACK for 5
+
+
+def test_a_handler_that_raises_does_not_stop_the_loop_and_the_message_is_still_acknowledged(running):
     seen = []
 
     def handle(topic, payload):
@@ -93,39 +240,95 @@ def test_a_handler_that_raises_does_not_stop_the_loop_and_the_message_is_still_a
         if payload == b"boom":
             raise ValueError("bug")
 
-    sub, peer = connected_subscriber(handle)
-    peer.sendall(publish_packet("a/b", b"boom", 1, 7) + publish_packet("a/b", b"ok", 1, 8))
-    sub._read_burst()
+    r = running(handle=handle)
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"boom", 1, 7) + publish("a/b", b"ok", 1, 8))
+    assert r.broker.read_exact(8) == puback(7) + puback(8)
     assert seen == [b"boom", b"ok"]
-    assert read_acks(peer) == [7, 8]
 
 
-def test_ids_of_an_earlier_connection_are_not_acknowledged_on_the_new_one():
-    sub, peer = connected_subscriber(lambda t, p: None)
-    sub._generation = 2
-    sub.acknowledge([(1, 5), (2, 6)])
-    sub._send_acks()
-    assert read_acks(peer) == [6]
+@pytest.mark.parametrize("ending", ["close", "malformed", "qos2"])
+def test_whatever_ends_a_connection_the_subscriber_connects_again(running, ending):
+    r = running()
+    r.broker.accept()
+    r.broker.read_packet()
+    if ending == "close":
+        r.broker.peer.close()
+    elif ending == "malformed":
+        r.broker.send(b"\x32\x01\x00")  # a PUBLISH too short to hold its topic
+    else:
+        r.broker.send(publish("a/b", b"x", 2, 9))  # we subscribed at QoS 1
+    if ending != "close":
+        assert r.broker.peer.recv(10) == b""  # we closed it
+    r.reconnect()
+    assert r.broker.read_packet()[:1] == b"\x82"
+    assert r.sub.connected
 
 
-def test_the_broker_closing_the_connection_is_reported_not_spun_on():
-    sub, peer = connected_subscriber(lambda t, p: None)
-    peer.sendall(publish_packet("a/b", b"x", 0, 0))
-    peer.close()
-    assert sub._read_burst() != 0  # connection lost, reported by paho
+def test_a_refused_connection_is_retried_with_backoff(running, caplog):
+    r = running()
+    r.broker.accept(b"\x20\x02\x00\x05")  # not authorised
+    assert r.broker.peer.recv(10) == b""
+    r.reconnect()
+    assert r.broker.read_packet()[:1] == b"\x82"
+    assert "not authorised" in caplog.text
 
 
-def test_a_malformed_publish_is_left_to_paho_which_drops_the_connection():
-    sub, peer = connected_subscriber(lambda t, p: None)
-    peer.sendall(b"\x32\x01\x00")  # a PUBLISH too short to hold a topic length
-    assert sub._read_burst() != 0
+def test_a_pingreq_goes_out_when_nothing_else_did_and_silence_after_it_ends_the_connection(running):
+    r = running()  # keepalive 30 s
+    r.broker.accept()
+    r.broker.read_packet()
+    assert r.tick_until_ping() >= 1000 + 0.75 * 30  # not before 3/4 of the keepalive
+    r.tick(31)  # no answer at all within the keepalive
+    assert r.broker.peer.recv(10) == b""
+    r.reconnect()  # and it connects again
 
 
-def test_a_connection_reset_by_the_broker_is_a_lost_connection_not_a_dead_loop(monkeypatch):
-    sub, peer = connected_subscriber(lambda t, p: None)
+def test_any_bytes_after_a_pingreq_keep_the_connection(running):
+    r = running()
+    r.broker.accept()
+    r.broker.read_packet()
+    r.tick_until_ping()
+    r.broker.send(publish("a/b", b"x", 0, 0))  # a backlog may precede the PINGRESP
+    r.wait_delivered(1)
+    r.tick(31)
+    r.broker.send(publish("a/b", b"y", 0, 0))
+    r.wait_delivered(2)
+    assert r.sub.connected
 
-    def reset(self, bufsize):
-        raise ConnectionResetError(104, "Connection reset by peer")
 
-    monkeypatch.setattr(mqtt.Client, "_sock_recv", reset)
-    assert sub._read_burst() != 0  # reported as a lost connection; nothing raised
+def test_the_writer_is_asked_to_flush_once_the_socket_goes_quiet(running):
+    flushed = threading.Event()
+    r = running(track=lambda tokens: None, flush=flushed.set)
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"1", 1, 3))
+    r.wait_delivered(1)
+    assert not flushed.is_set()
+    r.tick(2 * session_mod.IDLE_FLUSH)
+    assert flushed.wait(5)
+
+
+def test_a_refused_subscription_is_logged(running, caplog):
+    r = running()
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(b"\x90\x03\x00\x01\x80")
+    r.broker.send(publish("a/b", b"x", 0, 0))
+    r.wait_delivered(1)
+    assert "refused the subscription" in caplog.text
+
+
+def test_stop_then_close_sends_the_due_acknowledgements_and_a_disconnect(running):
+    tracked = []
+    r = running(track=tracked.extend)
+    r.broker.accept()
+    r.broker.read_packet()
+    r.broker.send(publish("a/b", b"1", 1, 4))
+    r.wait_delivered(1)
+    r.sub.stop()
+    r.thread.join(5)
+    r.acks.acknowledge(tracked)  # the writer's last flush, after the loop ended
+    r.sub.close()
+    assert r.broker.read_exact(6) == puback(4) + b"\xe0\x00"

@@ -33,7 +33,7 @@ class Clock:
 def make(tmp_path, batch_size=3, spool_bytes=1 << 20, **kw):
     influx, clock, acked = FakeInflux(), Clock(), []
     writer = BatchWriter(influx, batch_size=batch_size, flush_interval=1.0, spool=Spool(tmp_path, spool_bytes),
-                         on_durable=acked.extend, clock=clock, metrics=Metrics(), **kw)
+                         acknowledge=acked.extend, clock=clock, metrics=Metrics(), **kw)
     return writer, influx, clock, acked
 
 
@@ -41,10 +41,10 @@ def test_a_full_buffer_is_written_as_one_batch_and_then_acknowledged(tmp_path):
     writer, influx, _, acked = make(tmp_path)
     for i in range(3):
         writer.put(f"m v={i}i {i}")
-        writer.mark(i)
+        writer.track([i])
     assert acked == [] and influx.bodies == []  # nothing durable yet
     writer.step()
-    # The third token was marked after the buffer had been handed off: it waits for the next batch.
+    # The third token was tracked after the buffer had been flushed: it waits for the next batch.
     assert influx.bodies == [b"m v=0i 0\nm v=1i 1\nm v=2i 2"]
     assert acked == [0, 1]
     assert writer.metrics.counters["points_written"] == 3
@@ -53,7 +53,7 @@ def test_a_full_buffer_is_written_as_one_batch_and_then_acknowledged(tmp_path):
 def test_an_old_partial_buffer_is_flushed_by_age(tmp_path):
     writer, influx, clock, acked = make(tmp_path, batch_size=100)
     writer.put("m v=1i 1")
-    writer.mark("t1")
+    writer.track(["t1"])
     writer.step()
     assert influx.bodies == []
     clock.now += 1.0
@@ -67,7 +67,7 @@ def test_batches_go_to_the_spool_while_influx_is_down_and_come_back_in_order(tmp
     influx.up = False
     for i in range(6):
         writer.put(f"m v={i}i {i}")
-        writer.mark(i)
+        writer.track([i])
         writer.step()
     # Durable on disk, so acknowledged, though InfluxDB has nothing.
     assert influx.bodies == [] and len(writer.spool) == 3
@@ -76,8 +76,8 @@ def test_batches_go_to_the_spool_while_influx_is_down_and_come_back_in_order(tmp
 
     influx.up = True
     writer.put("m v=6i 6")
-    writer.mark(6)
-    writer.handoff()
+    writer.track([6])
+    writer.flush()
     clock.now += 60
     for _ in range(10):
         writer.step()
@@ -89,7 +89,7 @@ def test_a_spool_left_by_a_crash_is_written_first_after_a_restart(tmp_path):
     Spool(tmp_path, 1 << 20).append(b"old v=1i 1")
     writer, influx, _, _ = make(tmp_path)
     writer.put("new v=2i 2")
-    writer.handoff()
+    writer.flush()
     writer.step()
     writer.step()
     assert influx.lines() == ["old v=1i 1", "new v=2i 2"]
@@ -99,13 +99,13 @@ def test_stop_flushes_buffer_queue_and_spool(tmp_path):
     writer, influx, clock, acked = make(tmp_path, batch_size=100)
     influx.up = False
     writer.put("a v=1i 1")
-    writer.mark("a")
-    writer.handoff()
+    writer.track(["a"])
+    writer.flush()
     writer.step()
     assert len(writer.spool) == 1
     influx.up = True
     writer.put("b v=2i 2")
-    writer.mark("b")
+    writer.track(["b"])
     writer.stop()  # never started: flushes on this thread
     assert influx.lines() == ["a v=1i 1", "b v=2i 2"] and acked == ["a", "b"]
     assert len(writer.spool) == 0
@@ -115,7 +115,7 @@ def test_stop_with_influx_down_leaves_the_batches_in_the_spool(tmp_path):
     writer, influx, _, acked = make(tmp_path)
     influx.up = False
     writer.put("a v=1i 1")
-    writer.mark("a")
+    writer.track(["a"])
     writer.stop()
     assert acked == ["a"]  # durable on disk
     assert Spool(tmp_path, 1 << 20).peek() == b"a v=1i 1"
@@ -138,14 +138,14 @@ def test_a_full_queue_blocks_the_producer_instead_of_growing(tmp_path):
     assert not blocked.is_alive()
 
 
-def test_handoff_without_blocking_keeps_the_buffer_when_the_queue_is_full(tmp_path):
+def test_flush_without_blocking_keeps_the_buffer_when_the_queue_is_full(tmp_path):
     writer, _, _, _ = make(tmp_path, batch_size=10, max_queue=20)  # queue of 2 chunks
     for name in ("a", "b"):
         writer.put(f"{name} 1")
-        writer.handoff()
+        writer.flush()
     writer.put("c 1")
-    writer.mark("c")
-    assert writer.handoff(block=False) is False
+    writer.track(["c"])
+    assert writer.flush(block=False) is False
     assert writer._lines == ["c 1"] and writer._tokens == ["c"]
 
 
@@ -153,13 +153,13 @@ def test_a_full_spool_holds_acknowledgements_back(tmp_path):
     writer, influx, clock, acked = make(tmp_path, batch_size=10, spool_bytes=10)
     influx.up = False
     writer.put("a v=1i 1")
-    writer.mark("a")
-    writer.handoff()
+    writer.track(["a"])
+    writer.flush()
     writer.step()
     assert acked == ["a"] and len(writer.spool) == 1
     writer.put("b v=2i 2")
-    writer.mark("b")
-    writer.handoff()
+    writer.track(["b"])
+    writer.flush()
     done = threading.Thread(target=writer.step, daemon=True)
     done.start()
     # It has found the spool full and waits for room (the same call acknowledges once it has some).

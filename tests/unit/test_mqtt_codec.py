@@ -186,7 +186,7 @@ def stream_of(payloads):
     ), min_size=1, max_size=25)
 
 
-stream_items = stream_of(st.binary(max_size=300) | st.binary(min_size=16_380, max_size=16_400))
+stream_items = stream_of(st.binary(max_size=300) | st.integers(16_380, 16_400).map(lambda n: bytes(range(256)) * (n // 256) + b"x" * (n % 256)))
 
 
 def _encode(item) -> tuple[bytes, object]:

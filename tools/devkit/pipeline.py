@@ -61,7 +61,7 @@ class RunningCollector:
         if self._stopped:
             return
         self._stopped = True
-        self.collector.subscriber.disconnect()
+        self.collector.subscriber.stop()
         self.thread.join(10)
         self.collector.stop()
 
