@@ -1,16 +1,28 @@
 """Collector throughput: drain a queued backlog through real Mosquitto into real InfluxDB.
 
-    python bench/collector_throughput.py [--messages 200000] [--printers 500] [--compare-ack]
+    python bench/collector_throughput.py [--messages 200000] [--printers 500] [--runs 3]
+                                         [--compare NAME=GITREV ...] [--live-rate 2000]
 
-Prints, from one run on this machine:
-  (a) drain rate of N telemetry messages queued at QoS 1 in a persistent session while the
-      consumer was stopped: the collector (a `python -m server run` subprocess) and a bare paho
-      subscriber that only counts (the ceiling for a Python consumer);
-  (b) InfluxDB's own bulk line-protocol write rate (batches of 5,000, one keep-alive connection);
-  (c) the collector's CPU-seconds per 100,000 messages, peak resident memory (VmHWM) and the
-      messages lost (counted in InfluxDB: every message is a distinct point).
-`--compare-ack` also drains a second backlog with ack_after_write = false, to show what
-acknowledging only after the write costs.
+Method (printed with the figures):
+  Each round publishes N telemetry messages (500 printers, ~270 bytes) at QoS 1 while every
+  consumer is stopped, so each consumer's persistent session holds its own copy. Then each
+  consumer drains it alone, one after the other (the order rotates per round):
+  - the baseline: a bare paho subscriber that only counts (`loop_forever()`, QoS 1, MQTT 3.1.1),
+    timed from its spawn to the last message counted; CPU = the whole process (wait4 rusage);
+  - the collector (`python -m server run` of this checkout), timed from its spawn to the last
+    point stored (its `printfarm_points_written` reaching N); CPU = user + system of the process
+    at that moment, start-up included; peak RSS = VmHWM; lost = N - points in its database;
+  - each `--compare NAME=GITREV`: the collector of that git revision, timed like ours (not
+    held to the targets: reported beside them).
+  Figures are medians of `--runs` rounds; rates and CPU are compared as ratios within this run,
+  so a busy machine slows all alike (the load average is printed).
+
+Targets (issue #16), on the medians: drain rate >= 1.2 x the counting subscriber's; CPU per
+100,000 messages <= 0.5 x the counting subscriber's; peak RSS <= 80 MB (the highest of the
+runs); 0 lost. The exit status is 1 when any is missed.
+
+Beside them: InfluxDB's own bulk write rate, and the collector's CPU at a steady live rate
+(`--live-rate`, 0 to skip), which is what a real fleet costs.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,29 +44,26 @@ import psutil
 import urllib3
 from paho.mqtt.enums import CallbackAPIVersion
 
-
 from common import protocol
-from devkit.servers import InfluxDB, Mosquitto
+from devkit.servers import InfluxDB, Mosquitto, free_port
 
-DB = "printfarm"
+REPO = Path(__file__).resolve().parents[1]
 SITES = 10
 # The collector acknowledges after its write, so the broker must allow a deep in-flight window.
-BROKER_EXTRA = __import__("os").environ.get("BENCH_BROKER_EXTRA", "max_inflight_messages 0\n")
-PROFILE_TO: str | None = None
+BROKER_EXTRA = os.environ.get("BENCH_BROKER_EXTRA", "max_inflight_messages 0\n")
+TARGET_RATE, TARGET_CPU, TARGET_RSS_MB = 1.2, 0.5, 80.0
 
 COUNTER_SCRIPT = textwrap.dedent("""
     import sys, time, paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     host, port, want = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     n = 0
-    first = last = None
+    last = None
     def on_message(c, u, m):
-        global n, first, last
+        global n, last
         n += 1
-        last = time.monotonic()
-        if first is None:
-            first = last
         if n >= want:
+            last = time.monotonic()
             c.disconnect()
     def on_connect(c, u, f, rc, p):
         c.subscribe("printfarm/v1/+/+/+", 1)
@@ -64,7 +74,7 @@ COUNTER_SCRIPT = textwrap.dedent("""
     if want == 0:  # only create the session
         c.loop_start(); time.sleep(0.5); c.loop_stop(); c.disconnect(); sys.exit(0)
     c.loop_forever()
-    print(n, first, last, flush=True)
+    print(n, last, flush=True)
 """)
 
 
@@ -72,11 +82,13 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+# -- the fleet and its messages -------------------------------------------------------------------
+
 def printers(n: int) -> list[tuple[str, str]]:
     return [(f"site-{i % SITES}", f"p{i:04d}") for i in range(n)]
 
 
-def write_setup(tmp: Path, broker: Mosquitto, influx: InfluxDB, fleet, ack_after_write: bool) -> Path:
+def write_inventory(tmp: Path, fleet) -> Path:
     inv = tmp / "fleet.toml"
     lines = []
     for s in range(SITES):
@@ -84,36 +96,7 @@ def write_setup(tmp: Path, broker: Mosquitto, influx: InfluxDB, fleet, ack_after
     for site, printer in fleet:
         lines += [f"[printers.{printer}]", f'site = "{site}"', 'model = "MK4"', ""]
     inv.write_text("\n".join(lines))
-    cfg = tmp / "server.toml"
-    cfg.write_text(textwrap.dedent(f"""\
-        inventory = "{inv}"
-        state_dir = "{tmp / 'state'}"
-        log_level = "WARNING"
-        [mqtt]
-        host = "{broker.host}"
-        port = {broker.port}
-        client_id = "bench-collector"
-        ack_after_write = {'true' if ack_after_write else 'false'}
-        [influx]
-        url = "{influx.url}"
-        database = "{DB}"
-        batch_size = 5000
-        flush_interval = 1.0
-        spool_dir = "{tmp / 'spool'}"
-        [http]
-        host = "127.0.0.1"
-        port = {free_port()}
-        """))
-    return cfg
-
-
-def free_port() -> int:
-    from devkit.servers import free_port as fp
-    return fp()
-
-
-def http_port(cfg: Path) -> int:
-    return int(re.search(r"\[http\][^\[]*port = (\d+)", cfg.read_text()).group(1))
+    return inv
 
 
 def payloads(fleet, n: int, base_ms: int):
@@ -153,61 +136,128 @@ def publish(broker: Mosquitto, fleet, n: int, base_ms: int) -> float:
         info = c.publish(topic, payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(f"publish {i} failed: {mqtt.error_string(info.rc)}")
-        if i and i % 50_000 == 0:
-            log(f"    published {i:,}")
     if not done.wait(300):
         raise RuntimeError(f"only {acked[0]} of {n} publishes acknowledged")
-    elapsed = time.monotonic() - started
     c.disconnect()
     c.loop_stop()
-    return elapsed
+    return time.monotonic() - started
 
 
-def run_counter(broker: Mosquitto, n: int) -> subprocess.Popen:
+# -- the counting baseline ------------------------------------------------------------------------
+
+def spawn_counter(broker: Mosquitto, n: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", COUNTER_SCRIPT, broker.host, str(broker.port), str(n)],
                             stdout=subprocess.PIPE, text=True)
 
 
 def counter_drain(broker: Mosquitto, n: int) -> dict:
-    proc = run_counter(broker, n)
-    ps = psutil.Process(proc.pid)
-    cpu = 0.0
-    while proc.poll() is None:
-        try:
-            t = ps.cpu_times()
-            cpu = t.user + t.system
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    count, first, last = proc.stdout.read().split()
-    elapsed = float(last) - float(first)
-    return {"count": int(count), "seconds": elapsed, "rate": int(count) / elapsed, "cpu": cpu}
+    spawned = time.monotonic()
+    proc = spawn_counter(broker, n)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    count, last = proc.stdout.read().split()
+    seconds = float(last) - spawned
+    return {"count": int(count), "seconds": seconds, "rate": n / seconds,
+            "cpu_per_100k": (usage.ru_utime + usage.ru_stime) / n * 100_000}
 
 
-def metric(http, port: int, name: str) -> float:
-    body = http.request("GET", f"http://127.0.0.1:{port}/metrics").data.decode()
-    m = re.search(rf"^{name}(?:_total)? ([0-9.e+]+)$", body, re.M)
-    return float(m.group(1)) if m else 0.0
+# -- collectors -----------------------------------------------------------------------------------
 
+class Collector:
+    """One collector variant: a source tree (this checkout, or a git revision), its own MQTT
+    session (client id) and its own database per round."""
 
-def start_collector(cfg: Path, tmp: Path) -> subprocess.Popen:
-    errlog = open(tmp / "collector.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "server", "run", "-c", str(cfg)],
-                            cwd=Path(__file__).resolve().parents[1], stdout=errlog, stderr=errlog)
+    def __init__(self, name: str, src: Path, tmp: Path, broker: Mosquitto, influx: InfluxDB, inventory: Path):
+        self.name, self.src = name, src
+        self.dir = tmp / f"collector-{name}"
+        self.dir.mkdir()
+        self.broker, self.influx, self.inventory = broker, influx, inventory
+        self.port = free_port()
+        self.config = self.dir / "server.toml"
 
+    def database(self, round_no: int) -> str:
+        return f"bench_{re.sub(r'[^a-z0-9]', '_', self.name.lower())}_{round_no}"
 
-def wait_healthy(port: int, http, proc, timeout=20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("collector exited during start-up; see collector.log")
-        try:
-            if http.request("GET", f"http://127.0.0.1:{port}/healthz").status == 200:
-                return
-        except urllib3.exceptions.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("collector did not become healthy")
+    def configure(self, database: str, ack_after_write: bool = True) -> None:
+        self.config.write_text(textwrap.dedent(f"""\
+            inventory = "{self.inventory}"
+            state_dir = "{self.dir / 'state'}"
+            log_level = "WARNING"
+            [mqtt]
+            host = "{self.broker.host}"
+            port = {self.broker.port}
+            client_id = "bench-{self.name}"
+            ack_after_write = {'true' if ack_after_write else 'false'}
+            [influx]
+            url = "{self.influx.url}"
+            database = "{database}"
+            batch_size = 5000
+            flush_interval = 1.0
+            spool_dir = "{self.dir / 'spool'}"
+            [http]
+            host = "127.0.0.1"
+            port = {self.port}
+            """))
+
+    def spawn(self) -> subprocess.Popen:
+        errlog = open(self.dir / "collector.log", "ab")
+        return subprocess.Popen([sys.executable, "-m", "server", "run", "-c", str(self.config)],
+                                cwd=self.src, stdout=errlog, stderr=errlog)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join((self.dir / "collector.log").read_text(errors="replace").splitlines()[-lines:])
+
+    def metric(self, http, name: str) -> float:
+        body = http.request("GET", f"http://127.0.0.1:{self.port}/metrics").data.decode()
+        m = re.search(rf"^{name}(?:_total)? ([0-9.e+]+)$", body, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def wait_healthy(self, http, proc, timeout=20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"collector {self.name} exited during start-up:\n{self.log_tail()}")
+            try:
+                if http.request("GET", f"http://127.0.0.1:{self.port}/healthz").status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"collector {self.name} did not become healthy")
+
+    def create_session(self, http) -> None:
+        self.configure(self.database(0))
+        proc = self.spawn()
+        self.wait_healthy(http, proc)
+        stop(proc)
+
+    def drain(self, http, n: int, round_no: int) -> dict:
+        """From spawn to the last point stored."""
+        db = self.database(round_no)
+        self.configure(db)
+        spawned = time.monotonic()
+        proc = self.spawn()
+        ps = psutil.Process(proc.pid)
+        written = 0.0
+        while written < n:
+            if proc.poll() is not None:
+                raise RuntimeError(f"collector {self.name} died:\n{self.log_tail()}")
+            if time.monotonic() - spawned > 600:
+                raise RuntimeError(f"collector {self.name}: drain did not finish: {written} written")
+            # Scrape often only near the start and the end: a scrape costs the collector CPU too.
+            time.sleep(0.02 if written == 0 or written >= 0.9 * n else 0.25)
+            try:
+                written = self.metric(http, "printfarm_points_written")
+            except urllib3.exceptions.HTTPError:
+                written = 0.0
+        seconds = time.monotonic() - spawned
+        t = ps.cpu_times()
+        cpu = t.user + t.system
+        hwm = vm_hwm_kb(proc.pid)
+        stop(proc)
+        stored = influx_count(self.influx, db)
+        return {"seconds": seconds, "rate": n / seconds, "cpu_per_100k": cpu / n * 100_000,
+                "peak_rss_mb": hwm / 1024, "lost": n - stored, "extra": max(0, stored - n)}
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -215,107 +265,32 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(60)
 
 
-def create_sessions(cfg: Path, tmp: Path, broker: Mosquitto, http) -> None:
-    proc = start_collector(cfg, tmp)
-    wait_healthy(http_port(cfg), http, proc)
-    stop(proc)
-    c = run_counter(broker, 0)
-    c.wait(10)
-
-
-def collector_drain(cfg: Path, tmp: Path, n: int, http) -> dict:
-    port = http_port(cfg)
-    proc = start_collector(cfg, tmp)
-    ps = psutil.Process(proc.pid)
-    spy = None
-    if PROFILE_TO:  # sampling profile of the drain (adds a little load of its own)
-        spy = subprocess.Popen(["py-spy", "record", "-r", "250", "-f", "raw", "-o", PROFILE_TO, "-p", str(proc.pid)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    launched = time.monotonic()
-    first = cpu_first = None
-    last_print = launched
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("collector died; see collector.log")
-        try:
-            received = metric(http, port, "printfarm_messages_received")
-            written = metric(http, port, "printfarm_points_written")
-        except urllib3.exceptions.HTTPError:
-            received = written = 0
-        now = time.monotonic()
-        if received and first is None:
-            t = ps.cpu_times()
-            first, cpu_first = now, t.user + t.system
-        if written >= n:
-            break
-        if now - last_print >= 2:
-            log(f"    collector: received {int(received):,}, written {int(written):,}")
-            last_print = now
-        if now - launched > 600:
-            raise RuntimeError(f"drain did not finish: {written} written")
-        # Poll often only near the start and the end: a scrape costs the collector CPU too.
-        time.sleep(0.02 if first is None or written >= 0.9 * n else 0.25)
-    end = time.monotonic()
-    t = ps.cpu_times()
-    cpu_total = t.user + t.system
-    hwm = _vm_hwm(proc.pid)
-    stop(proc)
-    if spy:
-        spy.wait(30)
-    elapsed = end - first
-    return {"seconds": elapsed, "rate": n / elapsed, "cpu_drain": cpu_total - cpu_first,
-            "cpu_total": cpu_total, "peak_rss_mb": hwm / 1024}
-
-
-def live_cost(cfg: Path, tmp: Path, broker: Mosquitto, fleet, rate: int, seconds: float, base_ms: int, http) -> dict:
-    """The collector's CPU at a steady live rate (not a backlog): what a real fleet costs."""
-    port = http_port(cfg)
-    proc = start_collector(cfg, tmp)
-    wait_healthy(port, http, proc)
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-live", protocol=mqtt.MQTTv311)
-    c.max_inflight_messages_set(1000)
-    c.connect(broker.host, broker.port, 60)
-    c.loop_start()
-    ps = psutil.Process(proc.pid)
-    t = ps.cpu_times()
-    cpu0, began, sent = t.user + t.system, time.monotonic(), 0
-    source = payloads(fleet, int(rate * seconds) + 1, base_ms)
-    while (elapsed := time.monotonic() - began) < seconds:
-        while sent < int(elapsed * rate):
-            topic, payload = next(source)
-            if c.publish(topic, payload, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
-                raise RuntimeError("live publish failed")
-            sent += 1
-        time.sleep(0.005)
-    deadline = time.monotonic() + 30
-    while metric(http, port, "printfarm_points_written") < sent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    t = ps.cpu_times()
-    cpu = t.user + t.system - cpu0
-    written = metric(http, port, "printfarm_points_written")
-    c.loop_stop()
-    c.disconnect()
-    stop(proc)
-    return {"rate": rate, "sent": sent, "written": written, "cpu_per_100k": cpu / sent * 100_000,
-            "core_share": cpu / (time.monotonic() - began)}
-
-
-def _vm_hwm(pid: int) -> int:
+def vm_hwm_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
 
 
-def influx_count(influx: InfluxDB) -> int:
-    rows = influx.query("SELECT count(seq) FROM telemetry", db=DB)
+def influx_count(influx: InfluxDB, db: str) -> int:
+    rows = influx.query("SELECT count(seq) FROM telemetry", db=db)
     return int(rows[0]["count"]) if rows else 0
 
 
+def export_revision(rev: str, into: Path) -> Path:
+    """The tree of a git revision, to run its collector from (`python -m server` in that folder)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+# -- extras beside the targets --------------------------------------------------------------------
+
 def influx_bulk_rate(influx: InfluxDB, fleet, n: int, base_ms: int) -> float:
-    from server.store.influx import InfluxHTTP
     from server import lineproto
     from server.inventory import Tags
+    from server.store.influx import InfluxHTTP
     client = InfluxHTTP(influx.url, "bulk")
     client.create_database()
     lines = []
@@ -331,79 +306,138 @@ def influx_bulk_rate(influx: InfluxDB, fleet, n: int, base_ms: int) -> float:
     return n / (time.monotonic() - started)
 
 
+def live_cost(collector: Collector, http, fleet, rate: int, seconds: float, base_ms: int) -> dict:
+    """The collector's CPU at a steady live rate (not a backlog): what a real fleet costs."""
+    collector.configure(collector.database(99))
+    proc = collector.spawn()
+    collector.wait_healthy(http, proc)
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-live", protocol=mqtt.MQTTv311)
+    c.max_inflight_messages_set(1000)
+    c.connect(collector.broker.host, collector.broker.port, 60)
+    c.loop_start()
+    ps = psutil.Process(proc.pid)
+    t = ps.cpu_times()
+    cpu0, began, sent = t.user + t.system, time.monotonic(), 0
+    source = payloads(fleet, int(rate * seconds) + 1, base_ms)
+    while (elapsed := time.monotonic() - began) < seconds:
+        while sent < int(elapsed * rate):
+            topic, payload = next(source)
+            if c.publish(topic, payload, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
+                raise RuntimeError("live publish failed")
+            sent += 1
+        time.sleep(0.005)
+    deadline = time.monotonic() + 30
+    while collector.metric(http, "printfarm_points_written") < sent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    t = ps.cpu_times()
+    cpu = t.user + t.system - cpu0
+    written = collector.metric(http, "printfarm_points_written")
+    c.loop_stop()
+    c.disconnect()
+    stop(proc)
+    return {"rate": rate, "sent": sent, "written": written, "cpu_per_100k": cpu / sent * 100_000,
+            "core_share": cpu / (time.monotonic() - began)}
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def report(n: int, fleet, args, results: dict, bulk: float, live, loads) -> bool:
+    """Print the method and the figures; True when every target is met."""
+    base = results["counter"]
+    base_rate, base_cpu = median(base, "rate"), median(base, "cpu_per_100k")
+    print()
+    print(f"=== collector throughput: {n:,} queued QoS 1 telemetry messages, {len(fleet)} printers, "
+          f"median of {args.runs} rounds ===")
+    print("method: each consumer drains its own copy of the backlog alone, timed from its spawn to the last "
+          "message counted (baseline) or the last point stored (collectors); CPU is the whole process, "
+          "start-up included")
+    print(f"baseline  bare counting paho subscriber:  {base_rate:>9,.0f} msg/s   {base_cpu:5.2f} CPU-s per 100k")
+    ok = True
+    for name, runs in results.items():
+        if name == "counter":
+            continue
+        rate, cpu = median(runs, "rate"), median(runs, "cpu_per_100k")
+        rss, lost = max(r["peak_rss_mb"] for r in runs), sum(r["lost"] for r in runs)
+        extra = sum(r["extra"] for r in runs)
+        print(f"{name:<42}{rate:>9,.0f} msg/s = {rate / base_rate:4.2f} x   {cpu:5.2f} CPU-s per 100k = "
+              f"{cpu / base_cpu:4.2f} x   peak RSS {rss:5.1f} MB   lost {lost}   extra points {extra}")
+        print("    per round: " + "; ".join(f"{r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s" for r in runs))
+        if name == "collector":
+            checks = [(f"drain >= {TARGET_RATE} x baseline", rate / base_rate >= TARGET_RATE),
+                      (f"CPU <= {TARGET_CPU} x baseline", cpu / base_cpu <= TARGET_CPU),
+                      (f"peak RSS <= {TARGET_RSS_MB:.0f} MB", rss <= TARGET_RSS_MB),
+                      ("0 lost", lost == 0)]
+            print("    targets: " + "; ".join(f"{what}: {'met' if met else 'MISSED'}" for what, met in checks))
+            ok = all(met for _, met in checks)
+    print("    baseline per round: " + "; ".join(f"{r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s"
+                                               for r in base))
+    print(f"InfluxDB bulk write rate (batches of 5,000, one connection): {bulk:,.0f} points/s")
+    if live:
+        print(f"collector at a steady {live['rate']:,} msg/s (live, not a backlog): {live['cpu_per_100k']:.2f} CPU-s "
+              f"per 100k ({live['core_share'] * 100:.0f} % of a core); {int(live['written']):,} of {live['sent']:,} written")
+    print(f"load average (1-min) before {loads[0][0]:.2f} / after {loads[1][0]:.2f}; {os.cpu_count()} CPUs shared "
+          f"with other work")
+    print("result: all targets met" if ok else "result: TARGET MISSED")
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--printers", type=int, default=500)
-    ap.add_argument("--compare-ack", action="store_true", help="also drain with ack_after_write = false")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=GITREV",
+                    help="also measure the collector of that git revision (e.g. main=main)")
     ap.add_argument("--live-rate", type=int, default=2000, help="also measure CPU at this steady rate (0: skip)")
     ap.add_argument("--live-seconds", type=float, default=15.0)
-    ap.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile (collapsed stacks) of the collector's drain")
     args = ap.parse_args()
-    global PROFILE_TO
-    PROFILE_TO = args.py_spy
     n, fleet = args.messages, printers(args.printers)
-    load_before = os.getloadavg()
-    log(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}  "
-        f"({os.cpu_count()} CPUs)")
+    loads = [os.getloadavg()]
+    log(f"load average before: {' '.join(f'{x:.2f}' for x in loads[0])}  ({os.cpu_count()} CPUs)")
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=1, read=5))
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as d:
         tmp = Path(d)
         with Mosquitto(tmp / "mosquitto", extra_conf=BROKER_EXTRA) as broker, InfluxDB(tmp / "influxdb") as influx:
-            cfg = write_setup(tmp, broker, influx, fleet, ack_after_write=True)
-            log("creating the persistent sessions (collector + counting subscriber)...")
-            create_sessions(cfg, tmp, broker, http)
+            inventory = write_inventory(tmp, fleet)
+            collectors = [Collector("collector", REPO, tmp, broker, influx, inventory)]
+            for spec in args.compare:
+                name, rev = spec.split("=", 1)
+                src = export_revision(rev, tmp / "src" / name)
+                collectors.append(Collector(f"{name} ({rev})", src, tmp, broker, influx, inventory))
+            log("creating the persistent sessions...")
+            for c in collectors:
+                c.create_session(http)
+            spawn_counter(broker, 0).wait(10)
+            results: dict[str, list[dict]] = {"counter": [], **{c.name: [] for c in collectors}}
             base_ms = int(time.time() * 1000) - 24 * 3600 * 1000
-            log(f"publishing {n:,} telemetry messages from {len(fleet)} printers at QoS 1...")
-            pub_s = publish(broker, fleet, n, base_ms)
-            log(f"    published in {pub_s:.1f} s")
-
-            log("draining: bare paho subscriber that only counts (loop_forever)...")
-            counter = counter_drain(broker, n)
-            log(f"    counted {counter['count']:,} in {counter['seconds']:.2f} s")
-            log("draining: collector (python -m server run)...")
-            coll = collector_drain(cfg, tmp, n, http)
-            stored = influx_count(influx)
-
-            log("InfluxDB bulk write (batches of 5,000, one connection)...")
+            for round_no in range(1, args.runs + 1):
+                round_ms = base_ms + round_no * 10**7  # later timestamps each round: distinct points
+                log(f"round {round_no}: publishing {n:,} messages at QoS 1...")
+                publish(broker, fleet, n, round_ms)
+                consumers = ["counter"] + collectors
+                shift = (round_no - 1) % len(consumers)  # rotate the order: no one always goes first
+                for who in consumers[shift:] + consumers[:shift]:
+                    if who == "counter":
+                        r = counter_drain(broker, n)
+                        log(f"    counting subscriber: {r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s per 100k")
+                        results["counter"].append(r)
+                    else:
+                        r = who.drain(http, n, round_no)
+                        log(f"    {who.name}: {r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s per 100k, "
+                            f"RSS {r['peak_rss_mb']:.1f} MB, lost {r['lost']}")
+                        results[who.name].append(r)
+            log("InfluxDB bulk write...")
             bulk = influx_bulk_rate(influx, fleet, n, base_ms)
-
             live = None
             if args.live_rate:
                 log(f"steady live rate: {args.live_rate:,} msg/s for {args.live_seconds:.0f} s...")
-                live = live_cost(cfg, tmp, broker, fleet, args.live_rate, args.live_seconds, base_ms + 2 * 10**7, http)
-
-            manual = None
-            if args.compare_ack:
-                auto_cfg = write_setup(tmp, broker, influx, fleet, ack_after_write=False)
-                log(f"again with ack_after_write = false: publishing {n:,} more (later timestamps)...")
-                publish(broker, fleet, n, base_ms + 10**7)
-                manual = collector_drain(auto_cfg, tmp, n, http)
-                c = run_counter(broker, n)  # drain the counter's copy too, keeping the broker small
-                c.wait(120)
-
-    load_after = os.getloadavg()
-    per100k = coll["cpu_drain"] / n * 100_000
-    print()
-    print(f"=== collector throughput: {n:,} queued QoS 1 telemetry messages, {len(fleet)} printers ===")
-    print(f"(a) drain rate  counting paho subscriber: {counter['rate']:>9,.0f} msg/s  "
-          f"({counter['cpu'] / n * 100_000:.2f} CPU-s per 100k incl. start-up)")
-    print(f"                collector:                {coll['rate']:>9,.0f} msg/s  "
-          f"= {coll['rate'] / counter['rate'] * 100:.0f} % of the counting subscriber (target >= 75 %)")
-    print(f"(b) InfluxDB bulk write rate:             {bulk:>9,.0f} points/s")
-    print(f"(c) collector CPU per 100,000 messages:   {per100k:9.2f} CPU-s while draining (target <= 2.2); "
-          f"whole process incl. start-up {coll['cpu_total']:.2f} CPU-s")
-    print(f"    collector peak RSS (VmHWM):           {coll['peak_rss_mb']:9.1f} MB (target <= 120)")
-    print(f"    stored in InfluxDB: {stored:,} of {n:,}; lost: {n - stored:,}; duplicates: {max(0, stored - n)}")
-    if live:
-        print(f"    at a steady {live['rate']:,} msg/s (live, not a backlog): {live['cpu_per_100k']:.2f} CPU-s per 100k "
-              f"({live['core_share'] * 100:.0f} % of a core); {int(live['written']):,} of {live['sent']:,} written")
-    if manual:
-        print(f"    ack_after_write = false: {manual['rate']:,.0f} msg/s, "
-              f"{manual['cpu_drain'] / n * 100_000:.2f} CPU-s per 100k, peak RSS {manual['peak_rss_mb']:.1f} MB")
-    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1-min), "
-          f"{os.cpu_count()} CPUs shared with other work")
-    return 0 if stored == n else 1
+                live = live_cost(collectors[0], http, fleet, args.live_rate, args.live_seconds, base_ms + 9 * 10**8)
+    loads.append(os.getloadavg())
+    return 0 if report(n, fleet, args, results, bulk, live, loads) else 1
 
 
 if __name__ == "__main__":
