@@ -19,7 +19,7 @@ from server.config import MqttConfig
 from server.mqtt import Subscriber, codec
 from server.mqtt.codec import ConnAck, Decoder, PingResp, Publish, SubAck
 from tests.integration.collector_helpers import broker as start_broker, publish_raw
-from tests.integration.test_agent_tls import PASSWORD, USER, TLSMosquitto, make_pki
+from tests.integration.test_agent_tls import PASSWORD, USER, tls_broker  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -116,20 +116,7 @@ def test_a_shared_subscription_on_mqtt_3_1_1_splits_the_stream(mosquitto):
     assert received[0] and received[1], "the broker should hand each member a share"
 
 
-# -- the whole session over TLS ---------------------------------------------------------------------
-
-@pytest.fixture
-def tls_broker(tmp_path):
-    import subprocess
-
-    broker_dir = tmp_path / "mosquitto-tls"
-    pki = make_pki(broker_dir)
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(broker_dir / "passwd"), USER, PASSWORD],
-                   check=True, capture_output=True)
-    (broker_dir / "passwd").chmod(0o600)
-    with TLSMosquitto(broker_dir, pki) as running:
-        yield running, pki
-
+# -- the whole session over TLS (the broker and its PKI: test_agent_tls.py) -----------------------
 
 def tls_config(tmp_path, broker, pki, password: str) -> MqttConfig:
     secret = tmp_path / "password"
@@ -154,7 +141,7 @@ def tls_publish(broker, pki, topic: str, payload: bytes) -> None:
 
 
 def test_the_session_over_tls_with_client_certificate_and_password(tmp_path, tls_broker):
-    broker, pki = tls_broker
+    broker, pki = tls_broker, tls_broker.pki
     got = []
     sub = Subscriber(tls_config(tmp_path, broker, pki, PASSWORD), lambda topic, payload: got.append((topic, payload)))
     thread = threading.Thread(target=sub.run, daemon=True)
@@ -172,7 +159,7 @@ def test_the_session_over_tls_with_client_certificate_and_password(tmp_path, tls
 
 
 def test_a_wrong_password_is_refused_logged_and_retried_not_fatal(tmp_path, tls_broker, caplog):
-    broker, pki = tls_broker
+    broker, pki = tls_broker, tls_broker.pki
     sub = Subscriber(tls_config(tmp_path, broker, pki, "wrong"), lambda topic, payload: None)
     thread = threading.Thread(target=sub.run, daemon=True)
     thread.start()

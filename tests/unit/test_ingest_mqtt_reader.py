@@ -15,20 +15,10 @@ from hypothesis import strategies as st
 from server.config import MqttConfig
 from server.mqtt import Acknowledgements, Subscriber
 from server.mqtt import session as session_mod
+from tests.unit.mqtt_packets import publish_packet as publish
 
 CONNACK = b"\x20\x02\x00\x00"
 CONNACK_SESSION_PRESENT = b"\x20\x02\x01\x00"
-
-
-def publish(topic: str, payload: bytes, qos: int, packet_id: int) -> bytes:
-    t = topic.encode()
-    body = len(t).to_bytes(2, "big") + t + (packet_id.to_bytes(2, "big") if qos else b"") + payload
-    n, length = len(body), bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        length.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes([0x30 | qos << 1]) + bytes(length) + body
 
 
 def puback(packet_id: int) -> bytes:
@@ -116,6 +106,12 @@ class Running:
         with self.delivered:
             assert self.delivered.wait_for(lambda: len(self.got) >= n, 5), f"{len(self.got)} of {n} delivered"
 
+    def connected(self) -> "Running":
+        """Accept the first connection and read its SUBSCRIBE."""
+        self.broker.accept()
+        self.broker.read_packet()
+        return self
+
     def tick(self, seconds: float) -> None:
         """Move the clock on and let the loop look at it."""
         self.clock.now += seconds
@@ -180,10 +176,8 @@ messages = st.lists(st.tuples(
 @settings(max_examples=60, deadline=None)
 @given(msgs=messages, cuts=st.lists(st.integers(1, 3000), max_size=20))
 def test_every_message_in_order_however_the_stream_is_cut_and_each_qos1_acknowledged_once(msgs, cuts):
-    r = Running()
+    r = Running().connected()
     try:
-        r.broker.accept()
-        r.broker.read_packet()  # SUBSCRIBE
         stream = b"".join(publish(t, p, q, n) + (b"\xd0\x00" if ping else b"")
                           for n, (t, p, q, ping) in enumerate(msgs, start=1))
         pos = 0
@@ -200,9 +194,7 @@ def test_every_message_in_order_however_the_stream_is_cut_and_each_qos1_acknowle
 
 def test_with_track_nothing_is_acknowledged_until_the_writer_says_durable(running):
     tracked = []
-    r = running(track=tracked.extend)
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running(track=tracked.extend).connected()
     r.broker.send(publish("a/b", b"1", 1, 7) + publish("a/b", b"2", 1, 8) + publish("a/b", b"q0", 0, 0))
     r.wait_delivered(3)
     assert len(tracked) == 2
@@ -216,9 +208,7 @@ def test_with_track_nothing_is_acknowledged_until_the_writer_says_durable(runnin
 
 def test_tokens_of_an_earlier_connection_are_not_acknowledged_on_the_new_one(running):
     tracked = []
-    r = running(track=tracked.extend)
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running(track=tracked.extend).connected()
     r.broker.send(publish("a/b", b"1", 1, 5))
     r.wait_delivered(1)
     r.broker.peer.close()  # connection lost; the broker will redeliver id 5 itself
@@ -240,9 +230,7 @@ def test_a_handler_that_raises_does_not_stop_the_loop_and_the_message_is_still_a
         if payload == b"boom":
             raise ValueError("bug")
 
-    r = running(handle=handle)
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running(handle=handle).connected()
     r.broker.send(publish("a/b", b"boom", 1, 7) + publish("a/b", b"ok", 1, 8))
     assert r.broker.read_exact(8) == puback(7) + puback(8)
     assert seen == [b"boom", b"ok"]
@@ -250,9 +238,7 @@ def test_a_handler_that_raises_does_not_stop_the_loop_and_the_message_is_still_a
 
 @pytest.mark.parametrize("ending", ["close", "malformed", "qos2"])
 def test_whatever_ends_a_connection_the_subscriber_connects_again(running, ending):
-    r = running()
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running().connected()
     if ending == "close":
         r.broker.peer.close()
     elif ending == "malformed":
@@ -276,9 +262,7 @@ def test_a_refused_connection_is_retried_with_backoff(running, caplog):
 
 
 def test_a_pingreq_goes_out_when_nothing_else_did_and_silence_after_it_ends_the_connection(running):
-    r = running()  # keepalive 30 s
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running().connected()  # keepalive 30 s
     assert r.tick_until_ping() >= 1000 + 0.75 * 30  # not before 3/4 of the keepalive
     r.tick(31)  # no answer at all within the keepalive
     assert r.broker.peer.recv(10) == b""
@@ -286,9 +270,7 @@ def test_a_pingreq_goes_out_when_nothing_else_did_and_silence_after_it_ends_the_
 
 
 def test_any_bytes_after_a_pingreq_keep_the_connection(running):
-    r = running()
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running().connected()
     r.tick_until_ping()
     r.broker.send(publish("a/b", b"x", 0, 0))  # a backlog may precede the PINGRESP
     r.wait_delivered(1)
@@ -300,9 +282,7 @@ def test_any_bytes_after_a_pingreq_keep_the_connection(running):
 
 def test_the_writer_is_asked_to_flush_once_the_socket_goes_quiet(running):
     flushed = threading.Event()
-    r = running(track=lambda tokens: None, flush=flushed.set)
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running(track=lambda tokens: None, flush=flushed.set).connected()
     r.broker.send(publish("a/b", b"1", 1, 3))
     r.wait_delivered(1)
     assert not flushed.is_set()
@@ -311,9 +291,7 @@ def test_the_writer_is_asked_to_flush_once_the_socket_goes_quiet(running):
 
 
 def test_a_refused_subscription_is_logged(running, caplog):
-    r = running()
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running().connected()
     r.broker.send(b"\x90\x03\x00\x01\x80")
     r.broker.send(publish("a/b", b"x", 0, 0))
     r.wait_delivered(1)
@@ -322,9 +300,7 @@ def test_a_refused_subscription_is_logged(running, caplog):
 
 def test_stop_then_close_sends_the_due_acknowledgements_and_a_disconnect(running):
     tracked = []
-    r = running(track=tracked.extend)
-    r.broker.accept()
-    r.broker.read_packet()
+    r = running(track=tracked.extend).connected()
     r.broker.send(publish("a/b", b"1", 1, 4))
     r.wait_delivered(1)
     r.sub.stop()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from server.mqtt import codec
 from server.mqtt.codec import ConnAck, Decoder, PingResp, ProtocolError, Publish, SubAck
+from tests.unit.mqtt_packets import publish_packet
 
 
 # -- 2.2.3 remaining length: Table 2.4 ----------------------------------------------------------
@@ -166,18 +167,6 @@ def test_a_packet_over_the_limit_is_refused_before_it_is_buffered():
 
 # -- however the stream is cut --------------------------------------------------------------------
 
-def _publish_bytes(topic: str, payload: bytes, qos: int, packet_id: int) -> bytes:
-    """Written independently of the codec's encoder (which has no PUBLISH encoder at all)."""
-    t = topic.encode()
-    body = len(t).to_bytes(2, "big") + t + (packet_id.to_bytes(2, "big") if qos else b"") + payload
-    n, length = len(body), bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        length.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes([0x30 | qos << 1]) + bytes(length) + body
-
-
 def stream_of(payloads):
     return st.lists(st.one_of(
         st.tuples(st.text(min_size=1, max_size=30), payloads, st.sampled_from([0, 1]), st.integers(1, 65535)),
@@ -195,7 +184,7 @@ def _encode(item) -> tuple[bytes, object]:
     if item == "connack":
         return b"\x20\x02\x00\x00", ConnAck(False, 0)
     topic, payload, qos, pid = item
-    return _publish_bytes(topic, payload, qos, pid), Publish(topic, payload, qos, pid if qos else 0)
+    return publish_packet(topic, payload, qos, pid), Publish(topic, payload, qos, pid if qos else 0)
 
 
 @settings(max_examples=200, deadline=None)
