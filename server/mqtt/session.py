@@ -74,7 +74,6 @@ class Subscriber:
         self.open_socket = open_socket
         self.clock = clock
         self.connected = False
-        self.received = 0
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._connection = 0  # counts connections; part of every token (acks.token)
@@ -148,7 +147,7 @@ class Subscriber:
         for _ in range(READS_PER_WAKE):
             try:
                 data = sock.recv(RECV_BYTES)
-            except (BlockingIOError, ssl.SSLWantReadError):
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):  # TLS may need either
                 return
             if not data:
                 raise ConnectionLost("the broker closed the connection")
@@ -162,7 +161,7 @@ class Subscriber:
             return
         try:
             sent = sock.send(self._out)
-        except (BlockingIOError, ssl.SSLWantWriteError):
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         del self._out[:sent]
         state.sent(self.clock())
@@ -188,7 +187,6 @@ class Subscriber:
             if type(packet) is not codec.Publish:
                 self._control(packet)
                 continue
-            self.received += 1
             try:
                 handle(packet.topic, packet.payload)
             except Exception:  # a bug must not kill the loop; the message still gets its ack
