@@ -308,3 +308,14 @@ def test_stop_then_close_sends_the_due_acknowledgements_and_a_disconnect(running
     r.acks.acknowledge(tracked)  # the writer's last flush, after the loop ended
     r.sub.close()
     assert r.broker.read_exact(6) == puback(4) + b"\xe0\x00"
+
+
+def test_tls_verifies_the_broker_and_insecure_skips_only_the_host_name():
+    import ssl
+
+    from common.tls import TLSConfig
+    from server.mqtt import transport
+
+    strict, lax = transport.tls_context(TLSConfig()), transport.tls_context(TLSConfig(insecure=True))
+    assert strict.verify_mode == lax.verify_mode == ssl.CERT_REQUIRED
+    assert strict.check_hostname and not lax.check_hostname
