@@ -1,7 +1,7 @@
 """Collector throughput: drain a queued backlog through real Mosquitto into real InfluxDB.
 
     python bench/collector_throughput.py [--messages 200000] [--printers 500] [--runs 3]
-                                         [--compare NAME=GITREV ...] [--live-rate 2000]
+                                         [--compare NAME=GITREV ...] [--live-rate 2000] [--py-spy FILE]
 
 Method (printed with the figures):
   Each round publishes N telemetry messages (500 printers, ~270 bytes) at QoS 1 while every
@@ -232,13 +232,17 @@ class Collector:
         self.wait_healthy(http, proc)
         stop(proc)
 
-    def drain(self, http, n: int, round_no: int) -> dict:
+    def drain(self, http, n: int, round_no: int, profile_to: str | None = None) -> dict:
         """From spawn to the last point stored."""
         db = self.database(round_no)
         self.configure(db)
         spawned = time.monotonic()
         proc = self.spawn()
         ps = psutil.Process(proc.pid)
+        spy = None
+        if profile_to:  # a sampling profile (collapsed stacks); it adds some load of its own
+            spy = subprocess.Popen(["py-spy", "record", "-r", "250", "-f", "raw", "-o", profile_to, "-p", str(proc.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         written = 0.0
         while written < n:
             if proc.poll() is not None:
@@ -256,6 +260,8 @@ class Collector:
         cpu = t.user + t.system
         hwm = vm_hwm_kb(proc.pid)
         stop(proc)
+        if spy:
+            spy.wait(30)
         stored = influx_count(self.influx, db)
         return {"seconds": seconds, "rate": n / seconds, "cpu_per_100k": cpu / n * 100_000,
                 "peak_rss_mb": hwm / 1024, "lost": n - stored, "extra": max(0, stored - n)}
@@ -396,6 +402,7 @@ def main() -> int:
                     help="also measure the collector of that git revision (e.g. main=main)")
     ap.add_argument("--live-rate", type=int, default=2000, help="also measure CPU at this steady rate (0: skip)")
     ap.add_argument("--live-seconds", type=float, default=15.0)
+    ap.add_argument("--py-spy", metavar="FILE", help="profile this checkout's collector in round 1 (needs py-spy)")
     args = ap.parse_args()
     n, fleet = args.messages, printers(args.printers)
     loads = [os.getloadavg()]
@@ -428,7 +435,8 @@ def main() -> int:
                         log(f"    counting subscriber: {r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s per 100k")
                         results["counter"].append(r)
                     else:
-                        r = who.drain(http, n, round_no)
+                        profile = args.py_spy if who is collectors[0] and round_no == 1 else None
+                        r = who.drain(http, n, round_no, profile)
                         log(f"    {who.name}: {r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s per 100k, "
                             f"RSS {r['peak_rss_mb']:.1f} MB, lost {r['lost']}")
                         results[who.name].append(r)
