@@ -1,12 +1,16 @@
 """The acknowledgement handshake between the MQTT loop and the InfluxDB writer.
 
-Two steps, one name each:
+One name per step:
 
 - **track**: right after a QoS 1 message's lines were put to the writer, the loop hands the
   writer the message's token (``BatchWriter.track``); the writer keeps it behind those lines.
 - **acknowledge**: once everything put before a token is durable (in InfluxDB or in the
   on-disk spool), the writer calls ``Acknowledgements.acknowledge(tokens)`` from its thread;
   the loop takes them (``take``) and sends the PUBACKs.
+- **flush**: when the socket goes quiet, the loop asks the writer to make what it holds
+  durable now instead of waiting for a full batch (``BatchWriter.flush``).
+
+The collector passes these callables to the constructors (server/collector.py).
 
 A token is ``connection << 16 | packet_id``: a packet identifier means something only on the
 connection it arrived on, so the loop drops tokens of an earlier connection (the broker has
