@@ -21,7 +21,7 @@ import msgspec
 
 PROTOCOL_LEVEL = 4  # 3.1.2.2: MQTT 3.1.1
 MAX_REMAINING_LENGTH = 268_435_455  # 2.2.3: four bytes of seven bits
-MAX_PACKET = 1 << 20  # a bound on what we buffer; brokers cap packets below it (docs/scaling.md)
+MAX_PACKET = 1 << 20  # what we buffer of one packet at most (docs/scaling.md: cap it at the broker too)
 SUBACK_FAILURE = 0x80  # 3.9.3
 
 PINGREQ = b"\xc0\x00"  # 3.12
@@ -50,6 +50,7 @@ class Publish(msgspec.Struct, frozen=True, gc=False):
     packet_id: int  # 0 at QoS 0
     retain: bool = False
     dup: bool = False
+    truncated: bool = False  # longer than the decoder's max_packet: the payload is cut there
 
 
 class ConnAck(msgspec.Struct, frozen=True, gc=False):
@@ -160,13 +161,23 @@ class Decoder:
     A packet cut off at the end of a read waits for the next ``feed``. A malformed or
     unexpected packet raises ``ProtocolError``; the packets before it in the same ``feed``
     are dropped with it (the broker redelivers the unacknowledged ones to the session).
+
+    No more than ``max_packet`` bytes of a packet are kept. A longer PUBLISH comes out with
+    its payload cut there (``truncated``) and the rest is skipped as it arrives, so one huge
+    message can neither fill the memory nor, by closing the connection, come back for ever:
+    the caller rejects it and acknowledges it like any other.
     """
 
     def __init__(self, max_packet: int = MAX_PACKET):
         self.max_packet = max_packet
         self._rest = b""
+        self._skip = 0  # bytes of a truncated PUBLISH still to come and be dropped
 
     def feed(self, data: bytes) -> list[Packet]:
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
         buf = self._rest + data if self._rest else data
         packets: list[Packet] = []
         pos, end = 0, len(buf)
@@ -175,12 +186,15 @@ class Decoder:
             if head is None:
                 break  # remaining length cut off
             start, length = head
+            first = buf[pos]
             if length > self.max_packet:
-                raise ProtocolError(f"a {length}-byte packet is over our limit of {self.max_packet}")
+                if not self._oversized(first, buf, start, length, packets):
+                    break  # not enough of it yet
+                pos = min(start + length, end)
+                continue
             stop = start + length
             if stop > end:
                 break  # body cut off
-            first = buf[pos]
             if first >> 4 == 3:
                 packets.append(_publish(first, buf, start, stop))
             else:
@@ -188,6 +202,17 @@ class Decoder:
             pos = stop
         self._rest = buf[pos:]
         return packets
+
+    def _oversized(self, first: int, buf: bytes, start: int, length: int, packets: list[Packet]) -> bool:
+        """A packet over max_packet: a PUBLISH cut there once that much is here; else an error."""
+        if first >> 4 != 3:
+            raise ProtocolError(f"a {length}-byte control packet is over our limit of {self.max_packet}")
+        cut = start + self.max_packet
+        if cut > len(buf):
+            return False
+        packets.append(_publish(first, buf, start, cut, truncated=True))
+        self._skip = max(0, start + length - len(buf))
+        return True
 
     def pending(self) -> int:
         """Bytes of a packet not yet complete."""
@@ -210,7 +235,7 @@ def _fixed_header(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
         shift += 7
 
 
-def _publish(first: int, buf: bytes, start: int, stop: int) -> Publish:
+def _publish(first: int, buf: bytes, start: int, stop: int, truncated: bool = False) -> Publish:
     """3.3: the hot path. Topic, packet identifier at QoS 1, payload = the rest."""
     qos = (first >> 1) & 3
     if qos > 1:
@@ -230,7 +255,7 @@ def _publish(first: int, buf: bytes, start: int, stop: int) -> Publish:
     except UnicodeDecodeError:
         raise ProtocolError("PUBLISH topic is not UTF-8 (1.5.3)") from None
     # Topic syntax (empty, wildcards, U+0000) is left to ingest, which rejects and counts it.
-    return Publish(topic, buf[payload_at:stop], qos, packet_id, bool(first & 0x01), bool(first & 0x08))
+    return Publish(topic, buf[payload_at:stop], qos, packet_id, bool(first & 0x01), bool(first & 0x08), truncated)
 
 
 def _control(first: int, body: bytes) -> Packet:

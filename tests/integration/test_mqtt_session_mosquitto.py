@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common.tls import TLSConfig
 from devkit.pipeline import wait_for
 from server.config import MqttConfig
-from server.mqtt import Subscriber, codec
+from server.mqtt import Subscriber, codec, transport
 from server.mqtt.codec import ConnAck, Decoder, PingResp, Publish, SubAck
 from tests.integration.collector_helpers import broker as start_broker, publish_raw
 from tests.integration.test_agent_tls import PASSWORD, USER, tls_broker  # noqa: F401 - a fixture
@@ -114,6 +114,50 @@ def test_a_shared_subscription_on_mqtt_3_1_1_splits_the_stream(mosquitto):
                 received[i] += [p.payload for p in member.decoder.feed(member.sock.recv(65536))]
     assert sorted(received[0] + received[1], key=int) == [str(i).encode() for i in range(20)]
     assert received[0] and received[1], "the broker should hand each member a share"
+
+
+def wait_until_subscribed(mosquitto, got: list) -> None:
+    """Publish a probe until it comes back: only then is the subscription in place."""
+    probe = "printfarm/v1/lab/probe/status"
+    for _ in range(40):
+        publish_raw(mosquitto, [(probe, b"probe")])
+        try:
+            wait_for(lambda: any(topic == probe for topic, _ in got), 0.5, "the probe")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("the subscription never took effect")
+
+
+def test_a_message_over_the_decoders_limit_is_delivered_cut_and_acknowledged_not_fatal(mosquitto):
+    """A broker without max_packet_size passes a 2 MiB message on: the session hands it over cut
+    at 1 MiB (ingest rejects it as too_large), acknowledges it and reads on, on one connection."""
+    got, connects = [], []
+
+    def open_socket(cfg, timeout):
+        connects.append(1)
+        return transport.open_socket(cfg, timeout)
+
+    cfg = MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="collector-big")
+    sub = Subscriber(cfg, lambda topic, payload: got.append((topic, len(payload))), open_socket=open_socket)
+    thread = threading.Thread(target=sub.run, daemon=True)
+    thread.start()
+    try:
+        wait_until_subscribed(mosquitto, got)
+        topic = "printfarm/v1/lab/p1/telemetry"
+        publish_raw(mosquitto, [(topic, b"x" * (2 << 20)), (topic, b"{}")])
+        mine = lambda: [entry for entry in got if entry[0] == topic]  # noqa: E731
+        wait_for(lambda: len(mine()) == 2, 20, "both messages")
+        assert mine() == [(topic, codec.MAX_PACKET - 2 - len(topic) - 2), (topic, 2)]
+        assert len(connects) == 1, "the big message must not cost the connection"
+    finally:
+        sub.stop()
+        thread.join(10)
+        sub.close()
+    again = RawClient(mosquitto, "collector-big")
+    again.sock.sendall(codec.PINGREQ)
+    assert again.next() == PingResp(), "both were acknowledged: nothing comes back before the PINGRESP"
+    again.close()
 
 
 # -- the whole session over TLS (the broker and its PKI: test_agent_tls.py) -----------------------

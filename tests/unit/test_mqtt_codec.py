@@ -160,9 +160,27 @@ def test_malformed_or_unexpected_packets_are_protocol_errors(packet, why):
         Decoder().feed(packet)
 
 
-def test_a_packet_over_the_limit_is_refused_before_it_is_buffered():
+def test_a_control_packet_over_the_limit_is_refused_before_it_is_buffered():
     with pytest.raises(ProtocolError, match="limit"):
-        Decoder(max_packet=100).feed(b"\x30\xe5\x00")  # announces 101 bytes
+        Decoder(max_packet=100).feed(b"\x90\xe5\x00")  # a SUBACK announcing 101 bytes
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(101, 5000), cuts=st.lists(st.integers(1, 400), max_size=40))
+def test_a_publish_over_the_limit_comes_out_cut_and_the_stream_goes_on(size, cuts):
+    big = publish_packet("a/b", bytes(range(256)) * (size // 256 + 1), 1, 7)
+    stream = big + publish_packet("a/b", b"next", 1, 8)
+    decoder, got, pos, most = Decoder(max_packet=100), [], 0, 0
+    for cut in cuts + [len(stream)]:
+        got += decoder.feed(stream[pos:pos + cut])
+        pos += cut
+        most = max(most, decoder.pending())
+    first, second = got
+    # Body = topic (2 + 3) + packet id (2) + payload: the first 100 bytes of it are kept.
+    assert (first.topic, first.packet_id, first.truncated) == ("a/b", 7, True)
+    assert first.payload == (bytes(range(256)) * 20)[:93]
+    assert second == Publish("a/b", b"next", 1, 8)
+    assert most <= 100 + 5  # never more than the limit and a fixed header is buffered
 
 
 # -- however the stream is cut --------------------------------------------------------------------
