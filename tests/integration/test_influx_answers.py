@@ -41,7 +41,7 @@ def lines(n: int, size: int = 100, first: int = 0) -> list[str]:
 
 def writer_for(url: str, database: str, acked: list, spool=None, **kw) -> BatchWriter:
     client = InfluxHTTP(url, database, timeout=5, metrics=Metrics())
-    return BatchWriter(client, flush_interval=0.05, spool=spool, on_durable=acked.extend, **kw)
+    return BatchWriter(client, flush_interval=0.05, spool=spool, acknowledge=acked.extend, **kw)
 
 
 def stored(influx, database: str) -> list[int]:
@@ -51,8 +51,8 @@ def stored(influx, database: str) -> list[int]:
 def feed(writer: BatchWriter, batch: list[str], token) -> None:
     for line in batch:
         writer.put(line)
-    writer.mark(token)
-    writer.handoff()
+    writer.track([token])
+    writer.flush()
 
 
 def test_a_batch_over_the_body_limit_is_split_until_every_point_is_stored(db):
