@@ -18,7 +18,10 @@ from devkit.pipeline import wait_for
 from server.config import MqttConfig
 from server.mqtt import Subscriber, codec, transport
 from server.mqtt.codec import ConnAck, Decoder, PingResp, Publish, SubAck
-from tests.integration.collector_helpers import broker as start_broker, publish_raw
+from common.protocol import MAX_PACKET_BYTES
+from devkit.servers import Mosquitto
+from devkit.servers.mosquitto import MOSQUITTO_CONFIG
+from tests.integration.collector_helpers import BROKER_CONF, broker as start_broker, publish_raw
 from tests.integration.test_agent_tls import PASSWORD, USER, tls_broker  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.integration
@@ -129,9 +132,21 @@ def wait_until_subscribed(mosquitto, got: list) -> None:
     raise AssertionError("the subscription never took effect")
 
 
-def test_a_message_over_the_decoders_limit_is_delivered_cut_and_acknowledged_not_fatal(mosquitto):
+@pytest.fixture
+def uncapped(tmp_path):
+    """The harness's broker without its max_packet_size, as Mosquitto is by default."""
+    cap = f"max_packet_size {MAX_PACKET_BYTES}\n"
+    assert cap in MOSQUITTO_CONFIG
+    running = Mosquitto(tmp_path / "uncapped", config_text=MOSQUITTO_CONFIG.replace(cap, ""),
+                        extra_conf=BROKER_CONF).start()
+    yield running
+    running.stop()
+
+
+def test_a_message_over_the_decoders_limit_is_delivered_cut_and_acknowledged_not_fatal(uncapped):
     """A broker without max_packet_size passes a 2 MiB message on: the session hands it over cut
     at 1 MiB (ingest rejects it as too_large), acknowledges it and reads on, on one connection."""
+    mosquitto = uncapped
     got, connects = [], []
 
     def open_socket(cfg, timeout):
