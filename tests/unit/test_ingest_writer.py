@@ -177,7 +177,7 @@ def test_stop_returns_at_once_when_the_writer_is_idle(tmp_path):
     writer.flush_interval = 30.0  # the writer thread waits up to this long on an empty queue
     writer.start()
     writer.put("m v=1i 1")
-    writer.handoff()
+    writer.flush()
     wait_for(lambda: influx.bodies, 5, "the first write", interval=0.01)  # then it waits on the queue again
     began = time.monotonic()
     writer.stop()
