@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from common import protocol
+from common.text import one_line
 from server.config import MqttConfig
 from server.metrics import Metrics
 from server.mqtt import acks, codec, transport
@@ -235,7 +236,7 @@ class Subscriber:
         self.metrics.inc("handler_errors")
         if not self._handler_error_logged:
             self._handler_error_logged = True
-            log.exception("handling a message on %s failed (logged once; counted in handler_errors)", topic[:200])
+            log.exception("handling a message on %s failed (logged once; counted in handler_errors)", one_line(topic))
 
     def _lost(self, exc: Exception) -> None:
         if self._sock is not None:
