@@ -85,27 +85,30 @@ def _fields(pairs) -> str:
 
 def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     # The hot path (one line per poll of every printer), so written out by hand instead of
-    # through _fields(); the output is the same (tests/unit/test_ingest_lineproto.py).
-    out = [f'state="{msg.state}"']  # a Literal: nothing to escape
+    # through _fields(); the output is the same (tests/unit/test_ingest_lineproto.py). Temperature
+    # keys are from a fixed set: nothing to escape.
+    line = f'telemetry{tags} state="{msg.state}"'  # a Literal: nothing to escape
     if msg.state_text:
-        out.append(f"state_text={string(msg.state_text)}")
-    out.append(f"seq={msg.seq}i")
-    for name, temp in msg.temps.items():  # keys fullmatch TEMP_KEY_RE: nothing to escape
+        line += f",state_text={string(msg.state_text)}"
+    line += f",seq={msg.seq}i"
+    for name, temp in msg.temps.items():
         if temp.actual is not None:
-            out.append(f"{name}_actual={float(temp.actual)!r}")
+            line += f",{name}_actual={float(temp.actual)!r}"
         if temp.target is not None:
-            out.append(f"{name}_target={float(temp.target)!r}")
-    for field in ("progress", "print_time", "time_left"):
-        value = getattr(msg, field)
-        if value is not None:
-            out.append(f"{field}={float(value)!r}")
+            line += f",{name}_target={float(temp.target)!r}"
+    if msg.progress is not None:
+        line += f",progress={float(msg.progress)!r}"
+    if msg.print_time is not None:
+        line += f",print_time={float(msg.print_time)!r}"
+    if msg.time_left is not None:
+        line += f",time_left={float(msg.time_left)!r}"
     if msg.file is not None:
-        out.append(f"file={string(msg.file)}")
+        line += f",file={string(msg.file)}"
     if msg.user is not None:
-        out.append(f"user={string(msg.user)}")
+        line += f",user={string(msg.user)}"
     if msg.filament_mm is not None:
-        out.append(f"filament_mm={float(msg.filament_mm)!r}")
-    return f"telemetry{tags} {','.join(out)} {msg.ts}"
+        line += f",filament_mm={float(msg.filament_mm)!r}"
+    return f"{line} {msg.ts}"
 
 
 def status(msg: protocol.Status, tags: str) -> str:
