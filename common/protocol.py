@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -121,6 +121,9 @@ class Temperature(msgspec.Struct, array_like=True, omit_defaults=True):
     target: float | None = None
 
 
+Layer = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
 class Telemetry(msgspec.Struct, omit_defaults=True):
     v: int
     ts: int
@@ -136,6 +139,8 @@ class Telemetry(msgspec.Struct, omit_defaults=True):
     file: str | None = None
     user: str | None = None
     filament_mm: float | None = None  # slicer's estimate for the job, all tools
+    layer: Layer | None = None  # the layer being printed, where the printer's API tells
+    layers: Layer | None = None  # the job's number of layers
 
 
 class Status(msgspec.Struct, omit_defaults=True):

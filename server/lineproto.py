@@ -105,6 +105,10 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
         out.append(f"user={string(msg.user)}")
     if msg.filament_mm is not None:
         out.append(f"filament_mm={float(msg.filament_mm)!r}")
+    if msg.layer is not None:
+        out.append(f"layer={msg.layer}i")
+    if msg.layers is not None:
+        out.append(f"layers={msg.layers}i")
     return f"telemetry{tags} {','.join(out)} {msg.ts}"
 
 
