@@ -84,6 +84,7 @@ class Bambu:
         self._refused = False  # the broker refused this attempt (already described)
         self._last_heard = 0.0
         self._requests = 0
+        self.reports = 0  # readable reports received: for tests and benchmarks
         self._unreadable: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,6 +192,7 @@ class Bambu:
             self._note_unreadable(f"unreadable report ignored: {str(exc)[:200]}")
             return
         self._note_unreadable(None)
+        self.reports += 1
         self._last_heard, self._delay = self._monotonic(), self._backoff[0]
         with self._lock:
             self._state.merge(fields)
