@@ -43,13 +43,14 @@ class BambuSetup:
     host: str
     port: int
     serials: dict[str, str] = field(default_factory=dict)
+    period: float = 1.0  # real seconds between two reports of a printer
 
 
 class BambuFleet:
     """Drives the simulator's Bambu printers; ``act`` runs a control call between two ticks."""
 
-    def __init__(self, sim, setup: BambuSetup, period: float = 1.0):
-        self.sim, self.setup, self.period = sim, setup, period
+    def __init__(self, sim, setup: BambuSetup):
+        self.sim, self.setup, self.period = sim, setup, setup.period
         self.link = BambuLink(setup.host, setup.port, client_id=f"devkit-sim-{setup.port}")
         self.fakes: dict[str, FakeBambuPrinter] = {
             pid: self.link.add(serial, family_of(sim.printers[pid].model)) for pid, serial in setup.serials.items()}
