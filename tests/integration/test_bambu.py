@@ -18,7 +18,7 @@ from agent.jobs import JobTracker
 from agent.printers.bambu.client import Bambu
 from devkit.pipeline import wait_for
 from devkit.servers.bambu import BambuBroker
-from devkit.servers.pki import make_ca
+from devkit.pki import make_ca
 from devkit.sim.faces.bambu_printer import BambuLink
 
 pytestmark = pytest.mark.integration
@@ -143,14 +143,20 @@ def test_a_print_to_its_end_gives_one_started_and_one_done(tmp_path, lab, watch)
     assert w.states() == ["idle", "printing", "idle"]
 
 
-def test_the_cancel_code_ends_the_job_as_cancelled(tmp_path, lab, watch):
+def printing(tmp_path, lab, watch) -> Watcher:
+    """A watched X1, idle first, then printing a long part."""
     broker, link = lab
     w = watch(settings(tmp_path, broker, X1))
     w.until(lambda s: s.state == "idle", "idle")
     link.printers[X1].start("long_part", layers=300)
     link.printers[X1].progress(3, 9, 280, nozzle=220.0, bed=65.0)
     w.until(lambda s: s.state == "printing", "printing")
-    link.printers[X1].cancel()
+    return w
+
+
+def test_the_cancel_code_ends_the_job_as_cancelled(tmp_path, lab, watch):
+    w = printing(tmp_path, lab, watch)
+    lab[1].printers[X1].cancel()
     snap = w.until(lambda s: s.state_text == "FAILED", "FAILED")
     w.more_reports()
     assert (snap.state, snap.ended, snap.error) == ("idle", "cancelled", None)
@@ -158,13 +164,8 @@ def test_the_cancel_code_ends_the_job_as_cancelled(tmp_path, lab, watch):
 
 
 def test_a_failure_with_hms_codes_fails_the_job_with_readable_text(tmp_path, lab, watch):
-    broker, link = lab
-    w = watch(settings(tmp_path, broker, X1))
-    w.until(lambda s: s.state == "idle", "idle")
-    link.printers[X1].start("bracket", layers=50)
-    link.printers[X1].progress(40, 20, 12, nozzle=220.0, bed=65.0)
-    w.until(lambda s: s.state == "printing", "printing")
-    link.printers[X1].fail(0x03008009, [(0x03000100, 0x00010007), (0x0C000300, 0x00030001)])
+    w = printing(tmp_path, lab, watch)
+    lab[1].printers[X1].fail(0x03008009, [(0x03000100, 0x00010007), (0x0C000300, 0x00030001)])
     snap = w.until(lambda s: s.state == "error", "error")
     w.more_reports()
     assert snap.error == ("heatbed temperature malfunction [0300_8009]; "

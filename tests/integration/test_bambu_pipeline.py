@@ -157,29 +157,29 @@ def test_a_bambu_print_becomes_telemetry_states_and_one_done_event(pipeline):
     assert layers == sorted(layers) and layers[-1] > layers[0] and printing[0]["layers"] > 0
 
 
-def test_a_bambu_cancel_gives_exactly_one_cancelled_event(pipeline):
+def _end_a_long_job(pipeline, end, kind: str) -> dict:
+    """Start a long job, end it with ``end()``, and return the one ``kind`` event it gave."""
     pipeline.wait_rows("SELECT * FROM state WHERE state = 'idle'", "idle")
     pipeline.printer.start_long("long_part")
     pipeline.wait_rows("SELECT * FROM job WHERE kind = 'started'", "the started event")
-    pipeline.printer.cancel()
-    cancelled = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'cancelled'", "a cancelled event")
-    pipeline.flowing_after(cancelled[0]["time"])
-    assert len(_events(pipeline, "cancelled")) == 1
+    end()
+    rows = pipeline.wait_rows(f"SELECT * FROM job WHERE kind = '{kind}'", f"a {kind} event")
+    pipeline.flowing_after(rows[0]["time"])
+    assert len(_events(pipeline, kind)) == 1
+    return rows[0]
+
+
+def test_a_bambu_cancel_gives_exactly_one_cancelled_event(pipeline):
+    cancelled = _end_a_long_job(pipeline, pipeline.printer.cancel, "cancelled")
     assert not _events(pipeline, "done") and not _events(pipeline, "failed")
-    assert cancelled[0]["file"] == "long_part"
+    assert cancelled["file"] == "long_part"
 
 
 def test_a_bambu_failure_fails_the_job_once_with_its_text(pipeline):
-    pipeline.wait_rows("SELECT * FROM state WHERE state = 'idle'", "idle")
-    pipeline.printer.start_long("long_part")
-    pipeline.wait_rows("SELECT * FROM job WHERE kind = 'started'", "the started event")
-    pipeline.printer.fail()
-    failed = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'failed'", "a failed event")
-    pipeline.flowing_after(failed[0]["time"])
-    assert len(_events(pipeline, "failed")) == 1
+    failed = _end_a_long_job(pipeline, pipeline.printer.fail, "failed")
     text = ("heatbed temperature malfunction [0300_8009]; "
             "HMS_0300_0100_0001_0007: heatbed temperature abnormal: the sensor may be open-circuited")
-    assert failed[0]["error"] == text
+    assert failed["error"] == text
     errors = pipeline.rows("SELECT * FROM state WHERE state = 'error'")
     assert errors and errors[0]["error"] == text and errors[0]["state_text"] == "FAILED"
 

@@ -18,8 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from devkit.servers.mosquitto import Mosquitto
-from devkit.servers.pki import Issued, issue, make_ca
+from devkit.servers.mosquitto import COMMON_CONFIG, Mosquitto
+from devkit.pki import Issued, issue, make_ca
 from devkit.servers.process import find_binary, free_port
 
 USER = "bblp"
@@ -28,14 +28,7 @@ HEAD = """\
 # written by devkit.servers.bambu
 per_listener_settings true
 persistence false
-log_dest file {dir}/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_timestamp_format %Y-%m-%dT%H:%M:%S
-user {user}
-
+""" + COMMON_CONFIG + """
 # the fake printers' side: plain, loopback only
 listener {port} 127.0.0.1
 allow_anonymous true
