@@ -196,6 +196,8 @@ def test_a_silent_printer_is_unreachable_after_the_window_and_recovers(tmp_path,
     link.printers[X1].resume()
     w.until(lambda s: s.state == "idle", "idle again")
     assert w.states() == ["idle", "unreachable", "idle"]
+    log = (broker.dir / "mosquitto.log").read_text()
+    assert log.count("as printfarm-bbl-1 (") >= 2  # it did reconnect, to a broker that never went away
 
 
 def _connected_as(broker: BambuBroker, printer_id: str) -> bool:

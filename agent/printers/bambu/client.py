@@ -85,6 +85,7 @@ class Bambu:
         self._last_heard = 0.0
         self._requests = 0
         self.reports = 0  # readable reports received: for tests and benchmarks
+        self._announce = True  # log the next connect (the first, or the first after reports flowed)
         self._unreadable: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,6 +174,9 @@ class Bambu:
             return
         client.subscribe(self.report_topic, qos=0)
         self.pushall.request()
+        if not self._announce:  # reconnecting to a silent printer again and again: said once
+            return
+        self._announce = False
         if self.cfg.insecure_skip_verify:
             log.warning("%s: connected to %s:%d WITHOUT checking its certificate (insecure_skip_verify)",
                         self.cfg.id, self.cfg.host, self.cfg.port)
@@ -193,6 +197,7 @@ class Bambu:
             return
         self._note_unreadable(None)
         self.reports += 1
+        self._announce = True
         self._last_heard, self._delay = self._monotonic(), self._backoff[0]
         with self._lock:
             self._state.merge(fields)
