@@ -140,7 +140,7 @@ def test_a_print_to_its_end_gives_one_started_and_one_done(tmp_path, lab, watch)
     w.until(lambda s: s.state_text == "FINISH", "FINISH")
     w.more_reports()  # heartbeats keep FINISH coming: none of them may end the job again
     assert w.kinds() == ["started", "done"]
-    assert w.states() == ["idle", "printing", "idle"]
+    assert w.states() == ["unreachable", "idle", "printing", "idle"]  # connected, then its first report
 
 
 def printing(tmp_path, lab, watch) -> Watcher:
@@ -186,6 +186,15 @@ def test_a_broker_restart_is_unreachable_then_reconnected(tmp_path, lab, watch):
     assert lost.error.startswith(f"connection to 127.0.0.1:{broker.endpoints[X1].port} lost")
 
 
+def test_a_printer_that_never_reports_says_so_then_is_silent(tmp_path, lab, watch):
+    broker, link = lab
+    link.printers[X1].stall()  # switched on, broker up, firmware not reporting
+    w = watch(settings(tmp_path, broker, X1, silent_after=1.0))
+    port = broker.endpoints[X1].port
+    w.until(lambda s: s.error == f"connected to 127.0.0.1:{port}; no report from the printer yet", "connected")
+    w.until(lambda s: s.error == "no report for 1 s on an open connection; reconnecting", "silent", timeout=5)
+
+
 def test_a_silent_printer_is_unreachable_after_the_window_and_recovers(tmp_path, lab, watch):
     broker, link = lab
     w = watch(settings(tmp_path, broker, X1, silent_after=1.0))
@@ -195,7 +204,7 @@ def test_a_silent_printer_is_unreachable_after_the_window_and_recovers(tmp_path,
     assert snap.error == "no report for 1 s on an open connection; reconnecting"
     link.printers[X1].resume()
     w.until(lambda s: s.state == "idle", "idle again")
-    assert w.states() == ["idle", "unreachable", "idle"]
+    assert w.states() == ["unreachable", "idle", "unreachable", "idle"]
     log = (broker.dir / "mosquitto.log").read_text()
     assert log.count("as printfarm-bbl-1 (") >= 2  # it did reconnect, to a broker that never went away
 

@@ -75,7 +75,8 @@ class Bambu:
         self._backoff, self._delay, self._tick = backoff, backoff[0], tick
         self._state = report.PrintState()
         self._lock = threading.Lock()  # the state: written by our thread, read by poll()
-        self._problem: str | None = f"connecting to {cfg.host}:{cfg.port}"  # None while reports flow
+        self._connecting = f"connecting to {cfg.host}:{cfg.port}"
+        self._problem: str | None = self._connecting  # None while reports flow
         self._headline: tuple | None = None
         self._changed: Callable[[], None] = lambda: None
         self.pushall = PushallGate(PUSHALL_GAP, monotonic)
@@ -174,6 +175,8 @@ class Bambu:
             return
         client.subscribe(self.report_topic, qos=0)
         self.pushall.request()
+        if self._problem == self._connecting:  # say what is missing now; later rounds keep their text
+            self._set_problem(f"connected to {self.cfg.host}:{self.cfg.port}; no report from the printer yet")
         if not self._announce:  # reconnecting to a silent printer again and again: said once
             return
         self._announce = False
