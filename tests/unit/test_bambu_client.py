@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from agent import config as agent_config
 from agent.printers.bambu.client import Bambu
+from devkit.pipeline import wait_for
 
 
 def make(tmp_path, clock=lambda: 1_790_000_000.0):
@@ -66,3 +67,29 @@ def test_a_problem_is_unreachable_with_its_text_and_published_once(tmp_path):
     assert calls[-1].error == "connection to 127.0.0.1:8883 lost (Unspecified error)"
     feed(printer, {"mc_percent": 7})  # a report after the reconnect: the merged state is back
     assert calls[-1].state == "printing" and calls[-1].progress == 7.0
+
+
+def test_a_bug_in_the_loop_is_logged_and_the_watch_goes_on(tmp_path, caplog):
+    printer, calls = make(tmp_path)
+    attempts = []
+
+    class Buggy:
+        """Connects once, then its loop hits a bug; later connects are refused."""
+
+        def connect(self, *args, **kwargs):
+            attempts.append(1)
+            if len(attempts) > 1:
+                raise ConnectionRefusedError()
+
+        def loop(self, timeout):
+            return {}["a bug"]
+
+    printer._factory, printer._backoff, printer._delay = (lambda cfg: Buggy()), (0.01, 0.02), 0.01
+    with caplog.at_level(logging.WARNING):
+        printer.start(printer._changed)
+        try:
+            wait_for(lambda: len(attempts) >= 3, 5, "attempts after the bug", interval=0.01)
+        finally:
+            printer.close()
+    assert any(r.levelno == logging.ERROR and "MQTT loop failed" in r.getMessage() for r in caplog.records)
+    assert printer.poll().error.startswith("connection refused at 127.0.0.1:8883")

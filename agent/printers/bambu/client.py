@@ -120,7 +120,9 @@ class Bambu:
                 self._step() if self._open else self._connect()
             except Exception:  # a bug must not end the watch over this printer for good
                 log.exception("%s: MQTT loop failed; reconnecting", self.cfg.id)
-                self._drop("internal error; see the log")
+                self._open = False  # the next connect() closes whatever socket is left
+                self._set_problem("internal error in the printer's MQTT loop; see the agent's log")
+                self._wait_backoff()
         if self._open:
             self._client.disconnect()
 
