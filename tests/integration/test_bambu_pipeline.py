@@ -101,10 +101,15 @@ def pipeline(request, tmp_path, mosquitto, influxdb):
     table = {"id": "bbl-1", "type": "bambu", "host": bambu.host, "port": bambu.endpoints[SERIAL].port,
              "serial": SERIAL, "access_code_file": str(bambu.access_code_file(SERIAL)), "ca_file": str(bambu.ca_path),
              "model": "X1C", "interval": INTERVAL, "timeout": INTERVAL, "silent_after": 2.0}
-    agent = start_agent(agent_config_with(tmp_path, mosquitto, [table]))
+    agents = [start_agent(agent_config_with(tmp_path, mosquitto, [table]))]
 
     class Pipeline:
         broker = bambu
+
+        def restart_agent(self):
+            """Stop the agent and start another on the same state directory, as systemd would."""
+            agents[-1].stop()
+            agents.append(start_agent(agent_config_with(tmp_path, mosquitto, [table])))
 
         def rows(self, q):
             return influxdb.query(q, db=DB)
@@ -120,7 +125,7 @@ def pipeline(request, tmp_path, mosquitto, influxdb):
     p = Pipeline()
     p.printer = printer
     yield p
-    agent.stop()
+    agents[-1].stop()
     collector.stop()
     printer.close()
     bambu.stop()
@@ -182,6 +187,19 @@ def test_a_bambu_failure_fails_the_job_once_with_its_text(pipeline):
     assert failed["error"] == text
     errors = pipeline.rows("SELECT * FROM state WHERE state = 'error'")
     assert errors and errors[0]["error"] == text and errors[0]["state_text"] == "FAILED"
+
+
+def test_an_agent_restart_mid_job_neither_loses_nor_doubles_the_job(pipeline):
+    pipeline.wait_rows("SELECT * FROM state WHERE state = 'idle'", "idle")
+    pipeline.printer.start_long("long_part")
+    pipeline.wait_rows("SELECT * FROM job WHERE kind = 'started'", "the started event")
+    pipeline.restart_agent()  # the open job (and the printer's own id for it) waits on disk
+    pipeline.printer.cancel()
+    cancelled = pipeline.wait_rows("SELECT * FROM job WHERE kind = 'cancelled'", "a cancelled event")
+    pipeline.flowing_after(cancelled[0]["time"])
+    assert len(_events(pipeline, "started")) == 1 and len(_events(pipeline, "cancelled")) == 1
+    started = _events(pipeline, "started")[0]
+    assert cancelled[0]["job_started"] == started["time"]  # the same job, from before the restart
 
 
 def test_a_vanished_bambu_printer_is_unreachable_within_two_intervals_and_recovers(pipeline):
