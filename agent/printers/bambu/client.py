@@ -178,7 +178,8 @@ class Bambu:
         client.subscribe(self.report_topic, qos=0)
         self.pushall.request()
         if self._problem == self._connecting:  # say what is missing now; later rounds keep their text
-            self._set_problem(f"connected to {self.cfg.host}:{self.cfg.port}; no report from the printer yet")
+            self._set_problem(f"connected to {self.cfg.host}:{self.cfg.port}; no report from the printer yet",
+                              logging.INFO)  # milliseconds, normally: no warning at every start
         if not self._announce:  # reconnecting to a silent printer again and again: said once
             return
         self._announce = False
@@ -210,12 +211,12 @@ class Bambu:
         self._publish_if_moved()
 
     # -- state changes ---------------------------------------------------------------------
-    def _set_problem(self, problem: str) -> None:
+    def _set_problem(self, problem: str, level: int = logging.WARNING) -> None:
         with self._lock:
             if problem == self._problem:
                 return
             self._problem = problem
-        log.warning("%s: printer %s unreachable: %s", self.cfg.id, self.cfg.serial, problem)
+        log.log(level, "%s: printer %s unreachable: %s", self.cfg.id, self.cfg.serial, problem)
         self._publish_if_moved()
 
     def _publish_if_moved(self) -> None:
