@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.printers.base import Snapshot
 from agent.printers.bambu import report, tls
 from agent.printers.bambu.settings import BambuSettings
+from agent.printers.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class Bambu:
         self._requests = 0
         self.reports = 0  # readable reports received: for tests and benchmarks
         self._announce = True  # log the next connect (the first, or the first after reports flowed)
-        self._unreadable: str | None = None
+        self._problems = ProblemLog(log, f"{cfg.id}: Bambu printer {cfg.serial} at {cfg.host}:{cfg.port}")
+        self._unreadable = ProblemLog(log, f"{cfg.id}: the report stream of {cfg.serial}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if cfg.insecure_skip_verify:
@@ -179,7 +181,7 @@ class Bambu:
         self.pushall.request()
         if self._problem == self._connecting:  # say what is missing now; later rounds keep their text
             self._set_problem(f"connected to {self.cfg.host}:{self.cfg.port}; no report from the printer yet",
-                              logging.INFO)  # milliseconds, normally: no warning at every start
+                              transient=True)  # milliseconds, normally: no warning at every start
         if not self._announce:  # reconnecting to a silent printer again and again: said once
             return
         self._announce = False
@@ -199,9 +201,10 @@ class Bambu:
         try:
             fields = report.decode(msg.payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._note_unreadable(f"unreadable report ignored: {str(exc)[:200]}")
+            self._unreadable.note(f"unreadable report ignored: {str(exc)[:200]}")
             return
-        self._note_unreadable(None)
+        self._unreadable.note(None)
+        self._problems.note(None)
         self.reports += 1
         self._announce = True
         self._last_heard, self._delay = self._monotonic(), self._backoff[0]
@@ -211,28 +214,23 @@ class Bambu:
         self._publish_if_moved()
 
     # -- state changes ---------------------------------------------------------------------
-    def _set_problem(self, problem: str, level: int = logging.WARNING) -> None:
+    def _set_problem(self, problem: str, transient: bool = False) -> None:
         with self._lock:
             if problem == self._problem:
                 return
             self._problem = problem
-        log.log(level, "%s: printer %s unreachable: %s", self.cfg.id, self.cfg.serial, problem)
+        if transient:
+            log.debug("%s: %s", self.cfg.id, problem)
+        else:
+            self._problems.note(problem)
         self._publish_if_moved()
 
     def _publish_if_moved(self) -> None:
         with self._lock:
             headline = (self._problem, *self._state.normalised(), self._state.file(), self._state.job_id())
-            moved, was = headline != self._headline, self._headline
-            self._headline = headline
+            moved, self._headline = headline != self._headline, headline
         if moved:
-            if was is not None and was[0] is not None and headline[0] is None:
-                log.info("%s: printer %s reports again", self.cfg.id, self.cfg.serial)
             self._changed()
-
-    def _note_unreadable(self, problem: str | None) -> None:
-        if problem and problem != self._unreadable:
-            log.warning("%s: %s", self.cfg.id, problem)
-        self._unreadable = problem
 
     def _snapshot(self, ts: int) -> Snapshot:
         s = self._state
