@@ -78,7 +78,9 @@ class BambuBroker(Mosquitto):
     def _write_printer_files(self, e: BambuEndpoint) -> None:
         e.certificate.write(self.dir / f"{e.serial}.crt", self.dir / f"{e.serial}.key")
         passwd = self.dir / f"{e.serial}.passwd"
-        subprocess.run([self._passwd, "-c", "-b", str(passwd), USER, e.access_code], check=True, capture_output=True)
+        # The code on stdin (twice, as it asks), not in argv where any process list shows it.
+        subprocess.run([self._passwd, "-c", str(passwd), USER], input=f"{e.access_code}\n{e.access_code}\n",
+                       text=True, check=True, capture_output=True)
         passwd.chmod(0o600)
         # A printer's broker carries that printer's topics only.
         (self.dir / f"{e.serial}.acl").write_text(f"user {USER}\ntopic readwrite device/{e.serial}/#\n")
