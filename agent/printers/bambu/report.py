@@ -9,12 +9,12 @@ camera and upgrade details we never read, and msgspec skips those without buildi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 
 from agent.printers.bambu import errors
+from agent.printers.values import clamp, number, text
 
 UNSET = msgspec.UNSET
 
@@ -82,11 +82,11 @@ class PrintState:
 
     def normalised(self) -> tuple[str, str, str | None, str | None]:
         """(state, state_text, error, ended) from gcode_state and the error codes."""
-        raw = _text(self.values.get("gcode_state")).upper()
+        raw = text(self.values.get("gcode_state")).upper()
         if raw not in STATES:
             # Unknown to us: say so rather than guess; "unreachable" neither starts nor ends jobs.
-            text = f"unknown gcode_state {raw!r}" if raw else "no gcode_state reported yet"
-            return "unreachable", text, text, None
+            why = f"unknown gcode_state {raw!r}" if raw else "no gcode_state reported yet"
+            return "unreachable", why, why, None
         state, ended = STATES[raw]
         code = self._print_error()
         if raw == "FAILED" and code in errors.CANCEL_CODES:
@@ -128,8 +128,7 @@ class PrintState:
         return {k: t for k, t in temps.items() if t != (None, None)}
 
     def progress(self) -> float | None:
-        value = _num(self.values.get("mc_percent"))
-        return None if value is None else min(max(value, 0.0), 100.0)
+        return clamp(_num(self.values.get("mc_percent")), 0.0, 100.0)
 
     def time_left(self) -> float | None:
         minutes = _num(self.values.get("mc_remaining_time"))
@@ -140,14 +139,14 @@ class PrintState:
         return (layer, total) if total else (None, None)  # 0 of 0 means "no job"
 
     def file(self) -> str | None:
-        name = _text(self.values.get("subtask_name")) or _text(self.values.get("gcode_file"))
+        name = text(self.values.get("subtask_name")) or text(self.values.get("gcode_file"))
         return name.rsplit("/", 1)[-1] or None if name else None
 
     def job_id(self) -> str | None:
         """The printer's identity of the job: its task ids for jobs sent through Bambu's cloud,
         else the moment it started (LAN jobs carry task id 0), which survives our restarts."""
-        task = _text(self.values.get("task_id")) or "0"
-        subtask = _text(self.values.get("subtask_id")) or "0"
+        task = _id(self.values.get("task_id")) or "0"
+        subtask = _id(self.values.get("subtask_id")) or "0"
         if task != "0" or subtask != "0":
             return f"task:{task}/{subtask}"
         started = _int(self.values.get("gcode_start_time"))
@@ -155,24 +154,20 @@ class PrintState:
 
 
 def _num(value) -> float | None:
-    """A finite float from a number or a numeric string (the firmware sends both), else None."""
+    """values.number(), also for numbers sent as strings (the firmware sends both)."""
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return number(value)
 
 
 def _int(value) -> int | None:
-    number = _num(value)
-    return int(number) if number is not None and number.is_integer() else None
+    value = _num(value)
+    return int(value) if value is not None and value.is_integer() else None
 
 
-def _text(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return value.strip()[:500] if isinstance(value, str) else ""
+def _id(value) -> str:
+    """A task id, sent as text or as a number."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else text(value)
