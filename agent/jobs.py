@@ -150,6 +150,8 @@ class JobTracker:
     def _follow(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         job, prev_state = self.job, prev.state if prev else None
         if snap.ended in JOB_END_KINDS:  # the printer says how it ended: no inference needed
+            if _replaced(job, snap):  # ... but of a later job: ours ended while we were away
+                return [self._end("failed", snap, error="job replaced before its end was seen")]
             error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
             return [self._end(snap.ended, snap, error=error)]
         if job.job_id is None and snap.job_id and snap.state in ACTIVE_STATES:

@@ -104,6 +104,7 @@ class PrinterWorker:
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
             state=s.state, state_text=s.state_text, temps=temps, progress=s.progress,
             print_time=s.print_time, time_left=s.time_left, file=s.file, user=s.user, filament_mm=s.filament_mm,
+            layer=s.layer, layers=s.layers,
         )
 
     def _status(self, s: Snapshot, prev: Snapshot | None) -> protocol.Status:

@@ -7,7 +7,8 @@ Starts a private Mosquitto and the printers of ``--mix API=COUNT,...`` (default 
 Moonraker, issue #11; ``--mix ""`` gives ``--printers`` OctoPrint printers): OctoPrint virtual
 printers and Moonraker in front of Klipper's host in batch mode are real servers
 (tools/devkit/servers/); PrusaLink printers are the simulator's PrusaLink face, in this process
-(no real PrusaLink runs here). It runs the agent as a real process (`python -m agent run -c
+(no real PrusaLink runs here); Bambu printers are fake X1s behind TLS stand-in brokers
+(bench/footprint_bambu.py). It runs the agent as a real process (`python -m agent run -c
 FILE`, as systemd would) watching each printer every `--interval` seconds, and samples it from
 /proc:
 
@@ -17,7 +18,7 @@ FILE`, as systemd would) watching each printer every `--interval` seconds, and s
   time inside it (`ts`). Same machine, same clock: no clock skew.
   * polled printers: poll -> publish, from telemetry (`ts` taken right after OctoPrint answered
     /api/job: it covers the rest of the poll, encoding, the publish, Mosquitto and delivery);
-  * push printers (Moonraker): change -> publish, from status messages. A driver in this process
+  * push printers (Moonraker, Bambu): change -> publish, from status messages. A driver in this process
     keeps each printer changing (a print that pauses, is resumed and completes, over and over);
     `ts` is taken when the client has merged the websocket frame that changed the state
     (microseconds after it arrived), so it covers the worker, encoding, publish and delivery.
@@ -49,6 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devkit.servers import Klipper, Moonraker, Mosquitto, OctoPrint, klipper_gcode
 from devkit.sim import SimClock, Simulator
 from devkit.sim.server import PrinterSpec
+from footprint_bambu import BambuBench
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
@@ -132,7 +134,8 @@ class MoonrakerBench:
 
 
 # printer API -> how the benchmark brings up one printer of it
-BENCH_PRINTERS = {"octoprint": OctoPrintBench, "prusalink": PrusaLinkBench, "moonraker": MoonrakerBench}
+BENCH_PRINTERS = {"octoprint": OctoPrintBench, "prusalink": PrusaLinkBench, "moonraker": MoonrakerBench,
+                  "bambu": BambuBench}
 
 
 def parse_mix(text: str | None, printers: int) -> list[str]:

@@ -125,6 +125,9 @@ class Temperature(msgspec.Struct, array_like=True, omit_defaults=True):
     target: float | None = None
 
 
+Layer = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
 class Telemetry(msgspec.Struct, omit_defaults=True):
     v: int
     ts: int
@@ -140,6 +143,8 @@ class Telemetry(msgspec.Struct, omit_defaults=True):
     file: str | None = None
     user: str | None = None
     filament_mm: float | None = None  # slicer's estimate for the job, all tools
+    layer: Layer | None = None  # the layer being printed, where the printer's API tells
+    layers: Layer | None = None  # the job's number of layers
 
 
 class Status(msgspec.Struct, omit_defaults=True):

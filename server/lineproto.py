@@ -108,6 +108,10 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
         line += f",user={string(msg.user)}"
     if msg.filament_mm is not None:
         line += f",filament_mm={float(msg.filament_mm)!r}"
+    if msg.layer is not None:
+        line += f",layer={msg.layer}i"
+    if msg.layers is not None:
+        line += f",layers={msg.layers}i"
     return f"{line} {msg.ts}"
 
 

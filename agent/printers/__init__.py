@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Union
 
+from agent.printers.bambu import BambuSettings
 from agent.printers.base import PastJob, Printer, PrinterSettings, PushPrinter, Snapshot
 from agent.printers.moonraker import MoonrakerSettings
 from agent.printers.octoprint import OctoPrintSettings
@@ -18,6 +19,7 @@ PRINTER_TYPES: dict[str, type[PrinterSettings]] = {
     "octoprint": OctoPrintSettings,
     "prusalink": PrusaLinkSettings,
     "moonraker": MoonrakerSettings,
+    "bambu": BambuSettings,
 }
 DEFAULT_TYPE = "octoprint"  # configs written before there was a choice
 

@@ -52,6 +52,8 @@ class Snapshot:
     # the job tracker ends jobs only from it (exact outcome and end time) and reports each
     # entry once, also jobs that began and ended while the agent was away.
     history: tuple[PastJob, ...] | None = None
+    layer: int | None = None  # the layer being printed, where the API tells (Bambu)
+    layers: int | None = None  # the job's number of layers
 
 
 class Printer(Protocol):

@@ -73,7 +73,7 @@ def ref_telemetry(msg: p.Telemetry, t: Tags) -> str:
         fields += [(f"{name}_actual", num(temp.actual)), (f"{name}_target", num(temp.target))]
     fields += [("progress", num(msg.progress)), ("print_time", num(msg.print_time)),
                ("time_left", num(msg.time_left)), ("file", msg.file), ("user", msg.user),
-               ("filament_mm", num(msg.filament_mm))]
+               ("filament_mm", num(msg.filament_mm)), ("layer", msg.layer), ("layers", msg.layers)]
     return ref_line("telemetry", printer_tags(t), fields, msg.ts)
 
 
@@ -112,13 +112,13 @@ tag_sets = st.builds(Tags, printer=ids, site=ids, organisation=names, county=nam
        temps=st.dictionaries(st.sampled_from(["tool0", "tool1", "tool12", "bed", "chamber"]),
                              st.tuples(number, number), max_size=4),
        progress=number, print_time=number, time_left=number, file=st.none() | text, user=st.none() | text,
-       filament=number)
+       filament=number, layer=st.none() | st.integers(0, 10**6), layers=st.none() | st.integers(0, 10**6))
 def test_telemetry_lines_follow_influxdbs_rules(t, state, state_text, seq, temps, progress, print_time, time_left,
-                                                file, user, filament):
+                                                file, user, filament, layer, layers):
     msg = p.Telemetry(v=1, ts=1_790_000_000_000, printer=t.printer, site=t.site, seq=seq, state=state,
                       state_text=state_text, temps={k: p.Temperature(*v) for k, v in temps.items()},
                       progress=progress, print_time=print_time, time_left=time_left, file=file, user=user,
-                      filament_mm=filament)
+                      filament_mm=filament, layer=layer, layers=layers)
     assert lineproto.telemetry(msg, lineproto.tag_set(t)) == ref_telemetry(msg, t)
 
 

@@ -119,3 +119,14 @@ def test_the_printers_word_on_the_end_is_used_and_persisted_job_ends_once_after_
     assert run(second, _id_snap(5, "printing", "7"), _id_snap(6, "idle", None, "cancelled"),
                _id_snap(7, "idle", None, "cancelled")) == [("cancelled", 6)]
     assert saved[-1] is None
+
+
+def test_an_outcome_reported_for_a_later_job_does_not_close_ours_as_that_outcome():
+    # The agent was away while job 7 ended and job 8 ran to its end: the printer now says
+    # "done" about job 8. Job 7's end was not seen; it must not be counted as done.
+    tracker = JobTracker({"file": "a.gcode", "user": None, "started_ts": 1_000, "job_id": "7"})
+    events = tracker.update(Snapshot(ts=9_000, state="idle", file="a.gcode", job_id="8", ended="done"))
+    assert [(e.kind, e.error) for e in events] == [("failed", "job replaced before its end was seen")]
+    tracker = JobTracker({"file": "a.gcode", "user": None, "started_ts": 1_000, "job_id": "7"})
+    events = tracker.update(Snapshot(ts=9_000, state="idle", file="a.gcode", job_id="7", ended="done"))
+    assert [e.kind for e in events] == ["done"]  # its own end: counted as the printer says

@@ -18,7 +18,8 @@ def test_agent_extra_holds_no_server_dependency():
 
 
 def test_running_the_agent_imports_nothing_of_the_server():
-    code = ("import sys, agent.__main__, agent.service, agent.publisher, agent.printers.octoprint, agent.printers.moonraker;"
+    code = ("import sys, agent.__main__, agent.service, agent.publisher, agent.printers.octoprint,"
+            " agent.printers.moonraker, agent.printers.bambu.client;"
             f"bad = [m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

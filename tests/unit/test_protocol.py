@@ -63,3 +63,14 @@ def test_agent_status_must_match_its_topic():
     msg = p.AgentStatus(v=1, ts=NOW, agent="pi-2", state="online")
     with pytest.raises(p.Rejected, match="topic_mismatch"):
         p.decode(p.parse_topic(p.agent_topic("pi-1")), p.encode(msg), NOW)
+
+
+def test_layers_round_trip_and_out_of_range_layers_are_refused():
+    topic = p.parse_topic(p.printer_topic("umu", "mk4-01", "telemetry"))
+    msg = telemetry(layer=12, layers=240)
+    assert p.decode(topic, p.encode(msg), NOW) == msg
+    for bad in (b'"layer":-1', b'"layers":10000001', b'"layer":2.5'):
+        payload = p.encode(telemetry()).replace(b'"seq":1', b'"seq":1,' + bad)
+        with pytest.raises(p.Rejected) as err:
+            p.decode(topic, payload, NOW)
+        assert err.value.reason == "invalid_schema"

@@ -75,10 +75,16 @@ def agent_config_for(tmp: Path, broker, printers: list[tuple[str, str, str]], si
         key_file.write_text(key)
         entries.append({"id": printer_id, "url": url, "api_key_file": str(key_file),
                         "interval": interval, "timeout": timeout})
+    return agent_config_with(tmp, broker, entries, site, agent_id)
+
+
+def agent_config_with(tmp: Path, broker, tables: list[dict], site: str = "lab",
+                      agent_id: str = "pi-1") -> agent_config.AgentConfig:
+    """An agent publishing to ``broker`` that watches the printers of ``tables`` (any type)."""
     return agent_config.from_dict({
         "agent": {"id": agent_id, "site": site, "state_dir": str(tmp / f"agent-{agent_id}")},
         "broker": {"host": broker.host, "port": broker.port, "reconnect_min": 0.2, "reconnect_max": 2},
-        "printers": entries,
+        "printers": tables,
     })
 
 

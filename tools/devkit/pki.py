@@ -6,6 +6,7 @@ Made with ``cryptography`` (from printfarm[dev]; EC P-256, valid for a day); key
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 from pathlib import Path
 
@@ -46,6 +47,39 @@ def _write(path: Path, cert=None, key=None) -> Path:
 
 def _key():
     return ec.generate_private_key(ec.SECP256R1())
+
+
+class Issued:
+    """A certificate and its key, for tests that need more than make_pki's fixed set."""
+
+    def __init__(self, cert: x509.Certificate, key):
+        self.cert, self.key = cert, key
+
+    @property
+    def name(self) -> str:
+        return self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+    def sha256(self) -> bytes:
+        """The fingerprint a client pins: SHA-256 over the DER certificate."""
+        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).digest()
+
+    def write(self, cert_path: Path, key_path: Path | None = None) -> Path:
+        _write(cert_path, cert=self.cert)
+        if key_path is not None:
+            _write(key_path, key=self.key)
+        return cert_path
+
+
+def make_ca(name: str = CA_NAME) -> Issued:
+    """A self-signed CA without a key-usage extension (as Bambu Lab's printer CA has none)."""
+    key = _key()
+    return Issued(_cert(name, name, key, key, ca=True), key)
+
+
+def issue(ca: Issued, name: str, san: list | None = None) -> Issued:
+    """A server certificate named ``name`` (CN only, unless ``san``), signed by ``ca``."""
+    key = _key()
+    return Issued(_cert(name, ca.name, key, ca.key, san=san), key)
 
 
 def make_pki(d: Path, client_cn: str = "client") -> dict[str, Path]:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from devkit.servers import InfluxDB, Mosquitto
+from devkit.servers.bambu import BambuBroker
 from devkit.servers.process import find_binary
 
 APT_PACKAGES = {"mosquitto": ("mosquitto", "/usr/sbin/mosquitto"), "influxdb": ("influxd", "/usr/bin/influxd")}
@@ -36,3 +37,10 @@ def start_influxdb(workdir: Path) -> InfluxDB:
     influx = InfluxDB(workdir)
     influx.die_with_parent = True
     return influx.start()
+
+
+def start_bambu_broker(workdir: Path, serials: list[str]) -> BambuBroker:
+    """The stand-in for the Bambu printers' own brokers: one TLS listener per printer."""
+    broker = BambuBroker(workdir, serials)
+    broker.die_with_parent = True
+    return broker.start()

@@ -18,6 +18,7 @@ from pathlib import Path
 from devkit.demo import services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
+from devkit.sim.faces.bambu import bambu_serial
 from devkit.servers.process import Children, free_port
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Stack:
         self.inventory = write_inventory(self.dir / "inventory.toml", fleet)
         self.key_file = self.dir / "octoprint.key"
         self.key_file.write_text(secrets.token_hex(16).upper())
-        self.broker = self.influx = None
+        self.broker = self.influx = self.bambu_broker = None
         self.broker_port = self.influx_port = self.http_port = 0
         self.endpoints: dict[str, dict] = {}
         self.agents: list[str] = []
@@ -62,6 +63,10 @@ class Stack:
         self.broker = services.start_mosquitto(self.dir / "mosquitto")
         self.influx = services.start_influxdb(self.dir / "influxdb")
         self.broker_port, self.influx_port = self.broker.port, self.influx.port
+        serials = list(self.bambu_serials().values())
+        if serials:
+            progress("starting the Bambu printers' stand-in broker")
+            self.bambu_broker = services.start_bambu_broker(self.dir / "bambu-broker", serials)
         progress("starting the printer simulator")
         self._start_simulator()
         progress("starting the collector")
@@ -77,14 +82,15 @@ class Stack:
             self.children.stop(name)
         self.children.stop("collector", timeout=20)
         self.children.stop_all()
-        for server in (self.influx, self.broker):
+        for server in (self.influx, self.broker, self.bambu_broker):
             if server is not None:
                 server.stop()
 
     def server_pids(self) -> dict[str, int]:
         """Every process of the stack by name: the product's and the servers'."""
         pids = {name: proc.pid for name, proc in self.children.procs}
-        for name, server in (("mosquitto", self.broker), ("influxd", self.influx)):
+        for name, server in (("mosquitto", self.broker), ("influxd", self.influx),
+                             ("mosquitto-bambu", self.bambu_broker)):
             if server is not None and server.running:
                 pids[name] = server.pid
         return pids
@@ -100,6 +106,11 @@ class Stack:
         args = ["--inventory", str(self.inventory), "--api-key-file", str(self.key_file), "--apis", str(apis),
                 "--endpoints-out", str(out), "--speed", str(self.opt.speed), "--seed", str(self.opt.seed),
                 "--outages-per-day", str(self.opt.outages_per_day)]
+        if self.bambu_broker is not None:
+            bambu = self.dir / "bambu.json"
+            bambu.write_text(json.dumps({"host": self.bambu_broker.host, "port": self.bambu_broker.port,
+                                         "serials": self.bambu_serials()}))
+            args += ["--bambu", str(bambu)]
         if self.opt.start:
             args += ["--start", self.opt.start]
         for outage in self.opt.outages:
@@ -142,6 +153,11 @@ grace = 60
         proc = self._python("collector", "server", "run", "-c", str(conf))
         _wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc)
 
+    def bambu_serials(self) -> dict[str, str]:
+        """printer id -> serial, for the fleet's Bambu printers."""
+        return {printer: bambu_serial(printer, model) for _, _, _, printers in self.fleet.values()
+                for printer, model, api in printers if api == "bambu"}
+
     def agent_groups(self) -> list[tuple[str, str, list[str]]]:
         """(agent id, site, printers): one Pi per site, or fixed-size groups for benchmarks."""
         groups = []
@@ -175,7 +191,7 @@ grace = 60
 
         from devkit.sim.site import LOCAL
 
-        url = next(iter(self.endpoints.values()))["url"] if self.endpoints else None
+        url = next((e["url"] for e in self.endpoints.values() if "url" in e), None)
         answer = _get(url + "/sim/clock") if url else None
         return datetime.fromtimestamp(answer["now"], LOCAL).strftime("%a %H:%M") if answer else "?"
 

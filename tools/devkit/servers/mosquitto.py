@@ -9,6 +9,18 @@ import socket
 from common.protocol import MAX_PACKET_BYTES
 from devkit.servers.process import Server, find_binary
 
+# Logging and the user to run as, for every config the harness writes.
+COMMON_CONFIG = """\
+log_dest file {dir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+log_type information
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+# Started as root, mosquitto switches to user "mosquitto", who cannot write our temp dir.
+user {user}
+"""
+
 MOSQUITTO_CONFIG = f"""\
 # written by devkit.servers
 listener {{port}} 127.0.0.1
@@ -20,15 +32,7 @@ max_queued_messages 0
 max_queued_bytes 0
 # As shipped: a client sending a packet over the protocol's cap is disconnected, its packet dropped.
 max_packet_size {MAX_PACKET_BYTES}
-log_dest file {{dir}}/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_timestamp_format %Y-%m-%dT%H:%M:%S
-# Started as root, mosquitto switches to user "mosquitto", who cannot write our temp dir.
-user {{user}}
-"""
+""" + COMMON_CONFIG
 
 
 def _mqtt_connack(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -8,6 +8,9 @@ endpoints the agent reads — ``/api/version``, ``/api/job``, ``/api/printer``,
 calls tests use on a real OctoPrint (upload-and-print, cancel, pause, connect/disconnect and
 ``!!DEBUG:`` error injection).
 
+Printers of ``api="bambu"`` listen on no port: they publish Bambu Lab LAN-mode MQTT reports
+to a stand-in for the printers' brokers instead (faces/bambu.py, devkit.servers.bambu).
+
 Behaviour is seeded and lazy: a printer advances its own timeline only when asked, so 500
 idle printers cost nothing between polls.
 """

@@ -1,7 +1,9 @@
 """``python -m devkit.sim --inventory FILE --api-key-file FILE [--speed N] [--seed N] ...``
 
-Serves one simulated OctoPrint per printer of the inventory and writes ``--endpoints-out``
-(JSON: printer -> {url, site}) once every port is listening, then runs until SIGTERM/SIGINT.
+Serves one simulated printer per printer of the inventory — OctoPrint on a port of its own,
+or, for printers that ``--apis`` says speak ``bambu``, MQTT reports to the broker in ``--bambu``
+— and writes ``--endpoints-out`` (JSON: printer -> {url or serial, site, api}) once every port
+is listening, then runs until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from server import inventory as inventory_mod
 from devkit.sim.clock import SimClock
+from devkit.sim.faces.bambu import BambuSetup
 from devkit.sim.server import PrinterSpec, Simulator, plan_sites
 from devkit.sim.site import LOCAL
 
@@ -53,7 +56,8 @@ def build(args) -> Simulator:
             begin = clock.now() + after * 60
             sites[site].outages.append((begin, begin + minutes * 60))
     key = Path(args.api_key_file).read_text().strip()
-    return Simulator(specs, key, clock, seed=args.seed, auto=not args.manual, sites=sites)
+    bambu = BambuSetup(**json.loads(Path(args.bambu).read_text())) if args.bambu else None
+    return Simulator(specs, key, clock, seed=args.seed, auto=not args.manual, sites=sites, bambu=bambu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key-file", required=True, help="file holding the API key every printer accepts")
     parser.add_argument("--endpoints-out", help="write printer -> {url, site, api} JSON here when listening")
     parser.add_argument("--apis", help="JSON file: printer -> the API it speaks (default octoprint)")
+    parser.add_argument("--bambu", help="JSON file: {host, port, serials: {printer: serial}}, the broker "
+                        "Bambu printers publish to (devkit.servers.bambu.BambuBroker's plain listener)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", help="simulated start: HH:MM local time today, or epoch seconds")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from devkit.sim.clock import SimClock
 from devkit.sim.faces import HTTP_FACES
+from devkit.sim.faces.bambu import BambuFleet, BambuSetup
 from devkit.sim.model import SimPrinter
 from devkit.sim.site import SiteSchedule, random_outages
 
@@ -26,7 +27,7 @@ class PrinterSpec:
     site: str = "sim"
     model: str = ""
     port: int = 0  # 0 = a free port picked by the kernel
-    api: str = "octoprint"  # which printer API this printer speaks (a key of HTTP_FACES)
+    api: str = "octoprint"  # which printer API this printer speaks (a key of HTTP_FACES, or "bambu")
     firmware: str = ""  # a face may speak an older firmware's API ("legacy": PrusaLink before v1)
 
 
@@ -50,13 +51,15 @@ class Simulator:
     """Serve ``printers`` on loopback ports; ``start()`` runs the event loop on its own thread.
 
     ``auto=False`` gives printers that only do what API calls tell them (parity tests).
+    Printers with ``api="bambu"`` listen on no port: they publish MQTT reports to the broker in
+    ``bambu`` (faces/bambu.py), where ``self.bambu.act(...)`` controls them.
     While a printer's site is in an outage, requests get no answer for up to ``outage_hold``
     seconds and then the connection drops: the agent sees a timeout, as on a dead network.
     """
 
     def __init__(self, printers: list[PrinterSpec], api_key: str, clock: SimClock | None = None,
                  seed: int = 1, auto: bool = True, sites: dict[str, SiteSchedule] | None = None,
-                 host: str = "127.0.0.1", outage_hold: float = 10.0):
+                 host: str = "127.0.0.1", outage_hold: float = 10.0, bambu: BambuSetup | None = None):
         self.clock = clock or SimClock()
         self.api_key = api_key
         self.host = host
@@ -77,10 +80,14 @@ class Simulator:
         for spec in printers:
             rng = random.Random(f"{seed}:printer:{spec.id}")
             printer = SimPrinter(spec.id, rng, now, sites.get(spec.site), auto=auto, model=spec.model)
-            sock = _listen(host, spec.port)
-            port = sock.getsockname()[1]
-            self.printers[spec.id], self.sockets[port], self._by_port[port] = printer, sock, printer
+            self.printers[spec.id] = printer
             self._site_of[spec.id], self._api_of[spec.id] = spec.site, spec.api
+            if spec.api in HTTP_FACES:
+                sock = _listen(host, spec.port)
+                port = sock.getsockname()[1]
+                self.sockets[port], self._by_port[port] = sock, printer
+        self._bambu_setup = _check_bambu(printers, bambu)
+        self.bambu: BambuFleet | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -94,8 +101,15 @@ class Simulator:
         raise KeyError(printer_id)
 
     def endpoints(self) -> dict[str, dict]:
-        return {p.id: {"url": f"http://{self.host}:{port}", "site": self._site_of[p.id], "api": self._api_of[p.id]}
-                for port, p in self._by_port.items()}
+        found = {p.id: {"url": f"http://{self.host}:{port}", "site": self._site_of[p.id], "api": self._api_of[p.id]}
+                 for port, p in self._by_port.items()}
+        for pid, serial in (self._bambu_setup.serials if self._bambu_setup else {}).items():
+            found[pid] = {"serial": serial, "site": self._site_of[pid], "api": "bambu"}
+        return found
+
+    def site_down(self, printer_id: str, now: float) -> bool:
+        site = self.sites.get(self._site_of[printer_id])
+        return site is not None and site.down(now)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -107,9 +121,14 @@ class Simulator:
         await self._runner.setup()
         for sock in self.sockets.values():
             await web.SockSite(self._runner, sock).start()
+        if self._bambu_setup is not None:
+            self.bambu = BambuFleet(self, self._bambu_setup).start()
         log.info("simulating %d printer(s) at speed %g", len(self.printers), self.clock.speed)
 
     async def close(self) -> None:
+        if self.bambu is not None:
+            self.bambu.stop()
+            self.bambu = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -180,6 +199,16 @@ class Simulator:
 
 def _json(status: int, body: dict) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _check_bambu(printers: list[PrinterSpec], setup: BambuSetup | None) -> BambuSetup | None:
+    ids = [p.id for p in printers if p.api == "bambu"]
+    unknown = [p.api for p in printers if p.api not in HTTP_FACES and p.api != "bambu"]
+    if unknown:
+        raise ValueError(f"the simulator does not speak {unknown[0]!r}")
+    if ids and (setup is None or set(ids) - set(setup.serials)):
+        raise ValueError(f"printers {ids} speak bambu: give bambu=BambuSetup(broker, serial for each)")
+    return setup if ids else None
 
 
 def _listen(host: str, port: int) -> socket.socket:

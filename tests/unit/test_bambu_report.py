@@ -1,0 +1,138 @@
+"""Bambu reports: decoding, merging partial reports, and the state mapping (no network)."""
+
+import json
+
+import msgspec
+import pytest
+
+from agent.printers.bambu import errors
+from agent.printers.bambu.report import PrintState, decode
+from devkit.sim.faces.bambu_reports import changed, envelope, idle_print_object
+
+
+def report(**fields) -> bytes:
+    return json.dumps({"print": {**fields, "command": "push_status", "msg": 1, "sequence_id": "7"}}).encode()
+
+
+def state_after(*reports: bytes) -> PrintState:
+    state = PrintState()
+    for payload in reports:
+        state.merge(decode(payload))
+    return state
+
+
+def full(**fields) -> bytes:
+    return json.dumps(envelope({**idle_print_object(), **fields}, 1, partial=False)).encode()
+
+
+def test_a_full_x1_report_keeps_only_the_fields_we_map():
+    fields = decode(full(gcode_state="RUNNING", mc_percent=42))
+    assert fields["gcode_state"] == "RUNNING" and fields["mc_percent"] == 42
+    assert "ams" not in fields and "wifi_signal" not in fields and "command" not in fields
+
+
+def test_partial_p1_reports_merge_into_the_full_state():
+    state = state_after(full(gcode_state="RUNNING", mc_percent=10, bed_temper=60.0, nozzle_temper=219.5,
+                             layer_num=3, total_layer_num=80, subtask_name="bracket"),
+                        report(mc_percent=11), report(nozzle_temper=220.25), report(layer_num=4))
+    assert state.normalised()[0] == "printing"
+    assert (state.progress(), state.layers(), state.file()) == (11.0, (4, 80), "bracket")
+    assert state.temps(chamber=False) == {"tool0": (220.25, 0.0), "bed": (60.0, 0.0)}
+
+
+def test_reports_without_a_print_object_are_valid_but_change_nothing():
+    assert decode(b'{"info": {"command": "get_version", "module": []}}') == {}
+    assert decode(b'{"mc_print": {"command": "push_info", "param": "x"}}') == {}
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b'{"print": 5}', b'{"print": [1]}'])
+def test_garbage_payloads_raise_decode_errors(payload):
+    with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
+        decode(payload)
+
+
+@pytest.mark.parametrize("gcode_state,expected", [
+    ("IDLE", ("idle", "IDLE", None, None)),
+    ("PREPARE", ("printing", "PREPARE", None, None)),
+    ("RUNNING", ("printing", "RUNNING", None, None)),
+    ("PAUSE", ("paused", "PAUSE", None, None)),
+    ("FINISH", ("idle", "FINISH", None, "done")),
+])
+def test_gcode_states_map_to_the_normalised_states(gcode_state, expected):
+    assert state_after(report(gcode_state=gcode_state)).normalised() == expected
+
+
+@pytest.mark.parametrize("code", [50348044, 0x0500400E])
+def test_failed_with_a_cancel_code_is_a_cancel_not_a_failure(code):
+    assert state_after(report(gcode_state="FAILED", print_error=code)).normalised() == (
+        "idle", "FAILED", None, "cancelled")
+
+
+def test_failed_with_codes_is_an_error_with_readable_text():
+    state = state_after(report(gcode_state="FAILED", print_error=0x03008008, mc_print_error_code="50364424",
+                               hms=[{"attr": 0x03000200, "code": 0x00010003}]))
+    assert state.normalised() == ("error", "FAILED", "nozzle temperature malfunction [0300_8008]; "
+                                  "HMS_0300_0200_0001_0003: nozzle over temperature", "failed")
+
+
+def test_unknown_codes_still_read_with_their_number_module_and_level():
+    state = state_after(report(gcode_state="FAILED", print_error=0x0C00_4DEA,
+                               hms=[{"attr": 0x07010300, "code": 0x00020011}]))
+    error = state.normalised()[2]
+    assert error.startswith("camera/LiDAR error, not in printfarm's table") and "[0C00_4DEA]" in error
+    assert "HMS_0701_0300_0002_0011: AMS warning, not in printfarm's table" in error
+
+
+def test_failed_without_any_code_says_so():
+    assert state_after(report(gcode_state="FAILED")).normalised()[2] == "print failed (the printer gave no error code)"
+
+
+def test_a_pause_with_a_code_carries_its_reason():
+    assert state_after(report(gcode_state="PAUSE", print_error=0x03008003)).normalised() == (
+        "paused", "PAUSE", "AI print monitoring detected spaghetti [0300_8003]", None)
+
+
+def test_an_unknown_gcode_state_is_not_guessed():
+    state, text, error, ended = state_after(report(gcode_state="CALIBRATING")).normalised()
+    assert (state, ended) == ("unreachable", None) and "unknown gcode_state 'CALIBRATING'" in text
+
+
+def test_numbers_as_strings_are_read_and_nonsense_is_none():
+    state = state_after(report(mc_percent="57", mc_remaining_time="12", nozzle_temper="NaN", bed_temper=None,
+                               layer_num="x", total_layer_num=100, chamber_temper=True))
+    assert (state.progress(), state.time_left()) == (57.0, 720.0)
+    assert state.temps(chamber=True) == {} and state.layers() == (None, 100)
+
+
+def test_progress_is_clamped_and_zero_layers_mean_no_job():
+    state = state_after(report(mc_percent=250, layer_num=0, total_layer_num=0))
+    assert state.progress() == 100.0 and state.layers() == (None, None)
+
+
+def test_the_chamber_temperature_only_where_a_sensor_exists():
+    state = state_after(report(chamber_temper=31.5))
+    assert state.temps(chamber=True) == {"chamber": (31.5, None)} and state.temps(chamber=False) == {}
+
+
+def test_job_identity_from_cloud_task_ids_else_from_the_start_time():
+    assert state_after(report(task_id="6417", subtask_id="6418", gcode_start_time="1790000000")).job_id() == \
+        "task:6417/6418"
+    assert state_after(report(task_id="0", subtask_id="0", gcode_start_time="1790000000")).job_id() == \
+        "start:1790000000"
+    assert state_after(report(task_id="", gcode_start_time="0")).job_id() is None
+
+
+def test_file_is_the_job_name_else_the_gcode_file_name():
+    assert state_after(report(subtask_name="bracket_v3", gcode_file="/data/x.gcode")).file() == "bracket_v3"
+    assert state_after(report(subtask_name="", gcode_file="/data/Metadata/plate_2.gcode")).file() == "plate_2.gcode"
+
+
+def test_codes_are_written_the_way_bambu_writes_them():
+    assert errors.print_error_code(50348044) == "0300_400C"
+    assert errors.hms_code(0x03000100, 0x00010001) == "HMS_0300_0100_0001_0001"
+
+
+def test_the_fake_p1_sends_only_what_changed():
+    before = idle_print_object()
+    assert changed(before, {**before, "mc_percent": 5}) == {"mc_percent": 5}
+    assert changed(before, before) == {}

@@ -1,0 +1,96 @@
+"""One Mosquitto standing in for the MQTT brokers inside Bambu Lab printers.
+
+A real printer in LAN mode runs its own broker: TLS on 8883, a certificate issued by Bambu Lab's
+CA with the printer's serial as its name, one user ``bblp`` whose password is the LAN access
+code, and only that printer's topics ``device/<serial>/...``. Here one Mosquitto process plays
+any number of printers, each on its own TLS listener (Mosquitto 2.0 has no SNI-based certificate
+choice, so one port per printer, as on a real network one address per printer) with its own
+certificate, access code and ACL (``per_listener_settings``). A test CA issues the certificates.
+
+One more listener, plain and loopback-only, is where the fake printers (devkit.sim.faces.bambu)
+publish their reports, as a printer's firmware does inside the printer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from devkit.servers.mosquitto import COMMON_CONFIG, Mosquitto
+from devkit.pki import Issued, issue, make_ca
+from devkit.servers.process import find_binary, free_port
+
+USER = "bblp"
+
+HEAD = """\
+# written by devkit.servers.bambu
+per_listener_settings true
+persistence false
+""" + COMMON_CONFIG + """
+# the fake printers' side: plain, loopback only
+listener {port} 127.0.0.1
+allow_anonymous true
+"""
+
+PRINTER_LISTENER = """
+# printer {serial}
+listener {tls_port} 127.0.0.1
+certfile {dir}/{serial}.crt
+keyfile {dir}/{serial}.key
+allow_anonymous false
+password_file {dir}/{serial}.passwd
+acl_file {dir}/{serial}.acl
+"""
+
+
+@dataclass
+class BambuEndpoint:
+    """What an agent needs to watch one simulated printer."""
+
+    serial: str
+    port: int
+    access_code: str
+    certificate: Issued
+
+
+class BambuBroker(Mosquitto):
+    """``serials``: the printers to play. ``ca`` and ``endpoints[serial]`` tell a client whom to trust."""
+
+    name = "mosquitto-bambu"
+
+    def __init__(self, tmpdir, serials: list[str], ca_name: str = "BBL test CA", port: int | None = None):
+        super().__init__(tmpdir, port=port)
+        self.ca = make_ca(ca_name)
+        self.ca_path = self.ca.write(self.dir / "ca.crt")
+        self.endpoints = {s: BambuEndpoint(s, free_port(), secrets.token_hex(4), issue(self.ca, s))
+                          for s in serials}
+        self._passwd = find_binary("mosquitto_passwd", "apt-get install -y mosquitto", ("/usr/bin/mosquitto_passwd",))
+        for endpoint in self.endpoints.values():
+            self._write_printer_files(endpoint)
+
+    def access_code_file(self, serial: str) -> Path:
+        path = self.dir / f"{serial}.code"
+        path.write_text(self.endpoints[serial].access_code + "\n")
+        return path
+
+    def _write_printer_files(self, e: BambuEndpoint) -> None:
+        e.certificate.write(self.dir / f"{e.serial}.crt", self.dir / f"{e.serial}.key")
+        passwd = self.dir / f"{e.serial}.passwd"
+        # The code on stdin (twice, as it asks), not in argv where any process list shows it.
+        subprocess.run([self._passwd, "-c", str(passwd), USER], input=f"{e.access_code}\n{e.access_code}\n",
+                       text=True, check=True, capture_output=True)
+        passwd.chmod(0o600)
+        # A printer's broker carries that printer's topics only.
+        (self.dir / f"{e.serial}.acl").write_text(f"user {USER}\ntopic readwrite device/{e.serial}/#\n")
+
+    def _pick_new_ports(self) -> None:
+        super()._pick_new_ports()
+        for endpoint in self.endpoints.values():
+            endpoint.port = free_port()
+
+    def _prepare(self) -> None:
+        self.config_text = HEAD + "".join(
+            PRINTER_LISTENER.format(serial=e.serial, tls_port=e.port, dir="{dir}") for e in self.endpoints.values())
+        super()._prepare()
