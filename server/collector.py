@@ -34,9 +34,13 @@ class Collector:
         acks = Acknowledgements()
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
                                   max_batch_bytes=ic.max_batch_bytes, acknowledge=acks.acknowledge)
-        self.ingest = Ingest(self.inventory, self.fleet, self.writer.put, metrics=self.metrics,
+        # Ingest's lines gather per read of the socket and go to the writer in one go: a lock
+        # per line would cost as much as building the line.
+        self._burst: list[str] = []
+        self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted)
         self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=acks, flush=self.writer.flush,
+                                     end_of_burst=self._hand_burst_to_writer,
                                      track=self.writer.track if cfg.mqtt.ack_after_write else None,
                                      metrics=self.metrics)
         self.api = (Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
@@ -51,6 +55,11 @@ class Collector:
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
         self.started = time.time()
+
+    def _hand_burst_to_writer(self) -> None:
+        if self._burst:
+            self.writer.put_many(self._burst)
+            self._burst.clear()
 
     def start(self) -> None:
         """Start everything but the MQTT loop, which ``run`` drives on the calling thread."""

@@ -55,12 +55,15 @@ def subscriptions(cfg: MqttConfig) -> list[str]:
 class Subscriber:
     """Calls ``handle(topic, payload)`` for every message, on the thread that runs ``run``.
 
-    ``track(tokens)``: hand QoS 1 deliveries to the writer, to be acknowledged through
-    ``acknowledgements`` once durable; None acknowledges on receipt. ``flush()``: the socket
-    went quiet, ask the writer to make what it holds durable now.
+    ``end_of_burst()``: the messages of one read have all been handled (the collector hands
+    their lines to the writer in one go, before their tokens). ``track(tokens)``: hand QoS 1
+    deliveries to the writer, to be acknowledged through ``acknowledgements`` once durable;
+    None acknowledges on receipt. ``flush()``: the socket went quiet, ask the writer to make
+    what it holds durable now.
     """
 
     def __init__(self, cfg: MqttConfig, handle: Callable[[str, bytes], object], *,
+                 end_of_burst: Callable[[], None] = lambda: None,
                  track: Callable[[list[int]], None] | None = None,
                  flush: Callable[[], object] = lambda: None,
                  acknowledgements: Acknowledgements | None = None,
@@ -69,6 +72,7 @@ class Subscriber:
         self.cfg = cfg
         self.metrics = metrics or Metrics()
         self.handle = handle
+        self.end_of_burst = end_of_burst
         self.track = track
         self.flush = flush
         self.acks = acknowledgements or Acknowledgements()
@@ -194,6 +198,7 @@ class Subscriber:
                 self._handler_failed(packet.topic)
             if packet.qos:
                 tokens.append(base | packet.packet_id)
+        self.end_of_burst()
         if not tokens:
             return
         if self.track is None:

@@ -192,6 +192,17 @@ class BatchWriter:
         if full:
             self.flush()
 
+    def put_many(self, lines: list[str]) -> None:
+        """``put`` for many lines at once: one lock for a whole burst of messages."""
+        with self._lock:
+            if not self._lines:
+                self._since = self.clock()
+            self._lines += lines
+            self._bytes += sum(map(len, lines)) + len(lines)
+            full = len(self._lines) >= self.batch_size or self._bytes >= self.max_batch_bytes
+        if full:
+            self.flush()
+
     def track(self, tokens: list) -> None:
         """Acknowledge these deliveries once every line put before them is durable."""
         with self._lock:

@@ -87,12 +87,12 @@ class Broker:
 class Running:
     """A Subscriber on its own thread, as in the collector."""
 
-    def __init__(self, cfg=None, track=None, handle=None, flush=lambda: None):
+    def __init__(self, cfg=None, track=None, handle=None, flush=lambda: None, end_of_burst=lambda: None):
         self.broker, self.clock, self.got = Broker(), Clock(), []
         self.delivered = threading.Condition()
         self.acks = Acknowledgements()
         self.sub = Subscriber(cfg or MqttConfig(client_id="c1", keepalive=30), handle or self._handle,
-                              track=track, flush=flush, acknowledgements=self.acks,
+                              track=track, flush=flush, end_of_burst=end_of_burst, acknowledgements=self.acks,
                               open_socket=self.broker.open_socket, clock=self.clock)
         self.thread = threading.Thread(target=self.sub.run, daemon=True)
         self.thread.start()
@@ -204,6 +204,24 @@ def test_with_track_nothing_is_acknowledged_until_the_writer_says_durable(runnin
     r.broker.peer.settimeout(5)
     r.acks.acknowledge(tracked)
     assert r.broker.read_exact(8) == puback(7) + puback(8)  # positive control: now they come
+
+
+def test_a_burst_ends_after_its_messages_and_before_their_tokens_are_tracked(running):
+    calls, changed = [], threading.Condition()
+
+    def note(*call):
+        with changed:
+            calls.append(call)
+            changed.notify_all()
+
+    r = running(handle=lambda topic, payload: note("handle", payload), end_of_burst=lambda: note("end"),
+                track=lambda tokens: note("track", tokens))
+    r.connected()
+    r.broker.send(publish("a/b", b"1", 1, 7) + publish("a/b", b"2", 1, 8))
+    with changed:
+        assert changed.wait_for(lambda: any(c[0] == "track" for c in calls), 5)
+    kinds = [c[0] for c in calls]
+    assert kinds[kinds.index("handle"):] == ["handle", "handle", "end", "track"]  # (CONNACK's burst ends too)
 
 
 def test_tokens_of_an_earlier_connection_are_not_acknowledged_on_the_new_one(running):

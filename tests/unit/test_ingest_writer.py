@@ -182,3 +182,12 @@ def test_stop_returns_at_once_when_the_writer_is_idle(tmp_path):
     began = time.monotonic()
     writer.stop()
     assert time.monotonic() - began < 2
+
+
+def test_many_lines_put_at_once_are_one_batch_and_acknowledged_behind_them(tmp_path):
+    writer, influx, _, acked = make(tmp_path, batch_size=4)
+    writer.put_many(["m v=0i 0", "m v=1i 1"])
+    writer.track(["t1"])
+    writer.put_many(["m v=2i 2", "m v=3i 3"])  # fills the batch: handed off
+    writer.step()
+    assert influx.bodies == [b"m v=0i 0\nm v=1i 1\nm v=2i 2\nm v=3i 3"] and acked == ["t1"]
