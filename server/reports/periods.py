@@ -138,3 +138,27 @@ def previous(kind: str, now_ms: int, tz: str = DEFAULT_TZ) -> Period:
     if kind == "year":
         return year(today.year - 1, tz)
     raise PeriodError(f"{kind!r}: use month, quarter or year")
+
+
+def before(period: Period) -> Period:
+    """The period just before ``period``, of the same kind: the previous month, quarter or year, or
+    for a from–to range the range of the same length that ends where it starts."""
+    label, tz = period.label, period.tz
+    if m := _MONTH.match(label):
+        first = _month_start(int(m.group(1)), int(m.group(2)) - 1)
+        return month(first.year, first.month, tz)
+    if m := _QUARTER.match(label):
+        y, q = int(m.group(1)), int(m.group(2))
+        return quarter(y, q - 1, tz) if q > 1 else quarter(y - 1, 4, tz)
+    if m := _YEAR.match(label):
+        return year(int(m.group(1)) - 1, tz)
+    start = period.start_ms - (period.end_ms - period.start_ms)
+    return Period(start, period.start_ms, _range_label(start, period.start_ms, tz), tz)
+
+
+def _range_label(start_ms: int, end_ms: int, tz_name: str) -> str:
+    tz = zone(tz_name)
+    first, after = (datetime.fromtimestamp(ms / 1000, tz) for ms in (start_ms, end_ms))
+    if first.time() == time(0) and after.time() == time(0):
+        return f"{first.date()}_{after.date() - timedelta(days=1)}"
+    return f"{first:%Y-%m-%dT%H%M}_{after:%Y-%m-%dT%H%M}"

@@ -1,0 +1,195 @@
+"""Who the printers served: jobs, printing hours and filament per customer, kind and county.
+
+A job is its events in the period (started, then done/failed/cancelled), identified by printer and
+start time. It belongs to the customer ``Attribution.customer`` names for its site, printer, user,
+file and start time, or to no one (*unattributed*). Its events count as in the utilisation tables
+(started when it started, ended when it ended); its **printing hours** are the printer's printing
+time (the same segments as utilisation) between its start and its end, or the end of what was
+counted. Printing time outside every job recorded in the period (a job that started before the
+period and ends after it, or lost job events) is unattributed too, so the customers' printing
+hours add up to the network's.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from server.attribution import Attribution
+from server.inventory import Inventory
+from server.reports import accounting as acc
+from server.reports.query import JobEvent
+
+ENDS = ("done", "failed", "cancelled")
+KIND_CLASSES = ("company_sme", "company_large", "academia", "public", "association", "private", "unattributed")
+
+
+@dataclass
+class Figures:
+    jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("started", *ENDS), 0))
+    printing_ms: int = 0
+    filament_mm: float = 0.0
+    sites: set[str] = field(default_factory=set)
+
+    def add(self, other: "Figures") -> None:
+        for kind, n in other.jobs.items():
+            self.jobs[kind] += n
+        self.printing_ms += other.printing_ms
+        self.filament_mm += other.filament_mm
+        self.sites |= other.sites
+
+    @property
+    def active(self) -> bool:
+        return any(self.jobs.values())
+
+
+@dataclass
+class Span:
+    site: str
+    printer: str
+    start: int
+    end: int | None  # None: no end in the period
+    user: str | None = None
+    file: str | None = None
+    events: list[JobEvent] = field(default_factory=list)
+    customer: str | None = None
+
+
+@dataclass
+class CustomerView:
+    # (customer or None, county of the site) -> figures: every table below is a sum over these cells
+    cells: dict[tuple[str | None, str], Figures] = field(default_factory=dict)
+    outside_jobs_ms: int = 0  # printing time in no job recorded in the period (counted unattributed)
+    jobs: int = 0  # jobs with an event in the period
+    unattributed_jobs: int = 0
+    disagreements: int = 0  # jobs two ways claimed for different customers
+    by_way: dict[str, int] = field(default_factory=dict)  # jobs each way decided
+
+    def cell(self, customer: str | None, county: str) -> Figures:
+        return self.cells.setdefault((customer, county), Figures())
+
+    def served(self) -> set[str]:
+        return {c for (c, _), f in self.cells.items() if c is not None and f.active}
+
+
+def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution: Attribution,
+            end: int) -> CustomerView:
+    view = CustomerView()
+    spans = _spans(jobs)
+    for span in spans:
+        _attribute(view, span, attribution)
+    by_printer: dict[tuple[str, str], list[Span]] = {}
+    for span in spans:
+        by_printer.setdefault((span.site, span.printer), []).append(span)
+    for key, printer_segs in segs.items():
+        county = inventory.tags(*key).county
+        _printing(view, county, by_printer.get(key, []), printer_segs, end)
+    for span in spans:
+        _count(view, span, inventory.tags(span.site, span.printer).county)
+    return view
+
+
+def _spans(jobs: list[JobEvent]) -> list[Span]:
+    """One span per job: its events, grouped by printer and start time."""
+    out: dict[tuple[str, str, int], Span] = {}
+    for j in jobs:
+        start = j.ts if j.kind == "started" else _start_of(j)
+        span = out.setdefault((j.site, j.printer, start), Span(j.site, j.printer, start, None))
+        span.events.append(j)
+        if j.kind in ENDS:
+            span.end = j.ts
+        span.user = span.user or j.user
+        span.file = span.file or j.file
+    return sorted(out.values(), key=lambda s: (s.site, s.printer, s.start))
+
+
+def _start_of(j: JobEvent) -> int:
+    if j.job_started:
+        return j.job_started
+    return j.ts - int(j.duration * 1000) if j.duration else j.ts
+
+
+def _attribute(view: CustomerView, span: Span, attribution: Attribution) -> None:
+    answers = attribution.answers(span.site, span.printer, span.user, span.file, span.start)
+    claims = {c for c in answers.values() if c is not None}
+    way = next((w for w, c in answers.items() if c is not None), None)
+    span.customer = answers[way] if way else None
+    view.jobs += 1
+    view.unattributed_jobs += span.customer is None
+    view.disagreements += len(claims) > 1
+    if way:
+        view.by_way[way] = view.by_way.get(way, 0) + 1
+
+
+def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, end: int) -> None:
+    """Each job's share of the printer's printing segments; the rest is unattributed."""
+    printing = [(a, b) for a, b, cat in segs if cat == acc.PRINTING]
+    total = sum(b - a for a, b in printing)
+    inside = 0
+    starts = [a for a, _ in printing]
+    for i, span in enumerate(spans):
+        stop = span.end if span.end is not None else end
+        if i + 1 < len(spans):
+            stop = min(stop, spans[i + 1].start)  # jobs of one printer do not overlap
+        ms = _overlap(printing, starts, span.start, stop)
+        view.cell(span.customer, county).printing_ms += ms
+        inside += ms
+    view.cell(None, county).printing_ms += total - inside
+    view.outside_jobs_ms += total - inside
+
+
+def _overlap(intervals: list[tuple[int, int]], starts: list[int], low: int, high: int) -> int:
+    i = max(bisect.bisect_right(starts, low) - 1, 0)
+    out = 0
+    while i < len(intervals) and intervals[i][0] < high:
+        a, b = intervals[i]
+        out += max(0, min(b, high) - max(a, low))
+        i += 1
+    return out
+
+
+def _count(view: CustomerView, span: Span, county: str) -> None:
+    cell = view.cell(span.customer, county)
+    cell.sites.add(span.site)
+    for j in span.events:
+        cell.jobs[j.kind] += 1
+        if j.kind == "done" and j.filament_mm:
+            cell.filament_mm += j.filament_mm
+
+
+# --- sums for the tables -------------------------------------------------------------------------
+
+
+def kind_class(inventory: Inventory, customer: str | None) -> str:
+    if customer is None:
+        return "unattributed"
+    c = inventory.customers[customer]
+    if c.kind == "company":
+        return "company_sme" if c.size == "small_medium" else "company_large"
+    return c.kind
+
+
+def customer_county(inventory: Inventory, customer: str | None) -> str | None:
+    return None if customer is None else inventory.customers[customer].county
+
+
+def sums(view: CustomerView, key) -> dict:
+    """Figures and the customers served, summed by ``key(customer, site_county)`` (None: skip)."""
+    out: dict = {}
+    for (customer, county), figures in view.cells.items():
+        group = key(customer, county)
+        if group is None:
+            continue
+        total, served = out.setdefault(group, (Figures(), set()))
+        total.add(figures)
+        if customer is not None and figures.active:
+            served.add(customer)
+    return out
+
+
+def enterprises(inventory: Inventory, served: set[str]) -> dict[str, set[str]]:
+    companies = {c for c in served if inventory.customers[c].enterprise}
+    return {"all": companies,
+            "small_medium": {c for c in companies if inventory.customers[c].size == "small_medium"},
+            "large": {c for c in companies if inventory.customers[c].size == "large"}}
+
