@@ -39,7 +39,7 @@ class Purged:
 def purge(client: InfluxHTTP, pseudonyms: Pseudonyms, cutoff_ms: int) -> Purged:
     """Raw user names before ``cutoff_ms`` out of the database."""
     out = Purged(rewritten={})
-    out.raw_deleted = _count(client, f"SELECT count(name) FROM job_user WHERE time < {cutoff_ms}ms")
+    out.raw_deleted = _count(client, f"SELECT count(user_name) FROM job_user WHERE time < {cutoff_ms}ms")
     client.query(f"DELETE FROM job_user WHERE time < {cutoff_ms}ms")
     for measurement in ("job", "telemetry"):
         out.rewritten[measurement] = _pseudonymise(client, pseudonyms, measurement, cutoff_ms)

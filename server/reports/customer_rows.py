@@ -33,9 +33,9 @@ def figures(f: Figures) -> dict:
 
 def customers(view: CustomerView, inv: Inventory, previous: set[str] | None) -> list[dict]:
     """One row per customer served (private persons summed), then the unattributed row."""
-    per = sums(view, lambda c, _: c if c is None or inv.customers[c].kind != PRIVATE else PRIVATE)
+    per = sums(view, lambda c, _: UNATTRIBUTED if c is None else PRIVATE if inv.customers[c].kind == PRIVATE else c)
     rows = []
-    for key in sorted((k for k in per if k not in (None, PRIVATE)), key=lambda c: inv.customers[c].name.lower()):
+    for key in sorted((k for k in per if k not in (UNATTRIBUTED, PRIVATE)), key=lambda c: inv.customers[c].name.lower()):
         total, _ = per[key]
         if not total.active and not total.printing_ms:
             continue
@@ -47,7 +47,7 @@ def customers(view: CustomerView, inv: Inventory, previous: set[str] | None) -> 
         total, served = per[PRIVATE]
         rows.append({"customer": (PRIVATE, len(served)), "org_number": "", "kind": PRIVATE, "customer_county": "",
                      **figures(total), "sites_used": len(total.sites), "new": None})
-    total, _ = per.get(None, (Figures(), set()))
+    total, _ = per.get(UNATTRIBUTED, (Figures(), set()))
     rows.append({"customer": UNATTRIBUTED, "org_number": "", "kind": UNATTRIBUTED, "customer_county": "",
                  **figures(total), "sites_used": len(total.sites), "new": None})
     return rows

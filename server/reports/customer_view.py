@@ -174,12 +174,10 @@ def customer_county(inventory: Inventory, customer: str | None) -> str | None:
 
 
 def sums(view: CustomerView, key) -> dict:
-    """Figures and the customers served, summed by ``key(customer, site_county)`` (None: skip)."""
+    """Figures and the customers served, summed by ``key(customer, site_county)``."""
     out: dict = {}
     for (customer, county), figures in view.cells.items():
         group = key(customer, county)
-        if group is None:
-            continue
         total, served = out.setdefault(group, (Figures(), set()))
         total.add(figures)
         if customer is not None and figures.active:

@@ -228,7 +228,7 @@ def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str
     """(site, printer, kind, ts) -> the raw user name of a job event, where ``job_user`` still holds
     one (only with [privacy] raw_user_days, and only for that long). For ``report --users name``."""
     out = {}
-    for result in client.query(f"SELECT name FROM job_user WHERE {_window(start_ms, end_ms)} GROUP BY *"):
+    for result in client.query(f"SELECT user_name FROM job_user WHERE {_window(start_ms, end_ms)} GROUP BY *"):
         if "error" in result:
             raise InfluxError(result["error"])
         for s in result.get("series", []):
