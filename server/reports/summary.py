@@ -42,7 +42,7 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
         table(fig.add_axes([0.52, 0.27, 0.43, 0.22]), COUNTY_COLUMNS, counties, lang,
               t["util_per_county"].split(" (")[0], size=6.5)
-        _county_chart(fig.add_axes([0.22, 0.06, 0.72, 0.18]), report, lang)
+        _county_chart(fig.add_axes([0.22, 0.08, 0.72, 0.16]), report, lang)
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
         fig.text(0.06, 0.02, notes if report.notes else f"{t['notes']}: {t['none']}", fontsize=7.5)
         pdf.savefig(fig)
@@ -55,8 +55,12 @@ def _header(fig, report: Report, lang: str) -> None:
     if report.network_name:
         fig.text(0.06, 0.965, report.network_name, fontsize=9, color="#555555")
     fig.text(0.06, 0.94, f"{t['one_page_title']} — {report.period.label}", fontsize=15, weight="bold")
-    start, end = (report.period.local(ms) for ms in (report.period.start_ms, report.as_of_ms))
-    line = f"{t['period']}: {start:%Y-%m-%d} – {end:%Y-%m-%d %H:%M}"
+    start = report.period.local(report.period.start_ms)
+    if report.as_of_ms < report.period.end_ms:  # a running period: up to now
+        end = f"{report.period.local(report.as_of_ms):%Y-%m-%d %H:%M}"
+    else:  # the last moment of the period, so its last day shows (a quarter ends on 09-30, not 10-01)
+        end = f"{report.period.local(report.period.end_ms - 1):%Y-%m-%d}"
+    line = f"{t['period']}: {start:%Y-%m-%d} – {end}"
     if report.previous is not None:
         line += f"   {t['previous']}: {report.previous.period.label}"
     fig.text(0.06, 0.915, f"{line}   {t['generated']}: {report.generated():%Y-%m-%d %H:%M}", fontsize=8)
@@ -114,4 +118,4 @@ def _county_chart(ax, report: Report, lang: str) -> None:
     percent_axis(ax.xaxis, lang)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_title(t["util_per_county"], fontsize=9, loc="left")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
