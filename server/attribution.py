@@ -129,8 +129,8 @@ def load_bookings(inv: "Inventory", path: Path) -> list[Booking]:
     if missing:
         raise ConfigError("attribution.bookings", f"{path} lacks the column(s) {', '.join(missing)}",
                           "start the file with the header line site,printer,from,to,customer")
-    out = [_booking(inv, dict(zip(header, row)), n, path)
-           for n, row in enumerate(lines[1:], start=2) if any(cell.strip() for cell in row)]
+    out = [_booking(inv, dict(zip(header, row)), n, path) for n, row in enumerate(lines[1:], start=2)
+           if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")]  # blank, comment
     _check_overlaps(out, path)
     return out
 
@@ -198,7 +198,8 @@ class Attribution:
         """``pseudonyms`` None: users are matched as given (for callers without a secret)."""
         settings = inv.attribution
         self.order = tuple(settings.order)
-        self._user = pseudonyms.normalise if pseudonyms is not None else lambda site, user: user
+        self._user = lru_cache(maxsize=65_536)(pseudonyms.normalise) if pseudonyms is not None \
+            else lambda site, user: user
         self.customers = frozenset(inv.customers)
         self._accounts: dict[tuple[str, str], tuple[list[int], list[str | None]]] = {}
         entries = sorted(((a.site, self._user(a.site, a.user),

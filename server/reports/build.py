@@ -61,7 +61,9 @@ class Report:
 
 
 def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, people: People | None = None,
-          previous: "Report | None" = None) -> Report:
+          previous: "Report | None" = None, details: bool = True) -> Report:
+    """The report of ``period``. ``details`` False leaves out the job list, the monthly trend and the
+    notes: for the previous period, of which only the figures are compared."""
     people = people or People()
     end = max(min(period.end_ms, now_ms), period.start_ms)
     for job in data.jobs:  # from here on a user is its pseudonym, whatever the point held
@@ -80,13 +82,15 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
     report = Report(
         period=period, as_of_ms=end, usages=usages,
         groupings={g: aggregate.group(usages, g) for g in aggregate.GROUPINGS},
-        jobs=job_rows(data.jobs, usages, period, people), monthly=_monthly(segs, period, end),
-        notes=notes(data, usages, segs, inventory, period, end, now_ms), queries=data.queries,
+        jobs=job_rows(data.jobs, usages, period, people) if details else [],
+        monthly=_monthly(segs, period, end) if details else [],
+        notes=notes(data, usages, segs, inventory, period, end, now_ms) if details else [], queries=data.queries,
         generated_ms=now_ms, customers=view, previous=previous,
         site_names={u.site: u.site_name for u in usages}, users_shown=people.show,
     )
     report.customer_tables = _customer_tables(view, inventory, previous)
-    report.notes += customer_notes(view, people, inventory)
+    if details:
+        report.notes += customer_notes(view, people, inventory)
     return report
 
 

@@ -12,7 +12,6 @@ hours add up to the network's.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
 from server.attribution import Attribution
@@ -24,7 +23,7 @@ ENDS = ("done", "failed", "cancelled")
 KIND_CLASSES = ("company_sme", "company_large", "academia", "public", "association", "private", "unattributed")
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("started", *ENDS), 0))
     printing_ms: int = 0
@@ -43,7 +42,7 @@ class Figures:
         return any(self.jobs.values())
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     site: str
     printer: str
@@ -66,7 +65,10 @@ class CustomerView:
     by_way: dict[str, int] = field(default_factory=dict)  # jobs each way decided
 
     def cell(self, customer: str | None, county: str) -> Figures:
-        return self.cells.setdefault((customer, county), Figures())
+        found = self.cells.get((customer, county))
+        if found is None:
+            found = self.cells[(customer, county)] = Figures()
+        return found
 
     def served(self) -> set[str]:
         return {c for (c, _), f in self.cells.items() if c is not None and f.active}
@@ -74,33 +76,39 @@ class CustomerView:
 
 def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution: Attribution,
             end: int) -> CustomerView:
+    """The customer view of a period from its job events and each printer's segments (by printer)."""
     view = CustomerView()
     spans = _spans(jobs)
-    for span in spans:
-        _attribute(view, span, attribution)
-    by_printer: dict[tuple[str, str], list[Span]] = {}
-    for span in spans:
-        by_printer.setdefault((span.site, span.printer), []).append(span)
     for key, printer_segs in segs.items():
         county = inventory.tags(*key).county
-        _printing(view, county, by_printer.get(key, []), printer_segs, end)
-    for span in spans:
-        _count(view, span, inventory.tags(span.site, span.printer).county)
+        mine = spans.get(key, [])
+        for span in mine:
+            _attribute(view, span, attribution)
+        _printing(view, county, mine, printer_segs, end)
+        for span in mine:
+            _count(view, span, county)
     return view
 
 
-def _spans(jobs: list[JobEvent]) -> list[Span]:
-    """One span per job: its events, grouped by printer and start time."""
-    out: dict[tuple[str, str, int], Span] = {}
+def _spans(jobs: list[JobEvent]) -> dict[tuple[str, str], list[Span]]:
+    """Each printer's jobs by start time: a job's events grouped by printer and start."""
+    found: dict[tuple[str, str, int], Span] = {}
     for j in jobs:
         start = j.ts if j.kind == "started" else _start_of(j)
-        span = out.setdefault((j.site, j.printer, start), Span(j.site, j.printer, start, None))
+        span = found.get((j.site, j.printer, start))
+        if span is None:
+            span = found[(j.site, j.printer, start)] = Span(j.site, j.printer, start, None)
         span.events.append(j)
-        if j.kind in ENDS:
+        if j.kind != "started":
             span.end = j.ts
         span.user = span.user or j.user
         span.file = span.file or j.file
-    return sorted(out.values(), key=lambda s: (s.site, s.printer, s.start))
+    out: dict[tuple[str, str], list[Span]] = {}
+    for span in found.values():
+        out.setdefault((span.site, span.printer), []).append(span)
+    for items in out.values():
+        items.sort(key=lambda s: s.start)
+    return out
 
 
 def _start_of(j: JobEvent) -> int:
@@ -122,30 +130,27 @@ def _attribute(view: CustomerView, span: Span, attribution: Attribution) -> None
 
 
 def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, end: int) -> None:
-    """Each job's share of the printer's printing segments; the rest is unattributed."""
+    """Each job's share of the printer's printing segments; the rest is unattributed. One pass:
+    jobs and segments are both in time order."""
     printing = [(a, b) for a, b, cat in segs if cat == acc.PRINTING]
     total = sum(b - a for a, b in printing)
-    inside = 0
-    starts = [a for a, _ in printing]
-    for i, span in enumerate(spans):
+    inside, i = 0, 0
+    for n, span in enumerate(spans):
         stop = span.end if span.end is not None else end
-        if i + 1 < len(spans):
-            stop = min(stop, spans[i + 1].start)  # jobs of one printer do not overlap
-        ms = _overlap(printing, starts, span.start, stop)
-        view.cell(span.customer, county).printing_ms += ms
+        if n + 1 < len(spans):
+            stop = min(stop, spans[n + 1].start)  # jobs of one printer do not overlap
+        while i < len(printing) and printing[i][1] <= span.start:
+            i += 1
+        ms, k = 0, i
+        while k < len(printing) and printing[k][0] < stop:
+            a, b = printing[k]
+            ms += max(0, min(b, stop) - max(a, span.start))
+            k += 1
+        if ms:
+            view.cell(span.customer, county).printing_ms += ms
         inside += ms
     view.cell(None, county).printing_ms += total - inside
     view.outside_jobs_ms += total - inside
-
-
-def _overlap(intervals: list[tuple[int, int]], starts: list[int], low: int, high: int) -> int:
-    i = max(bisect.bisect_right(starts, low) - 1, 0)
-    out = 0
-    while i < len(intervals) and intervals[i][0] < high:
-        a, b = intervals[i]
-        out += max(0, min(b, high) - max(a, low))
-        i += 1
-    return out
 
 
 def _count(view: CustomerView, span: Span, county: str) -> None:

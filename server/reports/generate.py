@@ -35,7 +35,7 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     if compare:
         before = periods.before(period)
         data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
-        previous = build_mod.build(data, inventory, before, now_ms, people)
+        previous = build_mod.build(data, inventory, before, now_ms, people, details=False)
     data = Reader(client, int(grace_s * 1000), progress).fetch(period.start_ms, period.end_ms, now_ms)
     report = build_mod.build(data, inventory, period, now_ms, people, previous)
     progress("accounting")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from server.pseudonyms import Pseudonyms
 
@@ -23,11 +24,14 @@ class People:
     names: dict[tuple, str] = field(default_factory=dict)  # (site, printer, kind, ts) -> raw name
     stored_keys: set[str] = field(default_factory=set)  # key IDs the collector recorded
 
+    def __post_init__(self):
+        self._normalise = lru_cache(maxsize=65_536)(self.pseudonyms.normalise) if self.pseudonyms else None
+
     def user(self, site: str, stored: str | None) -> str | None:
         """What counts as the user: always the pseudonym."""
-        if not stored or self.pseudonyms is None:
+        if not stored or self._normalise is None:
             return stored or None
-        return self.pseudonyms.normalise(site, stored)
+        return self._normalise(site, stored)
 
     def shown(self, site: str, printer: str, kind: str, ts: int, user: str | None) -> str:
         """What the job list shows for one event's user."""
