@@ -213,24 +213,42 @@ class Attribution:
         for key, items in _merged(settings.booked).items():
             self._bookings[key] = ([b.start_ms for b in items], items)
         self.tag = lru_cache(maxsize=65_536)(self._tag)
+        self._ways = tuple(getattr(self, f"_by_{way}") for way in self.order)
 
     def customer(self, site: str, printer: str, user: str | None, file: str | None, ts_ms: int) -> str | None:
         """The customer of a job that started at ``ts_ms``, or None (unattributed)."""
-        for way in self.order:
-            found = self._way(way, site, printer, user, file, ts_ms)
+        for by in self._ways:
+            found = by(site, printer, user, file, ts_ms)
             if found is not None:
                 return found
         return None
 
     def answers(self, site: str, printer: str, user: str | None, file: str | None, ts_ms: int) -> dict:
-        """Every way's answer (for the report's note on ways that disagree)."""
-        return {way: self._way(way, site, printer, user, file, ts_ms) for way in self.order}
+        """Every way's answer, by way."""
+        return {way: by(site, printer, user, file, ts_ms) for way, by in zip(self.order, self._ways)}
 
-    def _way(self, way: str, site, printer, user, file, ts_ms) -> str | None:
-        if way == "tag":
-            return self.tag(file) if file else None
-        if way == "booking":
-            return self.booking(site, printer, ts_ms)
+    def decide(self, site: str, printer: str, user: str | None, file: str | None,
+               ts_ms: int) -> tuple[str | None, str | None, bool]:
+        """(customer, the way that named it, whether another way named another customer)."""
+        found = way = None
+        disagree = False
+        for name, by in zip(self.order, self._ways):
+            answer = by(site, printer, user, file, ts_ms)
+            if answer is None:
+                continue
+            if found is None:
+                found, way = answer, name
+            elif answer != found:
+                disagree = True
+        return found, way, disagree
+
+    def _by_tag(self, site, printer, user, file, ts_ms) -> str | None:
+        return self.tag(file) if file else None
+
+    def _by_booking(self, site, printer, user, file, ts_ms) -> str | None:
+        return self.booking(site, printer, ts_ms) if self._bookings else None
+
+    def _by_account(self, site, printer, user, file, ts_ms) -> str | None:
         return self.account(site, user, ts_ms)
 
     def _tag(self, file: str) -> str | None:

@@ -48,9 +48,9 @@ class Span:
     printer: str
     start: int
     end: int | None  # None: no end in the period
-    user: str | None = None
-    file: str | None = None
-    events: list[JobEvent] = field(default_factory=list)
+    user: str | None
+    file: str | None
+    events: list[JobEvent]
     customer: str | None = None
 
 
@@ -92,22 +92,21 @@ def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution:
 
 def _spans(jobs: list[JobEvent]) -> dict[tuple[str, str], list[Span]]:
     """Each printer's jobs by start time: a job's events grouped by printer and start."""
-    found: dict[tuple[str, str, int], Span] = {}
+    grouped: dict[tuple[str, str, int], list[JobEvent]] = {}
     for j in jobs:
-        start = j.ts if j.kind == "started" else _start_of(j)
-        span = found.get((j.site, j.printer, start))
-        if span is None:
-            span = found[(j.site, j.printer, start)] = Span(j.site, j.printer, start, None)
-        span.events.append(j)
-        if j.kind != "started":
-            span.end = j.ts
-        span.user = span.user or j.user
-        span.file = span.file or j.file
+        key = (j.site, j.printer, j.ts if j.kind == "started" else j.job_started or _start_of(j))
+        found = grouped.get(key)
+        if found is None:
+            grouped[key] = [j]
+        else:
+            found.append(j)
     out: dict[tuple[str, str], list[Span]] = {}
-    for span in found.values():
-        out.setdefault((span.site, span.printer), []).append(span)
-    for items in out.values():
-        items.sort(key=lambda s: s.start)
+    for (site, printer, start), events in sorted(grouped.items(), key=lambda item: item[0][2]):
+        ends = [j.ts for j in events if j.kind != "started"]
+        user = next((j.user for j in events if j.user), None)
+        file = next((j.file for j in events if j.file), None)
+        span = Span(site, printer, start, max(ends) if ends else None, user, file, events)
+        out.setdefault((site, printer), []).append(span)
     return out
 
 
@@ -118,13 +117,10 @@ def _start_of(j: JobEvent) -> int:
 
 
 def _attribute(view: CustomerView, span: Span, attribution: Attribution) -> None:
-    answers = attribution.answers(span.site, span.printer, span.user, span.file, span.start)
-    claims = {c for c in answers.values() if c is not None}
-    way = next((w for w, c in answers.items() if c is not None), None)
-    span.customer = answers[way] if way else None
+    span.customer, way, disagree = attribution.decide(span.site, span.printer, span.user, span.file, span.start)
     view.jobs += 1
     view.unattributed_jobs += span.customer is None
-    view.disagreements += len(claims) > 1
+    view.disagreements += disagree
     if way:
         view.by_way[way] = view.by_way.get(way, 0) + 1
 
@@ -156,9 +152,10 @@ def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, en
 def _count(view: CustomerView, span: Span, county: str) -> None:
     cell = view.cell(span.customer, county)
     cell.sites.add(span.site)
+    jobs = cell.jobs
     for j in span.events:
-        cell.jobs[j.kind] += 1
-        if j.kind == "done" and j.filament_mm:
+        jobs[j.kind] += 1
+        if j.filament_mm and j.kind == "done":
             cell.filament_mm += j.filament_mm
 
 

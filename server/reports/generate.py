@@ -16,7 +16,7 @@ from server.reports import labels, periods, query
 from server.reports.people import People
 from server.reports.periods import Period
 from server.reports.query import Reader
-from server.store.influx import InfluxHTTP
+from server.store.influx import InfluxError, InfluxHTTP
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,53 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
         people.stored_keys = query.key_ids(client)
     if people.show == "name":
         people.names = query.raw_names(client, period.start_ms, period.end_ms)
-    previous = None
-    if compare:
-        before = periods.before(period)
-        data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
-        previous = build_mod.build(data, inventory, before, now_ms, people, details=False)
+    previous = _previous(client, inventory, periods.before(period), now_ms, grace_s, people) if compare else None
     data = Reader(client, int(grace_s * 1000), progress).fetch(period.start_ms, period.end_ms, now_ms)
-    report = build_mod.build(data, inventory, period, now_ms, people, previous)
+    report = build_mod.build(data, inventory, period, now_ms, people, previous() if previous else None)
     progress("accounting")
+    return report
+
+
+def _previous(client, inventory, before: Period, now_ms: int, grace_s: float, people: People) -> Callable:
+    """The previous period's figures, read and accounted by a forked child while this process does
+    the period itself (on two cores the comparison then costs little time); a function that waits
+    for them. Without fork: read here, when asked."""
+    args = (client, inventory, before, now_ms, grace_s, people)
+    if not _can_fork():
+        return lambda: _previous_figures(*args)
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_previous_child, args=(send, *args),
+                                                        name="report-previous", daemon=True)
+    child.start()
+    send.close()
+
+    def wait() -> build_mod.Report:
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            kind, value = "error", f"the child reading {before.label} ended (exit code {child.exitcode})"
+        child.join()
+        if kind == "error":
+            raise InfluxError(value)
+        return value
+    return wait
+
+
+def _previous_child(send, client, *args) -> None:
+    gc.disable()  # short-lived: collecting would only copy the parent's pages
+    try:
+        send.send(("ok", _previous_figures(client.clone(), *args)))
+    except Exception as exc:  # the parent reports it, as it would its own
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: float,
+                      people: People) -> build_mod.Report:
+    """What the comparison uses of the previous period: network and county figures, customers."""
+    data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
+    report = build_mod.build(data, inventory, before, now_ms, people, details=False)
+    report.usages = []
+    report.groupings = {g: report.groupings[g] for g in ("network", "county")}
     return report
 
 
