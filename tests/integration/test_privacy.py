@@ -297,6 +297,24 @@ def test_the_same_account_keeps_its_pseudonym_across_runs_and_reports_and_anothe
     assert Pseudonyms(secret.read_text().strip()).of(SITE, NAMES[0]) in other_stored
 
 
+def test_a_report_made_with_another_secret_than_the_collectors_says_so(servers, default_site):
+    site, _ = default_site
+    wrong = site.dir / "wrong-secret"
+    wrong.write_text("not the collector's secret, long enough\n")
+    config = site.dir / "wrong.toml"
+    config.write_text(site.config.read_text() + f'secret_file = "{wrong}"\n')  # appended to [privacy]
+    out = site.dir / "wrong-out"
+    assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period", "2026-Q3",
+                        "--format", "xlsx,csv", "--lang", "en"]) == 0
+    about = zipfile.ZipFile(out / "printfarm-report-2026-Q3-en.xlsx").read("xl/worksheets/sheet1.xml").decode()
+    assert "made with another secret than this report" in about
+    customers = (out / "printfarm-report-2026-Q3-en-customers.csv").read_text(encoding="utf-8-sig")
+    assert "Kilsbergens" not in customers  # her account no longer matches: the note says why
+    right = site.report("right", formats="xlsx")
+    assert "another secret" not in zipfile.ZipFile(right / "printfarm-report-2026-Q3-en.xlsx").read(
+        "xl/worksheets/sheet1.xml").decode()
+
+
 # --- raw names kept for a while, and purged --------------------------------------------------------
 
 
