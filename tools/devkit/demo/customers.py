@@ -52,11 +52,20 @@ ACCOUNTS = [
     *(("hig-gavle", user, "region-orebro", None) for user in ("sara", "johan", "erik")),
 ]
 
-# (site, printer or "" for the whole site, from "HH:MM", to "HH:MM", customer), today
+# (site, printer or "" for the whole site, from "HH:MM", to "HH:MM", customer), today. PrusaLink (and
+# Bambu Lab) printers report no user: bookings are how their jobs find a customer.
 BOOKINGS = [
     ("ansp-lab", "ansp-x1c-01", "08:00", "16:00", "vattern-medtech"),
+    ("ansp-lab", "ansp-xl-01", "00:00", "23:59", "hjalmar-gjuteri"),
+    ("ansp-lab", "ansp-coreone-01", "06:00", "22:00", "kilsberg-verktyg"),
+    ("oru-makerspace", "oru-mk4-01", "00:00", "23:59", "oru"),
+    ("oru-makerspace", "oru-mk4-02", "08:00", "20:00", "makers-uppsala"),
+    ("orebro-bibliotek", "obib-mini-01", "10:00", "19:00", "privat-01"),
     ("du-borlange", "", "00:00", "23:59", "hjalmar-gjuteri"),
     ("eskilstuna-bibliotek", "esk-a1-01", "10:00", "18:00", "klaralven-design"),
+    ("liu-makerspace", "liu-mk4-01", "00:00", "23:59", "vattern-medtech"),
+    ("kau-makerspace", "kau-mk4-01", "07:00", "21:00", "klaralven-design"),
+    ("hig-gavle", "hig-mk4-01", "00:00", "23:59", "region-orebro"),
 ]
 
 
