@@ -8,8 +8,8 @@
   time, only that field, so every other field stays and every figure stays the same (reports and
   attribution read users as pseudonyms either way, server/pseudonyms.py ``normalise``).
 
-``printfarm-server purge-users`` runs it once; the collector runs it every hour while
-``raw_user_days`` is set.
+``printfarm-server purge-users`` runs both once; the collector deletes old ``job_user`` points
+every hour while ``raw_user_days`` is set.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ class Purged:
     rewritten: dict | None = None  # measurement -> points whose raw user became a pseudonym
 
 
-def purge(client: InfluxHTTP, pseudonyms: Pseudonyms, cutoff_ms: int) -> Purged:
-    """Raw user names before ``cutoff_ms`` out of the database."""
+def purge(client: InfluxHTTP, pseudonyms: Pseudonyms, cutoff_ms: int, old_points: bool = True) -> Purged:
+    """Raw user names before ``cutoff_ms`` out of the database. ``old_points``: also those an older
+    collector left in job and telemetry points — a scan of all telemetry before the cut-off, so
+    the command does it, not the collector's hourly run (nothing new writes them)."""
     out = Purged(rewritten={})
     out.raw_deleted = _count(client, f"SELECT count(user_name) FROM job_user WHERE time < {cutoff_ms}ms")
     client.query(f"DELETE FROM job_user WHERE time < {cutoff_ms}ms")
-    for measurement in ("job", "telemetry"):
+    for measurement in ("job", "telemetry") if old_points else ():
         out.rewritten[measurement] = _pseudonymise(client, pseudonyms, measurement, cutoff_ms)
     return out
 
@@ -111,7 +113,7 @@ class HourlyPurge:
     def run_once(self) -> None:
         cutoff = int(self.clock() * 1000) - int(self.days * DAY_MS)
         try:
-            done = purge(self.client, self.pseudonyms, cutoff)
+            done = purge(self.client, self.pseudonyms, cutoff, old_points=False)
         except InfluxError as exc:
             if not self._failing:  # a repeating error is logged once until it changes
                 log.warning("raw user names could not be purged yet: %s (retrying every hour)", exc)

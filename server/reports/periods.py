@@ -98,7 +98,8 @@ def _range(text: str, tz_name: str) -> Period:
     end = _instant(last, tz, end=True)
     if end <= start:
         raise PeriodError(f"{text!r}: the end must be after the start")
-    return Period(start, end, f"{first}_{last}".replace(":", ""), tz_name)
+    label = first if first == last and "T" not in first else f"{first}_{last}".replace(":", "")
+    return Period(start, end, label, tz_name)  # one whole day: just the date
 
 
 def _instant(text: str, tz: ZoneInfo, end: bool) -> int:
@@ -160,5 +161,6 @@ def _range_label(start_ms: int, end_ms: int, tz_name: str) -> str:
     tz = zone(tz_name)
     first, after = (datetime.fromtimestamp(ms / 1000, tz) for ms in (start_ms, end_ms))
     if first.time() == time(0) and after.time() == time(0):
-        return f"{first.date()}_{after.date() - timedelta(days=1)}"
+        last = after.date() - timedelta(days=1)
+        return str(last) if last == first.date() else f"{first.date()}_{last}"
     return f"{first:%Y-%m-%dT%H%M}_{after:%Y-%m-%dT%H%M}"

@@ -196,6 +196,8 @@ def test_the_previous_period_is_the_same_kind_just_before():
     span = periods.parse("2026-07-01..2026-07-10")
     before = periods.before(span)
     assert before.label == "2026-06-21_2026-06-30" and before.end_ms == span.start_ms
+    day = periods.parse("2026-11-30..2026-11-30")
+    assert day.label == "2026-11-30" and periods.before(day).label == "2026-11-29"  # a day is its date
 
 
 def test_every_customer_view_label_exists_in_both_languages():
