@@ -76,7 +76,12 @@ def _rewrites(results: list[dict], measurement: str, pseudonyms: Pseudonyms) -> 
         if "error" in result:
             raise InfluxError(result["error"])
         for series in result.get("series", []):
-            tags = "".join(f",{k}={lineproto.tag(v)}" for k, v in sorted(series["tags"].items()) if v)
+            try:
+                tags = "".join(f",{lineproto.key(k)}={lineproto.tag(v)}"
+                               for k, v in sorted(series["tags"].items()) if v)
+            except ValueError as exc:  # a tag no line can carry (written by another tool): left as it is
+                log.warning("%s points of a series left as they are: %s", measurement, exc)
+                continue
             site = series["tags"].get("site", "")
             lines += [f"{measurement}{tags} user={lineproto.string(pseudonyms.of(site, user))} {ts}"
                       for ts, user in series["values"] if user]
