@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
-from server import attribution
+from server import attribution, bookings
 from server.attribution import AttributionSettings
 from server.customers import Customer
 
@@ -144,7 +144,7 @@ def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None)
 
 def _with_bookings(inv: Inventory, base: Path) -> Inventory:
     if inv.attribution.bookings:
-        inv.attribution.booked = attribution.load_bookings(inv, base / inv.attribution.bookings)
+        inv.attribution.booked = bookings.load(inv, base / inv.attribution.bookings)
     return inv
 
 
