@@ -87,7 +87,7 @@ def write_inventory(path: Path, fleet: dict, extra: list[str] = ()) -> Path:
 def printer_apis(fleet: Fleet) -> dict[str, str]:
     """printer id -> the API the demo runs it with."""
     # STAND-IN, the one place: a printer whose API the simulator does not speak yet (no face in
-    # devkit/sim/faces and no AGENT_TABLES entry: moonraker and bambu are being written) runs as an
-    # OctoPrint printer in the demo. Each API passes as its entry lands; this goes when all exist.
+    # devkit/sim/faces and no AGENT_TABLES entry: bambu is being written) runs as an OctoPrint
+    # printer in the demo. Each API passes as its entry lands; this goes when all exist.
     return {printer: api if api in AGENT_TABLES else "octoprint"
             for _, _, _, printers in fleet.values() for printer, _, api in printers}
