@@ -23,7 +23,7 @@ from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
 from devkit.servers import InfluxDB, Mosquitto
 from server.__main__ import main as server_main
 from tests.integration.scripted_fleet import (
-    CATEGORY, H, Q3_END, Q3_START, Job, Printer, Session, publish, send_order, t,
+    H, Q3_END, Q3_START, Job, Printer, Session, publish, send_order, t,
 )
 
 pytestmark = pytest.mark.integration

@@ -52,9 +52,19 @@ ACCOUNTS = [
     *(("hig-gavle", user, "region-orebro", None) for user in ("sara", "johan", "erik")),
 ]
 
-# (site, printer or "" for the whole site, from "HH:MM", to "HH:MM", customer), today. PrusaLink (and
-# Bambu Lab) printers report no user: bookings are how their jobs find a customer.
+# (site, printer or "" for the whole site, from "HH:MM", to "HH:MM", customer), today. PrusaLink,
+# Bambu Lab and most Klipper printers report no user: bookings are how their jobs find a customer.
+# A few printers stay unbooked, so their jobs stay unattributed.
 BOOKINGS = [
+    ("bergslagen-verkstad", "", "00:00", "23:59", "bergslagen-mek"),
+    ("ansp-lab", "ansp-voron-01", "00:00", "23:59", "kilsberg-verktyg"),
+    ("oru-makerspace", "oru-p1s-01", "00:00", "23:59", "oru"),
+    ("orebro-bibliotek", "obib-a1-01", "00:00", "23:59", "privat-02"),
+    ("orebro-bibliotek", "obib-a1-02", "09:00", "20:00", "makers-uppsala"),
+    ("mdu-vasteras", "mdu-trident-01", "00:00", "23:59", "hjalmar-gjuteri"),
+    ("uu-angstrom", "", "00:00", "23:59", "makers-uppsala"),
+    ("liu-makerspace", "liu-ratrig-01", "00:00", "23:59", "vattern-medtech"),
+    ("hig-gavle", "hig-k1-01", "00:00", "23:59", "region-orebro"),
     ("ansp-lab", "ansp-x1c-01", "08:00", "16:00", "vattern-medtech"),
     ("ansp-lab", "ansp-xl-01", "00:00", "23:59", "hjalmar-gjuteri"),
     ("ansp-lab", "ansp-coreone-01", "06:00", "22:00", "kilsberg-verktyg"),

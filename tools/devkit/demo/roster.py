@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from devkit.demo.agent_tables import AGENT_TABLES
-
 # site id -> (name, organisation, county, [(printer id, model, printer API), ...]); the API is the
-# printer's real one: the agent's printer ``type`` (see printer_apis for what the demo runs today).
+# printer's real one: the agent's printer ``type`` and what the simulator speaks for it.
 Fleet = dict[str, tuple[str, str, str, list[tuple[str, str, str]]]]
 DEMO_SITES: Fleet = {
     # Örebro län
@@ -85,9 +83,5 @@ def write_inventory(path: Path, fleet: dict, extra: list[str] = ()) -> Path:
 
 
 def printer_apis(fleet: Fleet) -> dict[str, str]:
-    """printer id -> the API the demo runs it with."""
-    # STAND-IN, the one place: a printer whose API the simulator does not speak yet (no face in
-    # devkit/sim/faces and no AGENT_TABLES entry: bambu is being written) runs as an OctoPrint
-    # printer in the demo. Each API passes as its entry lands; this goes when all exist.
-    return {printer: api if api in AGENT_TABLES else "octoprint"
-            for _, _, _, printers in fleet.values() for printer, _, api in printers}
+    """printer id -> the API it speaks: its real one (the simulator speaks all four)."""
+    return {printer: api for _, _, _, printers in fleet.values() for printer, _, api in printers}
