@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     report_cli.add_arguments(parser)
     from server import privacy_cli
     privacy_cli.add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
         inv = inventory_mod.load(cfg.inventory)

@@ -88,3 +88,15 @@ def test_the_collector_stores_the_pseudonym_and_shows_what_privacy_users_says(sh
     names.show(msg, raw)
     assert msg.user == (Pseudonyms(SECRET).of("lab", "anna") if expected == "pseudonym" else expected)
     assert names.hide(event(None), "lab") is None
+
+
+def test_the_pseudonym_command_prints_what_the_collector_stores_for_an_account(tmp_path, capsys):
+    from server.__main__ import main
+
+    (tmp_path / "fleet.toml").write_text('[sites.lab]\norganisation = "O"\ncounty = "Örebro"\n')
+    (tmp_path / "server.toml").write_text(f'inventory = "fleet.toml"\nstate_dir = "{tmp_path / "state"}"\n')
+    assert main(["pseudonym", "-c", str(tmp_path / "server.toml"), "--site", "lab", "anna", "bo"]) == 0
+    expected = PrivacyConfig().pseudonyms(str(tmp_path / "state"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{expected.of('lab', 'anna')}\tlab\tanna", f"{expected.of('lab', 'bo')}\tlab\tbo"]
+    assert main(["pseudonym", "-c", str(tmp_path / "server.toml"), "anna"]) == 2  # no --site: says what to give
