@@ -101,7 +101,7 @@ def _join(path: str, key: str) -> str:
 def check_id(key: str, value: str) -> None:
     problem = protocol.id_problem(value)
     if problem:
-        raise Invalid(key, f"{value!r} {problem}", "use an ID like 'umea-mk4-01'")
+        raise Invalid(key, f"{value!r} {problem}", "use an ID like 'oru-mk4-01'")
 
 
 def check_http_url(key: str, value: str, secret: bool = False) -> None:

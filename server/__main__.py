@@ -1,4 +1,5 @@
-"""``printfarm-server run|check-config|report --config FILE`` (report options: docs/reports.md)."""
+"""``printfarm-server run|check-config|report|purge-users|pseudonym --config FILE`` (report options:
+docs/reports.md; purge-users and pseudonym: docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ log = logging.getLogger("server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
-    parser.add_argument("command", choices=["run", "check-config", "report"])
+    parser.add_argument("command", choices=["run", "check-config", "report", "purge-users", "pseudonym"])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     report_cli.add_arguments(parser)
-    args = parser.parse_args(argv)
+    from server import privacy_cli
+    privacy_cli.add_arguments(parser)
+    args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
         inv = inventory_mod.load(cfg.inventory)
@@ -31,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc.line()}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s); "
+        print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s), {len(inv.customers)} "
+              f"customer(s), {len(inv.attribution.accounts)} account(s), {len(inv.attribution.booked)} booking(s); "
               f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}")
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
-    return run(cfg)
+    try:
+        if args.command == "purge-users":
+            return privacy_cli.purge(cfg, args)
+        if args.command == "pseudonym":
+            return privacy_cli.pseudonym(cfg, args)
+        return run(cfg)
+    except server_config.ConfigError as exc:  # e.g. the pseudonym secret could not be read or made
+        print(f"config error: {exc.line()}", file=sys.stderr)
+        return 2
 
 
 def run(cfg) -> int:

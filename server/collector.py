@@ -13,6 +13,8 @@ from server.live import AgentState, LiveFleet
 from server.ingest import Ingest
 from server.metrics import Metrics
 from server.mqtt import Acknowledgements, Subscriber
+from server.privacy import UserNames
+from server import retention
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -34,11 +36,13 @@ class Collector:
         acks = Acknowledgements()
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
                                   max_batch_bytes=ic.max_batch_bytes, acknowledge=acks.acknowledge)
+        self.users = UserNames.from_config(cfg.privacy, cfg.state_dir)
         # Ingest's lines gather per read of the socket and go to the writer in one go: a lock
         # per line would cost as much as building the line.
         self._burst: list[str] = []
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
-                             reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted)
+                             reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
+                             users=self.users)
         self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=acks, flush=self.writer.flush,
                                      end_of_burst=self._hand_burst_to_writer,
                                      track=self.writer.track if cfg.mqtt.ack_after_write else None,
@@ -54,6 +58,8 @@ class Collector:
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
+        self.purge = (retention.HourlyPurge(self.influx, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
+                      if cfg.privacy.raw_user_days > 0 else None)
         self.started = time.time()
 
     def _hand_burst_to_writer(self) -> None:
@@ -70,6 +76,9 @@ class Collector:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
         self.writer.start()
+        self.writer.put(retention.key_line(self.users.pseudonyms, int(time.time() * 1000)))
+        if self.purge:
+            self.purge.start()
         if self.alerts:
             self.alerts.start()
         if self.api:
@@ -95,6 +104,8 @@ class Collector:
     def stop(self) -> None:
         """Stop reading, flush what was read into InfluxDB, then close."""
         self.subscriber.stop()
+        if self.purge:
+            self.purge.stop()
         if self.alerts:
             self.alerts.stop()  # before the writer, so its last points are flushed too
         self.writer.stop()

@@ -8,6 +8,7 @@ import msgspec
 
 from common.tls import TLSConfig
 from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml, read_secret
+from server.privacy import PrivacyConfig
 
 
 class MqttConfig(Section):
@@ -101,6 +102,7 @@ class ServerConfig(Section):
     influx: InfluxConfig = msgspec.field(default_factory=InfluxConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     state_dir: str = "/var/lib/printfarm-server"
     log_level: str = "INFO"
     alerts: dict = {}  # validated by server.alerts.config

@@ -12,6 +12,7 @@ from server import lineproto
 from server.live import LiveFleet
 from server.metrics import Metrics
 from server.inventory import Inventory, Tags
+from server.privacy import UserNames
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ class Ingest:
 
     def __init__(self, inventory: Inventory, fleet: LiveFleet, write: Callable[[str], None],
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 reject_unlisted: bool = False, max_unlisted: int = 1000):
+                 reject_unlisted: bool = False, max_unlisted: int = 1000, users: UserNames | None = None):
         self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
+        self.users = users  # None: user names pass as they come (unit tests of other parts)
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
@@ -76,7 +78,10 @@ class Ingest:
             if cached is None:
                 return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
             tags = cached[0]
+            raw_user = self.users.hide(msg, parsed.site) if self.users else None  # the one place
             self.write(_BUILDERS[parsed.kind](msg, cached[1]))
+            if raw_user is not None:
+                self._raw_user(msg, parsed.kind, cached[1], raw_user)
         self.metrics.counters["messages_accepted"] += 1
         state = self.fleet.apply(msg, tags)
         for listener in self.listeners:
@@ -85,6 +90,13 @@ class Ingest:
             except Exception:  # a listener's bug must not stop ingestion
                 log.exception("listener %r failed", listener)
         return msg
+
+    def _raw_user(self, msg, kind: str, tag_str: str, raw: str) -> None:
+        """Keep the raw name of a job event when configured (purged after raw_user_days), then
+        give the views and alert rules what [privacy] users says they show."""
+        if kind == "event" and self.users.keep_raw:
+            self.write(lineproto.job_user(msg, tag_str, raw))
+        self.users.show(msg, raw)
 
     def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
         """Date a last-will by its arrival; True when the agent is already known offline.

@@ -1,18 +1,19 @@
-"""The fleet inventory: sites (organisation, county), printers (site, model) and, optionally,
-which agent watches which printers.
+"""The fleet inventory: sites (organisation, county), printers (site, model), optionally which
+agent watches which printers, the customers the printers serve and how jobs are attributed to
+them (server/customers.py, server/attribution.py; docs/customers.md, examples/fleet.toml).
 
 ```toml
-[sites.umu-makerspace]
-name = "Umeå University Makerspace"
-organisation = "Umeå universitet"
-county = "Västerbotten"
+[sites.oru-makerspace]
+name = "Örebro universitet, Makerspace"
+organisation = "Örebro universitet"
+county = "Örebro"
 
-[printers.umu-mk4-01]
-site = "umu-makerspace"
+[printers.oru-mk4-01]
+site = "oru-makerspace"
 model = "Prusa MK4"
 
-[agents.umu-pi-01]              # optional: an agent may claim only these printers
-printers = ["umu-mk4-01"]
+[agents.oru-pi-01]              # optional: an agent may claim only these printers
+printers = ["oru-mk4-01"]
 ```
 
 An agent names its printers in its status; the collector believes it only for listed printers,
@@ -28,6 +29,9 @@ from pathlib import Path
 import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
+from server import attribution, bookings
+from server.attribution import AttributionSettings
+from server.customers import Customer
 
 UNKNOWN = "unknown"
 # What an InfluxDB tag value cannot carry alike in every version (server/lineproto.py).
@@ -64,6 +68,8 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     sites: dict[str, Site] = {}
     printers: dict[str, PrinterEntry] = {}
     agents: dict[str, AgentEntry] = {}
+    customers: dict[str, Customer] = {}
+    attribution: AttributionSettings = msgspec.field(default_factory=AttributionSettings)
 
     def __post_init__(self):
         for site_id in self.sites:
@@ -74,6 +80,14 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
                 raise Invalid(f"printers.{printer_id}.site", f"site {entry.site!r} is not defined",
                               f"add a [sites.{entry.site}] table or correct the site")
         self.agent_of = self._agents_of_printers()
+        for customer_id in self.customers:
+            check_id(f"customers.{customer_id}", customer_id)
+        attribution.check(self)
+
+    def site_name(self, site: str) -> str:
+        """What a reader sees for a site: its name, or its ID when it has none."""
+        found = self.sites.get(site)
+        return (found.name or site) if found else site
 
     def _agents_of_printers(self) -> dict[str, str]:
         owner: dict[str, str] = {}
@@ -118,13 +132,21 @@ class Tags(msgspec.Struct, frozen=True):
 
 
 def load(path: str | Path) -> Inventory:
-    return from_dict(load_toml(path), str(path))
+    return from_dict(load_toml(path), str(path), Path(path).parent)
 
 
-def from_dict(data: dict, source: str = "<inventory>") -> Inventory:
-    for key, typ in (("sites", Site), ("printers", PrinterEntry), ("agents", AgentEntry)):
+def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None) -> Inventory:
+    """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
+    for key, typ in (("sites", Site), ("printers", PrinterEntry), ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
-    return convert(data, Inventory, source)
+    return _with_bookings(convert(data, Inventory, source), base or Path.cwd())
 
 
-__all__ = ["Inventory", "Site", "PrinterEntry", "AgentEntry", "Tags", "ConfigError", "UNKNOWN", "load", "from_dict"]
+def _with_bookings(inv: Inventory, base: Path) -> Inventory:
+    if inv.attribution.bookings:
+        inv.attribution.booked = bookings.load(inv, base / inv.attribution.bookings)
+    return inv
+
+
+__all__ = ["Inventory", "Site", "PrinterEntry", "AgentEntry", "Customer", "Tags", "ConfigError", "UNKNOWN", "load",
+           "from_dict"]

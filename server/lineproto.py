@@ -141,3 +141,9 @@ def agent(msg: protocol.AgentStatus) -> str:
 def _float(value: float | None) -> float | None:
     # Always a float field: InfluxDB fixes a field's type at its first write.
     return None if value is None else float(value)
+
+
+def job_user(msg: protocol.Event, tags: str, name: str) -> str:
+    """The raw user name of a job event, apart from the job point (which holds the pseudonym), so
+    it can be purged on its own: same tags and time as the event's ``job`` point."""
+    return f"job_user{tags},kind={tag(msg.kind)} user_name={string(name)} {msg.ts}"

@@ -8,8 +8,8 @@ from server.reports import accounting as acc
 
 GROUPINGS = ("printer", "site", "organisation", "county", "network")
 KEY_COLUMNS = {
-    "printer": ("site", "printer", "organisation", "county"),
-    "site": ("site", "organisation", "county"),
+    "printer": ("site", "site_name", "printer", "organisation", "county"),
+    "site": ("site", "site_name", "organisation", "county"),
     "organisation": ("organisation",),
     "county": ("county",),
     "network": ("network",),
@@ -35,6 +35,7 @@ class Usage:
     jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("started", "done", "failed", "cancelled"), 0))
     filament_mm: float = 0.0  # slicer's estimate, completed jobs only
     users: set[tuple[str, str]] = field(default_factory=set)  # (site, user): accounts are per site
+    site_name: str = ""
 
     @property
     def served(self) -> bool:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from server.attribution import Attribution
 from server.inventory import UNKNOWN, Inventory
 from server.reports import accounting as acc
-from server.reports import aggregate
+from server.reports import aggregate, customer_rows, customer_view
+from server.reports.people import People
 from server.reports.periods import Period, months, zone
 from server.reports.query import JobEvent, RawData
 
@@ -45,6 +47,12 @@ class Report:
     jobs: list[JobRow]
     monthly: list[dict]  # label, printing_h, in_network_h, util_period
     notes: list[Note]
+    customers: customer_view.CustomerView = field(default_factory=customer_view.CustomerView)
+    customer_tables: dict[str, list[dict]] = field(default_factory=dict)  # customers, kinds, ... (customer_rows)
+    previous: "Report | None" = None  # the period before, for key figures and new customers
+    site_names: dict[str, str] = field(default_factory=dict)
+    network_name: str = ""
+    users_shown: str = "pseudonym"  # [privacy] users / report --users
     queries: int = 0
     generated_ms: int = 0
 
@@ -52,8 +60,14 @@ class Report:
         return self.period.local(self.generated_ms).replace(tzinfo=None, microsecond=0)
 
 
-def build(data: RawData, inventory: Inventory, period: Period, now_ms: int) -> Report:
+def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, people: People | None = None,
+          previous: "Report | None" = None, details: bool = True) -> Report:
+    """The report of ``period``. ``details`` False leaves out the job list, the monthly trend and the
+    notes: for the previous period, of which only the figures are compared."""
+    people = people or People()
     end = max(min(period.end_ms, now_ms), period.start_ms)
+    for job in data.jobs:  # from here on a user is its pseudonym, whatever the point held
+        job.user = people.user(job.site, job.user)
     timelines = dict(data.timelines)
     for printer_id, entry in inventory.printers.items():  # listed printers without data still count
         timelines.setdefault((entry.site, printer_id), acc.Timeline())
@@ -62,16 +76,47 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int) -> R
         tags = inventory.tags(site, printer)
         segs[(site, printer)] = acc.segments(tl, period.start_ms, end)
         usages.append(aggregate.Usage(site, printer, tags.organisation, tags.county, tags.listed,
-                                      acc.totals(segs[(site, printer)])))
+                                      acc.totals(segs[(site, printer)]), site_name=inventory.site_name(site)))
     _count_jobs(usages, data.jobs)
+    view = customer_view.compute(data.jobs, segs, inventory, Attribution(inventory, people.pseudonyms), end)
     report = Report(
         period=period, as_of_ms=end, usages=usages,
         groupings={g: aggregate.group(usages, g) for g in aggregate.GROUPINGS},
-        jobs=job_rows(data.jobs, usages, period), monthly=_monthly(segs, period, end),
-        notes=notes(data, usages, segs, inventory, period, end, now_ms), queries=data.queries,
-        generated_ms=now_ms,
+        jobs=job_rows(data.jobs, usages, period, people) if details else [],
+        monthly=_monthly(segs, period, end) if details else [],
+        notes=notes(data, usages, segs, inventory, period, end, now_ms) if details else [], queries=data.queries,
+        generated_ms=now_ms, customers=view, previous=previous,
+        site_names={u.site: u.site_name for u in usages}, users_shown=people.show,
     )
+    report.customer_tables = _customer_tables(view, inventory, previous)
+    if details:
+        report.notes += customer_notes(view, people, inventory)
     return report
+
+
+def _customer_tables(view, inventory: Inventory, previous: "Report | None") -> dict[str, list[dict]]:
+    before = previous.customers.served() if previous is not None else None
+    return {
+        "customers": customer_rows.customers(view, inventory, before),
+        "kinds": customer_rows.kinds(view, inventory),
+        "customer_counties": customer_rows.by_customer_county(view, inventory),
+        "site_counties": customer_rows.by_site_county(view, inventory),
+        "enterprises": [customer_rows.enterprise_row(view, inventory, before)],
+    }
+
+
+def customer_notes(view, people: People, inventory: Inventory) -> list[Note]:
+    out = []
+    if view.unattributed_jobs:
+        out.append(Note("unattributed", {"jobs": view.unattributed_jobs, "of": view.jobs}))
+    if view.outside_jobs_ms:
+        out.append(Note("outside_jobs", {"hours": view.outside_jobs_ms / MS_PER_HOUR}))
+    if view.disagreements:
+        out.append(Note("disagreements", {"jobs": view.disagreements,
+                                          "order": " > ".join(inventory.attribution.order)}))
+    if people.other_keys():
+        out.append(Note("other_key"))
+    return out
 
 
 def _count_jobs(usages: list[aggregate.Usage], jobs: list[JobEvent]) -> None:
@@ -85,9 +130,11 @@ def _count_jobs(usages: list[aggregate.Usage], jobs: list[JobEvent]) -> None:
             u.users.add((job.site, job.user))
 
 
-def job_rows(jobs: list[JobEvent], usages: list[aggregate.Usage], period: Period) -> list[JobRow]:
+def job_rows(jobs: list[JobEvent], usages: list[aggregate.Usage], period: Period,
+             people: People | None = None) -> list[JobRow]:
     """One row per job: ends with their start; starts that did not end in the period as 'running'."""
     who = {(u.site, u.printer): u for u in usages}
+    people = people or People()
     local = LocalTimes(period)
     ended_starts = {(j.site, j.printer, j.job_started) for j in jobs if j.kind != "started" and j.job_started}
     out = []
@@ -99,7 +146,8 @@ def job_rows(jobs: list[JobEvent], usages: list[aggregate.Usage], period: Period
         out.append(JobRow(
             started=local(started), ended=None if j.kind == "started" else local(j.ts),
             outcome="running" if j.kind == "started" else j.kind, site=j.site, printer=j.printer,
-            organisation=u.organisation, county=u.county, file=j.file or "", user=j.user or "",
+            organisation=u.organisation, county=u.county, file=j.file or "",
+            user=people.shown(j.site, j.printer, j.kind, j.ts, j.user),
             duration_h=None if j.duration is None else j.duration / 3600,
             filament_m_est=None if j.filament_mm is None else j.filament_mm / 1000, error=j.error or "",
         ))

@@ -10,7 +10,7 @@ from common.configkit import ConfigError
 from common.urls import redact
 from server.reports import config as reports_config
 from server.reports import periods
-from server.reports.generate import client_for, make_report, write_files
+from server.reports.generate import client_for, make_report, people_for, write_files
 from server.store.influx import InfluxError
 
 STEPS = ("states before the period", "state changes", "job events", "gaps in data", "accounting")
@@ -19,12 +19,15 @@ STEPS = ("states before the period", "state changes", "job events", "gaps in dat
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("report")
     group.add_argument("--period", help="2026-07, 2026-Q3, 2026 or 2026-07-01..2026-08-15")
-    group.add_argument("--format", help="comma-separated: xlsx,pdf,csv (default from [reports])")
+    group.add_argument("--format", help="comma-separated: xlsx,pdf,csv,summary (default from [reports])")
     group.add_argument("--out", help="output folder (default: [reports] out_dir)")
     group.add_argument("--lang", choices=("sv", "en"), help="label language (default from [reports])")
     group.add_argument("--tz", help="time zone of the period (default Europe/Stockholm)")
     group.add_argument("--schedule", action="store_true", help="run the [reports.schedule] cron job until stopped")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument("--users", choices=("pseudonym", "hidden", "name"),
+                       help="user names in the job list: pseudonym, hidden, or name (real names, where "
+                            "[privacy] raw_user_days kept them; default [privacy] users)")
 
 
 def check_config(cfg, source: str) -> reports_config.ReportsConfig:
@@ -49,16 +52,17 @@ def run(cfg, inventory, args) -> int:
         period = periods.parse(args.period, tz)
         if period.start_ms >= time.time() * 1000:
             raise ValueError(f"{args.period} has not begun yet: nothing to report")
+        people = people_for(cfg, args.users)
     except ConfigError as exc:
         print(f"config error: {exc.line()}", file=sys.stderr)
         return 2
     except (periods.PeriodError, ValueError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
-    return _one(cfg, inventory, period, formats, out, lang, rcfg.silence_after, not args.no_progress)
+    return _one(cfg, inventory, period, formats, out, lang, rcfg, people, not args.no_progress)
 
 
-def _one(cfg, inventory, period, formats, out, lang, grace_s, show_progress) -> int:
+def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress) -> int:
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -68,10 +72,12 @@ def _one(cfg, inventory, period, formats, out, lang, grace_s, show_progress) -> 
             bar.set_postfix_str(name)
             bar.update(1)
         try:
-            report = make_report(client_for(cfg), inventory, period, grace_s=grace_s, progress=step)
+            report = make_report(client_for(cfg), inventory, period, grace_s=rcfg.silence_after, progress=step,
+                                 people=people)
         except InfluxError as exc:
             print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
             return 1
+        report.network_name = rcfg.network_name
         paths = write_files(report, formats, out, lang, progress=step)
     for path in paths:
         print(path)

@@ -3,8 +3,9 @@
 ```toml
 [reports]
 out_dir = "/var/lib/printfarm-server/reports"
-formats = ["xlsx", "pdf", "csv"]
+formats = ["xlsx", "pdf", "csv", "summary"]
 lang = "sv"                    # sv | en
+network_name = "ACES"          # optional: on the one-page summary
 tz = "Europe/Stockholm"
 silence_after = 120            # s: data this close to the period's end counts as still reporting
 
@@ -36,7 +37,7 @@ from common.configkit import Invalid, Secret, Section, check_range, convert, rea
 from server.reports import periods
 from server.reports.labels import LANGS
 
-FORMATS = ("xlsx", "pdf", "csv")
+FORMATS = ("xlsx", "pdf", "csv", "summary")  # summary: the one-page PDF for the funder's progress report
 
 
 class ScheduleConfig(Section):
@@ -89,6 +90,7 @@ class ReportsConfig(Section):
     lang: str = "sv"
     tz: str = periods.DEFAULT_TZ
     silence_after: float = 120.0
+    network_name: str = ""  # shown on the one-page summary, e.g. "ACES — Additive Coordination in East middle Sweden"
     schedule: ScheduleConfig = msgspec.field(default_factory=ScheduleConfig)
     mail: MailConfig | None = None
 

@@ -12,20 +12,72 @@ from typing import Callable
 from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
-from server.reports import labels
+from server.reports import labels, periods, query
+from server.reports.people import People
 from server.reports.periods import Period
 from server.reports.query import Reader
-from server.store.influx import InfluxHTTP
+from server.store.influx import InfluxError, InfluxHTTP
 
 log = logging.getLogger(__name__)
 
 
 def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
-                grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None) -> build_mod.Report:
+                grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None,
+                people: People | None = None, compare: bool = True) -> build_mod.Report:
+    """The report of ``period``; with ``compare`` also the period before it (key figures, new customers)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    people = people or People()
+    if people.pseudonyms is not None:
+        people.stored_keys = query.key_ids(client)
+    if people.show == "name":
+        people.names = query.raw_names(client, period.start_ms, period.end_ms)
+    previous = _previous(client, inventory, periods.before(period), now_ms, grace_s, people) if compare else None
     data = Reader(client, int(grace_s * 1000), progress).fetch(period.start_ms, period.end_ms, now_ms)
-    report = build_mod.build(data, inventory, period, now_ms)
+    report = build_mod.build(data, inventory, period, now_ms, people, previous() if previous else None)
     progress("accounting")
+    return report
+
+
+def _previous(client, inventory, before: Period, now_ms: int, grace_s: float, people: People) -> Callable:
+    """The previous period's figures, read and accounted by a forked child while this process does
+    the period itself (on two cores the comparison then costs little time); a function that waits
+    for them. Without fork: read here, when asked."""
+    args = (client, inventory, before, now_ms, grace_s, people)
+    if not _can_fork():
+        return lambda: _previous_figures(*args)
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_previous_child, args=(send, *args),
+                                                        name="report-previous", daemon=True)
+    child.start()
+    send.close()
+
+    def wait() -> build_mod.Report:
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            kind, value = "error", f"the child reading {before.label} ended (exit code {child.exitcode})"
+        child.join()
+        if kind == "error":
+            raise InfluxError(value)
+        return value
+    return wait
+
+
+def _previous_child(send, client, *args) -> None:
+    gc.disable()  # short-lived: collecting would only copy the parent's pages
+    try:
+        send.send(("ok", _previous_figures(client.clone(), *args)))
+    except Exception as exc:  # the parent reports it, as it would its own
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: float,
+                      people: People) -> build_mod.Report:
+    """What the comparison uses of the previous period: network and county figures, customers."""
+    data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
+    report = build_mod.build(data, inventory, before, now_ms, people, details=False)
+    report.usages = []
+    report.groupings = {g: report.groupings[g] for g in ("network", "county")}
     return report
 
 
@@ -50,6 +102,10 @@ def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Pat
         if fmt == "pdf":
             from server.reports import pdf  # matplotlib: imported only when a PDF is asked for
             paths.append(pdf.write(report, lang, out / f"{stem}.pdf"))
+        elif fmt == "summary":
+            from server.reports import summary
+            paths.append(summary.write(report, lang, out / f"printfarm-summary-{report.period.label}-{lang}.pdf",
+                                       f"{stem}.pdf"))
         elif fmt == "csv":
             paths += csv_out.write(report, lang, out, stem)
         else:
@@ -93,6 +149,12 @@ def _start_xlsx_child(report, lang: str, path: Path):
 def _xlsx_child(report, lang: str, path: Path) -> None:
     gc.disable()  # a short-lived process: collecting would only copy pages
     _write_xlsx(report, lang, path)
+
+
+def people_for(cfg, show: str | None = None) -> People:
+    """How reports made with this server config treat user names: the collector's secret, and
+    [privacy] users unless ``show`` says otherwise (report --users)."""
+    return People(cfg.privacy.pseudonyms(cfg.state_dir), show or cfg.privacy.users)
 
 
 def client_for(cfg) -> InfluxHTTP:

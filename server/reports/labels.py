@@ -17,7 +17,17 @@ COLUMNS = {
         "jobs_cancelled": "Jobs cancelled", "filament_m_est": "Filament, estimate (m)",
         "users": "Distinct users", "organisations_served": "Organisations served",
         "month": "Month", "started": "Started", "ended": "Ended", "outcome": "Outcome", "file": "File",
-        "user": "User", "duration_h": "Duration (h)", "error": "Error",
+        "user": "User (pseudonym)", "user_name": "User", "duration_h": "Duration (h)", "error": "Error",
+        "site_name": "Site name", "customer": "Customer", "org_number": "Organisation number",
+        "kind": "Customer kind", "customer_county": "Customer's county", "sites_used": "Sites used",
+        "new": "New (not served in the previous period)", "customers_served": "Customers served",
+        "enterprises_served": "Enterprises served", "enterprises_sme": "of which small and medium-sized",
+        "enterprises_large": "of which large", "enterprises_new": "New enterprises",
+        "enterprises_new_sme": "New small and medium-sized enterprises", "enterprises_new_large": "New large enterprises",
+        "enterprises_previous": "Enterprises served in the previous period", "customers_new": "New customers",
+        "share_printing": "Share of printing hours", "jobs_unattributed": "Jobs without a customer (unattributed)",
+        "figure": "Key figure", "this_period": "This period", "previous_period": "Previous period",
+        "change": "Change",
     },
     "sv": {
         "site": "Plats", "printer": "Skrivare", "organisation": "Organisation", "county": "Län",
@@ -31,15 +41,40 @@ COLUMNS = {
         "jobs_cancelled": "Jobb avbrutna", "filament_m_est": "Filament, uppskattning (m)",
         "users": "Unika användare", "organisations_served": "Organisationer som använt",
         "month": "Månad", "started": "Startad", "ended": "Avslutad", "outcome": "Utfall", "file": "Fil",
-        "user": "Användare", "duration_h": "Varaktighet (h)", "error": "Fel",
+        "user": "Användare (pseudonym)", "user_name": "Användare", "duration_h": "Varaktighet (h)", "error": "Fel",
+        "site_name": "Platsens namn", "customer": "Kund", "org_number": "Organisationsnummer",
+        "kind": "Kundtyp", "customer_county": "Kundens län", "sites_used": "Platser som använts",
+        "new": "Ny (inte kund föregående period)", "customers_served": "Kunder",
+        "enterprises_served": "Företag som använt", "enterprises_sme": "varav små och medelstora",
+        "enterprises_large": "varav stora", "enterprises_new": "Nya företag",
+        "enterprises_new_sme": "Nya små och medelstora företag", "enterprises_new_large": "Nya stora företag",
+        "enterprises_previous": "Företag som använt föregående period", "customers_new": "Nya kunder",
+        "share_printing": "Andel av utskriftstimmarna", "jobs_unattributed": "Jobb utan kund (ej tillskrivna)",
+        "figure": "Nyckeltal", "this_period": "Perioden", "previous_period": "Föregående period",
+        "change": "Förändring",
     },
 }
 
 SHEETS = {
     "en": {"printer": "Printers", "site": "Sites", "organisation": "Organisations", "county": "Counties",
-           "network": "Network", "jobs": "Jobs", "monthly": "Monthly", "about": "About"},
+           "network": "Network", "jobs": "Jobs", "monthly": "Monthly", "about": "About",
+           "key_figures": "Key figures", "customers": "Customers", "customer_kinds": "Customer kinds",
+           "customer_counties": "Customer counties", "site_counties": "Customers by site county",
+           "enterprises": "Enterprises"},
     "sv": {"printer": "Skrivare", "site": "Platser", "organisation": "Organisationer", "county": "Län",
-           "network": "Nätverk", "jobs": "Jobb", "monthly": "Månader", "about": "Om rapporten"},
+           "network": "Nätverk", "jobs": "Jobb", "monthly": "Månader", "about": "Om rapporten",
+           "key_figures": "Nyckeltal", "customers": "Kunder", "customer_kinds": "Kundtyper",
+           "customer_counties": "Kundernas län", "site_counties": "Kunder per platsens län",
+           "enterprises": "Företag"},
+}
+
+KINDS = {
+    "en": {"company_sme": "company, small or medium-sized", "company_large": "company, large",
+           "academia": "academia", "public": "public sector", "association": "association",
+           "private": "private person", "unattributed": "unattributed"},
+    "sv": {"company_sme": "företag, litet eller medelstort", "company_large": "företag, stort",
+           "academia": "akademi", "public": "offentlig sektor", "association": "förening",
+           "private": "privatperson", "unattributed": "ej tillskrivet"},
 }
 
 OUTCOMES = {
@@ -56,6 +91,16 @@ TEXT = {
         "chart_jobs": "Jobs by outcome", "hours": "hours", "jobs": "jobs", "share": "share",
         "of_period": "of period", "of_available": "of available hours",
         "summary": "Summary for the whole network",
+        "yes": "yes", "no": "no", "private_persons": "private persons ({n})", "unattributed": "unattributed",
+        "chart_customers": "Printing hours per customer kind", "customer_view": "Customers",
+        "customer_kinds": "Per customer kind", "customer_counties": "Per county of the customer",
+        "site_counties": "Per county of the site", "top_customers": "Customers by printing hours",
+        "one_page_title": "Shared 3D printers: progress report", "previous": "previous period",
+        "this": "this period", "enterprises_line": "{n} enterprises used the printers ({sme} small or "
+        "medium-sized, {large} large); {new} of them did not in the previous period ({previous}).",
+        "enterprises_line_first": "{n} enterprises used the printers ({sme} small or medium-sized, {large} large).",
+        "util_per_county": "Utilisation per county (of available hours)", "notes_count": "Notes: {n} — "
+        "see the full report ({file}).", "pp": "pp", "more": "… and {n} more",
     },
     "sv": {
         "title": "Rapport om skrivarnas nyttjande", "period": "Period", "time_zone": "Tidszon",
@@ -65,6 +110,16 @@ TEXT = {
         "chart_jobs": "Jobb per utfall", "hours": "timmar", "jobs": "jobb", "share": "andel",
         "of_period": "av perioden", "of_available": "av tillgänglig tid",
         "summary": "Sammanfattning för hela nätverket",
+        "yes": "ja", "no": "nej", "private_persons": "privatpersoner ({n})", "unattributed": "ej tillskrivet",
+        "chart_customers": "Utskriftstimmar per kundtyp", "customer_view": "Kunder",
+        "customer_kinds": "Per kundtyp", "customer_counties": "Per kundens län",
+        "site_counties": "Per platsens län", "top_customers": "Kunder efter utskriftstimmar",
+        "one_page_title": "Delade 3D-skrivare: lägesrapport", "previous": "föregående period",
+        "this": "perioden", "enterprises_line": "{n} företag använde skrivarna ({sme} små eller medelstora, "
+        "{large} stora); {new} av dem gjorde det inte under föregående period ({previous}).",
+        "enterprises_line_first": "{n} företag använde skrivarna ({sme} små eller medelstora, {large} stora).",
+        "util_per_county": "Nyttjandegrad per län (av tillgänglig tid)", "notes_count": "Anmärkningar: {n} — "
+        "se den fullständiga rapporten ({file}).", "pp": "p.e.", "more": "… och {n} till",
     },
 }
 
@@ -86,6 +141,15 @@ DEFINITIONS = {
         "Filament is the slicer's estimate for completed jobs, not measured use.",
         "Distinct users: user accounts per site that started or ended a job. Organisations served: "
         "organisations owning a site where a job ran.",
+        "User names are shown as stable pseudonyms (a keyed hash per site and account), never as names.",
+        "Customer: the organisation a job was for, from the job's file name tag [customer-id], a booking "
+        "of the printer, or the user account's customer (in that order unless configured otherwise). A job "
+        "no way names is unattributed: counted, never guessed.",
+        "Printing hours per customer: the printer's printing time between the start and end of the "
+        "customer's jobs. Printing time outside any job recorded in the period is unattributed.",
+        "Enterprises served: customers of kind company with at least one job started or ended in the "
+        "period; small and medium-sized = fewer than 250 staff. New: not served in the previous period "
+        "of the same length.",
     ],
     "sv": [
         "Tiden i varje tillstånd beräknas från skrivarnas tillståndsändringar, exakt på sekunden, "
@@ -104,6 +168,14 @@ DEFINITIONS = {
         "Filament är slicerns uppskattning för klara jobb, inte uppmätt förbrukning.",
         "Unika användare: användarkonton per plats som startat eller avslutat ett jobb. Organisationer som "
         "använt: organisationer som äger en plats där ett jobb körts.",
+        "Användarnamn visas som stabila pseudonymer (en nyckelstyrd hash per plats och konto), aldrig som namn.",
+        "Kund: organisationen som ett jobb gjordes för, enligt en kundmärkning [kund-id] i jobbets filnamn, "
+        "en bokning av skrivaren eller användarkontots kund (i den ordningen om inget annat angetts). Ett jobb "
+        "som inget av sätten pekar ut räknas som ej tillskrivet, det gissas aldrig.",
+        "Utskriftstimmar per kund: skrivarens utskriftstid mellan start och slut för kundens jobb. "
+        "Utskriftstid utanför jobb som registrerats under perioden räknas som ej tillskriven.",
+        "Företag som använt: kunder av typen företag med minst ett jobb startat eller avslutat under perioden; "
+        "små och medelstora = färre än 250 anställda. Ny: inte kund under föregående lika långa period.",
     ],
 }
 
@@ -120,6 +192,13 @@ NOTES = {
                       "the {hours:.2f} hours before are not counted (not yet in network).",
         "silent": "Printer {printer} sent no data in this period: all its hours are unknown.",
         "gaps": "Printer {printer} has {hours:.2f} hours without data in {gaps} gap(s), counted as unknown.",
+        "unattributed": "{jobs} of {of} jobs have no customer: counted as unattributed.",
+        "outside_jobs": "{hours:.2f} printing hours fall outside every job recorded in the period "
+                        "(a job started before the period, or lost job events): counted as unattributed.",
+        "disagreements": "{jobs} job(s) were named for different customers by different ways; the order "
+                         "{order} decided.",
+        "other_key": "The database holds pseudonyms made with another secret than this report's: user accounts "
+                     "made under it cannot be matched to customers. Use the collector's [privacy] secret.",
     },
     "sv": {
         "running_period": "Perioden har inte slutat: siffrorna gäller fram till {as_of:%Y-%m-%d %H:%M}.",
@@ -133,6 +212,37 @@ NOTES = {
                       "de {hours:.2f} timmarna före räknas inte (ännu inte i nätverket).",
         "silent": "Skrivaren {printer} skickade ingen data under perioden: alla dess timmar är okända.",
         "gaps": "Skrivaren {printer} har {hours:.2f} timmar utan data i {gaps} avbrott, räknade som okända.",
+        "unattributed": "{jobs} av {of} jobb saknar kund: de räknas som ej tillskrivna.",
+        "outside_jobs": "{hours:.2f} utskriftstimmar ligger utanför alla jobb som registrerats under perioden "
+                        "(ett jobb som startade före perioden, eller förlorade jobbhändelser): de räknas som ej "
+                        "tillskrivna.",
+        "disagreements": "{jobs} jobb pekades ut för olika kunder av olika sätt; ordningen {order} avgjorde.",
+        "other_key": "Databasen innehåller pseudonymer gjorda med en annan hemlighet än rapportens: användarkonton "
+                     "därifrån kan inte kopplas till kunder. Använd insamlarens hemlighet i [privacy].",
+    },
+}
+
+# Notes that repeat once per printer, collapsed into one line with a count (PDF and one-page summary).
+NOTES_MANY = {
+    "en": {
+        "unknown_site": "{n} sites are not in the inventory (organisation and county 'unknown'): {names}.",
+        "not_in_inventory": "{n} printers are not in the inventory; their data is counted under the site they "
+                            "reported: {names}.",
+        "never_reported": "{n} printers have never sent data up to the end of the period: {names}.",
+        "first_data": "{n} printers sent their first data during the period; {hours:.2f} hours before it are not "
+                      "counted (not yet in network): {names}.",
+        "silent": "{n} printers sent no data in this period (all their hours unknown): {names}.",
+        "gaps": "{n} printers have hours without data, {hours:.2f} hours in all, counted as unknown: {names}.",
+    },
+    "sv": {
+        "unknown_site": "{n} platser finns inte i inventariet (organisation och län 'unknown'): {names}.",
+        "not_in_inventory": "{n} skrivare finns inte i inventariet; deras data räknas under platsen de "
+                            "rapporterade: {names}.",
+        "never_reported": "{n} skrivare har aldrig skickat data fram till periodens slut: {names}.",
+        "first_data": "{n} skrivare skickade sin första data under perioden; {hours:.2f} timmar före räknas inte "
+                      "(ännu inte i nätverket): {names}.",
+        "silent": "{n} skrivare skickade ingen data under perioden (alla timmar okända): {names}.",
+        "gaps": "{n} skrivare har timmar utan data, sammanlagt {hours:.2f} timmar, räknade som okända: {names}.",
     },
 }
 
@@ -145,3 +255,22 @@ def check(lang: str) -> str:
 
 def note_text(note, lang: str) -> str:
     return NOTES[lang][note.code].format(**note.args)
+
+
+def collapsed_notes(notes: list, lang: str, names_shown: int = 8) -> list[str]:
+    """One line per note, except notes of one kind that repeat: one line with their count."""
+    by_code: dict[str, list] = {}
+    for note in notes:
+        by_code.setdefault(note.code, []).append(note)
+    out = []
+    for code, group in by_code.items():
+        if len(group) == 1 or code not in NOTES_MANY[lang]:
+            out += [note_text(n, lang) for n in group]
+            continue
+        names = [str(n.args.get("printer") or n.args.get("site")) for n in group]
+        shown = ", ".join(names[:names_shown])
+        if len(names) > names_shown:
+            shown += " " + TEXT[lang]["more"].format(n=len(names) - names_shown)
+        hours = sum(n.args.get("hours", 0) for n in group)
+        out.append(NOTES_MANY[lang][code].format(n=len(group), names=shown, hours=hours))
+    return out

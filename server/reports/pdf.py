@@ -1,5 +1,8 @@
-"""The PDF summary staff attach as it is: key figures, notes and definitions, then charts
-(utilisation per site, printing hours per month, jobs by outcome) and a table per site.
+"""The PDF staff attach as it is: key figures, notes and definitions; the customer view; charts
+(utilisation per site, printing hours per month, jobs by outcome); a table per site.
+
+Readers see names, not IDs (sites by their inventory name, organisations and customers by name),
+percentages as percent, and a note that repeats for many printers as one line with a count.
 
 Written with matplotlib alone (Agg backend, ``PdfPages``): the charts need matplotlib anyway, and
 its PDF backend embeds the fonts (DejaVu Sans covers å, ä, ö) and writes vector text, so a second
@@ -17,9 +20,12 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.table import Table  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from server.reports.build import Report  # noqa: E402
-from server.reports.labels import COLUMNS, DEFINITIONS, OUTCOMES, SHEETS, TEXT, note_text  # noqa: E402
+from server.reports.labels import COLUMNS, DEFINITIONS, OUTCOMES, SHEETS, TEXT, collapsed_notes  # noqa: E402
+from server.reports.tables import customer_table  # noqa: E402
 
 A4 = (8.27, 11.69)
 LINES_PER_PAGE = 58
@@ -28,14 +34,19 @@ SUMMARY_FIGURES = ("printers", "in_network_h", "printing_h", "paused_h", "idle_h
                    "unknown_h", "not_in_network_h", "available_h", "util_period", "util_available",
                    "jobs_started", "jobs_done", "jobs_failed", "jobs_cancelled", "filament_m_est", "users",
                    "organisations_served")
-SITE_COLUMNS = ("site", "printing_h", "available_h", "util_period", "util_available", "jobs_done", "jobs_failed",
-                "jobs_cancelled")
+SITE_COLUMNS = ("site_name", "printing_h", "available_h", "util_period", "util_available", "jobs_done",
+                "jobs_failed", "jobs_cancelled")
+CUSTOMER_COLUMNS = ("customer", "kind", "customer_county", "jobs_done", "printing_h", "filament_m_est")
+KIND_COLUMNS = ("kind", "customers_served", "jobs_done", "printing_h", "filament_m_est", "share_printing")
+COUNTY_COLUMNS = ("customers_served", "enterprises_served", "enterprises_sme", "jobs_done", "printing_h")
+TOP_CUSTOMERS = 15
 
 
 def write(report: Report, lang: str, path: Path) -> Path:
     with PdfPages(path, metadata={"Title": f"{TEXT[lang]['title']} {report.period.label}"}) as pdf:
         for lines in _paginate(_summary_lines(report, lang, report.generated())):
             pdf.savefig(_text_page(lines))
+        pdf.savefig(_customer_page(report, lang))
         pdf.savefig(_charts_page(report, lang))
         for chunk in _chunks(report.groupings["site"], 30):
             pdf.savefig(_site_table_page(chunk, lang, f"{SHEETS[lang]['site']} — {report.period.label}"))
@@ -48,13 +59,26 @@ def fmt(value, column: str, lang: str) -> str:
         return TEXT[lang]["na"]
     if isinstance(value, str):
         return value
-    if column.startswith("util_"):
+    if column.startswith("util_") or column.startswith("share_"):
         text = f"{value * 100:.1f} %"
     elif isinstance(value, int):
         text = f"{value:,}"
     else:
         text = f"{value:,.2f}"
+    return localise(text, lang)
+
+
+def localise(text: str, lang: str) -> str:
+    """Swedish numbers: a space between thousands and a decimal comma."""
     return text.replace(",", "\u00a0").replace(".", ",") if lang == "sv" else text
+
+
+def percent_axis(axis, lang: str) -> None:
+    """Tick labels in percent ("25 %", "0.5 %") on an axis whose values are percent (0-100)."""
+    def label(value, _):
+        text = f"{value:.0f} %" if abs(value - round(value)) < 1e-9 else f"{value:.2g} %"
+        return localise(text, lang)
+    axis.set_major_formatter(FuncFormatter(label))
 
 
 def _summary_lines(report: Report, lang: str, generated: datetime) -> list[tuple[str, str]]:
@@ -67,8 +91,8 @@ def _summary_lines(report: Report, lang: str, generated: datetime) -> list[tuple
     for key in SUMMARY_FIGURES:
         lines.append((f"{cols[key]}:\t{fmt(network.get(key), key, lang)}", "figure"))
     lines += [("", "plain"), (t["notes"], "heading")]
-    for note in report.notes or []:
-        lines += _wrapped("• " + note_text(note, lang))
+    for text in collapsed_notes(report.notes, lang):
+        lines += _wrapped("• " + text)
     if not report.notes:
         lines.append((t["none"], "plain"))
     lines += [("", "plain"), (t["definitions"], "heading")]
@@ -110,19 +134,80 @@ def _text_page(lines: list[tuple[str, str]]):
     return fig
 
 
+def table(ax, columns: tuple[str, ...], rows: list[list], lang: str, title: str = "", size: float = 7.5,
+          header: list[str] | None = None, numeric: list[bool] | None = None) -> None:
+    """A table filling ``ax``'s width: columns as wide as their text, headers wrapped to fit, text
+    left-aligned and numbers (formatted for ``lang``) right-aligned."""
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=size + 2, weight="bold", loc="left")
+    labels = header or [COLUMNS[lang][c] for c in columns]
+    cells = [[fmt(v, c, lang) for v, c in zip(row, columns)] for row in rows] or [[""] * len(columns)]
+    numeric = numeric or [any(isinstance(row[i], (int, float)) for row in rows) for i in range(len(columns))]
+    widths = _widths(labels, cells)
+    box = ax.get_position()
+    width_in, height_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
+    wrapped = [textwrap.fill(h, max(6, int(w * width_in * 72 / (size * 0.55)))) for h, w in zip(labels, widths)]
+    row_h = size * 1.9 / 72 / height_in
+    drawn = Table(ax, loc="upper left")
+    drawn.auto_set_font_size(False)
+    lines = max(text.count("\n") + 1 for text in wrapped)
+    for c, (text, w) in enumerate(zip(wrapped, widths)):
+        drawn.add_cell(0, c, w, row_h * (0.4 + 0.75 * lines), text=text, loc="center", facecolor="#eeeeee")
+    for r, row in enumerate(cells, start=1):
+        for c, (text, w) in enumerate(zip(row, widths)):
+            drawn.add_cell(r, c, w, row_h, text=text, loc="right" if numeric[c] else "left")
+    drawn.set_fontsize(size)
+    ax.add_table(drawn)
+
+
+def _widths(header: list[str], cells: list[list[str]]) -> list[float]:
+    """Each column's share of the width: its longest cell, or its header's longest word."""
+    need = []
+    for i, h in enumerate(header):
+        longest = max([len(row[i]) for row in cells] + [max(len(word) for word in h.split()) if h.strip() else 1])
+        need.append(min(max(longest, 4), 40) + 3)
+    total = sum(need)
+    return [n / total for n in need]
+
+
+def _customer_page(report: Report, lang: str):
+    t = TEXT[lang]
+    fig = plt.figure(figsize=A4)
+    fig.suptitle(f"{t['customer_view']} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
+    kinds = customer_table(report, "customer_kinds", lang)
+    table(fig.add_axes([0.05, 0.72, 0.9, 0.21]), KIND_COLUMNS, _pick(kinds, KIND_COLUMNS), lang, t["customer_kinds"])
+    customers = customer_table(report, "customers", lang)
+    ranked = sorted(_pick(customers, CUSTOMER_COLUMNS)[:-1], key=lambda r: -(r[4] or 0))[:TOP_CUSTOMERS]
+    ranked += _pick(customers, CUSTOMER_COLUMNS)[-1:]  # the unattributed row stays last
+    table(fig.add_axes([0.05, 0.34, 0.9, 0.34]), CUSTOMER_COLUMNS, ranked, lang, t["top_customers"], size=7)
+    columns = ("customer_county", *COUNTY_COLUMNS)
+    rows = _pick(customer_table(report, "customer_counties", lang), columns)
+    table(fig.add_axes([0.05, 0.03, 0.43, 0.27]), columns, rows, lang, t["customer_counties"], size=6.5)
+    columns = ("county", *COUNTY_COLUMNS)
+    rows = _pick(customer_table(report, "site_counties", lang), columns)
+    table(fig.add_axes([0.52, 0.03, 0.43, 0.27]), columns, rows, lang, t["site_counties"], size=6.5)
+    return fig
+
+
+def _pick(tbl, columns: tuple[str, ...]) -> list[list]:
+    index = [tbl.columns.index(c) for c in columns]
+    return [[row[i] for i in index] for row in tbl.rows]
+
+
 def _charts_page(report: Report, lang: str):
     t = TEXT[lang]
     fig, (ax_sites, ax_trend, ax_jobs) = plt.subplots(3, 1, figsize=A4, gridspec_kw={"hspace": 0.5})
     sites = report.groupings["site"]
-    names = [row["site"] for row in sites]
+    names = [row.get("site_name") or row["site"] for row in sites]
     ys = range(len(sites))
     ax_sites.barh([y + 0.2 for y in ys], [100 * (row["util_period"] or 0) for row in sites], 0.4,
                   label=t["of_period"], color="#1f77b4")
     ax_sites.barh([y - 0.2 for y in ys], [100 * (row["util_available"] or 0) for row in sites], 0.4,
                   label=t["of_available"], color="#ff7f0e")
-    ax_sites.set_yticks(list(ys), names)
+    ax_sites.set_yticks(list(ys), names, fontsize=7)
     ax_sites.invert_yaxis()
-    ax_sites.set_xlabel("%")
+    percent_axis(ax_sites.xaxis, lang)
     ax_sites.set_title(t["chart_sites"])
     ax_sites.legend(fontsize=8)
     months = report.monthly
@@ -130,20 +215,20 @@ def _charts_page(report: Report, lang: str):
     ax_trend.set_ylabel(t["hours"])
     ax_trend.set_title(t["chart_trend"])
     ax_trend.tick_params(axis="x", labelrotation=45 if len(months) > 4 else 0)
-    _jobs_chart(ax_jobs, sites, lang)
-    fig.subplots_adjust(left=0.2, right=0.95, top=0.95, bottom=0.06)
+    _jobs_chart(ax_jobs, sites, names, lang)
+    fig.subplots_adjust(left=0.3, right=0.95, top=0.95, bottom=0.06)
     return fig
 
 
-def _jobs_chart(ax, sites: list[dict], lang: str) -> None:
+def _jobs_chart(ax, sites: list[dict], names: list[str], lang: str) -> None:
     # Horizontal, like the utilisation chart: site names stay readable however many there are.
     t = TEXT[lang]
-    names = [row["site"] for row in sites]
     left = [0] * len(sites)
     for kind, colour in (("done", "#2ca02c"), ("failed", "#d62728"), ("cancelled", "#7f7f7f")):
         counts = [row[f"jobs_{kind}"] for row in sites]
         ax.barh(names, counts, left=left, label=OUTCOMES[lang][kind], color=colour)
         left = [b + c for b, c in zip(left, counts)]
+    ax.tick_params(axis="y", labelsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(t["jobs"])
     ax.set_title(t["chart_jobs"])
@@ -153,12 +238,8 @@ def _jobs_chart(ax, sites: list[dict], lang: str) -> None:
 def _site_table_page(rows: list[dict], lang: str, title: str):
     fig = plt.figure(figsize=A4)
     fig.suptitle(title, fontsize=12, weight="bold", y=0.97)
-    ax = fig.add_axes([0.04, 0.05, 0.92, 0.88])
-    ax.axis("off")
-    header = [textwrap.fill(COLUMNS[lang][c], 14) for c in SITE_COLUMNS]
-    cells = [[fmt(row.get(c), c, lang) for c in SITE_COLUMNS] for row in rows] or [[""] * len(SITE_COLUMNS)]
-    table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="right")
-    table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
-    table.scale(1, 2.2)
+    cells = [[row.get(c) if c != "site_name" else (row.get("site_name") or row["site"]) for c in SITE_COLUMNS]
+             for row in rows]
+    table(fig.add_axes([0.04, 0.05, 0.92, 0.88]), SITE_COLUMNS, cells, lang)
     return fig
+

@@ -98,7 +98,8 @@ def _range(text: str, tz_name: str) -> Period:
     end = _instant(last, tz, end=True)
     if end <= start:
         raise PeriodError(f"{text!r}: the end must be after the start")
-    return Period(start, end, f"{first}_{last}".replace(":", ""), tz_name)
+    label = first if first == last and "T" not in first else f"{first}_{last}".replace(":", "")
+    return Period(start, end, label, tz_name)  # one whole day: just the date
 
 
 def _instant(text: str, tz: ZoneInfo, end: bool) -> int:
@@ -138,3 +139,28 @@ def previous(kind: str, now_ms: int, tz: str = DEFAULT_TZ) -> Period:
     if kind == "year":
         return year(today.year - 1, tz)
     raise PeriodError(f"{kind!r}: use month, quarter or year")
+
+
+def before(period: Period) -> Period:
+    """The period just before ``period``, of the same kind: the previous month, quarter or year, or
+    for a from–to range the range of the same length that ends where it starts."""
+    label, tz = period.label, period.tz
+    if m := _MONTH.match(label):
+        first = _month_start(int(m.group(1)), int(m.group(2)) - 1)
+        return month(first.year, first.month, tz)
+    if m := _QUARTER.match(label):
+        y, q = int(m.group(1)), int(m.group(2))
+        return quarter(y, q - 1, tz) if q > 1 else quarter(y - 1, 4, tz)
+    if m := _YEAR.match(label):
+        return year(int(m.group(1)) - 1, tz)
+    start = period.start_ms - (period.end_ms - period.start_ms)
+    return Period(start, period.start_ms, _range_label(start, period.start_ms, tz), tz)
+
+
+def _range_label(start_ms: int, end_ms: int, tz_name: str) -> str:
+    tz = zone(tz_name)
+    first, after = (datetime.fromtimestamp(ms / 1000, tz) for ms in (start_ms, end_ms))
+    if first.time() == time(0) and after.time() == time(0):
+        last = after.date() - timedelta(days=1)
+        return str(last) if last == first.date() else f"{first.date()}_{last}"
+    return f"{first:%Y-%m-%dT%H%M}_{after:%Y-%m-%dT%H%M}"

@@ -222,3 +222,28 @@ class Reader:
 
 def _first_times(series: list[dict]) -> dict[Key, int]:
     return {(s["tags"]["site"], s["tags"]["printer"]): s["values"][0][0] for s in series if s["values"]}
+
+
+def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str]:
+    """(site, printer, kind, ts) -> the raw user name of a job event, where ``job_user`` still holds
+    one (only with [privacy] raw_user_days, and only for that long). For ``report --users name``."""
+    out = {}
+    for result in client.query(f"SELECT user_name FROM job_user WHERE {_window(start_ms, end_ms)} GROUP BY *"):
+        if "error" in result:
+            raise InfluxError(result["error"])
+        for s in result.get("series", []):
+            tags = s["tags"]
+            for ts, name in s["values"]:
+                out[(tags["site"], tags["printer"], tags["kind"], ts)] = name
+    return out
+
+
+def key_ids(client: InfluxHTTP) -> set[str]:
+    """The pseudonym secrets (by key ID) the collectors writing this database have used."""
+    found = set()
+    for result in client.query("SELECT key_id FROM privacy"):
+        if "error" in result:
+            raise InfluxError(result["error"])
+        for s in result.get("series", []):
+            found |= {value for _, value in s["values"] if value}
+    return found

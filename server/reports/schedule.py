@@ -20,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from server.reports import periods
 from server.reports.config import MailConfig, ReportsConfig
-from server.reports.generate import client_for, make_report, write_files
+from server.reports.generate import client_for, make_report, people_for, write_files
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ def run_once(cfg, inventory, rcfg: ReportsConfig, now_ms: int | None = None,
     """Write (and mail) the report for the last complete period before ``now_ms``."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     period = periods.previous(rcfg.schedule.period, now_ms, rcfg.tz)
-    report = make(client or client_for(cfg), inventory, period, now_ms=now_ms, grace_s=rcfg.silence_after)
+    report = make(client or client_for(cfg), inventory, period, now_ms=now_ms, grace_s=rcfg.silence_after,
+                  people=people_for(cfg))
+    report.network_name = rcfg.network_name
     paths = write_files(report, rcfg.formats, rcfg.out_dir, rcfg.lang)
     if rcfg.mail:
         (send or send_mail)(message(rcfg.mail, period.label, paths), rcfg.mail)

@@ -3,31 +3,44 @@ so both always carry the same figures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server.reports import aggregate
+from server.reports import aggregate, customer_rows, key_figures
 from server.reports.build import Report
-from server.reports.labels import COLUMNS, OUTCOMES, SHEETS, TEXT
+from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
 
 JOB_COLUMNS = ("started", "ended", "outcome", "site", "printer", "organisation", "county", "file", "user",
                "duration_h", "filament_m_est", "error")
 MONTH_COLUMNS = ("month", "printing_h", "in_network_h", "util_period")
-PERCENT_COLUMNS = frozenset({"util_period", "util_available"})
+PERCENT_COLUMNS = frozenset({"util_period", "util_available", "share_printing"})
+KEY_COLUMNS = ("figure", "this_period", "previous_period", "change")
+CUSTOMER_TABLES = (  # (table key, rows key in Report.customer_tables, columns)
+    ("customers", "customers", customer_rows.CUSTOMER_COLUMNS),
+    ("customer_kinds", "kinds", customer_rows.KIND_COLUMNS),
+    ("customer_counties", "customer_counties", ("customer_county", *customer_rows.COUNTY_COLUMNS)),
+    ("site_counties", "site_counties", ("county", *customer_rows.COUNTY_COLUMNS)),
+    ("enterprises", "enterprises", customer_rows.ENTERPRISE_COLUMNS),
+)
 
 
 @dataclass
 class Table:
-    key: str  # printer | site | organisation | county | network | monthly | jobs
+    key: str  # key_figures | printer | site | ... | customers | ... | monthly | jobs
     title: str
     columns: tuple[str, ...]
     header: list[str]
     rows: list[list]
+    percent_rows: set[int] = field(default_factory=set)  # rows whose numbers are all ratios (key figures)
 
 
 def tables(report: Report, lang: str) -> list[Table]:
-    out = [_grouping(report, g, lang) for g in aggregate.GROUPINGS]
+    out = [key_figure_table(report, lang)]
+    out += [_grouping(report, g, lang) for g in aggregate.GROUPINGS]
+    out += [customer_table(report, key, lang) for key, *_ in CUSTOMER_TABLES]
     out.append(_table("monthly", MONTH_COLUMNS, [[m[c] for c in MONTH_COLUMNS] for m in report.monthly], lang))
     out.append(_table("jobs", JOB_COLUMNS, [_job(j, lang) for j in report.jobs], lang))
+    if report.users_shown == "name":
+        out[-1].header[JOB_COLUMNS.index("user")] = COLUMNS[lang]["user_name"]
     return out
 
 
@@ -40,6 +53,42 @@ def _grouping(report: Report, grouping: str, lang: str) -> Table:
             values[0] = TEXT[lang]["network_all"]
         rows.append(values)
     return _table(grouping, columns, rows, lang)
+
+
+def customer_table(report: Report, key: str, lang: str) -> Table:
+    _, rows_key, columns = next(t for t in CUSTOMER_TABLES if t[0] == key)
+    rows = [[text(row.get(c), c, lang) for c in columns] for row in report.customer_tables.get(rows_key, [])]
+    return _table(key, columns, rows, lang)
+
+
+def text(value, column: str, lang: str):
+    """Label keys of the customer view in words; numbers and names as they are."""
+    t = TEXT[lang]
+    if column == "kind":
+        return KINDS[lang][value]
+    if column == "new":
+        return "" if value is None else t["yes"] if value else t["no"]
+    if column in ("customer", "customer_county") and value == customer_rows.UNATTRIBUTED:
+        return t["unattributed"]
+    if column == "customer" and isinstance(value, tuple):
+        return t["private_persons"].format(n=value[1])
+    return value
+
+
+def key_figure_table(report: Report, lang: str) -> Table:
+    rows, ratios = [], set()
+    for i, row in enumerate(key_figures.rows(report)):
+        values = [row["this_period"], row["previous_period"], row["change"]]
+        if row["figure"] in key_figures.RATIOS:
+            ratios.add(i)
+            values = [TEXT[lang]["na"] if v is None else v for v in values[:2]] + values[2:]
+        rows.append([COLUMNS[lang][row["figure"]], *values])
+    table = _table("key_figures", KEY_COLUMNS, rows, lang)
+    table.percent_rows = ratios
+    if report.previous is not None:
+        table.header[2] = f"{table.header[2]} ({report.previous.period.label})"
+    table.header[1] = f"{table.header[1]} ({report.period.label})"
+    return table
 
 
 def _job(job, lang: str) -> list:

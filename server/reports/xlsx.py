@@ -62,11 +62,12 @@ def _sheet(ws, table: Table, formats: dict) -> None:
     writers = {str: ws.write_string, float: ws.write_number, int: ws.write_number,
                datetime: ws.write_datetime, bool: ws.write_boolean}
     for row, values in enumerate(table.rows, start=1):
+        row_formats = [formats["percent"]] * len(values) if row - 1 in table.percent_rows else cell_formats
         for col, value in enumerate(values):
             if value is None or value == "":
                 continue  # an empty cell, not an empty string
             kind = type(value)
-            writers[kind](row, col, value, None if kind is str else cell_formats[col])
+            writers[kind](row, col, value, None if kind is str else row_formats[col])
 
 
 def _format(column: str) -> str | None:

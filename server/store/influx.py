@@ -7,6 +7,7 @@ compatibility API (a token in ``Authorization: Token ...``), so one client reach
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import queue
@@ -103,6 +104,14 @@ class InfluxHTTP:
 
     def create_database(self) -> None:
         self.query(f'CREATE DATABASE "{self.database}"')
+
+    def clone(self) -> "InfluxHTTP":
+        """The same server and credentials on connections of its own: a forked process must not
+        share its parent's sockets."""
+        twin = copy.copy(self)
+        twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
+                                        timeout=self.pool.connection_pool_kw["timeout"])
+        return twin
 
 
 def rows(results: list[dict]) -> list[dict]:

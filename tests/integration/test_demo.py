@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import os
 import pty
@@ -77,10 +78,11 @@ def test_demo_table_shows_printers_printing_within_a_minute_and_ctrl_c_leaves_no
         # The tally under the table, e.g. "error 1  idle 6  offline 2  printing 15".
         found = term.read_until(r"idle \d+ .*printing (\d+)", 60)
         assert int(found.group(1)) > 0 and time.monotonic() - began < 60
-        assert "umu-mk4-01" in ANSI.sub("", term.text) and "Site" in term.text
+        shown = ANSI.sub("", term.text)
+        assert "du-borlange" in shown and "Dalarna" in shown and "Site" in shown  # the ACES region
         tree = psutil.Process(proc.pid).children(recursive=True)
         names = {p.name() for p in tree}
-        assert {"mosquitto", "influxd"} <= names and len(tree) >= 10, names  # + simulator, collector, 6 agents
+        assert {"mosquitto", "influxd"} <= names and len(tree) >= 16, names  # + simulator, collector, 12 agents
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
@@ -98,11 +100,29 @@ def test_demo_table_shows_printers_printing_within_a_minute_and_ctrl_c_leaves_no
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
     assert list((tmp_path / "report").iterdir()), "a utilisation report was written"
+    assert_closing_report_has_the_customer_view_and_the_one_page_summary(tmp_path / "report")
+
+
+def assert_closing_report_has_the_customer_view_and_the_one_page_summary(folder) -> None:
+    summary = next(folder.glob("printfarm-summary-*-sv.pdf"))
+    info = subprocess.run(["pdfinfo", str(summary)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^Pages:\s+1$", info, re.M), info
+    text = " ".join(subprocess.run(["pdftotext", str(summary), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "ACES" in text and "Delade 3D-skrivare: lägesrapport" in text and "Företag som använt" in text
+    assert "Örebro" in text and "Gävleborg" in text  # utilisation per county of the region
+    with next(folder.glob("printfarm-report-*-sv-customers.csv")).open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[-1]["Kund"] == "ej tillskrivet"  # unattributed jobs are counted, never dropped
+    assert len(rows) >= 2 and int(rows[0]["Jobb startade"]) + int(rows[0]["Jobb klara"]) > 0  # a customer served
+    full = " ".join(subprocess.run(["pdftotext", str(next(folder.glob("printfarm-report-*-sv.pdf"))), "-"],
+                                   capture_output=True, text=True, check=True).stdout.split())
+    assert "Kunder —" in full and "Per kundtyp" in full  # the customer view page of the full report
 
 
 def test_demo_without_a_terminal_prints_summary_lines(tmp_path, demo_stack_turn):
     proc = subprocess.run(
-        demo_command() + ["--minutes", "0.15", "--no-report", "--workdir", str(tmp_path / "work")],
+        demo_command() + ["--minutes", "0.25", "--no-report", "--workdir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"printfarm-demo: t=\d+s .*printing=[1-9]", proc.stdout), proc.stdout

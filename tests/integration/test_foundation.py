@@ -25,7 +25,8 @@ INTERVAL = 0.5
 def pipeline(tmp_path, mosquitto, influxdb):
     """Collector running against real Mosquitto and InfluxDB; yields a factory for agents."""
     inventory = write_inventory(tmp_path / "fleet.toml", {"vp-1": "lab", "vp-2": "lab"})
-    collector = RunningCollector(collector_config(tmp_path, mosquitto, influxdb, inventory))
+    cfg = collector_config(tmp_path, mosquitto, influxdb, inventory)
+    collector = RunningCollector(cfg)
     collector.wait_connected()
     agents = []
 
@@ -45,7 +46,9 @@ def pipeline(tmp_path, mosquitto, influxdb):
         def wait_rows(self, q, what, timeout=30, predicate=bool):
             return wait_for(lambda: (lambda r: r if predicate(r) else None)(self.rows(q)), timeout, what)
 
-    yield Pipeline()
+    pipeline = Pipeline()
+    pipeline.pseudonyms = cfg.privacy.pseudonyms(cfg.state_dir)
+    yield pipeline
     for agent in agents:
         agent.stop()
     collector.stop()
@@ -69,7 +72,8 @@ def test_a_printed_file_becomes_telemetry_states_and_one_done_event(pipeline, oc
     assert len(_job_events(pipeline, "done")) == 1
     assert [dict(c) for c in events_per_job(pipeline.influx).values()] == [{"started": 1, "done": 1}]
     event = done[0]
-    assert event["file"] == "cube.gcode" and event["user"] == octoprint.user
+    # the OctoPrint account, stored as its pseudonym (docs/privacy.md)
+    assert event["file"] == "cube.gcode" and event["user"] == pipeline.pseudonyms.of("lab", octoprint.user)
     assert event["duration"] > 2 and event["organisation"] == "Org of lab" and event["listed"] == "true"
     assert len(_job_events(pipeline, "started")) == 1
 

@@ -107,7 +107,7 @@ def test_the_commented_example_in_examples_agent_toml_is_a_valid_table(tmp_path)
     block = text.split("# A Bambu Lab printer")[1].splitlines()[1:]
     body = "\n".join(line[2:] for line in block if line.startswith("# "))
     (tmp_path / "code").write_text("12345678")
-    body = body.replace("/etc/printfarm/keys/umu-x1c-01", str(tmp_path / "code")).replace("3F:9A:…:C2", "AB" * 32)
+    body = body.replace("/etc/printfarm/keys/oru-x1c-01", str(tmp_path / "code")).replace("3F:9A:…:C2", "AB" * 32)
     printer = agent_config.from_dict(tomllib.loads(f'[agent]\nid = "pi"\nsite = "umu"\n{body}')).printers[0]
     assert (printer.type, printer.serial, printer.model, printer.pin) == ("bambu", "00M09A350100123", "X1C",
                                                                           bytes.fromhex("AB" * 32))

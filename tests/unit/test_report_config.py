@@ -16,7 +16,7 @@ from server.reports.query import RawData
 def test_defaults_are_swedish_stockholm_and_all_formats():
     cfg = reports_config.load({})
     assert (cfg.lang, cfg.tz, cfg.formats, cfg.schedule.enabled) == ("sv", "Europe/Stockholm",
-                                                                    ["xlsx", "pdf", "csv"], False)
+                                                                    ["xlsx", "pdf", "csv", "summary"], False)
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -53,11 +53,11 @@ def test_the_cron_fires_at_six_on_the_first_in_local_time():
 def test_a_scheduled_run_writes_last_months_report_and_mails_every_file(tmp_path):
     rcfg = reports_config.load({"out_dir": str(tmp_path), "formats": ["csv", "xlsx"], "lang": "en",
                                 "mail": {"host": "smtp", "sender": "a@b", "to": ["c@d", "e@f"]}})
-    cfg = server_config.from_dict({"inventory": "x.toml"})
+    cfg = server_config.from_dict({"inventory": "x.toml", "state_dir": str(tmp_path / "state")})
     inv = inventory_mod.from_dict({})
     asked, sent = [], []
 
-    def make(client, inventory, period, now_ms, grace_s):
+    def make(client, inventory, period, now_ms, grace_s, people):
         asked.append(period.label)
         return build(RawData(period.start_ms, period.end_ms), inventory, period, now_ms)
 

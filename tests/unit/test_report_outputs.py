@@ -157,3 +157,54 @@ def test_a_large_xlsx_written_by_a_forked_child_equals_one_written_in_process(re
     assert paths[0].name == "printfarm-report-2026-07-en.xlsx"
     read = lambda p: [[list(r) for r in ws.iter_rows(values_only=True)] for ws in openpyxl.load_workbook(p)][1:]
     assert read(paths[0]) == read(tmp_path / "inline" / paths[0].name)
+
+
+def test_pdf_shows_site_names_percent_axes_and_one_line_for_notes_that_repeat(tmp_path):
+    import subprocess
+
+    named = inventory_mod.from_dict({
+        "sites": {"umu": {"name": "Umeå Makerspace", "organisation": "Umeå universitet", "county": "Västerbotten"},
+                  "lul": {"name": "LTU Fab Lab", "organisation": "LTU", "county": "Norrbotten"}},
+        "printers": {"a1": {"site": "umu"}, "a2": {"site": "umu"}, "b1": {"site": "lul"}, "b2": {"site": "lul"},
+                     "b3": {"site": "lul"}},
+    })
+    report = build(raw(), named, PERIOD, NOW)
+    assert sum(n.code == "never_reported" for n in report.notes) == 3  # b1, b2, b3
+    path = write_files(report, ["pdf"], tmp_path, "en")[0]
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    flat = " ".join(text.split())
+    assert "3 printers have never sent data up to the end of the period: lul/b1, lul/b2, lul/b3." in flat
+    assert "Printer lul/b1 has never sent data" not in flat  # collapsed, not listed one by one
+    assert "Umeå Makerspace" in text and "LTU Fab Lab" in text  # charts and tables name sites
+    assert " %" in text and "0 %" in text  # percentage axes in percent
+
+
+def test_collapsed_notes_keep_single_notes_as_they_are_and_cut_long_lists():
+    from server.reports.build import Note
+
+    notes = [Note("gaps", {"printer": f"s/p{i}", "hours": 1.5, "gaps": 1}) for i in range(10)]
+    notes.append(Note("silent", {"printer": "s/q"}))
+    lines = labels.collapsed_notes(notes, "sv")
+    assert lines[0].startswith("10 skrivare har timmar utan data, sammanlagt 15.00 timmar")
+    assert "… och 2 till" in lines[0] and lines[1] == labels.note_text(notes[-1], "sv")
+
+
+def test_the_previous_period_is_the_same_kind_just_before():
+    assert periods.before(periods.parse("2026-01")).label == "2025-12"
+    assert periods.before(periods.parse("2026-Q1")).label == "2025-Q4"
+    assert periods.before(periods.parse("2026")).label == "2025"
+    span = periods.parse("2026-07-01..2026-07-10")
+    before = periods.before(span)
+    assert before.label == "2026-06-21_2026-06-30" and before.end_ms == span.start_ms
+    day = periods.parse("2026-11-30..2026-11-30")
+    assert day.label == "2026-11-30" and periods.before(day).label == "2026-11-29"  # a day is its date
+
+
+def test_every_customer_view_label_exists_in_both_languages():
+    from server.reports import customer_rows, key_figures
+
+    for table in (labels.KINDS, labels.NOTES_MANY):
+        assert set(table["en"]) == set(table["sv"])
+    columns = set(customer_rows.CUSTOMER_COLUMNS + customer_rows.KIND_COLUMNS + customer_rows.COUNTY_COLUMNS
+                  + customer_rows.ENTERPRISE_COLUMNS + key_figures.FIGURES)
+    assert columns <= set(labels.COLUMNS["en"]) and columns <= set(labels.COLUMNS["sv"])

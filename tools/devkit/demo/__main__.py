@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="printfarm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     options = StackOptions(speed=args.speed, seed=args.seed, start=args.start, interval=args.interval,
-                           outages=[f"{DEMO_OUTAGE_SITE}:15:20"])
+                           outages=[f"{DEMO_OUTAGE_SITE}:15:20"], customers=True)
     stack = Stack(workdir, demo_fleet(), options)
     started = time.time()
     try:

@@ -1,4 +1,5 @@
-"""The utilisation report at the end of a demo: ``printfarm-server report`` for today."""
+"""The report at the end of a demo: ``printfarm-server report`` for today, with the customer view,
+in Swedish (the one-page summary is what the project pastes into its progress report)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def write_report(collector_conf: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     day = datetime.now().astimezone().date().isoformat()
     cmd = [sys.executable, "-m", "server", "report", "-c", str(collector_conf), "--period", f"{day}..{day}",
-           "--format", "xlsx,pdf,csv", "--out", str(out), "--no-progress"]
+           "--format", "xlsx,pdf,csv,summary", "--out", str(out), "--no-progress"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:

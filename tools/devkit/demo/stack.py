@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devkit.demo import services
+from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
 from devkit.sim.faces.bambu import bambu_serial
@@ -35,6 +35,7 @@ class StackOptions:
     interval: float = 5.0  # agent poll interval, real seconds
     per_agent: int | None = None  # printers per agent; None = one agent per site
     log_level: str = "WARNING"
+    customers: bool = False  # the demo's customers, accounts and bookings (devkit/demo/customers.py)
 
 
 class Stack:
@@ -42,7 +43,11 @@ class Stack:
         self.dir, self.fleet, self.opt = Path(workdir), fleet, options
         self.dir.mkdir(parents=True, exist_ok=True)
         self.children = Children()
-        self.inventory = write_inventory(self.dir / "inventory.toml", fleet)
+        extra = []
+        if options.customers:
+            extra = customers.inventory_lines()
+            (self.dir / "bookings.csv").write_text(customers.bookings_csv(), encoding="utf-8")
+        self.inventory = write_inventory(self.dir / "inventory.toml", fleet, extra)
         self.key_file = self.dir / "octoprint.key"
         self.key_file.write_text(secrets.token_hex(16).upper())
         self.broker = self.influx = self.bambu_broker = None
@@ -142,6 +147,9 @@ spool_dir = "{self.dir / 'spool'}"
 [http]
 host = "127.0.0.1"
 port = {self.http_port}
+
+[reports]
+network_name = "ACES — Additive Coordination in East middle Sweden"
 
 # Alerts with no receivers: open incidents show on the status page only.
 [alerts]

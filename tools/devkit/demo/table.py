@@ -57,10 +57,11 @@ def render(fleet: dict, header: str, footer: str, now: float | None = None, widt
         if not (narrow and name.startswith("Nozzle")):
             table.add_column(name, width=size, ratio=None if size else 1, min_width=None if size else 10,
                              no_wrap=True, overflow="ellipsis")
-    row_in_site, last_site = 0, None
+    row_in_site, last_site, last_county = 0, None, None
     for p in sorted(fleet.get("printers", []), key=lambda p: (p["county"], p["site"], p["printer"])):
-        if p["site"] != last_site and last_site is not None:
-            table.add_section()
+        if p["county"] != last_county and last_county is not None:
+            table.add_section()  # a line between counties, not sites: a regional fleet fits a screen
+        last_county = p["county"]
         row_in_site = row_in_site + 1 if p["site"] == last_site else 0
         last_site = p["site"]
         # The site on its first row, the county under it.
@@ -77,4 +78,5 @@ def render(fleet: dict, header: str, footer: str, now: float | None = None, widt
         table.add_row(*cells)
     counts = state_counts(fleet)
     tally = Text("  ").join(Text(f"{state} {counts[state]}", style=STYLE.get(state, "")) for state in sorted(counts))
-    return Group(Text(header, style="bold"), table, tally, Text(footer, style="dim"))
+    # Tally and keys above the table: on a short terminal the table's end is cut, not they.
+    return Group(Text(header, style="bold"), tally, Text(footer, style="dim"), table)

@@ -1,0 +1,195 @@
+"""Who the printers served: jobs, printing hours and filament per customer, kind and county.
+
+A job is its events in the period (started, then done/failed/cancelled), identified by printer and
+start time. It belongs to the customer ``Attribution.customer`` names for its site, printer, user,
+file and start time, or to no one (*unattributed*). Its events count as in the utilisation tables
+(started when it started, ended when it ended); its **printing hours** are the printer's printing
+time (the same segments as utilisation) between its start and its end, or the end of what was
+counted. Printing time outside every job recorded in the period (a job that started before the
+period and ends after it, or lost job events) is unattributed too, so the customers' printing
+hours add up to the network's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from server.attribution import Attribution
+from server.inventory import Inventory
+from server.reports import accounting as acc
+from server.reports.query import JobEvent
+
+ENDS = ("done", "failed", "cancelled")
+KIND_CLASSES = ("company_sme", "company_large", "academia", "public", "association", "private", "unattributed")
+
+
+@dataclass(slots=True)
+class Figures:
+    jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("started", *ENDS), 0))
+    printing_ms: int = 0
+    filament_mm: float = 0.0
+    sites: set[str] = field(default_factory=set)
+
+    def add(self, other: "Figures") -> None:
+        for kind, n in other.jobs.items():
+            self.jobs[kind] += n
+        self.printing_ms += other.printing_ms
+        self.filament_mm += other.filament_mm
+        self.sites |= other.sites
+
+    @property
+    def active(self) -> bool:
+        return any(self.jobs.values())
+
+
+@dataclass(slots=True)
+class Span:
+    site: str
+    printer: str
+    start: int
+    end: int | None  # None: no end in the period
+    user: str | None
+    file: str | None
+    events: list[JobEvent]
+    customer: str | None = None
+
+
+@dataclass
+class CustomerView:
+    # (customer or None, county of the site) -> figures: every table below is a sum over these cells
+    cells: dict[tuple[str | None, str], Figures] = field(default_factory=dict)
+    outside_jobs_ms: int = 0  # printing time in no job recorded in the period (counted unattributed)
+    jobs: int = 0  # jobs with an event in the period
+    unattributed_jobs: int = 0
+    disagreements: int = 0  # jobs two ways claimed for different customers
+    by_way: dict[str, int] = field(default_factory=dict)  # jobs each way decided
+
+    def cell(self, customer: str | None, county: str) -> Figures:
+        found = self.cells.get((customer, county))
+        if found is None:
+            found = self.cells[(customer, county)] = Figures()
+        return found
+
+    def served(self) -> set[str]:
+        return {c for (c, _), f in self.cells.items() if c is not None and f.active}
+
+
+def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution: Attribution,
+            end: int) -> CustomerView:
+    """The customer view of a period from its job events and each printer's segments (by printer)."""
+    view = CustomerView()
+    spans = _spans(jobs)
+    for key, printer_segs in segs.items():
+        county = inventory.tags(*key).county
+        mine = spans.get(key, [])
+        for span in mine:
+            _attribute(view, span, attribution)
+        _printing(view, county, mine, printer_segs, end)
+        for span in mine:
+            _count(view, span, county)
+    return view
+
+
+def _spans(jobs: list[JobEvent]) -> dict[tuple[str, str], list[Span]]:
+    """Each printer's jobs by start time: a job's events grouped by printer and start."""
+    grouped: dict[tuple[str, str, int], list[JobEvent]] = {}
+    for j in jobs:
+        key = (j.site, j.printer, j.ts if j.kind == "started" else j.job_started or _start_of(j))
+        found = grouped.get(key)
+        if found is None:
+            grouped[key] = [j]
+        else:
+            found.append(j)
+    out: dict[tuple[str, str], list[Span]] = {}
+    for (site, printer, start), events in sorted(grouped.items(), key=lambda item: item[0][2]):
+        ends = [j.ts for j in events if j.kind != "started"]
+        user = next((j.user for j in events if j.user), None)
+        file = next((j.file for j in events if j.file), None)
+        span = Span(site, printer, start, max(ends) if ends else None, user, file, events)
+        out.setdefault((site, printer), []).append(span)
+    return out
+
+
+def _start_of(j: JobEvent) -> int:
+    if j.job_started:
+        return j.job_started
+    return j.ts - int(j.duration * 1000) if j.duration else j.ts
+
+
+def _attribute(view: CustomerView, span: Span, attribution: Attribution) -> None:
+    span.customer, way, disagree = attribution.decide(span.site, span.printer, span.user, span.file, span.start)
+    view.jobs += 1
+    view.unattributed_jobs += span.customer is None
+    view.disagreements += disagree
+    if way:
+        view.by_way[way] = view.by_way.get(way, 0) + 1
+
+
+def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, end: int) -> None:
+    """Each job's share of the printer's printing segments; the rest is unattributed. One pass:
+    jobs and segments are both in time order."""
+    printing = [(a, b) for a, b, cat in segs if cat == acc.PRINTING]
+    total = sum(b - a for a, b in printing)
+    inside, i = 0, 0
+    for n, span in enumerate(spans):
+        stop = span.end if span.end is not None else end
+        if n + 1 < len(spans):
+            stop = min(stop, spans[n + 1].start)  # jobs of one printer do not overlap
+        while i < len(printing) and printing[i][1] <= span.start:
+            i += 1
+        ms, k = 0, i
+        while k < len(printing) and printing[k][0] < stop:
+            a, b = printing[k]
+            ms += max(0, min(b, stop) - max(a, span.start))
+            k += 1
+        if ms:
+            view.cell(span.customer, county).printing_ms += ms
+        inside += ms
+    view.cell(None, county).printing_ms += total - inside
+    view.outside_jobs_ms += total - inside
+
+
+def _count(view: CustomerView, span: Span, county: str) -> None:
+    cell = view.cell(span.customer, county)
+    cell.sites.add(span.site)
+    jobs = cell.jobs
+    for j in span.events:
+        jobs[j.kind] += 1
+        if j.filament_mm and j.kind == "done":
+            cell.filament_mm += j.filament_mm
+
+
+# --- sums for the tables -------------------------------------------------------------------------
+
+
+def kind_class(inventory: Inventory, customer: str | None) -> str:
+    if customer is None:
+        return "unattributed"
+    c = inventory.customers[customer]
+    if c.kind == "company":
+        return "company_sme" if c.size == "small_medium" else "company_large"
+    return c.kind
+
+
+def customer_county(inventory: Inventory, customer: str | None) -> str | None:
+    return None if customer is None else inventory.customers[customer].county
+
+
+def sums(view: CustomerView, key) -> dict:
+    """Figures and the customers served, summed by ``key(customer, site_county)``."""
+    out: dict = {}
+    for (customer, county), figures in view.cells.items():
+        group = key(customer, county)
+        total, served = out.setdefault(group, (Figures(), set()))
+        total.add(figures)
+        if customer is not None and figures.active:
+            served.add(customer)
+    return out
+
+
+def enterprises(inventory: Inventory, served: set[str]) -> dict[str, set[str]]:
+    companies = {c for c in served if inventory.customers[c].enterprise}
+    return {"all": companies,
+            "small_medium": {c for c in companies if inventory.customers[c].size == "small_medium"},
+            "large": {c for c in companies if inventory.customers[c].size == "large"}}
+
