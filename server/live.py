@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from common import protocol
 from server.inventory import Inventory, Tags
@@ -73,7 +73,7 @@ class LiveFleet:
     def snapshot(self) -> dict:
         with self._lock:
             return {
-                "printers": [asdict(p) for p in sorted(self.printers.values(), key=lambda p: (p.site, p.printer))],
+                "printers": [_public(p) for p in sorted(self.printers.values(), key=lambda p: (p.site, p.printer))],
                 "agents": [asdict(a) for a in sorted(self.agents.values(), key=lambda a: a.agent)],
             }
 
@@ -89,13 +89,20 @@ class LiveFleet:
         return PrinterState(tags.printer, tags.site, tags.organisation, tags.county, tags.listed, model)
 
 
+def _public(p: PrinterState) -> dict:
+    # Shallow is enough: the ingest thread replaces these values, it never changes them in place.
+    out = {f.name: getattr(p, f.name) for f in fields(p)}
+    out["temps"] = {name: [t.actual, t.target] for name, t in p.temps.items()}
+    return out
+
+
 def _apply_printer(p: PrinterState, msg) -> None:
     if isinstance(msg, protocol.Telemetry):
         if msg.state != p.state:
             p.since = msg.ts
         p.state, p.state_text = msg.state, msg.state_text
         p.file, p.user, p.progress, p.time_left = msg.file, msg.user, msg.progress, msg.time_left
-        p.temps = {k: [t.actual, t.target] for k, t in msg.temps.items()}
+        p.temps = msg.temps  # as decoded (name -> Temperature); made JSON in snapshot()
     elif isinstance(msg, protocol.Status):
         if msg.state != p.state:
             p.since = msg.ts
