@@ -10,7 +10,11 @@ printers and Moonraker in front of Klipper's host in batch mode are real servers
 (no real PrusaLink runs here); Bambu printers are fake X1s behind TLS stand-in brokers
 (bench/footprint_bambu.py). It runs the agent as a real process (`python -m agent run -c
 FILE`, as systemd would) watching each printer every `--interval` seconds, and samples it from
-/proc:
+/proc. The agent runs as deployed on a Pi: from its own virtual environment holding only
+`pip install .[agent]` (what deploy/agent/install-agent.sh installs; made fresh in a temporary
+folder), with the environment of deploy/agent/printfarm-agent.service. `--agent-python current`
+runs it with this interpreter and environment instead (the development venv, with the server's
+and the tests' packages beside it: about 1.5 MB more).
 
 - resident memory: VmRSS of the agent process (peak and last sample over the window);
 - CPU: (utime + stime) over the measuring window, as % of one core, divided by the printers;
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -52,6 +57,8 @@ from devkit.sim import SimClock, Simulator
 from devkit.sim.server import PrinterSpec
 from footprint_bambu import BambuBench
 
+REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "deploy" / "agent" / "printfarm-agent.service"
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"rss_mb": 40.0, "cpu_per_printer": 2.0, "p95_ms": 50.0}
 DEFAULT_MIX = "octoprint=2,moonraker=2"
@@ -244,8 +251,9 @@ def measure(args, d: Path, broker: Mosquitto, printers: list) -> dict:
     probe = LatencyProbe(broker, {f"vp-{i}" for i, _ in pushed})
     stop = threading.Event()
     drivers = [threading.Thread(target=p.drive, args=(stop,), daemon=True) for _, p in pushed]
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
-                            args.interval))], cwd=d, stdout=subprocess.DEVNULL,
+    python, env = agent_runtime(args, d)
+    proc = subprocess.Popen([python, "-m", "agent", "run", "-c", str(agent_config(d, broker, printers,
+                            args.interval))], cwd=d, stdout=subprocess.DEVNULL, env=env,
                             stderr=open(d / "agent.log", "wb"))
     try:
         print(f"agent pid {proc.pid}; warming up {args.warmup:.0f} s", flush=True)
@@ -283,6 +291,31 @@ def measure(args, d: Path, broker: Mosquitto, printers: list) -> dict:
     return result
 
 
+def agent_runtime(args, d: Path) -> tuple[str, dict]:
+    """The interpreter and environment the agent runs with (see the module's docstring)."""
+    if args.agent_python == "current":
+        return sys.executable, dict(os.environ)
+    venv = d / "agent-venv"
+    print("making the agent's own venv: pip install .[agent] (as deploy/agent/install-agent.sh)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{REPO}[agent]"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return str(venv / "bin" / "python"), {**_minimal_env(), **unit_environment()}
+
+
+def _minimal_env() -> dict:
+    return {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+
+
+def unit_environment() -> dict:
+    """The Environment= settings of the agent's systemd unit."""
+    env = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            env.update(item.split("=", 1) for item in shlex.split(line[len("Environment="):]))
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--printers", type=int, default=4)
@@ -290,6 +323,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--backlog", type=int, default=20_000, help="outbox replay size (0: skip)")
+    parser.add_argument("--agent-python", default="deployed", choices=("deployed", "current"),
+                        help="run the agent from its own [agent]-only venv with the unit's environment "
+                             "(default), or with this interpreter")
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"printers by API, e.g. octoprint=2,prusalink=1 "
                         f"(default {DEFAULT_MIX}; empty: --printers OctoPrint printers)")
     args = parser.parse_args()
@@ -312,6 +348,7 @@ def main() -> int:
     if args.backlog:
         print(f"  outbox replay     {r['backlog']} queued messages at {r['replay_rate']:.0f} msg/s, "
               f"{r['replay_cpu_per_10k']:.2f} CPU-s per 10,000 (SQLite on this disk, local Mosquitto)")
+    print(f"  agent runtime     {'its own [agent]-only venv, the unit environment' if args.agent_python == 'deployed' else 'this interpreter and environment'}")
     print(f"  machine load      {load()} (1/5/15 min)  cores {os.cpu_count()}")
     return 0 if all(ok.values()) else 1
 
