@@ -338,10 +338,12 @@ def live_cost(collector: Collector, http, fleet, rate: int, seconds: float, base
         time.sleep(0.2)
     t = ps.cpu_times()
     cpu = t.user + t.system - cpu0
-    written = collector.metric(http, "printfarm_points_written")
     c.loop_stop()
     c.disconnect()
     stop(proc)
+    # Telemetry points in its database: the collector writes a few points of its own (its
+    # pseudonym key's id, agents' states), which its points_written counter includes.
+    written = influx_count(collector.influx, collector.database(99))
     return {"rate": rate, "sent": sent, "written": written, "cpu_per_100k": cpu / sent * 100_000,
             "core_share": cpu / (time.monotonic() - began)}
 
