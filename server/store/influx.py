@@ -60,8 +60,11 @@ class InfluxHTTP:
         except urllib3.exceptions.HTTPError:
             return False
 
-    def write(self, body: bytes, precision: str = "ms") -> None:
-        query = urlencode({"db": self.database, "precision": precision})
+    def write(self, body: bytes, precision: str = "ms", rp: str | None = None) -> None:
+        params = {"db": self.database, "precision": precision}
+        if rp is not None:  # a retention policy other than the database's default
+            params["rp"] = rp
+        query = urlencode(params)
         try:
             resp = self.pool.request("POST", f"{self.base}/write?{query}", body=body,
                                      headers={**self.headers, "Content-Type": "text/plain"})
