@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from server.attribution import Attribution
 from server.inventory import UNKNOWN, Inventory
 from server.reports import accounting as acc
-from server.reports import aggregate, customer_rows, customer_view
+from server.reports import aggregate, customer_rows, customer_view, timelines
 from server.reports.people import People
 from server.reports.periods import Period, months, zone
 from server.reports.query import JobEvent, RawData
@@ -65,18 +65,15 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
     """The report of ``period``. ``details`` False leaves out the job list, the monthly trend and the
     notes: for the previous period, of which only the figures are compared."""
     people = people or People()
-    end = max(min(period.end_ms, now_ms), period.start_ms)
+    end = timelines.counted_until(period.start_ms, period.end_ms, now_ms)
     for job in data.jobs:  # from here on a user is its pseudonym, whatever the point held
         job.user = people.user(job.site, job.user)
-    timelines = dict(data.timelines)
-    for printer_id, entry in inventory.printers.items():  # listed printers without data still count
-        timelines.setdefault((entry.site, printer_id), acc.Timeline())
-    usages, segs = [], {}
-    for (site, printer), tl in sorted(timelines.items()):
+    segs = timelines.segments_by_printer(data, inventory, period.start_ms, end)
+    usages = []
+    for (site, printer), printer_segs in segs.items():
         tags = inventory.tags(site, printer)
-        segs[(site, printer)] = acc.segments(tl, period.start_ms, end)
         usages.append(aggregate.Usage(site, printer, tags.organisation, tags.county, tags.listed,
-                                      acc.totals(segs[(site, printer)]), site_name=inventory.site_name(site)))
+                                      acc.totals(printer_segs), site_name=inventory.site_name(site)))
     _count_jobs(usages, data.jobs)
     view = customer_view.compute(data.jobs, segs, inventory, Attribution(inventory, people.pseudonyms), end)
     report = Report(

@@ -1,11 +1,13 @@
-"""Reads what a report needs from InfluxDB, and only that: state changes, job events, and the
-time of the last telemetry point before each agent restart and before the period's end.
+"""Reads what a report needs from InfluxDB, and only that: state changes, job events, and when
+each agent session's data stopped.
 
 The statements: the last state before the period; the session starts (``prev_state = 'none'``)
-in it; its state changes and job events (by month-sized chunks, a few at a time); one
-``last(seq)`` over telemetry per agent restart and per printer at the end, each over the window
-since the printer's previous state change (batched, many statements per request); and one
-``first()`` just after the end. Telemetry is never read in bulk, so its rate hardly matters.
+in it; its state changes and job events (by month-sized chunks, a few at a time); each printer's
+first state change at or after the end (does its session go on past the end?); and one
+``last(seq)`` over telemetry per agent restart and per printer whose session may have stopped,
+each over the window since the printer's previous state change (batched, many statements per
+request). Telemetry is never read in bulk, so its rate hardly matters. The same windows' answers
+kept by the rollups (``extent``, server/rollups) stand in for telemetry that has expired.
 Printers are identified by (site, printer); organisation and county come from the inventory.
 """
 
@@ -18,6 +20,10 @@ from typing import Callable
 
 from server.reports.accounting import StatePoint, Timeline
 from server.store.influx import InfluxError, InfluxHTTP, rows
+from server.store.retention import long, rollup
+
+STATE, JOB, EXTENT = long("state"), long("job"), rollup("extent")
+JOB_USER, PRIVACY = long("job_user"), long("privacy")
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class RawData:
     end_ms: int
     timelines: dict[Key, Timeline] = field(default_factory=dict)
     jobs: list[JobEvent] = field(default_factory=list)
+    # (printer, ts of a state point) -> the last data between it and the next session start (or now)
+    extents: dict[tuple[Key, int], int] = field(default_factory=dict)
     queries: int = 0
 
 
@@ -84,12 +92,12 @@ class Reader:
         # The bulk reads are independent: cut into months and run side by side, influxd works on
         # one chunk while this process decodes another; merged below in a fixed order.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            initial = pool.submit(self._series, f"SELECT last(state) AS state FROM state "
+            initial = pool.submit(self._series, f"SELECT last(state) AS state FROM {STATE} "
                                                 f"WHERE time < {_t(start_ms)} GROUP BY *")
-            restarts = pool.submit(self._series, f"SELECT prev_state FROM state WHERE {window} "
+            restarts = pool.submit(self._series, f"SELECT prev_state FROM {STATE} WHERE {window} "
                                                  f"AND prev_state = 'none' GROUP BY *")
             chunks = _chunks(start_ms, end_ms)
-            states = [pool.submit(self._series, f"SELECT state FROM state WHERE {_window(a, b)} GROUP BY *")
+            states = [pool.submit(self._series, f"SELECT state FROM {STATE} WHERE {_window(a, b)} GROUP BY *")
                       for a, b in chunks]
             jobs = [pool.submit(self._job_series, a, b) for a, b in chunks]
             self._initial_states(data, initial.result())
@@ -117,9 +125,9 @@ class Reader:
     def _job_series(self, start_ms: int, end_ms: int) -> tuple[list, list]:
         window = _window(start_ms, end_ms)
         ends = " OR ".join(f"kind = {_q(k)}" for k in JOB_KINDS if k != "started")
-        started = self._series(f'SELECT "user", "file" FROM job WHERE {window} AND kind = \'started\' GROUP BY *')
+        started = self._series(f'SELECT "user", "file" FROM {JOB} WHERE {window} AND kind = \'started\' GROUP BY *')
         ended = self._series(
-            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started" FROM job '
+            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started" FROM {JOB} '
             f"WHERE {window} AND ({ends}) GROUP BY *")
         return started, ended
 
@@ -160,30 +168,62 @@ class Reader:
         data.jobs.sort(key=lambda j: (j.ts, j.site, j.printer))
 
     def _last_data(self, data: RawData, live: bool, now_ms: int) -> None:
-        """When each session's data stopped: before every restart and before the period's end."""
-        end = min(data.end_ms, now_ms)
+        """When each session's data stopped: before every restart, and for each printer whose
+        session may have stopped before the period's end."""
+        after = {} if live else self._next_points(data.end_ms)
         asks: list[tuple[Key, int | None, int, int]] = []  # (printer, session start or None, from, to)
         for key, tl in data.timelines.items():
             pts = ([tl.initial] if tl.initial else []) + tl.points
             for prev, point in zip(pts, pts[1:]):
                 if point.session_start:
                     asks.append((key, point.ts, prev.ts, point.ts))
-            if pts:
-                asks.append((key, None, pts[-1].ts, end))
-        for (key, session, low, high), found in zip(asks, self._last_telemetry(asks)):
+            nxt = after.get(key)
+            if nxt is not None and not nxt.session_start:
+                tl.continues = True  # a later state change of the same session
+            elif pts:
+                asks.append((key, None, pts[-1].ts, nxt.ts if nxt else now_ms))
+        for (key, session, low, high), found in zip(asks, self._last_known(asks)):
             tl = data.timelines[key]
-            last = max(found or low, low)
-            if session is None:
-                tl.last_data = last
-            else:
+            last = data.extents[(key, low)] = max(found or low, low)
+            if session is not None:
                 tl.last_data_before[session] = last
-        if live:
-            for tl in data.timelines.values():
-                tl.continues = tl.last_data is not None and tl.last_data >= now_ms - self.grace_ms
-        else:
-            for key in self._continuing(data.end_ms):
-                if key in data.timelines:
-                    data.timelines[key].continues = True
+            else:
+                tl.last_data = last
+                tl.continues = last >= (now_ms - self.grace_ms if live else data.end_ms)
+
+    def _next_points(self, end_ms: int) -> dict[Key, StatePoint]:
+        """Each printer's first state change at or after ``end_ms``."""
+        out = {}
+        for s in self._series(f"SELECT first(state) AS state, prev_state FROM {STATE} WHERE time >= {_t(end_ms)} "
+                              f"GROUP BY site, printer"):
+            ts, state, prev = s["values"][0]
+            out[(s["tags"]["site"], s["tags"]["printer"])] = StatePoint(ts, state, prev == "none")
+        return out
+
+    def _last_known(self, asks: list) -> list[int | None]:
+        """The last data in each ask's window: telemetry, or the extent the rollups kept of it."""
+        found = self._last_telemetry(asks)
+        kept = self._extents(asks)
+        out = []
+        for f, (key, _, low, high) in zip(found, asks):
+            extent = kept.get((key, low))
+            if extent is not None and extent < high and (f is None or extent > f):
+                f = extent
+            out.append(f)
+        return out
+
+    def _extents(self, asks: list) -> dict[tuple[Key, int], int]:
+        if not asks:
+            return {}
+        lows = [low for _, _, low, _ in asks]
+        try:
+            series = self._series(f'SELECT "until" FROM {EXTENT} WHERE time >= {_t(min(lows))} '
+                                  f"AND time <= {_t(max(lows))} GROUP BY site, printer")
+        except InfluxError as exc:
+            if "retention policy not found" in str(exc):
+                return {}  # no rollups in this database (yet)
+            raise
+        return {((s["tags"]["site"], s["tags"]["printer"]), ts): until for s in series for ts, until in s["values"]}
 
     def _last_telemetry(self, asks: list) -> list[int | None]:
         """The last telemetry time in each ask's window, or None. The last hour of the window is
@@ -197,11 +237,13 @@ class Reader:
         return found
 
     def _last_in(self, asks: list) -> list[int | None]:
-        statements = [
+        return self._first_times([
             f"SELECT last(seq) FROM telemetry WHERE site = {_q(site)} AND printer = {_q(printer)} "
             f"AND time >= {_t(low)} AND time < {_t(high)}"
-            for (site, printer), _, low, high in asks
-        ]
+            for (site, printer), _, low, high in asks])
+
+    def _first_times(self, statements: list[str]) -> list[int | None]:
+        """The time of each statement's first row, or None; many statements per request."""
         out: list[int | None] = [None] * len(statements)
         for i in range(0, len(statements), STATEMENTS_PER_REQUEST):
             self.queries += 1
@@ -211,24 +253,24 @@ class Reader:
                     out[i + result.get("statement_id", n)] = found[0]["time"]
         return out
 
-    def _continuing(self, end_ms: int) -> set[Key]:
-        """Printers whose session runs on past ``end_ms``: telemetry right after it, before any restart."""
-        window = f"time >= {_t(end_ms)} AND time < {_t(end_ms + self.grace_ms)}"
-        first = _first_times(self._series(f"SELECT first(seq) FROM telemetry WHERE {window} GROUP BY site, printer"))
-        restart = _first_times(self._series(f"SELECT first(state) FROM state WHERE {window} AND prev_state = 'none' "
-                                            f"GROUP BY site, printer"))
-        return {key for key, ts in first.items() if key not in restart or ts < restart[key]}
+    # -- for the rollups: where a printer's data stood before a given time --------------------
 
-
-def _first_times(series: list[dict]) -> dict[Key, int]:
-    return {(s["tags"]["site"], s["tags"]["printer"]): s["values"][0][0] for s in series if s["values"]}
+    def data_before(self, asks: list[tuple[Key, int]]) -> list[int | None]:
+        """For each (printer, ts): its last data before ts (a state change, or telemetry after
+        it, or the extent kept of that telemetry), or None if it has none."""
+        states = self._first_times([
+            f"SELECT last(state) FROM {STATE} WHERE site = {_q(site)} AND printer = {_q(printer)} AND time < {_t(ts)}"
+            for (site, printer), ts in asks])
+        windows = [(key, None, state, ts) for (key, ts), state in zip(asks, states) if state is not None]
+        found = iter(self._last_known(windows))
+        return [None if state is None else max(next(found) or state, state) for state in states]
 
 
 def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str]:
     """(site, printer, kind, ts) -> the raw user name of a job event, where ``job_user`` still holds
     one (only with [privacy] raw_user_days, and only for that long). For ``report --users name``."""
     out = {}
-    for result in client.query(f"SELECT user_name FROM job_user WHERE {_window(start_ms, end_ms)} GROUP BY *"):
+    for result in client.query(f"SELECT user_name FROM {JOB_USER} WHERE {_window(start_ms, end_ms)} GROUP BY *"):
         if "error" in result:
             raise InfluxError(result["error"])
         for s in result.get("series", []):
@@ -241,7 +283,7 @@ def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str
 def key_ids(client: InfluxHTTP) -> set[str]:
     """The pseudonym secrets (by key ID) the collectors writing this database have used."""
     found = set()
-    for result in client.query("SELECT key_id FROM privacy"):
+    for result in client.query(f"SELECT key_id FROM {PRIVACY}"):
         if "error" in result:
             raise InfluxError(result["error"])
         for s in result.get("series", []):
