@@ -7,6 +7,7 @@ import time
 
 from server import inventory as inventory_mod
 from server import alerts as alerts_mod
+from server import rollups as rollups_mod
 from server.api import Api
 from server.config import ServerConfig
 from server.live import AgentState, LiveFleet
@@ -15,6 +16,7 @@ from server.metrics import Metrics
 from server.mqtt import Acknowledgements, Subscriber
 from server.privacy import UserNames
 from server import retention
+from server.store import retention as policies
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -28,14 +30,17 @@ class Collector:
         self.inventory = inventory_mod.load(cfg.inventory)
         self.fleet = LiveFleet(self.inventory)
         ic = cfg.influx
-        self.influx = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
+        # With [retention] telemetry set, telemetry and the rest go to retention policies of their own.
+        client = policies.RoutedInflux if cfg.retention.routed else InfluxHTTP
+        self.influx = client(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
-        acks = Acknowledgements()
+        self.acks = Acknowledgements()
+        self.rollups = None
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
-                                  max_batch_bytes=ic.max_batch_bytes, acknowledge=acks.acknowledge)
+                                  max_batch_bytes=ic.max_batch_bytes, acknowledge=self._durable)
         self.users = UserNames.from_config(cfg.privacy, cfg.state_dir)
         # Ingest's lines gather per read of the socket and go to the writer in one go: a lock
         # per line would cost as much as building the line.
@@ -43,7 +48,7 @@ class Collector:
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=acks, flush=self.writer.flush,
+        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=self.acks, flush=self.writer.flush,
                                      end_of_burst=self._hand_burst_to_writer,
                                      track=self.writer.track if cfg.mqtt.ack_after_write else None,
                                      metrics=self.metrics)
@@ -55,6 +60,10 @@ class Collector:
             self.ingest.listeners.append(self.alerts.on_message)
             if self.api:
                 self.api.routes["/api/alerts"] = self.alerts.api_route
+        # Rollups hear of every accepted message, to recompute hours that late data changes.
+        self.rollups = rollups_mod.from_server_config(cfg, self.inventory, self.writer, self.spool, self.metrics)
+        if self.rollups:
+            self.ingest.listeners.append(self.rollups.marks.on_message)
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
@@ -72,6 +81,7 @@ class Collector:
         if self.cfg.influx.create_database:
             try:
                 self.influx.create_database()
+                policies.ensure(self.influx, self.cfg.retention)
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
@@ -81,6 +91,8 @@ class Collector:
             self.purge.start()
         if self.alerts:
             self.alerts.start()
+        if self.rollups:
+            self.rollups.start()
         if self.api:
             self.api.start()
 
@@ -89,7 +101,8 @@ class Collector:
         subscription (and redelivers one a crash left unacknowledged); ingest dates a will by
         its arrival, so without this a restart would store the same loss a second time."""
         try:
-            found = rows(self.influx.query('SELECT last("state") AS "state", "dropped" FROM "agent" GROUP BY "agent"'))
+            found = rows(self.influx.query(f'SELECT last("state") AS "state", "dropped" FROM {policies.long("agent")} '
+                                           'GROUP BY "agent"'))
         except InfluxError as exc:
             log.warning("could not read the agents' last state (%s): a retained last-will may be stored again", exc)
             return
@@ -103,6 +116,8 @@ class Collector:
 
     def stop(self) -> None:
         """Stop reading, flush what was read into InfluxDB, then close."""
+        if self.rollups:
+            self.rollups.stop()
         self.subscriber.stop()
         if self.purge:
             self.purge.stop()
@@ -113,6 +128,12 @@ class Collector:
         if self.api:
             self.api.stop()
         log.info("collector stopped; %d points written", self.writer.written)
+
+    def _durable(self, tokens: list) -> None:
+        if self.rollups:
+            tokens = self.rollups.barrier.pick(tokens)  # the rollups' write barrier rides along
+        if tokens:
+            self.acks.acknowledge(tokens)
 
     def health(self) -> dict:
         return {

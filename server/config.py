@@ -9,6 +9,8 @@ import msgspec
 from common.tls import TLSConfig
 from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml, read_secret
 from server.privacy import PrivacyConfig
+from server.rollups.config import RollupsConfig
+from server.store.retention import RetentionConfig
 
 
 class MqttConfig(Section):
@@ -103,6 +105,8 @@ class ServerConfig(Section):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
+    rollups: RollupsConfig = msgspec.field(default_factory=RollupsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     state_dir: str = "/var/lib/printfarm-server"
     log_level: str = "INFO"
     alerts: dict = {}  # validated by server.alerts.config

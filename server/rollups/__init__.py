@@ -1,0 +1,33 @@
+"""Hourly utilisation rollups: the reports' own accounting, cut into hours and kept in InfluxDB.
+
+Per printer and hour: milliseconds printing, paused, idle, in error, offline, without data
+(unknown) and before its first data, plus hours in the network and available, tagged with
+printer, site, organisation and county (``"rollups"."utilisation"``), so Grafana sums exactly what
+a report of the same period counts. They run inside the collector (``job.RollupJob``): every hour
+is rolled up once it has ended, the hour under way is updated on every run, and data that arrives
+late for an hour already rolled up marks that printer dirty (``dirty.DirtyMarks``) and gets its
+hours recomputed on the next run. docs/rollups.md has the design, the lag and the retention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
+    """The collector's RollupJob (with its write barrier as ``.barrier``), or None if disabled."""
+    if not cfg.rollups.enabled:
+        return None
+    from server.reports import config as reports_config
+    from server.rollups.durable import WriteBarrier
+    from server.rollups.job import RollupJob
+    from server.store import retention
+    from server.store.influx import InfluxHTTP
+
+    ic = cfg.influx
+    client = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))
+    prepare = (lambda: retention.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
+    grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
+    return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics,
+                     barrier=WriteBarrier(writer, spool, timeout=ic.flush_interval + ic.timeout + 5),
+                     state_path=Path(cfg.state_dir) / "rollups.json", grace_ms=int(grace_s * 1000))

@@ -1,0 +1,76 @@
+"""A span's hourly rollups, computed by the reports' own code: the same reader, the same segments,
+cut into hours with the same ``totals_by_window`` the report's monthly trend uses.
+
+The segments of a span restricted to an hour are the segments of that hour alone (the reader
+decides whether a session goes on past an end from the data after it, not from how far the span
+reaches), so any period's rollups sum to what a report of that period counts.
+
+A further dimension (the customer of the job that ran, once customers exist) plugs in as a
+``Split``: it cuts a printer's segments into parts with extra tags, e.g. each printing segment
+labelled with the customer of the job under way. The tags of a printer's points may then change
+when the hour is recomputed; ``store.RollupStore.replace`` zeroes points no longer produced, so
+sums stay right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from server.inventory import Inventory
+from server.reports import accounting as acc
+from server.reports import timelines
+from server.reports.query import Key, RawData, Reader
+from server.rollups import hours
+
+Segments = list[acc.Segment]
+Split = Callable[[Key, Segments, RawData], list[tuple[dict[str, str], Segments]]]
+
+
+def whole(key: Key, segs: Segments, data: RawData) -> list[tuple[dict[str, str], Segments]]:
+    """No further dimension: one part, no extra tags."""
+    return [({}, segs)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One point: a printer (and its extra dimensions) in one hour."""
+
+    hour: int
+    tags: tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+    ms: dict[str, int]
+
+    @property
+    def key(self) -> Key:
+        tags = dict(self.tags)
+        return tags["site"], tags["printer"]
+
+
+@dataclass
+class Rollup:
+    start: int
+    end: int
+    rows: list[Row] = field(default_factory=list)
+    extents: dict[tuple[Key, int], int] = field(default_factory=dict)  # see RawData.extents
+
+
+def compute(reader: Reader, inventory: Inventory, start: int, end: int, now: int, split: Split = whole) -> Rollup:
+    """The rollups of ``[start, end)`` (``start`` on the hour) as of ``now``."""
+    data = reader.fetch(start, end, now)
+    until = timelines.counted_until(start, end, now)
+    segs = timelines.segments_by_printer(data, inventory, start, until)
+    out = Rollup(start, until, extents=data.extents)
+    windows = hours.bounds(start, until)
+    for key, printer_segs in segs.items():
+        base = printer_tags(inventory, key)
+        for extra, part in split(key, printer_segs, data):
+            tags = tuple(sorted({**base, **extra}.items()))
+            out.rows += [Row(hour, tags, ms) for hour, ms in zip(windows, acc.totals_by_window(part, windows))
+                         if acc.in_network(ms) > 0]  # hours before a printer's first data: no point
+    return out
+
+
+def printer_tags(inventory: Inventory, key: Key) -> dict[str, str]:
+    """The report's grouping keys, from the current inventory."""
+    tags = inventory.tags(*key)
+    return {"printer": tags.printer, "site": tags.site, "organisation": tags.organisation, "county": tags.county}

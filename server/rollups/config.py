@@ -1,0 +1,17 @@
+"""``[rollups]`` of server.toml."""
+
+from __future__ import annotations
+
+from common.configkit import Section, check_range
+
+
+class RollupsConfig(Section):
+    enabled: bool = True
+    interval: float = 30.0  # s between runs: late data and the hour under way show within this
+    settle: float = 60.0  # s after an hour ends before it is rolled up as a whole
+    span_days: int = 31  # a long recomputation goes by spans this long (memory stays flat)
+
+    def __post_init__(self):
+        check_range("interval", self.interval, 0.05, 3600)
+        check_range("settle", self.settle, 0, 3600)
+        check_range("span_days", self.span_days, 1, 366)

@@ -1,0 +1,183 @@
+"""The rollup job: a thread of the collector that keeps ``"rollups"."utilisation"`` up to date.
+
+Each run (at start, then every ``interval`` seconds):
+
+1. waits until InfluxDB holds everything the collector has received (``durable.WriteBarrier``);
+   while it cannot (an outage, a backlog) the run is skipped and nothing is lost: the marks stay;
+2. rolls up every hour that ended at least ``settle`` seconds ago and is not rolled up yet (on the
+   first start, every hour since the first state change in the database);
+3. recomputes, for each printer marked dirty (``dirty.DirtyMarks``), its hours from its last data
+   before the late message up to the rolled-up end;
+4. rolls up the hour under way, as of now (overwritten by the next run, and by step 2 once over).
+
+``rolled_until`` and the marks not yet handled are kept in ``<state_dir>/rollups.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from server.inventory import Inventory
+from server.metrics import Metrics
+from server.reports.query import Key, Reader, STATE
+from server.rollups import hours
+from server.rollups.compute import Split, compute, whole
+from server.rollups.config import RollupsConfig
+from server.rollups.dirty import DirtyMarks
+from server.rollups.store import RollupStore
+from server.store.influx import InfluxError, InfluxHTTP, rows
+
+log = logging.getLogger(__name__)
+DAY = 24 * hours.HOUR
+
+
+class NotYet(Exception):
+    """InfluxDB does not hold everything received yet: try again next run."""
+
+
+class RollupJob:
+    def __init__(self, client: InfluxHTTP, inventory: Inventory, cfg: RollupsConfig, *,
+                 marks: DirtyMarks | None = None, barrier: Callable[[], bool] = lambda: True,
+                 prepare: Callable[[], None] = lambda: None, state_path: str | Path | None = None,
+                 grace_ms: int = 120_000, clock: Callable[[], float] = time.time,
+                 metrics: Metrics | None = None, split: Split = whole):
+        self.inventory, self.cfg, self.clock, self.split = inventory, cfg, clock, split
+        self.reader = Reader(client, grace_ms)
+        self.store = RollupStore(client)
+        self.client = client
+        self.marks = marks or DirtyMarks()
+        self.barrier, self.prepare = barrier, prepare
+        self.state_path = Path(state_path) if state_path else None
+        self.metrics = metrics or Metrics()
+        self.rolled_until: int | None = None
+        self.last_ok: int | None = None  # ms: when the last complete run began
+        self.last_error: str | None = None
+        self._prepared = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rollups", daemon=True)
+        self._load()
+
+    # -- thread -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.cfg.interval)
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        began = int(self.clock() * 1000)
+        marks = self.marks.take()
+        self._save(marks)  # a crash in this run must not forget them
+        try:
+            self._prepare_once()
+            if not self.barrier():
+                raise NotYet("InfluxDB does not hold everything received yet (an outage or a backlog)")
+            self._complete_hours(began)
+            if self._stop.is_set():
+                raise NotYet("stopping")
+            if marks:
+                self._recompute(marks, began)
+            self._roll(self.rolled_until, hours.floor(began) + hours.HOUR, began)  # the hour under way
+        except (InfluxError, NotYet) as exc:
+            self.marks.restore(marks)
+            self._note(f"rollups: {exc}; trying again in {self.cfg.interval:g} s")
+            return False
+        finally:
+            self._save({})
+        self.last_ok = began
+        self.metrics.inc("rollup_runs")
+        self._note(None)
+        return True
+
+    def _prepare_once(self) -> None:
+        if not self._prepared:
+            self.prepare()  # the retention policies
+            self._prepared = True
+
+    def _complete_hours(self, now: int) -> None:
+        if self.rolled_until is None:
+            self.rolled_until = self.marks.rolled_until = self._first_hour(now)
+        complete = hours.floor(now - int(self.cfg.settle * 1000))
+        for start, end in hours.spans(self.rolled_until, complete, self.cfg.span_days * DAY):
+            if self._stop.is_set():
+                return
+            self._roll(start, end, now)
+            self.rolled_until = self.marks.rolled_until = end
+            log.debug("rolled up until %s", time.strftime("%Y-%m-%d %H:%M", time.gmtime(end / 1000)))
+
+    def _first_hour(self, now: int) -> int:
+        found = rows(self.client.query(f"SELECT first(state) FROM {STATE}"))
+        first = hours.floor(found[0]["time"]) if found else hours.floor(now - int(self.cfg.settle * 1000))
+        if found:
+            log.info("rolling up every hour since %s (the first state change stored)",
+                     time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(first / 1000)))
+        return first
+
+    def _recompute(self, marks: dict[Key, int], now: int) -> None:
+        keys = sorted(marks)
+        before = self.reader.data_before([(key, marks[key]) for key in keys])
+        start = hours.floor(min(b if b is not None else marks[k] for k, b in zip(keys, before)))
+        for a, b in hours.spans(start, self.rolled_until, self.cfg.span_days * DAY):
+            self._roll(a, b, now, set(keys))
+        log.debug("recomputed %d printer(s) from %s", len(keys), time.strftime("%Y-%m-%d %H:%M", time.gmtime(start / 1000)))
+
+    def _roll(self, start: int, end: int, now: int, keys: set[Key] | None = None) -> None:
+        if end <= start:
+            return
+        result = compute(self.reader, self.inventory, start, end, now, self.split)
+        self.metrics.inc("rollup_points_written", self.store.replace(result, keys))
+
+    # -- status, state file, log ---------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {"rolled_until": self.rolled_until, "last_ok": self.last_ok, "error": self.last_error,
+                "dirty_printers": len(self.marks.pending())}
+
+    def _load(self) -> None:
+        if self.state_path is None or not self.state_path.exists():
+            return
+        try:
+            saved = json.loads(self.state_path.read_text())
+            self.rolled_until = self.marks.rolled_until = int(saved["rolled_until"])
+            self.marks.restore({(site, printer): int(ts) for site, printer, ts in saved.get("marks", [])})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring %s (%s): rolling up from the first data again", self.state_path, exc)
+            self.rolled_until = None
+
+    def _save(self, taken: dict[Key, int]) -> None:
+        if self.state_path is None or self.rolled_until is None:
+            return
+        marks = {**self.marks.pending()}
+        for key, ts in taken.items():
+            marks[key] = min(ts, marks.get(key, ts))
+        body = {"rolled_until": self.rolled_until, "marks": [[*key, ts] for key, ts in sorted(marks.items())]}
+        tmp = self.state_path.with_suffix(".tmp")
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(body))
+            tmp.replace(self.state_path)
+        except OSError as exc:
+            self._note(f"rollups: cannot save {self.state_path}: {exc}")
+
+    def _note(self, problem: str | None) -> None:
+        if problem != self.last_error:
+            if problem:
+                log.warning("%s", problem)
+            elif self.last_error:
+                log.info("rollups are up to date again")
+            self.last_error = problem
