@@ -6,13 +6,13 @@ from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import common
 
 from dashboards import common as c
-from dashboards.influxql import FILTER_PRINTER, InfluxQL, datasource, targets
+from dashboards.influxql import ALERT, FILTER_PRINTER, JOB, STATE, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, table_panel, with_legend
 
 
 def alert_history() -> table.Panel:
     query = InfluxQL(f"""
-        SELECT "printer", "site", "rule", "severity", "state", "message" FROM "alert"
+        SELECT "printer", "site", "rule", "severity", "state", "message" FROM {ALERT}
         WHERE $timeFilter AND {FILTER_PRINTER} ORDER BY time DESC LIMIT 1000""")
     panel = table_panel("Alerts", "Every alert point (firing, repeat, resolved), newest first.", query)
     coloured_cells(panel, "state", c.ALERT_COLOURS)
@@ -21,7 +21,7 @@ def alert_history() -> table.Panel:
 
 def alerts_over_time() -> timeseries.Panel:
     query = InfluxQL(f"""
-        SELECT count("state") AS "alerts" FROM "alert"
+        SELECT count("state") AS "alerts" FROM {ALERT}
         WHERE $timeFilter AND "state" = 'firing' AND {FILTER_PRINTER}
         GROUP BY time($__interval), "rule" fill(0)""").time_series("$tag_rule")
     return with_legend(timeseries.Panel().title("Alerts fired per interval, by rule").datasource(datasource())
@@ -30,7 +30,7 @@ def alerts_over_time() -> timeseries.Panel:
 
 def job_events() -> table.Panel:
     query = InfluxQL(f"""
-        SELECT "printer", "site", "kind", "file", "user", "duration", "error" FROM "job"
+        SELECT "printer", "site", "kind", "file", "user", "duration", "error" FROM {JOB}
         WHERE $timeFilter AND {FILTER_PRINTER} ORDER BY time DESC LIMIT 1000""")
     panel = table_panel("Job and connection events", "All job events, newest first.", query)
     return coloured_cells(panel, "kind", c.JOB_COLOURS)
@@ -38,7 +38,7 @@ def job_events() -> table.Panel:
 
 def state_changes() -> table.Panel:
     query = InfluxQL(f"""
-        SELECT "printer", "site", "prev_state", "state", "error" FROM "state"
+        SELECT "printer", "site", "prev_state", "state", "error" FROM {STATE}
         WHERE $timeFilter AND {FILTER_PRINTER} ORDER BY time DESC LIMIT 1000""")
     panel = table_panel("State changes", "Every printer state change, newest first.", query)
     return coloured_cells(panel, "state", c.STATE_COLOURS)

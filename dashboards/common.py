@@ -8,7 +8,7 @@ from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard
 
-from dashboards.influxql import datasource
+from dashboards.influxql import ALERT, JOB, TELEMETRY, datasource
 
 # One colour per printer state (common/protocol.py STATES), the same on every panel.
 STATE_COLOURS = {
@@ -34,8 +34,8 @@ def value_colours(colours: dict[str, str]) -> list[dashboard.ValueMapping]:
 
 # -- template variables ----------------------------------------------------------------------
 
-def _tag_variable(key: str, label: str, where: str = "") -> dash.QueryVariable:
-    query = f'SHOW TAG VALUES FROM "telemetry" WITH KEY = "{key}"'
+def _tag_variable(key: str, label: str, where: str = "", source: str = TELEMETRY) -> dash.QueryVariable:
+    query = f'SHOW TAG VALUES FROM {source} WITH KEY = "{key}"'
     if where:
         query += f" WHERE {where}"
     return (dash.QueryVariable(key).label(label).datasource(datasource()).query(query)
@@ -45,12 +45,13 @@ def _tag_variable(key: str, label: str, where: str = "") -> dash.QueryVariable:
             .sort(dashboard.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC))
 
 
-def region_variables() -> list[dash.QueryVariable]:
-    """county -> organisation -> site, each narrowed by the ones before it."""
+def region_variables(source: str = TELEMETRY) -> list[dash.QueryVariable]:
+    """county -> organisation -> site, each narrowed by the ones before it. Dashboards over long
+    periods take the values from the rollups: telemetry may have expired."""
     return [
-        _tag_variable("county", "County"),
-        _tag_variable("organisation", "Organisation", '"county" =~ /^$county$/'),
-        _tag_variable("site", "Site", '"county" =~ /^$county$/ AND "organisation" =~ /^$organisation$/'),
+        _tag_variable("county", "County", source=source),
+        _tag_variable("organisation", "Organisation", '"county" =~ /^$county$/', source),
+        _tag_variable("site", "Site", '"county" =~ /^$county$/ AND "organisation" =~ /^$organisation$/', source),
     ]
 
 
@@ -92,13 +93,13 @@ class InfluxAnnotation(cogbuilder.Builder[dashboard.AnnotationQuery]):
 
 
 def alert_annotation(filters: str) -> InfluxAnnotation:
-    query = f"""SELECT "message", "printer", "rule", "severity" FROM "alert"
+    query = f"""SELECT "message", "printer", "rule", "severity" FROM {ALERT}
                 WHERE $timeFilter AND "state" = 'firing' AND {filters}"""
     return InfluxAnnotation("Alerts firing", query, "message", "printer,rule,severity", "red")
 
 
 def failed_job_annotation(filters: str) -> InfluxAnnotation:
-    query = f"""SELECT "error", "file", "printer" FROM "job"
+    query = f"""SELECT "error", "file", "printer" FROM {JOB}
                 WHERE $timeFilter AND "kind" = 'failed' AND {filters}"""
     return InfluxAnnotation("Failed jobs", query, "error", "printer,file", "orange")
 

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import piechart, stat, statetimeline, table
 from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards import common as c
-from dashboards.influxql import FILTER_REGION, InfluxQL, datasource, targets
+from dashboards.influxql import AGENT, ALERT, FILTER_REGION, JOB, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, renamed, table_panel, transform
 
 REGION_TAGS = '"county", "organisation", "site", "printer"'
@@ -63,7 +63,7 @@ def state_timeline() -> statetimeline.Panel:
 def open_alerts() -> table.Panel:
     query = InfluxQL(f"""
         SELECT "state", "message" FROM (
-            SELECT last("state") AS "state", "message" FROM "alert"
+            SELECT last("state") AS "state", "message" FROM {ALERT}
             WHERE $timeFilter AND {FILTER_REGION}
             GROUP BY "county", "organisation", "site", "printer", "rule", "severity")
         WHERE "state" != 'resolved' GROUP BY "site", "printer", "rule", "severity" """)
@@ -79,7 +79,7 @@ def open_alerts() -> table.Panel:
 
 def jobs_by_outcome() -> stat.Panel:
     query = InfluxQL(f"""
-        SELECT sum("count") AS "jobs" FROM "job"
+        SELECT sum("count") AS "jobs" FROM {JOB}
         WHERE $timeFilter AND "kind" =~ /^(done|failed|cancelled)$/ AND {FILTER_REGION}
         GROUP BY "kind" """).time_series("$tag_kind")
     return (stat.Panel().title("Jobs ended in range").datasource(datasource())
@@ -92,8 +92,8 @@ def jobs_by_outcome() -> stat.Panel:
 
 
 def agents() -> table.Panel:
-    query = InfluxQL("""
-        SELECT last("state") AS "state", "dropped", "printers" FROM "agent"
+    query = InfluxQL(f"""
+        SELECT last("state") AS "state", "dropped", "printers" FROM {AGENT}
         WHERE $timeFilter GROUP BY "agent" """)
     panel = table_panel(
         "Agents", "Each agent's last online/offline message in the last 30 days (sent at connect "

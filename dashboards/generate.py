@@ -14,7 +14,7 @@ from pathlib import Path
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import alerts, fleet_overview, influxql, printer, utilisation
+from dashboards import alerts, fleet_overview, funder, influxql, printer, utilisation
 
 OUT = Path(__file__).parent / "json"
 DASHBOARDS = {
@@ -22,6 +22,7 @@ DASHBOARDS = {
     "printer-detail.json": printer.build,
     "regional-utilisation.json": utilisation.build,
     "alerts-events.json": alerts.build,
+    "funder.json": funder.build,
 }
 
 

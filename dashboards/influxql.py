@@ -14,6 +14,8 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard
 
+from server.store.retention import long, rollup
+
 DATASOURCE_TYPE = "influxdb"
 DATASOURCE_UID = "printfarm-influx"  # fixed in dashboards/provisioning/datasources/printfarm.yaml
 FORMATS = ("time_series", "table", "logs")
@@ -22,6 +24,13 @@ FORMATS = ("time_series", "table", "logs")
 # to a regex alternation, hence =~ /^$var$/.
 FILTER_REGION = '"county" =~ /^$county$/ AND "organisation" =~ /^$organisation$/ AND "site" =~ /^$site$/'
 FILTER_PRINTER = FILTER_REGION + ' AND "printer" =~ /^$printer$/'
+
+# Where each measurement lives (server/store/retention.py): telemetry in the database's default
+# retention policy (it may expire); what reports are made of in "autogen", named, so it is found
+# whichever policy is the default; the hourly utilisation rollups in "rollups".
+TELEMETRY = '"telemetry"'
+STATE, JOB, ALERT, AGENT = long("state"), long("job"), long("alert"), long("agent")
+ROLLUPS = rollup("utilisation")
 
 
 def datasource() -> dashboard.DataSourceRef:

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards import common as c
-from dashboards.influxql import FILTER_PRINTER, InfluxQL, datasource, targets
+from dashboards.influxql import FILTER_PRINTER, JOB, STATE, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, renamed, table_panel, with_legend
 
 
@@ -50,7 +50,7 @@ def now() -> stat.Panel:
 
 def state_timeline() -> statetimeline.Panel:
     query = InfluxQL(f"""
-        SELECT "state" FROM "state" WHERE $timeFilter AND {FILTER_PRINTER}
+        SELECT "state" FROM {STATE} WHERE $timeFilter AND {FILTER_PRINTER}
         GROUP BY "printer" """).time_series("$tag_printer")
     return (statetimeline.Panel().title("State timeline").datasource(datasource())
             .description("Exact state changes from the state measurement. The state before the "
@@ -62,7 +62,7 @@ def state_timeline() -> statetimeline.Panel:
 def job_history() -> table.Panel:
     query = InfluxQL(f"""
         SELECT "printer", "kind", "file", "user", "duration", "print_time", "filament_mm", "error"
-        FROM "job" WHERE $timeFilter AND {FILTER_PRINTER}
+        FROM {JOB} WHERE $timeFilter AND {FILTER_PRINTER}
         AND "kind" =~ /^(started|done|failed|cancelled|paused|resumed)$/
         ORDER BY time DESC LIMIT 500""")
     panel = table_panel("Job history", "Job events, newest first. duration = started to end "
@@ -76,7 +76,7 @@ def job_history() -> table.Panel:
 
 def state_changes() -> table.Panel:
     query = InfluxQL(f"""
-        SELECT "printer", "state", "prev_state", "state_text", "error" FROM "state"
+        SELECT "printer", "state", "prev_state", "state_text", "error" FROM {STATE}
         WHERE $timeFilter AND {FILTER_PRINTER} ORDER BY time DESC LIMIT 500""")
     panel = table_panel("State changes", "Every state change with OctoPrint's text and error.", query)
     coloured_cells(panel, "state", c.STATE_COLOURS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -108,8 +109,9 @@ def board(request) -> dict:
     return _load(request.param)
 
 
-def test_there_are_the_four_dashboards():
+def test_there_are_the_five_dashboards():
     assert {p.name for p in DASHBOARD_FILES} == set(generate.DASHBOARDS)
+    assert "funder.json" in generate.DASHBOARDS and len(DASHBOARD_FILES) == 5
 
 
 def test_the_committed_json_is_what_the_generator_writes():
@@ -159,9 +161,20 @@ def test_template_variables_are_county_organisation_site_and_printer_from_tag_va
     names = [v["name"] for v in board["templating"]["list"]]
     assert names[:3] == ["county", "organisation", "site"]
     assert set(names) <= {"county", "organisation", "site", "printer"}
+    source = '"rollups"."utilisation"' if board["uid"] in {"printfarm-utilisation", "printfarm-funder"} else '"telemetry"'
     for var in board["templating"]["list"]:
-        assert var["query"].startswith('SHOW TAG VALUES FROM "telemetry" WITH KEY = ')
+        assert var["query"].startswith(f"SHOW TAG VALUES FROM {source} WITH KEY = ")
         assert var["multi"] and var["includeAll"]
+
+
+def test_long_kept_measurements_are_read_from_their_retention_policy(board):
+    """With [retention] telemetry set, the default policy holds only telemetry: a query of state,
+    job, alert or agent that did not name "autogen" would find nothing."""
+    queries = [t["query"] for p in board["panels"] for t in p.get("targets", [])]
+    queries += [a["target"]["query"] for a in board.get("annotations", {}).get("list", [])]
+    for query in queries:
+        for source in re.findall(r'FROM\s+((?:"\w+"\.)?"?\w+"?)', query):
+            assert source in ('"telemetry"', '"rollups"."utilisation"') or source.startswith('"autogen".'), query
 
 
 def test_a_type_error_in_a_panel_is_reported():
