@@ -9,6 +9,7 @@ Grafana's InfluxDB data source formats them (regex-escaped; several values or "A
 from __future__ import annotations
 
 import re
+from typing import Callable, Iterator
 
 _REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|[\]{}/]")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -71,3 +72,32 @@ def substitute(query: str, from_ms: int, to_ms: int, variables: dict[str, str],
 
     # Longest names first, so $__interval_ms is not read as $__interval followed by "_ms".
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, query)
+
+
+def panels(board: dict) -> Iterator[dict]:
+    """Every panel of a dashboard, those inside collapsed rows too."""
+    def walk(items):
+        for panel in items:
+            yield panel
+            yield from walk(panel.get("panels") or [])
+    yield from walk(board.get("panels", []))
+
+
+def variable_values(board: dict, run: Callable[[str], list[dict]], from_ms: int, to_ms: int,
+                    chosen: dict[str, str] | None = None) -> dict[str, str]:
+    """Run each template variable's query in order (later ones use earlier ones) with ``run``
+    and select All, or the value in ``chosen``; each as Grafana writes it into a query."""
+    formatted: dict[str, str] = {}
+    for var in board.get("templating", {}).get("list", []):
+        if var["type"] != "query":
+            raise ValueError(f"{var['name']}: only query variables are expected")
+        query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
+        values = sorted({row["value"] for row in run(substitute(query, from_ms, to_ms, formatted))})
+        if not values:
+            raise ValueError(f"variable {var['name']} has no values: {query}")
+        if var["name"] in (chosen or {}):
+            if chosen[var["name"]] not in values:
+                raise ValueError(f"{chosen[var['name']]!r} not among {values}")
+            values = [chosen[var["name"]]]
+        formatted[var["name"]] = format_variable(values, var.get("multi") or var.get("includeAll"))
+    return formatted

@@ -53,6 +53,7 @@ class Printer:
     sessions: list[Session]
     duplicate: bool = False  # send every status and event message twice
     late: tuple[str, str] | None = None  # messages in this window are sent last, as an outbox replays
+    telemetry_every: int = TELEMETRY_EVERY  # ms between telemetry samples
 
 
 def messages(p: Printer) -> list[tuple[int, str, bytes]]:
@@ -68,7 +69,7 @@ def messages(p: Printer) -> list[tuple[int, str, bytes]]:
         agent_topic = protocol.agent_topic(p.agent)
         out.append((start, agent_topic, protocol.encode(protocol.AgentStatus(
             v=1, ts=start, agent=p.agent, state="online", printers=[p.id]))))
-        stamps = sorted(set(range(start, end + 1, TELEMETRY_EVERY)) | {end} | {ts for ts, _ in changes}
+        stamps = sorted(set(range(start, end + 1, p.telemetry_every)) | {end} | {ts for ts, _ in changes}
                         | {ts + 10_000 for ts in (Q3_START, Q3_END) if start <= ts + 10_000 <= end})
         prev = None
         for ts in stamps:

@@ -142,12 +142,6 @@ def _dashboards() -> dict[str, dict]:
     return {f.name: json.loads(f.read_text()) for f in files}
 
 
-def _panels(panels: list[dict]):
-    for panel in panels:
-        yield panel
-        yield from _panels(panel.get("panels") or [])  # panels inside a collapsed row
-
-
 def _range(started: float, time_from: str | None) -> tuple[int, int]:
     """From before the data to a minute from now; without a panel's own range, from the hour the
     data began in: rollup points stand at the start of their hour."""
@@ -158,21 +152,11 @@ def _range(started: float, time_from: str | None) -> tuple[int, int]:
 
 
 def _variable_values(influx, board: dict, started: float, chosen: dict[str, str]) -> dict[str, str]:
-    """Run each template variable's query (in order: later ones use earlier ones) and select
-    All, or the value in ``chosen``; returns each variable as Grafana writes it into a query."""
-    formatted: dict[str, str] = {}
-    for var in board.get("templating", {}).get("list", []):
-        assert var["type"] == "query", f"{var['name']}: only query variables are expected"
-        query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
-        from_ms, to_ms = _range(started, None)
-        rows = _rows(influx, macros.substitute(query, from_ms, to_ms, formatted))
-        values = sorted({row["value"] for row in rows})
-        assert values, f"variable {var['name']} has no values: {query}"
-        if var["name"] in chosen:
-            assert chosen[var["name"]] in values, f"{chosen[var['name']]!r} not among {values}"
-            values = [chosen[var["name"]]]
-        formatted[var["name"]] = macros.format_variable(values, var.get("multi") or var.get("includeAll"))
-    return formatted
+    from_ms, to_ms = _range(started, None)
+    try:
+        return macros.variable_values(board, lambda q: _rows(influx, q), from_ms, to_ms, chosen)
+    except ValueError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def _split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -235,7 +219,7 @@ def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) 
     strict = not chosen
     variables = _variable_values(influx, board, started, chosen)
     checked = 0
-    for panel in _panels(board.get("panels", [])):
+    for panel in macros.panels(board):
         where = f"{board['title']} / {panel.get('title')}"
         if panel["type"] in PANEL_TYPES_WITHOUT_QUERIES:
             continue
