@@ -1,41 +1,58 @@
 """Which printers got data that may change hours already rolled up (an ingest listener).
 
-A message at time T changes a printer's timeline from its data before T (the time after that was
-unknown, or in another state) onwards. So a printer is marked, with the earliest such T, when:
+A message at time T changes a printer's timeline from its data before T onwards (the time after
+that data was unknown, or in another state). Rolled-up hours can change only when:
 
 - T is before ``rolled_until`` (late: an outbox replayed after hours, a redelivery);
-- T is before the newest data seen from it (out of order);
-- the newest data seen from it is before ``rolled_until``, or none was seen since the collector
-  started: its data may have stopped inside an hour that was rolled up meanwhile, whose tail then
-  reads "unknown", and now goes on.
+- the printer sent nothing since the hours before ``rolled_until`` were rolled up (or since the
+  collector started, unless ``prime`` found its data since): its data may have stopped inside a
+  rolled-up hour, whose tail then reads "unknown", and now goes on. What it sent is noted at most
+  every ``SEEN_EVERY`` ms (less than the job's ``settle``), so a steady printer is never marked;
+- it is a session start (an agent's first poll after it started): it makes the time between the
+  printer's previous data and itself unknown, and that data may lie in a rolled-up hour even when
+  newer data arrived first (out of order).
 
-The job looks up the printer's data before T and recomputes from that hour. Marking costs a dict
-look-up and two comparisons per message; most messages mark nothing.
+A marked printer's hours are recomputed by the job from its last data before T. The hot path is
+one dict look-up and a few comparisons per message; almost every message marks nothing.
 """
 
 from __future__ import annotations
 
 import threading
 
+from common.protocol import Status
 from server.reports.query import Key
+
+
+SEEN_EVERY = 10_000  # ms
 
 
 class DirtyMarks:
     def __init__(self) -> None:
         self.rolled_until = 0  # ms; set by the job once hours before it are rolled up
-        self._newest: dict[Key, int] = {}  # only the ingest thread touches this
+        self._seen: dict = {}  # Tags -> a time it sent data at; only the ingest thread touches it
         self._marks: dict[Key, int] = {}
         self._lock = threading.Lock()
 
     def on_message(self, msg, tags, state) -> None:
         if tags is None:  # an agent's own status
             return
-        key = (tags.site, tags.printer)
-        ts, newest = msg.ts, self._newest.get(key)
-        if newest is None or ts < newest or newest < self.rolled_until or ts < self.rolled_until:
-            self.mark(key, ts)
-        if newest is None or ts > newest:
-            self._newest[key] = ts
+        ts, rolled = msg.ts, self.rolled_until
+        seen = self._seen.get(tags, -1)
+        if ts >= rolled and seen >= rolled and (type(msg) is not Status or msg.prev_state is not None):
+            if ts - seen >= SEEN_EVERY:  # the usual case: nothing rolled up can change
+                self._seen[tags] = ts
+            return
+        if ts > seen:
+            self._seen[tags] = ts
+        self.mark((tags.site, tags.printer), ts)
+
+    def prime(self, last_data: dict) -> None:
+        """What each printer (by its Tags) sent last before the collector started, from the
+        database: those with data since ``rolled_until`` need no mark for their next message."""
+        for tags, ts in last_data.items():
+            if ts > self._seen.get(tags, -1):
+                self._seen[tags] = ts
 
     def mark(self, key: Key, ts: int) -> None:
         with self._lock:

@@ -2,14 +2,20 @@
 
 from types import SimpleNamespace
 
+from common import protocol
+from server.inventory import Tags
 from server.rollups.dirty import DirtyMarks
 
 H = 3_600_000
 A, B = ("s", "a"), ("s", "b")
 
 
+def tags(key) -> Tags:
+    return Tags(printer=key[1], site=key[0], organisation="o", county="c", listed=True)
+
+
 def message(marks: DirtyMarks, key, ts: int) -> None:
-    marks.on_message(SimpleNamespace(ts=ts), SimpleNamespace(site=key[0], printer=key[1]), None)
+    marks.on_message(SimpleNamespace(ts=ts), tags(key), None)
 
 
 def test_data_in_order_after_the_rolled_up_hours_marks_nothing_once_the_printer_is_known():
@@ -34,13 +40,20 @@ def test_a_late_message_for_a_rolled_up_hour_marks_its_printer_with_the_earliest
     assert marks.take() == {A: 6 * H, B: 10 * H + 1}
 
 
-def test_an_out_of_order_message_in_the_hour_under_way_marks_its_printer():
+def test_an_out_of_order_session_start_marks_its_printer_but_other_out_of_order_data_does_not():
+    """A session start makes the time since the printer's previous data unknown, and that data
+    may lie in a rolled-up hour; other data in the hour under way changes only that hour."""
     marks = DirtyMarks()
     marks.rolled_until = 10 * H
     message(marks, A, 10 * H + 50)
     marks.take()
-    message(marks, A, 10 * H + 40)
-    assert marks.take() == {A: 10 * H + 40}
+    message(marks, A, 10 * H + 40)  # out of order, but telemetry: the hour under way is redone anyway
+    assert marks.take() == {}
+    restart = protocol.Status(v=1, ts=10 * H + 30, printer="a", site="s", seq=1, state="idle", prev_state=None)
+    marks.on_message(restart, tags(A), None)
+    change = protocol.Status(v=1, ts=10 * H + 35, printer="a", site="s", seq=2, state="printing", prev_state="idle")
+    marks.on_message(change, tags(A), None)
+    assert marks.take() == {A: 10 * H + 30}
 
 
 def test_a_printer_silent_across_a_rolled_up_hour_end_is_marked_when_its_data_goes_on():
@@ -61,3 +74,23 @@ def test_agent_messages_mark_nothing_and_restored_marks_keep_the_earliest_time()
     marks.mark(A, 5 * H)
     marks.restore({A: 3 * H, B: 4 * H})
     assert marks.pending() == {A: 3 * H, B: 4 * H}
+
+
+def test_a_steady_printer_is_not_marked_when_the_hours_behind_it_are_rolled_up():
+    """What it sent is noted often enough that the next rolled_until (settle s behind) is before it."""
+    marks = DirtyMarks()
+    marks.rolled_until = 10 * H
+    for ts in range(10 * H + 1000, 11 * H + 120_000, 1000):  # a poll a second for over an hour
+        if ts == 11 * H + 60_000:
+            marks.rolled_until = 11 * H  # the job rolls up hour 10 a minute after it ended
+        message(marks, A, ts)
+    assert marks.take() == {A: 10 * H + 1000}  # only its first message after the start
+
+
+def test_a_primed_printer_is_not_marked_for_its_first_message_after_a_start():
+    marks = DirtyMarks()
+    marks.rolled_until = 10 * H
+    marks.prime({tags(A): 10 * H + 500, tags(B): 9 * H})
+    message(marks, A, 10 * H + 900)
+    message(marks, B, 10 * H + 900)  # positive control: its data before the restart is older
+    assert marks.take() == {B: 10 * H + 900}
