@@ -33,6 +33,7 @@ STATEMENTS_PER_REQUEST = 200
 CHUNK_MS = 31 * 86_400_000  # bulk reads go by month-sized chunks...
 WORKERS = 2  # ...this many at a time (InfluxHTTP keeps two connections)
 NEAR_MS = 3_600_000  # last() looks at the last hour of its window first
+GROUP_ABOVE = 20  # this many windows ending together are looked up in one grouped statement
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Reader:
                  progress: Callable[[str], None] = lambda step: None):
         self.client, self.grace_ms, self.progress = client, grace_ms, progress
         self.queries = 0
+        self.group_above = GROUP_ABOVE
 
     def fetch(self, start_ms: int, end_ms: int, now_ms: int) -> RawData:
         """Everything for ``[start_ms, end_ms)``; an end after ``now_ms`` is read as of now."""
@@ -93,7 +95,7 @@ class Reader:
         # one chunk while this process decodes another; merged below in a fixed order.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             initial = pool.submit(self._series, f"SELECT last(state) AS state FROM {STATE} "
-                                                f"WHERE time < {_t(start_ms)} GROUP BY *")
+                                                f"WHERE time < {_t(start_ms)} GROUP BY site, printer")
             restarts = pool.submit(self._series, f"SELECT prev_state FROM {STATE} WHERE {window} "
                                                  f"AND prev_state = 'none' GROUP BY *")
             chunks = _chunks(start_ms, end_ms)
@@ -229,11 +231,30 @@ class Reader:
         """The last telemetry time in each ask's window, or None. The last hour of the window is
         tried first: ``last()`` reads every point in its range, and a printer idle for weeks at 1 Hz
         would otherwise make one look-up read weeks of telemetry."""
-        near = [(key, s, max(low, high - NEAR_MS), high) for key, s, low, high in asks]
-        found = self._last_in(near)
+        found = self._last_near(asks)
         again = [i for i, (f, (_, _, low, high)) in enumerate(zip(found, asks)) if f is None and low < high - NEAR_MS]
         for i, f in zip(again, self._last_in([asks[i] for i in again])):
             found[i] = f
+        return found
+
+    def _last_near(self, asks: list) -> list[int | None]:
+        """The last telemetry in the last hour of each window. Windows that end at the same time
+        (the period's end, now) share one statement grouped by printer: thousands of printers
+        would otherwise be thousands of statements to write and answers to parse."""
+        by_end: dict[int, list[int]] = {}
+        for i, (_, _, _, high) in enumerate(asks):
+            by_end.setdefault(high, []).append(i)
+        found: list[int | None] = [None] * len(asks)
+        single = [i for ids in by_end.values() if len(ids) < self.group_above for i in ids]
+        for i, f in zip(single, self._last_in([_near(asks[i]) for i in single])):
+            found[i] = f
+        for high, ids in by_end.items():
+            if len(ids) >= self.group_above:
+                last = _first_times_by_key(self._series(
+                    f"SELECT last(seq) FROM telemetry WHERE {_window(high - NEAR_MS, high)} GROUP BY site, printer"))
+                for i in ids:  # before the window's start means none in the window
+                    f = last.get(asks[i][0])
+                    found[i] = f if f is not None and f >= asks[i][2] else None
         return found
 
     def _last_in(self, asks: list) -> list[int | None]:
@@ -255,6 +276,11 @@ class Reader:
 
     # -- for the rollups: where a printer's data stood before a given time --------------------
 
+    def last_telemetry_since(self, since_ms: int) -> dict[Key, int]:
+        """Each printer's last telemetry at or after ``since_ms`` (one grouped statement)."""
+        return _first_times_by_key(self._series(
+            f"SELECT last(seq) FROM telemetry WHERE time >= {_t(since_ms)} GROUP BY site, printer"))
+
     def data_before(self, asks: list[tuple[Key, int]]) -> list[int | None]:
         """For each (printer, ts): its last data before ts (a state change, or telemetry after
         it, or the extent kept of that telemetry), or None if it has none."""
@@ -264,6 +290,15 @@ class Reader:
         windows = [(key, None, state, ts) for (key, ts), state in zip(asks, states) if state is not None]
         found = iter(self._last_known(windows))
         return [None if state is None else max(next(found) or state, state) for state in states]
+
+
+def _near(ask: tuple) -> tuple:
+    key, session, low, high = ask
+    return key, session, max(low, high - NEAR_MS), high
+
+
+def _first_times_by_key(series: list[dict]) -> dict[Key, int]:
+    return {(s["tags"]["site"], s["tags"]["printer"]): s["values"][0][0] for s in series if s["values"]}
 
 
 def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str]:

@@ -25,6 +25,8 @@ from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, wr
 from devkit.servers import InfluxDB, Mosquitto
 from server.__main__ import main as server_main
 from server.reports.labels import COLUMNS, SHEETS
+from server.reports.query import Reader
+from server.store.influx import InfluxHTTP
 from server.store.retention import RetentionConfig
 from tests.integration import scripted_fleet
 from tests.integration.scripted_fleet import Job, Printer, Session, publish, t
@@ -124,6 +126,9 @@ class Pipeline:
         self.collector = RunningCollector(cfg)
         self.collector.wait_connected()
         self.job = self.collector.collector.rollups
+        # The rollups look session ends up in one grouped statement, the report one by one
+        # (6 printers): equal figures show both ways agree.
+        self.job.reader.group_above = 1
         self.report_config = tmp / "server.toml"
         self.report_config.write_text(f'inventory = "{inventory}"\nstate_dir = "{tmp / "state"}"\n[influx]\n'
                                       f'url = "{self.influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
@@ -284,6 +289,19 @@ def test_every_utilisation_and_funder_figure_equals_the_xlsx_report_for_the_quar
         assert not figures, f"{where}: groups the report does not have: {list(figures)}"
     assert all(n >= 5 for n in compared.values()), compared
     print("figures compared per grouping:", compared)
+
+
+def test_session_ends_looked_up_in_one_grouped_statement_equal_those_looked_up_one_by_one(replayed):
+    """The rollups look up many printers' last data before the same moment in one statement."""
+    pipeline, _ = replayed
+    client = InfluxHTTP(pipeline.influx.url, DB)
+    asks = [((p.site, p.id), None, high - minutes * 60_000, high) for p in FLEET
+            for high in (Q3_END, t("09-25 06:40"), t("08-10 13:00")) for minutes in (20, 100, 5000)]
+    one_by_one, together = Reader(client), Reader(client)
+    one_by_one.group_above, together.group_above = len(asks) + 1, 1
+    found = one_by_one._last_telemetry(asks)
+    assert together._last_telemetry(asks) == found
+    assert 10 < sum(f is not None for f in found) < len(asks)  # both kinds of answer occur
 
 
 def test_reports_of_an_old_quarter_are_exact_after_raw_telemetry_expired(replayed, quarter_xlsx):
