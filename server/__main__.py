@@ -1,5 +1,5 @@
-"""``printfarm-server run|check-config|report|purge-users|pseudonym --config FILE`` (report options:
-docs/reports.md; purge-users and pseudonym: docs/privacy.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym --config FILE`` (report
+options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ log = logging.getLogger("server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
-    parser.add_argument("command", choices=["run", "check-config", "report", "purge-users", "pseudonym"])
+    parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym"])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
+    from server.rollups import cli as rollup_cli
     report_cli.add_arguments(parser)
+    rollup_cli.add_arguments(parser)
     from server import privacy_cli
     privacy_cli.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
+    if args.command == "rollup":
+        logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return rollup_cli.run(cfg, inv, args)
     try:
         if args.command == "purge-users":
             return privacy_cli.purge(cfg, args)

@@ -92,6 +92,7 @@ class Collector:
         if self.alerts:
             self.alerts.start()
         if self.rollups:
+            self.rollups.prime()
             self.rollups.start()
         if self.api:
             self.api.start()

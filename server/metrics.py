@@ -26,6 +26,8 @@ HELP = {
     "unlisted_messages": "messages from printers missing from the inventory (stored, flagged)",
     "points_spooled": "points put in the on-disk spool because InfluxDB could not take them",
     "handler_errors": "messages whose handling raised (a bug; the message is still acknowledged)",
+    "rollup_runs": "completed runs of the utilisation rollups",
+    "rollup_points_written": "rollup points written (hours of printers, extents, zeroed points)",
 }
 
 # Every reason common.protocol.decode (and ingest) can reject with, so each series exists from 0.

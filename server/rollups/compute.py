@@ -54,23 +54,27 @@ class Rollup:
     extents: dict[tuple[Key, int], int] = field(default_factory=dict)  # see RawData.extents
 
 
-def compute(reader: Reader, inventory: Inventory, start: int, end: int, now: int, split: Split = whole) -> Rollup:
-    """The rollups of ``[start, end)`` (``start`` on the hour) as of ``now``."""
+def compute(reader: Reader, inventory: Inventory, start: int, end: int, now: int, split: Split = whole,
+            tags_of: Callable[[Key], tuple] | None = None) -> Rollup:
+    """The rollups of ``[start, end)`` (``start`` on the hour) as of ``now``; ``tags_of`` may
+    cache ``printer_tags``."""
+    tags_of = tags_of or (lambda key: printer_tags(inventory, key))
     data = reader.fetch(start, end, now)
     until = timelines.counted_until(start, end, now)
     segs = timelines.segments_by_printer(data, inventory, start, until)
     out = Rollup(start, until, extents=data.extents)
     windows = hours.bounds(start, until)
     for key, printer_segs in segs.items():
-        base = printer_tags(inventory, key)
+        base = tags_of(key)
         for extra, part in split(key, printer_segs, data):
-            tags = tuple(sorted({**base, **extra}.items()))
+            tags = tuple(sorted((*base, *extra.items()))) if extra else base
             out.rows += [Row(hour, tags, ms) for hour, ms in zip(windows, acc.totals_by_window(part, windows))
-                         if acc.in_network(ms) > 0]  # hours before a printer's first data: no point
+                         if ms[acc.NOT_IN_NETWORK] < sum(ms.values())]  # wholly before its first data: no point
     return out
 
 
-def printer_tags(inventory: Inventory, key: Key) -> dict[str, str]:
-    """The report's grouping keys, from the current inventory."""
+def printer_tags(inventory: Inventory, key: Key) -> tuple[tuple[str, str], ...]:
+    """The report's grouping keys, from the current inventory, as sorted (tag, value) pairs."""
     tags = inventory.tags(*key)
-    return {"printer": tags.printer, "site": tags.site, "organisation": tags.organisation, "county": tags.county}
+    return (("county", tags.county), ("organisation", tags.organisation), ("printer", tags.printer),
+            ("site", tags.site))

@@ -7,7 +7,7 @@ from common.configkit import Section, check_range
 
 class RollupsConfig(Section):
     enabled: bool = True
-    interval: float = 30.0  # s between runs: late data and the hour under way show within this
+    interval: float = 60.0  # s between runs: late data and the hour under way show within this
     settle: float = 60.0  # s after an hour ends before it is rolled up as a whole
     span_days: int = 31  # a long recomputation goes by spans this long (memory stays flat)
 

@@ -26,7 +26,7 @@ from server.inventory import Inventory
 from server.metrics import Metrics
 from server.reports.query import Key, Reader, STATE
 from server.rollups import hours
-from server.rollups.compute import Split, compute, whole
+from server.rollups.compute import Split, compute, printer_tags, whole
 from server.rollups.config import RollupsConfig
 from server.rollups.dirty import DirtyMarks
 from server.rollups.store import RollupStore
@@ -49,6 +49,8 @@ class RollupJob:
         self.inventory, self.cfg, self.clock, self.split = inventory, cfg, clock, split
         self.reader = Reader(client, grace_ms)
         self.store = RollupStore(client)
+        if split is whole:  # the tags are the inventory's, fixed while this process runs
+            self.store.fresh_from = hours.floor(int(clock() * 1000)) + hours.HOUR
         self.client = client
         self.marks = marks or DirtyMarks()
         self.barrier, self.prepare = barrier, prepare
@@ -58,6 +60,7 @@ class RollupJob:
         self.last_ok: int | None = None  # ms: when the last complete run began
         self.last_error: str | None = None
         self._prepared = False
+        self._tags: dict[Key, tuple] = {}  # the inventory is fixed while the process runs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rollups", daemon=True)
         self._load()
@@ -77,6 +80,19 @@ class RollupJob:
             self.run_once()
             self._stop.wait(self.cfg.interval)
 
+    def prime(self) -> None:
+        """Before the collector reads MQTT: printers with data since ``rolled_until`` need no
+        mark for their first message (a restart would otherwise recompute every printer once)."""
+        if self.rolled_until is None:
+            return
+        since = max(self.rolled_until, int(self.clock() * 1000) - hours.HOUR)
+        try:
+            found = self.reader.last_telemetry_since(since)
+        except InfluxError as exc:  # it only saves work
+            log.info("rollups: not primed (%s); every printer's first message marks it", exc)
+            return
+        self.marks.prime({self.inventory.tags(*key): ts for key, ts in found.items()})
+
     # -- one run ------------------------------------------------------------------------------
 
     def run_once(self) -> bool:
@@ -84,25 +100,35 @@ class RollupJob:
         marks = self.marks.take()
         self._save(marks)  # a crash in this run must not forget them
         try:
-            self._prepare_once()
-            if not self.barrier():
-                raise NotYet("InfluxDB does not hold everything received yet (an outage or a backlog)")
-            self._complete_hours(began)
-            if self._stop.is_set():
-                raise NotYet("stopping")
-            if marks:
-                self._recompute(marks, began)
-            self._roll(self.rolled_until, hours.floor(began) + hours.HOUR, began)  # the hour under way
+            done = self._run(marks, began)
         except (InfluxError, NotYet) as exc:
-            self.marks.restore(marks)
-            self._note(f"rollups: {exc}; trying again in {self.cfg.interval:g} s")
-            return False
+            done = self._failed(marks, f"rollups: {exc}; trying again in {self.cfg.interval:g} s")
+        except Exception as exc:  # a bug: logged with its traceback, and the next run still comes
+            done = self._failed(marks, f"rollups: a run failed ({exc!r}); trying again in {self.cfg.interval:g} s", True)
         finally:
             self._save({})
+        return done
+
+    def _run(self, marks: dict[Key, int], began: int) -> bool:
+        self._prepare_once()
+        if not self.barrier():
+            raise NotYet("InfluxDB does not hold everything received yet (an outage or a backlog)")
+        self._complete_hours(began)
+        if self._stop.is_set():
+            self.marks.restore(marks)  # for the next start
+            return False
+        if marks:
+            self._recompute(marks, began)
+        self._roll(self.rolled_until, hours.floor(began) + hours.HOUR, began)  # the hour under way
         self.last_ok = began
         self.metrics.inc("rollup_runs")
         self._note(None)
         return True
+
+    def _failed(self, marks: dict[Key, int], problem: str, trace: bool = False) -> bool:
+        self.marks.restore(marks)
+        self._note(problem, trace)
+        return False
 
     def _prepare_once(self) -> None:
         if not self._prepared:
@@ -121,12 +147,32 @@ class RollupJob:
             log.debug("rolled up until %s", time.strftime("%Y-%m-%d %H:%M", time.gmtime(end / 1000)))
 
     def _first_hour(self, now: int) -> int:
-        found = rows(self.client.query(f"SELECT first(state) FROM {STATE}"))
-        first = hours.floor(found[0]["time"]) if found else hours.floor(now - int(self.cfg.settle * 1000))
-        if found:
-            log.info("rolling up every hour since %s (the first state change stored)",
-                     time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(first / 1000)))
+        first = self._first_data()
+        if first is None:
+            return hours.floor(now - int(self.cfg.settle * 1000))
+        log.info("rolling up every hour since %s (the first state change stored)",
+                 time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(first / 1000)))
         return first
+
+    def _first_data(self) -> int | None:
+        found = rows(self.client.query(f"SELECT first(state) FROM {STATE}"))
+        return hours.floor(found[0]["time"]) if found else None
+
+    def rebuild(self, since_ms: int | None = None, until_ms: int | None = None) -> tuple[int, int | None]:
+        """Recompute every hour from ``since_ms`` (or the first data) up to ``until_ms`` (or now,
+        the hour under way included), span by span. Returns the points written and the hour it
+        began at (None: no data at all)."""
+        now = int(self.clock() * 1000)
+        start = hours.floor(since_ms) if since_ms is not None else self._first_data()
+        if start is None:
+            return 0, None
+        end = hours.floor(min(until_ms, now) if until_ms is not None else now)
+        written = self.metrics.counters["rollup_points_written"]
+        for a, b in hours.spans(start, end, self.cfg.span_days * DAY):
+            self._roll(a, b, now)
+        if until_ms is None or until_ms > now:
+            self._roll(end, end + hours.HOUR, now)
+        return self.metrics.counters["rollup_points_written"] - written, start
 
     def _recompute(self, marks: dict[Key, int], now: int) -> None:
         keys = sorted(marks)
@@ -139,8 +185,17 @@ class RollupJob:
     def _roll(self, start: int, end: int, now: int, keys: set[Key] | None = None) -> None:
         if end <= start:
             return
-        result = compute(self.reader, self.inventory, start, end, now, self.split)
+        result = compute(self.reader, self.inventory, start, end, now, self.split, self._tags_of)
+        # A session's end is kept once it is one: data still coming in moves it on every run.
+        settled = now - self.reader.grace_ms
+        result.extents = {k: until for k, until in result.extents.items() if until < settled}
         self.metrics.inc("rollup_points_written", self.store.replace(result, keys))
+
+    def _tags_of(self, key: Key) -> tuple:
+        tags = self._tags.get(key)
+        if tags is None:
+            tags = self._tags[key] = printer_tags(self.inventory, key)
+        return tags
 
     # -- status, state file, log ---------------------------------------------------------------
 
@@ -174,10 +229,10 @@ class RollupJob:
         except OSError as exc:
             self._note(f"rollups: cannot save {self.state_path}: {exc}")
 
-    def _note(self, problem: str | None) -> None:
+    def _note(self, problem: str | None, trace: bool = False) -> None:
         if problem != self.last_error:
             if problem:
-                log.warning("%s", problem)
+                log.warning("%s", problem, exc_info=trace)
             elif self.last_error:
                 log.info("rollups are up to date again")
             self.last_error = problem

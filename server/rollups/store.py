@@ -29,25 +29,39 @@ def fields(ms: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def line(measurement: str, tags, values: dict[str, int], ts: int) -> str:
-    tag_text = "".join(f",{k}={lineproto.tag(v)}" for k, v in tags)
+def tag_text(tags) -> str:
+    return "".join(f",{k}={lineproto.tag(v)}" for k, v in tags)
+
+
+def line(measurement: str, tags: str, values: dict[str, int], ts: int) -> str:
+    """``tags`` as ``tag_text`` makes it."""
     field_text = ",".join(f"{k}={v}i" for k, v in values.items())
-    return f"{measurement}{tag_text} {field_text} {ts}"
+    return f"{measurement}{tags} {field_text} {ts}"
 
 
 class RollupStore:
     def __init__(self, client: InfluxHTTP):
         self.client = client
+        # Hours from here on hold only points this process wrote, with tags that cannot change
+        # (set by the job when there is no further dimension): no need to look for stale ones.
+        self.fresh_from: int | None = None
+        self._tag_texts: dict[tuple, str] = {}
+
+    def _tags(self, tags: tuple) -> str:
+        text = self._tag_texts.get(tags)
+        if text is None:
+            text = self._tag_texts[tags] = tag_text(tags)
+        return text
 
     def replace(self, result: Rollup, keys: set[Key] | None = None) -> int:
         """Write ``result``'s points (only those of ``keys``, if given) and zero every point the
         span held for those printers that ``result`` no longer has. Returns the points written."""
         new = [r for r in result.rows if keys is None or r.key in keys]
         produced = {(r.tags, r.hour) for r in new}
-        lines = [line(MEASUREMENT, r.tags, fields(r.ms), r.hour) for r in new]
-        lines += [line(MEASUREMENT, tags, ZERO, hour) for tags, hour in self._existing(result, keys)
+        lines = [line(MEASUREMENT, self._tags(r.tags), fields(r.ms), r.hour) for r in new]
+        lines += [line(MEASUREMENT, self._tags(tags), ZERO, hour) for tags, hour in self._existing(result, keys)
                   if (tags, hour) not in produced]
-        lines += [line(EXTENT, (("printer", key[1]), ("site", key[0])), {"until": until}, ts)
+        lines += [line(EXTENT, tag_text((("printer", key[1]), ("site", key[0]))), {"until": until}, ts)
                   for (key, ts), until in result.extents.items() if keys is None or key in keys]
         self.write(lines)
         return len(lines)
@@ -58,7 +72,10 @@ class RollupStore:
 
     def _existing(self, result: Rollup, keys: set[Key] | None) -> list[tuple[tuple, int]]:
         """(tags, hour) of the points already stored in the span for those printers."""
-        where = f"time >= {result.start}ms AND time < {result.end}ms"
+        end = result.end if self.fresh_from is None else min(result.end, self.fresh_from)
+        if end <= result.start:
+            return []
+        where = f"time >= {result.start}ms AND time < {end}ms"
         if keys is not None:
             names = "|".join(sorted({_regex(printer) for _, printer in keys}))
             where += f' AND "printer" =~ /^({names})$/'
