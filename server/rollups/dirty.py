@@ -29,7 +29,7 @@ SEEN_EVERY = 10_000  # ms
 
 class DirtyMarks:
     def __init__(self) -> None:
-        self.rolled_until = 0  # ms; set by the job once hours before it are rolled up
+        self.rolled_until = 0  # ms; the job announces it before rolling up the hours before it
         self._seen: dict = {}  # Tags -> a time it sent data at; only the ingest thread touches it
         self._marks: dict[Key, int] = {}
         self._lock = threading.Lock()

@@ -8,7 +8,8 @@ Each run (at start, then every ``interval`` seconds):
    first start, every hour since the first state change in the database);
 3. recomputes, for each printer marked dirty (``dirty.DirtyMarks``), its hours from its last data
    before the late message up to the rolled-up end;
-4. rolls up the hour under way, as of now (overwritten by the next run, and by step 2 once over).
+4. every ``current_every`` seconds, rolls up the hour under way as of now (overwritten the next
+   time, and by step 2 once it is over): the costliest step, as it covers every printer.
 
 ``rolled_until`` and the marks not yet handled are kept in ``<state_dir>/rollups.json``.
 """
@@ -60,6 +61,7 @@ class RollupJob:
         self.last_ok: int | None = None  # ms: when the last complete run began
         self.last_error: str | None = None
         self._prepared = False
+        self._current_at = -1 << 62  # ms: when the hour under way was last rolled up
         self._tags: dict[Key, tuple] = {}  # the inventory is fixed while the process runs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rollups", daemon=True)
@@ -111,15 +113,23 @@ class RollupJob:
 
     def _run(self, marks: dict[Key, int], began: int) -> bool:
         self._prepare_once()
+        if self.rolled_until is None:
+            self.rolled_until = self.marks.rolled_until = self._first_hour(began)
+        complete = hours.floor(began - int(self.cfg.settle * 1000))
+        # Announced before the barrier: whatever arrives from now on for an hour this run rolls
+        # up, or from a printer silent since before its end, marks its printer for the next run.
+        self.marks.rolled_until = max(self.marks.rolled_until, complete)
         if not self.barrier():
             raise NotYet("InfluxDB does not hold everything received yet (an outage or a backlog)")
-        self._complete_hours(began)
+        self._complete_hours(complete, began)
         if self._stop.is_set():
             self.marks.restore(marks)  # for the next start
             return False
         if marks:
             self._recompute(marks, began)
-        self._roll(self.rolled_until, hours.floor(began) + hours.HOUR, began)  # the hour under way
+        if began - self._current_at >= self.cfg.current_every * 1000:
+            self._roll(self.rolled_until, hours.floor(began) + hours.HOUR, began)  # the hour under way
+            self._current_at = began
         self.last_ok = began
         self.metrics.inc("rollup_runs")
         self._note(None)
@@ -135,15 +145,12 @@ class RollupJob:
             self.prepare()  # the retention policies
             self._prepared = True
 
-    def _complete_hours(self, now: int) -> None:
-        if self.rolled_until is None:
-            self.rolled_until = self.marks.rolled_until = self._first_hour(now)
-        complete = hours.floor(now - int(self.cfg.settle * 1000))
+    def _complete_hours(self, complete: int, now: int) -> None:
         for start, end in hours.spans(self.rolled_until, complete, self.cfg.span_days * DAY):
             if self._stop.is_set():
                 return
             self._roll(start, end, now)
-            self.rolled_until = self.marks.rolled_until = end
+            self.rolled_until = end
             log.debug("rolled up until %s", time.strftime("%Y-%m-%d %H:%M", time.gmtime(end / 1000)))
 
     def _first_hour(self, now: int) -> int:

@@ -51,7 +51,7 @@ def filled(tmp_path_factory):
         inventory = write_inventory(tmp / "fleet.toml", PRINTERS, SITES)
         cfg = collector_config(tmp, broker, influx, inventory)
         cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1}}}
-        cfg.rollups.interval = 0.3
+        cfg.rollups.interval = cfg.rollups.current_every = 0.3
         collector = RunningCollector(cfg)
         collector.wait_connected()
         for n, (op, printer) in enumerate(((first, "vp-1"), (second, "vp-2")), start=1):

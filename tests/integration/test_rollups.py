@@ -120,7 +120,7 @@ class Pipeline:
         self.influx = InfluxDB(tmp / "influxdb", extra_config={"retention": {"check-interval": "1s"}}).start()
         inventory = write_inventory(tmp / "fleet.toml", LISTED, SITES)
         cfg = collector_config(tmp, broker=self.broker, influx=self.influx, inventory=inventory)
-        cfg.rollups.interval, cfg.rollups.settle = INTERVAL, 1.0
+        cfg.rollups.interval, cfg.rollups.current_every, cfg.rollups.settle = INTERVAL, INTERVAL, 1.0
         cfg.retention = RetentionConfig(telemetry="INF")  # telemetry alone in the default policy
         self.cfg = cfg
         self.collector = RunningCollector(cfg)

@@ -30,12 +30,15 @@ def job(client, tmp_path, barrier=lambda: True) -> RollupJob:
                      state_path=tmp_path / "rollups.json", clock=lambda: 100 * H / 1000)
 
 
-def test_a_run_before_influxdb_holds_everything_does_nothing_and_keeps_the_marks(tmp_path):
+def test_a_run_before_influxdb_holds_everything_reads_nothing_and_keeps_the_marks(tmp_path):
+    (tmp_path / "rollups.json").write_text(json.dumps({"rolled_until": 90 * H}))
     client = FailingClient(AssertionError("must not be read"))
     rollups = job(client, tmp_path, barrier=lambda: False)
     assert rollups.run_once() is False
     assert client.queries == 0 and rollups.marks.pending() == {("s", "a"): 5 * H}
     assert "does not hold everything" in rollups.last_error
+    # the hours it was about to roll up are announced: data for them arriving now marks its printer
+    assert rollups.marks.rolled_until == 100 * H - H and rollups.rolled_until == 90 * H
 
 
 def test_influxdb_down_or_a_bug_keeps_the_marks_logs_once_and_the_next_run_tries_again(tmp_path, caplog):
