@@ -29,15 +29,13 @@ def _stat(title: str, description: str, query) -> stat.Panel:
 def key_hours() -> stat.Panel:
     panel = _stat("Hours in the period", "The whole network: printing hours, hours in the network (printers "
                   "before their first data left out) and available hours (neither offline nor without data).",
-                  r.figures_query("network", ("printing",)))
+                  r.figures_query("network", ("printing",), ratios=False))
     panel.unit("h").decimals(0)
     return renamed(panel, {c: r.LABELS[c] for c in ("printing_h", "in_network_h", "available_h")})
 
 
 def key_utilisation() -> stat.Panel:
-    query = InfluxQL(f'SELECT sum("printing_ms") / sum("in_network_ms") AS "util_period", '
-                       f'sum("printing_ms") / sum("available_ms") AS "util_available" FROM {ROLLUPS} '
-                       f"WHERE $timeFilter AND {FILTER_REGION}")
+    query = InfluxQL(f"SELECT {r.UTILISATION} FROM {ROLLUPS} WHERE $timeFilter AND {FILTER_REGION}")
     panel = _stat("Utilisation", "Printing hours / hours in the network, and / available hours.", query)
     panel.unit("percentunit").decimals(1).min(0).max(1)
     return renamed(panel, {c: r.LABELS[c] for c in ("util_period", "util_available")})

@@ -42,16 +42,18 @@ def group_by(grouping: str, *more: str) -> str:
     return f" GROUP BY {', '.join(tags)}" if tags else ""
 
 
-def figures(states: tuple[str, ...] = STATES) -> str:
+UTILISATION = ('sum("printing_ms") / sum("in_network_ms") AS "util_period", '
+               'sum("printing_ms") / sum("available_ms") AS "util_available"')
+
+
+def figures(states: tuple[str, ...] = STATES, ratios: bool = True) -> str:
     """The SELECT list: hours per state, in network, available, and both utilisations."""
     hours = [f'sum("{c}_ms") / {MS_PER_HOUR} AS "{c}_h"' for c in ("in_network", "available", *states)]
-    ratios = ['sum("printing_ms") / sum("in_network_ms") AS "util_period"',
-              'sum("printing_ms") / sum("available_ms") AS "util_available"']
-    return ", ".join(hours + ratios)
+    return ", ".join(hours + ([UTILISATION] if ratios else []))
 
 
-def figures_query(grouping: str, states: tuple[str, ...] = STATES) -> InfluxQL:
-    return InfluxQL(f"SELECT {figures(states)} FROM {ROLLUPS} WHERE $timeFilter AND {FILTER_REGION}"
+def figures_query(grouping: str, states: tuple[str, ...] = STATES, ratios: bool = True) -> InfluxQL:
+    return InfluxQL(f"SELECT {figures(states, ratios)} FROM {ROLLUPS} WHERE $timeFilter AND {FILTER_REGION}"
                     f"{group_by(grouping)}")
 
 
