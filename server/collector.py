@@ -145,4 +145,5 @@ class Collector:
             "spool_batches": len(self.spool),
             "spool_bytes": self.spool.bytes,
             "uptime_s": round(time.time() - self.started, 1),
+            "rollups": self.rollups.status() if self.rollups else None,
         }
