@@ -7,7 +7,7 @@ formats = ["xlsx", "pdf", "csv", "summary"]
 lang = "sv"                    # sv | en
 network_name = "ACES"          # optional: on the one-page summary
 tz = "Europe/Stockholm"
-silence_after = 120            # s: data this close to the period's end counts as still reporting
+silence_after = 120            # s: for a period still running, data this recent counts as still reporting
 
 [reports.schedule]
 enabled = true
