@@ -115,17 +115,17 @@ class LiveFleet:
         self.client.disconnect()
 
 
-def pair(configs: dict[str, Path], tmp: Path, live: LiveFleet, seconds: float, http) -> dict:
+def pair(collectors: dict[str, ct.Collector], live: LiveFleet, seconds: float, http) -> dict:
     """Both collectors started together, the same stream to both, CPU of each from its start."""
-    procs = {name: ct.start_collector(cfg, tmp / name) for name, cfg in configs.items()}
-    for name, proc in procs.items():
-        ct.wait_healthy(ct.http_port(configs[name]), http, proc)
+    procs = {name: c.spawn() for name, c in collectors.items()}
+    for name, c in collectors.items():
+        c.wait_healthy(http, procs[name])
     sent_before = live.sent
     live.run(seconds)
     sent = live.sent - sent_before
     deadline = time.monotonic() + 60
-    for name, cfg in configs.items():
-        while ct.metric(http, ct.http_port(cfg), "printfarm_messages_received") < sent and time.monotonic() < deadline:
+    for c in collectors.values():
+        while c.metric(http, "printfarm_messages_received") < sent and time.monotonic() < deadline:
             time.sleep(0.2)
     time.sleep(1.5)  # the last batch's write
     out = {}
@@ -138,16 +138,16 @@ def pair(configs: dict[str, Path], tmp: Path, live: LiveFleet, seconds: float, h
     return out
 
 
-def setup(tmp: Path, broker, influx, fleet, rollups: bool) -> Path:
-    """bench/collector_throughput.py's collector config, with a client id and database of its own."""
-    name = "on" if rollups else "off"
-    folder = tmp / name
-    folder.mkdir()
-    cfg = ct.write_setup(folder, broker, influx, fleet, ack_after_write=True)
-    text = cfg.read_text().replace('client_id = "bench-collector"', f'client_id = "bench-collector-{name}"')
-    text = text.replace(f'database = "{ct.DB}"', f'database = "{ct.DB}_{name}"')
-    cfg.write_text(text + f"\n[rollups]\nenabled = {'true' if rollups else 'false'}\n")
-    return cfg
+def contenders(tmp: Path, broker, influx, fleet) -> dict[str, ct.Collector]:
+    """bench/collector_throughput.py's collector, twice: a client id and a database each."""
+    inventory = ct.write_inventory(tmp, fleet)
+    out = {}
+    for name in ("on", "off"):
+        collector = out[name] = ct.Collector(f"rollups-{name}", ct.REPO, tmp, broker, influx, inventory)
+        collector.configure(f"bench_rollups_{name}")
+        collector.config.write_text(collector.config.read_text()
+                                    + f"[rollups]\nenabled = {'true' if name == 'on' else 'false'}\n")
+    return out
 
 
 def live_cost(args, tmp: Path) -> list[dict]:
@@ -155,13 +155,13 @@ def live_cost(args, tmp: Path) -> list[dict]:
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=1, read=5))
     rounds = []
     with Mosquitto(tmp / "mosquitto", extra_conf=ct.BROKER_EXTRA) as broker, InfluxDB(tmp / "influxdb") as influx:
-        configs = {"on": setup(tmp, broker, influx, fleet, True), "off": setup(tmp, broker, influx, fleet, False)}
+        collectors = contenders(tmp, broker, influx, fleet)
         live = LiveFleet(broker, fleet, args.rate)  # publishes only while both collectors are connected
         try:
             for round_no in range(args.rounds):
                 log(f"  round {round_no + 1}: rollups on and off side by side, {args.rate:,} msg/s for "
                     f"{args.seconds:.0f} s (load {os.getloadavg()[0]:.2f})...")
-                r = pair(configs, tmp, live, args.seconds, http)
+                r = pair(collectors, live, args.seconds, http)
                 rounds.append(r)
                 log(f"    CPU from start: on {r['on']:.2f} s, off {r['off']:.2f} s ({(r['on'] / r['off'] - 1) * 100:+.1f} %), "
                     f"{r['sent']:,} messages each")

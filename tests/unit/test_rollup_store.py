@@ -65,12 +65,12 @@ def test_points_no_longer_produced_are_zeroed_and_other_printers_are_left_alone(
 
 class FakeWriter:
     def __init__(self):
-        self.tokens, self.on_durable = [], None
+        self.tokens = []
 
-    def mark(self, token):
-        self.tokens.append(token)
+    def track(self, tokens):
+        self.tokens += tokens
 
-    def handoff(self, block=True):
+    def flush(self, block=True):
         return True
 
 
@@ -86,10 +86,10 @@ def test_the_barrier_passes_once_the_writer_reports_its_token_durable_and_the_sp
     thread.start()
     while not writer.tokens:
         pass
-    acked = barrier.pick([("gen", 1), writer.tokens[0], ("gen", 2)])
+    acked = barrier.pick([1 << 16 | 1, writer.tokens[0], 1 << 16 | 2])
     thread.join(5)
-    assert passed == [True] and acked == [("gen", 1), ("gen", 2)]  # MQTT tokens go on to be acknowledged
-    assert barrier.pick([("gen", 3)]) == [("gen", 3)]
+    assert passed == [True] and acked == [1 << 16 | 1, 1 << 16 | 2]  # MQTT tokens go on to be acknowledged
+    assert barrier.pick([1 << 16 | 3]) == [1 << 16 | 3]
 
 
 def test_the_barrier_fails_while_the_spool_holds_data_or_the_token_does_not_come_back():
