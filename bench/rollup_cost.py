@@ -183,7 +183,7 @@ def inventory_toml(inv: inventory_mod.Inventory, path: Path) -> Path:
 
 
 def year_from_scratch(args, tmp: Path) -> dict:
-    inv = rs.fleet(args.year_printers)
+    inv = rs.fleet(args.year_printers, args.year)
     with InfluxDB(tmp / "influxdb-year") as server:
         client = InfluxHTTP(server.url, rs.DB, timeout=300)
         client.create_database()

@@ -14,7 +14,7 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard
 
-from server.store.retention import long, rollup
+from server.store.layout import long, rollup
 
 DATASOURCE_TYPE = "influxdb"
 DATASOURCE_UID = "printfarm-influx"  # fixed in dashboards/provisioning/datasources/printfarm.yaml
@@ -25,7 +25,7 @@ FORMATS = ("time_series", "table", "logs")
 FILTER_REGION = '"county" =~ /^$county$/ AND "organisation" =~ /^$organisation$/ AND "site" =~ /^$site$/'
 FILTER_PRINTER = FILTER_REGION + ' AND "printer" =~ /^$printer$/'
 
-# Where each measurement lives (server/store/retention.py): telemetry in the database's default
+# Where each measurement lives (server/store/layout.py): telemetry in the database's default
 # retention policy (it may expire); what reports are made of in "autogen", named, so it is found
 # whichever policy is the default; the hourly utilisation rollups in "rollups".
 TELEMETRY = '"telemetry"'

@@ -16,7 +16,7 @@ from server.metrics import Metrics
 from server.mqtt import Acknowledgements, Subscriber
 from server.privacy import UserNames
 from server import retention
-from server.store import retention as policies
+from server.store import layout
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -31,7 +31,7 @@ class Collector:
         self.fleet = LiveFleet(self.inventory)
         ic = cfg.influx
         # With [retention] telemetry set, telemetry and the rest go to retention policies of their own.
-        client = policies.RoutedInflux if cfg.retention.routed else InfluxHTTP
+        client = layout.RoutedInflux if cfg.retention.routed else InfluxHTTP
         self.influx = client(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
@@ -75,13 +75,15 @@ class Collector:
         if self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
+        if self.rollups:
+            self.rollups.marks.end_burst()  # the burst's lines are in the writer: its marks count
 
     def start(self) -> None:
         """Start everything but the MQTT loop, which ``run`` drives on the calling thread."""
         if self.cfg.influx.create_database:
             try:
                 self.influx.create_database()
-                policies.ensure(self.influx, self.cfg.retention)
+                layout.ensure(self.influx, self.cfg.retention)
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
@@ -102,7 +104,7 @@ class Collector:
         subscription (and redelivers one a crash left unacknowledged); ingest dates a will by
         its arrival, so without this a restart would store the same loss a second time."""
         try:
-            found = rows(self.influx.query(f'SELECT last("state") AS "state", "dropped" FROM {policies.long("agent")} '
+            found = rows(self.influx.query(f'SELECT last("state") AS "state", "dropped" FROM {layout.long("agent")} '
                                            'GROUP BY "agent"'))
         except InfluxError as exc:
             log.warning("could not read the agents' last state (%s): a retained last-will may be stored again", exc)

@@ -10,7 +10,7 @@ from common.tls import TLSConfig
 from common.configkit import ConfigError, Invalid, Secret, Section, check_http_url, check_id, check_range, convert, load_toml, read_secret
 from server.privacy import PrivacyConfig
 from server.rollups.config import RollupsConfig
-from server.store.retention import RetentionConfig
+from server.store.layout import RetentionConfig
 
 
 class MqttConfig(Section):

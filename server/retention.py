@@ -21,6 +21,7 @@ from typing import Callable
 
 from server import lineproto
 from server.pseudonyms import Pseudonyms
+from server.store import layout
 from server.store.influx import InfluxError, InfluxHTTP
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ def purge(client: InfluxHTTP, pseudonyms: Pseudonyms, cutoff_ms: int, old_points
     collector left in job and telemetry points — a scan of all telemetry before the cut-off, so
     the command does it, not the collector's hourly run (nothing new writes them)."""
     out = Purged(rewritten={})
-    out.raw_deleted = _count(client, f"SELECT count(user_name) FROM job_user WHERE time < {cutoff_ms}ms")
-    client.query(f"DELETE FROM job_user WHERE time < {cutoff_ms}ms")
+    out.raw_deleted = _count(client, f"SELECT count(user_name) FROM {layout.long('job_user')} WHERE time < {cutoff_ms}ms")
+    client.query(f"DELETE FROM job_user WHERE time < {cutoff_ms}ms")  # DELETE covers every retention policy
     for measurement in ("job", "telemetry") if old_points else ():
         out.rewritten[measurement] = _pseudonymise(client, pseudonyms, measurement, cutoff_ms)
     return out
@@ -58,7 +59,10 @@ def _count(client: InfluxHTTP, q: str) -> int:
 def _pseudonymise(client: InfluxHTTP, pseudonyms: Pseudonyms, measurement: str, cutoff_ms: int) -> int:
     """Rewrite raw names in rounds of at most ROUND points per series: each round's query finds
     only what is still raw, so memory stays bounded however much old telemetry there is."""
-    q = (f'SELECT "user" FROM "{measurement}" WHERE time < {cutoff_ms}ms AND "user" !~ /^u-[0-9a-f]{{12}}$/ '
+    # Telemetry is in the default retention policy, everything else in autogen (server/store/layout.py).
+    rp = None if measurement == "telemetry" else layout.LONG_RP
+    source = f'"{measurement}"' if rp is None else layout.long(measurement)
+    q = (f'SELECT "user" FROM {source} WHERE time < {cutoff_ms}ms AND "user" !~ /^u-[0-9a-f]{{12}}$/ '
          f"GROUP BY * LIMIT {ROUND}")
     done, previous = 0, None
     while True:
@@ -66,7 +70,7 @@ def _pseudonymise(client: InfluxHTTP, pseudonyms: Pseudonyms, measurement: str, 
         if not lines or lines[0] == previous:  # nothing left, or InfluxDB refused the last round
             return done
         for i in range(0, len(lines), WRITE_BATCH):
-            client.write("\n".join(lines[i:i + WRITE_BATCH]).encode())
+            client.write("\n".join(lines[i:i + WRITE_BATCH]).encode(), rp=rp)
         done, previous = done + len(lines), lines[0]
 
 

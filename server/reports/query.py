@@ -20,7 +20,7 @@ from typing import Callable
 
 from server.reports.accounting import StatePoint, Timeline
 from server.store.influx import InfluxError, InfluxHTTP, rows
-from server.store.retention import long, rollup
+from server.store.layout import long, rollup
 
 STATE, JOB, EXTENT = long("state"), long("job"), rollup("extent")
 JOB_USER, PRIVACY = long("job_user"), long("privacy")

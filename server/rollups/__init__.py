@@ -19,15 +19,16 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
     if not cfg.rollups.enabled:
         return None
     from server.reports import config as reports_config
+    from server.rollups.dirty import DirtyMarks
     from server.rollups.durable import WriteBarrier
     from server.rollups.job import RollupJob
-    from server.store import retention
+    from server.store import layout
     from server.store.influx import InfluxHTTP
 
     ic = cfg.influx
     client = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))
-    prepare = (lambda: retention.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
+    prepare = (lambda: layout.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
     grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
-    return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics,
+    return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics, marks=DirtyMarks(bursts=True),
                      barrier=WriteBarrier(writer, spool, timeout=ic.flush_interval + ic.timeout + 5),
                      state_path=Path(cfg.state_dir) / "rollups.json", grace_ms=int(grace_s * 1000))

@@ -15,7 +15,7 @@ from server.reports import config as reports_config
 from server.reports import periods
 from server.reports.generate import client_for
 from server.rollups.job import RollupJob
-from server.store import retention
+from server.store import layout
 from server.store.influx import InfluxError
 
 
@@ -41,7 +41,7 @@ def run(cfg, inventory, args) -> int:
     started = time.perf_counter()
     try:
         if cfg.influx.create_database:
-            retention.ensure(client, cfg.retention)
+            layout.ensure(client, cfg.retention)
         points, start = job.rebuild(since, until)
     except InfluxError as exc:
         print(f"rollup: InfluxDB at {cfg.influx.url}: {exc}", file=sys.stderr)

@@ -14,6 +14,12 @@ that data was unknown, or in another state). Rolled-up hours can change only whe
 
 A marked printer's hours are recomputed by the job from its last data before T. The hot path is
 one dict look-up and a few comparisons per message; almost every message marks nothing.
+
+In the collector, ingest's lines reach the writer a burst (one read of the socket) at a time, so
+with ``bursts`` the marks of a burst are held until the collector has handed its lines over
+(``end_burst``): a mark the job takes always has its data ahead of the job's write barrier. For the
+same reason the job, after announcing ``rolled_until``, waits for the burst under way, whose
+messages were checked against the old value, to be handed over (``await_burst``).
 """
 
 from __future__ import annotations
@@ -28,13 +34,17 @@ SEEN_EVERY = 10_000  # ms
 
 
 class DirtyMarks:
-    def __init__(self) -> None:
+    def __init__(self, bursts: bool = False) -> None:
         self.rolled_until = 0  # ms; the job announces it before rolling up the hours before it
         self._seen: dict = {}  # Tags -> a time it sent data at; only the ingest thread touches it
         self._marks: dict[Key, int] = {}
-        self._lock = threading.Lock()
+        self._held: dict[Key, int] | None = {} if bursts else None  # this burst's marks (ingest thread)
+        self._in_burst = False
+        self._bursts = 0  # bursts handed over so far
+        self._lock = threading.Condition()
 
     def on_message(self, msg, tags, state) -> None:
+        self._in_burst = True  # before reading rolled_until: await_burst relies on this order
         if tags is None:  # an agent's own status
             return
         ts, rolled = msg.ts, self.rolled_until
@@ -45,7 +55,29 @@ class DirtyMarks:
             return
         if ts > seen:
             self._seen[tags] = ts
-        self.mark((tags.site, tags.printer), ts)
+        if self._held is None:
+            self.mark((tags.site, tags.printer), ts)
+        elif ts < self._held.get(key := (tags.site, tags.printer), ts + 1):
+            self._held[key] = ts
+
+    def end_burst(self) -> None:
+        """The collector handed this burst's lines to the writer: its marks may be taken now."""
+        held, self._held = self._held, {}
+        with self._lock:
+            for key, ts in held.items():
+                if ts < self._marks.get(key, ts + 1):
+                    self._marks[key] = ts
+            self._in_burst = False
+            self._bursts += 1
+            self._lock.notify_all()
+
+    def await_burst(self, timeout: float) -> bool:
+        """Wait until the burst under way (if any) is handed over; False if it took longer."""
+        if self._held is None:
+            return True
+        with self._lock:
+            seen = self._bursts
+            return self._lock.wait_for(lambda: not self._in_burst or self._bursts != seen, timeout)
 
     def prime(self, last_data: dict) -> None:
         """What each printer (by its Tags) sent last before the collector started, from the

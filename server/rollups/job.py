@@ -35,6 +35,7 @@ from server.store.influx import InfluxError, InfluxHTTP, rows
 
 log = logging.getLogger(__name__)
 DAY = 24 * hours.HOUR
+BURST_WAIT = 5.0  # s; a burst is one read of the socket, handled in milliseconds
 
 
 class NotYet(Exception):
@@ -119,7 +120,7 @@ class RollupJob:
         # Announced before the barrier: whatever arrives from now on for an hour this run rolls
         # up, or from a printer silent since before its end, marks its printer for the next run.
         self.marks.rolled_until = max(self.marks.rolled_until, complete)
-        if not self.barrier():
+        if not (self.marks.await_burst(BURST_WAIT) and self.barrier()):
             raise NotYet("InfluxDB does not hold everything received yet (an outage or a backlog)")
         self._complete_hours(complete, began)
         if self._stop.is_set():

@@ -14,7 +14,7 @@ from server.reports import accounting as acc
 from server.reports.query import Key
 from server.rollups.compute import Rollup, Row
 from server.store.influx import InfluxError, InfluxHTTP, rows
-from server.store.retention import ROLLUP_RP, rollup
+from server.store.layout import ROLLUP_RP, rollup
 
 MEASUREMENT, EXTENT = "utilisation", "extent"
 SOURCE = rollup(MEASUREMENT)

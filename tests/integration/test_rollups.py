@@ -27,7 +27,7 @@ from server.__main__ import main as server_main
 from server.reports.labels import COLUMNS, SHEETS
 from server.reports.query import Reader
 from server.store.influx import InfluxHTTP
-from server.store.retention import RetentionConfig
+from server.store.layout import RetentionConfig
 from tests.integration import scripted_fleet
 from tests.integration.scripted_fleet import Job, Printer, Session, publish, t
 

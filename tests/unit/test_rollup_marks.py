@@ -94,3 +94,22 @@ def test_a_primed_printer_is_not_marked_for_its_first_message_after_a_start():
     message(marks, A, 10 * H + 900)
     message(marks, B, 10 * H + 900)  # positive control: its data before the restart is older
     assert marks.take() == {B: 10 * H + 900}
+
+
+def test_in_the_collector_a_bursts_marks_count_only_once_its_lines_are_handed_to_the_writer():
+    marks = DirtyMarks(bursts=True)
+    marks.rolled_until = 10 * H
+    message(marks, A, 7 * H)  # late, in a burst still being read
+    assert marks.take() == {}  # its line is not in the writer yet: a run must not count on it
+    marks.end_burst()
+    assert marks.take() == {A: 7 * H}
+
+
+def test_the_job_waits_for_the_burst_under_way_but_not_when_there_is_none():
+    import threading
+    marks = DirtyMarks(bursts=True)
+    assert marks.await_burst(timeout=5)  # nothing under way: at once
+    message(marks, A, 10 * H)  # a burst begins (checked against the old rolled_until)
+    assert marks.await_burst(timeout=0.05) is False  # still under way
+    threading.Timer(0.05, marks.end_burst).start()
+    assert marks.await_burst(timeout=5)

@@ -4,7 +4,7 @@ import pytest
 
 from common.configkit import ConfigError
 from server import config as server_config
-from server.store import retention
+from server.store import layout
 from server.store.influx import InfluxHTTP
 
 TELEMETRY = b'telemetry,printer=a,site=s state="idle",seq=1i 1000'
@@ -13,22 +13,22 @@ JOB = b'job,printer=a,site=s,kind=done count=1i 2000'
 
 
 def test_telemetry_lines_are_split_from_the_rest_in_order():
-    telemetry, other = retention.split_telemetry(b"\n".join([STATE, TELEMETRY, JOB, TELEMETRY.replace(b"1000", b"1001")]))
+    telemetry, other = layout.split_telemetry(b"\n".join([STATE, TELEMETRY, JOB, TELEMETRY.replace(b"1000", b"1001")]))
     assert telemetry.split(b"\n") == [TELEMETRY, TELEMETRY.replace(b"1000", b"1001")]
     assert other.split(b"\n") == [STATE, JOB]
 
 
 def test_a_body_without_telemetry_passes_whole():
-    assert retention.split_telemetry(STATE + b"\n" + JOB) == (b"", STATE + b"\n" + JOB)
+    assert layout.split_telemetry(STATE + b"\n" + JOB) == (b"", STATE + b"\n" + JOB)
     # a field or tag that merely mentions telemetry is not a telemetry line
     other = b'job,printer=telemetry,site=s file="telemetry,x" 1'
-    assert retention.split_telemetry(other) == (b"", other)
+    assert layout.split_telemetry(other) == (b"", other)
 
 
 def test_routed_writes_send_telemetry_to_the_default_policy_and_the_rest_to_autogen(monkeypatch):
     sent = []
     monkeypatch.setattr(InfluxHTTP, "write", lambda self, body, precision="ms", rp=None: sent.append((rp, body)))
-    client = retention.RoutedInflux("http://127.0.0.1:1", "db")
+    client = layout.RoutedInflux("http://127.0.0.1:1", "db")
     client.write(b"\n".join([TELEMETRY, STATE, JOB]))
     assert sent == [(None, TELEMETRY), ("autogen", STATE + b"\n" + JOB)]
     sent.clear()

@@ -1,4 +1,6 @@
-"""Where each measurement lives in InfluxDB, and for how long (docs/rollups.md, "Retention").
+"""Where each measurement lives in InfluxDB, and for how long: the retention policies
+(docs/rollups.md, "Retention"). Not to be confused with server/retention.py, the retention of raw
+user names.
 
 Three retention policies (RPs) of the one database:
 
