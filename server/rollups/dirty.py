@@ -41,6 +41,7 @@ class DirtyMarks:
         self._held: dict[Key, int] | None = {} if bursts else None  # this burst's marks (ingest thread)
         self._in_burst = False
         self._bursts = 0  # bursts handed over so far
+        self._waiting = 0  # jobs in await_burst
         self._lock = threading.Condition()
 
     def on_message(self, msg, tags, state) -> None:
@@ -61,23 +62,31 @@ class DirtyMarks:
             self._held[key] = ts
 
     def end_burst(self) -> None:
-        """The collector handed this burst's lines to the writer: its marks may be taken now."""
-        held, self._held = self._held, {}
-        with self._lock:
-            for key, ts in held.items():
-                if ts < self._marks.get(key, ts + 1):
-                    self._marks[key] = ts
-            self._in_burst = False
-            self._bursts += 1
-            self._lock.notify_all()
+        """The collector handed this burst's lines to the writer: its marks may be taken now.
+        Once per read of the socket, so the usual case takes no lock."""
+        if self._held:
+            held, self._held = self._held, {}
+            with self._lock:
+                for key, ts in held.items():
+                    if ts < self._marks.get(key, ts + 1):
+                        self._marks[key] = ts
+        self._in_burst = False
+        self._bursts += 1
+        if self._waiting:  # read after the two above; await_burst sets it before reading them
+            with self._lock:
+                self._lock.notify_all()
 
     def await_burst(self, timeout: float) -> bool:
         """Wait until the burst under way (if any) is handed over; False if it took longer."""
         if self._held is None:
             return True
         with self._lock:
-            seen = self._bursts
-            return self._lock.wait_for(lambda: not self._in_burst or self._bursts != seen, timeout)
+            self._waiting += 1
+            try:
+                seen = self._bursts
+                return self._lock.wait_for(lambda: not self._in_burst or self._bursts != seen, timeout)
+            finally:
+                self._waiting -= 1
 
     def prime(self, last_data: dict) -> None:
         """What each printer (by its Tags) sent last before the collector started, from the
