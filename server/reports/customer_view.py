@@ -78,7 +78,7 @@ def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution:
             end: int) -> CustomerView:
     """The customer view of a period from its job events and each printer's segments (by printer)."""
     view = CustomerView()
-    spans = _spans(jobs)
+    spans = job_spans(jobs)
     for key, printer_segs in segs.items():
         county = inventory.tags(*key).county
         mine = spans.get(key, [])
@@ -90,7 +90,7 @@ def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution:
     return view
 
 
-def _spans(jobs: list[JobEvent]) -> dict[tuple[str, str], list[Span]]:
+def job_spans(jobs: list[JobEvent]) -> dict[tuple[str, str], list[Span]]:
     """Each printer's jobs by start time: a job's events grouped by printer and start."""
     grouped: dict[tuple[str, str, int], list[JobEvent]] = {}
     for j in jobs:
@@ -126,27 +126,53 @@ def _attribute(view: CustomerView, span: Span, attribution: Attribution) -> None
 
 
 def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, end: int) -> None:
-    """Each job's share of the printer's printing segments; the rest is unattributed. One pass:
-    jobs and segments are both in time order."""
-    printing = [(a, b) for a, b, cat in segs if cat == acc.PRINTING]
-    total = sum(b - a for a, b in printing)
-    inside, i = 0, 0
+    """Each job's share of the printer's printing segments; the rest is unattributed."""
+    inside: dict[int, int] = {}  # id(span) -> ms
+    outside = 0
+    for span, a, b in printing_pieces(spans, segs, end):
+        if span is None:
+            outside += b - a
+        else:
+            inside[id(span)] = inside.get(id(span), 0) + b - a
+    for span in spans:
+        ms = inside.get(id(span))
+        if ms:
+            view.cell(span.customer, county).printing_ms += ms
+    view.cell(None, county).printing_ms += outside
+    view.outside_jobs_ms += outside
+
+
+def printing_pieces(spans: list[Span], segs: list, end: int) -> list[tuple[Span | None, int, int]]:
+    """A printer's printing time as pieces ``(job, start, end)`` in time order: within a job's
+    window (its start up to its end, the next job's start, or ``end``) it is that job's, outside
+    every window ``None``. The customer view sums them; the hourly rollups (server/rollups/customers.py)
+    cut them into hours. One pass: jobs and segments are both in time order."""
+    windows = []
     for n, span in enumerate(spans):
         stop = span.end if span.end is not None else end
         if n + 1 < len(spans):
             stop = min(stop, spans[n + 1].start)  # jobs of one printer do not overlap
-        while i < len(printing) and printing[i][1] <= span.start:
-            i += 1
-        ms, k = 0, i
-        while k < len(printing) and printing[k][0] < stop:
-            a, b = printing[k]
-            ms += max(0, min(b, stop) - max(a, span.start))
-            k += 1
-        if ms:
-            view.cell(span.customer, county).printing_ms += ms
-        inside += ms
-    view.cell(None, county).printing_ms += total - inside
-    view.outside_jobs_ms += total - inside
+        if stop > span.start:
+            windows.append((span, span.start, stop))
+    out: list[tuple[Span | None, int, int]] = []
+    w = 0
+    for a, b, cat in segs:
+        if cat != acc.PRINTING:
+            continue
+        while a < b:
+            while w < len(windows) and windows[w][2] <= a:
+                w += 1
+            if w == len(windows) or windows[w][1] >= b:
+                out.append((None, a, b))
+                break
+            span, low, high = windows[w]
+            if low > a:
+                out.append((None, a, low))
+                a = low
+            stop = min(high, b)
+            out.append((span, a, stop))
+            a = stop
+    return out
 
 
 def _count(view: CustomerView, span: Span, county: str) -> None:

@@ -2,8 +2,9 @@
 
 Per printer and hour: milliseconds printing, paused, idle, in error, offline, without data
 (unknown) and before its first data, plus hours in the network and available, tagged with
-printer, site, organisation and county (``"rollups"."utilisation"``), so Grafana sums exactly what
-a report of the same period counts. They run inside the collector (``job.RollupJob``): every hour
+printer, site, organisation and county, and split by the customer of the job under way (tags
+customer and customer_kind, ``customers.CustomerSplit``), in ``"rollups"."utilisation"``, so
+Grafana sums exactly what a report of the same period counts. They run inside the collector (``job.RollupJob``): every hour
 is rolled up once it has ended, the hour under way is updated on every run, and data that arrives
 late for an hour already rolled up marks that printer dirty (``dirty.DirtyMarks``) and gets its
 hours recomputed on the next run. docs/rollups.md has the design, the lag and the retention.
@@ -19,6 +20,7 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
     if not cfg.rollups.enabled:
         return None
     from server.reports import config as reports_config
+    from server.rollups.customers import split_for
     from server.rollups.dirty import DirtyMarks
     from server.rollups.durable import WriteBarrier
     from server.rollups.job import RollupJob
@@ -31,4 +33,5 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
     grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
     return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics, marks=DirtyMarks(bursts=True),
                      barrier=WriteBarrier(writer, spool, timeout=ic.flush_interval + ic.timeout + 5),
-                     state_path=Path(cfg.state_dir) / "rollups.json", grace_ms=int(grace_s * 1000))
+                     state_path=Path(cfg.state_dir) / "rollups.json", grace_ms=int(grace_s * 1000),
+                     split=split_for(cfg, inventory, client))

@@ -1,8 +1,9 @@
 """``printfarm-server rollup``: recompute the hourly rollups now, from scratch or since a date.
 
 The collector keeps them up to date by itself; this is for a first fill without a collector, after
-correcting the inventory (rollups carry organisation and county as tags, as the reports show the
-current ones), and for the benchmark. Recomputing is idempotent: it can run beside a collector.
+correcting the inventory (rollups carry organisation, county and the customer as tags, as the
+reports show the current ones and attribute jobs by the current inventory), and for the
+benchmark. Recomputing is idempotent: it can run beside a collector.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from server.reports import config as reports_config
 from server.reports import periods
 from server.reports.generate import client_for
+from server.rollups.customers import split_for
 from server.rollups.job import RollupJob
 from server.store import layout
 from server.store.influx import InfluxError
@@ -37,7 +39,8 @@ def run(cfg, inventory, args) -> int:
         return 2
     client = client_for(cfg)
     grace_s = reports_config.load(cfg.reports).silence_after
-    job = RollupJob(client, inventory, cfg.rollups, grace_ms=int(grace_s * 1000))
+    job = RollupJob(client, inventory, cfg.rollups, grace_ms=int(grace_s * 1000),
+                    split=split_for(cfg, inventory, client))
     started = time.perf_counter()
     try:
         if cfg.influx.create_database:

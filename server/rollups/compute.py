@@ -5,11 +5,11 @@ The segments of a span restricted to an hour are the segments of that hour alone
 decides whether a session goes on past an end from the data after it, not from how far the span
 reaches), so any period's rollups sum to what a report of that period counts.
 
-A further dimension (the customer of the job that ran, once customers exist) plugs in as a
-``Split``: it cuts a printer's segments into parts with extra tags, e.g. each printing segment
-labelled with the customer of the job under way. The tags of a printer's points may then change
-when the hour is recomputed; ``store.RollupStore.replace`` zeroes points no longer produced, so
-sums stay right.
+A further dimension plugs in as a ``Split``: given a span's data it returns a function that cuts
+a printer's segments into parts with extra tags. ``customers.CustomerSplit`` labels each printing
+segment with the customer of the job under way (the report's customer view, cut into hours). The
+tags of a printer's points may then change when the hour is recomputed;
+``store.RollupStore.replace`` zeroes points no longer produced, so sums stay right.
 """
 
 from __future__ import annotations
@@ -24,12 +24,18 @@ from server.reports.query import Key, RawData, Reader
 from server.rollups import hours
 
 Segments = list[acc.Segment]
-Split = Callable[[Key, Segments, RawData], list[tuple[dict[str, str], Segments]]]
+Parts = list[tuple[dict[str, str], Segments]]
+# (the span's data, its start, the end of what is counted) -> (printer, its segments) -> parts
+Split = Callable[[RawData, int, int], Callable[[Key, Segments], Parts]]
 
 
-def whole(key: Key, segs: Segments, data: RawData) -> list[tuple[dict[str, str], Segments]]:
-    """No further dimension: one part, no extra tags."""
+def _one_part(key: Key, segs: Segments) -> Parts:
     return [({}, segs)]
+
+
+def whole(data: RawData, start: int, until: int) -> Callable[[Key, Segments], Parts]:
+    """No further dimension: one part, no extra tags."""
+    return _one_part
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,10 @@ def compute(reader: Reader, inventory: Inventory, start: int, end: int, now: int
     segs = timelines.segments_by_printer(data, inventory, start, until)
     out = Rollup(start, until, extents=data.extents)
     windows = hours.bounds(start, until)
+    parts = split(data, start, until)
     for key, printer_segs in segs.items():
         base = tags_of(key)
-        for extra, part in split(key, printer_segs, data):
+        for extra, part in parts(key, printer_segs):
             tags = tuple(sorted((*base, *extra.items()))) if extra else base
             out.rows += [Row(hour, tags, ms) for hour, ms in zip(windows, acc.totals_by_window(part, windows))
                          if ms[acc.NOT_IN_NETWORK] < sum(ms.values())]  # wholly before its first data: no point

@@ -7,9 +7,12 @@ from server import inventory as inventory_mod
 from server.reports import accounting as acc
 from server.reports import periods
 from server.reports.accounting import StatePoint, Timeline
+from server.attribution import Attribution
+from server.reports import customer_rows
 from server.reports.build import build
-from server.reports.query import RawData
+from server.reports.query import JobEvent, RawData
 from server.rollups.compute import compute
+from server.rollups.customers import CustomerSplit
 
 H = 3_600_000
 START = periods.parse("2026-07").start_ms  # on a UTC hour
@@ -65,8 +68,8 @@ def test_a_split_adds_a_dimension_and_its_parts_sum_to_the_printer():
 
     cut = START + 30 * 60_000
 
-    def by_half_hour(key, segs, raw):  # e.g. the customer of the job under way
-        return [({"customer": "early"}, [(a, min(b, cut), c) for a, b, c in segs if a < cut]),
+    def by_half_hour(raw, start, until):  # e.g. the customer of the job under way
+        return lambda key, segs: [({"customer": "early"}, [(a, min(b, cut), c) for a, b, c in segs if a < cut]),
                 ({"customer": "late"}, [(max(a, cut), b, c) for a, b, c in segs if b > cut])]
     rows = compute(FakeReader(data(end=START + 2 * H, a1=tl)), INVENTORY, START, START + 2 * H, START + 9 * H,
                    split=by_half_hour).rows
@@ -97,3 +100,129 @@ def test_the_hours_sum_to_what_the_report_counts_for_the_period(raw, last, conti
     for cat in acc.CATEGORIES:
         if cat != acc.NOT_IN_NETWORK:  # hours wholly before the first data have no point
             assert sum(r.ms[cat] for r in rows) == usage.ms[cat], cat
+
+
+# -- the customer dimension -------------------------------------------------------------------------
+
+CUSTOMERS = inventory_mod.from_dict({
+    "sites": {"umu": {"organisation": "Umeå universitet", "county": "Västerbotten"}},
+    "printers": {"a1": {"site": "umu"}},
+    "customers": {
+        "kilsberg": {"name": "Kilsbergens Verktyg AB", "kind": "company", "size": "small_medium", "county": "Örebro"},
+        "bergslag": {"name": "Bergslagens Gjuteri AB", "kind": "company", "size": "large", "county": "Västmanland"},
+        "uni": {"name": "Umeå universitet", "kind": "academia", "county": "Västerbotten"},
+        "priv-1": {"kind": "private", "county": "Örebro"}, "priv-2": {"kind": "private", "county": "Örebro"},
+    },
+    "attribution": {"accounts": [{"site": "umu", "user": "anna", "customer": "uni"}]},
+})
+M = 60_000
+
+
+def jobs_of(*runs) -> list[JobEvent]:
+    """(start, end or None, file, user) per job on a1, as start and end events; times in minutes."""
+    out = []
+    for start, end, file, user in runs:
+        out.append(JobEvent(START + start * M, "umu", "a1", "started", file, user))
+        if end is not None:
+            out.append(JobEvent(START + end * M, "umu", "a1", "done", file, user, job_started=START + start * M))
+    return sorted(out, key=lambda j: j.ts)
+
+
+def opening_from(events: list[JobEvent]):
+    """A stand-in for customers.opening_jobs over ``events``: the last start before ``start``
+    unless a job ended after it."""
+    def opening(start: int) -> list[JobEvent]:
+        starts = [j for j in events if j.kind == "started" and j.ts < start]
+        ends = [j for j in events if j.kind != "started" and j.ts < start]
+        if not starts or (ends and ends[-1].ts > starts[-1].ts):
+            return []
+        return [starts[-1]]
+    return opening
+
+
+def printing(*spans) -> Timeline:
+    """a1 idle but for these printing spans (minutes after START)."""
+    pts = [StatePoint(START - H, "idle")]
+    for a, b in spans:
+        pts += [StatePoint(START + a * M, "printing"), StatePoint(START + b * M, "idle")]
+    return Timeline(initial=pts[0], points=pts[1:], continues=True)
+
+
+def roll(tl, events, start, end, opening=None):
+    raw = data(start, end, a1=tl)
+    raw.jobs = [j for j in events if start <= j.ts < end]
+    split = CustomerSplit(CUSTOMERS, Attribution(CUSTOMERS, None), opening or opening_from(events))
+    return compute(FakeReader(raw), CUSTOMERS, start, end, START + 100 * H, split).rows
+
+
+def by_customer(rows) -> dict[tuple[int, str, str], dict]:
+    return {(r.hour, dict(r.tags)["customer"], dict(r.tags)["customer_kind"]): r.ms for r in rows}
+
+
+def test_printing_in_a_job_goes_to_its_customer_by_the_hour_and_the_rest_is_unattributed():
+    events = jobs_of((30, 150, "bracket [kilsberg].gcode", "bo"), (200, 230, "x.gcode", "eva"))
+    rows = by_customer(roll(printing((30, 150), (200, 230), (250, 260)), events, START, START + 5 * H))
+    assert {k: v[acc.PRINTING] for k, v in rows.items() if v[acc.PRINTING]} == {
+        (START, "kilsberg", "company_sme"): 30 * M, (START + H, "kilsberg", "company_sme"): H,
+        (START + 2 * H, "kilsberg", "company_sme"): 30 * M,
+        (START + 3 * H, "unattributed", "unattributed"): 30 * M,  # eva's job: no customer
+        (START + 4 * H, "unattributed", "unattributed"): 10 * M,  # printing in no job
+    }
+    kilsberg = rows[(START + 2 * H, "kilsberg", "company_sme")]
+    assert kilsberg[acc.IDLE] == 0 and acc.in_network(kilsberg) == 30 * M  # only its printing
+    assert rows[(START + 2 * H, "unattributed", "unattributed")][acc.IDLE] == 30 * M
+    for hour in range(5):  # the parts of each hour add up to the printer's hour
+        assert sum(acc.in_network(ms) for (h, _, _), ms in rows.items() if h == START + hour * H) == H
+
+
+def test_an_hour_inside_a_job_is_its_customers_by_the_start_event_before_it():
+    """The trap: a span shorter than the job has none of its events; the start event comes from
+    before the span. Without it (the positive control) the hour reads unattributed."""
+    events = jobs_of((30, 200, "plate [bergslag].gcode", "carl"))
+    tl = printing((30, 200))
+    hour = START + H
+    found = by_customer(roll(tl, events, hour, hour + H))
+    assert found == {(hour, "bergslag", "company_large"): {**dict.fromkeys(acc.CATEGORIES, 0), acc.PRINTING: H}}
+    blind = by_customer(roll(tl, events, hour, hour + H, opening=lambda start: []))
+    assert list(blind) == [(hour, "unattributed", "unattributed")]
+    # The job's last hour: its end event names its start; grouped with the start event before.
+    last = by_customer(roll(tl, events, START + 3 * H, START + 4 * H))
+    assert last[(START + 3 * H, "bergslag", "company_large")][acc.PRINTING] == 20 * M
+
+
+def test_private_persons_share_one_tag_and_accounts_attribute_like_the_report():
+    events = jobs_of((0, 30, "a [priv-1].gcode", "x"), (60, 90, "b [priv-2].gcode", "y"), (120, 150, "c.gcode", "anna"))
+    rows = by_customer(roll(printing((0, 30), (60, 90), (120, 150)), events, START, START + 3 * H))
+    assert {k for k, v in rows.items() if v[acc.PRINTING]} == {
+        (START, "private", "private"), (START + H, "private", "private"), (START + 2 * H, "uni", "academia")}
+
+
+RUNS = st.lists(st.tuples(st.integers(0, 23 * 60), st.integers(1, 600), st.sampled_from(
+    ["[kilsberg]", "[bergslag]", "[uni]", "[priv-1]", ""]), st.booleans()), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(RUNS, st.sampled_from([1, 2, 3, 24]))
+def test_hours_rolled_up_span_by_span_sum_to_the_reports_printing_hours_per_customer_kind(runs, span_hours):
+    """However the day is cut into spans (each shorter than some jobs), the rollups summed per
+    kind are the report's customer view of the day, and the parts add up to the printer."""
+    runs = sorted(runs)
+    spans, events = [], []
+    for n, (start, length, tag, ended) in enumerate(runs):
+        end = min(start + length, runs[n + 1][0] if n + 1 < len(runs) else 24 * 60)
+        if end <= start:
+            continue
+        spans.append((start, end))
+        events += jobs_of((start, end if ended else None, f"j{n} {tag}.gcode", "u"))
+    tl = printing(*spans)
+    start, end = START, START + 24 * H
+    rows = [r for a in range(0, 24, span_hours) for r in roll(tl, events, START + a * H, START + (a + span_hours) * H)]
+    raw = data(start, end, a1=tl)
+    raw.jobs = events
+    report = build(raw, CUSTOMERS, periods.Period(start, end, "test"), START + 100 * H)
+    kinds = {row["kind"]: round(row["printing_h"] * H) for row in customer_rows.kinds(report.customers, CUSTOMERS)}
+    summed = dict.fromkeys(kinds, 0)
+    for r in rows:
+        summed[dict(r.tags)["customer_kind"]] += r.ms[acc.PRINTING]
+    assert summed == kinds
+    assert sum(acc.in_network(r.ms) for r in rows) == 24 * H  # the whole day, every part counted once
