@@ -2,7 +2,9 @@
 hourly rollups and the job events (dashboards/rollups.py), equal to the utilisation report of the
 same period. The period is Grafana's time range: the previous quarter by default, in Swedish time
 like the reports ("Previous fiscal quarter" in the picker; the fiscal year starts in January).
-Enterprises served come with the customer register.
+Printing hours per customer kind and the enterprises served come from the rollups' customer tags
+(the report's customer view). Which enterprises are *new* against the previous period stays with
+the report: InfluxQL cannot compare the customers of two ranges (docs/rollups.md).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ TIME_ZONE = "Europe/Stockholm"  # the reports' default: quarters start at Swedis
 KINDS = "started|done|failed|cancelled"
 
 
-def _stat(title: str, description: str, query) -> stat.Panel:
+def _stat(title: str, description: str, *queries) -> stat.Panel:
     return (stat.Panel().title(title).description(description).datasource(datasource())
-            .targets(targets(query)).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+            .targets(targets(*queries)).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
             .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/")))
 
 
@@ -51,11 +53,21 @@ def key_jobs() -> stat.Panel:
     return panel
 
 
+def enterprises() -> stat.Panel:
+    panel = _stat("Enterprises served", "Distinct customers of kind company with printing in the period at "
+                  "the chosen sites, small and medium-sized and large separately (the report's enterprise "
+                  "figures). Which are new against the previous period: see the report.",
+                  *(r.enterprises_query(column) for column in r.ENTERPRISES))
+    panel.no_value("0").decimals(0)
+    return renamed(panel, {column: r.LABELS[column] for column in r.ENTERPRISES})
+
+
 def build():
     grid = c.Grid()
     d = c.base("printfarm-funder", "Printfarm / Funder report",
-               "The period's printing hours, utilisation and jobs for the network, by county and by "
-               "organisation: the utilisation report's figures. The period is the time range.",
+               "The period's printing hours, utilisation, jobs, enterprises served and hours per customer "
+               "kind for the network, by county and by organisation: the report's figures. The period is "
+               "the time range.",
                "now-1fQ/fQ")
     d.time("now-1fQ/fQ", "now-1fQ/fQ").timezone(TIME_ZONE).refresh("")
     for variable in c.region_variables(ROLLUPS):
@@ -63,6 +75,8 @@ def build():
     d.with_panel(grid.place(key_hours(), 8, 5))
     d.with_panel(grid.place(key_utilisation(), 6, 5))
     d.with_panel(grid.place(key_jobs(), 10, 5))
+    d.with_panel(grid.place(enterprises(), 10, 7))
+    d.with_panel(grid.place(r.hours_by_kind(), 14, 7))
     d.with_panel(grid.place(r.figures_table("county", "By county", ("printing",)), 14, 8))
     d.with_panel(grid.place(r.jobs_by_outcome("county"), 10, 8))
     d.with_panel(grid.place(r.figures_table("organisation", "By organisation", ("printing",)), 14, 9))

@@ -8,6 +8,10 @@ job events, counted by the time of the event, as in the reports.
 
 InfluxQL divides by zero as 0: a group without available hours shows 0 % where the report says
 "n/a"; its available hours (0) stand beside it.
+
+The rollups carry the customer of the job under way (tags ``customer``, ``customer_kind``;
+server/rollups/customers.py), so printing hours per customer kind and the distinct enterprises
+served (customers of kind company with printing in the range) are the report's customer view.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards.influxql import FILTER_REGION, JOB, ROLLUPS, InfluxQL, datasource, targets
 from dashboards.panels import renamed, table_panel, transform
-from server.reports.labels import COLUMNS
+from server.reports.labels import COLUMNS, KINDS
 
 MS_PER_HOUR = 3_600_000
 STATES = ("printing", "paused", "idle", "error", "offline", "unknown")
@@ -31,6 +35,9 @@ KEYS = {
 }
 OUTCOMES = {"done": "green", "failed": "red", "cancelled": "orange"}
 LABELS = COLUMNS["en"]
+# The report's enterprise columns and the customer kinds each counts (server/reports/customer_rows.py).
+ENTERPRISES = {"enterprises_served": "company_(sme|large)", "enterprises_sme": "company_sme",
+               "enterprises_large": "company_large"}
 HOW = ("From the hourly rollups: the utilisation reports' own figures per printer and hour, summed "
        "over the time range (exact to the millisecond). Printing = printing, finishing and cancelling; "
        "unknown = no data, never counted as idle. Utilisation of period = printing / hours in the "
@@ -94,3 +101,30 @@ def jobs_by_outcome(grouping: str) -> barchart.Panel:
     for outcome, colour in OUTCOMES.items():
         panel.override_by_name(outcome, [dashboard.DynamicConfigValue("color", {"mode": "fixed", "fixedColor": colour})])
     return panel
+
+
+def kind_hours_query() -> InfluxQL:
+    return InfluxQL(f'SELECT sum("printing_ms") / {MS_PER_HOUR} AS "printing_h" FROM {ROLLUPS} '
+                    f'WHERE $timeFilter AND {FILTER_REGION} GROUP BY "customer_kind"')
+
+
+def enterprises_query(column: str) -> InfluxQL:
+    """Distinct customers of the column's kinds with printing in the range: a customer's hours are
+    summed first, so a point zeroed on a recomputation does not count."""
+    return InfluxQL(f'SELECT count("printing_ms") AS "{column}" FROM (SELECT sum("printing_ms") AS "printing_ms" '
+                    f'FROM {ROLLUPS} WHERE $timeFilter AND {FILTER_REGION} AND "customer_kind" =~ '
+                    f'/^{ENTERPRISES[column]}$/ GROUP BY "customer") WHERE "printing_ms" > 0')
+
+
+def hours_by_kind() -> barchart.Panel:
+    panel = (barchart.Panel().title("Printing hours per customer kind").datasource(datasource())
+             .description("Printing time in the customers' jobs, per kind of customer, as in the report's "
+                          "customer view: a job's printing goes to the customer it is attributed to (file-name "
+                          "tag, booking or user account), printing in no job or for no customer is unattributed.")
+             .targets(targets(kind_hours_query()))
+             .transformations([transform("organize", {"excludeByName": {"Time": True}, "renameByName": {}})])
+             .x_field("customer_kind").unit("h").decimals(1)
+             .mappings([dashboard.ValueMap(options={
+                 kind: dashboard.ValueMappingResult(text=label, index=i)
+                 for i, (kind, label) in enumerate(KINDS["en"].items())})]))
+    return renamed(panel, {"printing_h": LABELS["printing_h"]})

@@ -32,6 +32,21 @@ SITES = {
     "south-lab": ("Umeå universitet", "Västerbotten"),
 }
 PRINTERS = {"vp-1": "north-lab", "vp-2": "south-lab"}
+# vp-1's two jobs are for a small and a large company (file-name tags): the funder's customer panels.
+CUSTOMERS = """
+[customers.acme]
+name = "Acme Verktyg AB"
+kind = "company"
+size = "small_medium"
+county = "Norrbotten"
+
+[customers.bigco]
+name = "Bigco Gjuteri AB"
+kind = "company"
+size = "large"
+county = "Västerbotten"
+"""
+CUBE, DOOMED = "cube[acme].gcode", "doomed[bigco].gcode"
 PANEL_TYPES_WITHOUT_QUERIES = {"row", "text", "dashlist", "news"}
 
 
@@ -49,6 +64,7 @@ def filled(tmp_path_factory):
         first, second = OctoPrint(tmp / "op1").start(), OctoPrint(tmp / "op2").start()
         servers += [first, second]
         inventory = write_inventory(tmp / "fleet.toml", PRINTERS, SITES)
+        inventory.write_text(inventory.read_text() + CUSTOMERS)
         cfg = collector_config(tmp, broker, influx, inventory)
         cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1}}}
         cfg.rollups.interval = cfg.rollups.current_every = 0.3
@@ -109,17 +125,17 @@ def _print(op: OctoPrint, name: str) -> None:
 
 
 def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
-    _upload_analysed(first, {"cube.gcode": 300, "doomed.gcode": 1500})
+    _upload_analysed(first, {CUBE: 300, DOOMED: 1500})
     _upload_analysed(second, {"long.gcode": 1500, "running.gcode": 3000})
     _wait_rows(influx, "SELECT * FROM state WHERE printer = 'vp-2'", "both printers' first state")
-    _print(first, "cube.gcode")                                    # vp-1: done
+    _print(first, CUBE)                                            # vp-1: done
     _print(second, "long.gcode")                                   # vp-2: cancelled
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'started' AND printer = 'vp-2'", "vp-2 started")
     _wait_rows(influx, "SELECT * FROM telemetry WHERE printer = 'vp-2' AND progress > 0", "vp-2 under way")
     second.cancel()
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'done'", "the done job")
-    _print(first, "doomed.gcode")                                  # vp-1: failed
-    _wait_rows(influx, "SELECT * FROM job WHERE kind = 'started' AND file = 'doomed.gcode'", "doomed started")
+    _print(first, DOOMED)                                          # vp-1: failed
+    _wait_rows(influx, f"SELECT * FROM job WHERE kind = 'started' AND file = '{DOOMED}'", "doomed started")
     first.command("!!DEBUG:send Error:nozzle fell off")
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'failed'", "the failed job")
     _wait_rows(influx, "SELECT * FROM job WHERE kind = 'cancelled'", "the cancelled job")

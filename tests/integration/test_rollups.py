@@ -4,10 +4,14 @@ A scripted quarter (2026-Q3) of six printers at five sites in five counties goes
 messages through Mosquitto into the real collector, which stores it in InfluxDB and rolls it up
 as it arrives: a printer added mid-quarter, an agent restart with a gap before it, a printer that
 falls silent, an unlisted printer at an unknown site, duplicated deliveries, sessions that go on
-past the quarter's end, and three days of one printer's data (with a whole job in them) held back
-as an outbox would hold them, and replayed after their hours were rolled up. Then every query of
-the utilisation and funder dashboards, expanded the way Grafana expands it for the quarter, must
-return the figures of the XLSX report of the quarter, grouping by grouping, to the millisecond.
+past the quarter's end, and three days of one printer's data held back as an outbox would hold
+them, and replayed after their hours were rolled up: a whole job, and the end of a job that began
+before them (its recomputed hours know its customer only from its start event before them). Jobs
+belong to customers of three kinds (by file-name tag and by user account), others to no one, two
+run across the quarter's start and end. Then every query of the utilisation and funder dashboards,
+expanded the way Grafana expands it for the quarter, must return the figures of the XLSX report of
+the quarter, grouping by grouping, to the millisecond; the funder's customer panels those of the
+report's customer view (hours per customer kind, enterprises served per county of the site).
 Last, raw telemetry expires (a real retention policy) and the report must not change.
 """
 
@@ -24,7 +28,7 @@ from dashboards import macros
 from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
 from devkit.servers import InfluxDB, Mosquitto
 from server.__main__ import main as server_main
-from server.reports.labels import COLUMNS, SHEETS
+from server.reports.labels import COLUMNS, KINDS, SHEETS
 from server.reports.query import Reader
 from server.store.influx import InfluxHTTP
 from server.store.layout import RetentionConfig
@@ -47,10 +51,49 @@ SITES = {"umu": ("Umeå universitet", "Västerbotten"), "lul": ("Luleå tekniska
 LISTED = {"a1": "umu", "a2": "umu", "b1": "lul", "c1": "lul", "r1": "rise-orebro", "r2": "rise-vasteras"}
 LATE = ("09-01 00:00", "09-04 00:00")  # r1's data in this window is replayed after it was rolled up
 LATE_HOUR = t("09-02 11:00")  # an hour of the job inside that window
+CROSSING_HOUR = t("09-01 02:00")  # the last hour of the job that began before that window
+# Customers: an SME by file-name tag on two printers, another SME by tag on the job that crosses into
+# the late window, a large company and academia by user account (the account's jobs on either side
+# of the quarter's start and end too); every other job has no customer.
+CUSTOMERS = """
+[customers.kilsberg]
+name = "Kilsbergens Verktyg AB"
+kind = "company"
+size = "small_medium"
+county = "Örebro"
+
+[customers.hallsberg]
+name = "Hallsbergs Mekaniska AB"
+kind = "company"
+size = "small_medium"
+county = "Örebro"
+
+[customers.bergslag]
+name = "Bergslagens Gjuteri AB"
+kind = "company"
+size = "large"
+county = "Västmanland"
+
+[customers.umu-inst]
+name = "Umeå universitet, Institutionen för tillämpad fysik"
+kind = "academia"
+county = "Västerbotten"
+
+[[attribution.accounts]]
+site = "umu"
+user = "anna"
+customer = "umu-inst"
+
+[[attribution.accounts]]
+site = "lul"
+user = "carl"
+customer = "bergslag"
+"""
 
 
-def job(user: str, start: str, end: str, outcome: str = "done", filament: float = 1000.0) -> list[Job]:
-    return [Job("started", start, user), Job(outcome, end, user, start, filament)]
+def job(user: str, start: str, end: str, outcome: str = "done", filament: float = 1000.0,
+        file: str | None = None) -> list[Job]:
+    return [Job("started", start, user, file=file), Job(outcome, end, user, start, filament, file=file)]
 
 
 FLEET = [
@@ -59,7 +102,7 @@ FLEET = [
         ("07-15 09:00", "printing"), ("07-15 11:00", "paused"), ("07-15 12:30", "printing"), ("07-15 16:00", "idle"),
         ("08-20 08:00", "printing"), ("08-20 09:00", "cancelling"), ("08-20 09:01", "idle"),
         ("09-30 20:00", "printing"), ("10-01 01:00", "idle"),
-    ], job("anna", "06-30 20:00", "07-01 02:00") + job("bo", "07-15 09:00", "07-15 16:00")
+    ], job("anna", "06-30 20:00", "07-01 02:00") + job("bo", "07-15 09:00", "07-15 16:00", file="bracket [kilsberg].gcode")
        + job("anna", "08-20 08:00", "08-20 09:01", "cancelled") + job("anna", "09-30 20:00", "10-01 01:00"))]),
     Printer("umu", "a2", "pi-umu", telemetry_every=EVERY, duplicate=True, sessions=[
         Session("06-25 00:00", "08-10 12:00", [("06-25 00:00", "idle"), ("07-05 18:00", "offline"),
@@ -75,8 +118,10 @@ FLEET = [
     ], job("carl", "08-20 10:00", "08-20 18:00") + job("carl", "09-05 09:00", "09-05 09:45", "failed"))]),
     Printer("rise-orebro", "r1", "pi-rise-o", telemetry_every=EVERY, sessions=[Session("06-01 00:00", "10-02 00:00", [
         ("06-01 00:00", "idle"), ("07-03 13:00", "printing"), ("07-03 15:00", "idle"),
+        ("08-31 20:00", "printing"), ("09-01 02:30", "idle"),  # its end inside the late window
         ("09-02 10:00", "printing"), ("09-02 14:00", "idle"),  # inside the late window
-    ], job("dan", "07-03 13:00", "07-03 15:00") + job("dan", "09-02 10:00", "09-02 14:00"))]),
+    ], job("dan", "07-03 13:00", "07-03 15:00") + job("dan", "08-31 20:00", "09-01 02:30", file="hook [hallsberg].gcode")
+       + job("dan", "09-02 10:00", "09-02 14:00", file="jig [kilsberg].gcode"))]),
     Printer("rise-vasteras", "r2", "pi-rise-v", telemetry_every=EVERY, sessions=[Session("06-01 00:00", "09-20 06:00", [
         ("06-01 00:00", "idle"), ("08-01 08:00", "printing"), ("08-01 09:00", "error"), ("08-02 10:00", "offline"),
         ("08-03 07:00", "idle"),
@@ -119,6 +164,7 @@ class Pipeline:
         self.broker = Mosquitto(tmp / "mosquitto").start()
         self.influx = InfluxDB(tmp / "influxdb", extra_config={"retention": {"check-interval": "1s"}}).start()
         inventory = write_inventory(tmp / "fleet.toml", LISTED, SITES)
+        inventory.write_text(inventory.read_text() + CUSTOMERS)
         cfg = collector_config(tmp, broker=self.broker, influx=self.influx, inventory=inventory)
         cfg.rollups.interval, cfg.rollups.current_every, cfg.rollups.settle = INTERVAL, INTERVAL, 1.0
         cfg.retention = RetentionConfig(telemetry="INF")  # telemetry alone in the default policy
@@ -130,7 +176,8 @@ class Pipeline:
         # (6 printers): equal figures show both ways agree.
         self.job.reader.group_above = 1
         self.report_config = tmp / "server.toml"
-        self.report_config.write_text(f'inventory = "{inventory}"\nstate_dir = "{tmp / "state"}"\n[influx]\n'
+        # The collector's state folder: its pseudonym secret, by which accounts are matched.
+        self.report_config.write_text(f'inventory = "{inventory}"\nstate_dir = "{cfg.state_dir}"\n[influx]\n'
                                       f'url = "{self.influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
 
     def q(self, query: str) -> list[dict]:
@@ -148,9 +195,10 @@ class Pipeline:
         wait_for(lambda: (self.job.last_ok or 0) > after_ms and not self.job.marks.pending(), 60,
                  "the rollups to catch up", interval=0.1)
 
-    def hour(self, printer: str, hour: int) -> dict:
+    def hour(self, printer: str, hour: int) -> dict[str, dict]:
+        """The printer's points of one hour, by customer."""
         rows = self.q(f'SELECT * FROM "rollups"."utilisation" WHERE "printer" = \'{printer}\' AND time = {hour}ms')
-        return rows[0] if rows else {}
+        return {row["customer"]: row for row in rows}
 
     def report(self, out: Path) -> Path:
         assert server_main(["report", "-c", str(self.report_config), "--out", str(out), "--no-progress",
@@ -171,22 +219,23 @@ class Pipeline:
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     """The quarter in the database and rolled up; then r1's held-back days replayed late.
-    Yields the pipeline and what the late hour's rollup was before and after, and how long it took."""
+    Yields the pipeline and what the late hours' rollups were before and after, and how long it took."""
     pipeline = Pipeline(tmp_path_factory.mktemp("rollups"))
     try:
         publish(pipeline.broker, [m for p in FLEET for m in _items(p, late=False)])
         wait_for(lambda: pipeline.counts() == expected_counts(late=False), 60, "the quarter's points in InfluxDB")
         pipeline.caught_up(time.time() * 1000)
-        before = pipeline.hour("r1", LATE_HOUR)
+        before = {"late": pipeline.hour("r1", LATE_HOUR), "crossing": pipeline.hour("r1", CROSSING_HOUR)}
         sent = time.monotonic()  # the lag is measured from the start of the replay: an upper bound
         publish(pipeline.broker, _items(R1, late=True))
         truth = scripted_fleet.truth_hours(R1, LATE_HOUR, LATE_HOUR + H)
-        wait_for(lambda: pipeline.hour("r1", LATE_HOUR).get("printing_ms") == truth["printing"], LAG,
+        wait_for(lambda: pipeline.hour("r1", LATE_HOUR).get("kilsberg", {}).get("printing_ms") == truth["printing"], LAG,
                  "the late hour's rollup to change", interval=0.05)
         lag = time.monotonic() - sent
         wait_for(lambda: pipeline.counts() == expected_counts(), 30, "every point of the script in InfluxDB")
         pipeline.caught_up(time.time() * 1000)
-        yield pipeline, {"before": before, "after": pipeline.hour("r1", LATE_HOUR), "truth": truth, "lag": lag}
+        after = {"late": pipeline.hour("r1", LATE_HOUR), "crossing": pipeline.hour("r1", CROSSING_HOUR)}
+        yield pipeline, {"before": before, "after": after, "truth": truth, "lag": lag}
     finally:
         pipeline.close()
 
@@ -226,6 +275,8 @@ def dashboard_figures(pipeline) -> list[tuple[str, str, dict]]:
         variables = macros.variable_values(board, pipeline.q, Q3_START, Q3_END - 1)
         for panel in macros.panels(board):
             for target in panel.get("targets", []):
+                if "customer" in target["query"]:
+                    continue  # the customer view's figures: test_the_funder_customer_panels_...
                 query = macros.substitute(target["query"], Q3_START, Q3_END - 1, variables)
                 rows = pipeline.q(query)
                 assert rows, f"{panel['title']}: no rows"
@@ -258,11 +309,21 @@ def _same(column: str, shown, reported) -> bool:
 
 # -- the tests ------------------------------------------------------------------------------------
 
-def test_a_late_replay_changes_the_rolled_up_hour_to_the_right_value_within_the_lag(replayed):
+def printing(points: dict[str, dict]) -> dict[str, int]:
+    return {customer: row["printing_ms"] for customer, row in points.items()}
+
+
+def test_a_late_replay_changes_the_rolled_up_hours_and_their_customers_within_the_lag(replayed):
     _, late = replayed
-    assert late["before"]["printing_ms"] == 0 and late["before"]["idle_ms"] == H  # rolled up, without the job
-    assert late["after"]["printing_ms"] == late["truth"]["printing"] == H
-    assert late["after"]["idle_ms"] == late["truth"]["idle"] == 0
+    before, after = late["before"], late["after"]
+    # Before: the held-back end of hallsberg's job unknown, r1 seemed to print on for it.
+    assert printing(before["late"]) == printing(before["crossing"]) == {"hallsberg": H}
+    # After: the hour of kilsberg's job is kilsberg's; hallsberg's point there is zeroed.
+    assert printing(after["late"]) == {"kilsberg": late["truth"]["printing"], "hallsberg": 0}
+    assert after["late"]["kilsberg"]["idle_ms"] == late["truth"]["idle"] == 0
+    # The last half hour of the job that began before the recomputed hours is still its customer's.
+    assert printing(after["crossing"]) == {"hallsberg": 30 * 60_000, "unattributed": 0}
+    assert after["crossing"]["unattributed"]["idle_ms"] == 30 * 60_000
     assert late["lag"] <= LAG
     print(f"late replay: the hour changed {late['lag']:.2f} s after the replay began (documented bound {LAG:.1f} s)")
 
@@ -289,6 +350,56 @@ def test_every_utilisation_and_funder_figure_equals_the_xlsx_report_for_the_quar
         assert not figures, f"{where}: groups the report does not have: {list(figures)}"
     assert all(n >= 5 for n in compared.values()), compared
     print("figures compared per grouping:", compared)
+
+
+def customer_sheets(xlsx: Path) -> dict[str, list[dict]]:
+    book = openpyxl.load_workbook(xlsx, read_only=True)
+    out = {}
+    for key in ("customer_kinds", "enterprises", "site_counties"):
+        rows = list(book[SHEETS["en"][key]].iter_rows(values_only=True))
+        out[key] = [dict(zip((LABEL_TO_KEY[h] for h in rows[0]), r)) for r in rows[1:]]
+    return out
+
+
+def funder_customer_figures(pipeline, county: str | None = None) -> dict[str, int | float]:
+    """The funder dashboard's customer panels for the quarter (all selected, or one county of the
+    sites): printing ms per customer kind, enterprises served by column."""
+    board = json.loads((ROOT / "dashboards" / "json" / "funder.json").read_text())
+    variables = macros.variable_values(board, pipeline.q, Q3_START, Q3_END - 1, {"county": county} if county else {})
+    out: dict = {}
+    for panel in macros.panels(board):
+        for target in panel.get("targets", []):
+            if "customer" not in target["query"]:
+                continue
+            for row in pipeline.q(macros.substitute(target["query"], Q3_START, Q3_END - 1, variables)):
+                if "customer_kind" in row:
+                    out[row["customer_kind"]] = round(row["printing_h"] * H)
+                else:
+                    out.update({k: v for k, v in row.items() if k.startswith("enterprises")})
+    return out
+
+
+def test_the_funder_customer_panels_equal_the_xlsx_reports_customer_view(replayed, quarter_xlsx):
+    """Printing hours per customer kind to the millisecond, and enterprises served (small and
+    medium-sized, large), for the network and for each county of the sites."""
+    pipeline, _ = replayed
+    sheets = customer_sheets(quarter_xlsx)
+    shown = funder_customer_figures(pipeline)
+    kind_of = {label: kind for kind, label in KINDS["en"].items()}
+    reported = {kind_of[row["kind"]]: round(row["printing_h"] * H) for row in sheets["customer_kinds"]}
+    assert {kind: shown.get(kind, 0) for kind in reported} == reported
+    assert set(shown) - set(reported) == {"enterprises_served", "enterprises_sme", "enterprises_large"}
+    assert all(reported[k] > 0 for k in ("company_sme", "company_large", "academia", "unattributed"))
+    columns = ("enterprises_served", "enterprises_sme", "enterprises_large")
+    enterprises = sheets["enterprises"][0]
+    assert {c: shown.get(c, 0) for c in columns} == {c: enterprises[c] for c in columns} == \
+        {"enterprises_served": 3, "enterprises_sme": 2, "enterprises_large": 1}
+    compared = 0
+    for row in sheets["site_counties"]:
+        in_county = funder_customer_figures(pipeline, row["county"])
+        assert {c: in_county.get(c, 0) for c in columns} == {c: row[c] for c in columns}, row["county"]
+        compared += bool(row["enterprises_served"])
+    assert compared == 3, sheets["site_counties"]  # Västerbotten, Norrbotten and Örebro served some
 
 
 def test_session_ends_looked_up_in_one_grouped_statement_equal_those_looked_up_one_by_one(replayed):
