@@ -14,6 +14,7 @@ tags of a printer's points may then change when the hour is recomputed;
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -75,8 +76,29 @@ def compute(reader: Reader, inventory: Inventory, start: int, end: int, now: int
         base = tags_of(key)
         for extra, part in parts(key, printer_segs):
             tags = tuple(sorted((*base, *extra.items()))) if extra else base
-            out.rows += [Row(hour, tags, ms) for hour, ms in zip(windows, acc.totals_by_window(part, windows))
+            out.rows += [Row(hour, tags, ms) for hour, ms in by_hour(part, windows)
                          if ms[acc.NOT_IN_NETWORK] < sum(ms.values())]  # wholly before its first data: no point
+    return out
+
+
+def by_hour(segs: Segments, windows: list[int]) -> list[tuple[int, dict[str, int]]]:
+    """(hour, ms per category) for the hours ``segs`` touch, by ``acc.totals_by_window`` over each
+    run of touched hours: a customer's part touches a few hours of a month, not all 744."""
+    out: list[tuple[int, dict[str, int]]] = []
+    run: Segments = []
+    low = high = 0  # the run's windows: [low, high)
+    last = len(windows) - 1
+    for seg in sorted(segs):
+        first = max(bisect.bisect_right(windows, seg[0]) - 1, 0)
+        if run and first > high:  # an hour untouched since the run: close it
+            out += zip(windows[low:high], acc.totals_by_window(run, windows[low:high + 1]))
+            run = []
+        if not run:
+            low = high = first
+        run.append(seg)
+        high = max(high, min(bisect.bisect_left(windows, seg[1]), last))
+    if run:
+        out += zip(windows[low:high], acc.totals_by_window(run, windows[low:high + 1]))
     return out
 
 

@@ -11,7 +11,8 @@ from server.attribution import Attribution
 from server.reports import customer_rows
 from server.reports.build import build
 from server.reports.query import JobEvent, RawData
-from server.rollups.compute import compute
+from server.rollups import hours
+from server.rollups.compute import by_hour, compute
 from server.rollups.customers import CustomerSplit
 
 H = 3_600_000
@@ -226,3 +227,24 @@ def test_hours_rolled_up_span_by_span_sum_to_the_reports_printing_hours_per_cust
         summed[dict(r.tags)["customer_kind"]] += r.ms[acc.PRINTING]
     assert summed == kinds
     assert sum(acc.in_network(r.ms) for r in rows) == 24 * H  # the whole day, every part counted once
+
+
+SEGS = st.lists(st.tuples(st.integers(0, 30 * 60), st.integers(1, 300), st.sampled_from(acc.CATEGORIES)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SEGS, st.integers(1, 30 * 60))
+def test_hours_of_a_sparse_part_are_those_of_every_window_that_has_time(raw, until_min):
+    """by_hour looks only at the hours a part touches; it finds what totals_by_window finds in all."""
+    until = START + until_min * M
+    segs, at = [], START
+    for gap, length, cat in raw:  # non-overlapping, as a split's parts are
+        a = at + gap * M
+        b = min(a + length * M, until)
+        if a >= until:
+            break
+        segs.append((a, b, cat))
+        at = b
+    windows = hours.bounds(START, until)
+    every = [(h, ms) for h, ms in zip(windows, acc.totals_by_window(segs, windows)) if sum(ms.values())]
+    assert [(h, ms) for h, ms in by_hour(segs[::-1], windows) if sum(ms.values())] == every
