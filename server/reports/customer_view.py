@@ -144,16 +144,10 @@ def _printing(view: CustomerView, county: str, spans: list[Span], segs: list, en
 
 def printing_pieces(spans: list[Span], segs: list, end: int) -> list[tuple[Span | None, int, int]]:
     """A printer's printing time as pieces ``(job, start, end)`` in time order: within a job's
-    window (its start up to its end, the next job's start, or ``end``) it is that job's, outside
-    every window ``None``. The customer view sums them; the hourly rollups (server/rollups/customers.py)
-    cut them into hours. One pass: jobs and segments are both in time order."""
-    windows = []
-    for n, span in enumerate(spans):
-        stop = span.end if span.end is not None else end
-        if n + 1 < len(spans):
-            stop = min(stop, spans[n + 1].start)  # jobs of one printer do not overlap
-        if stop > span.start:
-            windows.append((span, span.start, stop))
+    window it is that job's, outside every window ``None``. The customer view sums them; the hourly
+    rollups (server/rollups/customers.py) cut them into hours. One pass: jobs and segments are both
+    in time order."""
+    windows = _windows(spans, end)
     out: list[tuple[Span | None, int, int]] = []
     w = 0
     for a, b, cat in segs:
@@ -172,6 +166,18 @@ def printing_pieces(spans: list[Span], segs: list, end: int) -> list[tuple[Span 
             stop = min(high, b)
             out.append((span, a, stop))
             a = stop
+    return out
+
+
+def _windows(spans: list[Span], end: int) -> list[tuple[Span, int, int]]:
+    """Each job's window: its start up to its end, the next job's start, or ``end``."""
+    out = []
+    for n, span in enumerate(spans):
+        stop = span.end if span.end is not None else end
+        if n + 1 < len(spans):
+            stop = min(stop, spans[n + 1].start)  # jobs of one printer do not overlap
+        if stop > span.start:
+            out.append((span, span.start, stop))
     return out
 
 

@@ -1,6 +1,7 @@
 """Rollup points in and out of InfluxDB (retention policy ``rollups``).
 
-``utilisation``: one point per printer and hour (tags printer, site, organisation, county), fields
+``utilisation``: one point per printer, hour and customer (tags printer, site, organisation,
+county, and with the customer split customer and customer_kind), fields
 ``<category>_ms`` for every accounting category plus ``in_network_ms`` and ``available_ms``, all
 integers, so sums are exact. ``extent``: one point per state change whose session's end a report
 needs (tags site, printer; field ``until``). A recomputed hour writes the same series at the same
