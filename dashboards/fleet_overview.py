@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import piechart, stat, statetimeline, table
 from grafana_foundation_sdk.models import common, dashboard
 
-from dashboards import common as c
+from dashboards import common as c, panels
 from dashboards.influxql import AGENT, ALERT, FILTER_REGION, JOB, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, renamed, table_panel, transform
 
@@ -53,11 +53,9 @@ def state_timeline() -> statetimeline.Panel:
     query = InfluxQL(f"""
         SELECT last("state") FROM "telemetry" WHERE $timeFilter AND {FILTER_REGION}
         GROUP BY time($__interval), "printer" fill(none)""").time_series("$tag_printer")
-    return (statetimeline.Panel().title("State over time").datasource(datasource())
-            .description("Each printer's state per interval (last telemetry sample in it); gaps "
-                         "are intervals with no telemetry at all.")
-            .targets(targets(query)).mappings(c.value_colours(c.STATE_COLOURS))
-            .show_value(common.VisibilityMode.NEVER).merge_values(True))
+    return panels.state_timeline(
+        "State over time", "Each printer's state per interval (last telemetry sample in it); gaps "
+        "are intervals with no telemetry at all.", query, common.VisibilityMode.NEVER)
 
 
 def open_alerts() -> table.Panel:

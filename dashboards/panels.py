@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import table
+from grafana_foundation_sdk.builders import statetimeline, table
 from grafana_foundation_sdk.models import common, dashboard
 
-from dashboards.common import value_colours
+from dashboards.common import STATE_COLOURS, value_colours
 from dashboards.influxql import InfluxQL, datasource, targets
 
 
@@ -28,6 +28,14 @@ def renamed(panel, names: dict[str, str]):
 def table_panel(title: str, description: str, *queries: InfluxQL) -> table.Panel:
     return (table.Panel().title(title).description(description).datasource(datasource())
             .targets(targets(*queries)).footer(cb.TableFooterOptions().show(False).reducer([])))
+
+
+def state_timeline(title: str, description: str, query: InfluxQL,
+                   show_value: common.VisibilityMode) -> statetimeline.Panel:
+    """Printers' states over time, coloured as everywhere else."""
+    return (statetimeline.Panel().title(title).datasource(datasource()).description(description)
+            .targets(targets(query)).mappings(value_colours(STATE_COLOURS))
+            .show_value(show_value).merge_values(True))
 
 
 def transform(id_: str, options: dict) -> dashboard.DataTransformerConfig:

@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseri
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common, dashboard
 
-from dashboards import common as c
+from dashboards import common as c, panels
 from dashboards.influxql import FILTER_PRINTER, JOB, STATE, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, renamed, table_panel, with_legend
 
@@ -52,11 +52,9 @@ def state_timeline() -> statetimeline.Panel:
     query = InfluxQL(f"""
         SELECT "state" FROM {STATE} WHERE $timeFilter AND {FILTER_PRINTER}
         GROUP BY "printer" """).time_series("$tag_printer")
-    return (statetimeline.Panel().title("State timeline").datasource(datasource())
-            .description("Exact state changes from the state measurement. The state before the "
-                         "first change in the range is not shown until that change.")
-            .targets(targets(query)).mappings(c.value_colours(c.STATE_COLOURS))
-            .show_value(common.VisibilityMode.AUTO).merge_values(True))
+    return panels.state_timeline(
+        "State timeline", "Exact state changes from the state measurement. The state before the "
+        "first change in the range is not shown until that change.", query, common.VisibilityMode.AUTO)
 
 
 def job_history() -> table.Panel:
