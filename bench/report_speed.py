@@ -47,7 +47,7 @@ from server import inventory as inventory_mod
 from server import lineproto
 from server.pseudonyms import Pseudonyms
 from server.reports import periods
-from server.reports.generate import make_report, write_files
+from server.reports.generate import make_report, write_files, xlsx_ahead
 from server.reports.people import People
 from server.store.influx import InfluxHTTP
 from devkit.servers import InfluxDB
@@ -235,9 +235,11 @@ def bench_period(client, inv, period, out: Path, now_ms: int, influxd) -> dict:
     cpu0 = cpu_seconds(influxd)
     t0 = time.perf_counter()
     people = People(Pseudonyms("report-bench-secret-0123456789"))
-    report = make_report(client, inv, period, now_ms=now_ms, people=people)
-    t1 = time.perf_counter()
-    write_files(report, ["xlsx", "csv", "pdf", "summary"], out, "en")
+    formats = ["xlsx", "csv", "pdf", "summary"]
+    with xlsx_ahead(period, formats, out, "en") as ahead:  # as `printfarm-server report` does
+        report = make_report(client, inv, period, now_ms=now_ms, people=people, ahead=ahead)
+        t1 = time.perf_counter()
+        write_files(report, formats, out, "en", ahead=ahead)
     t2 = time.perf_counter()
     cpu1 = cpu_seconds(influxd)
     network = report.groupings["network"][0]

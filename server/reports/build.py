@@ -61,13 +61,13 @@ class Report:
 
 
 def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, people: People | None = None,
-          previous: "Report | None" = None, details: bool = True) -> Report:
+          previous: "Report | None" = None, details: bool = True, jobs: "list[JobRow] | None" = None) -> Report:
     """The report of ``period``. ``details`` False leaves out the job list, the monthly trend and the
-    notes: for the previous period, of which only the figures are compared."""
+    notes: for the previous period, of which only the figures are compared. ``jobs``: the job list
+    if it was made already (``job_rows`` as soon as the job events were read)."""
     people = people or People()
     end = timelines.counted_until(period.start_ms, period.end_ms, now_ms)
-    for job in data.jobs:  # from here on a user is its pseudonym, whatever the point held
-        job.user = people.user(job.site, job.user)
+    pseudonymise(data, people)
     segs = timelines.segments_by_printer(data, inventory, period.start_ms, end)
     usages = []
     for (site, printer), printer_segs in segs.items():
@@ -79,7 +79,7 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
     report = Report(
         period=period, as_of_ms=end, usages=usages,
         groupings={g: aggregate.group(usages, g) for g in aggregate.GROUPINGS},
-        jobs=job_rows(data.jobs, usages, period, people) if details else [],
+        jobs=(job_rows(data, inventory, period, people) if jobs is None else jobs) if details else [],
         monthly=_monthly(segs, period, end) if details else [],
         notes=notes(data, usages, segs, inventory, period, end, now_ms) if details else [], queries=data.queries,
         generated_ms=now_ms, customers=view, previous=previous,
@@ -127,27 +127,36 @@ def _count_jobs(usages: list[aggregate.Usage], jobs: list[JobEvent]) -> None:
             u.users.add((job.site, job.user))
 
 
-def job_rows(jobs: list[JobEvent], usages: list[aggregate.Usage], period: Period,
-             people: People | None = None) -> list[JobRow]:
+def pseudonymise(data: RawData, people: People) -> None:
+    """From here on a user is its pseudonym, whatever the point held (once: a pseudonym is not a name)."""
+    if data.pseudonymous:
+        return
+    for job in data.jobs:
+        job.user = people.user(job.site, job.user)
+    data.pseudonymous = True
+
+
+def job_rows(data: RawData, inventory: Inventory, period: Period, people: People | None = None) -> list[JobRow]:
     """One row per job: ends with their start; starts that did not end in the period as 'running'."""
-    who = {(u.site, u.printer): u for u in usages}
     people = people or People()
-    local = LocalTimes(period)
+    pseudonymise(data, people)
+    jobs, local, who = data.jobs, LocalTimes(period), {}
     ended_starts = {(j.site, j.printer, j.job_started) for j in jobs if j.kind != "started" and j.job_started}
     out = []
     for j in jobs:
-        if j.kind == "started" and (j.site, j.printer, j.ts) in ended_starts:
+        started = j.kind == "started"
+        if started and (j.site, j.printer, j.ts) in ended_starts:
             continue
-        u = who[(j.site, j.printer)]
-        started = j.ts if j.kind == "started" else j.job_started
+        key = (j.site, j.printer)
+        tags = who.get(key)
+        if tags is None:
+            tags = who[key] = inventory.tags(*key)  # as the printer's Usage has them
         out.append(JobRow(
-            started=local(started), ended=None if j.kind == "started" else local(j.ts),
-            outcome="running" if j.kind == "started" else j.kind, site=j.site, printer=j.printer,
-            organisation=u.organisation, county=u.county, file=j.file or "",
-            user=people.shown(j.site, j.printer, j.kind, j.ts, j.user),
-            duration_h=None if j.duration is None else j.duration / 3600,
-            filament_m_est=None if j.filament_mm is None else j.filament_mm / 1000, error=j.error or "",
-        ))
+            local(j.ts if started else j.job_started), None if started else local(j.ts),
+            "running" if started else j.kind, j.site, j.printer, tags.organisation, tags.county, j.file or "",
+            people.shown(j.site, j.printer, j.kind, j.ts, j.user),
+            None if j.duration is None else j.duration / 3600,
+            None if j.filament_mm is None else j.filament_mm / 1000, j.error or ""))
     out.sort(key=lambda r: (r.started or r.ended, r.site, r.printer))
     return out
 

@@ -10,10 +10,10 @@ from common.configkit import ConfigError
 from common.urls import redact
 from server.reports import config as reports_config
 from server.reports import periods
-from server.reports.generate import client_for, make_report, people_for, write_files
+from server.reports.generate import client_for, make_report, people_for, write_files, xlsx_ahead
 from server.store.influx import InfluxError
 
-STEPS = ("states before the period", "state changes", "job events", "gaps in data", "accounting")
+STEPS = ("job events", "states before the period", "state changes", "gaps in data", "accounting")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,14 +71,15 @@ def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(1)
-        try:
-            report = make_report(client_for(cfg), inventory, period, grace_s=rcfg.silence_after, progress=step,
-                                 people=people)
-        except InfluxError as exc:
-            print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
-            return 1
-        report.network_name = rcfg.network_name
-        paths = write_files(report, formats, out, lang, progress=step)
+        with xlsx_ahead(period, formats, out, lang) as ahead:
+            try:
+                report = make_report(client_for(cfg), inventory, period, grace_s=rcfg.silence_after, progress=step,
+                                     people=people, ahead=ahead)
+            except InfluxError as exc:
+                print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
+                return 1
+            report.network_name = rcfg.network_name
+            paths = write_files(report, formats, out, lang, progress=step, ahead=ahead)
     for path in paths:
         print(path)
     print(f"{len(paths)} file(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)

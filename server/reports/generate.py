@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -13,6 +14,7 @@ from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
 from server.reports import labels, periods, query
+from server.reports.ahead import XlsxAhead
 from server.reports.people import People
 from server.reports.periods import Period
 from server.reports.query import Reader
@@ -23,8 +25,9 @@ log = logging.getLogger(__name__)
 
 def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
                 grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None,
-                people: People | None = None, compare: bool = True) -> build_mod.Report:
-    """The report of ``period``; with ``compare`` also the period before it (key figures, new customers)."""
+                people: People | None = None, compare: bool = True, ahead: XlsxAhead | None = None) -> build_mod.Report:
+    """The report of ``period``; with ``compare`` also the period before it (key figures, new customers).
+    ``ahead`` gets the job list as soon as it is known, to write it while the rest is read."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     people = people or People()
     if people.pseudonyms is not None:
@@ -32,8 +35,15 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     if people.show == "name":
         people.names = query.raw_names(client, period.start_ms, period.end_ms)
     previous = _previous(client, inventory, periods.before(period), now_ms, grace_s, people) if compare else None
-    data = Reader(client, int(grace_s * 1000), progress).fetch(period.start_ms, period.end_ms, now_ms)
-    report = build_mod.build(data, inventory, period, now_ms, people, previous() if previous else None)
+    jobs: list[build_mod.JobRow] = []
+
+    def jobs_in(data: query.RawData) -> None:
+        jobs.extend(build_mod.job_rows(data, inventory, period, people))
+        ahead.jobs(jobs, people.show)
+    reader = Reader(client, int(grace_s * 1000), progress, on_jobs=jobs_in if ahead else lambda data: None)
+    data = reader.fetch(period.start_ms, period.end_ms, now_ms)
+    report = build_mod.build(data, inventory, period, now_ms, people, previous() if previous else None,
+                             jobs=jobs if ahead else None)
     progress("accounting")
     return report
 
@@ -82,20 +92,23 @@ def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: f
 
 
 def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Path, lang: str,
-                progress: Callable[[str], None] = lambda step: None) -> list[Path]:
+                progress: Callable[[str], None] = lambda step: None, ahead: XlsxAhead | None = None) -> list[Path]:
     """Write each format; a large XLSX is written by a forked child while this process does the rest
-    (openpyxl needs ~3 µs a cell, a year's job list is a million cells: seconds worth overlapping)."""
+    (XlsxWriter needs ~5 µs a cell, a year's job list is a million cells: seconds worth overlapping).
+    ``ahead``: the child that has been writing it since the job list was known (xlsx_ahead)."""
     labels.check(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"printfarm-report-{report.period.label}-{lang}"
-    child = None
-    if "xlsx" in formats and len(formats) > 1 and len(report.jobs) >= FORK_XLSX_ABOVE and _can_fork():
-        child = _start_xlsx_child(report, lang, out / f"{stem}.xlsx")
+    stem = _stem(report.period, lang)
+    if "xlsx" in formats and ahead is None and len(formats) > 1 and len(report.jobs) >= FORK_XLSX_ABOVE \
+            and _can_fork():
+        ahead = XlsxAhead(out / f"{stem}.xlsx", lang, report)  # the child inherits the report
+    if "xlsx" in formats and ahead is not None:
+        ahead.send_report(report)
     paths: list[Path] = []
     for fmt in formats:
         if fmt == "xlsx":
-            if child is None:
+            if ahead is None:
                 paths.append(_write_xlsx(report, lang, out / f"{stem}.xlsx"))
                 progress(fmt)
             continue
@@ -111,17 +124,36 @@ def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Pat
         else:
             raise ValueError(f"unknown format {fmt!r}")
         progress(fmt)
-    if child is not None:
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"writing {stem}.xlsx failed (exit code {child.exitcode}); see the log above")
-        paths.insert(formats.index("xlsx"), out / f"{stem}.xlsx")
+    if "xlsx" in formats and ahead is not None:
+        paths.insert(formats.index("xlsx"), ahead.wait())
         progress("xlsx")
     log.info("report %s (%s) written: %s", report.period.label, lang, ", ".join(p.name for p in paths))
     return paths
 
 
 FORK_XLSX_ABOVE = 20_000  # job rows
+
+
+@contextlib.contextmanager
+def xlsx_ahead(period: Period, formats: list[str], out_dir: str | Path, lang: str):
+    """For ``make_report(ahead=)`` and ``write_files(ahead=)``: the child that writes the XLSX of
+    ``period`` while the report is read and accounted; None without an XLSX or without fork.
+    Ended whatever happens (without a workbook if the report failed)."""
+    if "xlsx" not in formats or not _can_fork():
+        yield None
+        return
+    labels.check(lang)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ahead = XlsxAhead(out / f"{_stem(period, lang)}.xlsx", lang)
+    try:
+        yield ahead
+    finally:
+        ahead.close()
+
+
+def _stem(period: Period, lang: str) -> str:
+    return f"printfarm-report-{period.label}-{lang}"
 
 
 def _write_xlsx(report, lang: str, path: Path) -> Path:
@@ -131,24 +163,6 @@ def _write_xlsx(report, lang: str, path: Path) -> Path:
 
 def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
-
-
-def _start_xlsx_child(report, lang: str, path: Path):
-    # fork: the child inherits the report as it is, nothing is pickled or re-imported. Frozen objects
-    # are skipped by the collector, so neither side's GC touches (and copies) the shared pages.
-    gc.freeze()
-    try:
-        child = multiprocessing.get_context("fork").Process(target=_xlsx_child, args=(report, lang, path),
-                                                            name="report-xlsx", daemon=True)
-        child.start()
-    finally:
-        gc.unfreeze()
-    return child
-
-
-def _xlsx_child(report, lang: str, path: Path) -> None:
-    gc.disable()  # a short-lived process: collecting would only copy pages
-    _write_xlsx(report, lang, path)
 
 
 def people_for(cfg, show: str | None = None) -> People:

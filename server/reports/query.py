@@ -60,6 +60,7 @@ class RawData:
     # (printer, ts of a state point) -> the last data between it and the next session start (or now)
     extents: dict[tuple[Key, int], int] = field(default_factory=dict)
     queries: int = 0
+    pseudonymous: bool = False  # job users turned into pseudonyms already (build.pseudonymise)
 
 
 def _t(ms: int) -> str:
@@ -81,8 +82,10 @@ def _q(value: str) -> str:
 
 class Reader:
     def __init__(self, client: InfluxHTTP, grace_ms: int = 120_000,
-                 progress: Callable[[str], None] = lambda step: None):
+                 progress: Callable[[str], None] = lambda step: None,
+                 on_jobs: Callable[[RawData], None] = lambda data: None):
         self.client, self.grace_ms, self.progress = client, grace_ms, progress
+        self.on_jobs = on_jobs  # called once the job events are in, before the state changes
         self.queries = 0
         self.group_above = GROUP_ABOVE
 
@@ -92,23 +95,25 @@ class Reader:
         data = RawData(start_ms, end_ms)
         window = _window(start_ms, end_ms)
         # The bulk reads are independent: cut into months and run side by side, influxd works on
-        # one chunk while this process decodes another; merged below in a fixed order.
+        # one chunk while this process decodes another; merged below in a fixed order. The job
+        # events first: ``on_jobs`` can start on the job list while influxd reads the states.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            chunks = _chunks(start_ms, end_ms)
+            jobs = [pool.submit(self._job_series, a, b) for a, b in chunks]
             initial = pool.submit(self._series, f"SELECT last(state) AS state FROM {STATE} "
                                                 f"WHERE time < {_t(start_ms)} GROUP BY site, printer")
             restarts = pool.submit(self._series, f"SELECT prev_state FROM {STATE} WHERE {window} "
                                                  f"AND prev_state = 'none' GROUP BY *")
-            chunks = _chunks(start_ms, end_ms)
             states = [pool.submit(self._series, f"SELECT state FROM {STATE} WHERE {_window(a, b)} GROUP BY *")
                       for a, b in chunks]
-            jobs = [pool.submit(self._job_series, a, b) for a, b in chunks]
+            self._jobs(data, [j for part in jobs for j in part.result()[0]],
+                       [j for part in jobs for j in part.result()[1]])
+            self.progress("job events")
+            self.on_jobs(data)
             self._initial_states(data, initial.result())
             self.progress("states before the period")
             self._states(data, [s for part in states for s in part.result()], restarts.result())
             self.progress("state changes")
-            self._jobs(data, [j for part in jobs for j in part.result()[0]],
-                       [j for part in jobs for j in part.result()[1]])
-            self.progress("job events")
         self._last_data(data, live, now_ms)
         self.progress("gaps in data")
         data.queries = self.queries

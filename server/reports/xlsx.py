@@ -16,25 +16,45 @@ import xlsxwriter
 
 from server.reports.build import Report
 from server.reports.labels import DEFINITIONS, SHEETS, TEXT, note_text
-from server.reports.tables import PERCENT_COLUMNS, Table, tables
+from server.reports.tables import PERCENT_COLUMNS, TABLE_KEYS, Table, tables
 
 NUMBER_FORMATS = {"percent": "0.0%", "hours": "#,##0.00", "time": "yyyy-mm-dd hh:mm:ss"}
 
 
 def write(report: Report, lang: str, path: Path) -> Path:
-    # Text stays text: a file named "=1+1" or "http://…" must not become a formula or a link.
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
-                                         "strings_to_urls": False, "strings_to_numbers": False})
-    formats = {name: wb.add_format({"num_format": spec}) for name, spec in NUMBER_FORMATS.items()}
-    formats["header"] = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
-    formats["title"] = wb.add_format({"bold": True, "font_size": 14})
-    formats["bold"] = wb.add_format({"bold": True})
-    formats["wrap"] = wb.add_format({"text_wrap": True, "valign": "top"})
-    _about(wb.add_worksheet(SHEETS[lang]["about"]), report, lang, formats)
+    book = Book(path, lang)
+    book.about(report)
     for table in tables(report, lang):
-        _sheet(wb.add_worksheet(table.title), table, formats)
-    wb.close()
-    return Path(path)
+        book.table(table)
+    return book.close()
+
+
+class Book:
+    """A workbook with all its sheets in place, in their order, to be filled in any order: a
+    constant-memory worksheet keeps its rows in a file of its own, so the job list can be written
+    before the figures it comes after are known (see server/reports/ahead.py)."""
+
+    def __init__(self, path: Path, lang: str):
+        # Text stays text: a file named "=1+1" or "http://…" must not become a formula or a link.
+        self.path, self.lang = Path(path), lang
+        self.wb = wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                                       "strings_to_urls": False, "strings_to_numbers": False})
+        self.formats = {name: wb.add_format({"num_format": spec}) for name, spec in NUMBER_FORMATS.items()}
+        self.formats["header"] = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+        self.formats["title"] = wb.add_format({"bold": True, "font_size": 14})
+        self.formats["bold"] = wb.add_format({"bold": True})
+        self.formats["wrap"] = wb.add_format({"text_wrap": True, "valign": "top"})
+        self.sheets = {key: wb.add_worksheet(SHEETS[lang][key]) for key in ("about", *TABLE_KEYS)}
+
+    def about(self, report: Report) -> None:
+        _about(self.sheets["about"], report, self.lang, self.formats)
+
+    def table(self, table: Table) -> None:
+        _sheet(self.sheets[table.key], table, self.formats)
+
+    def close(self) -> Path:
+        self.wb.close()
+        return self.path
 
 
 def _about(ws, report: Report, lang: str, formats: dict) -> None:
