@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import multiprocessing
+import threading
 from pathlib import Path
 
 
@@ -25,13 +26,14 @@ class XlsxAhead:
     def __init__(self, path: Path, lang: str, report=None):
         self.path, self.lang = Path(path), lang
         self.sent_jobs = report is not None
+        self.sender: threading.Thread | None = None
         ctx = multiprocessing.get_context("fork")
         receive, self.send = ctx.Pipe(duplex=False)
         # fork: the child starts from this process as it is, nothing pickled or re-imported. Frozen
         # objects are skipped by the collector, so neither side's GC touches (and copies) shared pages.
         gc.freeze()
         try:
-            self.child = ctx.Process(target=_child, args=(receive, self.path, lang, report), name="report-xlsx",
+            self.child = ctx.Process(target=_child, args=(receive, self.send, self.path, lang, report), name="report-xlsx",
                                      daemon=True)
             self.child.start()
         finally:
@@ -45,21 +47,31 @@ class XlsxAhead:
         self.sent_jobs = True
 
     def send_report(self, report) -> None:
-        """The finished report: what the child still needs of it."""
+        """The finished report: what the child still needs of it. Sent by a thread: the child reads
+        it only once its job sheet is written, and this process has other files to write meanwhile."""
         if self.send.closed:
             return  # it has it
         if not self.sent_jobs:
             self.jobs(report.jobs, report.users_shown)
-        self._send(dataclasses.replace(report, jobs=[]))
+        self.sender = threading.Thread(target=self._send_last, args=(dataclasses.replace(report, jobs=[]),),
+                                       name="report-xlsx-send", daemon=True)
+        self.sender.start()
+
+    def _send_last(self, message) -> None:
+        self._send(message)
         self.send.close()
 
     def wait(self) -> Path:
+        if self.sender is not None:
+            self.sender.join()
         self.child.join()
         if self.child.exitcode != 0:
             raise RuntimeError(f"writing {self.path.name} failed (exit code {self.child.exitcode}); see the log above")
         return self.path
 
     def close(self) -> None:
+        if self.sender is not None:
+            self.sender.join()
         if not self.send.closed:
             self.send.close()  # the child reads the end of the pipe and stops without a workbook
         self.child.join()
@@ -71,8 +83,9 @@ class XlsxAhead:
             pass
 
 
-def _child(receive, path: Path, lang: str, report) -> None:
+def _child(receive, send, path: Path, lang: str, report) -> None:
     gc.disable()  # a short-lived process: collecting would only copy pages
+    send.close()  # its copy of the writing end: else it would never read the end of the pipe
     from server.reports import tables, xlsx
 
     if report is not None:

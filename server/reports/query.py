@@ -36,7 +36,7 @@ NEAR_MS = 3_600_000  # last() looks at the last hour of its window first
 GROUP_ABOVE = 20  # this many windows ending together are looked up in one grouped statement
 
 
-@dataclass
+@dataclass(slots=True)  # ~100,000 of them in a year's report
 class JobEvent:
     ts: int
     site: str
