@@ -242,3 +242,72 @@ def test_remaining_length_round_trips_through_the_decoder(n):
     head = b"\x30" + codec.remaining_length(n)
     decoder = Decoder(max_packet=codec.MAX_REMAINING_LENGTH)
     assert decoder.feed(head) == [] and decoder.pending() == len(head)
+
+
+# -- the fast path for plain QoS 1 PUBLISH packets equals the general path -----------------------
+
+def _feeds(decoder: Decoder, stream: bytes, cuts: list[int]) -> list:
+    """What each feed gives (packets, or the ProtocolError's text, after which the caller closes)."""
+    out, pos = [], 0
+    for cut in sorted(cuts) + [len(stream)]:
+        try:
+            out.append(decoder.feed(stream[pos:max(pos, cut)]))
+        except ProtocolError as exc:
+            out.append(f"ProtocolError: {exc}")
+            break
+        pos = max(pos, cut)
+    return out + [decoder.pending()]
+
+
+def raw_publishes(pids):
+    return st.builds(
+        lambda topic, payload, flags, pid: bytes([0x30 | flags]) + codec.remaining_length(4 + len(topic) + len(payload))
+        + len(topic).to_bytes(2, "big") + topic + pid.to_bytes(2, "big") + payload,
+        st.text(max_size=12).map(str.encode) | st.binary(max_size=12),
+        st.binary(max_size=400) | st.integers(120, 400).map(lambda n: bytes(range(256))[:n % 256] * 2)
+        | st.integers(16_370, 16_400).map(lambda n: b"x" * n),  # one, two or three length bytes
+        st.sampled_from([0x2, 0x2, 0x2, 0x0, 0x3, 0xA, 0xB]),  # mostly plain QoS 1; QoS 0, RETAIN, DUP
+        pids)
+
+
+noise = st.sampled_from([b"\xd0\x00", b"\x20\x02\x00\x00", b"\x32", b"\x32\xff", b"\x32\x80\x80\x01", b"\x34\x05\x00\x01t\x00\x01",
+                         b"\x32\x03\x00\x01t", b"\x32\x04\x00\x05ab", b"\x40\x02\x00\x01"]) | st.binary(max_size=6)
+limits = st.sampled_from([codec.MAX_PACKET, 16_390, 300, 40, 4])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(raw_publishes(st.integers(1, 65535)), min_size=1, max_size=30),
+       cuts=st.lists(st.integers(0, 60_000), max_size=12), max_packet=limits)
+def test_the_fast_path_gives_what_the_general_path_gives_for_sound_streams(parts, cuts, max_packet):
+    stream = b"".join(parts)
+    assert _feeds(Decoder(max_packet), stream, cuts) == _feeds(Decoder(max_packet, fast=False), stream, cuts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(raw_publishes(st.sampled_from([0, 1, 65535])) | noise, min_size=1, max_size=30),
+       cuts=st.lists(st.integers(0, 6000), max_size=12),
+       flip=st.none() | st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_packet=limits)
+def test_the_fast_path_gives_what_the_general_path_gives_for_broken_streams(parts, cuts, flip, max_packet):
+    stream = bytearray(b"".join(parts))
+    if flip and stream:
+        stream[flip[0] % len(stream)] = flip[1]
+    assert _feeds(Decoder(max_packet), bytes(stream), cuts) == _feeds(Decoder(max_packet, fast=False), bytes(stream), cuts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=stream_items, cuts=st.lists(st.integers(0, 20_000), max_size=30))
+def test_the_general_path_alone_still_decodes_every_stream(items, cuts):
+    """The reference the fast path is held to decodes the spec-built streams above correctly too."""
+    encoded = [_encode(item) for item in items]
+    stream = b"".join(raw for raw, _ in encoded)
+    got = [p for feed in _feeds(Decoder(fast=False), stream, cuts)[:-1] for p in feed]
+    assert got == [packet for _, packet in encoded]
+
+
+def test_a_drain_of_plain_qos1_publishes_takes_the_fast_path():
+    """Positive control for the property above: the fast path is what decodes such a stream."""
+    stream = b"".join(publish_packet(f"printfarm/v1/s/p{i}/telemetry", b"x" * 300, 1, i + 1) for i in range(50))
+    decoder = Decoder()
+    taken = []
+    decoder._publishes = lambda buf, pos, packets: taken.append(pos) or Decoder._publishes(decoder, buf, pos, packets)
+    assert len(decoder.feed(stream)) == 50 and taken == [0]
