@@ -53,12 +53,30 @@ class Ingest:
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
+        self._counts = self.metrics.counters
         self._topics: dict[str, protocol.Topic | None] = {}
+        self._routes: dict[str, tuple[protocol.Topic, Tags, str]] = {}  # listed printers' topics
         self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
         self._unlisted: set = set()  # unlisted printers (site, printer) and agents tracked
 
     def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
-        self.metrics.counters["messages_received"] += 1
+        self._counts["messages_received"] += 1
+        # The hot path: a listed printer's topic seen before. Its parse and tags never change
+        # (the inventory is fixed for the collector's life), so one look-up finds them.
+        route = self._routes.get(topic)
+        if route is None:
+            return self._handle_first(topic, payload)
+        parsed, tags, tag_str = route
+        try:
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+        except protocol.Rejected as exc:
+            return self._reject(exc.reason, topic, exc.detail)
+        self._store(msg, parsed, tag_str)
+        return self._accepted(msg, tags)
+
+    def _handle_first(self, topic: str, payload: bytes) -> protocol.Message | None:
+        """Any message but a listed printer's on a topic already routed: agents, unlisted
+        printers (counted and limited per message), bad topics, and each topic's first."""
         parsed = self._topic(topic)
         if parsed is None:
             return self._reject("bad_topic", topic, "not a printfarm topic")
@@ -70,19 +88,26 @@ class Ingest:
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
                 return self._reject(self._unlisted_reason(), topic, "agent is not in the inventory's [agents]")
-            tags = None
             if not (msg.will and self._stamp_will(msg)):
                 self.write(lineproto.agent(msg))
-        else:
-            cached = self._tags_for(parsed.site, parsed.printer)
-            if cached is None:
-                return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
-            tags = cached[0]
-            raw_user = self.users.hide(msg, parsed.site) if self.users else None  # the one place
-            self.write(_BUILDERS[parsed.kind](msg, cached[1]))
-            if raw_user is not None:
-                self._raw_user(msg, parsed.kind, cached[1], raw_user)
-        self.metrics.counters["messages_accepted"] += 1
+            return self._accepted(msg, None)
+        cached = self._tags_for(parsed.site, parsed.printer)
+        if cached is None:
+            return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
+        if cached[0].listed and len(self._routes) < 100_000:
+            self._routes[topic] = (parsed, *cached)
+        self._store(msg, parsed, cached[1])
+        return self._accepted(msg, cached[0])
+
+    def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str) -> None:
+        """A printer's message as its point(s), with its user name hidden where configured."""
+        raw_user = self.users.hide(msg, parsed.site) if self.users else None  # the one place
+        self.write(_BUILDERS[parsed.kind](msg, tag_str))
+        if raw_user is not None:
+            self._raw_user(msg, parsed.kind, tag_str, raw_user)
+
+    def _accepted(self, msg: protocol.Message, tags: Tags | None) -> protocol.Message:
+        self._counts["messages_accepted"] += 1
         state = self.fleet.apply(msg, tags)
         for listener in self.listeners:
             try:
@@ -129,7 +154,7 @@ class Ingest:
                 log.warning("printer %s/%s is not in the inventory: storing its data with listed=false", site, printer)
             cached = self._tags[key] = (tags, lineproto.tag_set(tags))
         if not cached[0].listed:
-            self.metrics.counters["unlisted_messages"] += 1
+            self._counts["unlisted_messages"] += 1
         return cached
 
     def _refused(self, key, unlisted) -> bool:
