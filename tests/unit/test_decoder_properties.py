@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -116,3 +117,41 @@ def valid_messages(draw):
 def test_valid_messages_round_trip(topic_and_msg):
     topic, msg = topic_and_msg
     assert p.decode(topic, p.encode(msg), NOW) == msg
+
+
+EDGES = [p.MIN_TS_MS - 1, p.MIN_TS_MS, NOW, NOW + p.MAX_FUTURE_MS, NOW + p.MAX_FUTURE_MS + 1]
+
+
+@PROFILE
+@given(topic_and_msg=valid_messages(), version=st.sampled_from([1, 1, 0, 2]), when=st.sampled_from(EDGES) | ts,
+       elsewhere=st.sampled_from([None, "site", "printer"]))
+def test_version_time_and_topic_are_checked_in_this_order_for_every_kind(topic_and_msg, version, when, elsewhere):
+    """The rules as the module states them, applied to each kind of message; decode takes the
+    usual message (telemetry, events) through a quicker test than the others, with the same outcome."""
+    topic, msg = topic_and_msg
+    msg.v, msg.ts = version, when
+    if elsewhere and topic.kind == "agent":
+        topic = p.parse_topic(p.agent_topic(topic.agent + "x"))
+    elif elsewhere:
+        site, printer = (topic.site + "x", topic.printer) if elsewhere == "site" else (topic.site, topic.printer + "x")
+        topic = p.parse_topic(p.printer_topic(site, printer, topic.kind))
+    expected = ("unknown_version" if version != 1 else "bad_timestamp" if when < p.MIN_TS_MS
+                else "future_timestamp" if when > NOW + p.MAX_FUTURE_MS else "topic_mismatch" if elsewhere else msg)
+    assert decode_or_reason(topic, p.encode(msg)) == expected
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.kind)
+@pytest.mark.parametrize("version, when, expected", [
+    (1, p.MIN_TS_MS - 1, "bad_timestamp"), (1, p.MIN_TS_MS, None), (1, NOW + p.MAX_FUTURE_MS, None),
+    (1, NOW + p.MAX_FUTURE_MS + 1, "future_timestamp"), (2, NOW, "unknown_version"), (0, NOW, "unknown_version"),
+])
+def test_the_edges_of_version_and_time_for_every_kind(topic, version, when, expected):
+    doc = _valid_base(topic.kind) | {"v": version, "ts": when}
+    result = decode_or_reason(topic, json.dumps(doc).encode())
+    assert result == expected if expected else result.ts == when
+
+
+@pytest.mark.parametrize("field", ["api", "agent"])
+def test_a_status_naming_its_agent_or_api_with_a_non_id_is_refused(field):
+    doc = _valid_base("status") | {field: "Not An ID"}
+    assert decode_or_reason(TOPICS[0], json.dumps(doc).encode()) == "invalid_schema"
