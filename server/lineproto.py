@@ -93,9 +93,9 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     line += f",seq={msg.seq}i"
     for name, temp in msg.temps.items():
         if temp.actual is not None:
-            line += f",{name}_actual={float(temp.actual)!r}"
+            line += f",{name}_actual={_remembered(temp.actual)}"
         if temp.target is not None:
-            line += f",{name}_target={float(temp.target)!r}"
+            line += f",{name}_target={_remembered(temp.target)}"
     if msg.progress is not None:
         line += f",progress={float(msg.progress)!r}"
     if msg.print_time is not None:
@@ -107,12 +107,31 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     if msg.user is not None:
         line += f",user={string(msg.user)}"
     if msg.filament_mm is not None:
-        line += f",filament_mm={float(msg.filament_mm)!r}"
+        line += f",filament_mm={_remembered(msg.filament_mm)}"
     if msg.layer is not None:
         line += f",layer={msg.layer}i"
     if msg.layers is not None:
         line += f",layers={msg.layers}i"
     return f"{line} {msg.ts}"
+
+
+# Temperatures take few distinct values (a printer holds its target and its reading hovers near
+# it), and so does a job's filament estimate: their text is remembered instead of made again by
+# float repr, the dearest step of a telemetry line. The ingest thread alone builds these lines.
+_FLOAT_TEXT: dict[float, str] = {}
+_FLOAT_TEXT_MAX = 4096
+
+
+def _remembered(value: float) -> str:
+    """``repr(float(value))``, from memory where it was made before."""
+    text = _FLOAT_TEXT.get(value)
+    if text is None:
+        text = repr(float(value))
+        if value:  # not 0: -0.0 == 0.0 as a key, but they read differently
+            if len(_FLOAT_TEXT) >= _FLOAT_TEXT_MAX:
+                _FLOAT_TEXT.clear()
+            _FLOAT_TEXT[value] = text
+    return text
 
 
 def status(msg: protocol.Status, tags: str) -> str:

@@ -207,3 +207,23 @@ def test_floats_keep_every_digit():
     line = lineproto.telemetry(p.Telemetry(v=1, ts=1, printer="a", site="b", seq=1, state="idle",
                                            progress=math.pi), "")
     assert f"progress={math.pi!r}" in line
+
+
+def _temps_line(*readings) -> str:
+    temps = {"tool0": p.Temperature(*readings)}
+    return lineproto.telemetry(p.Telemetry(v=1, ts=1, printer="a", site="b", seq=1, state="idle", temps=temps), "")
+
+
+@pytest.mark.parametrize("first, then", [(0.0, -0.0), (-0.0, 0.0), (215, 215.0), (215.0, 215), (1e16, 1e16),
+                                         (True, 1.0)])
+def test_a_remembered_temperature_reads_as_a_fresh_one(first, then):
+    """Temperatures' text is remembered (they repeat): equal keys that read differently must not mix."""
+    assert _temps_line(first, first) == f"telemetry state=\"idle\",seq=1i,tool0_actual={ref_value(float(first))}" \
+        f",tool0_target={ref_value(float(first))} 1"
+    assert _temps_line(then, None) == f"telemetry state=\"idle\",seq=1i,tool0_actual={ref_value(float(then))} 1"
+
+
+def test_the_memory_of_temperatures_stays_bounded():
+    for i in range(lineproto._FLOAT_TEXT_MAX * 2):
+        assert _temps_line(i + 0.5, None).endswith(f"tool0_actual={i + 0.5!r} 1")
+        assert len(lineproto._FLOAT_TEXT) <= lineproto._FLOAT_TEXT_MAX
