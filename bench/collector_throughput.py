@@ -17,6 +17,9 @@ Method (printed with the figures):
   Figures are medians of `--runs` rounds; rates and CPU are compared as ratios within this run,
   so a busy machine slows all alike (the load average is printed).
 
+The collector runs as configured by default (the bench's server.toml sets no [rollups] or [alerts]):
+utilisation rollups on, so their ingest listener and per-burst hand-over are in the figures.
+
 Targets (issue #16), on the medians: drain rate >= 1.2 x the counting subscriber's; CPU per
 100,000 messages <= 0.5 x the counting subscriber's; peak RSS <= 80 MB (the highest of the
 runs); 0 lost. The exit status is 1 when any is missed.
@@ -350,6 +353,12 @@ def live_cost(collector: Collector, http, fleet, rate: int, seconds: float, base
 
 # -- the run --------------------------------------------------------------------------------------
 
+def rollups_state() -> str:
+    """The bench's server.toml sets no [rollups]: the collector runs them as its default says."""
+    from server.rollups.config import RollupsConfig
+    return "ON (the default: their ingest listener and per-burst hand-over run)" if RollupsConfig().enabled else "off"
+
+
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -364,6 +373,8 @@ def report(n: int, fleet, args, results: dict, bulk: float, live, loads) -> bool
     print("method: each consumer drains its own copy of the backlog alone, timed from its spawn to the last "
           "message counted (baseline) or the last point stored (collectors); CPU is the whole process, "
           "start-up included")
+    print(f"collectors as configured by default: utilisation rollups {rollups_state()}, alerts off (no [alerts]), "
+          "ack after write")
     print(f"baseline  bare counting paho subscriber:  {base_rate:>9,.0f} msg/s   {base_cpu:5.2f} CPU-s per 100k")
     ok = True
     for name, runs in results.items():
