@@ -55,7 +55,7 @@ class Ingest:
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._counts = self.metrics.counters
         self._topics: dict[str, protocol.Topic | None] = {}
-        self._routes: dict[str, tuple[protocol.Topic, Tags, str]] = {}  # listed printers' topics
+        self._routes: dict[str, tuple] = {}  # listed printers' topics: (Topic, Tags, tag set, line builder)
         self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
         self._unlisted: set = set()  # unlisted printers (site, printer) and agents tracked
 
@@ -66,12 +66,12 @@ class Ingest:
         route = self._routes.get(topic)
         if route is None:
             return self._handle_first(topic, payload)
-        parsed, tags, tag_str = route
+        parsed, tags, tag_str, build = route
         try:
             msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
-        self._store(msg, parsed, tag_str)
+        self._store(msg, parsed, tag_str, build)
         return self._accepted(msg, tags)
 
     def _handle_first(self, topic: str, payload: bytes) -> protocol.Message | None:
@@ -95,14 +95,14 @@ class Ingest:
         if cached is None:
             return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
         if cached[0].listed and len(self._routes) < 100_000:
-            self._routes[topic] = (parsed, *cached)
-        self._store(msg, parsed, cached[1])
+            self._routes[topic] = (parsed, *cached, _BUILDERS[parsed.kind])
+        self._store(msg, parsed, cached[1], _BUILDERS[parsed.kind])
         return self._accepted(msg, cached[0])
 
-    def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str) -> None:
+    def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str, build) -> None:
         """A printer's message as its point(s), with its user name hidden where configured."""
         raw_user = self.users.hide(msg, parsed.site) if self.users else None  # the one place
-        self.write(_BUILDERS[parsed.kind](msg, tag_str))
+        self.write(build(msg, tag_str))
         if raw_user is not None:
             self._raw_user(msg, parsed.kind, tag_str, raw_user)
 
