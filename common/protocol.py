@@ -128,12 +128,16 @@ class Temperature(msgspec.Struct, array_like=True, omit_defaults=True):
 Layer = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 
 
-class Telemetry(msgspec.Struct, omit_defaults=True):
+class PrinterMessage(msgspec.Struct, omit_defaults=True):
+    """What every message about a printer starts with (its fields come first on the wire)."""
     v: int
     ts: int
     printer: str
     site: str
-    seq: int
+    seq: int  # the agent's sequence number for the printer: redeliveries and gaps show
+
+
+class Telemetry(PrinterMessage, omit_defaults=True):
     state: State
     state_text: str = ""
     temps: dict[TempKey, Temperature] = {}
@@ -147,12 +151,7 @@ class Telemetry(msgspec.Struct, omit_defaults=True):
     layers: Layer | None = None  # the job's number of layers
 
 
-class Status(msgspec.Struct, omit_defaults=True):
-    v: int
-    ts: int
-    printer: str
-    site: str
-    seq: int
+class Status(PrinterMessage, omit_defaults=True):
     state: State
     prev_state: State | None = None
     state_text: str = ""
@@ -162,12 +161,7 @@ class Status(msgspec.Struct, omit_defaults=True):
     api: str | None = None  # the printer API the agent watches it through ("octoprint", ...)
 
 
-class Event(msgspec.Struct, omit_defaults=True):
-    v: int
-    ts: int
-    printer: str
-    site: str
-    seq: int
+class Event(PrinterMessage, omit_defaults=True):
     kind: EventKind
     file: str | None = None
     user: str | None = None
