@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import logging
 import queue
 import threading
@@ -16,6 +15,7 @@ import time
 from typing import Callable
 from urllib.parse import urlencode, urlparse
 
+import msgspec
 import urllib3
 
 from common.text import one_line
@@ -102,8 +102,7 @@ class InfluxHTTP:
             raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
         if resp.status != 200:
             raise InfluxError(f"InfluxDB /query answered {resp.status}: {resp.data[:200]!r}")
-        data = json.loads(resp.data)
-        return data.get("results", [])
+        return _results(resp.data)
 
     def create_database(self) -> None:
         self.query(f'CREATE DATABASE "{self.database}"')
@@ -115,6 +114,18 @@ class InfluxHTTP:
         twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
                                         timeout=self.pool.connection_pool_kw["timeout"])
         return twin
+
+
+def _results(body: bytes) -> list[dict]:
+    """The statement results of a /query answer. msgspec: a year's report reads ~100 MB of JSON,
+    decoded here about twice as fast as by the json module (same dicts, lists and numbers)."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InfluxError(f"InfluxDB /query answered with malformed JSON ({exc}): {body[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise InfluxError(f"InfluxDB /query answered {type(data).__name__}, not an object: {body[:200]!r}")
+    return data.get("results", [])
 
 
 def rows(results: list[dict]) -> list[dict]:

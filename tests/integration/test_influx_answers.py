@@ -12,7 +12,7 @@ import pytest
 from devkit.pipeline import wait_for
 from devkit.servers import InfluxDB
 from server.metrics import Metrics
-from server.store.influx import BatchWriter, InfluxHTTP
+from server.store.influx import BatchWriter, InfluxError, InfluxHTTP
 from server.store.spool import Spool
 
 pytestmark = pytest.mark.integration
@@ -161,4 +161,18 @@ def test_a_redirect_with_a_spool_keeps_the_points_in_the_spool(tmp_path):
         assert writer.written == 3
     finally:
         writer.stop()
+        stub.close()
+
+
+def test_a_query_answer_is_decoded_and_an_empty_or_malformed_one_is_a_clear_influx_error(db):
+    influx, name = db
+    client = InfluxHTTP(influx.url, name, timeout=5)
+    client.write("\n".join(lines(3)).encode())
+    [result] = client.query("SELECT n FROM m")
+    assert [v[1] for v in result["series"][0]["values"]] == [0, 1, 2]  # ints stay ints
+    stub = Stub(200)  # 200 with an empty body
+    try:
+        with pytest.raises(InfluxError, match="malformed JSON"):
+            InfluxHTTP(stub.url, name, timeout=5).query("SELECT n FROM m")
+    finally:
         stub.close()
