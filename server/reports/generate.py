@@ -102,7 +102,7 @@ def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Pat
     stem = _stem(report.period, lang)
     if "xlsx" in formats and ahead is None and len(formats) > 1 and len(report.jobs) >= FORK_XLSX_ABOVE \
             and _can_fork():
-        ahead = XlsxAhead(out / f"{stem}.xlsx", lang, report)  # the child inherits the report
+        ahead = XlsxAhead(out / f"{stem}.xlsx", lang)  # forked below: it inherits the report
     if "xlsx" in formats and ahead is not None:
         ahead.send_report(report)
     paths: list[Path] = []
