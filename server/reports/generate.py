@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import multiprocessing
@@ -23,6 +24,25 @@ from server.store.influx import InfluxError, InfluxHTTP
 log = logging.getLogger(__name__)
 
 
+def _few_collections(fn):
+    """``fn`` with Python's cyclic garbage collector paused. A report makes millions of objects
+    that live until it is written (points, rows, cells); the collector would scan them again each
+    time the heap grew by a quarter, ~5 of a year's ~24 CPU-seconds measured in the parent alone,
+    while they hold no cycles worth collecting. Reference counting still frees what is dropped;
+    the collector resumes after (and did not run meanwhile in the forked children either)."""
+    @functools.wraps(fn)
+    def paused(*args, **kwargs):
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+    return paused
+
+
+@_few_collections
 def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
                 grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None,
                 people: People | None = None, compare: bool = True, ahead: XlsxAhead | None = None) -> build_mod.Report:
@@ -91,6 +111,7 @@ def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: f
     return report
 
 
+@_few_collections
 def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Path, lang: str,
                 progress: Callable[[str], None] = lambda step: None, ahead: XlsxAhead | None = None) -> list[Path]:
     """Write each format; a large XLSX is written by a forked child while this process does the rest
