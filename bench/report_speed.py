@@ -21,9 +21,9 @@ customer view on: every job attributed through an inventory of 60 customers, acc
 with changes from a date, ~10 % of file names tagged, a booking per printer and month; and the
 previous period read and accounted too, for the key figures and who is new) and writing XLSX, CSV,
 the PDF and the one-page summary, and prints the network's figures and the machine load. As
-``printfarm-server report`` does it, the XLSX is written ahead: a child forked at the start writes
-the job sheet as soon as the job events are read (``xlsx_ahead``), so "read+accounting" includes
-the fork and "XLSX+CSV+PDF" is what is left after it; the total is timed from the call's start. Exit
+``printfarm-server report`` does it, the XLSX is written ahead: a child forked as soon as the job
+events are read and the job list made writes the job sheet (``xlsx_ahead``), so "read+accounting"
+includes the fork and "XLSX+CSV+PDF" is what is left after it; the total is timed from the call's start. Exit
 code 1 when a report takes more than 10 s. Caveat printed with the figures: the year before the
 data (2024) is empty, so the yearly report's previous period costs little here; a year compared
 with a full previous year reads twice as much (see docs/reports.md).
