@@ -117,8 +117,8 @@ class InfluxHTTP:
 
 
 def _results(body: bytes) -> list[dict]:
-    """The statement results of a /query answer. msgspec: a year's report reads ~100 MB of JSON,
-    decoded here about twice as fast as by the json module (same dicts, lists and numbers)."""
+    """The statement results of a /query answer (msgspec: the same dicts, lists and numbers as the
+    json module, a little faster: a year's report reads ~20 MB of answers, 0.13 s against 0.18 s)."""
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
