@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 def _few_collections(fn):
     """``fn`` with Python's cyclic garbage collector paused. A report makes millions of objects
     that live until it is written (points, rows, cells); the collector would scan them again each
-    time the heap grew by a quarter, ~5 of a year's ~24 CPU-seconds measured in the parent alone,
-    while they hold no cycles worth collecting. Reference counting still frees what is dropped;
+    time the heap grew by a quarter (for a year, seconds: see docs/reports.md "Speed"), while they
+    hold no cycles worth collecting. Reference counting still frees what is dropped;
     the collector resumes after (and did not run meanwhile in the forked children either)."""
     @functools.wraps(fn)
     def paused(*args, **kwargs):
