@@ -72,6 +72,7 @@ class Collector:
         self.started = time.time()
 
     def _hand_burst_to_writer(self) -> None:
+        self.ingest.end_burst()
         if self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()

@@ -54,25 +54,40 @@ class Ingest:
         self.rejects = RejectLog()
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._counts = self.metrics.counters
+        # Counted per message in plain ints, added to the metrics once per burst (end_burst).
+        self._n_received = self._n_accepted = 0
+        # The pseudonym of (site, user), cached and bounded (server/pseudonyms.py): memory only.
+        self._pseudonym = users.pseudonyms.of if users else None
         self._topics: dict[str, protocol.Topic | None] = {}
-        self._routes: dict[str, tuple] = {}  # listed printers' topics: (Topic, Tags, tag set, line builder)
+        # listed printers' topics: (Topic, Tags, tag set, line builder, the printer's LiveFleet entry)
+        self._routes: dict[str, tuple] = {}
         self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
         self._unlisted: set = set()  # unlisted printers (site, printer) and agents tracked
 
     def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
-        self._counts["messages_received"] += 1
+        self._n_received += 1
         # The hot path: a listed printer's topic seen before. Its parse and tags never change
         # (the inventory is fixed for the collector's life), so one look-up finds them.
         route = self._routes.get(topic)
         if route is None:
             return self._handle_first(topic, payload)
-        parsed, tags, tag_str, build = route
+        parsed, tags, tag_str, build, entry = route
         try:
             msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
         self._store(msg, parsed, tag_str, build)
-        return self._accepted(msg, tags)
+        if entry is None:
+            return self._accepted(msg, tags)
+        self._n_accepted += 1
+        return self._tell(msg, tags, self.fleet.telemetry(entry, msg))
+
+    def end_burst(self) -> None:
+        """Add the burst's counts to the metrics: their totals are exact at every burst's end."""
+        counts = self._counts
+        counts["messages_received"] += self._n_received
+        counts["messages_accepted"] += self._n_accepted
+        self._n_received = self._n_accepted = 0
 
     def _handle_first(self, topic: str, payload: bytes) -> protocol.Message | None:
         """Any message but a listed printer's on a topic already routed: agents, unlisted
@@ -95,20 +110,27 @@ class Ingest:
         if cached is None:
             return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
         if cached[0].listed and len(self._routes) < 100_000:
-            self._routes[topic] = (parsed, *cached, _BUILDERS[parsed.kind])
+            entry = self.fleet.entry(cached[0]) if parsed.kind == "telemetry" else None
+            self._routes[topic] = (parsed, *cached, _BUILDERS[parsed.kind], entry)
         self._store(msg, parsed, cached[1], _BUILDERS[parsed.kind])
         return self._accepted(msg, cached[0])
 
     def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str, build) -> None:
-        """A printer's message as its point(s), with its user name hidden where configured."""
-        raw_user = self.users.hide(msg, parsed.site) if self.users else None  # the one place
+        """A printer's message as its point(s), with its user name hidden where configured: the
+        one place (what UserNames.hide does, inline: this runs for every message)."""
+        raw = getattr(msg, "user", None) if self._pseudonym else None
+        if not raw:
+            self.write(build(msg, tag_str))
+            return
+        msg.user = self._pseudonym(parsed.site, raw)
         self.write(build(msg, tag_str))
-        if raw_user is not None:
-            self._raw_user(msg, parsed.kind, tag_str, raw_user)
+        self._raw_user(msg, parsed.kind, tag_str, raw)
 
     def _accepted(self, msg: protocol.Message, tags: Tags | None) -> protocol.Message:
-        self._counts["messages_accepted"] += 1
-        state = self.fleet.apply(msg, tags)
+        self._n_accepted += 1
+        return self._tell(msg, tags, self.fleet.apply(msg, tags))
+
+    def _tell(self, msg: protocol.Message, tags: Tags | None, state) -> protocol.Message:
         for listener in self.listeners:
             try:
                 listener(msg, tags, state)
@@ -121,7 +143,8 @@ class Ingest:
         give the views and alert rules what [privacy] users says they show."""
         if kind == "event" and self.users.keep_raw:
             self.write(lineproto.job_user(msg, tag_str, raw))
-        self.users.show(msg, raw)
+        if self.users.shown != "pseudonym":
+            self.users.show(msg, raw)
 
     def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
         """Date a last-will by its arrival; True when the agent is already known offline.

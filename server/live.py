@@ -55,13 +55,32 @@ class LiveFleet:
         with self._lock:
             if isinstance(msg, protocol.AgentStatus):
                 return self._apply_agent(msg)
-            current = self.printers.get((tags.site, tags.printer))
-            if current is None:
-                current = self.printers[(tags.site, tags.printer)] = self._new(tags, "")
+            current = self._entry(tags)
             if current.last_seen is None or msg.ts >= current.last_seen:
                 current.last_seen = msg.ts
                 _apply_printer(current, msg)
             return current
+
+    def entry(self, tags: Tags) -> PrinterState:
+        """The printer's entry, made if new. It stays the same object for the collector's life,
+        so ingest keeps it on the printer's route and applies telemetry without a look-up."""
+        with self._lock:
+            return self._entry(tags)
+
+    def _entry(self, tags: Tags) -> PrinterState:
+        current = self.printers.get((tags.site, tags.printer))
+        if current is None:
+            current = self.printers[(tags.site, tags.printer)] = self._new(tags, "")
+        return current
+
+    def telemetry(self, p: PrinterState, msg: protocol.Telemetry) -> PrinterState:
+        """``apply`` for a telemetry message and its printer's entry (the ingest hot path)."""
+        with self._lock:
+            ts = msg.ts
+            if p.last_seen is None or ts >= p.last_seen:
+                p.last_seen = ts
+                _apply_telemetry(p, msg)
+            return p
 
     def _apply_agent(self, msg: protocol.AgentStatus) -> AgentState:
         current = self.agents.get(msg.agent)
@@ -98,13 +117,17 @@ def _public(p: PrinterState) -> dict:
 
 def _apply_printer(p: PrinterState, msg) -> None:
     if isinstance(msg, protocol.Telemetry):
-        if msg.state != p.state:
-            p.since = msg.ts
-        p.state, p.state_text = msg.state, msg.state_text
-        p.file, p.user, p.progress, p.time_left = msg.file, msg.user, msg.progress, msg.time_left
-        p.temps = msg.temps  # as decoded (name -> Temperature); made JSON in snapshot()
+        _apply_telemetry(p, msg)
     elif isinstance(msg, protocol.Status):
         if msg.state != p.state:
             p.since = msg.ts
         p.state, p.state_text, p.error, p.agent = msg.state, msg.state_text, msg.error, msg.agent
         p.api = msg.api or p.api
+
+
+def _apply_telemetry(p: PrinterState, msg: protocol.Telemetry) -> None:
+    if msg.state != p.state:
+        p.since = msg.ts
+    p.state, p.state_text = msg.state, msg.state_text
+    p.file, p.user, p.progress, p.time_left = msg.file, msg.user, msg.progress, msg.time_left
+    p.temps = msg.temps  # as decoded (name -> Temperature); made JSON in snapshot()

@@ -37,6 +37,7 @@ def test_rejects_are_counted_by_reason_and_good_messages_still_pass():
     ingest.handle(topic, b'{"v": 9, "ts": 1}')
     ingest.handle("printfarm/v1/UPPER/x/telemetry", good(2))
     ingest.handle(topic, good(3))
+    ingest.end_burst()
     assert ingest.metrics.rejected == {"malformed_json": 1, "unknown_version": 1, "bad_topic": 1}
     assert ingest.metrics.counters["messages_received"] == 5 and ingest.metrics.counters["messages_accepted"] == 2
     assert len(lines) == 2
@@ -54,3 +55,19 @@ def test_a_repeated_rejection_is_logged_once_then_summarised(caplog):
         rejects.note("malformed_json", "printfarm/v1/umu/mk4-01/telemetry", "bad")
     assert len(caplog.records) == 3
     assert "and 99 more since the last report" in caplog.records[-1].getMessage()
+
+
+def test_message_counts_are_exact_at_each_bursts_end_and_not_counted_twice():
+    ingest, lines = make_ingest()
+    topic = p.printer_topic("umu", "mk4-01", "telemetry")
+    counters = ingest.metrics.counters
+    for ts in (1, 2, 3):  # the first takes the slow path, the rest the topic's route
+        ingest.handle(topic, good(ts))
+    ingest.handle(topic, b"{not json")
+    assert counters["messages_received"] == 0  # counted once per burst, not per message
+    ingest.end_burst()
+    assert (counters["messages_received"], counters["messages_accepted"]) == (4, 3)
+    ingest.end_burst()  # an empty burst adds nothing
+    ingest.handle(topic, good(4))
+    ingest.end_burst()
+    assert (counters["messages_received"], counters["messages_accepted"]) == (5, 4)
