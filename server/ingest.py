@@ -58,6 +58,7 @@ class Ingest:
         self._n_received = self._n_accepted = 0
         # The pseudonym of (site, user), cached and bounded (server/pseudonyms.py): memory only.
         self._pseudonym = users.pseudonyms.of if users else None
+        self._more_of_users = bool(users) and users.shown != "pseudonym"  # views show names, or none
         self._topics: dict[str, protocol.Topic | None] = {}
         # listed printers' topics: (Topic, Tags, tag set, line builder, the printer's LiveFleet entry)
         self._routes: dict[str, tuple] = {}
@@ -124,7 +125,8 @@ class Ingest:
             return
         msg.user = self._pseudonym(parsed.site, raw)
         self.write(build(msg, tag_str))
-        self._raw_user(msg, parsed.kind, tag_str, raw)
+        if self._more_of_users or parsed.kind == "event":
+            self._raw_user(msg, parsed.kind, tag_str, raw)
 
     def _accepted(self, msg: protocol.Message, tags: Tags | None) -> protocol.Message:
         self._n_accepted += 1

@@ -88,8 +88,8 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     # through _fields(), each optional field's text made apart and the line joined once; the
     # output is the same (tests/unit/test_ingest_lineproto.py). Temperature keys are from a fixed
     # set: nothing to escape. The state is a Literal: nothing to escape either.
-    x = msg.state_text
-    state_text = f",state_text={string(x)}" if x else ""
+    x, quoted = msg.state_text, _STRING_TEXT.get
+    state_text = f",state_text={quoted(x) or _quoted(x)}" if x else ""
     temps, known = "", _FLOAT_TEXT.get
     for name, temp in msg.temps.items():
         if (x := temp.actual) is not None:
@@ -99,8 +99,8 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     progress = "" if (x := msg.progress) is None else f",progress={float(x)!r}"
     print_time = "" if (x := msg.print_time) is None else f",print_time={float(x)!r}"
     time_left = "" if (x := msg.time_left) is None else f",time_left={float(x)!r}"
-    file = "" if (x := msg.file) is None else f",file={string(x)}"
-    user = "" if (x := msg.user) is None else f",user={string(x)}"
+    file = "" if (x := msg.file) is None else f",file={quoted(x) or _quoted(x)}"
+    user = "" if (x := msg.user) is None else f",user={quoted(x) or _quoted(x)}"
     filament = "" if (x := msg.filament_mm) is None else f",filament_mm={known(x) or _remembered(x)}"
     layer = "" if (x := msg.layer) is None else f",layer={x}i"
     layers = "" if (x := msg.layers) is None else f",layers={x}i"
@@ -124,6 +124,24 @@ def _remembered(value: float) -> str:
             if len(_FLOAT_TEXT) >= _FLOAT_TEXT_MAX:
                 _FLOAT_TEXT.clear()
             _FLOAT_TEXT[value] = text
+    return text
+
+
+# A telemetry line's strings repeat too (a state's text, a job's file, its user's pseudonym):
+# their field text is remembered the same way, bounded. No raw user name: ingest puts the
+# pseudonym in before it builds the line (server/ingest.py _store).
+_STRING_TEXT: dict[str, str] = {}
+_STRING_TEXT_MAX = 4096
+
+
+def _quoted(value: str) -> str:
+    """``string(value)``, remembered."""
+    text = _STRING_TEXT.get(value)
+    if text is None:
+        text = string(value)
+        if len(_STRING_TEXT) >= _STRING_TEXT_MAX:
+            _STRING_TEXT.clear()
+        _STRING_TEXT[value] = text
     return text
 
 

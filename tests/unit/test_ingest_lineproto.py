@@ -227,3 +227,24 @@ def test_the_memory_of_temperatures_stays_bounded():
     for i in range(lineproto._FLOAT_TEXT_MAX * 2):
         assert _temps_line(i + 0.5, None).endswith(f"tool0_actual={i + 0.5!r} 1")
         assert len(lineproto._FLOAT_TEXT) <= lineproto._FLOAT_TEXT_MAX
+
+
+def _strings_line(text: str) -> str:
+    msg = p.Telemetry(v=1, ts=1, printer="a", site="b", seq=1, state="idle", state_text=text, file=text, user=text)
+    return lineproto.telemetry(msg, "")
+
+
+@pytest.mark.parametrize("text", ['plain.gcode', 'a "quoted"\\ name', "two\nlines\r", "", "u-0123456789ab"])
+def test_a_remembered_string_field_reads_as_a_fresh_one(text):
+    """The strings of a telemetry line are remembered (they repeat): the same text either way."""
+    quoted = lineproto.string(text)
+    expected = (f'telemetry state="idle"{f",state_text={quoted}" if text else ""},seq=1i'
+                f",file={quoted},user={quoted} 1")
+    assert _strings_line(text) == expected  # made
+    assert _strings_line(text) == expected  # remembered
+
+
+def test_the_memory_of_string_fields_stays_bounded():
+    for i in range(lineproto._STRING_TEXT_MAX * 2):
+        assert _strings_line(f"job-{i}.gcode").endswith(f',user="job-{i}.gcode" 1')
+        assert len(lineproto._STRING_TEXT) <= lineproto._STRING_TEXT_MAX
