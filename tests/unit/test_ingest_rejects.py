@@ -5,7 +5,7 @@ import logging
 from common import protocol as p
 from server.live import LiveFleet
 from server.ingest import Ingest, RejectLog
-from server.inventory import Inventory
+from server.inventory import Inventory, PrinterEntry, Site
 
 NOW_S = 1_790_000_000.0
 
@@ -58,7 +58,8 @@ def test_a_repeated_rejection_is_logged_once_then_summarised(caplog):
 
 
 def test_message_counts_are_exact_at_each_bursts_end_and_not_counted_twice():
-    ingest, lines = make_ingest()
+    inventory = Inventory(sites={"umu": Site("UmU", "AC")}, printers={"mk4-01": PrinterEntry("umu")})
+    ingest = Ingest(inventory, LiveFleet(inventory), [].append, clock=lambda: NOW_S)
     topic = p.printer_topic("umu", "mk4-01", "telemetry")
     counters = ingest.metrics.counters
     for ts in (1, 2, 3):  # the first takes the slow path, the rest the topic's route

@@ -2,7 +2,7 @@
 
 from common import protocol as p
 from server.ingest import Ingest
-from server.inventory import Inventory
+from server.inventory import Inventory, PrinterEntry, Site
 from server.live import LiveFleet
 from server.privacy import UserNames
 from server.pseudonyms import Pseudonyms
@@ -44,3 +44,35 @@ def test_hidden_shows_no_user_and_name_shows_the_name_but_stores_the_pseudonym()
     assert shown is None and heard == [None, None] and f'user="{ANNA}"' in lines[0]
     lines, heard, shown = run("name")
     assert shown == "anna" and f'user="{ANNA}"' in lines[0]
+
+
+def test_a_listed_printers_route_gives_what_its_first_message_gave_in_every_mode():
+    """The first message of a listed printer's topic takes the full path, the next ones its route
+    (pseudonym from memory, LiveFleet entry held): lines, listeners and the live view agree."""
+    inventory = Inventory(sites={"lab": Site("Lab", "T")}, printers={"p1": PrinterEntry("lab")})
+    for shown, expected in (("pseudonym", ANNA), ("hidden", None), ("name", "anna")):
+        lines, heard, live = [], [], []
+        fleet = LiveFleet(inventory)
+        ingest = Ingest(inventory, fleet, lines.append, clock=lambda: NOW_MS / 1000, users=UserNames(PSEUDONYMS, shown))
+        ingest.listeners.append(lambda msg, tags, state: heard.append((msg.user, state is fleet.printers["lab", "p1"])))
+        for seq, state in ((1, "printing"), (2, "printing"), (3, "paused")):
+            ingest.handle(p.printer_topic("lab", "p1", "telemetry"), p.encode(p.Telemetry(
+                v=1, ts=NOW_MS + seq, printer="p1", site="lab", seq=seq, state=state, user="anna", file="a.gcode")))
+            live.append({k: fleet.snapshot()["printers"][0][k] for k in ("user", "state", "since", "last_seen")})
+        assert len(ingest._routes) == 1  # the second and third took the route
+        assert [line.split(" ")[1].split(",user=")[1].split(",")[0] for line in lines] == [f'"{ANNA}"'] * 3
+        assert heard == [(expected, True)] * 3
+        assert live == [{"user": expected, "state": "printing", "since": NOW_MS + 1, "last_seen": NOW_MS + 1},
+                        {"user": expected, "state": "printing", "since": NOW_MS + 1, "last_seen": NOW_MS + 2},
+                        {"user": expected, "state": "paused", "since": NOW_MS + 3, "last_seen": NOW_MS + 3}]
+
+
+def test_an_older_telemetry_on_the_route_leaves_the_live_view_as_it_was():
+    inventory = Inventory(sites={"lab": Site("Lab", "T")}, printers={"p1": PrinterEntry("lab")})
+    fleet = LiveFleet(inventory)
+    ingest = Ingest(inventory, fleet, [].append, clock=lambda: NOW_MS / 1000, users=UserNames(PSEUDONYMS))
+    for seq, ts, state in ((1, NOW_MS, "printing"), (2, NOW_MS + 10, "paused"), (3, NOW_MS + 5, "idle")):
+        ingest.handle(p.printer_topic("lab", "p1", "telemetry"), p.encode(p.Telemetry(
+            v=1, ts=ts, printer="p1", site="lab", seq=seq, state=state)))
+    entry = fleet.printers["lab", "p1"]
+    assert (entry.state, entry.last_seen, entry.since) == ("paused", NOW_MS + 10, NOW_MS + 10)
