@@ -118,7 +118,7 @@ class Ingest:
 
     def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str, build) -> None:
         """A printer's message as its point(s), with its user name hidden where configured: the
-        one place (what UserNames.hide does, inline: this runs for every message)."""
+        one place, inline: this runs for every message."""
         raw = getattr(msg, "user", None) if self._pseudonym else None
         if not raw:
             self.write(build(msg, tag_str))

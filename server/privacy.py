@@ -84,14 +84,6 @@ class UserNames:
     def __init__(self, pseudonyms: Pseudonyms, shown: str = "pseudonym", keep_raw: bool = False):
         self.pseudonyms, self.shown, self.keep_raw = pseudonyms, shown, keep_raw
 
-    def hide(self, msg, site: str) -> str | None:
-        """Put the pseudonym in place of the user name; return the raw name (None if none)."""
-        raw = getattr(msg, "user", None)
-        if not raw:
-            return None
-        msg.user = self.pseudonyms.of(site, raw)
-        return raw
-
     def show(self, msg, raw: str) -> None:
         """After storing: what the live views and alert rules get."""
         if self.shown == "name":

@@ -6,9 +6,8 @@ import pytest
 
 from common.configkit import ConfigError
 from server import config as server_config
-from server.privacy import PrivacyConfig, UserNames
+from server.privacy import PrivacyConfig
 from server.pseudonyms import Pseudonyms, is_pseudonym
-from common import protocol
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -73,21 +72,6 @@ def test_a_state_folder_that_cannot_hold_the_secret_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as err:
         PrivacyConfig().pseudonyms(str(blocker / "state"))
     assert err.value.key == "privacy.secret_file" and "set secret_file" in err.value.fix
-
-
-def event(user):
-    return protocol.Event(v=1, ts=1, printer="p1", site="lab", seq=1, kind="started", user=user)
-
-
-@pytest.mark.parametrize("shown, expected", [("pseudonym", "pseudonym"), ("hidden", None), ("name", "anna")])
-def test_the_collector_stores_the_pseudonym_and_shows_what_privacy_users_says(shown, expected):
-    names = UserNames(Pseudonyms(SECRET), shown)
-    msg = event("anna")
-    raw = names.hide(msg, "lab")
-    assert raw == "anna" and msg.user == Pseudonyms(SECRET).of("lab", "anna")  # what is stored
-    names.show(msg, raw)
-    assert msg.user == (Pseudonyms(SECRET).of("lab", "anna") if expected == "pseudonym" else expected)
-    assert names.hide(event(None), "lab") is None
 
 
 def test_the_pseudonym_command_prints_what_the_collector_stores_for_an_account(tmp_path, capsys):
