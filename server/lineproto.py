@@ -110,39 +110,32 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
 
 # Temperatures take few distinct values (a printer holds its target and its reading hovers near
 # it), and so does a job's filament estimate: their text is remembered instead of made again by
-# float repr, the dearest step of a telemetry line. The ingest thread alone builds these lines.
+# float repr, the dearest step of a telemetry line. A line's strings repeat too (a state's text, a
+# job's file, its user's pseudonym; no raw user name: ingest puts the pseudonym in before it builds
+# the line, server/ingest.py _store). Bounded; the ingest thread alone builds these lines.
 _FLOAT_TEXT: dict[float, str] = {}
 _FLOAT_TEXT_MAX = 4096
-
-
-def _remembered(value: float) -> str:
-    """``repr(float(value))``, from memory where it was made before."""
-    text = _FLOAT_TEXT.get(value)
-    if text is None:
-        text = repr(float(value))
-        if value:  # not 0: -0.0 == 0.0 as a key, but they read differently
-            if len(_FLOAT_TEXT) >= _FLOAT_TEXT_MAX:
-                _FLOAT_TEXT.clear()
-            _FLOAT_TEXT[value] = text
-    return text
-
-
-# A telemetry line's strings repeat too (a state's text, a job's file, its user's pseudonym):
-# their field text is remembered the same way, bounded. No raw user name: ingest puts the
-# pseudonym in before it builds the line (server/ingest.py _store).
 _STRING_TEXT: dict[str, str] = {}
 _STRING_TEXT_MAX = 4096
 
 
-def _quoted(value: str) -> str:
-    """``string(value)``, remembered."""
-    text = _STRING_TEXT.get(value)
-    if text is None:
-        text = string(value)
-        if len(_STRING_TEXT) >= _STRING_TEXT_MAX:
-            _STRING_TEXT.clear()
-        _STRING_TEXT[value] = text
+def _remember(memory: dict, limit: int, value, text: str) -> str:
+    if len(memory) >= limit:
+        memory.clear()
+    memory[value] = text
     return text
+
+
+def _remembered(value: float) -> str:
+    """``repr(float(value))``, remembered (the caller looked in _FLOAT_TEXT first)."""
+    text = repr(float(value))
+    # Not 0: -0.0 == 0.0 as a key, but they read differently.
+    return _remember(_FLOAT_TEXT, _FLOAT_TEXT_MAX, value, text) if value else text
+
+
+def _quoted(value: str) -> str:
+    """``string(value)``, remembered (the caller looked in _STRING_TEXT first)."""
+    return _remember(_STRING_TEXT, _STRING_TEXT_MAX, value, string(value))
 
 
 def status(msg: protocol.Status, tags: str) -> str:
