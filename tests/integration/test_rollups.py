@@ -30,6 +30,7 @@ from devkit.servers import InfluxDB, Mosquitto
 from server.__main__ import main as server_main
 from server.reports.labels import COLUMNS, KINDS, SHEETS
 from server.reports.query import Reader
+from server.rollups.store import FIELDS
 from server.store.influx import InfluxHTTP
 from server.store.layout import RetentionConfig
 from tests.integration import scripted_fleet
@@ -310,7 +311,14 @@ def _same(column: str, shown, reported) -> bool:
 # -- the tests ------------------------------------------------------------------------------------
 
 def printing(points: dict[str, dict]) -> dict[str, int]:
-    return {customer: row["printing_ms"] for customer, row in points.items()}
+    """Printing time by customer, of the points that hold any time. A rollup run between two of
+    the script's messages may see a customer the finished data does not have; the next run zeroes
+    that point, so zeroed points are counted apart (``zeroed``)."""
+    return {customer: row["printing_ms"] for customer, row in points.items() if customer not in zeroed(points)}
+
+
+def zeroed(points: dict[str, dict]) -> set[str]:
+    return {customer for customer, row in points.items() if not any(row[f] for f in FIELDS)}
 
 
 def test_a_late_replay_changes_the_rolled_up_hours_and_their_customers_within_the_lag(replayed):
@@ -319,7 +327,8 @@ def test_a_late_replay_changes_the_rolled_up_hours_and_their_customers_within_th
     # Before: the held-back end of hallsberg's job unknown, r1 seemed to print on for it.
     assert printing(before["late"]) == printing(before["crossing"]) == {"hallsberg": H}
     # After: the hour of kilsberg's job is kilsberg's; hallsberg's point there is zeroed.
-    assert printing(after["late"]) == {"kilsberg": late["truth"]["printing"], "hallsberg": 0}
+    assert printing(after["late"]) == {"kilsberg": late["truth"]["printing"]}
+    assert "hallsberg" in zeroed(after["late"])
     assert after["late"]["kilsberg"]["idle_ms"] == late["truth"]["idle"] == 0
     # The last half hour of the job that began before the recomputed hours is still its customer's.
     assert printing(after["crossing"]) == {"hallsberg": 30 * 60_000, "unattributed": 0}
