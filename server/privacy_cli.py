@@ -14,7 +14,7 @@ import sys
 import time
 
 from server import retention
-from server.store.influx import InfluxError
+from server.store.influx import InfluxError, client_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def purge(cfg, args) -> int:
-    from server.reports.generate import client_for
-
     days = cfg.privacy.raw_user_days if args.older_than is None else args.older_than
     if days < 0:
         print("purge-users: --older-than must be 0 or more days", file=sys.stderr)

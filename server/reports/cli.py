@@ -10,8 +10,7 @@ from common.configkit import ConfigError
 from common.urls import redact
 from server.reports import config as reports_config
 from server.reports import periods
-from server.reports.generate import client_for, make_report, people_for, write_files, xlsx_ahead
-from server.store.influx import InfluxError
+from server.store.influx import InfluxError, client_for
 
 STEPS = ("job events", "states before the period", "state changes", "gaps in data", "accounting")
 
@@ -52,7 +51,9 @@ def run(cfg, inventory, args) -> int:
         period = periods.parse(args.period, tz)
         if period.start_ms >= time.time() * 1000:
             raise ValueError(f"{args.period} has not begun yet: nothing to report")
-        people = people_for(cfg, args.users)
+        # Here, not at the top: ``printfarm-server run`` imports this module for its options only.
+        from server.reports import generate
+        people = generate.people_for(cfg, args.users)
     except ConfigError as exc:
         print(f"config error: {exc.line()}", file=sys.stderr)
         return 2
@@ -64,6 +65,8 @@ def run(cfg, inventory, args) -> int:
 
 def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress) -> int:
     from tqdm import tqdm
+
+    from server.reports.generate import make_report, write_files, xlsx_ahead
 
     started = time.perf_counter()
     with tqdm(total=len(STEPS) + len(formats), desc=f"report {period.label}", unit="step",

@@ -192,7 +192,3 @@ def people_for(cfg, show: str | None = None) -> People:
     return People(cfg.privacy.pseudonyms(cfg.state_dir), show or cfg.privacy.users)
 
 
-def client_for(cfg) -> InfluxHTTP:
-    """An InfluxDB client from the server config's [influx] table."""
-    ic = cfg.influx
-    return InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))

@@ -20,7 +20,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from server.reports import periods
 from server.reports.config import MailConfig, ReportsConfig
-from server.reports.generate import client_for, make_report, people_for, write_files
+from server.reports.generate import make_report, people_for, write_files
+from server.store.influx import client_for
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,10 @@ import time
 
 from server.reports import config as reports_config
 from server.reports import periods
-from server.reports.generate import client_for
 from server.rollups.customers import split_for
 from server.rollups.job import RollupJob
 from server.store import layout
-from server.store.influx import InfluxError
+from server.store.influx import InfluxError, client_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -116,6 +116,13 @@ class InfluxHTTP:
         return twin
 
 
+def client_for(cfg) -> InfluxHTTP:
+    """An InfluxDB client from the server config's [influx] table, for the batch commands
+    (report, rollup, purge-users): their queries span months, so it waits at least 60 s."""
+    ic = cfg.influx
+    return InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))
+
+
 def _results(body: bytes) -> list[dict]:
     """The statement results of a /query answer (msgspec: the same dicts, lists and numbers as the
     json module, a little faster: a year's report reads ~20 MB of answers, 0.13 s against 0.18 s)."""
