@@ -231,14 +231,16 @@ def test_one_agent_streams_octoprint_and_moonraker_printers_side_by_side_indepen
     log = EventLog(mosquitto)
     agent = start_agent(agent_cfg(tmp_path, mosquitto, [
         {"id": "voron-1", "type": "moonraker", "url": rig.url},
-        {"id": "mk4-1", "type": "octoprint", "url": octoprint_beside.url, "api_key_file": str(key)}]))
+        # OctoPrint's own pace: one slow answer on a loaded machine is no part of this test.
+        {"id": "mk4-1", "type": "octoprint", "url": octoprint_beside.url, "api_key_file": str(key),
+         "interval": 1.0, "timeout": 1.9}]))
     try:
         wait_for(lambda: len(log.of("voron-1", "telemetry")) >= 3 and len(log.of("mk4-1", "telemetry")) >= 3, 10,
                  "telemetry from both")
         rig.stop_moonraker()
         wait_for(lambda: log.of("voron-1", "status")[-1]["state"] == "unreachable", 5, "Moonraker unreachable")
         during = len(log.of("mk4-1", "telemetry"))
-        wait_for(lambda: len(log.of("mk4-1", "telemetry")) >= during + 4, 10, "OctoPrint streaming on")
+        wait_for(lambda: len(log.of("mk4-1", "telemetry")) >= during + 4, 20, "OctoPrint streaming on")
         rig.start_moonraker()
         wait_for(lambda: log.of("voron-1", "status")[-1]["state"] == "idle", 40, "Moonraker back")
     finally:
