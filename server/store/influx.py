@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 from urllib.parse import urlencode, urlparse
 
@@ -25,11 +24,6 @@ from server.metrics import Metrics
 from server.store.spool import Spool
 
 log = logging.getLogger(__name__)
-
-# A body of at least this many lines goes as two halves at once, on two connections: InfluxDB 1.x
-# parses and stores a request on about one core, so a backlog (a spool after an outage, agents
-# replaying their outboxes) drains on two. Live traffic makes smaller bodies, sent whole.
-TWO_AT_ONCE = 2000
 
 
 class InfluxError(Exception):
@@ -48,8 +42,7 @@ class InfluxHTTP:
         parsed = urlparse(url)
         self.base = url.rstrip("/")
         self.database = database
-        # Two writes at once (BatchWriter) and a query beside them.
-        self.pool = urllib3.PoolManager(num_pools=2, maxsize=3, retries=False,
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
                                         timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout))
         self.headers = {}
         if token is not None:
@@ -118,7 +111,7 @@ class InfluxHTTP:
         """The same server and credentials on connections of its own: a forked process must not
         share its parent's sockets."""
         twin = copy.copy(self)
-        twin.pool = urllib3.PoolManager(num_pools=2, maxsize=3, retries=False,
+        twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
                                         timeout=self.pool.connection_pool_kw["timeout"])
         return twin
 
@@ -183,9 +176,8 @@ class BatchWriter:
 
     A chunk is *durable* once InfluxDB took it or it is in the on-disk spool; only then are
     the tokens ``track``ed with it passed to ``acknowledge`` (the MQTT loop sends the PUBACKs).
-    While the spool holds anything, new chunks go behind it, so chunks reach InfluxDB in the
-    order they came; a long chunk's two halves are written at once (``TWO_AT_ONCE``). A full
-    spool blocks (the broker keeps the backlog).
+    While the spool holds anything, new chunks go behind it, so points reach InfluxDB in
+    the order they came. A full spool blocks (the broker keeps the backlog).
     """
 
     def __init__(self, client: InfluxHTTP, batch_size: int = 5000, flush_interval: float = 1.0,
@@ -210,7 +202,6 @@ class BatchWriter:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
-        self._second: ThreadPoolExecutor | None = None  # writes the second half of a long body
         self.last_error: str | None = None
         self._retry_at = 0.0
         self._delay = 0.5
@@ -283,8 +274,6 @@ class BatchWriter:
             self._thread.join(timeout)
         else:  # never started (tests, or a failed start): flush on this thread
             self._finish(self.clock() + timeout)
-        if self._second is not None:
-            self._second.shutdown(wait=False)  # idle: every write waits for its second half
 
     # -- writer thread ------------------------------------------------------------------------
 
@@ -362,7 +351,7 @@ class BatchWriter:
     def _write(self, body: bytes, points: int) -> bool:
         started = time.perf_counter()
         try:
-            self._send(body, points)
+            self.client.write(body)
         except TooLarge:
             self.metrics.inc("influx_write_too_large")
             return self._write_halves(body)
@@ -377,28 +366,6 @@ class BatchWriter:
         self._delay = 0.5
         self._note(None)
         return True
-
-    def _send(self, body: bytes, points: int) -> None:
-        """``client.write``; a long body as two halves at once. If either half fails, the whole
-        fails, and is retried or spooled whole: the half InfluxDB took is overwritten with the
-        same points (a 413 for either half: the whole goes to ``_write_halves``)."""
-        if points < TWO_AT_ONCE:
-            self.client.write(body)
-            return
-        cut = body.find(b"\n", len(body) // 2)
-        if cut < 0:
-            cut = body.rfind(b"\n")
-        if self._second is None:
-            self._second = ThreadPoolExecutor(1, thread_name_prefix="influx-writer-half")
-        second: Future = self._second.submit(self.client.write, body[cut + 1:])
-        try:
-            self.client.write(body[:cut])
-            first = None
-        except InfluxError as exc:
-            first = exc
-        errors = [e for e in (first, second.exception()) if e is not None]  # waits for the second
-        if errors:
-            raise next((e for e in errors if isinstance(e, TooLarge)), errors[0])
 
     def _write_halves(self, body: bytes) -> bool:
         """A body over InfluxDB's limit: each half on its own, down to single lines."""

@@ -4,7 +4,7 @@ import threading
 
 from devkit.pipeline import wait_for
 from server.metrics import Metrics
-from server.store.influx import TWO_AT_ONCE, BatchWriter, InfluxError, TooLarge
+from server.store.influx import BatchWriter, InfluxError
 from server.store.spool import Spool
 
 
@@ -191,76 +191,3 @@ def test_many_lines_put_at_once_are_one_batch_and_acknowledged_behind_them(tmp_p
     writer.put_many(["m v=2i 2", "m v=3i 3"])  # fills the batch: handed off
     writer.step()
     assert influx.bodies == [b"m v=0i 0\nm v=1i 1\nm v=2i 2\nm v=3i 3"] and acked == ["t1"]
-
-
-# -- a long body: two halves at once ---------------------------------------------------------------
-
-class BothHalvesAtOnce(FakeInflux):
-    """Each write waits until the other half's write has begun too: written one after the
-    other, the first would wait in vain (BrokenBarrierError fails the test)."""
-
-    def __init__(self, fail_second=False):
-        super().__init__()
-        self.together = threading.Barrier(2, timeout=5)
-        self.fail_second = fail_second
-        self.lock = threading.Lock()
-
-    def write(self, body: bytes) -> None:
-        self.together.wait()
-        if self.fail_second and not body.startswith(b"m v=0i "):
-            raise InfluxError("InfluxDB /write answered 503: test")
-        with self.lock:
-            self.bodies.append(body)
-
-
-def long_batch(writer, n=TWO_AT_ONCE):
-    lines = [f"m v={i}i {i}" for i in range(n)]
-    writer.put_many(lines)
-    writer.track(["t"])
-    writer.flush()
-    return lines
-
-
-def test_a_long_body_is_written_as_two_halves_at_once_and_acknowledged_once_both_are_stored(tmp_path):
-    writer, _, _, acked = make(tmp_path, batch_size=10 * TWO_AT_ONCE)
-    writer.client = influx = BothHalvesAtOnce()
-    lines = long_batch(writer)
-    writer.step()
-    assert len(influx.bodies) == 2 and sorted(influx.lines(), key=lines.index) == lines
-    assert acked == ["t"] and writer.metrics.counters["points_written"] == TWO_AT_ONCE
-    writer.stop()
-
-
-def test_when_one_half_fails_the_whole_body_is_spooled_and_written_whole_later(tmp_path):
-    writer, _, clock, acked = make(tmp_path, batch_size=10 * TWO_AT_ONCE)
-    writer.client = influx = BothHalvesAtOnce(fail_second=True)
-    lines = long_batch(writer)
-    writer.step()
-    # The first half is in InfluxDB, but the body counts as not written: it is in the spool, whole.
-    assert len(influx.bodies) == 1 and len(writer.spool) == 1 and acked == ["t"]
-    assert writer.spool.peek().decode().split("\n") == lines
-    assert writer.metrics.counters["points_written"] == 0
-    influx.fail_second = False
-    clock.now += 60
-    writer.step()  # drains the spool: both halves again, the first overwriting its own points
-    assert len(writer.spool) == 0 and len(influx.bodies) == 3
-    assert set(influx.lines()) == set(lines) and writer.metrics.counters["points_written"] == TWO_AT_ONCE
-    writer.stop()
-
-
-def test_a_half_refused_as_too_large_sends_the_body_down_the_halving_path(tmp_path):
-    class Limited(FakeInflux):
-        def write(self, body: bytes) -> None:
-            if body.count(b"\n") + 1 > 1500:
-                raise TooLarge("InfluxDB /write answered 413: test")
-            super().write(body)
-
-    writer, _, _, acked = make(tmp_path, batch_size=10 * TWO_AT_ONCE)
-    writer.client = influx = Limited()
-    lines = long_batch(writer, 2 * TWO_AT_ONCE)
-    writer.step()
-    # 4,000 lines: halves of ~2,000 refused; then each 2,000 as two halves of ~1,000 at once.
-    assert len(influx.bodies) == 4 and all(len(b.split(b"\n")) <= 1500 for b in influx.bodies)
-    assert writer.metrics.counters["influx_write_too_large"] == 1
-    assert sorted(influx.lines(), key=lines.index) == lines and acked == ["t"]
-    writer.stop()
