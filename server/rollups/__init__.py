@@ -25,10 +25,10 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
     from server.rollups.durable import WriteBarrier
     from server.rollups.job import RollupJob
     from server.store import layout
-    from server.store.influx import InfluxHTTP
+    from server.store.influx import client_for
 
     ic = cfg.influx
-    client = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, max(ic.timeout, 60.0))
+    client = client_for(cfg)  # its own connections: a long query waits at least 60 s
     prepare = (lambda: layout.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
     grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
     return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics, marks=DirtyMarks(bursts=True),
