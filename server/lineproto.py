@@ -85,57 +85,59 @@ def _fields(pairs) -> str:
 
 def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     # The hot path (one line per poll of every printer), so written out by hand instead of
-    # through _fields(), each optional field's text made apart and the line joined once; the
-    # output is the same (tests/unit/test_ingest_lineproto.py). Temperature keys are from a fixed
-    # set: nothing to escape. The state is a Literal: nothing to escape either.
-    x, quoted = msg.state_text, _STRING_TEXT.get
-    state_text = f",state_text={quoted(x) or _quoted(x)}" if x else ""
-    temps, known = "", _FLOAT_TEXT.get
+    # through _fields(); the output is the same (tests/unit/test_ingest_lineproto.py). Most of a
+    # line repeats from one poll to the next: the state and its text, each heater's reading and
+    # target, the job's file, user, filament and layers. Those parts' text is remembered by their
+    # values (_PARTS); what changes on every poll (seq, progress, times, ts) is made each time.
+    remembered = _PARTS.get
+    if (head := remembered(key := (msg.state, msg.state_text))) is None:
+        head = _part(key, _head)
+    temps = ""
     for name, temp in msg.temps.items():
-        if (x := temp.actual) is not None:
-            temps += f",{name}_actual={known(x) or _remembered(x)}"
-        if (x := temp.target) is not None:
-            temps += f",{name}_target={known(x) or _remembered(x)}"
+        if (text := remembered(key := (name, temp.actual, temp.target))) is None:
+            text = _part(key, _temp)
+        temps += text
+    if (tail := remembered(key := (msg.file, msg.user, msg.filament_mm, msg.layer, msg.layers))) is None:
+        tail = _part(key, _tail)
     progress = "" if (x := msg.progress) is None else f",progress={float(x)!r}"
     print_time = "" if (x := msg.print_time) is None else f",print_time={float(x)!r}"
     time_left = "" if (x := msg.time_left) is None else f",time_left={float(x)!r}"
-    file = "" if (x := msg.file) is None else f",file={quoted(x) or _quoted(x)}"
-    user = "" if (x := msg.user) is None else f",user={quoted(x) or _quoted(x)}"
-    filament = "" if (x := msg.filament_mm) is None else f",filament_mm={known(x) or _remembered(x)}"
-    layer = "" if (x := msg.layer) is None else f",layer={x}i"
-    layers = "" if (x := msg.layers) is None else f",layers={x}i"
-    return (f'telemetry{tags} state="{msg.state}"{state_text},seq={msg.seq}i{temps}{progress}{print_time}'
-            f"{time_left}{file}{user}{filament}{layer}{layers} {msg.ts}")
+    return f"telemetry{tags} {head},seq={msg.seq}i{temps}{progress}{print_time}{time_left}{tail} {msg.ts}"
 
 
-# Temperatures take few distinct values (a printer holds its target and its reading hovers near
-# it), and so does a job's filament estimate: their text is remembered instead of made again by
-# float repr, the dearest step of a telemetry line. A line's strings repeat too (a state's text, a
-# job's file, its user's pseudonym; no raw user name: ingest puts the pseudonym in before it builds
-# the line, server/ingest.py _store). Bounded; the ingest thread alone builds these lines.
-_FLOAT_TEXT: dict[float, str] = {}
-_FLOAT_TEXT_MAX = 4096
-_STRING_TEXT: dict[str, str] = {}
-_STRING_TEXT_MAX = 4096
+# The remembered parts of telemetry lines, by the values they are made of (no raw user name among
+# them: ingest puts the pseudonym in before it builds the line, server/ingest.py _store). Bounded;
+# the ingest thread alone builds these lines.
+_PARTS: dict[tuple, str] = {}
+_PARTS_MAX = 8192
 
 
-def _remember(memory: dict, limit: int, value, text: str) -> str:
-    if len(memory) >= limit:
-        memory.clear()
-    memory[value] = text
+def _part(key: tuple, make) -> str:
+    """``make(*key)``, remembered unless the key holds a 0: -0.0 == 0.0 as a key, but they read
+    differently (a heater that is off, a job's first poll: cheap to make anyway)."""
+    text = make(*key)
+    if 0 not in key:
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        _PARTS[key] = text
     return text
 
 
-def _remembered(value: float) -> str:
-    """``repr(float(value))``, remembered (the caller looked in _FLOAT_TEXT first)."""
-    text = repr(float(value))
-    # Not 0: -0.0 == 0.0 as a key, but they read differently.
-    return _remember(_FLOAT_TEXT, _FLOAT_TEXT_MAX, value, text) if value else text
+def _head(state: str, state_text: str | None) -> str:
+    # The state is a Literal: nothing to escape.
+    return f'state="{state}",state_text={string(state_text)}' if state_text else f'state="{state}"'
 
 
-def _quoted(value: str) -> str:
-    """``string(value)``, remembered (the caller looked in _STRING_TEXT first)."""
-    return _remember(_STRING_TEXT, _STRING_TEXT_MAX, value, string(value))
+def _temp(name: str, actual, target) -> str:
+    # Temperature keys are from a fixed set: nothing to escape.
+    return ("" if actual is None else f",{name}_actual={float(actual)!r}") + \
+        ("" if target is None else f",{name}_target={float(target)!r}")
+
+
+def _tail(file, user, filament, layer, layers) -> str:
+    return ("" if file is None else f",file={string(file)}") + ("" if user is None else f",user={string(user)}") + \
+        ("" if filament is None else f",filament_mm={float(filament)!r}") + \
+        ("" if layer is None else f",layer={layer}i") + ("" if layers is None else f",layers={layers}i")
 
 
 def status(msg: protocol.Status, tags: str) -> str:

@@ -223,10 +223,20 @@ def test_a_remembered_temperature_reads_as_a_fresh_one(first, then):
     assert _temps_line(then, None) == f"telemetry state=\"idle\",seq=1i,tool0_actual={ref_value(float(then))} 1"
 
 
+@pytest.mark.parametrize("first, then", [(0.0, -0.0), (-0.0, 0.0)])
+def test_a_remembered_part_of_a_line_never_mixes_zero_and_minus_zero(first, then):
+    """Parts of a line are remembered by their values, and 0.0 == -0.0: the same key, two texts."""
+    for value in (first, then, first):
+        msg = p.Telemetry(v=1, ts=1, printer="a", site="b", seq=1, state="printing", file="a.gcode",
+                          filament_mm=value, temps={"bed": p.Temperature(value, 60.0)})
+        line = lineproto.telemetry(msg, "")
+        assert f"bed_actual={value!r}," in line and f"filament_mm={value!r} " in line
+
+
 def test_the_memory_of_temperatures_stays_bounded():
-    for i in range(lineproto._FLOAT_TEXT_MAX * 2):
+    for i in range(lineproto._PARTS_MAX * 2):
         assert _temps_line(i + 0.5, None).endswith(f"tool0_actual={i + 0.5!r} 1")
-        assert len(lineproto._FLOAT_TEXT) <= lineproto._FLOAT_TEXT_MAX
+        assert len(lineproto._PARTS) <= lineproto._PARTS_MAX
 
 
 def _strings_line(text: str) -> str:
@@ -245,6 +255,6 @@ def test_a_remembered_string_field_reads_as_a_fresh_one(text):
 
 
 def test_the_memory_of_string_fields_stays_bounded():
-    for i in range(lineproto._STRING_TEXT_MAX * 2):
+    for i in range(lineproto._PARTS_MAX * 2):
         assert _strings_line(f"job-{i}.gcode").endswith(f',user="job-{i}.gcode" 1')
-        assert len(lineproto._STRING_TEXT) <= lineproto._STRING_TEXT_MAX
+        assert len(lineproto._PARTS) <= lineproto._PARTS_MAX
