@@ -150,10 +150,14 @@ class EventLog:
         self.messages: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        subscribed = threading.Event()
         self.client.on_connect = lambda c, *a: c.subscribe("printfarm/v1/+/+/+", 1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
+        # Connected is not enough: what is sent before the broker has the subscription goes to no one.
+        wait_for(subscribed.is_set, 10, "the event log's subscription")
 
     def _on_message(self, client, userdata, msg):
         with self._lock:
