@@ -117,6 +117,9 @@ class BambuLink:
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         self.client.on_connect = self._on_connect
+        # Ready once subscribed, not once connected: a request sent before the broker has the
+        # subscription would go to no one.
+        self.client.on_subscribe = lambda *a: self._connected.set()
         self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *a: self._connected.clear()
         self.client.reconnect_delay_set(0.1, 1)
@@ -148,7 +151,6 @@ class BambuLink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         client.subscribe("device/+/request", qos=1)
-        self._connected.set()
 
     def _on_message(self, client, userdata, msg):
         serial = msg.topic.split("/")[1]
