@@ -1,6 +1,7 @@
 """The test-server helpers themselves: each starts a real process that really answers."""
 
 import queue
+import socket
 import threading
 import time
 
@@ -9,6 +10,8 @@ import pytest
 import requests
 
 from devkit.servers import Mosquitto, make_gcode
+from devkit.servers.bambu import BambuBroker
+from devkit.servers.process import HOST, free_port, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +82,23 @@ def test_mosquitto_start_failure_reports_the_log_tail(tmp_path):
     with pytest.raises(RuntimeError, match="no_such_option"):
         broker.start()
     assert not broker.running
+
+
+def test_free_ports_are_distinct_and_avoid_the_ones_given():
+    taken = free_port()
+    ports = free_ports(50, besides=(taken,))
+    assert len(set(ports)) == 50 and taken not in ports
+
+
+def test_a_bambu_broker_whose_printer_port_is_taken_picks_other_ports(tmp_path):
+    broker = BambuBroker(tmp_path / "bambu", ["00M09A350100123", "01P09C470200456"])
+    first = broker.endpoints["01P09C470200456"].port
+    with socket.socket() as squatter:  # Mosquitto says so in its log file, not on its stdout
+        squatter.bind((HOST, first))
+        squatter.listen()
+        with broker:
+            ports = {e.port for e in broker.endpoints.values()}
+            assert first not in ports and len(ports | {broker.port}) == 3
 
 
 def test_influxdb_write_then_query_returns_rows_with_tags_and_columns(influxdb):

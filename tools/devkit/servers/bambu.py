@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devkit.servers.mosquitto import COMMON_CONFIG, Mosquitto
 from devkit.pki import Issued, issue, make_ca
-from devkit.servers.process import find_binary, free_port
+from devkit.servers.process import find_binary, free_ports
 
 USER = "bblp"
 
@@ -64,8 +64,11 @@ class BambuBroker(Mosquitto):
         super().__init__(tmpdir, port=port)
         self.ca = make_ca(ca_name)
         self.ca_path = self.ca.write(self.dir / "ca.crt")
-        self.endpoints = {s: BambuEndpoint(s, free_port(), secrets.token_hex(4), issue(self.ca, s))
-                          for s in serials}
+        ports = free_ports(len(serials), besides=(self.port,))
+        self.endpoints = {s: BambuEndpoint(s, port, secrets.token_hex(4), issue(self.ca, s))
+                          for s, port in zip(serials, ports)}
+        # Mosquitto's own lines (a port it cannot bind among them) go to its log_dest file.
+        self.log_path = self.dir / "mosquitto.log"
         self._passwd = find_binary("mosquitto_passwd", "apt-get install -y mosquitto", ("/usr/bin/mosquitto_passwd",))
         for endpoint in self.endpoints.values():
             self._write_printer_files(endpoint)
@@ -87,8 +90,8 @@ class BambuBroker(Mosquitto):
 
     def _pick_new_ports(self) -> None:
         super()._pick_new_ports()
-        for endpoint in self.endpoints.values():
-            endpoint.port = free_port()
+        for endpoint, port in zip(self.endpoints.values(), free_ports(len(self.endpoints), besides=(self.port,))):
+            endpoint.port = port
 
     def _prepare(self) -> None:
         self.config_text = HEAD + "".join(

@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from devkit.servers.process import Server, find_binary, free_port
+from devkit.servers.process import Server, find_binary, free_ports
 
 INFLUXDB_CONFIG = """\
 reporting-enabled = false
@@ -69,7 +69,7 @@ class InfluxDB(Server):
                  extra_config: dict[str, dict[str, object]] | None = None) -> None:
         """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``."""
         super().__init__(tmpdir, port)
-        self.rpc_port = rpc_port or free_port()
+        self.rpc_port = rpc_port or free_ports(1, besides=(self.port,))[0]
         self.extra_config = extra_config or {}
         self.config_path = self.dir / "influxdb.conf"
         self.binary = find_binary("influxd", "apt-get install -y influxdb",
@@ -80,7 +80,7 @@ class InfluxDB(Server):
         return f"http://{self.host}:{self.port}"
 
     def _pick_new_ports(self) -> None:
-        self.port, self.rpc_port = free_port(), free_port()
+        self.port, self.rpc_port = free_ports(2)
 
     def _prepare(self) -> None:
         text = INFLUXDB_CONFIG.format(dir=self.dir, port=self.port, rpc_port=self.rpc_port)

@@ -4,6 +4,7 @@ stop by pid and process group, and never outlive the process that started them."
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import shutil
@@ -28,9 +29,20 @@ _live: set["Server"] = set()
 
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int, besides: tuple[int, ...] = ()) -> list[int]:
+    """``n`` distinct loopback TCP ports that were free a moment ago, none of ``besides``. All are
+    held open while picked: picked one after the other, the kernel may hand out the same one twice."""
+    with contextlib.ExitStack() as held:
+        out: list[int] = []
+        while len(out) < n:
+            sock = held.enter_context(socket.socket())
+            sock.bind((HOST, 0))
+            if (port := sock.getsockname()[1]) not in besides:
+                out.append(port)
+        return out
 
 
 def find_binary(name: str, install_hint: str, candidates: tuple[str, ...] = ()) -> str:
