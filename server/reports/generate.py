@@ -190,5 +190,3 @@ def people_for(cfg, show: str | None = None) -> People:
     """How reports made with this server config treat user names: the collector's secret, and
     [privacy] users unless ``show`` says otherwise (report --users)."""
     return People(cfg.privacy.pseudonyms(cfg.state_dir), show or cfg.privacy.users)
-
-
