@@ -145,8 +145,7 @@ class Ingest:
         give the views and alert rules what [privacy] users says they show."""
         if kind == "event" and self.users.keep_raw:
             self.write(lineproto.job_user(msg, tag_str, raw))
-        if self.users.shown != "pseudonym":
-            self.users.show(msg, raw)
+        self.users.show(msg, raw)  # as pseudonyms: nothing to change
 
     def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
         """Date a last-will by its arrival; True when the agent is already known offline.
