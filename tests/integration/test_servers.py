@@ -1,9 +1,11 @@
 """The test-server helpers themselves: each starts a real process that really answers."""
 
+import os
 import queue
 import socket
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -11,7 +13,7 @@ import requests
 
 from devkit.servers import Mosquitto, make_gcode
 from devkit.servers.bambu import BambuBroker
-from devkit.servers.process import HOST, free_port, free_ports
+from devkit.servers.process import HOST, free_port, ephemeral_floor, free_ports, port_slice
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +90,31 @@ def test_free_ports_are_distinct_and_avoid_the_ones_given():
     taken = free_port()
     ports = free_ports(50, besides=(taken,))
     assert len(set(ports)) == 50 and taken not in ports
+
+
+def test_free_ports_lie_below_the_ephemeral_range_in_this_workers_own_slice():
+    # Above the floor an outgoing connection could take a port between pick and bind.
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert ephemeral_floor() == floor
+    mine = port_slice(floor, os.environ.get("PYTEST_XDIST_WORKER"))
+    assert all(port in mine for port in free_ports(20)) and max(mine) < floor
+
+
+def test_each_worker_has_its_own_slice_and_other_processes_one_more():
+    slices = [port_slice(32768, None)] + [port_slice(32768, f"gw{n}") for n in range(16)]
+    assert all(len(s) > 1000 for s in slices)
+    assert len(set().union(*map(set, slices))) == sum(map(len, slices))  # no port in two slices
+    assert slices[0].start == 10000 and slices[-1].stop <= 32768
+    assert port_slice(11000, "gw1") == range(0)  # no room below the floor: the kernel picks
+
+
+def test_a_port_someone_holds_is_skipped():
+    mine = port_slice(ephemeral_floor(), os.environ.get("PYTEST_XDIST_WORKER"))
+    at = mine.index(free_port())
+    held, after = mine[(at + 1) % len(mine)], mine[(at + 2) % len(mine)]
+    with socket.socket() as squatter:
+        squatter.bind((HOST, held))  # the next port on this process's walk
+        assert free_ports(1) == [after]
 
 
 def test_a_bambu_broker_whose_printer_port_is_taken_picks_other_ports(tmp_path):
