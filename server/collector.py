@@ -9,7 +9,7 @@ from server import inventory as inventory_mod
 from server import alerts as alerts_mod
 from server import rollups as rollups_mod
 from server.api import Api
-from server.config import ServerConfig
+from server.config import ConfigError, ServerConfig
 from server.live import AgentState, LiveFleet
 from server.ingest import Ingest
 from server.metrics import Metrics
@@ -52,8 +52,7 @@ class Collector:
                                      end_of_burst=self._hand_burst_to_writer,
                                      track=self.writer.track if cfg.mqtt.ack_after_write else None,
                                      metrics=self.metrics)
-        self.api = (Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
-                    if cfg.http.enabled else None)
+        self.api = self._api(cfg) if cfg.http.enabled else None
         # Alerts listen to every accepted message; sending happens on their own threads.
         self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics, self.inventory)
         if self.alerts:
@@ -70,6 +69,13 @@ class Collector:
         self.purge = (retention.HourlyPurge(self.influx, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
                       if cfg.privacy.raw_user_days > 0 else None)
         self.started = time.time()
+
+    def _api(self, cfg: ServerConfig) -> Api:
+        try:
+            return Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
+        except OSError as exc:  # a port in use, or a host this machine does not have
+            raise ConfigError("http", f"cannot listen on {cfg.http.host}:{cfg.http.port} ({exc.strerror or exc})",
+                              "stop what holds that port, or set [http] port (or host) to one that is free") from None
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
