@@ -19,7 +19,7 @@ from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
 from devkit.sim.faces.bambu import bambu_serial
-from devkit.servers.process import Children, free_port
+from devkit.servers.process import Children, free_port, log_tail
 
 log = logging.getLogger(__name__)
 DB = "printfarm"
@@ -41,7 +41,7 @@ class StackOptions:
 class Stack:
     def __init__(self, workdir: Path, fleet: dict, options: StackOptions):
         self.dir, self.fleet, self.opt = Path(workdir), fleet, options
-        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         self.children = Children()
         extra = []
         if options.customers:
@@ -75,7 +75,7 @@ class Stack:
         progress("starting the printer simulator")
         self._start_simulator()
         progress("starting the collector")
-        self._start_collector()
+        self.start_collector()
         progress("starting the agents")
         self._start_agents()
         return self
@@ -101,10 +101,12 @@ class Stack:
         return pids
 
     def _python(self, name: str, module: str, *args: str):
-        return self.children.spawn(name, [sys.executable, "-m", module, *args], self.dir / "logs" / f"{name}.log")
+        return self.children.spawn(name, [sys.executable, "-m", module, *args], self._log(name))
+
+    def _log(self, name: str) -> Path:
+        return self.dir / "logs" / f"{name}.log"
 
     def _start_simulator(self) -> None:
-        (self.dir / "logs").mkdir(exist_ok=True)
         out = self.dir / "endpoints.json"
         apis = self.dir / "apis.json"
         apis.write_text(json.dumps(printer_apis(self.fleet)))
@@ -121,11 +123,25 @@ class Stack:
         for outage in self.opt.outages:
             args += ["--outage", outage]
         proc = self._python("simulator", "devkit.sim", *args)
-        _wait_until(out.exists, 60, "the simulator", proc)
+        _wait_until(out.exists, 60, "the simulator", proc, self._log("simulator"))
         self.endpoints = json.loads(out.read_text())
 
-    def _start_collector(self) -> None:
-        self.http_port = free_port()
+    def start_collector(self) -> None:
+        # The port was free when picked; if something took it since, the collector says so and
+        # exits, and it is started again on another port.
+        for attempt in range(3):
+            self.http_port = free_port()
+            proc = self._python("collector", "server", "run", "-c", str(self._collector_config()))
+            try:
+                _wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc,
+                            self._log("collector"))
+                return
+            except RuntimeError as exc:
+                self.children.stop("collector")
+                if attempt == 2 or "cannot listen on" not in str(exc):
+                    raise
+
+    def _collector_config(self) -> Path:
         conf = self.dir / "collector.toml"
         conf.write_text(f"""\
 inventory = "{self.inventory}"
@@ -158,8 +174,7 @@ enabled = true
 [alerts.rules.printer_down]
 grace = 60
 """)
-        proc = self._python("collector", "server", "run", "-c", str(conf))
-        _wait_until(lambda: _get(self.api_url + "/api/fleet") is not None, 30, "the collector", proc)
+        return conf
 
     def bambu_serials(self) -> dict[str, str]:
         """printer id -> serial, for the fleet's Bambu printers."""
@@ -207,15 +222,15 @@ grace = 60
         return _get(self.api_url + "/api/fleet")
 
 
-def _wait_until(check, timeout: float, what: str, proc) -> None:
+def _wait_until(check, timeout: float, what: str, proc, log_path: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; {log_path} ends:\n{log_tail(log_path)}")
         if check():
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s; {log_path} ends:\n{log_tail(log_path)}")
 
 
 def _get(url: str, timeout: float = 2.0):
