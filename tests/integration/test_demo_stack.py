@@ -8,7 +8,7 @@ import pytest
 
 from devkit.demo import stack as stack_mod
 from devkit.demo.stack import Stack, StackOptions
-from devkit.servers.process import HOST, free_port
+from devkit.servers.ports import HOST, free_port
 
 pytestmark = pytest.mark.integration
 

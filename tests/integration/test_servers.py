@@ -1,8 +1,9 @@
 """The test-server helpers themselves: each starts a real process that really answers."""
 
-import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ import requests
 
 from devkit.servers import Mosquitto, make_gcode
 from devkit.servers.bambu import BambuBroker
-from devkit.servers.process import HOST, free_port, ephemeral_floor, free_ports, port_slice
+from devkit.servers import ports
+from devkit.servers.ports import HOST, ephemeral_floor, free_port, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -92,29 +94,29 @@ def test_free_ports_are_distinct_and_avoid_the_ones_given():
     assert len(set(ports)) == 50 and taken not in ports
 
 
-def test_free_ports_lie_below_the_ephemeral_range_in_this_workers_own_slice():
+def test_free_ports_lie_below_the_ephemeral_range():
     # Above the floor an outgoing connection could take a port between pick and bind.
     floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert ephemeral_floor() == floor
-    mine = port_slice(floor, os.environ.get("PYTEST_XDIST_WORKER"))
-    assert all(port in mine for port in free_ports(20)) and max(mine) < floor
+    assert all(ports.FIRST <= port < floor for port in free_ports(20))
 
 
-def test_each_worker_has_its_own_slice_and_other_processes_one_more():
-    slices = [port_slice(32768, None)] + [port_slice(32768, f"gw{n}") for n in range(16)]
-    assert all(len(s) > 1000 for s in slices)
-    assert len(set().union(*map(set, slices))) == sum(map(len, slices))  # no port in two slices
-    assert slices[0].start == 10000 and slices[-1].stop <= 32768
-    assert port_slice(11000, "gw1") == range(0)  # no room below the floor: the kernel picks
-
-
-def test_a_port_someone_holds_is_skipped():
-    mine = port_slice(ephemeral_floor(), os.environ.get("PYTEST_XDIST_WORKER"))
-    at = mine.index(free_port())
-    held, after = mine[(at + 1) % len(mine)], mine[(at + 2) % len(mine)]
+def test_a_port_someone_binds_is_skipped():
+    first = free_port()
     with socket.socket() as squatter:
-        squatter.bind((HOST, held))  # the next port on this process's walk
-        assert free_ports(1) == [after]
+        squatter.bind((HOST, first + 1))  # the next one on this process's walk
+        assert free_ports(1) != [first + 1]
+
+
+def test_a_port_another_process_reserved_is_not_handed_out_until_that_process_ends():
+    picker = subprocess.Popen([sys.executable, "-c", "import sys; from devkit.servers.ports import free_port; "
+                               "print(free_port(), flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    theirs = int(picker.stdout.readline())
+    assert not ports.reserve(theirs)
+    picker.communicate("")  # it ends, and the kernel lets go of its lock
+    assert ports.reserve(theirs)
+    assert not ports.reserve(theirs)  # held by this process now
 
 
 def test_a_bambu_broker_whose_printer_port_is_taken_picks_other_ports(tmp_path):

@@ -30,7 +30,7 @@ def test_the_report_command_does_load_the_builder():  # the check above would se
 
 def test_an_http_port_in_use_is_one_line_naming_the_key_not_a_traceback(tmp_path, capsys):
     from server.__main__ import main
-    from devkit.servers.process import HOST, free_port
+    from devkit.servers.ports import HOST, free_port
 
     port = free_port()
     inventory = tmp_path / "fleet.toml"

@@ -19,7 +19,8 @@ from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
 from devkit.sim.faces.bambu import bambu_serial
-from devkit.servers.process import Children, free_port, log_tail
+from devkit.servers.ports import free_port
+from devkit.servers.process import Children, log_tail
 
 log = logging.getLogger(__name__)
 DB = "printfarm"

@@ -15,7 +15,8 @@ from devkit.servers.influxdb import InfluxDB
 from devkit.servers.klipper import Klipper, Moonraker, klipper_gcode
 from devkit.servers.mosquitto import Mosquitto
 from devkit.servers.octoprint import OctoPrint, make_gcode
-from devkit.servers.process import HOST, Server, free_port
+from devkit.servers.ports import HOST, free_port
+from devkit.servers.process import Server
 
 __all__ = ["HOST", "InfluxDB", "Klipper", "Moonraker", "Mosquitto", "OctoPrint", "Server", "free_port",
            "klipper_gcode", "make_gcode"]

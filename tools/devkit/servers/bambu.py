@@ -20,7 +20,8 @@ from pathlib import Path
 
 from devkit.servers.mosquitto import COMMON_CONFIG, Mosquitto
 from devkit.pki import Issued, issue, make_ca
-from devkit.servers.process import find_binary, free_ports
+from devkit.servers.ports import free_ports
+from devkit.servers.process import find_binary
 
 USER = "bblp"
 

@@ -6,7 +6,8 @@ import json
 
 import requests
 
-from devkit.servers.process import Server, find_binary, free_ports
+from devkit.servers.ports import free_ports
+from devkit.servers.process import Server, find_binary
 
 INFLUXDB_CONFIG = """\
 reporting-enabled = false

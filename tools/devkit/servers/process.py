@@ -1,99 +1,29 @@
-"""Child processes for tests, benchmarks and the demo: free loopback ports, wait until answering,
-stop by pid and process group, and never outlive the process that started them."""
+"""Child processes for tests, benchmarks and the demo: start on free loopback ports (ports.py),
+wait until answering, stop by pid and process group, and never outlive the process that started them."""
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import ctypes
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import logging
-import threading
 import time
 from pathlib import Path
 
 import requests
 
+from devkit.servers.ports import HOST, free_port
+
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 LOG_TAIL_LINES = 30
 
 # Servers whose process may still be running; the atexit hook kills them so an aborted run
 # (Ctrl-C, an exception outside a fixture) leaves no orphans behind.
 _live: set["Server"] = set()
-
-PORTS_FROM = 10000
-SLICES = 17  # up to 16 workers, each with ~1,300 ports on Linux's default range
-_pick_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    return free_ports(1)[0]
-
-
-def free_ports(n: int, besides: tuple[int, ...] = ()) -> list[int]:
-    """``n`` distinct loopback TCP ports that were free a moment ago, none of ``besides``.
-
-    A port is picked here and bound later by a server. Taken from the kernel's ephemeral range,
-    it can be lost in between to any outgoing connection (the tests make thousands) or to another
-    process binding port 0; below that range neither happens. Each pytest-xdist worker walks its
-    own slice of it, from a random place, so two workers or two runs rarely meet either."""
-    with _pick_lock, contextlib.ExitStack() as held:
-        out: list[int] = []
-        while len(out) < n:
-            sock = held.enter_context(socket.socket())
-            port = _bind_next(sock)
-            if port not in besides:
-                out.append(port)
-        return out
-
-
-def port_slice(floor: int, worker: str | None) -> range:
-    """This process's ports: below ``floor`` (where the ephemeral range starts), one slice for
-    each xdist worker (gw0, gw1, ...) and one for any other process (the demo, a benchmark,
-    pytest without -n)."""
-    size = (floor - PORTS_FROM) // SLICES
-    if size < 100:
-        return range(0)  # no room below the ephemeral range: let the kernel pick
-    index = int(worker[2:]) % (SLICES - 1) + 1 if worker and worker[:2] == "gw" and worker[2:].isdigit() else 0
-    return range(PORTS_FROM + index * size, PORTS_FROM + (index + 1) * size)
-
-
-class _Walk:
-    """Where this process is in its slice; it starts at a random place, so runs side by side
-    (two test runs, a benchmark beside a test run) rarely walk the same ports at once."""
-
-    position: int | None = None
-
-
-def ephemeral_floor() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def _bind_next(sock: socket.socket) -> int:
-    ports = port_slice(ephemeral_floor(), os.environ.get("PYTEST_XDIST_WORKER"))
-    if _Walk.position is None:
-        _Walk.position = random.randrange(len(ports)) if ports else 0
-    for _ in range(len(ports)):
-        port = ports[_Walk.position % len(ports)]
-        _Walk.position += 1
-        try:
-            sock.bind((HOST, port))
-            return port
-        except OSError:
-            continue  # someone holds it: the next one
-    sock.bind((HOST, 0))
-    return sock.getsockname()[1]
 
 
 def find_binary(name: str, install_hint: str, candidates: tuple[str, ...] = ()) -> str:
