@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common import protocol
 from devkit.pipeline import DB, wait_for, write_inventory
 from devkit.servers import Mosquitto, free_port
+from devkit.servers.process import Children
 
 REPO = Path(__file__).resolve().parents[2]
 # The collector acknowledges a message only after its write, so it needs a broker that lets
@@ -39,6 +40,10 @@ def fleet_inventory(tmp: Path, printers: int) -> Path:
 
 def printer_id(i: int) -> str:
     return f"p{i:03d}"
+
+
+# Kills, when the test process ends, any collector a failed test left running.
+_children = Children()
 
 
 class CollectorProcess:
@@ -72,9 +77,9 @@ class CollectorProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> "CollectorProcess":
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "server", "run", "-c", str(self.config)],
-                                         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = _children.spawn(f"collector-{self.dir.name}",
+                                    [sys.executable, "-m", "server", "run", "-c", str(self.config)],
+                                    self.log_path, cwd=REPO)
         if wait:
             wait_for(self._connected, 20, f"collector {self.dir.name} to connect")
         return self

@@ -19,12 +19,14 @@ def pair(tmp_path, influxdb):
     inventory = fleet_inventory(tmp_path, 50)
     collectors = [CollectorProcess(tmp_path, name, mqtt_broker, influxdb, inventory, share_group="farm")
                   for name in ("a", "b")]
-    for collector in collectors:
-        collector.start()
-    yield mqtt_broker, influxdb, collectors
-    for collector in collectors:
-        collector.stop()
-    mqtt_broker.stop()
+    try:
+        for collector in collectors:
+            collector.start()
+        yield mqtt_broker, influxdb, collectors
+    finally:  # a collector that failed to start must not leave the other running
+        for collector in collectors:
+            collector.stop()
+        mqtt_broker.stop()
 
 
 def received(collector) -> float:
