@@ -23,18 +23,19 @@ from devkit.sim.faces.bambu_printer import BambuLink
 
 pytestmark = pytest.mark.integration
 
-X1, P1, A1 = "00M09A350100123", "01P09C470200456", "03909D480300789"
+X1, P1, A1, H2D = "00M09A350100123", "01P09C470200456", "03909D480300789", "09409E490400111"
 SILENT = "no report for 1 s on an open connection, nor after asking for one; reconnecting"
 
 
 @pytest.fixture
 def lab(tmp_path):
-    """Three printers' brokers in one Mosquitto, and their fake firmware (X1, P1, A1)."""
-    with BambuBroker(tmp_path / "bambu", [X1, P1, A1]) as broker:
+    """Four printers' brokers in one Mosquitto, and their fake firmware (X1, P1, A1, H2D)."""
+    with BambuBroker(tmp_path / "bambu", [X1, P1, A1, H2D]) as broker:
         link = BambuLink(broker.host, broker.port)
         link.add(X1, "X1", cancel_code_for=0.3)
         link.add(P1, "P1")
         link.add(A1, "A1")
+        link.add(H2D, "H2D")
         link.heartbeats(0.2)
         yield broker, link
         link.close()
@@ -113,6 +114,18 @@ def test_x1_full_reports_give_state_temperatures_layers_and_file(tmp_path, lab, 
         "printing", "RUNNING", "gear_housing", 30, 120)
     assert snap.temps == {"tool0": (219.5, 220.0), "bed": (64.75, 65.0), "chamber": (24.0, None)}
     assert snap.time_left == 70 * 60 and snap.job_id == "start:1790000000" and snap.user is None
+
+
+def test_an_h2d_reports_the_nozzle_that_prints_and_its_chamber(tmp_path, lab, watch):
+    broker, link = lab
+    h2d = link.printers[H2D]
+    w = watch(settings(tmp_path, broker, H2D, model="H2D"))
+    w.until(lambda s: s.state == "idle", "idle")
+    h2d.start("dual_colour_sign", nozzle=225.0)  # on the left nozzle (id 1); the right one idles
+    h2d.progress(12, 20, 80, nozzle=224.0, bed=65.0)
+    snap = w.until(lambda s: s.progress == 12.0, "printing")
+    assert snap.temps["tool1"] == (224.0, 225.0) and snap.temps["tool0"] == (38.0, 0.0)
+    assert snap.temps["chamber"] == (36.0, None)  # device.ctc, not a placeholder
 
 
 def test_p1_partial_reports_merge_into_the_state_the_pushall_answer_gave(tmp_path, lab, watch):
