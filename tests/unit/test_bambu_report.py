@@ -119,8 +119,19 @@ def test_a_new_job_forgets_the_last_jobs_cancel():
 
 def test_a_pause_code_is_not_how_the_job_ended():
     state = state_after(report(gcode_state="RUNNING"), report(gcode_state="PAUSE", print_error=0x03008013),
-                        report(gcode_state="FAILED", print_error=0))  # cancelled from the pause
-    assert state.normalised()[3] == "cancelled"
+                        report(gcode_state="FAILED", print_error=50348044), report(print_error=0))
+    assert state.normalised() == ("idle", "FAILED", None, "cancelled")  # cancelled from the pause
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="PAUSE", print_error=0x03008013),
+                        report(gcode_state="FAILED", print_error=0))
+    assert "0300_8013" not in state.normalised()[2]
+
+
+def test_a_job_seen_ending_without_any_code_is_a_failure_not_a_cancel():
+    # A printer that stops a job by itself (BambuStudio #9786: nobody touched it, no HMS): no
+    # cancel code came with the change to FAILED.
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="FAILED", print_error=0))
+    assert state.normalised() == ("idle", "FAILED", "the printer ended the job without an error code "
+                                  "(see its screen)", "failed")
 
 
 @pytest.mark.parametrize("fields,expected", [

@@ -86,6 +86,7 @@ class PrintState:
         # seconds, then is 0 while gcode_state stays FAILED until the next job (pybambu
         # models.py print_update; captures P1P.json, MOCK-H2C.json): remembered here.
         self._code: int | None = None
+        self._saw_end = False  # the job was seen going from under way to FAILED (not found FAILED)
 
     def merge(self, fields: dict) -> None:
         before = text(self.values.get("gcode_state")).upper()
@@ -99,6 +100,10 @@ class PrintState:
         code = _int(fields.get("print_error"))
         if code and now != "PAUSE":  # a pause's code is why it paused, not how the job ended
             self._code = code
+        if now != "FAILED":
+            self._saw_end = False
+        elif before != "FAILED":
+            self._saw_end = before in JOB_STATES or before == "PAUSE"
 
     def normalised(self) -> tuple[str, str, str | None, str | None]:
         """(state, state_text, error, ended) from gcode_state and the error codes."""
@@ -120,15 +125,17 @@ class PrintState:
 
     def _failed(self) -> tuple[str, str, str | None, str | None]:
         """FAILED stays until the next job, for a cancel as for a failure. A cancel is known by its
-        code, now or earlier in this job, or by fail_reason; a failure keeps an error code or an HMS
-        entry: the printer shows an error. FAILED with no code at all is a cancel whose transient
-        code has cleared (both captures of such a state are cancels)."""
+        code, now or earlier in this job, or by fail_reason; the code comes with the change to
+        FAILED (pybambu tells a cancel from a failure within that one report). Found FAILED with
+        no code at all (after a connect): a cancel whose transient code has cleared, as both
+        captures of that state are. Seen ending with no code: the printer stopped the job."""
         code = self.end_code()
-        if code in errors.CANCEL_CODES or not (code or self._hms()):
+        if code in errors.CANCEL_CODES or not (code or self._hms() or self._saw_end):
             return "idle", "FAILED", None, "cancelled"
-        if not (self._print_error() or self._hms()):  # the failure's code has cleared: ready again
-            return "idle", "FAILED", self.error_text(code), "failed"
-        return "error", "FAILED", self.error_text(code), "failed"
+        text = self.error_text(code) or "the printer ended the job without an error code (see its screen)"
+        if not (self._print_error() or self._hms()):  # no code shown (any more): ready again
+            return "idle", "FAILED", text, "failed"
+        return "error", "FAILED", text, "failed"
 
     def end_code(self) -> int:
         """The code that ended the job: print_error now, else the one seen before it cleared, else
