@@ -11,10 +11,11 @@ import pytest
 import requests
 
 from agent.config import from_dict
+from agent.jobs import JobTracker
+from agent.printers.base import Snapshot
 from agent.printers.digest import DigestAuth, parse_challenge
 from agent.printers.prusalink import PrusaLink
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus
-from agent.jobs import JobTracker
 from agent.printers.prusalink_states import ATTENTION_REASON, from_legacy, from_v1
 from common.configkit import ConfigError
 
@@ -71,8 +72,8 @@ def test_v1_status_becomes_a_snapshot_with_progress_0_to_100_unscaled():
     ("IDLE", False, ("idle", None, None)), ("READY", False, ("idle", None, None)),
     ("PRINTING", True, ("printing", None, None)), ("PAUSED", True, ("paused", None, None)),
     ("FINISHED", False, ("idle", "done", None)), ("STOPPED", False, ("idle", "cancelled", None)),
-    ("ERROR", False, ("error", "failed", "ERROR")), ("ATTENTION", True, ("paused", None, ATTENTION_REASON)),
-    ("ATTENTION", False, ("idle", None, ATTENTION_REASON)),
+    ("ERROR", False, ("error", "failed", "ERROR")),
+    ("ATTENTION", True, ("paused", None, ATTENTION_REASON)), ("ATTENTION", False, ("idle", None, ATTENTION_REASON)),
     ("BUSY", True, ("printing", None, None)), ("BUSY", False, ("idle", None, None)),
     ("SOMETHING_NEW", False, ("error", None, "SOMETHING_NEW")),
 ])
@@ -82,9 +83,9 @@ def test_every_v1_state_is_mapped(state, has_job, expected):
     assert (snap.state, snap.ended, snap.error) == expected and snap.state_text == state
 
 
-def _v1(ts: int, state: str, job: int | None = None) -> "Snapshot":
-    return from_v1(ts, {"printer": {"state": state}, **({"job": {"id": job, "progress": 50}} if job else {})},
-                   "cube.gcode" if job else None)
+def _v1(ts: int, state: str, job: int | None = None) -> Snapshot:
+    status = {"printer": {"state": state}, **({"job": {"id": job, "progress": 50}} if job else {})}
+    return from_v1(ts, status, "cube.gcode" if job else None)
 
 
 def test_attention_mid_print_is_a_pause_and_one_job_ends_once_across_an_agent_restart():

@@ -7,9 +7,10 @@ and is a full-state request (``pushall``) due.
 
 Silence is first answered on the same connection: an idle A1 stops reporting until asked
 (ha-bambulab #493), so the client sends ``pushing.start``, as ha-bambulab's watchdog does (not
-``pushall``: P1 printers lag when asked for everything more often than every five minutes). Only if that brings nothing within ``ask_wait``
-is the printer unreachable and the connection made anew: P1 and A1 printers take few MQTT
-connections, and a reconnect loop locks Bambu Studio and Bambu Handy out (ha-bambulab #174, #471). This MQTT client is the printer's, never the
+``pushall``: P1 printers lag when asked for everything more often than every five minutes).
+Only if that brings nothing within ``ask_wait`` is the printer unreachable and the connection
+made anew: P1 and A1 printers take few MQTT connections, and a reconnect loop locks Bambu Studio
+and Bambu Handy out (ha-bambulab #174, #471). This MQTT client is the printer's, never the
 agent's uplink: a printer broker that misbehaves cannot touch the outbox or the uplink session.
 
 The printer pushes; the agent's schedule only samples: ``poll()`` builds a snapshot from the
