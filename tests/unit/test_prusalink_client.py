@@ -103,6 +103,17 @@ def test_attention_mid_print_is_a_pause_and_one_job_ends_once_across_an_agent_re
     assert events[-1].job_started == 0 and saved[-1] is None
 
 
+def test_a_final_state_that_still_names_the_job_ends_it_once_after_a_restart():
+    # Prusa-Link (the Pi add-on) can still show the job with FINISHED/STOPPED: its id says it is ours.
+    saved = []
+    JobTracker(save=saved.append).update(_v1(0, "PRINTING", 7))
+    back = JobTracker(job=saved[-1], save=saved.append)  # the agent was away while it finished
+    events = [e for snap in (_v1(9000, "FINISHED", 7), _v1(10000, "FINISHED", 7)) for e in back.update(snap)]
+    assert [(e.kind, e.job_started) for e in events] == [("done", 0)] and saved[-1] is None
+    again = JobTracker(job=saved[-1], save=saved.append)  # restarted once more: nothing to count
+    assert again.update(_v1(11000, "FINISHED", 7)) == []
+
+
 def test_garbage_in_a_v1_answer_becomes_none_not_a_crash():
     snap = from_v1(0, {"printer": {"state": 7, "temp_nozzle": "hot"}, "job": {"id": "x", "progress": float("nan")}}, None)
     assert (snap.state, snap.job_id, snap.progress, snap.temps) == ("error", None, None, {})
@@ -134,6 +145,12 @@ def test_legacy_link_state_of_newer_firmware_tells_finished_from_idle():
     printer = {"state": {"text": "Operational", "flags": {"link_state": "FINISHED"}}}
     snap = from_legacy(0, printer, {"state": "Operational", "job": None, "progress": None})
     assert (snap.state, snap.state_text, snap.ended) == ("idle", "FINISHED", "done")
+
+
+def test_legacy_link_state_attention_with_a_job_is_a_pause():
+    printer = {"state": {"text": "Printing", "flags": {"link_state": "ATTENTION"}}}
+    snap = from_legacy(0, printer, {"state": "Error", "job": {"file": {"name": "cube.gcode"}}, "progress": {}})
+    assert (snap.state, snap.state_text, snap.ended, snap.error) == ("paused", "ATTENTION", None, ATTENTION_REASON)
 
 
 @pytest.mark.parametrize("text, expected", [("Paused", "paused"), ("Pausing", "paused"), ("Cancelling", "cancelling"),
