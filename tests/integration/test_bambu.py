@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,20 @@ def test_a_broker_restart_is_unreachable_then_reconnected(tmp_path, lab, watch):
     w.until(lambda s: s.state == "idle" and any(x.state == "unreachable" for x in w.seen[1:]), "idle again")
     lost = next(x for x in w.seen[1:] if x.state == "unreachable")
     assert lost.error.startswith(f"connection to 127.0.0.1:{broker.endpoints[X1].port} lost")
+
+
+def test_a_printer_back_after_a_long_outage_is_seen_within_two_intervals(tmp_path, lab, watch):
+    broker, link = lab
+    w = watch(settings(tmp_path, broker, X1, interval=1.0))
+    w.until(lambda s: s.state == "idle", "idle")
+    broker.stop()  # switched off for a while: attempt after attempt fails
+    w.until(lambda s: s.state == "unreachable", "unreachable")
+    tries = w.client.retries
+    wait_for(lambda: w.client.retries >= tries + 5, 30, "five failed attempts")  # 0.5+1+2+4 s unbounded
+    broker.start()
+    back = time.monotonic()
+    w.until(lambda s: s.state == "idle", "idle again", timeout=30)
+    assert time.monotonic() - back <= 2 * 1.0
 
 
 def test_a_printer_that_never_reports_says_so_then_is_silent(tmp_path, lab, watch):

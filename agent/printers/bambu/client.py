@@ -95,6 +95,7 @@ class Bambu:
         self._asked: float | None = None  # when a silent printer was asked to report again
         self._requests = 0
         self.connects = 0  # connections made: for tests (a silent A1 must not cost one)
+        self.retries = 0  # waits before another attempt: for tests
         self.reports = 0  # readable reports received: for tests and benchmarks
         self._announce = True  # log the next connect (the first, or the first after reports flowed)
         self._problems = ProblemLog(log, f"{cfg.id}: Bambu printer {cfg.serial} at {cfg.host}:{cfg.port}")
@@ -187,8 +188,12 @@ class Bambu:
         self._wait_backoff()
 
     def _wait_backoff(self) -> None:
+        self.retries += 1
         self._stop.wait(self._delay)
-        self._delay = min(self._delay * 2, self._backoff[1])
+        # Knocking on a printer that is off costs it nothing, and one that answers again is then
+        # seen within two intervals; a refusal (a wrong access code) is not fixed soon: up to 30 s.
+        cap = self._backoff[1] if self._refused else min(self._backoff[1], max(self.cfg.interval, self._backoff[0]))
+        self._delay = min(self._delay * 2, cap)
 
     def _request_pushall(self) -> None:
         # The payload Bambu Studio sends (OpenBambuAPI mqtt.md, "pushing.pushall").
