@@ -187,6 +187,15 @@ def test_the_chamber_of_newer_firmware_is_unpacked_from_device_ctc():
     assert state.temps(chamber=True)["chamber"] == (57.0, 60.0)  # a partial device report keeps ctc
 
 
+def test_a_partial_extruder_report_updates_one_nozzle_and_keeps_the_other():
+    state = state_after(report(device={"extruder": {"info": [{"id": 0, "temp": 38}, {"id": 1, "temp": 40}],
+                                                    "state": 2}}),
+                        report(device={"extruder": {"info": [{"id": 1, "temp": 225 | 225 << 16}]}}),
+                        report(device={"extruder": {"state": 2 | 1 << 4}}))
+    assert state.temps(chamber=False) == {"tool0": (38.0, 0.0), "tool1": (225.0, 225.0)}
+    assert state.active_nozzle() == 1
+
+
 def test_two_nozzles_are_two_tools_and_the_active_one_is_known():
     state = state_after(report(nozzle_temper=38.0, nozzle_target_temper=0, device={"extruder": {
         "info": [{"id": 0, "temp": 38}, {"id": 1, "temp": 225 | 225 << 16}], "state": 2 | 1 << 4}}))
@@ -197,7 +206,8 @@ def test_two_nozzles_are_two_tools_and_the_active_one_is_known():
 @pytest.mark.parametrize("device", [5, {"ctc": 7, "extruder": {"info": "x"}}, {"extruder": {"info": [{"id": "a"}]}},
                                     {"ctc": {"info": {"temp": -3}}, "extruder": {"state": "x"}}])
 def test_garbage_in_the_device_block_is_ignored(device):
-    state = state_after(report(nozzle_temper=200.0, device=device))
+    state = state_after(report(nozzle_temper=200.0, device={"extruder": {"info": [{"id": [1], "temp": 5}]}}),
+                        report(nozzle_temper=200.0, device=device))
     assert state.temps(chamber=None) == {"tool0": (200.0, None)} and state.active_nozzle() is None
 
 

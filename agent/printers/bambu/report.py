@@ -92,7 +92,7 @@ class PrintState:
         before = text(self.values.get("gcode_state")).upper()
         device = fields.get("device")
         if isinstance(device, dict) and isinstance(self.values.get("device"), dict):
-            fields = {**fields, "device": {**self.values["device"], **device}}  # partial device reports
+            fields = {**fields, "device": _merge_device(self.values["device"], device)}
         self.values.update(fields)
         now = text(self.values.get("gcode_state")).upper()
         if now in JOB_STATES and before not in JOB_STATES:
@@ -228,6 +228,21 @@ class PrintState:
             return f"task:{task}/{subtask}"
         started = _int(self.values.get("gcode_start_time"))
         return f"start:{started}" if started else None
+
+
+def _merge_device(old: dict, new: dict) -> dict:
+    """A partial ``device`` report into the one held: its parts replace ours, except that the
+    nozzles of ``extruder.info`` are merged by id (pybambu updates them entry by entry)."""
+    merged = {**old, **new}
+    before, after = old.get("extruder"), new.get("extruder")
+    if isinstance(before, dict) and isinstance(after, dict):
+        nozzles = {}
+        for info in (before.get("info"), after.get("info")):
+            for entry in info if isinstance(info, list) else ():
+                if isinstance(entry, dict) and _int(entry.get("id")) is not None:
+                    nozzles[_int(entry["id"])] = entry
+        merged["extruder"] = {**before, **after, "info": list(nozzles.values())}
+    return merged
 
 
 def _packed(value, no_target: float | None = 0.0) -> tuple[float, float | None] | None:
