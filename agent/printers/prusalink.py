@@ -1,8 +1,8 @@
 """Prusa printers through PrusaLink: the v1 API, or the legacy one of older firmware.
 
 PrusaLink keeps no job history and names no user: a job is known by its ``id`` while it runs,
-and how it ended by the state after it (FINISHED, STOPPED, ERROR/ATTENTION). The job tracker
-persists the open job, so an agent restart neither loses nor doubles an end.
+and how it ended by the state after it (FINISHED, STOPPED, ERROR; ATTENTION is a pause, not an
+end). The job tracker persists the open job, so an agent restart neither loses nor doubles an end.
 
 A steady poll of the v1 API is one request (``/api/v1/status``); ``/api/v1/job`` is asked only
 when a new job id appears, for the file name. The legacy API takes ``/api/printer`` and
