@@ -153,9 +153,9 @@ def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
 # -- expanding queries the way Grafana does ------------------------------------------------------
 
 def _dashboards() -> dict[str, dict]:
-    files = sorted(DASHBOARD_DIR.glob("*.json"))
+    files = sorted(DASHBOARD_DIR.rglob("*.json"))
     assert files, f"no dashboards in {DASHBOARD_DIR}"
-    return {f.name: json.loads(f.read_text()) for f in files}
+    return {f.relative_to(DASHBOARD_DIR).as_posix(): json.loads(f.read_text()) for f in files}
 
 
 def _range(started: float, time_from: str | None) -> tuple[int, int]:
@@ -261,7 +261,7 @@ def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) 
 def test_every_dashboard_query_returns_rows_of_its_shape_with_all_selected(filled):
     influx, started = filled
     boards = _dashboards()
-    assert len(boards) >= 5
+    assert len(boards) >= 6
     counts = {name: _run_dashboard(influx, board, started, {}) for name, board in boards.items()}
     assert all(counts.values()), counts
 
@@ -277,7 +277,7 @@ def test_every_dashboard_query_returns_rows_for_one_chosen_printer(filled):
 
 def test_filters_narrow_to_the_chosen_site(filled):
     influx, started = filled
-    board = _dashboards()["fleet-overview.json"]
+    board = _dashboards()["organisation/fleet-overview.json"]
     variables = _variable_values(influx, board, started, {"site": "south-lab"})
     panel = next(p for p in board["panels"] if p["title"] == "Printers now")
     from_ms, to_ms = _range(started, None)
@@ -288,7 +288,7 @@ def test_filters_narrow_to_the_chosen_site(filled):
 
 def test_utilisation_counts_the_printing_time_of_the_finished_job(filled):
     influx, started = filled
-    board = _dashboards()["regional-utilisation.json"]
+    board = _dashboards()["network/regional-utilisation.json"]
     variables = _variable_values(influx, board, started, {})
     panel = next(p for p in board["panels"] if p["title"] == "Utilisation by site")
     from_ms, to_ms = _range(started, None)
@@ -302,7 +302,7 @@ def test_utilisation_counts_the_printing_time_of_the_finished_job(filled):
 
 def test_a_panel_added_without_data_behind_it_fails_the_check(filled):
     influx, started = filled
-    board = _dashboards()["printer-detail.json"]
+    board = _dashboards()["organisation/printer-detail.json"]
     template = next(p for p in board["panels"] if p["type"] == "timeseries")
     for query in ('SELECT mean("chamber_actual") FROM "telemetry" WHERE $timeFilter GROUP BY time($__interval)',
                   'SELECT last("state") AS "state", "nozzle_wobble" FROM "telemetry" WHERE $timeFilter',
