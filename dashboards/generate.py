@@ -6,8 +6,12 @@ so a typo in an option name fails here, not silently in Grafana). Each organisat
 inventory gets a Grafana organisation of its own (docs/grafana-organisations.md): a data source
 reading its own InfluxDB database as its own reader, and the organisation dashboards
 (json/organisation/); the network (Grafana's first organisation) gets the aggregate dashboards
-(json/network/) over the network database. Everything is committed for examples/fleet.toml, so
-deploying that needs no Python; another inventory: run this with ``--inventory``.
+(json/network/) over the network database.
+
+Grafana refuses to start with a provisioning file for an organisation that does not exist, and
+provisioning cannot make organisations: an organisation's files are written once
+``printfarm-server grafana-setup --org-ids FILE`` has made it and recorded its Grafana org ID
+(pass ``--org-ids FILE`` here). Committed are the dashboards and the network's files.
 """
 
 from __future__ import annotations
@@ -96,46 +100,64 @@ def render_provisioning(members: list[orgs.Org], ids: dict[str, int], influx_url
 
 def render(inventory: Path = DEFAULT_INVENTORY, org_ids: Path | None = None,
            influx_url: str = DEFAULT_INFLUX_URL, database: str = DEFAULT_DATABASE,
-           secrets_dir: str = DEFAULT_SECRETS_DIR) -> dict[Path, str]:
-    """Every generated file (absolute path) -> its text."""
+           secrets_dir: str = DEFAULT_SECRETS_DIR, provisioning: Path = PROVISIONING) -> dict[Path, str]:
+    """Every generated file (absolute path) -> its text: the dashboards, the network's
+    provisioning files and those of every organisation ``org_ids`` gives a Grafana org ID."""
     members = orgs.from_inventory(inventory)
     ids = orgs.grafana_ids(members, org_ids)
+    members = [m for m in members if m.id in ids]
     shown = inventory.resolve().relative_to(ROOT) if inventory.resolve().is_relative_to(ROOT) else inventory
     header = HEADER.format(inventory=shown)
     out = {OUT / name: text for name, text in render_dashboards().items()}
     for name, doc in render_provisioning(members, ids, influx_url, database, secrets_dir).items():
         body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
-        out[PROVISIONING / name] = header + (SECRET_NOTE if name.startswith("datasources/") else "") + body
+        out[provisioning / name] = header + (SECRET_NOTE if name.startswith("datasources/") else "") + body
     return out
 
 
-def _generated_dirs() -> list[tuple[Path, str]]:
+def _generated_dirs(provisioning: Path) -> list[tuple[Path, str]]:
     return [(OUT / "organisation", "*.json"), (OUT / "network", "*.json"), (OUT, "*.json"),
-            (PROVISIONING / "datasources", "*.yaml"), (PROVISIONING / "dashboards", "*.yaml")]
+            (provisioning / "datasources", "*.yaml"), (provisioning / "dashboards", "*.yaml")]
 
 
-def stale_files(wanted: dict[Path, str]) -> list[Path]:
+def stale_files(wanted: dict[Path, str], provisioning: Path = PROVISIONING) -> list[Path]:
     """Files in the generated folders that the generator no longer writes."""
-    return sorted(p for folder, pattern in _generated_dirs() for p in folder.glob(pattern) if p not in wanted)
+    return sorted(p for folder, pattern in _generated_dirs(provisioning) for p in folder.glob(pattern)
+                  if p not in wanted)
+
+
+def missing_orgs(inventory: Path, org_ids: Path | None) -> list[str]:
+    members = orgs.from_inventory(inventory)
+    ids = orgs.grafana_ids(members, org_ids)
+    return [m.id for m in members if m.id not in ids]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if json/ or provisioning/ is not up to date")
     parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, help="fleet inventory (organisations)")
-    parser.add_argument("--org-ids", type=Path, help="JSON {org id: Grafana org id} written by grafana-setup")
+    parser.add_argument("--org-ids", type=Path,
+                        help="JSON {org id: Grafana org id} written by grafana-setup --org-ids: "
+                             "the organisations whose provisioning files to write")
+    parser.add_argument("--provisioning", type=Path, default=PROVISIONING,
+                        help="where to write the provisioning files (folders datasources/ and dashboards/)")
     parser.add_argument("--influx-url", default=DEFAULT_INFLUX_URL, help="InfluxDB as Grafana reaches it")
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="the network database ([influx] database)")
     parser.add_argument("--secrets-dir", default=DEFAULT_SECRETS_DIR,
                         help="folder (as Grafana sees it) holding each reader's password in a file named after the reader")
     args = parser.parse_args(argv)
     try:
-        wanted = render(args.inventory, args.org_ids, args.influx_url, args.database, args.secrets_dir)
+        wanted = render(args.inventory, args.org_ids, args.influx_url, args.database, args.secrets_dir,
+                        args.provisioning)
+        missing = missing_orgs(args.inventory, args.org_ids)
     except orgs.ConfigError as exc:
         print(f"config error: {exc.line()}", file=sys.stderr)
         return 2
+    except (OSError, ValueError) as exc:
+        print(f"--org-ids: cannot read {args.org_ids}: {exc}", file=sys.stderr)
+        return 2
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
-    extra = stale_files(wanted)
+    extra = stale_files(wanted, args.provisioning)
     if args.check:
         if stale or extra:
             names = ", ".join(str(p.relative_to(ROOT)) for p in stale + extra)
@@ -149,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(wanted[path])
         print(f"wrote {path}")
+    if missing:
+        print(f"no provisioning files for {', '.join(missing)}: no Grafana organisation recorded for them; "
+              "run printfarm-server grafana-setup --org-ids FILE and pass --org-ids FILE here", file=sys.stderr)
     return 0
 
 

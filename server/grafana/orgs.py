@@ -54,19 +54,10 @@ def from_dict(data: dict, source: str = "<inventory>") -> list[Org]:
     return sorted(found.values(), key=lambda o: o.id)
 
 
-def grafana_ids(orgs: list[Org], ids_file: str | Path | None = None) -> dict[str, int]:
-    """Each organisation's numeric Grafana org ID: from ``ids_file`` (the JSON ``grafana-setup``
-    writes: {"<org id>": n}) where it names the organisation, otherwise 2, 3, ... in ID order,
-    which is what ``grafana-setup`` gets creating them in that order on a fresh Grafana."""
+def grafana_ids(orgs: list[Org], ids_file: str | Path | None) -> dict[str, int]:
+    """Each organisation's numeric Grafana org ID, from ``ids_file`` (the JSON ``grafana-setup
+    --org-ids`` writes: {"<org id>": n}). Organisations it does not name have no Grafana
+    organisation yet and are left out: Grafana refuses to start with a provisioning file for an
+    organisation that does not exist."""
     known = json.loads(Path(ids_file).read_text()) if ids_file else {}
-    taken = {NETWORK_ORG_ID, *known.values()}
-    out, next_id = {}, NETWORK_ORG_ID + 1
-    for org in orgs:
-        if org.id in known:
-            out[org.id] = int(known[org.id])
-            continue
-        while next_id in taken:
-            next_id += 1
-        out[org.id] = next_id
-        taken.add(next_id)
-    return out
+    return {org.id: int(known[org.id]) for org in orgs if org.id in known}

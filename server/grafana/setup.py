@@ -120,16 +120,14 @@ class Setup:
     def run(self, members: list[orgs.Org], readers: dict | None, boards: dict | None) -> Done:
         done = Done()
         network = self._api(orgs.NETWORK_ORG_ID)
-        if readers is not None:
-            self._datasource(network, None, readers[None], done, "network")
+        if readers is not None and self._datasource(network, None, readers[None], done, "network"):
             self._upload(network, boards["network"], done, "network")
         for org in members:
             grafana_id = self._org(network, org, done)
             done.ids[org.id] = grafana_id
             api = self._api(grafana_id)
             self._team(api, org, done)
-            if readers is not None:
-                self._datasource(api, org.id, readers[org.id], done, org.name)
+            if readers is not None and self._datasource(api, org.id, readers[org.id], done, org.name):
                 self._upload(api, boards["organisation"], done, org.name)
         return done
 
@@ -191,10 +189,15 @@ class Setup:
         self._call(f"creating team {org.name!r}", api.client.POST, "/teams", json={"name": org.name})
         done.lines.append(f"  team {org.name}: created")
 
-    def _datasource(self, api, org: str | None, password: str, done: Done, where: str) -> None:
+    def _datasource(self, api, org: str | None, password: str, done: Done, where: str) -> bool:
+        """Make or update the data source; False where provisioning files own it (and the
+        dashboards: Grafana refuses API changes to what a file provisioned)."""
         body = datasource.definition(self.influx_url, self.network_db, org, password)
         uid = datasource.DATASOURCE_UID
         current = self._call(f"reading data source {uid} of {where}", api.client.GET, f"/datasources/uid/{uid}")
+        if current is not None and current.get("readOnly"):
+            done.lines.append(f"  data source and dashboards of {where}: provisioned by files, left to them")
+            return False
         if current is None:
             self._call(f"creating data source of {where}", api.client.POST, "/datasources", json=body)
             done.lines.append(f"  data source of {where}: created ({body['user']} on {body['jsonData']['dbName']})")
@@ -204,6 +207,7 @@ class Setup:
             update = {**body, "version": current.get("version", 0)}
             self._call(f"updating data source of {where}", api.client.PUT, f"/datasources/uid/{uid}", json=update)
             done.lines.append(f"  data source of {where}: updated ({body['user']} on {body['jsonData']['dbName']})")
+        return True
 
     def _upload(self, api, boards: list[dict], done: Done, where: str) -> None:
         for board in boards:

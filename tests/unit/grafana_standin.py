@@ -125,6 +125,8 @@ class GrafanaStandIn:
         stored = s.datasources.get((org, uid))
         if method == "GET":
             return (404, {"message": "Data source not found"}) if stored is None else (200, self._public(stored))
+        if method == "PUT" and stored is not None and stored.get("readOnly"):
+            return 403, {"message": "Cannot update read-only data source"}  # provisioned by a file
         if method == "PUT" and stored is not None:
             stored.update({**body, "version": stored["version"] + 1})
             return 200, {"datasource": self._public(stored), "id": stored["id"], "message": "Datasource updated",

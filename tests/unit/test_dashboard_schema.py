@@ -197,23 +197,45 @@ def test_an_unknown_panel_key_is_reported():
 
 # -- provisioning ------------------------------------------------------------------------------
 
-def _provisioning(kind: str) -> dict[str, dict]:
-    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((PROVISIONING / kind).glob("*.yaml"))}
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory) -> Path:
+    """The provisioning files the generator writes for examples/fleet.toml once grafana-setup
+    has made the three organisations (Grafana org IDs as it records them)."""
+    tmp = tmp_path_factory.mktemp("provisioning")
+    ids = tmp / "org-ids.json"
+    ids.write_text(json.dumps({org.id: n for n, org in enumerate(_expected_orgs(), start=2)}))
+    for path, text in generate.render(org_ids=ids, provisioning=tmp / "provisioning").items():
+        if path.is_relative_to(tmp):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return tmp / "provisioning"
+
+
+def _provisioning(folder: Path, kind: str) -> dict[str, dict]:
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((folder / kind).glob("*.yaml"))}
 
 
 def _expected_orgs() -> list:
     return grafana_orgs.from_inventory(generate.DEFAULT_INVENTORY)
 
 
-def test_every_organisation_and_the_network_have_a_datasource_and_a_dashboard_provider_file():
+def test_every_organisation_and_the_network_have_a_datasource_and_a_dashboard_provider_file(provisioned):
     names = {"network"} | {f"org-{org.id}" for org in _expected_orgs()}
     assert len(names) == 4  # examples/fleet.toml: three organisations
-    assert set(_provisioning("datasources")) == names and set(_provisioning("dashboards")) == names
+    assert set(_provisioning(provisioned, "datasources")) == names
+    assert set(_provisioning(provisioned, "dashboards")) == names
 
 
-def test_each_datasource_file_has_the_keys_grafana_requires_and_its_own_reader_and_database():
+def test_committed_are_only_the_networks_files_so_a_fresh_grafana_starts():
+    """Grafana refuses to start with a provisioning file for an organisation it does not have."""
+    assert set(_provisioning(PROVISIONING, "datasources")) == {"network"}
+    assert set(_provisioning(PROVISIONING, "dashboards")) == {"network"}
+    assert _provisioning(PROVISIONING, "datasources")["network"]["datasources"][0]["orgId"] == 1
+
+
+def test_each_datasource_file_has_the_keys_grafana_requires_and_its_own_reader_and_database(provisioned):
     readers, databases, org_ids = set(), set(), set()
-    for stem, doc in _provisioning("datasources").items():
+    for stem, doc in _provisioning(provisioned, "datasources").items():
         assert doc["apiVersion"] == 1
         (source,) = doc["datasources"]
         assert {"name", "type", "access", "url", "uid", "orgId"} <= set(source), stem
@@ -227,18 +249,19 @@ def test_each_datasource_file_has_the_keys_grafana_requires_and_its_own_reader_a
         password = source["secureJsonData"]["password"]
         assert re.fullmatch(r"\$__file\{/[^{}]+/" + re.escape(user) + r"\}", password), f"{stem}: {password}"
         readers.add(user), databases.add(database), org_ids.add(source["orgId"])
-    count = len(_provisioning("datasources"))
+    count = len(_provisioning(provisioned, "datasources"))
     assert len(readers) == len(databases) == len(org_ids) == count, "an organisation shares another's credentials"
-    assert _provisioning("datasources")["network"]["datasources"][0]["orgId"] == grafana_orgs.NETWORK_ORG_ID
+    network = _provisioning(provisioned, "datasources")["network"]
+    assert network["datasources"][0]["orgId"] == grafana_orgs.NETWORK_ORG_ID
 
 
-def test_each_dashboard_provider_serves_its_organisation_the_mounted_json():
+def test_each_dashboard_provider_serves_its_organisation_the_mounted_json(provisioned):
     compose = yaml.safe_load((ROOT / "deploy" / "central" / "compose.yaml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
     mount = next(m.split(":")[1] for m in mounts if "dashboards/json" in m.split(":")[0])
-    sources = {stem: doc["datasources"][0]["orgId"] for stem, doc in _provisioning("datasources").items()}
+    sources = {stem: doc["datasources"][0]["orgId"] for stem, doc in _provisioning(provisioned, "datasources").items()}
     names = []
-    for stem, doc in _provisioning("dashboards").items():
+    for stem, doc in _provisioning(provisioned, "dashboards").items():
         assert doc["apiVersion"] == 1
         (provider,) = doc["providers"]
         assert {"name", "type", "options", "orgId"} <= set(provider) and provider["type"] == "file"
@@ -272,17 +295,17 @@ county = "Västmanland"
     found = grafana_orgs.from_inventory(inventory)
     assert [(o.id, o.name) for o in found] == [("malardalens-universitet", "Mälardalens universitet"),
                                                 ("oru", "Örebro universitet")]
-    rendered = generate.render_provisioning(found, grafana_orgs.grafana_ids(found), "http://i:8086", "pf", "/s")
+    rendered = generate.render_provisioning(found, {"oru": 2, "malardalens-universitet": 3}, "http://i:8086", "pf", "/s")
     source = rendered["datasources/org-oru.yaml"]["datasources"][0]
     assert (source["user"], source["jsonData"]["dbName"]) == ("reader_oru", "pf_oru")
 
 
-def test_grafana_org_ids_from_grafana_setup_are_kept_and_new_organisations_get_free_ones(tmp_path):
-    found = [grafana_orgs.Org("a", "A"), grafana_orgs.Org("b", "B"), grafana_orgs.Org("c", "C")]
-    assert grafana_orgs.grafana_ids(found) == {"a": 2, "b": 3, "c": 4}
+def test_only_organisations_grafana_setup_recorded_get_provisioning_files(tmp_path):
+    found = [grafana_orgs.Org("a", "A"), grafana_orgs.Org("b", "B")]
+    assert grafana_orgs.grafana_ids(found, None) == {}
     ids = tmp_path / "ids.json"
-    ids.write_text('{"b": 2, "x": 3}')
-    assert grafana_orgs.grafana_ids(found, ids) == {"a": 4, "b": 2, "c": 5}
+    ids.write_text('{"b": 5, "x": 3}')
+    assert grafana_orgs.grafana_ids(found, ids) == {"b": 5}
 
 
 def test_an_inventory_whose_site_has_no_organisation_is_a_config_error_naming_the_key(tmp_path):

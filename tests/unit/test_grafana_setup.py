@@ -107,6 +107,19 @@ def test_the_org_ids_it_writes_give_the_provisioning_files_grafanas_ids(grafana,
         assert rendered[f"dashboards/org-{org.id}.yaml"]["providers"][0]["orgId"] == names[org.name]
 
 
+def test_a_data_source_provisioned_by_files_is_left_to_them_with_its_dashboards(grafana, setup_files, capsys):
+    """As in deploy/central, where the network's files are provisioned: Grafana refuses API
+    changes to a provisioned data source or dashboard."""
+    grafana.state.datasources[(1, "printfarm-influx")] = {
+        "name": "printfarm", "uid": "printfarm-influx", "type": "influxdb", "id": 99, "orgId": 1, "version": 1,
+        "readOnly": True, "user": NETWORK_READER, "jsonData": {"dbName": "printfarm"}}
+    assert _setup(grafana.url, setup_files) == 0
+    assert "network: provisioned by files, left to them" in capsys.readouterr().out
+    assert not [r for r in grafana.state.requests if r[2] == 1 and r[0] != "GET" and r[1] != "/api/orgs"]
+    assert not [key for key in grafana.state.dashboards if key[0] == 1]
+    assert len([key for key in grafana.state.dashboards if key[0] != 1]) == 12
+
+
 def test_provisioned_makes_only_organisations_and_teams(grafana, setup_files):
     assert main(["grafana-setup", "-c", str(setup_files / "server.toml"), "--grafana-url", grafana.url,
                  "--grafana-password-file", str(setup_files / "admin-password"), "--provisioned"]) == 0
