@@ -143,7 +143,9 @@ class Setup:
                           url_path_prefix=url.path.strip("/") + "/" if url.path.strip("/") else "",
                           timeout=self.timeout, organization_id=grafana_org)
 
-    def _call(self, what: str, request, *args, **kwargs):
+    def _call(self, what: str, request, *args, missing_ok: bool = False, **kwargs):
+        """``request(*args, **kwargs)``; a 404 is None where ``missing_ok``, every other failure
+        a GrafanaError saying what was being done."""
         from grafana_client.client import (GrafanaClientError, GrafanaException, GrafanaTimeoutError,
                                            GrafanaUnauthorizedError)
         from niquests.exceptions import ConnectionError as Unreachable
@@ -156,7 +158,7 @@ class Setup:
         except GrafanaTimeoutError:
             raise GrafanaError(f"Grafana at {self.url} did not answer in {self.timeout:g} s ({what})") from None
         except GrafanaClientError as exc:
-            if exc.status_code == 404:
+            if exc.status_code == 404 and missing_ok:
                 return None
             raise GrafanaError(f"Grafana at {self.url} refused {what}: {exc.status_code} "
                                f"{_message(exc.response)}") from None
@@ -194,7 +196,8 @@ class Setup:
         dashboards: Grafana refuses API changes to what a file provisioned)."""
         body = datasource.definition(self.influx_url, self.network_db, org, password)
         uid = datasource.DATASOURCE_UID
-        current = self._call(f"reading data source {uid} of {where}", api.client.GET, f"/datasources/uid/{uid}")
+        current = self._call(f"reading data source {uid} of {where}", api.client.GET, f"/datasources/uid/{uid}",
+                             missing_ok=True)
         if current is not None and current.get("readOnly"):
             done.lines.append(f"  data source and dashboards of {where}: provisioned by files, left to them")
             return False
