@@ -42,7 +42,6 @@ NETWORK_DASHBOARDS = {
     "regional-utilisation.json": utilisation.build,
     "funder.json": funder.build,
 }
-DASHBOARDS = {**ORGANISATION_DASHBOARDS, **NETWORK_DASHBOARDS}
 MOUNT = "/etc/grafana/dashboards/printfarm"  # where deploy/central/compose.yaml mounts json/
 DEFAULT_INVENTORY = ROOT / "examples" / "fleet.toml"
 DEFAULT_INFLUX_URL = "http://influxdb:8086"
