@@ -154,7 +154,8 @@ class Setup:
             return request(*args, **kwargs)
         except GrafanaUnauthorizedError:
             raise GrafanaError(f"Grafana at {self.url} refused the credentials of {self.credential[0]!r} "
-                               f"({what}): check --grafana-user and the password") from None
+                               f"({what}): check --grafana-user and the password (a server admin, and a "
+                               "member of any organisation made by hand)") from None
         except GrafanaTimeoutError:
             raise GrafanaError(f"Grafana at {self.url} did not answer in {self.timeout:g} s ({what})") from None
         except GrafanaClientError as exc:
@@ -183,7 +184,7 @@ class Setup:
         return created["orgId"]
 
     def _team(self, api, org: orgs.Org, done: Done) -> None:
-        found = self._call(f"searching team {org.name!r}", api.client.GET, "/teams/search",
+        found = self._call(f"searching team {org.name!r} in its organisation", api.client.GET, "/teams/search",
                            params={"name": org.name})
         if any(t.get("name") == org.name for t in (found or {}).get("teams") or []):
             done.lines.append(f"  team {org.name}: exists")
