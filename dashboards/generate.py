@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--influx-url", default=DEFAULT_INFLUX_URL, help="InfluxDB as Grafana reaches it")
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="the network database ([influx] database)")
     parser.add_argument("--secrets-dir", default=DEFAULT_SECRETS_DIR,
-                        help="folder (as Grafana sees it) holding each reader's password in a file named after the reader")
+                        help="folder (as Grafana sees it) holding each reader's password in a file "
+                             "named after the reader")
     args = parser.parse_args(argv)
     try:
         wanted = render(args.inventory, args.org_ids, args.influx_url, args.database, args.secrets_dir,

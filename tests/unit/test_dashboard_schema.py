@@ -244,7 +244,8 @@ def test_each_datasource_file_has_the_keys_grafana_requires_and_its_own_reader_a
         assert source["access"] in ("proxy", "direct") and source["editable"] is False
         assert source["jsonData"].get("version", "InfluxQL") == "InfluxQL"
         org = None if stem == "network" else stem.removeprefix("org-")
-        user, database = (NETWORK_READER, "printfarm") if org is None else (org_reader(org), org_database("printfarm", org))
+        user, database = ((NETWORK_READER, "printfarm") if org is None
+                          else (org_reader(org), org_database("printfarm", org)))
         assert (source["user"], source["jsonData"]["dbName"]) == (user, database), stem
         password = source["secureJsonData"]["password"]
         assert re.fullmatch(r"\$__file\{/[^{}]+/" + re.escape(user) + r"\}", password), f"{stem}: {password}"
@@ -295,7 +296,8 @@ county = "Västmanland"
     found = grafana_orgs.from_inventory(inventory)
     assert [(o.id, o.name) for o in found] == [("malardalens-universitet", "Mälardalens universitet"),
                                                 ("oru", "Örebro universitet")]
-    rendered = generate.render_provisioning(found, {"oru": 2, "malardalens-universitet": 3}, "http://i:8086", "pf", "/s")
+    ids = {"oru": 2, "malardalens-universitet": 3}
+    rendered = generate.render_provisioning(found, ids, "http://i:8086", "pf", "/s")
     source = rendered["datasources/org-oru.yaml"]["datasources"][0]
     assert (source["user"], source["jsonData"]["dbName"]) == ("reader_oru", "pf_oru")
 
