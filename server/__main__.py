@@ -1,5 +1,6 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym --config FILE`` (report
-options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup --config FILE``
+(report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md;
+grafana-setup: docs/grafana-organisations.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ log = logging.getLogger("server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
-    parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym"])
+    parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
+                                            "grafana-setup"])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     rollup_cli.add_arguments(parser)
     from server import privacy_cli
     privacy_cli.add_arguments(parser)
+    from server.grafana import setup as grafana_setup
+    grafana_setup.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             return privacy_cli.purge(cfg, args)
         if args.command == "pseudonym":
             return privacy_cli.pseudonym(cfg, args)
+        if args.command == "grafana-setup":
+            return grafana_setup.run(cfg, args)
         return run(cfg)
     except server_config.ConfigError as exc:  # e.g. the pseudonym secret could not be read or made
         print(f"config error: {exc.line()}", file=sys.stderr)

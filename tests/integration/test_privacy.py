@@ -185,7 +185,7 @@ def get(url: str) -> str:
 def dashboard_rows(influx, db: str) -> list[dict]:
     """Rows of every dashboard query that shows a user, over all of the data, all variables selected."""
     rows, low, high = [], Q3_START - 86_400_000, int(time.time() * 1000) + 60_000
-    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+    for path in sorted(DASHBOARD_DIR.rglob("*.json")):
         board, variables = json.loads(path.read_text()), {}
         for var in board.get("templating", {}).get("list", []):
             query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CENTRAL = ROOT / "deploy" / "central"
 SERVICES = {"mosquitto", "influxdb", "grafana", "collector"}
 # Made per installation by setup.sh / add-agent.sh, never committed.
-GENERATED = {"mosquitto/passwd", "certs"}
+GENERATED = {"mosquitto/passwd", "certs", "influxdb/readers"}
 
 
 def _compose_command() -> list[str]:
