@@ -102,7 +102,7 @@ class JetStreamSubscriber:
                 try:
                     await self._session()
                 except (NatsError, OSError, asyncio.TimeoutError) as exc:
-                    self._note(f"NATS cluster {', '.join(self.cfg.servers)}: {exc or type(exc).__name__}")
+                    self._note(f"NATS cluster {', '.join(self.cfg.servers)}: {str(exc) or type(exc).__name__}")
                     self.connected = False
                     await self._sleep(1.0)
         finally:
@@ -125,7 +125,7 @@ class JetStreamSubscriber:
         while not self._stop.is_set():
             try:
                 msgs = await sub.fetch(self.cfg.batch, timeout=self.cfg.fetch_wait)
-            except NatsTimeout:
+            except (NatsTimeout, asyncio.TimeoutError):  # nats-py raises either, by path
                 self.flush()  # nothing waiting: make what the writer holds durable now
                 continue
             self._dispatch(msgs)
@@ -151,7 +151,7 @@ class JetStreamSubscriber:
                 while True:
                     try:
                         msg = await sub.next_msg(timeout=0.5)
-                    except NatsTimeout:
+                    except (NatsTimeout, asyncio.TimeoutError):
                         break
                     self._call_handler(msg)
                     if msg.metadata.num_pending == 0:
@@ -188,16 +188,17 @@ class JetStreamSubscriber:
         self._ack(self.acks.take())
 
     def _ack(self, tokens: list[int]) -> None:
-        for token in tokens:
-            msg = self._delivered.pop(token, None)
-            if msg is not None:
-                self._loop.create_task(self._ack_one(msg))
+        pop = self._delivered.pop
+        msgs = [m for m in (pop(t, None) for t in tokens) if m is not None]
+        if msgs:
+            self._loop.create_task(self._ack_all(msgs))  # one task a batch: a task a message costs more
 
-    async def _ack_one(self, msg) -> None:
-        try:
-            await msg.ack()
-        except NatsError as exc:  # the cluster will deliver it again: stored twice, same point
-            log.debug("acknowledgement not sent (%s); the message will come again", exc)
+    async def _ack_all(self, msgs: list) -> None:
+        for msg in msgs:
+            try:
+                await msg.ack()
+            except NatsError as exc:  # the cluster will deliver it again: stored twice, same point
+                log.debug("acknowledgement not sent (%s); the message will come again", exc)
 
     async def _close(self, loop, timeout: float) -> None:
         self._loop = loop
