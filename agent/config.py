@@ -16,6 +16,9 @@ from common.tls import TLSConfig
 class BrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = 1883
+    # Several members of a clustered broker, "host:port" each: the agent connects to the first that
+    # answers and moves to the next when it loses it (docs/scaling.md). Empty: host and port.
+    servers: list[str] = []
     username: str | None = None
     password_file: str | None = None
     password_env: str | None = None
@@ -29,10 +32,25 @@ class BrokerConfig(Section):
         check_range("keepalive", self.keepalive, 5, 3600)
         check_range("reconnect_min", self.reconnect_min, 0.1, 60)
         check_range("reconnect_max", self.reconnect_max, self.reconnect_min, 3600)
+        self.addresses = [_address(i, text, self.port) for i, text in enumerate(self.servers)] or [(self.host, self.port)]
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
         if has_password and not self.username:
             raise Invalid("username", "a password is set but no username", "add username")
+
+
+def _address(i: int, text: str, default_port: int) -> tuple[str, int]:
+    """"host:port", "host" (the default port) or "[v6-address]:port" -> (host, port)."""
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else port
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or any(c.isspace() or c in "/@[]" for c in host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Invalid(f"servers[{i}]", f"{text!r} is not host:port",
+                      'write each broker as "host:port", e.g. "broker-2.example:8883"')
+    return host, int(port)
 
 
 class OutboxConfig(Section):

@@ -95,6 +95,8 @@ class Publisher:
         self._last_error: str | None = None
         self._refused = False  # the broker answered this attempt with a refusal (already logged)
         self._oversized: set[str] = set()  # topics an oversized message was refused on (logged)
+        self._addresses = broker.addresses  # one, or the members of a clustered broker
+        self._at = 0  # the one tried or connected now
         self._make = client_factory or self._paho_client
         self.client = self._make_client()
 
@@ -104,7 +106,8 @@ class Publisher:
         _warn_if_insecure(self.broker)
         self._worker = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._worker.start()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        host, port = self._addresses[self._at]
+        self.client.connect_async(host, port, keepalive=self.broker.keepalive)
         self.client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -304,7 +307,7 @@ class Publisher:
             self._log_once(self._refusal(str(reason_code)))
             return
         self._log_once(None)
-        log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        log.info("connected to broker %s", self._where)
         with self._lock:
             self._reported_dropped = self.outbox.dropped_total()
             client.publish(protocol.agent_topic(self.agent_id), self._agent_payload("online"), qos=QOS, retain=True)
@@ -315,7 +318,8 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata):
         exc = sys.exc_info()[1]  # paho calls this from inside its except block
-        self._log_once(f"cannot reach broker {self.broker.host}:{self.broker.port}: {exc or 'connection failed'}")
+        self._log_once(f"cannot reach broker {self._where}: {exc or 'connection failed'}")
+        self._next_server()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self._connected.is_set()
@@ -332,11 +336,13 @@ class Publisher:
             self._wake.set()
         if self._stopping.is_set():
             return
+        where = self._where
+        self._next_server()
         if was:
             log.warning("lost the broker (%s); queueing in the outbox", reason_code)
         elif not self._refused:
             # Closed before any CONNACK: typically TLS (no or untrusted client certificate).
-            self._log_once(f"broker {self.broker.host}:{self.broker.port} closed the connection before "
+            self._log_once(f"broker {where} closed the connection before "
                            f"accepting it ({reason_code}) — check [broker.tls] (ca, cert, key) and the port")
         self._refused = False
 
@@ -347,12 +353,27 @@ class Publisher:
             self._wake.set()
 
     def _refusal(self, reason: str) -> str:
-        where = f"broker {self.broker.host}:{self.broker.port} refused the connection: {reason}"
+        where = f"broker {self._where} refused the connection: {reason}"
         if reason in BAD_CREDENTIALS:
             user = self.broker.username or "(none)"
             return (f"{where} — check [broker] username ({user}) and the password in "
                     f"password_file / password_env")
         return where
+
+    @property
+    def _where(self) -> str:
+        host, port = self._addresses[self._at]
+        return f"{host}:{port}"
+
+    def _next_server(self) -> None:
+        """With several brokers, paho's next attempt goes to the next one (called on paho's
+        thread, between attempts). The outbox keeps its order across brokers as across
+        reconnects to one: what was not acknowledged is replayed."""
+        if len(self._addresses) < 2:
+            return
+        self._at = (self._at + 1) % len(self._addresses)
+        host, port = self._addresses[self._at]
+        self.client.connect_async(host, port, keepalive=self.broker.keepalive)
 
     def _log_once(self, problem: str | None) -> None:
         if problem and problem != self._last_error:

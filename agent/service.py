@@ -158,7 +158,8 @@ class Agent:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:  # a test may have ended the polls already
+            self.scheduler.shutdown(wait=True)
         for worker in self.workers:
             worker.printer.close()
         self.publisher.stop()

@@ -48,10 +48,7 @@ class Collector:
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=self.acks, flush=self.writer.flush,
-                                     end_of_burst=self._hand_burst_to_writer,
-                                     track=self.writer.track if cfg.mqtt.ack_after_write else None,
-                                     metrics=self.metrics)
+        self.subscriber = self._subscriber(cfg)
         self.api = self._api(cfg) if cfg.http.enabled else None
         # Alerts listen to every accepted message; sending happens on their own threads.
         self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics, self.inventory)
@@ -69,6 +66,15 @@ class Collector:
         self.purge = (retention.HourlyPurge(self.influx, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
                       if cfg.privacy.raw_user_days > 0 else None)
         self.started = time.time()
+
+    def _subscriber(self, cfg: ServerConfig):
+        """MQTT, or a NATS cluster's JetStream stream when [nats] servers are set."""
+        options = dict(acknowledgements=self.acks, flush=self.writer.flush, end_of_burst=self._hand_burst_to_writer,
+                       track=self.writer.track if cfg.mqtt.ack_after_write else None, metrics=self.metrics)
+        if cfg.nats.servers:
+            from server.jetstream import JetStreamSubscriber  # nats-py only where it is used
+            return JetStreamSubscriber(cfg.nats, self.ingest.handle, **options)
+        return Subscriber(cfg.mqtt, self.ingest.handle, **options)
 
     def _api(self, cfg: ServerConfig) -> Api:
         try:
