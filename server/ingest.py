@@ -22,8 +22,9 @@ Listener = Callable[[protocol.Message, "Tags | None", object], None]
 class RejectLog:
     """Logs the first rejection of each reason at once, then a count per minute: no log storms."""
 
-    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.every, self.clock = every, clock
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 what: str = "rejected message"):
+        self.every, self.clock, self.what = every, clock, what
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -33,7 +34,7 @@ class RejectLog:
         if last is None or now - last >= self.every:
             extra = self._suppressed.pop(reason, 0)
             more = f" (and {extra} more since the last report)" if extra else ""
-            log.warning("rejected message on %s: %s: %s%s", one_line(topic), reason, one_line(detail), more)
+            log.warning("%s on %s: %s: %s%s", self.what, one_line(topic), reason, one_line(detail), more)
             self._last[reason] = now
         else:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
@@ -52,6 +53,8 @@ class Ingest:
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
+        self.drops = RejectLog(what="dropped part of a message")
+        self._dropped: list[str] = []  # sensor names protocol.decode left out of the message at hand
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._counts = self.metrics.counters
         # Counted per message in plain ints, added to the metrics once per burst (end_burst).
@@ -74,9 +77,11 @@ class Ingest:
             return self._handle_first(topic, payload)
         parsed, tags, tag_str, build, entry = route
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
         self._store(msg, parsed, tag_str, build)
         if entry is None:
             return self._accepted(msg, tags)
@@ -97,9 +102,11 @@ class Ingest:
         if parsed is None:
             return self._reject("bad_topic", topic, "not a printfarm topic")
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
         if parsed.kind == "agent":
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
@@ -193,7 +200,15 @@ class Ingest:
     def _unlisted_reason(self) -> str:
         return "unlisted" if self.reject_unlisted else "too_many_unlisted"
 
+    def _note_dropped(self, topic: str) -> None:
+        """Readings of unknown sensors left out; the rest of the message is kept."""
+        self.metrics.inc("temperatures_dropped", len(self._dropped))
+        names = ", ".join(repr(name[:40]) for name in self._dropped[:5])
+        self.drops.note("unknown_sensor", topic, f"temperature(s) {names} left out: not a known sensor name")
+        self._dropped.clear()
+
     def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self._dropped.clear()  # the whole message is refused: nothing of it to count as left out
         self.metrics.reject(reason)
         self.rejects.note(reason, topic, detail)
         return None

@@ -86,3 +86,21 @@ def test_every_reason_has_a_counter_from_the_start(collector):
     for name in ("messages_received", "points_written", "queue_depth", "spool_bytes", "influx_write_seconds_count"):
         assert f"printfarm_{name}" in text
 
+
+
+def test_an_unknown_sensor_name_costs_that_reading_only_not_the_printers_telemetry(collector, caplog):
+    """OctoPrint reports whatever sensors its firmware has (``tool_heatbreak``, ``W1``, ...): the
+    collector keeps the rest of each message, counts what it left out and logs it once."""
+    mqtt_broker, influx, running = collector
+    temps = {"tool0": [210.0, 215.0], "tool_heatbreak": [45.0, None], "bed": [60.0, 60.0], "W1": [20.0, None]}
+    messages = [(TOPIC, json.dumps(doc(seq=n, ts=doc()["ts"] + n, temps=temps)).encode()) for n in range(1, 5)]
+    with caplog.at_level(logging.WARNING, logger="server.ingest"):
+        publish_raw(mqtt_broker, messages)
+        rows = wait_for(lambda: (lambda r: r if len(r) == 4 else None)(
+            influx.query("SELECT seq, tool0_actual, bed_target FROM telemetry", db=DB)), 10, "all 4 messages")
+        wait_for(lambda: "printfarm_temperatures_dropped_total 8.0" in scrape(running), 10, "8 readings counted")
+    assert sorted(r["seq"] for r in rows) == [1, 2, 3, 4]
+    assert all(r["tool0_actual"] == 210.0 and r["bed_target"] == 60.0 for r in rows)
+    assert 'reason="invalid_schema"} 0.0' in scrape(running)
+    lines = [r.getMessage() for r in caplog.records if "dropped part of a message" in r.getMessage()]
+    assert len(lines) == 1 and "'tool_heatbreak'" in lines[0] and "'W1'" in lines[0], lines
