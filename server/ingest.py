@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from common import protocol
-from common.text import one_line
+from common.text import one_line, plain, plain_or_none
 from server import lineproto
 from server.live import LiveFleet
 from server.metrics import Metrics
@@ -82,6 +82,7 @@ class Ingest:
             return self._reject(exc.reason, topic, exc.detail)
         if self._dropped:
             self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         self._store(msg, parsed, tag_str, build)
         if entry is None:
             return self._accepted(msg, tags)
@@ -107,6 +108,7 @@ class Ingest:
             return self._reject(exc.reason, topic, exc.detail)
         if self._dropped:
             self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         if parsed.kind == "agent":
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
@@ -213,5 +215,31 @@ class Ingest:
         self.rejects.note(reason, topic, detail)
         return None
 
+
+# Printer text made plain where it enters (common/text.py), before anything stores, shows or
+# alerts on it: no control character (terminal escapes), no bidirectional override. Each checks
+# first, in C, whether there is anything to do: this runs for every message.
+
+def _telemetry_texts(msg: protocol.Telemetry) -> None:
+    file, user = msg.file, msg.user
+    if msg.state_text.isprintable() and (file is None or file.isprintable()) and (user is None or user.isprintable()):
+        return
+    msg.state_text, msg.file, msg.user = plain(msg.state_text), plain_or_none(file), plain_or_none(user)
+
+
+def _status_texts(msg: protocol.Status) -> None:
+    msg.state_text, msg.error, msg.file = plain(msg.state_text), plain_or_none(msg.error), plain_or_none(msg.file)
+
+
+def _event_texts(msg: protocol.Event) -> None:
+    msg.file, msg.user, msg.error = plain_or_none(msg.file), plain_or_none(msg.user), plain_or_none(msg.error)
+
+
+def _agent_texts(msg: protocol.AgentStatus) -> None:
+    msg.version = plain(msg.version)
+
+
+_PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,
+          protocol.AgentStatus: _agent_texts}
 
 _BUILDERS = {"telemetry": lineproto.telemetry, "status": lineproto.status, "event": lineproto.event}
