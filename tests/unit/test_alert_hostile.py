@@ -57,6 +57,16 @@ def test_a_reported_bypass_reaches_no_receiver_as_a_link_a_control_or_an_overrid
         assert not any(bad in value for bad in ("](", "://", "evil.", "\x9b", "\u202e", "&#")), (field, value)
 
 
+def test_an_inventory_name_with_markup_is_shown_without_its_link(tmp_path):
+    engine = make_engine(tmp_path)
+    org = "[Evil AB](http://evil.example)"
+    engine.on_message(telemetry("printing"), tags(org=org))
+    engine.on_message(event("failed", error="x"), tags(org=org))
+    (note,) = sent(engine)
+    assert note["organisation"] == "Evil AB" and "Organisation: Evil AB" in note["text"]
+    assert "evil.example" not in note["text"]
+
+
 def test_an_email_address_in_a_printer_text_stays_readable(tmp_path):
     engine = make_engine(tmp_path)
     engine.on_message(event("failed", error="mail ops@example.org"), tags())
