@@ -29,6 +29,7 @@ PDF                    ``no_mathtext``: matplotlib draws ``$`` as a dollar sign
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Bidirectional formatting: ALM, LRM, RLM, the embeddings and overrides, the isolates.
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -93,8 +94,11 @@ _WORD = re.compile(r"[\w@.+-]+\.[\w.+-]+")  # dotted words, mail addresses among
 
 def chat(text: str | None, limit: int = CHAT_LIMIT) -> str | None:
     """``text`` for Slack, Teams, Discord, Telegram, mail or a webhook: plain, no link, no ping."""
-    if text is None:
-        return None
+    return None if text is None else _chat(text, limit)
+
+
+@lru_cache(maxsize=4096)  # the alert engine cleans a printer's state text and file on every poll
+def _chat(text: str, limit: int) -> str:
     text = plain(text[:_WORK_LIMIT])
     previous = None
     while text != previous:  # inside out until nothing changes: nested and interleaved markup
