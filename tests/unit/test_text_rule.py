@@ -129,3 +129,24 @@ def test_an_inventory_name_with_a_control_or_bidi_character_is_refused_naming_th
     with pytest.raises(ConfigError) as err:
         inventory.from_dict(table, "fleet.toml")
     assert err.value.key == key and "without it" in err.value.fix, err.value.line()
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=8), st.sampled_from(["$", "$$", "\\frac{", "^", "_", "\\", "{", "}"])),
+                max_size=12).map("".join))
+@example("Cash $$ Lab $\\frac{1}{")
+def test_any_name_is_drawn_in_a_pdf_as_written_never_as_mathtext(text):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.text import no_mathtext
+
+    with no_mathtext():
+        fig = plt.figure(figsize=(2, 1))
+        drawn = fig.text(0.1, 0.5, plain(text))
+        fig.canvas.draw()  # mathtext would raise here for "$\\frac{$"
+        assert drawn.get_text() == plain(text)
+    plt.close(fig)
