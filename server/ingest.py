@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from common import protocol
-from common.text import one_line
+from common.text import one_line, plain, plain_or_none
 from server import lineproto
 from server.live import LiveFleet
 from server.metrics import Metrics
@@ -22,8 +22,9 @@ Listener = Callable[[protocol.Message, "Tags | None", object], None]
 class RejectLog:
     """Logs the first rejection of each reason at once, then a count per minute: no log storms."""
 
-    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.every, self.clock = every, clock
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 what: str = "rejected message"):
+        self.every, self.clock, self.what = every, clock, what
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -33,7 +34,7 @@ class RejectLog:
         if last is None or now - last >= self.every:
             extra = self._suppressed.pop(reason, 0)
             more = f" (and {extra} more since the last report)" if extra else ""
-            log.warning("rejected message on %s: %s: %s%s", one_line(topic), reason, one_line(detail), more)
+            log.warning("%s on %s: %s: %s%s", self.what, one_line(topic), reason, one_line(detail), more)
             self._last[reason] = now
         else:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
@@ -52,6 +53,8 @@ class Ingest:
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
+        self.drops = RejectLog(what="dropped part of a message")
+        self._dropped: list[str] = []  # sensor names protocol.decode left out of the message at hand
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._counts = self.metrics.counters
         # Counted per message in plain ints, added to the metrics once per burst (end_burst).
@@ -74,9 +77,12 @@ class Ingest:
             return self._handle_first(topic, payload)
         parsed, tags, tag_str, build, entry = route
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         self._store(msg, parsed, tag_str, build)
         if entry is None:
             return self._accepted(msg, tags)
@@ -97,9 +103,12 @@ class Ingest:
         if parsed is None:
             return self._reject("bad_topic", topic, "not a printfarm topic")
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         if parsed.kind == "agent":
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
@@ -193,10 +202,44 @@ class Ingest:
     def _unlisted_reason(self) -> str:
         return "unlisted" if self.reject_unlisted else "too_many_unlisted"
 
+    def _note_dropped(self, topic: str) -> None:
+        """Readings of unknown sensors left out; the rest of the message is kept."""
+        self.metrics.inc("temperatures_dropped", len(self._dropped))
+        names = ", ".join(repr(name[:40]) for name in self._dropped[:5])
+        self.drops.note("unknown_sensor", topic, f"temperature(s) {names} left out: not a known sensor name")
+        self._dropped.clear()
+
     def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self._dropped.clear()  # the whole message is refused: nothing of it to count as left out
         self.metrics.reject(reason)
         self.rejects.note(reason, topic, detail)
         return None
 
+
+# Printer text made plain where it enters (common/text.py), before anything stores, shows or
+# alerts on it: no control character (terminal escapes), no bidirectional override. Each checks
+# first, in C, whether there is anything to do: this runs for every message.
+
+def _telemetry_texts(msg: protocol.Telemetry) -> None:
+    file, user = msg.file, msg.user
+    if msg.state_text.isprintable() and (file is None or file.isprintable()) and (user is None or user.isprintable()):
+        return
+    msg.state_text, msg.file, msg.user = plain(msg.state_text), plain_or_none(file), plain_or_none(user)
+
+
+def _status_texts(msg: protocol.Status) -> None:
+    msg.state_text, msg.error, msg.file = plain(msg.state_text), plain_or_none(msg.error), plain_or_none(msg.file)
+
+
+def _event_texts(msg: protocol.Event) -> None:
+    msg.file, msg.user, msg.error = plain_or_none(msg.file), plain_or_none(msg.user), plain_or_none(msg.error)
+
+
+def _agent_texts(msg: protocol.AgentStatus) -> None:
+    msg.version = plain(msg.version)
+
+
+_PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,
+          protocol.AgentStatus: _agent_texts}
 
 _BUILDERS = {"telemetry": lineproto.telemetry, "status": lineproto.status, "event": lineproto.event}

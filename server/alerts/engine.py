@@ -11,8 +11,8 @@
   far as the inventory (and its ``[agents]`` table) and the printers' own status confirm it.
 
 Who gets what and when: routing.py; the file that keeps open incidents: incidents.py;
-notification texts: notification.py; printer-supplied text is cleaned where it enters
-(sanitise.py). ``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a
+notification texts: notification.py; printer-supplied text is made safe for chat where it
+enters (common.text.chat: no control characters, links, markup or pings). ``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a
 state change, the rules of that one printer; sending happens on the notifiers' threads, saving
 on the store's thread, and time-based rules (grace periods, stalls, heaters) on the tick thread.
 """
@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from common import protocol
+from common.text import chat as clean
 from server import lineproto
 from server.alerts.config import AlertsConfig
 from server.alerts.incidents import Incident, IncidentStore
@@ -33,7 +34,6 @@ from server.alerts.notification import duration, iso, notification
 from server.alerts.notifiers import Delivery, Sender, make_senders
 from server.alerts.routing import quiet_hold, receivers_for
 from server.alerts.rules import AGENT_RULES, PRINTER_RULES, Alert
-from server.alerts.sanitise import clean
 from server.alerts.watch import ACTIVE_STATES, AgentWatch, PrinterWatch
 from server.inventory import Inventory
 from server.metrics import Metrics
