@@ -77,6 +77,7 @@ class _CheckedSocket(ssl.SSLSocket):
             except PacketTooLarge as exc:
                 self.breach = str(exc)  # read by the client's on_disconnect, to say why
                 raise
+        return data
 
     def do_handshake(self, *args, **kwargs):
         super().do_handshake(*args, **kwargs)
