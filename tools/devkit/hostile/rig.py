@@ -96,10 +96,12 @@ class Probe:
 
 
 class HostileRig:
-    """``good``: printer id -> [[printers]] keys of the well-behaved printers beside them."""
+    """``good``: printer id -> [[printers]] keys of the well-behaved printers beside them;
+    ``cases``: the hostile printers (a subset of CASES, or none)."""
 
-    def __init__(self, tmp: Path, broker, good: dict[str, dict], cases: dict = CASES):
+    def __init__(self, tmp: Path, broker, good: dict[str, dict], cases: dict = CASES, extra: str = ""):
         self.tmp, self.broker, self.good, self.cases = Path(tmp), broker, good, cases
+        self.extra = extra  # more tables for the agent's config, e.g. "[outbox]\nmax_messages = 100"
         self.recorder = Recorder().start()
         self.servers: dict[str, object] = {}
         self.proc: subprocess.Popen | None = None
@@ -140,7 +142,7 @@ class HostileRig:
 
     def config(self, interval: float, timeout: float) -> Path:
         lines = ['log_level = "INFO"', "[agent]", 'id = "hostile-pi"', 'site = "lab"',
-                 f'state_dir = "{self.tmp / "agent-state"}"',
+                 f'state_dir = "{self.tmp / "agent-state"}"', self.extra,
                  "[broker]", f'host = "{self.broker.host}"', f"port = {self.broker.port}"]
         tables = {**{p: self.table(p) for p in self.cases}, **self.good}
         for printer, table in tables.items():
