@@ -213,38 +213,55 @@ class SQLiteOutbox:
 
     def _enforce_caps(self, now: float, rows: list) -> int:
         """Delete rows so that ``rows`` fit: past the age cap, then the oldest of the printer
-        holding the most; returns how many went."""
+        holding the most (of ``rows`` too, when that printer has nothing stored); returns how
+        many went."""
         dropped = 0
         cutoff = now - self.cfg.max_age_hours * 3600
         if self._oldest is not None and self._oldest < cutoff:
             dropped += self._delete_where("enqueued < ?", (cutoff,))
-        incoming: dict[str, list[int]] = {}
-        for row in rows:
-            held = incoming.setdefault(row[5], [0, 0])
-            held[0], held[1] = held[0] + 1, held[1] + row[1]
-        dropped += self._make_room(0, self._count + len(rows) - self.cfg.max_messages, incoming)
-        dropped += self._make_room(1, self._bytes + sum(r[1] for r in rows) - self.cfg.max_bytes, incoming)
+        dropped += self._make_room(0, rows)
+        dropped += self._make_room(1, rows)
         if dropped:
             self._oldest = self._head_time()
         return dropped
 
-    def _make_room(self, measure: int, excess: int, incoming: dict[str, list[int]]) -> int:
-        """Free ``excess`` messages (measure 0) or bytes (1), oldest first from the printer that
-        holds the most once ``incoming`` is added."""
+    def _make_room(self, measure: int, rows: list) -> int:
+        """Free room for ``rows`` under the count cap (measure 0) or the byte cap (1): oldest
+        first from the printer that holds the most once ``rows`` are added."""
+        cap = self.cfg.max_messages if measure == 0 else self.cfg.max_bytes
         dropped = 0
-        while excess > 0 and self._count:
-            total = {s: held[measure] + incoming.get(s, [0, 0])[measure] for s, held in self._held.items()
-                     if held[0]}
+        while True:
+            incoming: dict[str, int] = {}
+            for row in rows:
+                incoming[row[5]] = incoming.get(row[5], 0) + (1 if measure == 0 else row[1])
+            stored = {s: held[measure] for s, held in self._held.items() if held[0]}
+            excess = sum(stored.values()) + sum(incoming.values()) - cap
+            if excess <= 0:
+                return dropped
+            total = {s: stored.get(s, 0) + incoming.get(s, 0) for s in stored.keys() | incoming.keys()}
             largest = max(total, key=lambda s: total[s])
             rest = [v for s, v in total.items() if s != largest]
             # Down to the next printer's level at most, then share the rest of the excess.
             want = min(excess, max(total[largest] - max(rest, default=0), 1))
-            freed, went = self._delete_oldest_of(largest, want, measure)
+            if stored.get(largest):
+                went = self._delete_oldest_of(largest, want, measure)[1]
+            else:  # a batch bigger than its share: its own oldest go
+                went = self._drop_incoming(rows, largest, want, measure)
             if not went:
-                break
-            excess, dropped = excess - freed, dropped + went
+                return dropped
+            dropped += went
             self._note_source(largest)
-        return dropped
+
+    @staticmethod
+    def _drop_incoming(rows: list, source: str, want: int, measure: int) -> int:
+        freed = went = 0
+        for row in list(rows):
+            if freed >= want:
+                break
+            if row[5] == source:
+                rows.remove(row)
+                freed, went = freed + (1 if measure == 0 else row[1]), went + 1
+        return went
 
     def _delete_oldest_of(self, source: str, want: int, measure: int) -> tuple[int, int]:
         freed, upto = 0, None
