@@ -244,3 +244,14 @@ def test_an_ordinary_reply_still_reads_as_json_over_keep_alive():
     assert session.get(f"http://127.0.0.1:{port}/y").json() == {"a": [1]}
     assert len(accepted) == 1  # one connection for both: kept alive
     server.close()
+
+
+def test_the_coalesced_count_is_stored_with_the_state_point():
+    from common import protocol
+    from server import lineproto
+
+    msg = protocol.Status(v=protocol.SCHEMA_VERSION, ts=1_790_000_000_000, printer="p1", site="lab", seq=3,
+                          state="paused", prev_state="printing", coalesced=57)
+    assert ",coalesced=57i " in lineproto.status(msg, ",printer=p1")
+    plain = protocol.Status(v=protocol.SCHEMA_VERSION, ts=1, printer="p1", site="lab", seq=1, state="idle")
+    assert "coalesced" not in lineproto.status(plain, ",printer=p1")  # 0: not written at all
