@@ -216,7 +216,9 @@ def test_closing_the_session_cuts_a_request_in_flight():
 
         thread = threading.Thread(target=poll)
         thread.start()
-        time.sleep(0.5)  # the request is under way (its body trickling)
+        deadline = time.monotonic() + 5
+        while server.connections < 1 and time.monotonic() < deadline:  # the request is under way
+            time.sleep(0.01)
         began = time.monotonic()
         session.close()
         thread.join(5)
