@@ -257,3 +257,28 @@ def test_the_coalesced_count_is_stored_with_the_state_point():
     assert ",coalesced=57i " in lineproto.status(msg, ",printer=p1")
     plain = protocol.Status(v=protocol.SCHEMA_VERSION, ts=1, printer="p1", site="lab", seq=1, state="idle")
     assert "coalesced" not in lineproto.status(plain, ",printer=p1")  # 0: not written at all
+
+
+class NotifyingSocket:
+    """Never answers a call: sends notifications of ``size`` bytes instead."""
+
+    def __init__(self, size: int):
+        self.note = b'{"method": "notify_gcode_response", "params": ["' + b"x" * size + b'"]}'
+
+    def send_text(self, data):
+        pass
+
+    def recv_message(self, deadline):
+        return 0x1, self.note
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("size, bound", [(10, "limits.held_messages"), (200_000, "limits.held_bytes")])
+def test_notifications_held_back_during_a_call_are_bounded_in_number_and_bytes(size, bound):
+    from agent.printers.jsonrpc_ws import RpcSocket
+
+    rpc = RpcSocket("ws://p", {}, 5.0, connect=lambda *a: NotifyingSocket(size), limits=Limits(held_bytes=2 << 20))
+    with pytest.raises(LimitExceeded, match=bound):
+        rpc.call("server.info")
