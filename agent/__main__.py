@@ -34,6 +34,9 @@ def run(cfg) -> int:
     from agent.service import Agent
 
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agent import logbounds
+
+    logbounds.install(cfg.limits.log_lines_per_minute)
     agent = Agent(cfg)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from agent.printers import DEFAULT_TYPE, PRINTER_TYPES, PrinterConfig
+from agent.printers.limits import Limits
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_id, check_range, convert, load_toml, read_secret,
 )
@@ -79,6 +80,7 @@ class AgentConfig(Section):
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     printers: list[PrinterConfig] = []
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    limits: Limits = msgspec.field(default_factory=Limits)  # what a printer may send (docs/security.md)
     log_level: str = "INFO"
 
     def __post_init__(self):
@@ -90,6 +92,7 @@ class AgentConfig(Section):
                 raise Invalid(f"printers[{i}].id", f"{printer.id!r} appears twice", "give every printer its own id")
             seen.add(printer.id)
             printer.site = printer.site or self.agent.site
+            printer.limits = self.limits
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
 

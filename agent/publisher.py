@@ -91,6 +91,7 @@ class Publisher:
         self._reported_dropped = self.outbox.dropped_total()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._closed = False  # the outbox is closed: stop() has finished
         self._worker: threading.Thread | None = None
         self._last_error: str | None = None
         self._refused = False  # the broker answered this attempt with a refusal (already logged)
@@ -126,7 +127,9 @@ class Publisher:
         self.client.loop_stop()
         self._take_back()  # whatever is still unacknowledged waits in the outbox for next time
         self._remove_acknowledged()
-        self.outbox.close()
+        with self._lock:
+            self._closed = True
+            self.outbox.close()
 
     @property
     def connected(self) -> bool:
@@ -143,6 +146,9 @@ class Publisher:
             self._refuse_oversized(topic, len(payload))
             return
         with self._lock:
+            if self._closed:  # a poll that ended after the agent stopped: nowhere to keep it
+                log.debug("not sending on %s: the publisher is stopped", topic)
+                return
             self._finish_deferred()  # older unacknowledged messages first
             if retain:
                 self._retained[topic] = payload

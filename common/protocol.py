@@ -164,6 +164,7 @@ class Status(PrinterMessage, omit_defaults=True):
     file: str | None = None
     agent: str | None = None
     api: str | None = None  # the printer API the agent watches it through ("octoprint", ...)
+    coalesced: int = 0  # state changes since the previous status that were not sent (rate limit)
 
 
 class Event(PrinterMessage, omit_defaults=True):

@@ -19,6 +19,7 @@ import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.digest import DigestAuth
+from agent.printers.limits import LimitExceeded
 from agent.printers.problems import ProblemLog
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus, PrusaLinkHTTP
 from agent.printers.prusalink_states import from_legacy, from_v1, job_file, job_id
@@ -55,7 +56,7 @@ class PrusaLinkSettings(PrinterSettings, tag="prusalink"):
     def build(self) -> "PrusaLink":
         digest = DigestAuth(self.username, self.password.reveal()) if self.password else None
         key = self.api_key.reveal() if self.api_key else None
-        http = PrusaLinkHTTP(self.url, self.timeout, digest=digest, api_key=key)
+        http = PrusaLinkHTTP(self.url, self.timeout, digest=digest, api_key=key, limits=self.limits)
         return PrusaLink(http, api=self.api, interval=self.interval)
 
 
@@ -137,6 +138,8 @@ class PrusaLink:
         return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
 
     def _describe(self, exc: Exception) -> str:
+        if isinstance(exc, LimitExceeded):
+            return str(exc)
         if isinstance(exc, requests.Timeout):
             return "no answer within the timeout"
         if isinstance(exc, requests.ConnectionError):

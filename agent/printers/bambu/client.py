@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.printers.base import Snapshot
 from agent.printers.bambu import report, tls
 from agent.printers.bambu.settings import BambuSettings
+from agent.printers.limits import LimitExceeded, check_json_depth
 from agent.printers.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def paho_client(cfg: BambuSettings) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"printfarm-{cfg.id}",
                          protocol=mqtt.MQTTv311, clean_session=True)
     client.username_pw_set(USERNAME, cfg.access_code.reveal())
-    client.tls_set_context(tls.make_context(cfg.serial, cfg.ca_file, cfg.pin))
+    client.tls_set_context(tls.make_context(cfg.serial, cfg.ca_file, cfg.pin, cfg.limits.packet_bytes))
     client.connect_timeout = cfg.timeout
     return client
 
@@ -90,6 +91,8 @@ class Bambu:
         self.pushall = PushallGate(PUSHALL_GAP, monotonic)
         self._client: mqtt.Client | None = None
         self._open = False  # a connection is up (TLS done, CONNECT sent)
+        self._socket = None  # the TLS socket paho opened: it says why it cut a connection
+        self._breach: str | None = None  # a report over the limits: the connection is dropped
         self._refused = False  # the broker refused this attempt (already described)
         self._last_heard = 0.0
         self._asked: float | None = None  # when a silent printer was asked to report again
@@ -143,6 +146,7 @@ class Bambu:
             self._client = self._factory(self.cfg)
             self._client.on_connect, self._client.on_message = self._on_connect, self._on_message
             self._client.on_disconnect = self._on_disconnect
+            self._client.on_socket_open = self._on_socket_open
         self._refused = False
         try:
             self._client.connect(self.cfg.host, self.cfg.port, keepalive=KEEPALIVE)
@@ -159,7 +163,10 @@ class Bambu:
             self._wait_backoff()
             return
         now = self._monotonic()
-        if now - self._last_heard > self.cfg.silent_after and self._asked is None:
+        if self._breach is not None:
+            breach, self._breach = self._breach, None
+            self._drop(f"{breach}; reconnecting")
+        elif now - self._last_heard > self.cfg.silent_after and self._asked is None:
             self._ask_to_report()
         elif self._asked is not None and now - self._asked > self.ask_wait:
             self._drop(f"no report for {self.cfg.silent_after:g} s on an open connection, nor after asking "
@@ -226,13 +233,23 @@ class Bambu:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         # Not after a refusal (already described) nor after our own _drop (silence: said so).
-        if self._open and not self._refused and not self._stop.is_set():
+        breach = getattr(self._socket, "breach", None)  # our own size guard cut it
+        if breach and not self._stop.is_set():
+            self._set_problem(f"{breach}; reconnecting")
+        elif self._open and not self._refused and not self._stop.is_set():
             self._set_problem(f"connection to {self.cfg.host}:{self.cfg.port} lost ({reason_code})")
+
+    def _on_socket_open(self, client, userdata, sock) -> None:
+        self._socket = sock
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
+            check_json_depth(msg.payload, self.cfg.limits.json_depth, "a report")
             fields = report.decode(msg.payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except LimitExceeded as exc:  # hostile rather than broken: this printer is unreachable
+            self._breach = str(exc)
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self._unreadable.note(f"unreadable report ignored: {str(exc)[:200]}")
             return
         self._unreadable.note(None)
