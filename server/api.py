@@ -55,7 +55,7 @@ class Api:
                  allowed_hosts: tuple[str, ...] | list[str] = LOOPBACK_NAMES):
         self.fleet = fleet
         self.metrics = metrics
-        self.health = health
+        self.collector_health = health
         self.allowed = {host_name(h) for h in allowed_hosts}
         self.page = files("server.web").joinpath("status.html").read_bytes()  # shipped inside the package
         self.page_policy = page_policy(self.page)
@@ -78,9 +78,14 @@ class Api:
         log.info("HTTP API on http://%s:%d/ (no authentication: keep it on loopback or behind a proxy that "
                  "authenticates)", *self.server.server_address[:2])
 
+    stop_stage = "last"  # /healthz answers until the writer's last flush (server/subsystems.py)
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def health(self) -> dict:
+        return {"port": self.port}
 
     def host_allowed(self, header: str | None) -> bool:
         return "*" in self.allowed or (header is not None and host_name(header) in self.allowed)
@@ -98,7 +103,7 @@ class Api:
         return 200, "application/json", json.dumps(self.fleet.snapshot()).encode()
 
     def _healthz(self):
-        report = self.health()
+        report = self.collector_health()
         return (200 if report.get("ok") else 503), "application/json", json.dumps(report).encode()
 
     def _metrics(self):

@@ -107,12 +107,17 @@ class HourlyPurge:
         self._thread = threading.Thread(target=self._loop, name="raw-user-purge", daemon=True)
         self._failing = False
 
+    stop_stage = "before_writer"
+
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+    def health(self) -> dict:
+        return {"failing": self._failing}
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -86,6 +86,11 @@ class Engine:
                  sum(getattr(self.cfg.rules, r.name).enabled for r in RULES.values()),
                  len(self.deliveries), len(self.open))
 
+    stop_stage = "before_writer"  # its last points are flushed too (server/subsystems.py)
+
+    def health(self) -> dict:
+        return {"open_incidents": len(self.open)}
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._ticker.is_alive():
