@@ -56,8 +56,9 @@ class Ingest:
         self._counts = self.metrics.counters
         # Counted per message in plain ints, added to the metrics once per burst (end_burst).
         self._n_received = self._n_accepted = 0
-        # The pseudonym of (site, user), cached and bounded (server/pseudonyms.py): memory only.
-        self._pseudonym = users.pseudonyms.of if users else None
+        # The pseudonym of (site, user), cached and bounded (common/pseudonyms.py): memory only.
+        # An agent that pseudonymises at the source sends one already; it is kept as it is.
+        self._pseudonym = users.pseudonyms.stored if users else None
         self._more_of_users = bool(users) and users.shown != "pseudonym"  # views show names, or none
         self._topics: dict[str, protocol.Topic | None] = {}
         # listed printers' topics: (Topic, Tags, tag set, line builder, the printer's LiveFleet entry)
@@ -143,7 +144,7 @@ class Ingest:
     def _raw_user(self, msg, kind: str, tag_str: str, raw: str) -> None:
         """Keep the raw name of a job event when configured (purged after raw_user_days), then
         give the views and alert rules what [privacy] users says they show."""
-        if kind == "event" and self.users.keep_raw:
+        if kind == "event" and self.users.keep_raw and raw != msg.user:  # not when the agent sent a pseudonym
             self.write(lineproto.job_user(msg, tag_str, raw))
         self.users.show(msg, raw)  # as pseudonyms: nothing to change
 

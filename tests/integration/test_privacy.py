@@ -28,7 +28,7 @@ from devkit.servers import InfluxDB, Mosquitto
 from server import lineproto
 from server.__main__ import main as server_main
 from server.inventory import Tags
-from server.pseudonyms import Pseudonyms, is_pseudonym
+from common.pseudonyms import Pseudonyms, is_pseudonym
 from tests.integration.scripted_fleet import Q3_START, Job, Printer, Session, publish, send_order
 
 pytestmark = pytest.mark.integration

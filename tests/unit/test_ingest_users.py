@@ -5,7 +5,7 @@ from server.ingest import Ingest
 from server.inventory import Inventory, PrinterEntry, Site
 from server.live import LiveFleet
 from server.privacy import UserNames
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 NOW_MS = 1_790_000_000_000
 PSEUDONYMS = Pseudonyms("0123456789abcdef0123456789abcdef")
@@ -76,3 +76,15 @@ def test_an_older_telemetry_on_the_route_leaves_the_live_view_as_it_was():
             v=1, ts=ts, printer="p1", site="lab", seq=seq, state=state)))
     entry = fleet.printers["lab", "p1"]
     assert (entry.state, entry.last_seen, entry.since) == ("paused", NOW_MS + 10, NOW_MS + 10)
+
+
+def test_a_pseudonym_an_agent_made_is_stored_as_it_came_and_gives_no_raw_name_to_keep():
+    """Agents pseudonymise at the source (agent/sharing.py) with the collector's secret: the
+    collector must not hash the pseudonym again, and has no raw name for job_user."""
+    inventory = Inventory(sites={}, printers={})
+    lines = []
+    ingest = Ingest(inventory, LiveFleet(inventory), lines.append, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(PSEUDONYMS, "pseudonym", keep_raw=True))
+    ingest.handle(p.printer_topic("lab", "p1", "event"), p.encode(p.Event(
+        v=1, ts=NOW_MS, printer="p1", site="lab", seq=1, kind="started", user=ANNA, file="a.gcode")))
+    assert len(lines) == 1 and f'user="{ANNA}"' in lines[0]
