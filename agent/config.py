@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from agent.printers import DEFAULT_TYPE, PRINTER_TYPES, PrinterConfig
+from agent.sharing import PrivacyConfig
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_id, check_range, convert, load_toml, read_secret,
 )
@@ -61,6 +62,7 @@ class AgentConfig(Section):
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     printers: list[PrinterConfig] = []
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     log_level: str = "INFO"
 
     def __post_init__(self):
@@ -72,6 +74,11 @@ class AgentConfig(Section):
                 raise Invalid(f"printers[{i}].id", f"{printer.id!r} appears twice", "give every printer its own id")
             seen.add(printer.id)
             printer.site = printer.site or self.agent.site
+        sites = {self.agent.site, *(p.site for p in self.printers)}
+        for site in self.privacy.sites:
+            if site not in sites:
+                raise Invalid(f"privacy.sites.{site}", "is not a site of this agent's printers",
+                              "use the site of [agent] or of a [[printers]] table, or remove the entry")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
+from devkit.pseudonym_secret import secret_file
 from devkit.sim.faces.bambu import bambu_serial
 from devkit.servers.ports import free_port
 from devkit.servers.process import Children, log_tail
@@ -165,6 +166,10 @@ spool_dir = "{self.dir / 'spool'}"
 host = "127.0.0.1"
 port = {self.http_port}
 
+# Agents pseudonymise users with the same secret (agent/sharing.py).
+[privacy]
+secret_file = "{secret_file(self.dir)}"
+
 [reports]
 network_name = "ACES — Additive Coordination in East middle Sweden"
 
@@ -199,7 +204,8 @@ grace = 60
             conf = self.dir / f"{agent_id}.toml"
             lines = [f'log_level = "{self.opt.log_level}"', "", "[agent]", f'id = "{agent_id}"', f'site = "{site}"',
                      f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", 'host = "127.0.0.1"',
-                     f"port = {self.broker_port}", "reconnect_min = 0.5", "reconnect_max = 5", ""]
+                     f"port = {self.broker_port}", "reconnect_min = 0.5", "reconnect_max = 5", "",
+                     "[privacy]", f'secret_file = "{secret_file(self.dir)}"', ""]
             for printer in printers:
                 endpoint = self.endpoints[printer]
                 lines += ["[[printers]]", f'id = "{printer}"', f'type = "{endpoint["api"]}"',
