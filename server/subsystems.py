@@ -78,13 +78,16 @@ def purge(c: "Collector"):
 
 def http_api(c: "Collector"):
     """Built last, so it serves the routes the other subsystems registered."""
+    from server.access import Access, organisation_ids
     from server.api import Api
+    from server.tokens import TokenFile, path_for
 
     http = c.cfg.http
     if not http.enabled:
         return None
+    access = Access(TokenFile(path_for(c.cfg)), organisation_ids(c.inventory), http.public)
     try:
-        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts)
+        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts, access)
     except OSError as exc:  # a port in use, or a host this machine does not have
         raise ConfigError("http", f"cannot listen on {http.host}:{http.port} ({exc.strerror or exc})",
                           "stop what holds that port, or set [http] port (or host) to one that is free") from None

@@ -367,9 +367,10 @@ class Engine:
         with self._lock:
             return [i.public() for i in sorted(self.open.values(), key=lambda i: i.opened)]
 
-    def api_route(self) -> tuple[int, str, bytes]:
-        """For the HTTP API: ``/api/alerts`` lists the open incidents."""
-        return 200, "application/json", json.dumps({"open": self.open_incidents()}).encode()
+    def api_route(self, request) -> tuple[int, str, bytes]:
+        """For the HTTP API: ``/api/alerts`` lists the open incidents the asker may see (server/access.py)."""
+        shown = request.access.alerts(self.open_incidents(), request.viewer)
+        return 200, "application/json", json.dumps({"open": shown}).encode()
 
     # --- what the store keeps -----------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def collector_config(tmp: Path, broker, influx, inventory: Path, **influx_over) 
         "state_dir": str(tmp / "server-state"),
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"collector-{tmp.name}"},
         "influx": influx_cfg,
-        "http": {"host": "127.0.0.1", "port": 0},
+        # State only without a token, as on a kiosk screen; tests of more take a token (server/access.py).
+        "http": {"host": "127.0.0.1", "port": 0, "public": "status"},
         "privacy": {"secret_file": str(secret_file(tmp))},
     })
 
