@@ -57,6 +57,15 @@ class Stack:
         self.endpoints: dict[str, dict] = {}
         self.agents: list[str] = []
 
+    def organisation_token(self) -> tuple[str, str]:
+        """(organisation ID, a new token of it) for the status page's sign-in (server/tokens.py)."""
+        from server import tokens
+        from server.tenancy import org_id
+
+        org = org_id(next(iter(self.fleet.values()))[1])
+        token, _ = tokens.issue(self.dir / "collector-state" / tokens.DEFAULT_NAME, org, "demo")
+        return org, token
+
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
@@ -165,6 +174,7 @@ spool_dir = "{self.dir / 'spool'}"
 [http]
 host = "127.0.0.1"
 port = {self.http_port}
+public = "status"  # a kiosk: every printer's state; an organisation's token shows its own in full
 
 # Agents pseudonymise users with the same secret (agent/sharing.py).
 [privacy]
