@@ -73,7 +73,7 @@ def host_name(header: str) -> str:
 
 class Api:
     def __init__(self, host: str, port: int, fleet, health: Callable[[], dict], metrics: Metrics,
-                 allowed_hosts: tuple[str, ...] | list[str] = LOOPBACK_NAMES, access: Access | None = None):
+                 allowed_hosts: tuple[str, ...] | list[str] = LOOPBACK_NAMES, *, access: Access):
         self.fleet = fleet
         self.metrics = metrics
         self.collector_health = health
@@ -119,7 +119,9 @@ class Api:
             return 403, "text/plain", b"host not allowed: add it to [http] allowed_hosts\n"
         path = path.split("?", 1)[0]
         if method == "POST":
-            return self._login(body) if path == "/login" else (405, "text/plain", b"method not allowed\n")
+            if path != "/login":
+                return 405, "text/plain", b"method not allowed\n"
+            return self._login(body, headers.get("X-Forwarded-Proto", "").lower() == "https")
         route = self.routes.get(path)
         if route is None:
             return 404, "text/plain", b"not found\n"
@@ -139,14 +141,16 @@ class Api:
     def _login_form(self, _request):
         return 200, "text/html; charset=utf-8", self.login_page
 
-    def _login(self, body: bytes) -> Answer:
-        """The login form's POST: a known token becomes an HttpOnly, SameSite=Strict cookie."""
+    def _login(self, body: bytes, tls: bool = False) -> Answer:
+        """The login form's POST: a known token becomes an HttpOnly, SameSite=Lax cookie (Lax: a
+        link to the page from elsewhere still shows it; every GET here only reads), Secure when
+        a TLS proxy says it served the request."""
         if len(body) > MAX_FORM_BYTES:
             return 413, "text/plain", b"too large\n"
         token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
         if not token or self.access.tokens.scope(token) is None:
             return 401, "text/html; charset=utf-8", self.login_page
-        cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE}"
+        cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_MAX_AGE}" + ("; Secure" if tls else "")
         return 303, "text/plain", b"signed in\n", {"Location": "./", "Set-Cookie": cookie}
 
     def _status_page(self, _request):
@@ -170,7 +174,10 @@ class Api:
                 self._send(api.answer(self.path, self.headers))
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
                 if not 0 <= length <= MAX_FORM_BYTES:
                     self._send((413, "text/plain", b"too large\n"))
                     return

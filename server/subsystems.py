@@ -87,7 +87,7 @@ def http_api(c: "Collector"):
         return None
     access = Access(TokenFile(path_for(c.cfg)), organisation_ids(c.inventory), http.public)
     try:
-        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts, access)
+        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts, access=access)
     except OSError as exc:  # a port in use, or a host this machine does not have
         raise ConfigError("http", f"cannot listen on {http.host}:{http.port} ({exc.strerror or exc})",
                           "stop what holds that port, or set [http] port (or host) to one that is free") from None

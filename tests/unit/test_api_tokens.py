@@ -107,7 +107,7 @@ def test_a_revoked_token_is_refused_at_its_next_request_without_a_restart(api, c
     assert fleet_as(url, keep).status_code == 200
 
 
-def test_the_login_form_sets_an_httponly_strict_cookie_that_the_page_and_api_accept(api):
+def test_the_login_form_sets_an_httponly_lax_cookie_that_the_page_and_api_accept(api):
     _, url = api()
     token, _ = tokens.issue(api.path, A)
     session = requests.Session()
@@ -115,7 +115,10 @@ def test_the_login_form_sets_an_httponly_strict_cookie_that_the_page_and_api_acc
     assert refused.status_code == 401 and not refused.cookies
     reply = session.post(url + "/login", data={"token": token}, allow_redirects=False, timeout=5)
     assert reply.status_code == 303 and "HttpOnly" in reply.headers["Set-Cookie"]
-    assert "SameSite=Strict" in reply.headers["Set-Cookie"]
+    assert "SameSite=Lax" in reply.headers["Set-Cookie"] and "Secure" not in reply.headers["Set-Cookie"]
+    behind_tls = requests.post(url + "/login", data={"token": token}, headers={"X-Forwarded-Proto": "https"},
+                               allow_redirects=False, timeout=5)
+    assert behind_tls.headers["Set-Cookie"].endswith("; Secure")
     assert session.get(url + "/", timeout=5).status_code == 200
     assert "thesis_rig" in session.get(url + "/api/fleet", timeout=5).text
 
@@ -179,3 +182,10 @@ def test_a_malformed_line_is_skipped_and_the_others_still_work(tmp_path):
         fh.write("garbage line without a hash\n")
     os.utime(path)
     assert tokens.TokenFile(path).scope(token) == A
+
+
+def test_a_post_elsewhere_or_an_oversized_login_is_refused_and_the_api_keeps_answering(api):
+    _, url = api()
+    assert requests.post(url + "/api/fleet", data={"token": "x"}, timeout=5).status_code == 405
+    assert requests.post(url + "/login", data={"token": "x" * 10_000}, timeout=5).status_code == 413
+    assert requests.get(url + "/healthz", timeout=5).status_code == 200
