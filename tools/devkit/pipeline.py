@@ -35,6 +35,9 @@ def collector_config(tmp: Path, broker, influx, inventory: Path, **influx_over) 
     influx_cfg = {"url": influx.url, "database": DB, "batch_size": 500, "flush_interval": 0.2,
                   "spool_dir": str(tmp / "spool")}
     influx_cfg.update(influx_over)
+    # The devkit's secret where the collector looks by default (<state_dir>/pseudonym-secret), so a
+    # report run with the same state_dir, and the devkit's agents, make the same pseudonyms.
+    secret_file(tmp / "server-state")
     return server_config.from_dict({
         "inventory": str(inventory),
         "state_dir": str(tmp / "server-state"),
@@ -42,7 +45,6 @@ def collector_config(tmp: Path, broker, influx, inventory: Path, **influx_over) 
         "influx": influx_cfg,
         # State only without a token, as on a kiosk screen; tests of more take a token (server/access.py).
         "http": {"host": "127.0.0.1", "port": 0, "public": "status"},
-        "privacy": {"secret_file": str(secret_file(tmp))},
     })
 
 
