@@ -26,8 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         names = ", ".join(f"{p.site}/{p.id}" for p in cfg.printers)
         print(f"config ok: agent {cfg.agent.id}, {len(cfg.printers)} printer(s): {names}")
+        print(sharing_line(cfg))
         return 0
     return run(cfg)
+
+
+def sharing_line(cfg) -> str:
+    """What leaves the site, per site; the key ID to compare with the collector's (docs/agent.md)."""
+    sites = sorted({p.site for p in cfg.printers})
+    pseudonyms = cfg.privacy.pseudonyms
+    users = f"pseudonyms (secret {pseudonyms.key_id()})" if pseudonyms else "not sent (no [privacy] secret)"
+    return "sharing: " + ", ".join(f"{s}={cfg.privacy.policy(s)}" for s in sites) + f"; users: {users}"
 
 
 def run(cfg) -> int:

@@ -8,6 +8,7 @@ import msgspec
 
 from agent.printers import DEFAULT_TYPE, PRINTER_TYPES, PrinterConfig
 from agent.printers.limits import Limits
+from agent.sharing import PrivacyConfig
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_id, check_range, convert, load_toml, read_secret,
 )
@@ -81,6 +82,7 @@ class AgentConfig(Section):
     printers: list[PrinterConfig] = []
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     limits: Limits = msgspec.field(default_factory=Limits)  # what a printer may send (docs/security.md)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     log_level: str = "INFO"
 
     def __post_init__(self):
@@ -93,6 +95,11 @@ class AgentConfig(Section):
             seen.add(printer.id)
             printer.site = printer.site or self.agent.site
             printer.limits = self.limits
+        sites = {self.agent.site, *(p.site for p in self.printers)}
+        for site in self.privacy.sites:
+            if site not in sites:
+                raise Invalid(f"privacy.sites.{site}", "is not a site of this agent's printers",
+                              "use the site of [agent] or of a [[printers]] table, or remove the entry")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
 

@@ -68,8 +68,10 @@ class Publisher:
         window: int = 200,
         ack_timeout: float = 10.0,
         tick: float = 1.0,
+        key_id: str = "",
     ):
         self.agent_id = agent_id
+        self.key_id = key_id  # of the pseudonym secret: the collector checks it is its own
         self.broker = broker
         self.outbox = outbox or MemoryOutbox()
         self.printers = printers or []
@@ -390,6 +392,7 @@ class Publisher:
         return protocol.encode(protocol.AgentStatus(
             v=protocol.SCHEMA_VERSION, ts=int(self.clock() * 1000), agent=self.agent_id, state=state,
             dropped=self.outbox.dropped_total(), printers=self.printers, version=__version__, will=will,
+            key_id=self.key_id,
         ))
 
 

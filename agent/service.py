@@ -20,6 +20,7 @@ from agent.jobs import JobEvent, JobTracker, Ledger
 from agent.printers import Printer, PushPrinter, Snapshot, make_printer
 from agent.printers.limits import DEFAULT as DEFAULT_LIMITS, RateLimit
 from agent.publisher import Publisher
+from agent.sharing import Sharing
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,11 @@ class PrinterWorker:
     """
 
     def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
-                 agent_id: str, job_file: JsonFile | None = None, ledger_file: JsonFile | None = None):
+                 agent_id: str, job_file: JsonFile | None = None, ledger_file: JsonFile | None = None,
+                 sharing: Sharing | None = None):
         self.cfg, self.printer, self.send, self.agent_id = cfg, printer, send, agent_id
+        # What may leave the site (agent/sharing.py): applied as each message is built.
+        self.share = sharing or Sharing("full", cfg.site)
         self.site, self.id = cfg.site, cfg.id
         self.seq = 0
         ledger = Ledger(ledger_file.load(), ledger_file.save) if ledger_file else None
@@ -118,26 +122,31 @@ class PrinterWorker:
         return self.seq
 
     def _telemetry(self, s: Snapshot) -> protocol.Telemetry:
+        share = self.share
         temps = {k: protocol.Temperature(a, t) for k, (a, t) in s.temps.items()}
         return protocol.Telemetry(
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            state=s.state, state_text=s.state_text, temps=temps, progress=s.progress,
-            print_time=s.print_time, time_left=s.time_left, file=s.file, user=s.user, filament_mm=s.filament_mm,
-            layer=s.layer, layers=s.layers,
+            state=s.state, state_text=share.text(s.state_text, s.file), temps=temps, progress=s.progress,
+            print_time=s.print_time, time_left=s.time_left, file=share.file(s.file), user=share.user(s.user),
+            filament_mm=s.filament_mm, layer=s.layer, layers=s.layers,
         )
 
     def _status(self, s: Snapshot, prev: Snapshot | None) -> protocol.Status:
+        share = self.share
         return protocol.Status(
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            state=s.state, prev_state=prev.state if prev else None, state_text=s.state_text,
-            error=s.error, file=s.file, agent=self.agent_id, api=self.cfg.type, coalesced=self.coalesced,
+            state=s.state, prev_state=prev.state if prev else None, state_text=share.text(s.state_text, s.file),
+            error=share.text(s.error, s.file), file=share.file(s.file), agent=self.agent_id, api=self.cfg.type,
+            coalesced=self.coalesced,
         )
 
     def _event(self, e: JobEvent) -> protocol.Event:
+        share = self.share
         return protocol.Event(
             v=protocol.SCHEMA_VERSION, ts=e.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            kind=e.kind, file=e.file, user=e.user, duration=e.duration, print_time=e.print_time,
-            filament_mm=e.filament_mm, error=e.error, job_started=e.job_started,
+            kind=e.kind, file=share.file(e.file), user=share.user(e.user), duration=e.duration,
+            print_time=e.print_time, filament_mm=e.filament_mm, error=share.text(e.error, e.file),
+            job_started=e.job_started,
         )
 
 
@@ -149,13 +158,17 @@ class Agent:
         self.publisher = publisher or Publisher(
             cfg.agent.id, cfg.broker, outbox=_make_outbox(cfg, self.state_dir),
             printers=[p.id for p in cfg.printers],
+            key_id=cfg.privacy.pseudonyms.key_id() if cfg.privacy.pseudonyms else "",
         )
         self.workers = [
             PrinterWorker(p, printer_factory(p), self.publisher.send, cfg.agent.id,
                           JsonFile(self.state_dir / f"job-{p.id}.json"),
-                          JsonFile(self.state_dir / f"reported-{p.id}.json"))
+                          JsonFile(self.state_dir / f"reported-{p.id}.json"), cfg.privacy.for_site(p.site))
             for p in cfg.printers
         ]
+        if cfg.privacy.pseudonyms is None:
+            log.warning("no pseudonym secret ([privacy] secret_file or secret_env): user names are not sent; "
+                        "give the agent a copy of the collector's secret to count users")
         # One thread per printer: a hung printer holds only its own thread.
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=len(self.workers) + 1)},

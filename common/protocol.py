@@ -189,6 +189,9 @@ class AgentStatus(msgspec.Struct, omit_defaults=True):
     # True in the last-will: MQTT fixes a will at connect time, so its ts is the connect
     # time, not the moment the agent vanished; the collector stamps it on arrival.
     will: bool = False
+    # Which pseudonym secret the agent makes users' pseudonyms with (common/pseudonyms.py
+    # key_id, not the secret); empty without one. The collector warns when it is not its own.
+    key_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[0-9a-f]*$")] = ""
 
 
 Message = Telemetry | Status | Event | AgentStatus

@@ -1,6 +1,6 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup --config FILE``
-(report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md;
-grafana-setup: docs/grafana-organisations.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|token-*|grafana-setup --config FILE``
+(report options: docs/reports.md; rollup: docs/rollups.md; purge-users, pseudonym and the HTTP API
+tokens token-create|token-list|token-revoke: docs/privacy.md; grafana-setup: docs/grafana-organisations.md)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,23 @@ from server import config as server_config
 from server import inventory as inventory_mod
 
 log = logging.getLogger("server")
+TOKEN_COMMANDS = ("token-create", "token-list", "token-revoke")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
     parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
-                                            "grafana-setup"])
+                                            "grafana-setup", *TOKEN_COMMANDS])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
     report_cli.add_arguments(parser)
     rollup_cli.add_arguments(parser)
-    from server import privacy_cli
+    from server import privacy_cli, tokens_cli
     privacy_cli.add_arguments(parser)
     from server.grafana import setup as grafana_setup
     grafana_setup.add_arguments(parser)
+    tokens_cli.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
+    if args.command in TOKEN_COMMANDS:
+        return {"token-create": lambda: tokens_cli.create(cfg, inv, args), "token-list": lambda: tokens_cli.listing(cfg, args),
+                "token-revoke": lambda: tokens_cli.revoke(cfg, args)}[args.command]()
     if args.command == "rollup":
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return rollup_cli.run(cfg, inv, args)

@@ -105,7 +105,7 @@ class InfluxConfig(Section):
 
 
 class HttpConfig(Section):
-    # No authentication: keep it on loopback, or behind a reverse proxy that authenticates.
+    # The status page and /api/ need a token (server/access.py); serve it over TLS (a proxy).
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
@@ -113,9 +113,15 @@ class HttpConfig(Section):
     # web page that rebinds its DNS name to this machine. Add the proxy's or compose service's
     # name when there is one; "*" turns the check off.
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+    # Without a token: "off" (401) or "status" (every printer's state only: a kiosk screen).
+    public: str = "off"
+    tokens_file: str | None = None  # default <state_dir>/api-tokens (printfarm-server token-create)
 
     def __post_init__(self):
         check_range("port", self.port, 0, 65535)
+        if self.public not in ("off", "status"):
+            raise Invalid("public", f"{self.public!r} is not a choice",
+                          "use 'off' (a token is needed, the default) or 'status' (state only without one)")
         if not self.allowed_hosts:
             raise Invalid("allowed_hosts", "is empty", 'list the host names clients use, e.g. ["localhost"]')
         for i, name in enumerate(self.allowed_hosts):

@@ -59,8 +59,10 @@ class Ingest:
         self._counts = self.metrics.counters
         # Counted per message in plain ints, added to the metrics once per burst (end_burst).
         self._n_received = self._n_accepted = 0
-        # The pseudonym of (site, user), cached and bounded (server/pseudonyms.py): memory only.
-        self._pseudonym = users.pseudonyms.of if users else None
+        # The pseudonym of (site, user), cached and bounded (common/pseudonyms.py): memory only.
+        # An agent that pseudonymises at the source sends one already; it is kept as it is.
+        self._pseudonym = users.pseudonyms.stored if users else None
+        self._other_keys: dict[str, str] = {}  # agent -> the foreign key ID last warned about
         self._more_of_users = bool(users) and users.shown != "pseudonym"  # views show names, or none
         self._topics: dict[str, protocol.Topic | None] = {}
         # listed printers' topics: (Topic, Tags, tag set, line builder, the printer's LiveFleet entry)
@@ -113,6 +115,8 @@ class Ingest:
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
                 return self._reject(self._unlisted_reason(), topic, "agent is not in the inventory's [agents]")
+            if msg.key_id and self.users:
+                self._check_key(msg)
             if not (msg.will and self._stamp_will(msg)):
                 self.write(lineproto.agent(msg))
             return self._accepted(msg, None)
@@ -152,9 +156,17 @@ class Ingest:
     def _raw_user(self, msg, kind: str, tag_str: str, raw: str) -> None:
         """Keep the raw name of a job event when configured (purged after raw_user_days), then
         give the views and alert rules what [privacy] users says they show."""
-        if kind == "event" and self.users.keep_raw:
+        if kind == "event" and self.users.keep_raw and raw != msg.user:  # not when the agent sent a pseudonym
             self.write(lineproto.job_user(msg, tag_str, raw))
         self.users.show(msg, raw)  # as pseudonyms: nothing to change
+
+    def _check_key(self, msg: protocol.AgentStatus) -> None:
+        """An agent pseudonymising with another secret: its users' pseudonyms match nothing else.
+        Logged once per agent and key (docs/agent.md)."""
+        if msg.key_id != self.users.pseudonyms.key_id() and self._other_keys.get(msg.agent) != msg.key_id:
+            self._other_keys[msg.agent] = msg.key_id
+            log.warning("agent %s pseudonymises users with another secret (key %s, ours %s): give it a copy of "
+                        "the collector's [privacy] secret", msg.agent, msg.key_id, self.users.pseudonyms.key_id())
 
     def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
         """Date a last-will by its arrival; True when the agent is already known offline.

@@ -86,6 +86,11 @@ class Engine:
                  sum(getattr(self.cfg.rules, r.name).enabled for r in RULES.values()),
                  len(self.deliveries), len(self.open))
 
+    stop_stage = "before_writer"  # its last points are flushed too (server/subsystems.py)
+
+    def health(self) -> dict:
+        return {"open_incidents": len(self.open)}
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._ticker.is_alive():
@@ -362,9 +367,10 @@ class Engine:
         with self._lock:
             return [i.public() for i in sorted(self.open.values(), key=lambda i: i.opened)]
 
-    def api_route(self) -> tuple[int, str, bytes]:
-        """For the HTTP API: ``/api/alerts`` lists the open incidents."""
-        return 200, "application/json", json.dumps({"open": self.open_incidents()}).encode()
+    def api_route(self, request) -> tuple[int, str, bytes]:
+        """For the HTTP API: ``/api/alerts`` lists the open incidents the asker may see (server/access.py)."""
+        shown = request.access.alerts(self.open_incidents(), request.viewer)
+        return 200, "application/json", json.dumps({"open": shown}).encode()
 
     # --- what the store keeps -----------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from server.ingest import Ingest
 from server.inventory import Inventory, PrinterEntry, Site
 from server.live import LiveFleet
 from server.privacy import UserNames
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 NOW_MS = 1_790_000_000_000
 PSEUDONYMS = Pseudonyms("0123456789abcdef0123456789abcdef")
@@ -114,3 +114,33 @@ def test_no_raw_user_name_stays_in_the_collectors_memory_after_its_messages():
         ingest.handle(p.printer_topic("lab", "p1", "telemetry"), payload)
     assert ingest.fleet.snapshot()["printers"][0]["user"].startswith("u-")
     assert _holders_of(token) == []
+
+
+def test_a_pseudonym_an_agent_made_is_stored_as_it_came_and_gives_no_raw_name_to_keep():
+    """Agents pseudonymise at the source (agent/sharing.py) with the collector's secret: the
+    collector must not hash the pseudonym again, and has no raw name for job_user."""
+    inventory = Inventory(sites={}, printers={})
+    lines = []
+    ingest = Ingest(inventory, LiveFleet(inventory), lines.append, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(PSEUDONYMS, "pseudonym", keep_raw=True))
+    ingest.handle(p.printer_topic("lab", "p1", "event"), p.encode(p.Event(
+        v=1, ts=NOW_MS, printer="p1", site="lab", seq=1, kind="started", user=ANNA, file="a.gcode")))
+    assert len(lines) == 1 and f'user="{ANNA}"' in lines[0]
+
+
+def test_an_agent_pseudonymising_with_another_secret_is_warned_about_once(caplog):
+    inventory = Inventory(sites={}, printers={})
+    ingest = Ingest(inventory, LiveFleet(inventory), lambda line: None, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(PSEUDONYMS))
+
+    def online(key_id, seq=0):
+        ingest.handle(p.agent_topic("pi-1"), p.encode(p.AgentStatus(v=1, ts=NOW_MS + seq, agent="pi-1",
+                                                                     state="online", key_id=key_id)))
+
+    online(PSEUDONYMS.key_id())
+    assert not caplog.records  # its own secret: nothing to say
+    other = Pseudonyms("another-secret-0123456789abcdef").key_id()
+    online(other, 1)
+    online(other, 2)
+    warnings = [r.getMessage() for r in caplog.records if "another secret" in r.getMessage()]
+    assert len(warnings) == 1 and other in warnings[0] and "pi-1" in warnings[0]

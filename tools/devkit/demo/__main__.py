@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.up(lambda text: print(f"printfarm-demo: {text}", flush=True))
         print(f"printfarm-demo: fleet status page http://127.0.0.1:{stack.http_port}/  "
               f"(InfluxDB {stack.influx_url}, MQTT 127.0.0.1:{stack.broker_port})", flush=True)
+        org, token = stack.organisation_token()
+        print(f"printfarm-demo: every printer's state shows without a token; sign in at "
+              f"http://127.0.0.1:{stack.http_port}/login with {token} to see {org}'s in full", flush=True)
         show = _plain if args.plain or not sys.stdout.isatty() else _table
         show(stack, args, stop, started)
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
+from devkit.pseudonym_secret import secret_file
 from devkit.sim.faces.bambu import bambu_serial
 from devkit.servers.nats import NatsCluster
 from devkit.servers.ports import free_port
@@ -57,6 +58,15 @@ class Stack:
         self.broker_port = self.influx_port = self.http_port = 0
         self.endpoints: dict[str, dict] = {}
         self.agents: list[str] = []
+
+    def organisation_token(self) -> tuple[str, str]:
+        """(organisation ID, a new token of it) for the status page's sign-in (server/tokens.py)."""
+        from server import tokens
+        from server.tenancy import org_id
+
+        org = org_id(next(iter(self.fleet.values()))[1])
+        token, _ = tokens.issue(self.dir / "collector-state" / tokens.DEFAULT_NAME, org, "demo")
+        return org, token
 
     @property
     def api_url(self) -> str:
@@ -173,6 +183,11 @@ spool_dir = "{self.dir / 'spool'}"
 [http]
 host = "127.0.0.1"
 port = {self.http_port}
+public = "status"  # a kiosk: every printer's state; an organisation's token shows its own in full
+
+# Agents pseudonymise users with the same secret (agent/sharing.py).
+[privacy]
+secret_file = "{secret_file(self.dir)}"
 
 [reports]
 network_name = "ACES — Additive Coordination in East middle Sweden"
@@ -221,7 +236,8 @@ grace = 60
             conf = self.dir / f"{agent_id}.toml"
             lines = [f'log_level = "{self.opt.log_level}"', "", "[agent]", f'id = "{agent_id}"', f'site = "{site}"',
                      f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", *self._broker_lines(k),
-                     "reconnect_min = 0.5", "reconnect_max = 5", ""]
+                     "reconnect_min = 0.5", "reconnect_max = 5", "",
+                     "[privacy]", f'secret_file = "{secret_file(self.dir)}"', ""]
             for printer in printers:
                 endpoint = self.endpoints[printer]
                 lines += ["[[printers]]", f'id = "{printer}"', f'type = "{endpoint["api"]}"',
