@@ -1,7 +1,9 @@
 """The one-page summary for the funder's progress report: the page a project manager pastes in as it is.
 
-One A4 page, Swedish unless ``--lang en``: key figures against the previous period, the enterprises
-served (small/medium and large, new ones), figures per customer kind, utilisation per county of the
+One A4 page, Swedish unless ``--lang en``: key figures against the previous period, the funder's
+indicators for the period and since the project's start against their targets (counts only: the
+enterprises behind them are in the XLSX), a sentence on the enterprises served (per size class,
+not served in the previous period, new), figures per customer kind, utilisation per county of the
 sites with a chart against the previous period, and how many notes the full report holds. The
 figures are the same as the XLSX and CSV (tables.py), formatted as the full PDF formats them.
 """
@@ -17,11 +19,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from server.reports import key_figures  # noqa: E402
+from server.reports import indicator_labels, key_figures  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, TEXT  # noqa: E402
-from server.reports.pdf import A4, fmt, localise, percent_axis, table  # noqa: E402
-from server.reports.tables import customer_table  # noqa: E402
+from server.reports.pdf import A4, fmt, localise, percent_axis, table, wrap_names  # noqa: E402
+from server.reports.tables import customer_table, indicator_rows  # noqa: E402
 
 KIND_COLUMNS = ("kind", "customers_served", "jobs_done", "printing_h", "filament_m_est")
 COUNTY_COLUMNS = ("county", "printers", "printing_h", "util_period", "util_available")
@@ -33,16 +35,17 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
     with PdfPages(path, metadata={"Title": f"{t['one_page_title']} {report.period.label}"}) as pdf:
         fig = plt.figure(figsize=A4)
         _header(fig, report, lang)
-        _key_figures(fig.add_axes([0.06, 0.585, 0.88, 0.29]), report, lang)
-        fig.text(0.06, 0.545, textwrap.fill(_enterprises_line(report, lang), 110), fontsize=8.5, va="top")
+        _key_figures(fig.add_axes([0.06, 0.645, 0.88, 0.255]), report, lang)
+        indicator_table(fig.add_axes([0.06, 0.44, 0.88, 0.17]), report, lang)
+        fig.text(0.06, 0.43, textwrap.fill(enterprises_line(report, lang), 118), fontsize=8, va="top")
         kinds = customer_table(report, "customer_kinds", lang)
         index = [kinds.columns.index(c) for c in KIND_COLUMNS]
-        table(fig.add_axes([0.06, 0.27, 0.43, 0.22]), KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows],
+        table(fig.add_axes([0.06, 0.205, 0.43, 0.16]), KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows],
               lang, t["customer_kinds"], size=6.5)
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
-        table(fig.add_axes([0.52, 0.27, 0.43, 0.22]), COUNTY_COLUMNS, counties, lang,
+        table(fig.add_axes([0.52, 0.205, 0.43, 0.16]), COUNTY_COLUMNS, counties, lang,
               t["util_per_county"].split(" (")[0], size=6.5)
-        _county_chart(fig.add_axes([0.22, 0.08, 0.72, 0.16]), report, lang)
+        _county_chart(fig.add_axes([0.22, 0.065, 0.72, 0.105]), report, lang)
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
         fig.text(0.06, 0.02, notes if report.notes else f"{t['notes']}: {t['none']}", fontsize=7.5)
         pdf.savefig(fig)
@@ -91,14 +94,46 @@ def _change(value, key: str, lang: str) -> str:
     return localise(text, lang)
 
 
-def _enterprises_line(report: Report, lang: str) -> str:
-    t = TEXT[lang]
+INDICATOR_COLUMNS = ("code", "indicator", "period_count", "cumulative", "target", "share_reached")
+
+
+def indicator_table(ax, report: Report, lang: str) -> None:
+    """The indicators' counts (no enterprise named), the codes of both programme periods in one cell."""
+    t = indicator_labels.TEXT[lang]
+    found = report.indicators
+    title = t["indicators"]
+    if found is not None and found.has_project:
+        since = t["indicators_since"].format(start=found.project_start)
+        title = f"{title}{' — ' + found.project_name if found.project_name else ''} ({since})"
+    elif found is not None:
+        title = f"{title} ({t['no_project']})"
+    rows = [["" if r["key"].startswith("RCO01_") else f"{r['code']} / {r['code_2014']}",
+             r["indicator"], r["period_count"], r["cumulative"], r["target"], r["share_reached"]]
+            for r in indicator_rows(report, lang)]
+    cols = COLUMNS[lang]
+    header = [f"{cols['code']} / {cols['code_2014'].split()[-1]}", cols["indicator"],
+              f"{cols['period_count']} ({report.period.label})", cols["cumulative"], cols["target"],
+              cols["share_reached"]]
+    table(ax, INDICATOR_COLUMNS, rows, lang, title, size=7, header=header,
+          numeric=[False, False, True, True, True, True])
+
+
+def enterprises_line(report: Report, lang: str) -> str:
+    """The enterprises served in words, each count with its noun in the right number."""
+    t = indicator_labels.TEXT[lang]
     row = (report.customer_tables.get("enterprises") or [{}])[0]
-    args = {"n": row.get("enterprises_served", 0), "sme": row.get("enterprises_sme", 0),
-            "large": row.get("enterprises_large", 0)}
-    if report.previous is None or row.get("enterprises_new") is None:
+    sizes = [indicator_labels.count(row.get(f"enterprises_{size}") or 0, size, lang)
+             for size in ("micro", "small", "medium", "large")]
+    unsized = (row.get("enterprises_sme") or 0) - sum(row.get(f"enterprises_{s}") or 0 for s in ("micro", "small", "medium"))
+    if unsized:
+        sizes.insert(3, indicator_labels.count(unsized, "small_medium", lang))
+    args = {"served": indicator_labels.count(row.get("enterprises_served") or 0, "enterprise", lang),
+            "sizes": indicator_labels.listing(sizes, lang), "new": TEXT[lang]["na"] if row.get("enterprises_new") is None
+            else localise(f"{row['enterprises_new']:,}", lang)}
+    if report.previous is None or row.get("enterprises_not_in_previous") is None:
         return t["enterprises_line_first"].format(**args)
-    return t["enterprises_line"].format(new=row["enterprises_new"], previous=report.previous.period.label, **args)
+    return t["enterprises_line"].format(not_previous=row["enterprises_not_in_previous"],
+                                        previous=report.previous.period.label, **args)
 
 
 def _county_chart(ax, report: Report, lang: str) -> None:
@@ -113,7 +148,7 @@ def _county_chart(ax, report: Report, lang: str) -> None:
     if before:
         ax.barh([y + 0.2 for y in ys], [100 * (before.get(c) or 0) for c in counties], 0.4, color=BEFORE,
                 label=f"{t['previous']} ({report.previous.period.label})")
-    ax.set_yticks(list(ys), counties, fontsize=7)
+    ax.set_yticks(list(ys), wrap_names(counties), fontsize=7)
     ax.invert_yaxis()
     percent_axis(ax.xaxis, lang)
     ax.tick_params(axis="x", labelsize=7)
