@@ -149,16 +149,17 @@ def _text_page(lines: list[tuple[str, str]]):
 
 
 def table(ax, columns: tuple[str, ...], rows: list[list], lang: str, title: str = "", size: float = 7.5,
-          header: list[str] | None = None, numeric: list[bool] | None = None) -> None:
-    """A table filling ``ax``'s width: columns as wide as their text, headers wrapped to fit, text
-    left-aligned and numbers (formatted for ``lang``) right-aligned."""
+          header: list[str] | None = None, numeric: list[bool] | None = None, max_chars: int = 40) -> float:
+    """A table filling ``ax``'s width and hanging from its top: columns as wide as their text,
+    headers wrapped to fit, text left-aligned and numbers (formatted for ``lang``) right-aligned.
+    Returns the height it takes, as a fraction of the figure's."""
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=size + 2, weight="bold", loc="left")
     labels = header or [COLUMNS[lang][c] for c in columns]
     cells = [[fmt(v, c, lang) for v, c in zip(row, columns)] for row in rows] or [[""] * len(columns)]
     numeric = numeric or [any(isinstance(row[i], (int, float)) for row in rows) for i in range(len(columns))]
-    widths = _widths(labels, cells)
+    widths = _widths(labels, cells, max_chars)
     box = ax.get_position()
     width_in, height_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
     wrapped = [textwrap.fill(h, max(6, int(w * width_in * 72 / (size * 0.55)))) for h, w in zip(labels, widths)]
@@ -173,14 +174,15 @@ def table(ax, columns: tuple[str, ...], rows: list[list], lang: str, title: str 
             drawn.add_cell(r, c, w, row_h, text=text, loc="right" if numeric[c] else "left")
     drawn.set_fontsize(size)
     ax.add_table(drawn)
+    return (row_h * (0.4 + 0.75 * lines) + row_h * len(cells)) * box.height
 
 
-def _widths(header: list[str], cells: list[list[str]]) -> list[float]:
-    """Each column's share of the width: its longest cell, or its header's longest word."""
+def _widths(header: list[str], cells: list[list[str]], max_chars: int = 40) -> list[float]:
+    """Each column's share of the width: its longest cell (up to ``max_chars``), or its header's longest word."""
     need = []
     for i, h in enumerate(header):
         longest = max([len(row[i]) for row in cells] + [max(len(word) for word in h.split()) if h.strip() else 1])
-        need.append(min(max(longest, 4), 40) + 3)
+        need.append(min(max(longest, 4), max_chars) + 3)
     total = sum(need)
     return [n / total for n in need]
 
@@ -211,8 +213,10 @@ def _indicator_page(report: Report, lang: str):
     fig.suptitle(f"{IND[lang]['indicators']} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
     columns = ("code", "code_2014", "indicator", "period_count", "first_in_period", "cumulative", "target",
                "share_reached")
-    rows = [[r[c] for c in columns] for r in indicator_rows(report, lang)]
-    table(fig.add_axes([0.05, 0.55, 0.9, 0.38]), columns, rows, lang, size=7.5)
+    rows = [[r[c] if r[c] is not None or c in ("period_count", "first_in_period", "cumulative") else "–"
+             for c in columns] for r in indicator_rows(report, lang)]
+    table(fig.add_axes([0.05, 0.55, 0.9, 0.38]), columns, rows, lang, size=7.5, max_chars=80,
+          numeric=[False, False, False, True, True, True, True, True])
     found = report.indicators
     if found is not None and not found.has_project:
         fig.text(0.05, 0.5, IND[lang]["no_project"], fontsize=9)

@@ -35,22 +35,39 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
     with PdfPages(path, metadata={"Title": f"{t['one_page_title']} {report.period.label}"}) as pdf:
         fig = plt.figure(figsize=A4)
         _header(fig, report, lang)
-        _key_figures(fig.add_axes([0.06, 0.645, 0.88, 0.255]), report, lang)
-        indicator_table(fig.add_axes([0.06, 0.44, 0.88, 0.17]), report, lang)
-        fig.text(0.06, 0.43, textwrap.fill(enterprises_line(report, lang), 118), fontsize=8, va="top")
+        # Top down, each part under the one before, as tall as its rows: the page holds what it has.
+        y = _block(fig, 0.9, 0.06, 0.88, lambda ax: _key_figures(ax, report, lang))
+        y = _block(fig, y - GAP, 0.06, 0.88, lambda ax: indicator_table(ax, report, lang), title=9)
+        line = textwrap.fill(enterprises_line(report, lang), 118)
+        fig.text(0.06, y - GAP, line, fontsize=8, va="top")
+        y -= GAP + (line.count("\n") + 1) * 8 * 1.3 / 72 / A4[1]
         kinds = customer_table(report, "customer_kinds", lang)
         index = [kinds.columns.index(c) for c in KIND_COLUMNS]
-        table(fig.add_axes([0.06, 0.205, 0.43, 0.16]), KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows],
-              lang, t["customer_kinds"], size=6.5)
+        low = _block(fig, y - GAP, 0.06, 0.5, lambda ax: table(
+            ax, KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows], lang, t["customer_kinds"], size=6.5,
+            max_chars=60),
+            title=8.5)
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
-        table(fig.add_axes([0.52, 0.205, 0.43, 0.16]), COUNTY_COLUMNS, counties, lang,
-              t["util_per_county"].split(" (")[0], size=6.5)
-        _county_chart(fig.add_axes([0.22, 0.065, 0.72, 0.105]), report, lang)
+        low = min(low, _block(fig, y - GAP, 0.59, 0.36, lambda ax: table(
+            ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5), title=8.5))
+        top = low - GAP - 2.5 * 9 / 72 / A4[1]  # the chart's title above it
+        _county_chart(fig.add_axes([0.22, 0.075, 0.72, max(top - 0.075, 0.05)]), report, lang)
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
         fig.text(0.06, 0.02, notes if report.notes else f"{t['notes']}: {t['none']}", fontsize=7.5)
         pdf.savefig(fig)
     plt.close("all")
     return Path(path)
+
+
+GAP = 0.012  # between the parts of the page (figure fraction)
+
+
+def _block(fig, top: float, left: float, width: float, draw, title: float = 0.0) -> float:
+    """``draw(ax)`` a table hanging from ``top`` (its title, of size ``title`` pt, above it); the
+    figure fraction where it ends."""
+    title_h = (title + 8) / 72 / A4[1] if title else 0.0
+    ax = fig.add_axes([left, top - title_h - 0.3, width, 0.3])
+    return top - title_h - draw(ax)
 
 
 def _header(fig, report: Report, lang: str) -> None:
@@ -69,7 +86,7 @@ def _header(fig, report: Report, lang: str) -> None:
     fig.text(0.06, 0.915, f"{line}   {t['generated']}: {report.generated():%Y-%m-%d %H:%M}", fontsize=8)
 
 
-def _key_figures(ax, report: Report, lang: str) -> None:
+def _key_figures(ax, report: Report, lang: str) -> float:
     rows = []
     for row in key_figures.rows(report):
         key = row["figure"]
@@ -81,8 +98,8 @@ def _key_figures(ax, report: Report, lang: str) -> None:
     header = [COLUMNS[lang]["figure"], f"{COLUMNS[lang]['this_period']} ({report.period.label})",
               f"{COLUMNS[lang]['previous_period']} ({report.previous.period.label})" if report.previous else "",
               COLUMNS[lang]["change"]]
-    table(ax, ("figure", "this", "previous", "change"), rows, lang, size=7.5, header=header,
-          numeric=[False, True, True, True])
+    return table(ax, ("figure", "this", "previous", "change"), rows, lang, size=7, header=header,
+                 numeric=[False, True, True, True])
 
 
 def _change(value, key: str, lang: str) -> str:
@@ -97,7 +114,7 @@ def _change(value, key: str, lang: str) -> str:
 INDICATOR_COLUMNS = ("code", "indicator", "period_count", "cumulative", "target", "share_reached")
 
 
-def indicator_table(ax, report: Report, lang: str) -> None:
+def indicator_table(ax, report: Report, lang: str) -> float:
     """The indicators' counts (no enterprise named), the codes of both programme periods in one cell."""
     t = indicator_labels.TEXT[lang]
     found = report.indicators
@@ -108,14 +125,18 @@ def indicator_table(ax, report: Report, lang: str) -> None:
     elif found is not None:
         title = f"{title} ({t['no_project']})"
     rows = [["" if r["key"].startswith("RCO01_") else f"{r['code']} / {r['code_2014']}",
-             r["indicator"], r["period_count"], r["cumulative"], r["target"], r["share_reached"]]
+             r["indicator"], r["period_count"], r["cumulative"], _or_dash(r["target"]), _or_dash(r["share_reached"])]
             for r in indicator_rows(report, lang)]
     cols = COLUMNS[lang]
     header = [f"{cols['code']} / {cols['code_2014'].split()[-1]}", cols["indicator"],
               f"{cols['period_count']} ({report.period.label})", cols["cumulative"], cols["target"],
               cols["share_reached"]]
-    table(ax, INDICATOR_COLUMNS, rows, lang, title, size=7, header=header,
-          numeric=[False, False, True, True, True, True])
+    return table(ax, INDICATOR_COLUMNS, rows, lang, title, size=7, header=header,
+                 numeric=[False, False, True, True, True, True], max_chars=80)
+
+
+def _or_dash(value):
+    return "–" if value is None else value
 
 
 def enterprises_line(report: Report, lang: str) -> str:
