@@ -17,9 +17,8 @@ COLUMNS = {
         "research_since_start": "With a research organisation since the project's start (RCO10)",
         "not_in_previous": "Not served in the previous period",
         "new_enterprise": "New enterprise (RCO05: registered less than 3 years before first served)",
-        "enterprises_sme": "of which SMEs (micro, small, medium-sized)", "enterprises_micro": "of which micro",
-        "enterprises_small": "of which small", "enterprises_medium": "of which medium-sized",
-        "enterprises_large": "of which large",
+        "enterprises_micro": "of which micro", "enterprises_small": "of which small",
+        "enterprises_medium": "of which medium-sized",
         "enterprises_new": "New enterprises (RCO05: registered less than 3 years before first served)",
         "enterprises_not_in_previous": "Enterprises not served in the previous period",
         "customers_not_in_previous": "Customers not served in the previous period",
@@ -35,8 +34,8 @@ COLUMNS = {
         "research_since_start": "Med en forskningsorganisation sedan projektets start (RCO10)",
         "not_in_previous": "Inte kund föregående period",
         "new_enterprise": "Nytt företag (RCO05: registrerat mindre än 3 år före första stödet)",
-        "enterprises_sme": "varav små och medelstora (mikro, små, medelstora)", "enterprises_micro": "varav mikroföretag",
-        "enterprises_small": "varav små", "enterprises_medium": "varav medelstora", "enterprises_large": "varav stora",
+        "enterprises_micro": "varav mikroföretag", "enterprises_small": "varav små",
+        "enterprises_medium": "varav medelstora",
         "enterprises_new": "Nya företag (RCO05: registrerade mindre än 3 år före första stödet)",
         "enterprises_not_in_previous": "Företag som inte använde skrivarna föregående period",
         "customers_not_in_previous": "Kunder som inte använde skrivarna föregående period",
@@ -98,6 +97,46 @@ TEXT = {
         "enterprises_line_first": "{served} använde skrivarna: {sizes}. Nya företag (RCO05: registrerade mindre än "
                                   "tre år före första stödet): {new}.",
     },
+}
+
+DEFINITIONS = {  # under the indicator table of the full PDF
+    "en": [
+        "Each enterprise (customer of kind company) counts once, identified by its organisation number (by its "
+        "customer ID where it has none); it is served in a period when a job of its started or ended in it. "
+        "'Since the project's start': from [project] start to the period's end (at most [project] end).",
+        "RCO01 (2014-20: CO01) enterprises supported, by the size classes of Commission Recommendation "
+        "2003/361/EC: micro fewer than 10 staff, small fewer than 50, medium-sized fewer than 250, with its "
+        "turnover and balance-sheet limits; the size is the customer's size in the inventory.",
+        "RCO04 (CO04) enterprises with non-financial support: every enterprise served, as the network gives "
+        "access to printers and staff's help, never money.",
+        "RCO05 (CO05) new enterprises: registered less than three years before their first job in the project "
+        "(registered on the day three years before, or earlier, is not new; a registration year alone counts "
+        "only when the whole year is on one side of that day).",
+        "RCO10 (CO26) enterprises cooperating with research organisations: a job of theirs ran on a printer of a "
+        "site whose organisation is a research organisation (organisation_kind = 'research' in the inventory).",
+        "'Of them counted for the first time': counted since the project's start, but not before the period. "
+        "Share of target reached = since the project's start ÷ [project.targets]. The enterprises behind each "
+        "count are listed by organisation number in the workbook (sheet 'Indicator enterprises').",
+    ],
+    "sv": [
+        "Varje företag (kund av typen företag) räknas en gång, efter sitt organisationsnummer (efter kund-id om "
+        "det saknas); det har fått stöd under en period om ett jobb för det startade eller slutade under den. "
+        "'Sedan projektets start': från [project] start till periodens slut (högst [project] end).",
+        "RCO01 (2014–20: CO01) företag som får stöd, efter storleksklasserna i kommissionens rekommendation "
+        "2003/361/EG: mikroföretag färre än 10 anställda, små färre än 50, medelstora färre än 250, med dess "
+        "gränser för omsättning och balansomslutning; storleken är kundens storlek i inventariet.",
+        "RCO04 (CO04) företag som får icke-finansiellt stöd: alla företag som fått stöd, eftersom nätverket ger "
+        "tillgång till skrivare och personalens hjälp, aldrig pengar.",
+        "RCO05 (CO05) nya företag: registrerade mindre än tre år före sitt första jobb i projektet (registrerat "
+        "på dagen tre år före, eller tidigare, är inte nytt; enbart ett registreringsår räknas bara när hela året "
+        "ligger på ena sidan om den dagen).",
+        "RCO10 (CO26) företag som samarbetar med forskningsorganisationer: ett jobb för företaget kördes på en "
+        "skrivare vid en plats vars organisation är en forskningsorganisation (organisation_kind = 'research' i "
+        "inventariet).",
+        "'Varav räknade för första gången': räknade sedan projektets start, men inte före perioden. Andel av "
+        "målvärdet = sedan projektets start ÷ [project.targets]. Företagen bakom varje antal listas efter "
+        "organisationsnummer i arbetsboken (bladet 'Indikatorföretag').",
+    ],
 }
 
 NOTES = {

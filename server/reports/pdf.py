@@ -208,6 +208,7 @@ def _customer_page(report: Report, lang: str):
 
 def _indicator_page(report: Report, lang: str):
     """The funder's indicators: counts only (the enterprises behind them are in the XLSX)."""
+    from server.reports.indicator_labels import DEFINITIONS as DEFINITIONS_IND
     from server.reports.indicator_labels import TEXT as IND
     fig = plt.figure(figsize=A4)
     fig.suptitle(f"{IND[lang]['indicators']} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
@@ -215,11 +216,16 @@ def _indicator_page(report: Report, lang: str):
                "share_reached")
     rows = [[r[c] if r[c] is not None or c in ("period_count", "first_in_period", "cumulative") else "–"
              for c in columns] for r in indicator_rows(report, lang)]
-    table(fig.add_axes([0.05, 0.55, 0.9, 0.38]), columns, rows, lang, size=7.5, max_chars=80,
-          numeric=[False, False, False, True, True, True, True, True])
+    ax = fig.add_axes([0.05, 0.55, 0.9, 0.38])
+    y = 0.93 - table(ax, columns, rows, lang, size=7.5, max_chars=80,
+                     numeric=[False, False, False, True, True, True, True, True]) - 0.03
     found = report.indicators
-    if found is not None and not found.has_project:
-        fig.text(0.05, 0.5, IND[lang]["no_project"], fontsize=9)
+    lines = [] if found is None or found.has_project else [IND[lang]["no_project"], ""]
+    for text in DEFINITIONS_IND[lang]:
+        lines += textwrap.wrap("• " + text, WRAP + 10, subsequent_indent="  ")
+    for line in lines:
+        fig.text(0.05, y, line, fontsize=8)
+        y -= 0.015
     return fig
 
 
