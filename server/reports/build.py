@@ -95,7 +95,8 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
         report.indicators = indicators.compute(inventory, period, spans, project_before)
     report.customer_tables = _customer_tables(view, inventory, previous, report.indicators)
     if details:
-        report.notes += customer_notes(view, people, inventory) + [Note(code, args) for code, args in indicators.notes(report.indicators)]
+        report.notes += customer_notes(view, people, inventory)
+        report.notes += [Note(code, args) for code, args in indicators.notes(report.indicators)]
     return report
 
 
