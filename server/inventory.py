@@ -99,6 +99,20 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
             check_id(f"customers.{customer_id}", customer_id)
         attribution.check(self)
         self._check_organisation_kinds()
+        self._check_enterprises()
+
+    def _check_enterprises(self) -> None:
+        """Customers with one organisation number are one enterprise: one kind, size and registration."""
+        first: dict[str, str] = {}
+        for cid, c in sorted(self.customers.items()):
+            if c.org_number is None:
+                continue
+            other = first.setdefault(c.org_number, cid)
+            mine, theirs = self.customers[cid], self.customers[other]
+            for key in ("kind", "size", "registered"):
+                if getattr(mine, key) != getattr(theirs, key):
+                    raise Invalid(f"customers.{cid}.{key}", f"differs from customers.{other}, which has the same "
+                                  f"org_number {c.org_number}", f"give one enterprise one {key} in all its entries")
 
     def _check_organisation_kinds(self) -> None:
         said: dict[str, tuple[str, str]] = {}

@@ -72,18 +72,24 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     return report
 
 
-def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People) -> dict | None:
+def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People,
+                   known: query.RawData | None = None) -> dict | None:
     """Each customer's use (``indicators.uses``) since the project's start up to ``period``: the
-    job events of that range, attributed. None without a [project]."""
+    job events of that range, attributed. None without a [project]. ``known``: data read already
+    (pseudonymised) that ends where ``period`` starts, the previous period's: only what lies
+    before it is read."""
     if inventory.project is None:
         return None
     low, high = inventory.project.bounds_ms(period.tz)
     high = min(high, period.start_ms)
     if low >= high:
         return {}
-    data = query.RawData(low, high, jobs=Reader(client).job_events(low, high))
+    reuse = known is not None and known.end_ms == high and known.pseudonymous
+    until = max(low, known.start_ms) if reuse else high
+    data = query.RawData(low, until, jobs=Reader(client).job_events(low, until) if low < until else [])
     build_mod.pseudonymise(data, people)
-    spans = indicators.attributed_spans(data.jobs, Attribution(inventory, people.pseudonyms))
+    jobs = data.jobs + (known.jobs if reuse else [])
+    spans = indicators.attributed_spans(jobs, Attribution(inventory, people.pseudonyms))
     return indicators.uses(spans, inventory.research_sites(), low, high)
 
 
@@ -128,7 +134,7 @@ def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: f
     and, for the indicators of ``period``, the uses since the project's start before it."""
     data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
     report = build_mod.build(data, inventory, before, now_ms, people, details=False)
-    report.project_before = project_before(client, inventory, period, people)
+    report.project_before = project_before(client, inventory, period, people, known=data)
     report.usages = []
     report.groupings = {g: report.groupings[g] for g in ("network", "county")}
     return report

@@ -99,7 +99,7 @@ def _key_figures(ax, report: Report, lang: str) -> float:
               f"{COLUMNS[lang]['previous_period']} ({report.previous.period.label})" if report.previous else "",
               COLUMNS[lang]["change"]]
     return table(ax, ("figure", "this", "previous", "change"), rows, lang, size=7, header=header,
-                 numeric=[False, True, True, True])
+                 numeric=[False, True, True, True], max_chars=70)
 
 
 def _change(value, key: str, lang: str) -> str:

@@ -220,7 +220,28 @@ def report_dir(tmp_path_factory):
         for lang in ("en", "sv"):
             assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
                                 "2026-Q3", "--lang", lang]) == 0
+        ways_before.update(_project_before_both_ways(influx, inventory))
         yield out
+
+
+ways_before: dict = {}
+
+
+def _project_before_both_ways(influx, inventory_path: Path) -> dict:
+    """The uses since the project's start before 2026-Q3: read whole, and with 2026-Q2 read already
+    (as the child that reads the previous period does it)."""
+    from server import inventory as inventory_mod
+    from server.reports import build, generate, periods
+    from server.reports.people import People
+    from server.reports.query import Reader
+    from server.store.influx import InfluxHTTP
+
+    client, inv = InfluxHTTP(influx.url, DB), inventory_mod.load(inventory_path)
+    q2, q3 = periods.parse("2026-Q2"), periods.parse("2026-Q3")
+    known = Reader(client).fetch(q2.start_ms, q2.end_ms, q3.end_ms)
+    build.pseudonymise(known, People())
+    return {"whole": generate.project_before(client, inv, q3, People()),
+            "reusing": generate.project_before(client, inv, q3, People(), known=known)}
 
 
 def _count(influx) -> int:
@@ -292,6 +313,14 @@ def test_two_years_eleven_months_before_the_first_job_is_new_three_years_and_a_d
     column = "New enterprise (RCO05: registered less than 3 years before first served)"
     assert (beta[column], gamma[column]) == ("yes", "no")
     assert rows[CUSTOMERS["kappa"].org_number][column] == ""  # only a year that holds the cutoff: cannot say
+
+
+def test_the_project_before_the_period_is_the_same_whether_the_previous_period_is_reused_or_read(report_dir):
+    whole, reusing = ways_before["whole"], ways_before["reusing"]
+    served_before = {c for r in RUNS if any(PROJECT_START <= t(at) < Q3_START for at in (r.start, r.end))
+                     for c in [r.customer]}
+    assert set(whole) == served_before and whole == reusing
+    assert whole["alfa"].first_ms == t("2025-03-10 09:00") and whole["alfa"].research
 
 
 def test_the_xlsx_lists_the_enterprises_behind_each_count_by_organisation_number(report_dir):

@@ -90,6 +90,14 @@ def test_bad_size_or_registration_names_the_key_and_the_fix(customer, key, fix):
     assert err.value.key == key and fix in err.value.fix, err.value.line()
 
 
+def test_two_entries_of_one_enterprise_must_agree_on_its_size():
+    same = {"kind": "company", "county": "Örebro", "org_number": "556677-8899", "registered": 2001}
+    with pytest.raises(ConfigError) as err:
+        inventory_mod.from_dict({"customers": {"a": {"name": "A", "size": "small", **same},
+                                               "b": {"name": "A, Västerås", "size": "medium", **same}}})
+    assert err.value.key == "customers.b.size" and "customers.a" in err.value.problem
+
+
 def test_the_project_has_a_period_and_targets_by_indicator_code():
     inv = inventory_mod.from_dict({"project": {"start": date(2025, 1, 1), "end": date(2026, 12, 31),
                                                "targets": {"RCO01": 40, "RCO10": 12}}})
