@@ -41,12 +41,16 @@ class Use:
     research: bool
 
 
-def uses(spans: dict[tuple[str, str], list[Span]], research_sites: set[str], low: int, high: int) -> dict[str, Use]:
-    """Each customer's use in ``[low, high)`` from attributed job spans (a job counts when an event is in it)."""
+def uses(spans: dict[tuple[str, str], list[Span]], research_sites: set[str], low: int | None = None,
+         high: int | None = None) -> dict[str, Use]:
+    """Each customer's use in ``[low, high)`` from attributed job spans (a job counts when an event
+    is in it); without a window, every span's (its events were read for the window: a year's
+    report has ~90,000 of them)."""
     out: dict[str, Use] = {}
+    check = low is not None
     for printer_spans in spans.values():
         for span in printer_spans:
-            if span.customer is None or not any(low <= e.ts < high for e in span.events):
+            if span.customer is None or check and not any(low <= e.ts < high for e in span.events):
                 continue
             research = span.site in research_sites
             found = out.get(span.customer)
@@ -167,12 +171,14 @@ def compute(inventory: Inventory, period: Period, period_spans: dict, before: di
     project = inventory.project
     research = inventory.research_sites()
     out = Indicators(period, has_project=project is not None)
-    in_period = uses(period_spans, research, period.start_ms, period.end_ms)
+    in_period = uses(period_spans, research)  # the period's spans: each has an event in it
     since = None
     if project is not None:
         low, high = project.bounds_ms(period.tz)
         out.project_name, out.project_start, out.targets = project.name, project.start, dict(project.targets)
-        in_project = uses(period_spans, research, max(low, period.start_ms), min(high, period.end_ms))
+        inside = low <= period.start_ms and period.end_ms <= high
+        in_project = in_period if inside else uses(period_spans, research, max(low, period.start_ms),
+                                                   min(high, period.end_ms))
         since = merge(before or {}, in_project)
     firms = _enterprises(inventory)
     for firm in firms.values():

@@ -372,6 +372,28 @@ def test_the_one_page_summary_shows_each_indicator_with_its_target_and_no_organi
     assert not any(c.org_number and c.org_number in text for c in CUSTOMERS.values())
 
 
+WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_the_one_pager_fits_its_page_without_text_running_into_text(report_dir, tmp_path, lang):
+    path = report_dir / f"printfarm-summary-2026-Q3-{lang}.pdf"
+    html = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    page = re.search(r'<page width="([\d.]+)" height="([\d.]+)"', html)
+    width, height = float(page.group(1)), float(page.group(2))
+    words = [(float(a), float(b), float(c), float(d), w) for a, b, c, d, w in WORD.findall(html)]
+    assert len(words) > 300 and all(0 <= a and c <= width and 0 <= b and d <= height for a, b, c, d, _ in words)
+    # Word boxes hold the font's ascent and descent, so lines set close overlap by about a third;
+    # text printed over text overlaps by far more.
+    clashes = [(w1[4], w2[4]) for i, w1 in enumerate(words) for w2 in words[i + 1:]
+               if min(w1[2], w2[2]) - max(w1[0], w2[0]) > 0.5
+               and min(w1[3], w2[3]) - max(w1[1], w2[1]) > 0.6 * min(w1[3] - w1[1], w2[3] - w2[1])]
+    assert clashes == []
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(path), str(tmp_path / "page")], check=True, timeout=60)
+    assert [p.name for p in tmp_path.iterdir()] == ["page-1.png"]  # one page when rendered, too
+
+
 def test_the_one_page_sentence_counts_with_the_right_grammar_in_both_languages(report_dir):
     period = truth()
     served_ = period["RCO01"]["period"]
