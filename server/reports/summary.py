@@ -43,12 +43,12 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
         y -= GAP + (line.count("\n") + 1) * 8 * 1.3 / 72 / A4[1]
         kinds = customer_table(report, "customer_kinds", lang)
         index = [kinds.columns.index(c) for c in KIND_COLUMNS]
-        low = _block(fig, y - GAP, 0.05, 0.43, lambda ax: table(
+        low = _block(fig, y - GAP, 0.05, 0.5, lambda ax: table(
             ax, KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows], lang, t["customer_kinds"], size=6.5,
             max_chars=60),
             title=8.5)
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
-        low = min(low, _block(fig, y - GAP, 0.5, 0.46, lambda ax: table(
+        low = min(low, _block(fig, y - GAP, 0.57, 0.38, lambda ax: table(
             ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5), title=8.5))
         top = low - GAP - 2.5 * 9 / 72 / A4[1]  # the chart's title above it
         _county_chart(fig.add_axes([0.22, 0.075, 0.72, max(top - 0.075, 0.05)]), report, lang)
