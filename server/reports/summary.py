@@ -26,7 +26,7 @@ from server.reports.pdf import A4, fmt, localise, percent_axis, table, wrap_name
 from server.reports.tables import customer_table, indicator_rows  # noqa: E402
 
 KIND_COLUMNS = ("kind", "customers_served", "jobs_done", "printing_h", "filament_m_est")
-COUNTY_COLUMNS = ("county", "printers", "printing_h", "util_period", "util_available")
+COUNTY_COLUMNS = ("county", "printers", "printing_h", "util_available")  # as the chart below; both in the full report
 THIS, BEFORE = "#1f77b4", "#b0b0b0"
 
 
@@ -43,13 +43,13 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
         y -= GAP + (line.count("\n") + 1) * 8 * 1.3 / 72 / A4[1]
         kinds = customer_table(report, "customer_kinds", lang)
         index = [kinds.columns.index(c) for c in KIND_COLUMNS]
-        low = _block(fig, y - GAP, 0.05, 0.5, lambda ax: table(
+        low = _block(fig, y - GAP, 0.05, 0.52, lambda ax: table(
             ax, KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows], lang, t["customer_kinds"], size=6.5,
-            max_chars=60),
+            max_chars=60, pad=0.04),
             title=8.5)
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
-        low = min(low, _block(fig, y - GAP, 0.57, 0.38, lambda ax: table(
-            ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5), title=8.5))
+        low = min(low, _block(fig, y - GAP, 0.6, 0.35, lambda ax: table(
+            ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5, pad=0.04), title=8.5))
         top = low - GAP - 2.5 * 9 / 72 / A4[1]  # the chart's title above it
         _county_chart(fig.add_axes([0.22, 0.075, 0.72, max(top - 0.075, 0.05)]), report, lang)
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
