@@ -50,12 +50,12 @@ SHEETS = {
 NAMES = {  # indicator key -> its name
     "en": {"RCO01": "Enterprises supported", "RCO01_micro": "of which micro", "RCO01_small": "of which small",
            "RCO01_medium": "of which medium-sized", "RCO01_large": "of which large",
-           "RCO01_small_medium": "of which SMEs of unknown class (size 'small_medium')",
+           "RCO01_small_medium": "of which SMEs of unknown class (small_medium)",
            "RCO04": "Enterprises with non-financial support", "RCO05": "New enterprises supported",
            "RCO10": "Enterprises cooperating with research organisations"},
     "sv": {"RCO01": "Företag som får stöd", "RCO01_micro": "varav mikroföretag", "RCO01_small": "varav små företag",
            "RCO01_medium": "varav medelstora företag", "RCO01_large": "varav stora företag",
-           "RCO01_small_medium": "varav små eller medelstora av okänd klass (size 'small_medium')",
+           "RCO01_small_medium": "varav små eller medelstora, okänd klass (small_medium)",
            "RCO04": "Företag som får icke-finansiellt stöd", "RCO05": "Nya företag som får stöd",
            "RCO10": "Företag som samarbetar med forskningsorganisationer"},
 }

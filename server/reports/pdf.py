@@ -219,7 +219,7 @@ def _indicator_page(report: Report, lang: str):
     rows = [[r[c] if r[c] is not None or c in ("period_count", "first_in_period", "cumulative") else "–"
              for c in columns] for r in indicator_rows(report, lang)]
     ax = fig.add_axes([0.05, 0.55, 0.9, 0.38])
-    y = 0.93 - table(ax, columns, rows, lang, size=7.5, max_chars=80,
+    y = 0.93 - table(ax, columns, rows, lang, size=7.5, max_chars=80, pad=0.04,
                      numeric=[False, False, False, True, True, True, True, True]) - 0.03
     found = report.indicators
     lines = [] if found is None or found.has_project else [IND[lang]["no_project"], ""]

@@ -171,7 +171,7 @@ def truth() -> dict[str, dict[str, set[str]]]:
 CODES = {"RCO01": "CO01", "RCO04": "CO04", "RCO05": "CO05", "RCO10": "CO26"}
 NAMES = {"RCO01": "Enterprises supported", "RCO01_micro": "of which micro", "RCO01_small": "of which small",
          "RCO01_medium": "of which medium-sized", "RCO01_large": "of which large",
-         "RCO01_small_medium": "of which SMEs of unknown class (size 'small_medium')",
+         "RCO01_small_medium": "of which SMEs of unknown class (small_medium)",
          "RCO04": "Enterprises with non-financial support", "RCO05": "New enterprises supported",
          "RCO10": "Enterprises cooperating with research organisations"}
 
