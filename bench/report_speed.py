@@ -19,7 +19,10 @@ line-protocol points (progress bars):
 Then it times, for each quarter and the year: reading + accounting (``make_report``, with the
 customer view on: every job attributed through an inventory of 60 customers, accounts per site
 with changes from a date, ~10 % of file names tagged, a booking per printer and month; and the
-previous period read and accounted too, for the key figures and who is new) and writing XLSX, CSV,
+previous period read and accounted too, for the key figures and who is new; and the job events
+since the project's start, which starts with the data on 1 January, for the funder's indicators
+since the start: a quarter's report reads every job event from January up to the quarter, in the
+child that reads the previous period) and writing XLSX, CSV,
 the PDF and the one-page summary, and prints the network's figures and the machine load. As
 ``printfarm-server report`` does it, the XLSX is written ahead: a child forked as soon as the job
 events are read and the job list made writes the job sheet (``xlsx_ahead``), so "read+accounting"
@@ -60,7 +63,7 @@ BATCH = 10_000
 S, MIN, H, DAY = 1000, 60_000, 3_600_000, 86_400_000
 TARGET_S = 10.0
 COUNTIES = ("Örebro", "Västmanland", "Uppsala", "Södermanland", "Östergötland", "Värmland", "Dalarna", "Gävleborg")
-KINDS = (("company", "small_medium"), ("company", "small_medium"), ("company", "large"), ("academia", None),
+KINDS = (("company", "micro"), ("company", "small"), ("company", "medium"), ("company", "large"), ("academia", None),
          ("public", None), ("association", None))
 CUSTOMERS = 60
 
@@ -72,7 +75,7 @@ def fleet(n: int, year: int = 2025, bookings: Path | None = None) -> inventory_m
     names = sorted(sites)
     printers = {f"p{i:03d}": {"site": names[i % len(names)], "model": "MK4"} for i in range(n)}
     customers = {f"cust-{c:02d}": {"name": f"Customer {c}", "kind": KINDS[c % len(KINDS)][0],
-                                   **({"size": KINDS[c % len(KINDS)][1]} if KINDS[c % len(KINDS)][1] else {}),
+                                   **(_company(c, year) if KINDS[c % len(KINDS)][1] else {}),
                                    "county": COUNTIES[c % len(COUNTIES)]} for c in range(CUSTOMERS)}
     # Users 1-15 of each site belong to customers, half of them move to another one in July;
     # users 16-20 belong to no one.
@@ -80,13 +83,27 @@ def fleet(n: int, year: int = 2025, bookings: Path | None = None) -> inventory_m
                 for s, site in enumerate(names) for u in range(1, 16)]
     accounts += [{"site": site, "user": f"user{u}", "customer": f"cust-{(s * 3 + u) % CUSTOMERS:02d}",
                   "from": f"{year}-07-01"} for s, site in enumerate(names) for u in range(1, 16, 2)]
-    data = {"sites": sites, "printers": printers, "customers": customers, "attribution": {"accounts": accounts}}
+    for i, site in enumerate(sites.values()):  # two organisations in five are universities (RCO10)
+        if i % 5 < 2:
+            site["organisation_kind"] = "research"
+    # The project starts with the data: a quarter's indicators read every job event since January.
+    project = {"start": f"{year}-01-01", "end": f"{year + 1}-12-31", "targets": {"RCO01": 40, "RCO05": 8}}
+    data = {"sites": sites, "printers": printers, "customers": customers, "attribution": {"accounts": accounts},
+            "project": project}
     if bookings is not None:
         rows = [f"{printers[p]['site']},{p},{year}-{m:02d}-10,{year}-{m:02d}-12,cust-{(i + m) % CUSTOMERS:02d}"
                 for i, p in enumerate(sorted(printers)) for m in range(1, 13)]
         bookings.write_text("site,printer,from,to,customer\n" + "\n".join(rows) + "\n")
         data["attribution"]["bookings"] = bookings.name
     return inventory_mod.from_dict(data, base=bookings.parent if bookings else None)
+
+
+def _company(c: int, year: int) -> dict:
+    """A company's size, registration (some new in the year) and organisation number (Luhn-checked)."""
+    nine = f"5566{c:05d}"
+    total = sum(d - 9 if d > 9 else d for d in (int(ch) * (2 if i % 2 == 0 else 1) for i, ch in enumerate(nine)))
+    return {"size": KINDS[c % len(KINDS)][1], "registered": f"{year - 1 - c % 6}-0{1 + c % 9}-15",
+            "org_number": f"{nine[:6]}-{nine[6:]}{(10 - total % 10) % 10}"}
 
 
 class Printer:
@@ -254,7 +271,8 @@ def bench_period(client, inv, period, out: Path, now_ms: int, influxd) -> dict:
             "done": network["jobs_done"], "failed": network["jobs_failed"],
             "cancelled": network["jobs_cancelled"], "job rows": len(report.jobs),
             "customers": len(report.customers.served()), "unattributed": report.customers.unattributed_jobs,
-            "previous jobs": report.previous.groupings["network"][0]["jobs_started"] if report.previous else 0}
+            "previous jobs": report.previous.groupings["network"][0]["jobs_started"] if report.previous else 0,
+            "indicators": {r["indicator"]: (r["period"], r["cumulative"]) for r in report.indicators.rows()}}
 
 
 def main() -> int:
@@ -301,6 +319,9 @@ def main() -> int:
                   f"cancelled {r['cancelled']:,}; job list rows {r['job rows']:,}")
             print(f"  customers served {r['customers']}, unattributed jobs {r['unattributed']:,}; previous period: "
                   f"{r['previous jobs']:,} jobs started")
+            ind = r["indicators"]
+            print("  indicators (period / since the project's start): " + ", ".join(
+                f"{k} {ind[k][0]} / {ind[k][1]}" for k in ("RCO01", "RCO05", "RCO10")))
         worst = max(r["total s"] for r in results)
         met = worst <= TARGET_S
         print(f"\nslowest report: {worst:.2f} s wall (target ≤ {TARGET_S:g} s: {'met' if met else 'MISSED'})")

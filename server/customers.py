@@ -4,7 +4,8 @@
 [customers.kilsberg-verktyg]
 name = "Kilsbergens Verktyg AB"   # fictional
 kind = "company"                  # company | academia | public | association | private
-size = "small_medium"             # companies only: small_medium (< 250 staff, EU SME) | large
+size = "small"                    # companies only: micro | small | medium | large (2003/361/EC)
+registered = 2021-03-15           # companies: date (or year) of registration, for "new enterprise"
 org_number = "556677-8899"        # optional: Swedish organisation number, checksum checked
 county = "Örebro"                 # the customer's county (län), without "län"
 ```
@@ -12,18 +13,28 @@ county = "Örebro"                 # the customer's county (län), without "län
 A private person's entry holds a label, the kind and the county — no name and no number: a
 private person has no organisation number, and a sole trader's is their personal identity number
 (personal data), so both are refused. Reports show private persons only as a count.
+
+The size classes are those of Commission Recommendation 2003/361/EC (fewer than 10, 50 and 250
+staff, with its turnover and balance-sheet limits), as the funder counts them (RCO01). The old
+``small_medium`` (fewer than 250 staff) still loads: ``advice`` says how to refine it, and the
+indicator report counts it as an SME of unknown class until then.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import msgspec
 
 from common.configkit import Invalid
 
 KINDS = ("company", "academia", "public", "association", "private")
-SIZES = ("small_medium", "large")
+SIZES = ("micro", "small", "medium", "large")  # Commission Recommendation 2003/361/EC
+LEGACY_SME = "small_medium"  # before the four classes: fewer than 250 staff, class unknown
+SIZE_FIX = ("set size = 'micro' (fewer than 10 staff), 'small' (fewer than 50), 'medium' (fewer than 250) or "
+            "'large', with the turnover and balance-sheet limits of Commission Recommendation 2003/361/EC "
+            "(docs/customers.md)")
 COUNTIES = (
     "Blekinge", "Dalarna", "Gotland", "Gävleborg", "Halland", "Jämtland", "Jönköping", "Kalmar", "Kronoberg",
     "Norrbotten", "Skåne", "Stockholm", "Södermanland", "Uppsala", "Värmland", "Västerbotten",
@@ -38,6 +49,7 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
     name: str = ""
     size: str | None = None
     org_number: str | None = None
+    registered: date | int | None = None  # the company's registration date, or only its year
 
     def __post_init__(self):
         from server.inventory import check_names  # the inventory imports this module first
@@ -53,18 +65,41 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
             raise Invalid("name", "is missing or empty", "write the organisation's name")
         if self.org_number is not None:
             self.org_number = org_number(self.org_number)
+        _check_registered(self.kind, self.registered)
 
     @property
     def enterprise(self) -> bool:
         return self.kind == "company"
 
+    def advice(self) -> list[tuple[str, str, str]]:
+        """(key, problem, fix) for what loads but should be refined."""
+        out = []
+        if self.size == LEGACY_SME:
+            out.append(("size", "'small_medium' is the old class (fewer than 250 staff); the funder counts micro, "
+                        "small and medium apart (RCO01), so it counts as an SME of unknown class", SIZE_FIX))
+        if self.enterprise and self.registered is None:
+            out.append(("registered", "is missing: the company cannot count as a new enterprise (RCO05)",
+                        "add registered = YYYY-MM-DD, the date it was registered (or the year alone)"))
+        return out
+
 
 def _check_size(kind: str, size: str | None) -> None:
-    if kind == "company" and size not in SIZES:
-        raise Invalid("size", f"{size!r} is not a size class" if size else "is missing for a company",
-                      "set size = 'small_medium' (fewer than 250 staff) or 'large'")
+    if kind == "company" and size not in (*SIZES, LEGACY_SME):
+        raise Invalid("size", f"{size!r} is not a size class" if size else "is missing for a company", SIZE_FIX)
     if kind != "company" and size is not None:
         raise Invalid("size", f"is set for a customer of kind {kind!r}", "remove it: only companies have a size class")
+
+
+def _check_registered(kind: str, registered: date | int | None) -> None:
+    if registered is None:
+        return
+    if kind != "company":
+        raise Invalid("registered", f"is set for a customer of kind {kind!r}",
+                      "remove it: only companies count as new enterprises")
+    year = registered if isinstance(registered, int) else registered.year
+    if not 1800 <= year <= 2200:
+        raise Invalid("registered", f"{registered!r} is not a year of registration",
+                      "write the registration date as YYYY-MM-DD (e.g. 2021-03-15), or the year alone (e.g. 2021)")
 
 
 def _check_county(county: str) -> None:

@@ -7,6 +7,7 @@ them (server/customers.py, server/attribution.py; docs/customers.md, examples/fl
 name = "Örebro universitet, Makerspace"
 organisation = "Örebro universitet"
 county = "Örebro"
+organisation_kind = "research"  # optional: a research organisation (university, institute): RCO10
 
 [printers.oru-mk4-01]
 site = "oru-makerspace"
@@ -23,6 +24,7 @@ only for those ``[agents]`` grants it where that table names the agent, and neve
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -33,6 +35,9 @@ from common.text import name_problem
 from server import attribution, bookings
 from server.attribution import AttributionSettings
 from server.customers import Customer
+from server.project import Project
+
+log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 # What an InfluxDB tag value cannot carry alike in every version (server/lineproto.py).
@@ -49,13 +54,22 @@ def check_names(entry, *keys: str) -> None:
             raise Invalid(key, f"{value[:40]!r} {problem}", "write the name without it")
 
 
+# What a site's organisation is. Only "research" counts for now: companies whose jobs ran on a
+# research organisation's printers cooperate with it (RCO10, CO26; server/reports/indicators.py).
+ORGANISATION_KINDS = ("research", "public", "company", "association", "other")
+
+
 class Site(msgspec.Struct, forbid_unknown_fields=True):
     organisation: str
     county: str
     name: str = ""
+    organisation_kind: str = ""  # one of ORGANISATION_KINDS, or "" (not said)
 
     def __post_init__(self):
         check_names(self, "organisation", "county", "name")
+        if self.organisation_kind and self.organisation_kind not in ORGANISATION_KINDS:
+            raise Invalid("organisation_kind", f"{self.organisation_kind!r} is not an organisation kind",
+                          f"use one of {', '.join(ORGANISATION_KINDS)} ('research': a university or research institute)")
         for key in ("organisation", "county"):
             value = getattr(self, key)
             if not value.strip():
@@ -85,6 +99,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     agents: dict[str, AgentEntry] = {}
     customers: dict[str, Customer] = {}
     attribution: AttributionSettings = msgspec.field(default_factory=AttributionSettings)
+    project: Project | None = None
 
     def __post_init__(self):
         for site_id in self.sites:
@@ -98,6 +113,42 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         for customer_id in self.customers:
             check_id(f"customers.{customer_id}", customer_id)
         attribution.check(self)
+        self._check_organisation_kinds()
+        self._check_enterprises()
+
+    def _check_enterprises(self) -> None:
+        """Customers with one organisation number are one enterprise: one kind, size and registration."""
+        first: dict[str, str] = {}
+        for cid, c in sorted(self.customers.items()):
+            if c.org_number is None:
+                continue
+            other = first.setdefault(c.org_number, cid)
+            mine, theirs = self.customers[cid], self.customers[other]
+            for key in ("kind", "size", "registered"):
+                if getattr(mine, key) != getattr(theirs, key):
+                    raise Invalid(f"customers.{cid}.{key}", f"differs from customers.{other}, which has the same "
+                                  f"org_number {c.org_number}", f"give one enterprise one {key} in all its entries")
+
+    def _check_organisation_kinds(self) -> None:
+        said: dict[str, tuple[str, str]] = {}
+        for site_id, site in sorted(self.sites.items()):
+            if not site.organisation_kind:
+                continue
+            other, kind = said.setdefault(site.organisation, (site_id, site.organisation_kind))
+            if kind != site.organisation_kind:
+                raise Invalid(f"sites.{site_id}.organisation_kind",
+                              f"{site.organisation_kind!r}, but sites.{other} of {site.organisation!r} says {kind!r}",
+                              "give every site of one organisation the same organisation_kind")
+
+    def research_sites(self) -> set[str]:
+        """Sites whose organisation is a research organisation (said on any of its sites)."""
+        research = {s.organisation for s in self.sites.values() if s.organisation_kind == "research"}
+        return {site_id for site_id, s in self.sites.items() if s.organisation in research}
+
+    def advice(self) -> list[tuple[str, str, str]]:
+        """(key, problem, fix) for what loads but should be refined (logged at load)."""
+        return [(f"customers.{cid}.{key}", problem, fix)
+                for cid, c in sorted(self.customers.items()) for key, problem, fix in c.advice()]
 
     def site_name(self, site: str) -> str:
         """What a reader sees for a site: its name, or its ID when it has none."""
@@ -154,7 +205,10 @@ def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None)
     """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
     for key, typ in (("sites", Site), ("printers", PrinterEntry), ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
-    return _with_bookings(convert(data, Inventory, source), base or Path.cwd())
+    inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())
+    for key, problem, fix in inv.advice():
+        log.warning("%s: %s: %s — fix: %s", source, key, problem, fix)
+    return inv
 
 
 def _with_bookings(inv: Inventory, base: Path) -> Inventory:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from server.attribution import Attribution
 from server.inventory import UNKNOWN, Inventory
 from server.reports import accounting as acc
-from server.reports import aggregate, customer_rows, customer_view, timelines
+from server.reports import aggregate, customer_rows, customer_view, indicators, timelines
 from server.reports.people import People
 from server.reports.periods import Period, months, zone
 from server.reports.query import JobEvent, RawData
@@ -50,6 +50,8 @@ class Report:
     customers: customer_view.CustomerView = field(default_factory=customer_view.CustomerView)
     customer_tables: dict[str, list[dict]] = field(default_factory=dict)  # customers, kinds, ... (customer_rows)
     previous: "Report | None" = None  # the period before, for key figures and new customers
+    indicators: "indicators.Indicators | None" = None  # the funder's indicators (with details only)
+    project_before: "dict | None" = None  # each customer's use since the project's start, before the period
     site_names: dict[str, str] = field(default_factory=dict)
     network_name: str = ""
     users_shown: str = "pseudonym"  # [privacy] users / report --users
@@ -61,10 +63,13 @@ class Report:
 
 
 def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, people: People | None = None,
-          previous: "Report | None" = None, details: bool = True, jobs: "list[JobRow] | None" = None) -> Report:
-    """The report of ``period``. ``details`` False leaves out the job list, the monthly trend and the
-    notes: for the previous period, of which only the figures are compared. ``jobs``: the job list
-    if it was made already (``job_rows`` as soon as the job events were read)."""
+          previous: "Report | None" = None, details: bool = True, jobs: "list[JobRow] | None" = None,
+          project_before: "dict | None" = None) -> Report:
+    """The report of ``period``. ``details`` False leaves out the job list, the monthly trend, the
+    notes and the indicators: for the previous period, of which only the figures are compared.
+    ``jobs``: the job list if it was made already (``job_rows`` as soon as the job events were read).
+    ``project_before``: each customer's use since the project's start up to the period
+    (``indicators.uses``; None without a [project], or for none)."""
     people = people or People()
     end = timelines.counted_until(period.start_ms, period.end_ms, now_ms)
     pseudonymise(data, people)
@@ -75,7 +80,8 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
         usages.append(aggregate.Usage(site, printer, tags.organisation, tags.county, tags.listed,
                                       acc.totals(printer_segs), site_name=inventory.site_name(site)))
     _count_jobs(usages, data.jobs)
-    view = customer_view.compute(data.jobs, segs, inventory, Attribution(inventory, people.pseudonyms), end)
+    spans = customer_view.job_spans(data.jobs)
+    view = customer_view.compute(spans, segs, inventory, Attribution(inventory, people.pseudonyms), end)
     report = Report(
         period=period, as_of_ms=end, usages=usages,
         groupings={g: aggregate.group(usages, g) for g in aggregate.GROUPINGS},
@@ -85,20 +91,25 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
         generated_ms=now_ms, customers=view, previous=previous,
         site_names={u.site: u.site_name for u in usages}, users_shown=people.show,
     )
-    report.customer_tables = _customer_tables(view, inventory, previous)
+    if details:
+        report.indicators = indicators.compute(inventory, period, spans, project_before)
+    report.customer_tables = _customer_tables(view, inventory, previous, report.indicators)
     if details:
         report.notes += customer_notes(view, people, inventory)
+        report.notes += [Note(code, args) for code, args in indicators.notes(report.indicators)]
     return report
 
 
-def _customer_tables(view, inventory: Inventory, previous: "Report | None") -> dict[str, list[dict]]:
+def _customer_tables(view, inventory: Inventory, previous: "Report | None",
+                     found: "indicators.Indicators | None") -> dict[str, list[dict]]:
     before = previous.customers.served() if previous is not None else None
+    new_firms = {e.key: e.new for e in found.enterprises} if found is not None else None
     return {
-        "customers": customer_rows.customers(view, inventory, before),
+        "customers": customer_rows.customers(view, inventory, before, new_firms),
         "kinds": customer_rows.kinds(view, inventory),
         "customer_counties": customer_rows.by_customer_county(view, inventory),
         "site_counties": customer_rows.by_site_county(view, inventory),
-        "enterprises": [customer_rows.enterprise_row(view, inventory, before)],
+        "enterprises": [customer_rows.enterprise_row(view, inventory, before, new_firms)],
     }
 
 

@@ -74,11 +74,11 @@ class CustomerView:
         return {c for (c, _), f in self.cells.items() if c is not None and f.active}
 
 
-def compute(jobs: list[JobEvent], segs: dict, inventory: Inventory, attribution: Attribution,
+def compute(spans: dict[tuple[str, str], list["Span"]], segs: dict, inventory: Inventory, attribution: Attribution,
             end: int) -> CustomerView:
-    """The customer view of a period from its job events and each printer's segments (by printer)."""
+    """The customer view of a period from its jobs (``job_spans`` of its job events; each gets its
+    customer here) and each printer's segments (by printer)."""
     view = CustomerView()
-    spans = job_spans(jobs)
     for key, printer_segs in segs.items():
         county = inventory.tags(*key).county
         mine = spans.get(key, [])
@@ -199,7 +199,7 @@ def kind_class(inventory: Inventory, customer: str | None) -> str:
         return "unattributed"
     c = inventory.customers[customer]
     if c.kind == "company":
-        return "company_sme" if c.size == "small_medium" else "company_large"
+        return "company_large" if c.size == "large" else "company_sme"  # micro, small, medium (or not said)
     return c.kind
 
 
@@ -219,9 +219,24 @@ def sums(view: CustomerView, key) -> dict:
     return out
 
 
-def enterprises(inventory: Inventory, served: set[str]) -> dict[str, set[str]]:
-    companies = {c for c in served if inventory.customers[c].enterprise}
-    return {"all": companies,
-            "small_medium": {c for c in companies if inventory.customers[c].size == "small_medium"},
-            "large": {c for c in companies if inventory.customers[c].size == "large"}}
+def enterprise_key(inventory: Inventory, customer: str) -> str:
+    """An enterprise is its organisation number; one without is its customer ID."""
+    return inventory.customers[customer].org_number or f"customer:{customer}"
 
+
+ENTERPRISE_CLASSES = ("micro", "small", "medium", "large", "small_medium")
+
+
+def enterprises(inventory: Inventory, served: set[str]) -> dict[str, set[str]]:
+    """The enterprises (by ``enterprise_key``) among ``served``: all, SMEs, and per size class."""
+    out: dict[str, set[str]] = {"all": set(), "sme": set(), **{size: set() for size in ENTERPRISE_CLASSES}}
+    for c in served:
+        customer = inventory.customers[c]
+        if not customer.enterprise:
+            continue
+        key = enterprise_key(inventory, c)
+        out["all"].add(key)
+        out[customer.size].add(key)
+        if customer.size != "large":
+            out["sme"].add(key)
+    return out

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from server.attribution import Attribution
 from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
-from server.reports import labels, periods, query
+from server.reports import indicators, labels, periods, query
 from server.reports.ahead import XlsxAhead
 from server.reports.people import People
 from server.reports.periods import Period
@@ -54,7 +55,8 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
         people.stored_keys = query.key_ids(client)
     if people.show == "name":
         people.names = query.raw_names(client, period.start_ms, period.end_ms)
-    previous = _previous(client, inventory, periods.before(period), now_ms, grace_s, people) if compare else None
+    before = periods.before(period)
+    previous = _previous(client, inventory, before, now_ms, grace_s, people, period) if compare else None
     jobs: list[build_mod.JobRow] = []
 
     def jobs_in(data: query.RawData) -> None:
@@ -62,17 +64,42 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
         ahead.jobs(jobs, people.show)
     reader = Reader(client, int(grace_s * 1000), progress, on_jobs=jobs_in if ahead else lambda data: None)
     data = reader.fetch(period.start_ms, period.end_ms, now_ms)
-    report = build_mod.build(data, inventory, period, now_ms, people, previous() if previous else None,
-                             jobs=jobs if ahead else None)
+    earlier = previous() if previous else None
+    since = earlier.project_before if earlier else project_before(client, inventory, period, people)
+    report = build_mod.build(data, inventory, period, now_ms, people, earlier,
+                             jobs=jobs if ahead else None, project_before=since)
     progress("accounting")
     return report
 
 
-def _previous(client, inventory, before: Period, now_ms: int, grace_s: float, people: People) -> Callable:
-    """The previous period's figures, read and accounted by a forked child while this process does
-    the period itself (on two cores the comparison then costs little time); a function that waits
+def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People,
+                   known: query.RawData | None = None) -> dict | None:
+    """Each customer's use (``indicators.uses``) since the project's start up to ``period``: the
+    job events of that range, attributed. None without a [project]. ``known``: data read already
+    (pseudonymised) that ends where ``period`` starts, the previous period's: only what lies
+    before it is read."""
+    if inventory.project is None:
+        return None
+    low, high = inventory.project.bounds_ms(period.tz)
+    high = min(high, period.start_ms)
+    if low >= high:
+        return {}
+    reuse = known is not None and known.end_ms == high and known.pseudonymous
+    until = max(low, known.start_ms) if reuse else high
+    data = query.RawData(low, until, jobs=Reader(client).job_events(low, until) if low < until else [])
+    build_mod.pseudonymise(data, people)
+    jobs = data.jobs + (known.jobs if reuse else [])
+    spans = indicators.attributed_spans(jobs, Attribution(inventory, people.pseudonyms))
+    return indicators.uses(spans, inventory.research_sites(), low, high)
+
+
+def _previous(client, inventory, before: Period, now_ms: int, grace_s: float, people: People,
+              period: Period) -> Callable:
+    """The previous period's figures, and the uses since the project's start before ``period``,
+    read and accounted by a forked child while this process does the period itself (on two cores
+    the comparison and the project's earlier jobs then cost little time); a function that waits
     for them. Without fork: read here, when asked."""
-    args = (client, inventory, before, now_ms, grace_s, people)
+    args = (client, inventory, before, now_ms, grace_s, people, period)
     if not _can_fork():
         return lambda: _previous_figures(*args)
     receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
@@ -102,10 +129,12 @@ def _previous_child(send, client, *args) -> None:
 
 
 def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: float,
-                      people: People) -> build_mod.Report:
-    """What the comparison uses of the previous period: network and county figures, customers."""
+                      people: People, period: Period) -> build_mod.Report:
+    """What the comparison uses of the previous period: network and county figures, customers;
+    and, for the indicators of ``period``, the uses since the project's start before it."""
     data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
     report = build_mod.build(data, inventory, before, now_ms, people, details=False)
+    report.project_before = project_before(client, inventory, period, people, known=data)
     report.usages = []
     report.groupings = {g: report.groupings[g] for g in ("network", "county")}
     return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 FIGURES = ("printers", "printing_h", "available_h", "util_period", "util_available", "jobs_started", "jobs_done",
            "jobs_failed", "jobs_cancelled", "filament_m_est", "customers_served", "enterprises_served",
-           "enterprises_sme", "enterprises_large", "enterprises_new", "jobs_unattributed")
+           "enterprises_new", "enterprises_not_in_previous", "jobs_unattributed")
 RATIOS = frozenset({"util_period", "util_available"})
 
 

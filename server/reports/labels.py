@@ -1,6 +1,9 @@
-"""Every word a report shows, in English and Swedish. Keys are the same in both languages."""
+"""Every word a report shows, in English and Swedish. Keys are the same in both languages. The
+indicator report's words are in indicator_labels.py, merged in below."""
 
 from __future__ import annotations
+
+from server.reports import indicator_labels
 
 LANGS = ("en", "sv")
 
@@ -20,11 +23,9 @@ COLUMNS = {
         "user": "User (pseudonym)", "user_name": "User", "duration_h": "Duration (h)", "error": "Error",
         "site_name": "Site name", "customer": "Customer", "org_number": "Organisation number",
         "kind": "Customer kind", "customer_county": "Customer's county", "sites_used": "Sites used",
-        "new": "New (not served in the previous period)", "customers_served": "Customers served",
-        "enterprises_served": "Enterprises served", "enterprises_sme": "of which small and medium-sized",
-        "enterprises_large": "of which large", "enterprises_new": "New enterprises",
-        "enterprises_new_sme": "New small and medium-sized enterprises", "enterprises_new_large": "New large enterprises",
-        "enterprises_previous": "Enterprises served in the previous period", "customers_new": "New customers",
+        "customers_served": "Customers served", "enterprises_served": "Enterprises served",
+        "enterprises_sme": "of which small and medium-sized", "enterprises_large": "of which large",
+        "enterprises_previous": "Enterprises served in the previous period",
         "share_printing": "Share of printing hours", "jobs_unattributed": "Jobs without a customer (unattributed)",
         "figure": "Key figure", "this_period": "This period", "previous_period": "Previous period",
         "change": "Change",
@@ -44,11 +45,9 @@ COLUMNS = {
         "user": "Användare (pseudonym)", "user_name": "Användare", "duration_h": "Varaktighet (h)", "error": "Fel",
         "site_name": "Platsens namn", "customer": "Kund", "org_number": "Organisationsnummer",
         "kind": "Kundtyp", "customer_county": "Kundens län", "sites_used": "Platser som använts",
-        "new": "Ny (inte kund föregående period)", "customers_served": "Kunder",
-        "enterprises_served": "Företag som använt", "enterprises_sme": "varav små och medelstora",
-        "enterprises_large": "varav stora", "enterprises_new": "Nya företag",
-        "enterprises_new_sme": "Nya små och medelstora företag", "enterprises_new_large": "Nya stora företag",
-        "enterprises_previous": "Företag som använt föregående period", "customers_new": "Nya kunder",
+        "customers_served": "Kunder", "enterprises_served": "Företag som använt",
+        "enterprises_sme": "varav små och medelstora", "enterprises_large": "varav stora",
+        "enterprises_previous": "Företag som använt föregående period",
         "share_printing": "Andel av utskriftstimmarna", "jobs_unattributed": "Jobb utan kund (ej tillskrivna)",
         "figure": "Nyckeltal", "this_period": "Perioden", "previous_period": "Föregående period",
         "change": "Förändring",
@@ -96,9 +95,7 @@ TEXT = {
         "customer_kinds": "Per customer kind", "customer_counties": "Per county of the customer",
         "site_counties": "Per county of the site", "top_customers": "Customers by printing hours",
         "one_page_title": "Shared 3D printers: progress report", "previous": "previous period",
-        "this": "this period", "enterprises_line": "{n} enterprises used the printers ({sme} small or "
-        "medium-sized, {large} large); {new} of them did not in the previous period ({previous}).",
-        "enterprises_line_first": "{n} enterprises used the printers ({sme} small or medium-sized, {large} large).",
+        "this": "this period",
         "util_per_county": "Utilisation per county (of available hours)", "notes_count": "Notes: {n} — "
         "see the full report ({file}).", "pp": "pp", "more": "… and {n} more",
     },
@@ -115,9 +112,7 @@ TEXT = {
         "customer_kinds": "Per kundtyp", "customer_counties": "Per kundens län",
         "site_counties": "Per platsens län", "top_customers": "Kunder efter utskriftstimmar",
         "one_page_title": "Delade 3D-skrivare: lägesrapport", "previous": "föregående period",
-        "this": "perioden", "enterprises_line": "{n} företag använde skrivarna ({sme} små eller medelstora, "
-        "{large} stora); {new} av dem gjorde det inte under föregående period ({previous}).",
-        "enterprises_line_first": "{n} företag använde skrivarna ({sme} små eller medelstora, {large} stora).",
+        "this": "perioden",
         "util_per_county": "Nyttjandegrad per län (av tillgänglig tid)", "notes_count": "Anmärkningar: {n} — "
         "se den fullständiga rapporten ({file}).", "pp": "p.e.", "more": "… och {n} till",
     },
@@ -148,8 +143,16 @@ DEFINITIONS = {
         "Printing hours per customer: the printer's printing time between the start and end of the "
         "customer's jobs. Printing time outside any job recorded in the period is unattributed.",
         "Enterprises served: customers of kind company with at least one job started or ended in the "
-        "period; small and medium-sized = fewer than 250 staff. New: not served in the previous period "
-        "of the same length.",
+        "period, each once by its organisation number; size classes of Commission Recommendation "
+        "2003/361/EC: micro fewer than 10 staff, small fewer than 50, medium-sized fewer than 250 (with the "
+        "turnover and balance-sheet limits). Not served in the previous period: served now but not in the "
+        "previous period of the same length. New enterprise (RCO05): registered less than three years before "
+        "its first job in the project.",
+        "Indicators (RCO01/CO01 enterprises supported, by size class; RCO04/CO04 with non-financial support, "
+        "all of them: the network gives access to printers, not money; RCO05/CO05 new enterprises; "
+        "RCO10/CO26 enterprises cooperating with research organisations: a job ran on a printer of a site "
+        "whose organisation is a research organisation): for the period and since the project's start, "
+        "each enterprise once; the enterprises behind each count are listed in the workbook.",
     ],
     "sv": [
         "Tiden i varje tillstånd beräknas från skrivarnas tillståndsändringar, exakt på sekunden, "
@@ -174,8 +177,17 @@ DEFINITIONS = {
         "som inget av sätten pekar ut räknas som ej tillskrivet, det gissas aldrig.",
         "Utskriftstimmar per kund: skrivarens utskriftstid mellan start och slut för kundens jobb. "
         "Utskriftstid utanför jobb som registrerats under perioden räknas som ej tillskriven.",
-        "Företag som använt: kunder av typen företag med minst ett jobb startat eller avslutat under perioden; "
-        "små och medelstora = färre än 250 anställda. Ny: inte kund under föregående lika långa period.",
+        "Företag som använt: kunder av typen företag med minst ett jobb startat eller avslutat under perioden, "
+        "vart och ett en gång efter organisationsnummer; storleksklasser enligt kommissionens rekommendation "
+        "2003/361/EG: mikroföretag färre än 10 anställda, små färre än 50, medelstora färre än 250 (med "
+        "gränserna för omsättning och balansomslutning). Inte kund föregående period: kund nu men inte under "
+        "föregående lika långa period. Nytt företag (RCO05): registrerat mindre än tre år före sitt första "
+        "jobb i projektet.",
+        "Indikatorer (RCO01/CO01 företag som får stöd, per storleksklass; RCO04/CO04 med icke-finansiellt "
+        "stöd, alla: nätverket ger tillgång till skrivare, inte pengar; RCO05/CO05 nya företag; RCO10/CO26 "
+        "företag som samarbetar med forskningsorganisationer: ett jobb kördes på en skrivare vid en plats vars "
+        "organisation är en forskningsorganisation): för perioden och sedan projektets start, varje företag "
+        "en gång; företagen bakom varje antal listas i arbetsboken.",
     ],
 }
 
@@ -254,7 +266,9 @@ def check(lang: str) -> str:
 
 
 def note_text(note, lang: str) -> str:
-    return NOTES[lang][note.code].format(**note.args)
+    args = {k: indicator_labels.count(v.n, v.word, lang) if isinstance(v, indicator_labels.Counted) else v
+            for k, v in note.args.items()}
+    return NOTES[lang][note.code].format(**args)
 
 
 def collapsed_notes(notes: list, lang: str, names_shown: int = 8) -> list[str]:
@@ -274,3 +288,9 @@ def collapsed_notes(notes: list, lang: str, names_shown: int = 8) -> list[str]:
         hours = sum(n.args.get("hours", 0) for n in group)
         out.append(NOTES_MANY[lang][code].format(n=len(group), names=shown, hours=hours))
     return out
+
+
+for _lang in LANGS:  # the indicator report's words (indicator_labels.py)
+    COLUMNS[_lang].update(indicator_labels.COLUMNS[_lang])
+    SHEETS[_lang].update(indicator_labels.SHEETS[_lang])
+    NOTES[_lang].update({f"indicators_{k}": v for k, v in indicator_labels.NOTES[_lang].items()})

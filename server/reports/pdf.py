@@ -21,12 +21,12 @@ matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.table import Table  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from common.text import no_mathtext  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, DEFINITIONS, OUTCOMES, SHEETS, TEXT, collapsed_notes  # noqa: E402
-from server.reports.tables import customer_table  # noqa: E402
+from server.reports.tables import customer_table, indicator_rows  # noqa: E402
 
 A4 = (8.27, 11.69)
 LINES_PER_PAGE = 58
@@ -49,6 +49,7 @@ def write(report: Report, lang: str, path: Path) -> Path:
         for lines in _paginate(_summary_lines(report, lang, report.generated())):
             pdf.savefig(_text_page(lines))
         pdf.savefig(_customer_page(report, lang))
+        pdf.savefig(_indicator_page(report, lang))
         pdf.savefig(_charts_page(report, lang))
         for chunk in _chunks(report.groupings["site"], 30):
             pdf.savefig(_site_table_page(chunk, lang, f"{SHEETS[lang]['site']} — {report.period.label}"))
@@ -81,6 +82,19 @@ def percent_axis(axis, lang: str) -> None:
         text = f"{value:.0f} %" if abs(value - round(value)) < 1e-9 else f"{value:.2g} %"
         return localise(text, lang)
     axis.set_major_formatter(FuncFormatter(label))
+
+
+NAME_WIDTH = 34  # characters per line of a name beside a chart's bar; longer names wrap, never cut
+
+
+def wrap_names(names: list[str], width: int = NAME_WIDTH) -> list[str]:
+    """Names as a chart's tick labels: whole, wrapped onto lines of ``width`` characters."""
+    return [textwrap.fill(str(n), width, break_long_words=False) for n in names]
+
+
+def count_axis(axis) -> None:
+    """Ticks on whole numbers only: a count has no 0.5."""
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _summary_lines(report: Report, lang: str, generated: datetime) -> list[tuple[str, str]]:
@@ -137,16 +151,19 @@ def _text_page(lines: list[tuple[str, str]]):
 
 
 def table(ax, columns: tuple[str, ...], rows: list[list], lang: str, title: str = "", size: float = 7.5,
-          header: list[str] | None = None, numeric: list[bool] | None = None) -> None:
-    """A table filling ``ax``'s width: columns as wide as their text, headers wrapped to fit, text
-    left-aligned and numbers (formatted for ``lang``) right-aligned."""
+          header: list[str] | None = None, numeric: list[bool] | None = None, max_chars: int = 40,
+          pad: float = 0.1) -> float:
+    """A table filling ``ax``'s width and hanging from its top: columns as wide as their text,
+    headers wrapped to fit, text left-aligned and numbers (formatted for ``lang``) right-aligned.
+    ``pad``: each cell's margin, as a fraction of its width (matplotlib's default 0.1 on each side
+    takes a fifth of a narrow table). Returns the height it takes, as a fraction of the figure's."""
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=size + 2, weight="bold", loc="left")
     labels = header or [COLUMNS[lang][c] for c in columns]
     cells = [[fmt(v, c, lang) for v, c in zip(row, columns)] for row in rows] or [[""] * len(columns)]
     numeric = numeric or [any(isinstance(row[i], (int, float)) for row in rows) for i in range(len(columns))]
-    widths = _widths(labels, cells)
+    widths = _widths(labels, cells, max_chars)
     box = ax.get_position()
     width_in, height_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
     wrapped = [textwrap.fill(h, max(6, int(w * width_in * 72 / (size * 0.55)))) for h, w in zip(labels, widths)]
@@ -158,17 +175,18 @@ def table(ax, columns: tuple[str, ...], rows: list[list], lang: str, title: str 
         drawn.add_cell(0, c, w, row_h * (0.4 + 0.75 * lines), text=text, loc="center", facecolor="#eeeeee")
     for r, row in enumerate(cells, start=1):
         for c, (text, w) in enumerate(zip(row, widths)):
-            drawn.add_cell(r, c, w, row_h, text=text, loc="right" if numeric[c] else "left")
+            drawn.add_cell(r, c, w, row_h, text=text, loc="right" if numeric[c] else "left").PAD = pad
     drawn.set_fontsize(size)
     ax.add_table(drawn)
+    return (row_h * (0.4 + 0.75 * lines) + row_h * len(cells)) * box.height
 
 
-def _widths(header: list[str], cells: list[list[str]]) -> list[float]:
-    """Each column's share of the width: its longest cell, or its header's longest word."""
+def _widths(header: list[str], cells: list[list[str]], max_chars: int = 40) -> list[float]:
+    """Each column's share of the width: its longest cell (up to ``max_chars``), or its header's longest word."""
     need = []
     for i, h in enumerate(header):
         longest = max([len(row[i]) for row in cells] + [max(len(word) for word in h.split()) if h.strip() else 1])
-        need.append(min(max(longest, 4), 40) + 3)
+        need.append(min(max(longest, 4), max_chars) + 3)
     total = sum(need)
     return [n / total for n in need]
 
@@ -192,6 +210,29 @@ def _customer_page(report: Report, lang: str):
     return fig
 
 
+def _indicator_page(report: Report, lang: str):
+    """The funder's indicators: counts only (the enterprises behind them are in the XLSX)."""
+    from server.reports.indicator_labels import DEFINITIONS as DEFINITIONS_IND
+    from server.reports.indicator_labels import TEXT as IND
+    fig = plt.figure(figsize=A4)
+    fig.suptitle(f"{IND[lang]['indicators']} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
+    columns = ("code", "code_2014", "indicator", "period_count", "first_in_period", "cumulative", "target",
+               "share_reached")
+    rows = [[r[c] if r[c] is not None or c in ("period_count", "first_in_period", "cumulative") else "–"
+             for c in columns] for r in indicator_rows(report, lang)]
+    ax = fig.add_axes([0.05, 0.55, 0.9, 0.38])
+    y = 0.93 - table(ax, columns, rows, lang, size=7.5, max_chars=80, pad=0.04,
+                     numeric=[False, False, False, True, True, True, True, True]) - 0.03
+    found = report.indicators
+    lines = [] if found is None or found.has_project else [IND[lang]["no_project"], ""]
+    for text in DEFINITIONS_IND[lang]:
+        lines += textwrap.wrap("• " + text, WRAP + 10, subsequent_indent="  ")
+    for line in lines:
+        fig.text(0.05, y, line, fontsize=8)
+        y -= 0.015
+    return fig
+
+
 def _pick(tbl, columns: tuple[str, ...]) -> list[list]:
     index = [tbl.columns.index(c) for c in columns]
     return [[row[i] for i in index] for row in tbl.rows]
@@ -207,7 +248,7 @@ def _charts_page(report: Report, lang: str):
                   label=t["of_period"], color="#1f77b4")
     ax_sites.barh([y - 0.2 for y in ys], [100 * (row["util_available"] or 0) for row in sites], 0.4,
                   label=t["of_available"], color="#ff7f0e")
-    ax_sites.set_yticks(list(ys), names, fontsize=7)
+    ax_sites.set_yticks(list(ys), wrap_names(names), fontsize=7)
     ax_sites.invert_yaxis()
     percent_axis(ax_sites.xaxis, lang)
     ax_sites.set_title(t["chart_sites"])
@@ -218,7 +259,7 @@ def _charts_page(report: Report, lang: str):
     ax_trend.set_title(t["chart_trend"])
     ax_trend.tick_params(axis="x", labelrotation=45 if len(months) > 4 else 0)
     _jobs_chart(ax_jobs, sites, names, lang)
-    fig.subplots_adjust(left=0.3, right=0.95, top=0.95, bottom=0.06)
+    fig.subplots_adjust(left=0.32, right=0.95, top=0.95, bottom=0.06)  # NAME_WIDTH characters at 7 pt
     return fig
 
 
@@ -226,11 +267,13 @@ def _jobs_chart(ax, sites: list[dict], names: list[str], lang: str) -> None:
     # Horizontal, like the utilisation chart: site names stay readable however many there are.
     t = TEXT[lang]
     left = [0] * len(sites)
+    ys = list(range(len(sites)))  # positions, not names: two sites of one name stay two bars
     for kind, colour in (("done", "#2ca02c"), ("failed", "#d62728"), ("cancelled", "#7f7f7f")):
         counts = [row[f"jobs_{kind}"] for row in sites]
-        ax.barh(names, counts, left=left, label=OUTCOMES[lang][kind], color=colour)
+        ax.barh(ys, counts, left=left, label=OUTCOMES[lang][kind], color=colour)
         left = [b + c for b, c in zip(left, counts)]
-    ax.tick_params(axis="y", labelsize=7)
+    ax.set_yticks(ys, wrap_names(names), fontsize=7)
+    count_axis(ax.xaxis)
     ax.invert_yaxis()
     ax.set_xlabel(t["jobs"])
     ax.set_title(t["chart_jobs"])

@@ -119,6 +119,14 @@ class Reader:
         data.queries = self.queries
         return data
 
+    def job_events(self, start_ms: int, end_ms: int) -> list[JobEvent]:
+        """Only the job events of ``[start_ms, end_ms)`` (for the indicators since the project's start)."""
+        data = RawData(start_ms, end_ms)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            parts = list(pool.map(lambda chunk: self._job_series(*chunk), _chunks(start_ms, end_ms)))
+        self._jobs(data, [s for started, _ in parts for s in started], [s for _, ended in parts for s in ended])
+        return data.jobs
+
     def _series(self, q: str) -> list[dict]:
         """The raw series of one statement: {"tags", "columns", "values"} each."""
         self.queries += 1  # (a race between threads can only miscount this statistic)

@@ -1,7 +1,9 @@
 """The one-page summary for the funder's progress report: the page a project manager pastes in as it is.
 
-One A4 page, Swedish unless ``--lang en``: key figures against the previous period, the enterprises
-served (small/medium and large, new ones), figures per customer kind, utilisation per county of the
+One A4 page, Swedish unless ``--lang en``: key figures against the previous period, the funder's
+indicators for the period and since the project's start against their targets (counts only: the
+enterprises behind them are in the XLSX), a sentence on the enterprises served (per size class,
+not served in the previous period, new), figures per customer kind, utilisation per county of the
 sites with a chart against the previous period, and how many notes the full report holds. The
 figures are the same as the XLSX and CSV (tables.py), formatted as the full PDF formats them.
 """
@@ -17,15 +19,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from server.reports import key_figures  # noqa: E402
+from server.reports import indicator_labels, key_figures  # noqa: E402
 from common.text import no_mathtext  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, TEXT  # noqa: E402
-from server.reports.pdf import A4, fmt, localise, percent_axis, table  # noqa: E402
-from server.reports.tables import customer_table  # noqa: E402
+from server.reports.pdf import A4, fmt, localise, percent_axis, table, wrap_names  # noqa: E402
+from server.reports.tables import customer_table, indicator_rows  # noqa: E402
 
 KIND_COLUMNS = ("kind", "customers_served", "jobs_done", "printing_h", "filament_m_est")
-COUNTY_COLUMNS = ("county", "printers", "printing_h", "util_period", "util_available")
+COUNTY_COLUMNS = ("county", "printers", "printing_h", "util_available")  # as the chart below; both in the full report
 THIS, BEFORE = "#1f77b4", "#b0b0b0"
 
 
@@ -35,21 +37,39 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
     with no_mathtext(), PdfPages(path, metadata={"Title": f"{t['one_page_title']} {report.period.label}"}) as pdf:
         fig = plt.figure(figsize=A4)
         _header(fig, report, lang)
-        _key_figures(fig.add_axes([0.06, 0.585, 0.88, 0.29]), report, lang)
-        fig.text(0.06, 0.545, textwrap.fill(_enterprises_line(report, lang), 110), fontsize=8.5, va="top")
+        # Top down, each part under the one before, as tall as its rows: the page holds what it has.
+        y = _block(fig, 0.9, 0.06, 0.88, lambda ax: _key_figures(ax, report, lang))
+        y = _block(fig, y - GAP, 0.06, 0.88, lambda ax: indicator_table(ax, report, lang), title=9)
+        line = textwrap.fill(enterprises_line(report, lang), 118)
+        fig.text(0.06, y - GAP, line, fontsize=8, va="top")
+        y -= GAP + (line.count("\n") + 1) * 8 * 1.3 / 72 / A4[1]
         kinds = customer_table(report, "customer_kinds", lang)
         index = [kinds.columns.index(c) for c in KIND_COLUMNS]
-        table(fig.add_axes([0.06, 0.27, 0.43, 0.22]), KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows],
-              lang, t["customer_kinds"], size=6.5)
+        low = _block(fig, y - GAP, 0.05, 0.52, lambda ax: table(
+            ax, KIND_COLUMNS, [[r[i] for i in index] for r in kinds.rows], lang, t["customer_kinds"], size=6.5,
+            max_chars=60, pad=0.04),
+            title=8.5)
         counties = [[row.get(c) for c in COUNTY_COLUMNS] for row in report.groupings["county"]]
-        table(fig.add_axes([0.52, 0.27, 0.43, 0.22]), COUNTY_COLUMNS, counties, lang,
-              t["util_per_county"].split(" (")[0], size=6.5)
-        _county_chart(fig.add_axes([0.22, 0.08, 0.72, 0.16]), report, lang)
+        low = min(low, _block(fig, y - GAP, 0.6, 0.35, lambda ax: table(
+            ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5, pad=0.04), title=8.5))
+        top = low - GAP - 2.5 * 9 / 72 / A4[1]  # the chart's title above it
+        _county_chart(fig.add_axes([0.22, 0.075, 0.72, max(top - 0.075, 0.05)]), report, lang)
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
         fig.text(0.06, 0.02, notes if report.notes else f"{t['notes']}: {t['none']}", fontsize=7.5)
         pdf.savefig(fig)
     plt.close("all")
     return Path(path)
+
+
+GAP = 0.012  # between the parts of the page (figure fraction)
+
+
+def _block(fig, top: float, left: float, width: float, draw, title: float = 0.0) -> float:
+    """``draw(ax)`` a table hanging from ``top`` (its title, of size ``title`` pt, above it); the
+    figure fraction where it ends."""
+    title_h = (title + 8) / 72 / A4[1] if title else 0.0
+    ax = fig.add_axes([left, top - title_h - 0.3, width, 0.3])
+    return top - title_h - draw(ax)
 
 
 def _header(fig, report: Report, lang: str) -> None:
@@ -68,7 +88,7 @@ def _header(fig, report: Report, lang: str) -> None:
     fig.text(0.06, 0.915, f"{line}   {t['generated']}: {report.generated():%Y-%m-%d %H:%M}", fontsize=8)
 
 
-def _key_figures(ax, report: Report, lang: str) -> None:
+def _key_figures(ax, report: Report, lang: str) -> float:
     rows = []
     for row in key_figures.rows(report):
         key = row["figure"]
@@ -80,8 +100,8 @@ def _key_figures(ax, report: Report, lang: str) -> None:
     header = [COLUMNS[lang]["figure"], f"{COLUMNS[lang]['this_period']} ({report.period.label})",
               f"{COLUMNS[lang]['previous_period']} ({report.previous.period.label})" if report.previous else "",
               COLUMNS[lang]["change"]]
-    table(ax, ("figure", "this", "previous", "change"), rows, lang, size=7.5, header=header,
-          numeric=[False, True, True, True])
+    return table(ax, ("figure", "this", "previous", "change"), rows, lang, size=7, header=header,
+                 numeric=[False, True, True, True], max_chars=70)
 
 
 def _change(value, key: str, lang: str) -> str:
@@ -93,14 +113,50 @@ def _change(value, key: str, lang: str) -> str:
     return localise(text, lang)
 
 
-def _enterprises_line(report: Report, lang: str) -> str:
-    t = TEXT[lang]
+INDICATOR_COLUMNS = ("code", "indicator", "period_count", "cumulative", "target", "share_reached")
+
+
+def indicator_table(ax, report: Report, lang: str) -> float:
+    """The indicators' counts (no enterprise named), the codes of both programme periods in one cell."""
+    t = indicator_labels.TEXT[lang]
+    found = report.indicators
+    title = t["indicators"]
+    if found is not None and found.has_project:
+        since = t["indicators_since"].format(start=found.project_start)
+        title = f"{title}{' — ' + found.project_name if found.project_name else ''} ({since})"
+    elif found is not None:
+        title = f"{title} ({t['no_project']})"
+    rows = [["" if r["key"].startswith("RCO01_") else f"{r['code']} / {r['code_2014']}",
+             r["indicator"], r["period_count"], r["cumulative"], _or_dash(r["target"]), _or_dash(r["share_reached"])]
+            for r in indicator_rows(report, lang)]
+    cols = COLUMNS[lang]
+    header = [f"{cols['code']} / {cols['code_2014'].split()[-1]}", cols["indicator"],
+              f"{cols['period_count']} ({report.period.label})", cols["cumulative"], cols["target"],
+              cols["share_reached"]]
+    return table(ax, INDICATOR_COLUMNS, rows, lang, title, size=7, header=header,
+                 numeric=[False, False, True, True, True, True], max_chars=80)
+
+
+def _or_dash(value):
+    return "–" if value is None else value
+
+
+def enterprises_line(report: Report, lang: str) -> str:
+    """The enterprises served in words, each count with its noun in the right number."""
+    t = indicator_labels.TEXT[lang]
     row = (report.customer_tables.get("enterprises") or [{}])[0]
-    args = {"n": row.get("enterprises_served", 0), "sme": row.get("enterprises_sme", 0),
-            "large": row.get("enterprises_large", 0)}
-    if report.previous is None or row.get("enterprises_new") is None:
+    sizes = [indicator_labels.count(row.get(f"enterprises_{size}") or 0, size, lang)
+             for size in ("micro", "small", "medium", "large")]
+    unsized = (row.get("enterprises_sme") or 0) - sum(row.get(f"enterprises_{s}") or 0 for s in ("micro", "small", "medium"))
+    if unsized:
+        sizes.insert(3, indicator_labels.count(unsized, "small_medium", lang))
+    args = {"served": indicator_labels.count(row.get("enterprises_served") or 0, "enterprise", lang),
+            "sizes": indicator_labels.listing(sizes, lang), "new": TEXT[lang]["na"] if row.get("enterprises_new") is None
+            else localise(f"{row['enterprises_new']:,}", lang)}
+    if report.previous is None or row.get("enterprises_not_in_previous") is None:
         return t["enterprises_line_first"].format(**args)
-    return t["enterprises_line"].format(new=row["enterprises_new"], previous=report.previous.period.label, **args)
+    return t["enterprises_line"].format(not_previous=row["enterprises_not_in_previous"],
+                                        previous=report.previous.period.label, **args)
 
 
 def _county_chart(ax, report: Report, lang: str) -> None:
@@ -115,7 +171,7 @@ def _county_chart(ax, report: Report, lang: str) -> None:
     if before:
         ax.barh([y + 0.2 for y in ys], [100 * (before.get(c) or 0) for c in counties], 0.4, color=BEFORE,
                 label=f"{t['previous']} ({report.previous.period.label})")
-    ax.set_yticks(list(ys), counties, fontsize=7)
+    ax.set_yticks(list(ys), wrap_names(counties), fontsize=7)
     ax.invert_yaxis()
     percent_axis(ax.xaxis, lang)
     ax.tick_params(axis="x", labelsize=7)

@@ -7,15 +7,21 @@ from dataclasses import dataclass, field
 
 from common.text import plain_or_none
 
-from server.reports import aggregate, customer_rows, key_figures
+from server.reports import aggregate, customer_rows, indicator_labels, key_figures
 from server.reports.build import Report
 from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
 
 JOB_COLUMNS = ("started", "ended", "outcome", "site", "printer", "organisation", "county", "file", "user",
                "duration_h", "filament_m_est", "error")
 MONTH_COLUMNS = ("month", "printing_h", "in_network_h", "util_period")
-PERCENT_COLUMNS = frozenset({"util_period", "util_available", "share_printing"})
+PERCENT_COLUMNS = frozenset({"util_period", "util_available", "share_printing", "share_reached"})
+YES_NO = frozenset({"not_in_previous", "new_enterprise", "served_in_period", "served_since_start",
+                    "research_in_period", "research_since_start"})
 KEY_COLUMNS = ("figure", "this_period", "previous_period", "change")
+INDICATOR_COLUMNS = ("code", "code_2014", "indicator", "period_count", "first_in_period", "cumulative", "target",
+                     "share_reached")
+ENTERPRISE_LIST_COLUMNS = ("org_number", "enterprise", "size_class", "registered", "first_served", "new_enterprise",
+                           "served_in_period", "served_since_start", "research_in_period", "research_since_start")
 CUSTOMER_TABLES = (  # (table key, rows key in Report.customer_tables, columns)
     ("customers", "customers", customer_rows.CUSTOMER_COLUMNS),
     ("customer_kinds", "kinds", customer_rows.KIND_COLUMNS),
@@ -35,7 +41,8 @@ class Table:
     percent_rows: set[int] = field(default_factory=set)  # rows whose numbers are all ratios (key figures)
 
 
-TABLE_KEYS = ("key_figures", *aggregate.GROUPINGS, *(key for key, *_ in CUSTOMER_TABLES), "monthly", "jobs")
+TABLE_KEYS = ("key_figures", *aggregate.GROUPINGS, *(key for key, *_ in CUSTOMER_TABLES), "indicators",
+              "indicator_enterprises", "monthly", "jobs")
 
 
 def tables(report: Report, lang: str) -> list[Table]:
@@ -48,6 +55,7 @@ def report_tables(report: Report, lang: str) -> list[Table]:
     out = [key_figure_table(report, lang)]
     out += [_grouping(report, g, lang) for g in aggregate.GROUPINGS]
     out += [customer_table(report, key, lang) for key, *_ in CUSTOMER_TABLES]
+    out += [indicator_table(report, lang), indicator_enterprise_table(report, lang)]
     out.append(_table("monthly", MONTH_COLUMNS, [[m[c] for c in MONTH_COLUMNS] for m in report.monthly], lang))
     return out
 
@@ -82,13 +90,45 @@ def text(value, column: str, lang: str):
     t = TEXT[lang]
     if column == "kind":
         return KINDS[lang][value]
-    if column == "new":
+    if column in YES_NO:
         return "" if value is None else t["yes"] if value else t["no"]
     if column in ("customer", "customer_county") and value == customer_rows.UNATTRIBUTED:
         return t["unattributed"]
     if column == "customer" and isinstance(value, tuple):
         return t["private_persons"].format(n=value[1])
     return value
+
+
+def indicator_table(report: Report, lang: str) -> Table:
+    """The funder's indicators: codes, name, counts, target, share reached (indicator_rows)."""
+    rows = [[row[c] for c in INDICATOR_COLUMNS] for row in indicator_rows(report, lang)]
+    return _table("indicators", INDICATOR_COLUMNS, rows, lang)
+
+
+def indicator_rows(report: Report, lang: str) -> list[dict]:
+    found = report.indicators
+    if found is None:
+        return []
+    names = indicator_labels.NAMES[lang]
+    return [{**row, "key": row["indicator"], "indicator": names[row["indicator"]], "period_count": row["period"]}
+            for row in found.rows()]
+
+
+def indicator_enterprise_table(report: Report, lang: str) -> Table:
+    """The enterprises behind the indicators, by organisation number: the funder's audit trail."""
+    found, rows = report.indicators, []
+    for e in found.enterprises if found is not None else []:
+        first = e.first_ms
+        values = {"org_number": e.org_number, "enterprise": e.name,
+                  "size_class": indicator_labels.SIZES[lang].get(e.size, e.size),
+                  "registered": "" if e.registered is None else str(e.registered),
+                  "first_served": None if first is None else report.period.local(first).replace(tzinfo=None),
+                  "new_enterprise": e.new, "served_in_period": e.period is not None,
+                  "served_since_start": None if not found.has_project else e.project is not None,
+                  "research_in_period": e.period is not None and e.period.research,
+                  "research_since_start": None if not found.has_project else e.project is not None and e.project.research}
+        rows.append([text(values[c], c, lang) for c in ENTERPRISE_LIST_COLUMNS])
+    return _table("indicator_enterprises", ENTERPRISE_LIST_COLUMNS, rows, lang)
 
 
 def key_figure_table(report: Report, lang: str) -> Table:

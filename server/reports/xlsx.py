@@ -95,6 +95,6 @@ def _format(column: str) -> str | None:
         return "percent"
     if column.endswith("_h") or column.endswith("_m_est"):
         return "hours"
-    if column in ("started", "ended"):
+    if column in ("started", "ended", "first_served"):
         return "time"
     return None

@@ -21,8 +21,9 @@ CATEGORY = {"printing": "printing", "finishing": "printing", "cancelling": "prin
 
 
 def t(text: str) -> int:
-    """'07-15 09:00' (UTC, 2026) -> ms."""
-    return int(datetime.strptime(f"2026-{text}", "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc).timestamp() * 1000)
+    """'07-15 09:00' (UTC, 2026), or with its year '2025-03-10 09:00' (UTC) -> ms."""
+    full = text if len(text.split(" ")[0]) == 10 else f"2026-{text}"
+    return int(datetime.strptime(full, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
 @dataclass

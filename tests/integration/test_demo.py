@@ -111,6 +111,7 @@ def assert_closing_report_has_the_customer_view_and_the_one_page_summary(folder)
                                    check=True).stdout.split())
     assert "ACES" in text and "Delade 3D-skrivare: lägesrapport" in text and "Företag som använt" in text
     assert "Örebro" in text and "Gävleborg" in text  # utilisation per county of the region
+    assert "Fondens indikatorer" in text and "Sedan projektets start" in text and "Målvärde" in text  # its targets
     with next(folder.glob("printfarm-report-*-sv-customers.csv")).open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[-1]["Kund"] == "ej tillskrivet"  # unattributed jobs are counted, never dropped

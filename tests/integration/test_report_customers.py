@@ -304,10 +304,9 @@ def test_enterprises_served_and_new_against_the_previous_quarter_equal_the_truth
     assert before["all"] == {"kilsberg"}
     assert (int(row["Enterprises served"]), int(row["of which small and medium-sized"]), int(row["of which large"])) \
         == (len(now["all"]), len(now["sme"]), len(now["large"])) == (3, 2, 1)
-    assert int(row["New enterprises"]) == len(now["all"] - before["all"]) == 2
-    assert (int(row["New small and medium-sized enterprises"]), int(row["New large enterprises"])) == (1, 1)
+    assert int(row["Enterprises not served in the previous period"]) == len(now["all"] - before["all"]) == 2
     assert int(row["Enterprises served in the previous period"]) == 1
-    new = {r["Customer"]: r["New (not served in the previous period)"] for r in read_csv(report_dir, "customers")}
+    new = {r["Customer"]: r["Not served in the previous period"] for r in read_csv(report_dir, "customers")}
     assert new[name("kilsberg")] == "no" and new[name("bergslag")] == "yes"
 
 
@@ -366,7 +365,8 @@ def test_one_page_summary_holds_the_true_figures(report_dir):
     assert pdf_pages(path) == 1
     text = pdf_text(path)
     expected, now = truth(), enterprises(served(truth()))
-    firms = re.search(r"(\d+) enterprises used the printers \((\d+) small or medium-sized, (\d+) large\); (\d+) of them",
+    firms = re.search(r"(\d+) enterprises used the printers: 0 micro, 0 small, 0 medium-sized, (\d+) SMEs of unknown "
+                      r"class and (\d+) large\. (\d+) of them did not use them in the previous period",
                       " ".join(text.split()))
     assert firms and tuple(map(int, firms.groups())) == (3, 2, 1, 2) == (
         len(now["all"]), len(now["sme"]), len(now["large"]), len(now["all"] - {"kilsberg"}))
@@ -376,7 +376,7 @@ def test_one_page_summary_holds_the_true_figures(report_dir):
         return line[len(line) - len(line.lstrip()) + len(label):].split()
 
     assert figure("Customers served")[0] == str(len(served(expected)))
-    assert figure("Enterprises served")[0] == "3" and figure("New enterprises")[0] == "2"
+    assert figure("Enterprises served")[0] == "3" and figure("Enterprises not served in the previous period")[0] == "2"
     assert figure("Jobs without a customer (unattributed)")[0] == str(expected[None]["started"]) == "2"
     network_printing = sum(f["printing_ms"] for f in expected.values())
     assert figure("Printing hours")[0] == f"{network_printing / H:,.2f}"
@@ -392,7 +392,8 @@ def test_the_swedish_summary_is_one_page_with_the_same_enterprises(report_dir):
     path = report_dir / "printfarm-summary-2026-Q3-sv.pdf"
     text = " ".join(pdf_text(path).split())
     assert pdf_pages(path) == 1 and "Delade 3D-skrivare: lägesrapport" in text and "ACES" in text
-    assert "3 företag använde skrivarna (2 små eller medelstora, 1 stora); 2 av dem" in text
+    assert ("3 företag använde skrivarna: 0 mikroföretag, 0 små, 0 medelstora, 2 små eller medelstora av okänd klass "
+            "och 1 stort. 2 av dem") in text
 
 
 def test_notes_say_how_many_jobs_are_unattributed_and_which_way_decided_a_disagreement(report_dir):

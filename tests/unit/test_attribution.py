@@ -124,7 +124,7 @@ def test_luhn():
 
 BAD_CUSTOMERS = [
     ({"name": "X", "kind": "firm", "county": "Örebro"}, "customers.x.kind", "use one of company, academia"),
-    ({"name": "X", "kind": "company", "county": "Örebro"}, "customers.x.size", "set size = 'small_medium'"),
+    ({"name": "X", "kind": "company", "county": "Örebro"}, "customers.x.size", "set size = 'micro' (fewer than 10 staff)"),
     ({"name": "X", "kind": "academia", "size": "large", "county": "Örebro"}, "customers.x.size", "remove it"),
     ({"name": "X", "kind": "public", "county": "Örebro län"}, "customers.x.county", "write 'Örebro'"),
     ({"name": "X", "kind": "public", "county": "Narnia"}, "customers.x.county", "without 'län'"),
@@ -203,7 +203,9 @@ def test_check_config_prints_a_customer_error_in_one_line_with_the_file_key_and_
     assert main(["check-config", "-c", str(tmp_path / "server.toml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"config error: {tmp_path / 'fleet.toml'}: customers.acme.size: is missing for a company — "
-                   "fix: set size = 'small_medium' (fewer than 250 staff) or 'large'")
+                   "fix: set size = 'micro' (fewer than 10 staff), 'small' (fewer than 50), 'medium' (fewer than "
+                   "250) or 'large', with the turnover and balance-sheet limits of Commission Recommendation "
+                   "2003/361/EC (docs/customers.md)")
     (tmp_path / "fleet.toml").write_text('[customers.acme]\nname = "Acme AB"\nkind = "company"\ncounty = "Örebro"\n'
                                          'size = "large"\n[attribution]\nbookings = "b.csv"\n')
     (tmp_path / "b.csv").write_text("site,printer,from,to,customer\n")

@@ -1,7 +1,9 @@
 """Who the demo fleet prints for: customers, the simulator's user accounts mapped to them, and
 today's bookings, so the closing report's customer view and one-page summary have content.
 
-The companies and the association are fictional, with made-up organisation numbers that pass the
+Each company has a size class and a registration date (two are new enterprises in the funder's
+sense), and the inventory a project with targets, so the one-pager shows the indicators. The
+companies and the association are fictional, with made-up organisation numbers that pass the
 check digit; public bodies carry their real names. The simulator's jobs run under the accounts
 anna, erik, elin, johan, sara, lab, maja and oskar (devkit/sim/model.py); the shared "lab" account
 is mapped nowhere, so some jobs stay *unattributed*, as in a real lab.
@@ -10,20 +12,28 @@ is mapped nowhere, so some jobs stay *unattributed*, as in a real lab.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+
+def _years_ago(years: int, months: int) -> str:
+    """A registration date that long before today (the demo's jobs run today), as YYYY-MM-DD."""
+    today = date.today()
+    total = today.year * 12 + today.month - 1 - years * 12 - months
+    return date(total // 12, total % 12 + 1, min(today.day, 28)).isoformat()
+
+
 CUSTOMERS = {  # id -> fields of [customers.<id>]
-    "kilsberg-verktyg": {"name": "Kilsbergens Verktyg AB", "kind": "company", "size": "small_medium",
-                         "county": "Örebro", "org_number": "556677-8899"},
-    "bergslagen-mek": {"name": "Bergslagens Mekaniska AB", "kind": "company", "size": "small_medium",
-                       "county": "Örebro", "org_number": "556912-3457"},
+    "kilsberg-verktyg": {"name": "Kilsbergens Verktyg AB", "kind": "company", "size": "small",
+                         "county": "Örebro", "org_number": "556677-8899", "registered": "1987-04-01"},
+    "bergslagen-mek": {"name": "Bergslagens Mekaniska AB", "kind": "company", "size": "medium",
+                       "county": "Örebro", "org_number": "556912-3457", "registered": "1962-09-14"},
     "hjalmar-gjuteri": {"name": "Hjälmarens Gjuteri AB", "kind": "company", "size": "large",
-                        "county": "Västmanland", "org_number": "559123-4561"},
-    "vattern-medtech": {"name": "Vätterns Medicinteknik AB", "kind": "company", "size": "small_medium",
-                        "county": "Östergötland"},
-    "klaralven-design": {"name": "Klarälvens Formgivning AB", "kind": "company", "size": "small_medium",
-                         "county": "Värmland"},
+                        "county": "Västmanland", "org_number": "559123-4561", "registered": 1911},
+    "vattern-medtech": {"name": "Vätterns Medicinteknik AB", "kind": "company", "size": "micro",
+                        "county": "Östergötland", "registered": _years_ago(1, 7)},  # new: RCO05
+    "klaralven-design": {"name": "Klarälvens Formgivning AB", "kind": "company", "size": "micro",
+                         "county": "Värmland", "registered": _years_ago(2, 11)},  # new: RCO05
     "oru": {"name": "Örebro universitet", "kind": "academia", "county": "Örebro"},
     "region-orebro": {"name": "Region Örebro län", "kind": "public", "county": "Örebro"},
     "makers-uppsala": {"name": "Uppsala Makerförening", "kind": "association", "county": "Uppsala"},
@@ -79,9 +89,16 @@ BOOKINGS = [
 ]
 
 
+# The project the demo network is funded as, and its targets (målvärden) by indicator code.
+# From New Year last year to the end of next year, so that today is always inside it.
+PROJECT = {"name": "ACES", "start": f"{date.today().year - 1}-01-01", "end": f"{date.today().year + 1}-12-31"}
+TARGETS = {"RCO01": 60, "RCO04": 60, "RCO05": 12, "RCO10": 25}
+
+
 def inventory_lines() -> list[str]:
-    """The [customers] and [attribution] tables of the demo's inventory (bookings in bookings.csv)."""
-    lines = []
+    """The [project], [customers] and [attribution] tables of the demo's inventory (bookings in bookings.csv)."""
+    lines = ["[project]", *(f"{k} = {json.dumps(v)}" for k, v in PROJECT.items()), "", "[project.targets]",
+             *(f"{k} = {v}" for k, v in TARGETS.items()), ""]
     for cid, fields in CUSTOMERS.items():
         lines.append(f"[customers.{cid}]")
         lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()]

@@ -50,6 +50,10 @@ DEMO_SITES: Fleet = {
 }
 
 DEMO_OUTAGE_SITE = "rudbeck-teknik"
+# Universities and university colleges: research organisations (the funder's RCO10 counts the
+# companies whose jobs ran on their printers).
+RESEARCH_ORGANISATIONS = {"Örebro universitet", "Mälardalens universitet", "Uppsala universitet",
+                          "Linköpings universitet", "Karlstads universitet", "Högskolan Dalarna", "Högskolan i Gävle"}
 
 
 def demo_fleet() -> Fleet:
@@ -74,7 +78,8 @@ def write_inventory(path: Path, fleet: dict, extra: list[str] = ()) -> Path:
     for site, (name, org, county, _) in fleet.items():
         lines += [f"[sites.{site}]", f"name = {json.dumps(name, ensure_ascii=False)}",
                   f"organisation = {json.dumps(org, ensure_ascii=False)}",
-                  f"county = {json.dumps(county, ensure_ascii=False)}", ""]
+                  f"county = {json.dumps(county, ensure_ascii=False)}"]
+        lines += ['organisation_kind = "research"', ""] if org in RESEARCH_ORGANISATIONS else [""]
     for site, (_, _, _, printers) in fleet.items():
         for printer, model, _ in printers:
             lines += [f"[printers.{printer}]", f'site = "{site}"', f"model = {json.dumps(model)}", ""]
