@@ -292,8 +292,9 @@ class NatsCollector(Collector):
 
 
 def fill_stream(cluster, fleet, n: int, base_ms: int) -> None:
-    """Put n messages into the stream through NATS (core publishes, then wait until the stream
-    holds them all): the bench measures consuming, not the agents' MQTT side."""
+    """Put n messages where NATS keeps MQTT clients' QoS 1 messages, through NATS itself (core
+    publishes, then wait until the stream holds them all): the bench measures consuming, not the
+    agents' MQTT side, which stores one message at a time per connection."""
     import asyncio
 
     import nats
@@ -301,14 +302,14 @@ def fill_stream(cluster, fleet, n: int, base_ms: int) -> None:
     async def run() -> None:
         nc = await nats.connect(cluster.nats_urls)
         js = nc.jetstream()
-        before = (await js.stream_info("PRINTFARM")).state.messages
+        before = (await js.stream_info("$MQTT_msgs")).state.messages
         for i, (topic, payload) in enumerate(payloads(fleet, n, base_ms)):
-            await nc.publish(topic.replace("/", "."), payload)
+            await nc.publish("$MQTT.msgs." + topic.replace("/", "."), payload)  # where NATS keeps MQTT QoS 1
             if i % 5000 == 4999:
                 await nc.flush()
         await nc.flush()
         deadline = time.monotonic() + 300
-        while (await js.stream_info("PRINTFARM")).state.messages < before + n:
+        while (await js.stream_info("$MQTT_msgs")).state.messages < before + n:
             if time.monotonic() > deadline:
                 raise RuntimeError("the stream did not take the whole backlog")
             await asyncio.sleep(0.2)

@@ -39,18 +39,14 @@ class MqttConfig(Section):
 
 
 class NatsConfig(Section):
-    """A NATS cluster's JetStream stream, consumed natively instead of an MQTT subscription
-    (docs/scaling.md): agents still speak MQTT, to any node."""
+    """A NATS cluster's JetStream, consumed natively instead of an MQTT subscription
+    (server/jetstream.py, docs/scaling.md): agents still speak MQTT, to any node."""
     servers: list[str] = []  # nats://host:4222 of the members; empty: read MQTT as [mqtt] says
-    stream: str = "PRINTFARM"
-    durable: str = "collectors"  # collectors with the same name share the stream
-    replicas: int = 3
+    durable: str = "printfarm-collectors"  # collectors with the same name share the stream
     batch: int = 1000
     fetch_wait: float = 0.5  # s a fetch waits for messages before the writer is flushed
     ack_wait: float = 30.0  # s before a message taken and not acknowledged goes to another collector
     max_ack_pending: int = 50_000
-    max_age_hours: float = 168.0  # the stream keeps messages this long (a week) ...
-    max_bytes: int = 8 * 1024 ** 3  # ... and at most this much
     username: str | None = None
     password_file: str | None = None
     password_env: str | None = None
@@ -60,17 +56,13 @@ class NatsConfig(Section):
         for i, url in enumerate(self.servers):
             if not url.startswith(("nats://", "tls://")) or len(url) < 8:
                 raise Invalid(f"servers[{i}]", f"{url!r} is not a NATS URL", 'write "nats://host:4222" (or tls://)')
-        for key in ("stream", "durable"):
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", getattr(self, key)):
-                raise Invalid(key, f"{getattr(self, key)!r} may hold only letters, digits, - and _",
-                              'use a name like "PRINTFARM"')
-        check_range("replicas", self.replicas, 1, 5)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.durable):
+            raise Invalid("durable", f"{self.durable!r} may hold only letters, digits, - and _",
+                          'use a name like "printfarm-collectors"')
         check_range("batch", self.batch, 1, 100_000)
         check_range("fetch_wait", self.fetch_wait, 0.05, 30)
         check_range("ack_wait", self.ack_wait, 1, 3600)
         check_range("max_ack_pending", self.max_ack_pending, 1, 10_000_000)
-        check_range("max_age_hours", self.max_age_hours, 0.01, 24 * 365)
-        check_range("max_bytes", self.max_bytes, 1024 * 1024, 1 << 50)
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
 

@@ -1,16 +1,16 @@
-"""The collector's second transport: a durable JetStream consumer on a NATS cluster.
+"""The collector's second transport: a durable consumer on a NATS cluster's JetStream.
 
-Agents speak MQTT to any node of the cluster (NATS maps ``printfarm/v1/<site>/<printer>/<kind>``
-to the subject ``printfarm.v1.<site>.<printer>.<kind>``); a replicated stream keeps every message
-on three nodes. NATS's MQTT side has no shared subscriptions, so collectors share the stream
-natively: all pull from one durable consumer, each message goes to one of them, and a message
-is acknowledged only once its points are durable (the same track / acknowledge handshake as the
-MQTT loop, server/mqtt/acks.py). What a collector took and never acknowledged — it was killed —
-is delivered again after ``ack_wait`` to whichever collector pulls next.
-
-At start the collector also reads the last status of every printer and agent (an ordered,
-ephemeral consumer, last message per subject), as the retained messages of an MQTT broker
-would give it, so its live view is whole at once.
+Agents speak MQTT to any node of the cluster. NATS stores every QoS 1 message an MQTT client
+publishes in its own replicated stream ``$MQTT_msgs`` (subject ``$MQTT.msgs.`` + the topic with
+dots for slashes) *before* it sends the PUBACK (nats-server's README-MQTT.md, "MQTT Implementation
+Overview"): so a message an agent saw acknowledged is on the cluster's replicas. The stream keeps
+a message while a consumer is interested in it. The collectors are that consumer: all pull from
+one durable consumer filtered to printfarm's topics, each message goes to one of them, and it is
+acknowledged only once its points are durable (the same track / acknowledge handshake as the MQTT
+loop, server/mqtt/acks.py). What a collector took and never acknowledged — it was killed — is
+delivered again after ``ack_wait`` to whichever collector pulls next. (A stream of our own on
+``printfarm.v1.>`` was tried first: it captures what NATS publishes after the PUBACK, so while
+its leader was being re-elected after a node's loss, acknowledged messages were lost.)
 
 nats-py is asyncio; the loop runs on the thread that calls ``run``, as the MQTT loop does.
 """
@@ -27,7 +27,7 @@ from typing import Callable
 import nats
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from common.text import one_line
@@ -37,13 +37,14 @@ from server.mqtt.acks import Acknowledgements
 
 log = logging.getLogger(__name__)
 
-SUBJECTS = "printfarm.v1.>"
-STATUS_SUBJECTS = ("printfarm.v1.*.*.status",)
+MQTT_STREAM = "$MQTT_msgs"  # NATS's stream of QoS 1 messages from MQTT clients
+PREFIX = "$MQTT.msgs."
+SUBJECTS = PREFIX + "printfarm.v1.>"
 
 
 def topic_of(subject: str) -> str:
-    """printfarm.v1.site.printer.kind -> printfarm/v1/site/printer/kind (IDs hold no dot)."""
-    return subject.replace(".", "/")
+    """$MQTT.msgs.printfarm.v1.site.printer.kind -> printfarm/v1/site/printer/kind (IDs hold no dot)."""
+    return subject[len(PREFIX):].replace(".", "/") if subject.startswith(PREFIX) else subject.replace(".", "/")
 
 
 class JetStreamSubscriber:
@@ -112,15 +113,14 @@ class JetStreamSubscriber:
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats.connect(**self._connect_options())
         js = self._nc.jetstream()
-        await self._ensure_stream(js)
-        sub = await js.pull_subscribe(SUBJECTS, durable=self.cfg.durable, stream=self.cfg.stream,
+        await self._wait_for_stream(js)
+        sub = await js.pull_subscribe(SUBJECTS, durable=self.cfg.durable, stream=MQTT_STREAM,
                                       config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,
                                                             ack_wait=self.cfg.ack_wait,
                                                             max_ack_pending=self.cfg.max_ack_pending))
-        await self._read_last_statuses(js)
         self.connected = True
         self._note(None)
-        log.info("collector consuming stream %s as %r on %s", self.cfg.stream, self.cfg.durable,
+        log.info("collector consuming %s as %r on %s", SUBJECTS, self.cfg.durable,
                  self._nc.connected_url.netloc if self._nc.connected_url else "?")
         while not self._stop.is_set():
             try:
@@ -132,33 +132,15 @@ class JetStreamSubscriber:
             if len(msgs) < self.cfg.batch:
                 self.flush()
 
-    async def _ensure_stream(self, js) -> None:
-        config = StreamConfig(name=self.cfg.stream, subjects=[SUBJECTS], num_replicas=self.cfg.replicas,
-                              storage=StorageType.FILE, max_age=self.cfg.max_age_hours * 3600,
-                              max_bytes=self.cfg.max_bytes)
-        try:
-            await js.stream_info(self.cfg.stream)
-        except NotFoundError:
-            await js.add_stream(config)
-            log.info("created stream %s (%d replicas) on %s", self.cfg.stream, self.cfg.replicas, SUBJECTS)
-
-    async def _read_last_statuses(self, js) -> None:
-        """The last status of every printer and agent, as an MQTT broker's retained messages.
-        Stored again, they overwrite their own points."""
-        for subject in STATUS_SUBJECTS:
-            sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+    async def _wait_for_stream(self, js) -> None:
+        """NATS makes its MQTT streams when the first MQTT client connects: until then, wait."""
+        while not self._stop.is_set():
             try:
-                while True:
-                    try:
-                        msg = await sub.next_msg(timeout=0.5)
-                    except (NatsTimeout, asyncio.TimeoutError):
-                        break
-                    self._call_handler(msg)
-                    if msg.metadata.num_pending == 0:
-                        break
-            finally:
-                await sub.unsubscribe()
-        self.end_of_burst()
+                await js.stream_info(MQTT_STREAM)
+                return
+            except NotFoundError:
+                self._note(f"NATS has no {MQTT_STREAM} stream yet (no MQTT client has connected); waiting")
+                await self._sleep(1.0)
 
     def _dispatch(self, msgs: list) -> None:
         tokens = []

@@ -74,9 +74,9 @@ class CollectorProcess:
             [http]
             host = "127.0.0.1"
             port = {self.port}
+            public = "status"
             [nats]
             servers = {list(nats_urls)!r}
-            durable = "collectors"
             ack_wait = 5.0
             """).replace("'", '"'))
         self.proc: subprocess.Popen | None = None

@@ -118,6 +118,8 @@ def test_an_agent_account_reaches_the_collector_only_for_its_own_printers(tmp_pa
             "http": {"host": "127.0.0.1", "port": 0},
         })
         collector = RunningCollector(cfg)
+        # NATS makes its MQTT streams at the first MQTT connection; the collector waits for them.
+        publish(setup, "oru-pi-01", protocol.agent_topic("oru-pi-01"), b"{}")
         collector.wait_connected(30)
         publish(setup, "oru-pi-01", protocol.printer_topic(SITE, NOT_MINE, "telemetry"), telemetry(NOT_MINE, 1))
         publish(setup, "oru-pi-01", protocol.printer_topic(SITE, MINE, "telemetry"), telemetry(MINE, 2))

@@ -35,7 +35,7 @@ max_packet_size {MAX_PACKET_BYTES}
 """ + COMMON_CONFIG
 
 
-def _mqtt_connack(host: str, port: int, timeout: float = 1.0) -> bool:
+def mqtt_connack(host: str, port: int, timeout: float = 1.0) -> bool:
     """Send a raw MQTT 3.1.1 CONNECT and report whether a CONNACK came back.
 
     Any CONNACK counts, including 'not authorised': the broker answers, which is all a
@@ -86,7 +86,7 @@ class Mosquitto(Server):
         return [self.binary, "-c", str(self.config_path)]
 
     def _answers(self) -> bool:
-        return _mqtt_connack(self.host, self.port)
+        return mqtt_connack(self.host, self.port)
 
     pause = Server.sigstop
     resume = Server.sigcont

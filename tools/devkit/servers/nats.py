@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from common.protocol import MAX_PACKET_BYTES
+from devkit.servers.mosquitto import mqtt_connack
 from devkit.servers.ports import free_ports
 from devkit.servers.process import Server, find_binary
 
@@ -112,6 +113,13 @@ class NatsCluster:
         for node in self.nodes:
             node.start()
         self.wait_ready()
+        # NATS makes its MQTT streams (sessions, retained and QoS 1 messages) at the first MQTT
+        # connection; a collector's consumer needs them, so make them now.
+        deadline = time.monotonic() + self.ready_timeout
+        while not _answers_mqtt(self.nodes[0]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"NATS did not accept an MQTT connection; see {self.nodes[0].log_path}")
+            time.sleep(0.2)
         return self
 
     def wait_ready(self, nodes: list[NatsNode] | None = None) -> None:
@@ -133,3 +141,10 @@ class NatsCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _answers_mqtt(node: NatsNode) -> bool:
+    try:
+        return mqtt_connack(node.host, node.port, timeout=10)
+    except OSError:
+        return False
