@@ -80,9 +80,9 @@ def test_a_printing_snapshot_of_a_job_already_told_starts_nothing():
         ("started", "cube.gcode", 112)]
 
 
-def test_printers_without_a_history_never_write_the_ledger():
+def test_printers_without_a_history_keep_the_ids_of_their_ended_jobs_in_the_ledger():
     written = []
     t = JobTracker(ledger=Ledger(save=written.append))
     for s in (Snapshot(0, "printing", file="a.gcode", job_id="7"), Snapshot(1000, "idle", ended="done")):
         t.update(s)
-    assert written == [] and t.job is None
+    assert written == [["7"]] and t.job is None
