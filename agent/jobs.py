@@ -60,7 +60,10 @@ class Ledger:
 
     KEEP = 200  # more than a history page the client reads, so no old entry comes back as new
 
-    def __init__(self, ids: list[str] | None = None, save: Callable[[list[str]], None] = lambda ids: None):
+    def __init__(self, saved: dict | None = None, save: Callable[[dict], None] = lambda saved: None):
+        # What ``save`` was given last time: {"ids": [...]}. A bare list is the file of an older
+        # agent, whose Moonraker ids did not yet carry their start time: taken as not seen.
+        ids = saved.get("ids") if isinstance(saved, dict) else None
         self.ids = [str(i) for i in ids] if isinstance(ids, list) else None
         self._known = set(self.ids or ())  # checked for every entry on every poll
         self._save = save
@@ -76,7 +79,7 @@ class Ledger:
         known = self.ids or []
         self.ids = (known + [i for i in dict.fromkeys(job_ids) if i and i not in self._known])[-self.KEEP:]
         self._known = set(self.ids)
-        self._save(self.ids)
+        self._save({"ids": self.ids})
 
 
 class JobTracker:

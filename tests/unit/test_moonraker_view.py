@@ -45,7 +45,7 @@ def test_printing_takes_the_slicers_m73_progress_and_estimates_the_time_left():
     view.merge(PRINTING)
     view.history_changed(ADDED)
     snap = view.snapshot(2_000)
-    assert (snap.state, snap.file, snap.job_id, snap.user) == ("printing", "benchy.gcode", "00002A", "anna")
+    assert (snap.state, snap.file, snap.job_id, snap.user) == ("printing", "benchy.gcode", "00002A@1780000000250", "anna")
     assert snap.progress == 25.0  # display_status (M73), not the file position (31 %)
     assert snap.time_left == 1800.0 and snap.print_time == 600.0 and snap.filament_mm == 812.4
     assert snap.temps == {"tool0": (214.8, 215.0), "bed": (59.7, 60.0)}
@@ -106,7 +106,7 @@ def test_history_entries_map_to_job_ends_without_moonrakers_stand_in_users():
                    ("in_progress", "sara")])]
     view = ready_view(reversed(entries))  # Moonraker lists newest first
     history = view.snapshot(7_000).history
-    assert [(p.job_id, p.kind, p.user) for p in history] == [
+    assert [(p.job_id.split("@")[0], p.kind, p.user) for p in history] == [
         ("000000", "done", "anna"), ("000001", "cancelled", None), ("000002", "failed", None),
         ("000003", "failed", None), ("000004", "failed", "erik"), ("000005", "failed", "erik")]
     first = history[0]
@@ -142,3 +142,33 @@ def test_a_lost_connection_is_unreachable_with_the_reason():
     view.lost("connection refused")
     snap = view.snapshot(10_000)
     assert (snap.state, snap.error, snap.temps) == ("unreachable", "connection refused", {})
+
+
+def _entry(job_id, status, start, file="long.gcode", end=None):
+    return {"job_id": job_id, "status": status, "filename": file, "user": "anna", "start_time": start,
+            "end_time": end or start + 5, "print_duration": 4.0, "filament_used": 10.0}
+
+
+def test_an_entry_moonraker_closed_as_it_stopped_waits_for_klippers_own_end_of_the_job():
+    for word in ("server_exit", "interrupted"):
+        view = ready_view([_entry("000007", word, 1_780_000_000.0)])
+        view.merge({"print_stats": {"filename": "long.gcode", "state": "printing", "total_duration": 9.0}})
+        snap = view.snapshot(1_780_000_010_000)
+        assert snap.history == () and snap.job_id == "000007@1780000000000"  # the job goes on
+        view.merge({"print_stats": {"state": "complete", "total_duration": 30.5, "print_duration": 28.0,
+                                    "filament_used": 500.0}})
+        (done,) = view.snapshot(1_780_000_031_000).history
+        assert (done.job_id, done.kind, done.ended_ts, done.print_time, done.filament_mm) == (
+            "000007@1780000000000", "done", 1_780_000_030_500, 28.0, 500.0)
+    # Klipper itself lost it (shut down): the entry's own word stands
+    view = ready_view([_entry("000007", "server_exit", 1_780_000_000.0)])
+    view.klippy_changed("shutdown")
+    assert [p.kind for p in view.snapshot(1).history] == ["failed"]
+
+
+def test_a_reused_job_id_is_another_job():
+    view = ready_view([_entry("000001", "completed", 1_780_000_000.0)])
+    view.history_changed({"action": "added", "job": _entry("000001", "in_progress", 1_780_000_100.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    snap = view.snapshot(1_780_000_101_000)
+    assert snap.job_id == "000001@1780000100000" != snap.history[-1].job_id
