@@ -162,6 +162,8 @@ class JobTracker:
             if snap.ended_ts is not None and snap.ended_ts < job.started_ts:
                 return [self._end("failed", snap, error=UNSAID)]  # a record of an earlier job
             error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
+            # A job named by the printer only now (its id in this snapshot): remembered as ended.
+            job.job_id = job.job_id or snap.job_id
             return [self._end(snap.ended, snap, error=error, at=snap.ended_ts)]
         if job.job_id is None and snap.job_id and snap.state in ACTIVE_STATES:
             job.job_id = snap.job_id  # the printer named the job after it started

@@ -150,6 +150,10 @@ class MoonrakerView:
             snap.user = user_of(self.latest)
         if self.history is None:  # no history: print_stats is the printer's own word on the end
             snap.ended = {"complete": "done", "cancelled": "cancelled", "error": "failed"}.get(stats.get("state"))
+        elif self.klippy in KLIPPER_GONE and stats.get("state") in ("printing", "paused"):
+            # Klipper shut down under a job: it is lost, say so now rather than after Moonraker
+            # has written its history entry (which then names a job already told).
+            snap.ended = "failed"
 
     def _past(self, entry: dict) -> PastJob | None:
         kind = HISTORY_ENDS.get(entry.get("status"))

@@ -172,3 +172,19 @@ def test_a_reused_job_id_is_another_job():
     view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
     snap = view.snapshot(1_780_000_101_000)
     assert snap.job_id == "000001@1780000100000" != snap.history[-1].job_id
+
+
+def test_a_klipper_shutdown_under_a_job_fails_it_at_once_and_its_history_entry_later_adds_nothing():
+    from agent.jobs import JobTracker, Ledger
+
+    view, tracker = ready_view(), JobTracker(ledger=Ledger())
+    view.history_changed({"action": "added", "job": _entry("00000C", "in_progress", 1_780_000_000.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    assert [e.kind for e in tracker.update(view.snapshot(1_780_000_001_000))] == ["started"]
+    view.klippy_changed("shutdown")
+    view.merge({"webhooks": {"state": "shutdown", "state_message": "Shutdown due to M112 command"}})
+    events = tracker.update(view.snapshot(1_780_000_002_000))
+    assert [(e.kind, e.error) for e in events] == [("disconnected", "Shutdown due to M112 command"),
+                                                 ("failed", "Shutdown due to M112 command")]
+    view.history_changed({"action": "finished", "job": _entry("00000C", "klippy_shutdown", 1_780_000_000.0)})
+    assert tracker.update(view.snapshot(1_780_000_002_100)) == []
