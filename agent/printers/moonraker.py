@@ -125,6 +125,7 @@ class Moonraker:
     def _sync(self, rpc: RpcSocket) -> None:
         """Everything the agent needs to know at once after (re)connecting."""
         rpc.call("server.connection.identify", IDENTITY)
+        self._clock_sample(_proc_time(rpc))  # before the history: its times are on Moonraker's clock
         history = _history(rpc)
         with self._lock:
             self._view.history_loaded(history)
@@ -171,6 +172,9 @@ class Moonraker:
     def _handle(self, rpc: RpcSocket, message: dict) -> None:
         method, params = message.get("method"), message.get("params") or [{}]
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
+        if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
+            self._clock_sample(first.get("moonraker_stats"))
+            return
         with self._lock:
             resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"
             if method == "notify_status_update":
@@ -186,6 +190,11 @@ class Moonraker:
         if resubscribe:  # Moonraker forgot our subscription when Klipper went away
             self._subscribe(rpc)
         self._report()
+
+    def _clock_sample(self, stats) -> None:
+        if isinstance(stats, dict):
+            with self._lock:
+                self._view.clock_sample(stats.get("time"), int(self._clock() * 1000))
 
     # -- telling the agent ----------------------------------------------------------------------
     def _report(self) -> None:
@@ -210,6 +219,15 @@ def _state_message(rpc: RpcSocket) -> str | None:
         return rpc.call("printer.info").get("state_message")
     except RpcError:
         return None  # Klipper went away between the two calls
+
+
+def _proc_time(rpc: RpcSocket) -> dict | None:
+    """Moonraker's newest process sample (its clock, up to a second old), or None."""
+    try:
+        samples = rpc.call("machine.proc_stats").get("moonraker_stats")
+    except (RpcError, AttributeError):
+        return None
+    return samples[-1] if isinstance(samples, list) and samples and isinstance(samples[-1], dict) else None
 
 
 def _history(rpc: RpcSocket) -> list | None:

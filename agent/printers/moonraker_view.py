@@ -7,6 +7,8 @@ in docs/printers.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from agent.printers.base import PastJob, Snapshot
 from agent.printers.values import number as _number, text as _text
 
@@ -36,6 +38,10 @@ KLIPPER_GONE = frozenset({"shutdown", "error"})  # its print_stats is gone with 
 # Moonraker's stand-ins when no person started the job: not a user, and not stored as one.
 NOT_A_USER = frozenset({"No User", "_TRUSTED_USER_", "_API_KEY_USER_"})
 DISCONNECTED = "Klippy Disconnected"  # Moonraker's own words while Klipper's host is gone
+# History times are Moonraker's host clock (history.py PrinterJob: time.time()), the agent's
+# samples its own. Below this difference the two are taken as one clock (same host, or NTP).
+SKEW_MIN_MS = 2000
+CLOCK_SAMPLES = 10
 
 
 class MoonrakerView:
@@ -45,6 +51,7 @@ class MoonrakerView:
         self.status: dict[str, dict] = {}
         self.history: list[PastJob] | None = None  # None: Moonraker keeps no history
         self.latest: dict | None = None  # the newest history entry (maybe still in progress)
+        self._offsets: list[int] = []  # our clock minus Moonraker's, per sample (ms; >= the truth)
 
     # -- what the client feeds in ---------------------------------------------------------------
     def lost(self, problem: str) -> None:
@@ -87,6 +94,19 @@ class MoonrakerView:
         if past is not None and self.history is not None:
             self.history = [p for p in self.history if p.job_id != past.job_id][-HISTORY_PAGE + 1:] + [past]
 
+    def clock_sample(self, moonraker_time, received_ms: int) -> None:
+        """Moonraker's clock as it sent a frame (``moonraker_stats.time``), and ours as it came."""
+        theirs = _number(moonraker_time)
+        if theirs is not None:
+            self._offsets = self._offsets[-CLOCK_SAMPLES + 1:] + [received_ms - int(theirs * 1000)]
+
+    @property
+    def skew_ms(self) -> int:
+        """What to add to Moonraker's times to read them on the agent's clock. The smallest of
+        the recent samples (each is late by its trip); 0 for a difference below SKEW_MIN_MS."""
+        best = min(self._offsets, default=0)
+        return best if abs(best) >= SKEW_MIN_MS else 0
+
     # -- what the agent reads -------------------------------------------------------------------
     def snapshot(self, ts: int) -> Snapshot:
         if self.problem is not None:
@@ -101,14 +121,17 @@ class MoonrakerView:
     def _history_now(self, ts: int) -> tuple[PastJob, ...] | None:
         if self.history is None:
             return None
+        skew = self.skew_ms
+        history = [replace(p, started_ts=p.started_ts + skew, ended_ts=p.ended_ts + skew) for p in self.history] \
+            if skew else self.history
         newest = self.latest
-        if not self.history or not newest or newest.get("status") not in MOONRAKER_STOPPED:
-            return tuple(self.history)
-        past = self.history[-1]
+        if not history or not newest or newest.get("status") not in MOONRAKER_STOPPED:
+            return tuple(history)
+        past = history[-1]
         if past.job_id != job_key(newest):
-            return tuple(self.history)
+            return tuple(history)
         outcome = self._outcome_after_restart(newest, past, ts)
-        return tuple(self.history[:-1]) + ((outcome,) if outcome else ())
+        return tuple(history[:-1]) + ((outcome,) if outcome else ())
 
     def _outcome_after_restart(self, entry: dict, past: PastJob, ts: int) -> PastJob | None:
         """The real end of a job Moonraker's history closed when Moonraker stopped: from

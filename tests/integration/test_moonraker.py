@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -188,6 +189,30 @@ def test_a_firmware_restart_into_a_config_error_shows_klippers_message_within_tw
         rig.call("POST", "/printer/firmware_restart")
     watcher.until(lambda s: s.state == "idle", "idle with the config fixed", timeout=40)
     rig.settle()
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="needs libfaketime (apt-get install faketime)")
+def test_a_moonraker_whose_clock_is_90_s_behind_gives_job_times_on_the_agents_clock(moonraker_factory):
+    """History times are Moonraker's host clock; a Pi without RTC may be far off until NTP."""
+    server = moonraker_factory(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": "-90",
+                                    "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    server.create_user(USER)
+    watcher = Watcher(server.url, INTERVAL)
+    try:
+        watcher.until(lambda s: s.state == "idle", "idle")
+        server.print_file("skewed.gcode", klipper_gcode(8000))
+        watcher.until(lambda s: "done" in watcher.kinds(), "the print to end")
+    finally:
+        watcher.close()
+    started, done = watcher.events
+    entry = server.history(1)[0]
+    assert watcher.client.poll().ts / 1000 - entry["end_time"] > 80  # the scenario: Moonraker's clock is behind
+    seen_idle = next(s.ts for s in watcher.snaps if s.ts > started.ts and s.state == "idle")
+    assert started.ts < done.ts <= seen_idle and seen_idle - done.ts < 1000
+    assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002)
 
 
 def test_an_api_key_opens_a_moonraker_that_trusts_no_client_and_a_wrong_or_missing_one_is_named(

@@ -188,3 +188,26 @@ def test_a_klipper_shutdown_under_a_job_fails_it_at_once_and_its_history_entry_l
                                                  ("failed", "Shutdown due to M112 command")]
     view.history_changed({"action": "finished", "job": _entry("00000C", "klippy_shutdown", 1_780_000_000.0)})
     assert tracker.update(view.snapshot(1_780_000_002_100)) == []
+
+
+def test_history_times_are_read_on_the_agents_clock_when_moonrakers_is_off():
+    from agent.jobs import JobTracker, Ledger
+
+    # Moonraker's host is 90 s behind the agent's (a Pi without RTC before NTP): the frames it
+    # stamps say so, each a few ms late; its history then reads 90 s later, on the agent's clock.
+    view, tracker = ready_view(), JobTracker(ledger=Ledger())
+    tracker.update(view.snapshot(1_780_000_090_000))
+    for late_ms, sent in ((40, 1_780_000_000.0), (3, 1_780_000_001.0), (15, 1_780_000_002.0)):
+        view.clock_sample(sent, int(sent * 1000) + 90_000 + late_ms)
+    assert view.skew_ms == 90_003
+    view.history_changed({"action": "added", "job": _entry("00000D", "in_progress", 1_780_000_000.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    (started,) = tracker.update(view.snapshot(1_780_000_090_200))
+    view.history_changed({"action": "finished", "job": _entry("00000D", "completed", 1_780_000_000.0,
+                                                              end=1_780_000_030.0)})
+    view.merge({"print_stats": {"state": "complete"}})
+    (done,) = tracker.update(view.snapshot(1_780_000_120_100))
+    assert (done.kind, done.ts, done.duration) == ("done", 1_780_000_120_003, 30.0)  # one clock: its own
+    same_host = ready_view()
+    same_host.clock_sample(1_780_000_000.0, 1_780_000_000_400)  # a slow trip, not a skew
+    assert same_host.skew_ms == 0
