@@ -122,8 +122,9 @@ class MoonrakerView:
         if self.history is None:
             return None
         skew = self.skew_ms
-        history = [replace(p, started_ts=p.started_ts + skew, ended_ts=p.ended_ts + skew) for p in self.history] \
-            if skew else self.history
+        # (the skew is known to a trip's few ms: a job seen ending now ended no later than now)
+        history = [replace(p, started_ts=p.started_ts + skew, ended_ts=min(p.ended_ts + skew, ts))
+                   for p in self.history] if skew else self.history
         newest = self.latest
         if not history or not newest or newest.get("status") not in MOONRAKER_STOPPED:
             return tuple(history)

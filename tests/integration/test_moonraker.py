@@ -160,16 +160,24 @@ def test_moonraker_restarted_mid_print_gives_one_done_at_klippers_end_and_is_see
     assert history(rig)[0]["status"] == ("interrupted" if how == "kill" else "server_exit")  # Moonraker's own
 
 
-def test_ids_moonraker_gives_again_after_its_history_is_deleted_lose_no_job(rig, watcher):
-    real_only(rig)
-    for name in ("first.gcode", "after-delete-all.gcode", "after-delete-newest.gcode"):
-        if name == "after-delete-newest.gcode":  # the newest id is given again after its deletion
-            rig.call("DELETE", "/server/history/job", params={"uid": history(rig)[0]["job_id"]})
-        else:  # Mainsail's "delete all": ids start again at 1
-            rig.call("DELETE", "/server/history/job", params={"all": "true"})
-        rig.print_file(name, klipper_gcode(4000))
-        watcher.until(lambda s: events_of(watcher, name) == ["started", "done"], f"{name} to end")
-        assert history(rig)[0]["job_id"] == "000001"
+def test_ids_moonraker_gives_again_after_its_history_is_deleted_lose_no_job(moonraker_factory):
+    """Real Moonraker only, a pair of its own: after other tests restarted the shared one,
+    Moonraker 0.11 sometimes records no entry for the next job at all (its known limit)."""
+    server = moonraker_factory()
+    server.create_user(USER)
+    watcher = Watcher(server.url, INTERVAL)
+    try:
+        watcher.until(lambda s: s.state == "idle", "idle")
+        for name in ("first.gcode", "after-delete-all.gcode", "after-delete-newest.gcode"):
+            if name == "after-delete-newest.gcode":  # the newest id is given again after its deletion
+                server.result("DELETE", "/server/history/job", params={"uid": server.history(1)[0]["job_id"]})
+            else:  # Mainsail's "delete all": ids start again at 1
+                server.result("DELETE", "/server/history/job", params={"all": "true"})
+            server.print_file(name, klipper_gcode(4000))
+            watcher.until(lambda s: events_of(watcher, name) == ["started", "done"], f"{name} to end")
+            assert server.history(1)[0]["job_id"] == "000001"
+    finally:
+        watcher.close()
     assert watcher.kinds() == ["started", "done"] * 3
 
 
@@ -211,7 +219,7 @@ def test_a_moonraker_whose_clock_is_90_s_behind_gives_job_times_on_the_agents_cl
     entry = server.history(1)[0]
     assert watcher.client.poll().ts / 1000 - entry["end_time"] > 80  # the scenario: Moonraker's clock is behind
     seen_idle = next(s.ts for s in watcher.snaps if s.ts > started.ts and s.state == "idle")
-    assert started.ts < done.ts <= seen_idle and seen_idle - done.ts < 1000
+    assert started.ts < done.ts <= seen_idle and seen_idle - done.ts < 1000  # on the agent's clock
     assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002)
 
 
