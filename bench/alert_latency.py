@@ -205,11 +205,13 @@ def _push(kind: str, args, tmp: Path, broker, influx, hook) -> tuple[str, list[f
         agent.stop()
         collector.stop()
         rig.close()
-    print(f"  push {kind}, from the printer's firmware showing the change: p50 {statistics.median(firmware) * 1000:.0f} "
-          f"ms, p95 {percentile(firmware, 0.95) * 1000:.0f} ms, max {max(firmware) * 1000:.0f} ms")
+    print(f"  push {kind}, from the printer's firmware showing the change: "
+          f"p50 {statistics.median(firmware) * 1000:.0f} ms, p95 {percentile(firmware, 0.95) * 1000:.0f} ms, "
+          f"max {max(firmware) * 1000:.0f} ms")
     print(f"  push {kind}, from the request that caused the change: p50 {statistics.median(requested) * 1000:.0f} ms, "
           f"p95 {percentile(requested, 0.95) * 1000:.0f} ms, max {max(requested) * 1000:.0f} ms")
-    return (f"push {kind} alert latency (print_failed, {len(latencies)} trials), from the printer's API showing the change",
+    return (f"push {kind} alert latency (print_failed, {len(latencies)} trials), "
+            "from the printer's API showing the change",
             latencies, PUSH_TARGET)
 
 

@@ -141,14 +141,14 @@ def trial(rig, hook, engine, n: int, site: str = "lab", verbose: bool = False) -
     except AssertionError:
         w = engine.printers.get(key)
         raise AssertionError(f"trial {n}: no {RULE} for {rig.printer}; the collector sees {w.state if w else None} "
-                             f"(failed: {w.failed if w else None}, newest {w.newest_ts if w else None}, ends {w.ends_seen if w else None}); open incidents: {sorted(engine.open)}; "
+                             f"(failed: {w.failed if w else None}); open incidents: {sorted(engine.open)}; "
                              f"notes: {[(x['rule'], x['kind'], x['printer']) for x in hook.notes[-6:]]}") from None
     note, arrived = firings()[-1]
     if verbose:
         down = engine.printers[key].down_since
         seen = f"the collector saw it down at +{(down - began) * 1000:.0f} ms, " if down else ""
-        print(f"    from the request: the printer showed it at +{(source - began) * 1000:.0f} ms, its API announced it at "
-              f"+{(changed - began) * 1000:.0f} ms, {seen}the alert engine "
+        print(f"    from the request: the printer showed it at +{(source - began) * 1000:.0f} ms, "
+              f"its API announced it at +{(changed - began) * 1000:.0f} ms, {seen}the alert engine "
               f"queued it at +{(note['queued_at'] - began) * 1000:.0f} ms, the receiver had it at "
               f"+{(arrived - began) * 1000:.0f} ms")
     rig.recover()

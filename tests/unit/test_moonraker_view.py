@@ -45,7 +45,8 @@ def test_printing_takes_the_slicers_m73_progress_and_estimates_the_time_left():
     view.merge(PRINTING)
     view.history_changed(ADDED)
     snap = view.snapshot(2_000)
-    assert (snap.state, snap.file, snap.job_id, snap.user) == ("printing", "benchy.gcode", "00002A@1780000000250", "anna")
+    assert (snap.state, snap.file, snap.job_id, snap.user) == (
+        "printing", "benchy.gcode", "00002A@1780000000250", "anna")  # the id with its start: ids are reused
     assert snap.progress == 25.0  # display_status (M73), not the file position (31 %)
     assert snap.time_left == 1800.0 and snap.print_time == 600.0 and snap.filament_mm == 812.4
     assert snap.temps == {"tool0": (214.8, 215.0), "bed": (59.7, 60.0)}
