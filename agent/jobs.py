@@ -1,14 +1,15 @@
-"""Job and connection events derived from successive snapshots of one printer.
+"""Job and connection events from successive snapshots of one printer.
 
-OctoPrint's REST API has no event history, so the agent infers events from state
-transitions. ``JobTracker.update`` is pure bookkeeping (no I/O); the open job is
-handed to a ``save`` callback when it starts or ends, so an agent restart in the
-middle of a print neither forgets the job nor counts it twice.
+The printer's adapter decides how a job ended: it says so in the snapshot, either as
+``Snapshot.ended`` (the printer's own word on the job that was under way, with
+``Snapshot.ended_ts`` when its record tells the real end time) or as finished entries of the
+printer's own job history (``Snapshot.history``). This tracker only orders those ends after
+their starts, de-duplicates them and hands them on: it knows no printer API.
 
-A printer that keeps a job history (Moonraker) hands its finished jobs in the snapshot;
-then a job ends only from its history entry — exact outcome, end time and filament — and
-the ids of the entries already reported are kept on disk (``Ledger``), so a job that ended,
-or began and ended, while the agent was away is reported once after it comes back.
+``JobTracker.update`` is pure bookkeeping (no I/O). The open job is handed to a ``save``
+callback when it starts or ends, and the ids of the jobs already ended are kept by a
+``Ledger`` saved on every change, so an agent restart neither forgets a job nor counts one
+twice, for every API whose printer names its jobs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from agent.printers.base import PastJob, Snapshot
 from common.protocol import ACTIVE_STATES, JOB_END_KINDS
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
+UNSAID = "the job ended without the printer saying how"
+REPLACED = "job replaced before its end was seen"
 
 
 @dataclass(slots=True)
@@ -47,15 +50,20 @@ class JobEvent:
 
 
 class Ledger:
-    """Ids of the printer's history entries the agent has accounted for, saved on every change.
+    """Ids of the jobs the agent has seen end (history entries and named jobs alike), saved on
+    every change.
 
-    ``ids`` is None until the history is first seen: the entries there then ended before this
-    agent watched the printer, and are taken as known rather than reported late.
+    ``ids`` is None until the first job ends or a history is first seen: the entries of a
+    history seen first then ended before this agent watched the printer, and are taken as
+    known rather than reported late.
     """
 
     KEEP = 200  # more than a history page the client reads, so no old entry comes back as new
 
-    def __init__(self, ids: list[str] | None = None, save: Callable[[list[str]], None] = lambda ids: None):
+    def __init__(self, saved: dict | None = None, save: Callable[[dict], None] = lambda saved: None):
+        # What ``save`` was given last time: {"ids": [...]}. A bare list is the file of an older
+        # agent, whose Moonraker ids did not yet carry their start time: taken as not seen.
+        ids = saved.get("ids") if isinstance(saved, dict) else None
         self.ids = [str(i) for i in ids] if isinstance(ids, list) else None
         self._known = set(self.ids or ())  # checked for every entry on every poll
         self._save = save
@@ -71,7 +79,7 @@ class Ledger:
         known = self.ids or []
         self.ids = (known + [i for i in dict.fromkeys(job_ids) if i and i not in self._known])[-self.KEEP:]
         self._known = set(self.ids)
-        self._save(self.ids)
+        self._save({"ids": self.ids})
 
 
 class JobTracker:
@@ -80,18 +88,17 @@ class JobTracker:
         self.job = OpenJob(**job) if job else None
         self.prev: Snapshot | None = None
         self._save = save
-        self._ended_id: str | None = None  # the printer's id of the job that ended last
         self.ledger = ledger or Ledger()
 
     def update(self, snap: Snapshot) -> list[JobEvent]:
         prev, self.prev = self.prev, snap
         if snap.state == "unreachable":
-            return []  # OctoPrint unseen: the job may go on; decide when it answers again
+            return []  # the printer unseen: the job may go on; decide when it answers again
         events = self._connection_events(prev, snap)
         if snap.history is not None:
             events.extend(self._from_history(snap.history))
         if self.job and snap.state in ACTIVE_STATES and _replaced(self.job, snap):
-            events.append(self._end("failed", snap, error="job replaced before its end was seen"))
+            events.append(self._end("failed", snap, error=REPLACED))
         if self.job is None and snap.state in ACTIVE_STATES and not self._ended_before(snap):
             events.append(self._start(snap))
         elif self.job is not None:
@@ -99,9 +106,9 @@ class JobTracker:
         return events
 
     def _ended_before(self, snap: Snapshot) -> bool:
-        # A job whose end was counted may go on (PrusaLink ATTENTION, then the person at the
-        # printer lets it continue; a late Moonraker frame): the same job id is not a new job.
-        return snap.job_id is not None and (snap.job_id == self._ended_id or snap.job_id in self.ledger)
+        # A job whose end was counted may still be reported under way for a moment (a late
+        # frame, a printer that lets a person resume it): the same job id is not a new job.
+        return snap.job_id is not None and snap.job_id in self.ledger
 
     def _connection_events(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         if prev is None or prev.state == "unreachable":
@@ -135,7 +142,7 @@ class JobTracker:
         if job.job_id:
             return job.job_id == past.job_id
         # Not yet named by the printer: the entry that ended after it began, for its file
-        # (or for no file: Moonraker may miss the name of a job started as it starts itself).
+        # (or for no file: a printer may miss the name of a job that ended as it began).
         return past.file in (job.file, None) and past.ended_ts >= job.started_ts
 
     def _end_from_history(self, past: PastJob) -> JobEvent:
@@ -149,11 +156,15 @@ class JobTracker:
 
     def _follow(self, prev: Snapshot | None, snap: Snapshot) -> list[JobEvent]:
         job, prev_state = self.job, prev.state if prev else None
-        if snap.ended in JOB_END_KINDS:  # the printer says how it ended: no inference needed
+        if snap.ended in JOB_END_KINDS:  # the printer says how it ended
             if _replaced(job, snap):  # ... but of a later job: ours ended while we were away
-                return [self._end("failed", snap, error="job replaced before its end was seen")]
+                return [self._end("failed", snap, error=REPLACED)]
+            if snap.ended_ts is not None and snap.ended_ts < job.started_ts:
+                return [self._end("failed", snap, error=UNSAID)]  # a record of an earlier job
             error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
-            return [self._end(snap.ended, snap, error=error)]
+            # A job named by the printer only now (its id in this snapshot): remembered as ended.
+            job.job_id = job.job_id or snap.job_id
+            return [self._end(snap.ended, snap, error=error, at=snap.ended_ts)]
         if job.job_id is None and snap.job_id and snap.state in ACTIVE_STATES:
             job.job_id = snap.job_id  # the printer named the job after it started
             self._save(asdict(job))
@@ -168,13 +179,8 @@ class JobTracker:
             return []
         if snap.history is not None:
             return []  # its history entry will say how and when the job ended
-        if snap.state == "idle":
-            if prev_state == "cancelling" or not _complete(snap, job):
-                return [self._end("cancelled", snap)]
-            return [self._end("done", snap)]
-        # error or offline with a job open: the print is lost
-        reason = snap.error or snap.state_text or snap.state
-        return [self._end("failed", snap, error=reason)]
+        # Not under way, and the printer did not say how it ended: the job is lost.
+        return [self._end("failed", snap, error=snap.error or UNSAID)]
 
     def _start(self, snap: Snapshot) -> JobEvent:
         self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm,
@@ -182,11 +188,12 @@ class JobTracker:
         self._save(asdict(self.job))
         return self._event("started", snap)
 
-    def _end(self, kind: str, snap: Snapshot, error: str | None = None) -> JobEvent:
+    def _end(self, kind: str, snap: Snapshot, error: str | None = None, at: int | None = None) -> JobEvent:
         job = self.job
+        ts = min(at, snap.ts) if at is not None else snap.ts  # the printer's record of the end
         event = JobEvent(
-            kind, snap.ts, job.file, job.user,
-            duration=round((snap.ts - job.started_ts) / 1000, 3),
+            kind, ts, job.file, job.user,
+            duration=round((ts - job.started_ts) / 1000, 3),
             print_time=job.print_time, filament_mm=job.filament_mm, error=error,
             job_started=job.started_ts,
         )
@@ -194,10 +201,10 @@ class JobTracker:
         return event
 
     def _close(self, job_id: str | None) -> None:
-        self.job, self._ended_id = None, job_id
+        self.job = None
         self._save(None)
-        if job_id and self.ledger.seeded:
-            self.ledger.add(job_id)  # its history entry, when it comes, is then already told
+        if job_id:
+            self.ledger.add(job_id)  # its history entry or a late frame is then already told
 
     def _event(self, kind: str, snap: Snapshot) -> JobEvent:
         job = self.job
@@ -217,9 +224,3 @@ def _replaced(job: OpenJob, snap: Snapshot) -> bool:
     if job.job_id and snap.job_id:
         return job.job_id != snap.job_id
     return bool(snap.file and job.file and snap.file != job.file)
-
-
-def _complete(snap: Snapshot, job: OpenJob) -> bool:
-    # OctoPrint leaves completion at 100 after a finished print; a cancel leaves it lower.
-    progress = snap.progress if snap.progress is not None else job.progress
-    return progress is not None and progress >= 99.95

@@ -72,6 +72,7 @@ class PrinterWorker:
         self.tracker = JobTracker(job_file.load() if job_file else None,
                                   job_file.save if job_file else (lambda job: None), ledger)
         self.last: Snapshot | None = None
+        self.session_ts: int | None = None  # this agent run's first look at the printer
         self.topics = {c: protocol.printer_topic(self.site, self.id, c) for c in protocol.PRINTER_CHANNELS}
         self.limits = getattr(cfg, "limits", DEFAULT_LIMITS)
         self._changes = RateLimit(self.limits.state_changes_per_minute)
@@ -102,6 +103,8 @@ class PrinterWorker:
     def _report(self, telemetry: bool) -> Snapshot:
         snap = self.printer.poll()
         prev, self.last = self.last, snap
+        if self.session_ts is None:
+            self.session_ts = snap.ts
         if telemetry:
             self._send("telemetry", self._telemetry(snap))
         if prev is None or prev.state != snap.state or prev.error != snap.error:
@@ -112,7 +115,22 @@ class PrinterWorker:
         for event in self.tracker.update(snap):
             log.info("%s: job event %s %s", self.id, event.kind, one_line(event.file or ""))
             self._send("event", self._event(event))
+            self._tell_the_past(event)
         return snap
+
+    def _tell_the_past(self, event: JobEvent) -> None:
+        """A job start or end from before this agent run (the printer's record of a job that
+        ended, or ran, while the agent was away) is also a state change at its own time: the
+        state timeline then counts the printing up to the real end, not as time without data.
+        Not retained: the printer's current status stays the retained one."""
+        state = {"started": ("printing", "idle"), **{kind: ("idle", "printing") for kind in protocol.JOB_END_KINDS}}
+        if event.kind not in state or self.session_ts is None or event.ts >= self.session_ts:
+            return
+        now, before = state[event.kind]
+        self._send("status", protocol.Status(
+            v=protocol.SCHEMA_VERSION, ts=event.ts, printer=self.id, site=self.site, seq=self._next_seq(),
+            state=now, prev_state=before, state_text=f"job {event.kind} while the agent was away",
+            error=None, file=event.file, agent=self.agent_id, api=self.cfg.type))
 
     def _send(self, channel: str, msg, retain: bool = False) -> None:
         self.send(self.topics[channel], protocol.encode(msg), retain)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 apt_install mosquitto mosquitto-clients influxdb influxdb-client nats-server poppler-utils chromium \
-  gcc python3-dev python3-venv openssl docker-compose libusb-dev
+  gcc python3-dev python3-venv openssl docker-compose libusb-dev faketime
 # The Debian packages enable their own services; the tests start private instances instead.
 run_root systemctl disable --now mosquitto influxdb nats-server >/dev/null 2>&1 || true
 

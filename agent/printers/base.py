@@ -44,12 +44,17 @@ class Snapshot:
     # The printer's own identity of the current job, where its API has one (PrusaLink's
     # job id, Moonraker's history job id): a new id is a new job even with the same file.
     job_id: str | None = None
-    # How the printer itself says the job ended ("done", "cancelled", "failed"), where its API
-    # tells (PrusaLink FINISHED/STOPPED, Bambu's cancel code, Moonraker's history); the agent
-    # then uses it instead of inferring the outcome from progress.
+    # How the job that was under way ended ("done", "cancelled", "failed"), as the adapter reads
+    # it from its printer (each adapter owns that judgement; the job tracker infers nothing).
+    # A job open in the tracker and not under way without ``ended`` (and without a history)
+    # is lost: it ends "failed".
     ended: str | None = None
+    # When it ended (ms since the epoch), where the printer keeps a record of the end (OctoPrint's
+    # file statistics after the agent was away); None: at this snapshot.
+    ended_ts: int | None = None
     # Recently finished jobs from the printer's own history, oldest first, where its API keeps
-    # one (Moonraker). None: no history, so job ends are inferred from states. With a history,
+    # one (Moonraker). Each PastJob.job_id names one job for good (the adapter makes it so where
+    # the printer reuses ids). None: no history, so job ends are inferred from states. With a history,
     # the job tracker ends jobs only from it (exact outcome and end time) and reports each
     # entry once, also jobs that began and ended while the agent was away.
     history: tuple[PastJob, ...] | None = None

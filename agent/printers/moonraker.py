@@ -28,7 +28,12 @@ from common.urls import redact
 
 log = logging.getLogger(__name__)
 
-BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+BACKOFF_MIN = 0.5
+# Moonraker notifies Klipper ready, shutdown and disconnected, but not a start-up that ends in an
+# error (a config error after FIRMWARE_RESTART): while Klipper is starting or away, server.info is
+# asked again (Moonraker's docs say every 2 s; sooner here, it is one local call).
+REQUERY = 1.0
+WAITING_FOR_KLIPPER = frozenset({"startup", "disconnected"})
 REJECTED = "API key rejected (unauthorized): check api_key_file, or Moonraker's trusted_clients"
 IDENTITY = {"client_name": "printfarm-agent", "version": "0.1.0", "type": "other",
             "url": "https://github.com/printfarm/printfarm"}
@@ -95,6 +100,8 @@ class Moonraker:
 
     # -- the connection thread ------------------------------------------------------------------
     def _run(self) -> None:
+        # The backoff never exceeds the interval: a Moonraker answering again is seen within two
+        # intervals however long it was away (one connection attempt per interval costs nothing).
         delay = BACKOFF_MIN
         while not self._stop.is_set():
             began = time.monotonic()
@@ -104,10 +111,10 @@ class Moonraker:
                 if self._stop.is_set():
                     return
                 self._lost(_describe(exc))
-            if time.monotonic() - began > BACKOFF_MAX:
+            if time.monotonic() - began > self._interval:
                 delay = BACKOFF_MIN  # it had been up a while: start the backoff over
-            self._stop.wait(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+            self._stop.wait(min(delay, self._interval))
+            delay = min(delay * 2, self._interval)
 
     def _session(self) -> None:
         headers = {"X-Api-Key": self._api_key.reveal()} if self._api_key else {}
@@ -122,15 +129,21 @@ class Moonraker:
     def _sync(self, rpc: RpcSocket) -> None:
         """Everything the agent needs to know at once after (re)connecting."""
         rpc.call("server.connection.identify", IDENTITY)
+        self._clock_sample(_proc_time(rpc))  # before the history: its times are on Moonraker's clock
+        history = _history(rpc)
+        with self._lock:
+            self._view.history_loaded(history)
+        self._ask_klippy(rpc)
+        self._problems.note(None)
+        self._report()
+
+    def _ask_klippy(self, rpc: RpcSocket) -> None:
         klippy = rpc.call("server.info").get("klippy_state", "disconnected")
         message = _state_message(rpc) if klippy not in ("ready", "disconnected") else None
         with self._lock:
             self._view.answered(klippy, message)
-            self._view.history_loaded(_history(rpc))
         if klippy == "ready":
             self._subscribe(rpc)
-        self._problems.note(None)
-        self._report()
 
     def _subscribe(self, rpc: RpcSocket) -> None:
         status = rpc.call("printer.objects.subscribe", {"objects": OBJECTS}).get("status", {})
@@ -142,9 +155,14 @@ class Moonraker:
 
     def _listen(self, rpc: RpcSocket) -> None:
         beat, silent_limit = self._interval / 2, self._interval * 1.5
-        heard = time.monotonic()
+        heard = asked = time.monotonic()
         while not self._stop.is_set():
-            message = rpc.receive(beat)
+            waiting = self._view.klippy in WAITING_FOR_KLIPPER
+            if waiting and time.monotonic() - asked >= REQUERY:
+                asked = time.monotonic()
+                self._ask_klippy(rpc)
+                self._report()
+            message = rpc.receive(min(beat, REQUERY) if waiting else beat)
             now = time.monotonic()
             if message is None:
                 if now - heard > silent_limit:
@@ -158,6 +176,9 @@ class Moonraker:
     def _handle(self, rpc: RpcSocket, message: dict) -> None:
         method, params = message.get("method"), message.get("params") or [{}]
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
+        if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
+            self._clock_sample(first.get("moonraker_stats"))
+            return
         with self._lock:
             resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"
             if method == "notify_status_update":
@@ -173,6 +194,11 @@ class Moonraker:
         if resubscribe:  # Moonraker forgot our subscription when Klipper went away
             self._subscribe(rpc)
         self._report()
+
+    def _clock_sample(self, stats) -> None:
+        if isinstance(stats, dict):
+            with self._lock:
+                self._view.clock_sample(stats.get("time"), int(self._clock() * 1000))
 
     # -- telling the agent ----------------------------------------------------------------------
     def _report(self) -> None:
@@ -197,6 +223,15 @@ def _state_message(rpc: RpcSocket) -> str | None:
         return rpc.call("printer.info").get("state_message")
     except RpcError:
         return None  # Klipper went away between the two calls
+
+
+def _proc_time(rpc: RpcSocket) -> dict | None:
+    """Moonraker's newest process sample (its clock, up to a second old), or None."""
+    try:
+        samples = rpc.call("machine.proc_stats").get("moonraker_stats")
+    except (RpcError, AttributeError):
+        return None
+    return samples[-1] if isinstance(samples, list) and samples and isinstance(samples[-1], dict) else None
 
 
 def _history(rpc: RpcSocket) -> list | None:

@@ -7,6 +7,8 @@ in docs/printers.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from agent.printers.base import PastJob, Snapshot
 from agent.printers.limits import DEFAULT, LimitExceeded
 from agent.printers.values import number as _number, text as _text
@@ -28,9 +30,19 @@ PRINT_STATES = {"standby": "idle", "printing": "printing", "paused": "paused", "
                 "cancelled": "idle", "error": "idle"}
 HISTORY_ENDS = {"completed": "done", "cancelled": "cancelled", "error": "failed", "klippy_shutdown": "failed",
                 "klippy_disconnect": "failed", "interrupted": "failed", "server_exit": "failed"}
+# Moonraker closes its entry when Moonraker itself stops (server_exit; interrupted on the next
+# start after a crash), but Klipper prints on and no new entry is made (history.py on_exit,
+# component_init; job_state.py sees no transition on reconnecting). print_stats then decides.
+MOONRAKER_STOPPED = frozenset({"server_exit", "interrupted"})
+PRINT_ENDS = {"complete": "done", "cancelled": "cancelled", "error": "failed", "standby": "cancelled"}
+KLIPPER_GONE = frozenset({"shutdown", "error"})  # its print_stats is gone with it
 # Moonraker's stand-ins when no person started the job: not a user, and not stored as one.
 NOT_A_USER = frozenset({"No User", "_TRUSTED_USER_", "_API_KEY_USER_"})
 DISCONNECTED = "Klippy Disconnected"  # Moonraker's own words while Klipper's host is gone
+# History times are Moonraker's host clock (history.py PrinterJob: time.time()), the agent's
+# samples its own. Below this difference the two are taken as one clock (same host, or NTP).
+SKEW_MIN_MS = 2000
+CLOCK_SAMPLES = 10
 
 
 class MoonrakerView:
@@ -41,6 +53,7 @@ class MoonrakerView:
         self.status: dict[str, dict] = {}
         self.history: list[PastJob] | None = None  # None: Moonraker keeps no history
         self.latest: dict | None = None  # the newest history entry (maybe still in progress)
+        self._offsets: list[int] = []  # our clock minus Moonraker's, per sample (ms; >= the truth)
 
     # -- what the client feeds in ---------------------------------------------------------------
     def lost(self, problem: str) -> None:
@@ -87,17 +100,67 @@ class MoonrakerView:
         if past is not None and self.history is not None:
             self.history = [p for p in self.history if p.job_id != past.job_id][-HISTORY_PAGE + 1:] + [past]
 
+    def clock_sample(self, moonraker_time, received_ms: int) -> None:
+        """Moonraker's clock as it sent a frame (``moonraker_stats.time``), and ours as it came."""
+        theirs = _number(moonraker_time)
+        if theirs is not None:
+            self._offsets = self._offsets[-CLOCK_SAMPLES + 1:] + [received_ms - int(theirs * 1000)]
+
+    @property
+    def skew_ms(self) -> int:
+        """What to add to Moonraker's times to read them on the agent's clock. The smallest of
+        the recent samples (each is late by its trip); 0 for a difference below SKEW_MIN_MS."""
+        best = min(self._offsets, default=0)
+        return best if abs(best) >= SKEW_MIN_MS else 0
+
     # -- what the agent reads -------------------------------------------------------------------
     def snapshot(self, ts: int) -> Snapshot:
         if self.problem is not None:
             return Snapshot(ts=ts, state="unreachable", state_text=self.problem, error=self.problem)
         state, text, error = printer_state(self.klippy, self.status.get("webhooks", {}),
                                            self.status.get("print_stats", {}))
-        history = tuple(self.history) if self.history is not None else None
-        snap = Snapshot(ts=ts, state=state, state_text=text, error=error, history=history)
+        snap = Snapshot(ts=ts, state=state, state_text=text, error=error, history=self._history_now(ts))
         if self.klippy != "disconnected":
             self._fill(snap)
         return snap
+
+    def _history_now(self, ts: int) -> tuple[PastJob, ...] | None:
+        if self.history is None:
+            return None
+        skew = self.skew_ms
+        # (the skew is known to a trip's few ms: a job seen ending now ended no later than now)
+        history = [replace(p, started_ts=p.started_ts + skew, ended_ts=min(p.ended_ts + skew, ts))
+                   for p in self.history] if skew else self.history
+        newest = self.latest
+        if not history or not newest or newest.get("status") not in MOONRAKER_STOPPED:
+            return tuple(history)
+        past = history[-1]
+        if past.job_id != job_key(newest):
+            return tuple(history)
+        outcome = self._outcome_after_restart(newest, past, ts)
+        return tuple(history[:-1]) + ((outcome,) if outcome else ())
+
+    def _outcome_after_restart(self, entry: dict, past: PastJob, ts: int) -> PastJob | None:
+        """The real end of a job Moonraker's history closed when Moonraker stopped: from
+        Klipper's print_stats, which went on with it. None: it goes on, or is not yet known."""
+        if self.klippy in KLIPPER_GONE:
+            return past  # Klipper lost the job, and its print_stats with it: failed
+        stats = self.status.get("print_stats")
+        if self.klippy != "ready" or not isinstance(stats, dict):
+            return None  # Klipper starting or not yet connected to Moonraker: decide when it tells
+        if _text(stats.get("filename")) != _text(entry.get("filename")):
+            return past  # Klipper moved on to another file: this job's end is not known
+        kind = PRINT_ENDS.get(_text(stats.get("state")))
+        if kind is None:
+            return None  # printing or paused: the job goes on
+        # Klipper counts total_duration from its own start of the job, Moonraker's start_time is
+        # when it heard of it (up to a status update later): the sum may lie a little ahead, and
+        # a job seen to end live ended no later than now.
+        total = _number(stats.get("total_duration"))
+        ended = min(past.started_ts + int(total * 1000), ts) if total else past.ended_ts
+        return PastJob(past.job_id, kind, past.started_ts, ended, past.file, past.user,
+                       print_time=_number(stats.get("print_duration")), filament_mm=_number(stats.get("filament_used")),
+                       error=(first_line(stats.get("message")) or "print error") if kind == "failed" else None)
 
     def _fill(self, snap: Snapshot) -> None:
         status, stats = self.status, self.status.get("print_stats", {})
@@ -113,14 +176,18 @@ class MoonrakerView:
         snap.time_left = _time_left(snap.progress, snap.print_time)
         snap.filament_mm = _number(stats.get("filament_used"))
         if self.latest and self.latest.get("filename") == snap.file:
-            snap.job_id = _text(self.latest.get("job_id")) or None
+            snap.job_id = job_key(self.latest)
             snap.user = user_of(self.latest)
         if self.history is None:  # no history: print_stats is the printer's own word on the end
             snap.ended = {"complete": "done", "cancelled": "cancelled", "error": "failed"}.get(stats.get("state"))
+        elif self.klippy in KLIPPER_GONE and stats.get("state") in ("printing", "paused"):
+            # Klipper shut down under a job: it is lost, say so now rather than after Moonraker
+            # has written its history entry (which then names a job already told).
+            snap.ended = "failed"
 
     def _past(self, entry: dict) -> PastJob | None:
         kind = HISTORY_ENDS.get(entry.get("status"))
-        job_id, started = _text(entry.get("job_id")), _ms(entry.get("start_time"))
+        job_id, started = job_key(entry), _ms(entry.get("start_time"))
         if kind is None or not job_id or started is None:
             return None
         file = _text(entry.get("filename")) or None
@@ -158,6 +225,14 @@ def printer_state(klippy: str, webhooks: dict, stats: dict) -> tuple[str, str, s
     state = PRINT_STATES.get(word, "error")  # an unknown word: better someone looks
     error = (first_line(stats.get("message")) or "print error") if word == "error" else None
     return state, word, error
+
+
+def job_key(entry: dict) -> str | None:
+    """One job for good: Moonraker's job id with its start time. Its ids are SQLite rowids
+    (``job_id INTEGER PRIMARY KEY``, no AUTOINCREMENT): they start again at 1 after all history
+    is deleted, and the newest id is given again after that entry is deleted."""
+    job_id, started = _text(entry.get("job_id")), _ms(entry.get("start_time"))
+    return f"{job_id}@{started}" if job_id and started else None
 
 
 def user_of(entry: dict) -> str | None:

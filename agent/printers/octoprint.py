@@ -12,6 +12,7 @@ import requests
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.http_bounds import BoundedSession
 from agent.printers.limits import DEFAULT, LimitExceeded, Limits
+from agent.printers.octoprint_ends import EndJudge
 from agent.printers.octoprint_states import normalise
 from agent.printers.problems import ProblemLog
 from agent.printers.values import as_dict as _dict, clamp as _clamp, number as _number, text as _text
@@ -60,6 +61,7 @@ class OctoPrint:
         self._clock = clock
         self._client = None
         self._problems = ProblemLog(log, f"OctoPrint at {redact(self.url)}")
+        self._ends = EndJudge()
 
     def poll(self) -> Snapshot:
         try:
@@ -88,6 +90,7 @@ class OctoPrint:
         if state not in ("offline", "error"):
             # /api/printer answers 409 while disconnected; only ask when connected.
             _fill_temps(snap, _printer_or_empty(client))
+        self._ends.judge(snap, _file_record(client, job) if self._ends.needs_record(snap) else None)
         return snap
 
     def _unreachable(self, exc: Exception) -> Snapshot:
@@ -95,7 +98,9 @@ class OctoPrint:
         self._problems.note(problem)
         if _is_auth_problem(problem):
             self._client = None  # the key may be fixed without restarting the agent
-        return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
+        snap = Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
+        self._ends.judge(snap)
+        return snap
 
 
 
@@ -106,6 +111,20 @@ def _printer_or_empty(client) -> dict:
         if "(409)" in str(exc):  # disconnected between our two requests
             return {}
         raise
+
+
+def _file_record(client, data: dict) -> dict | None:
+    """The selected file's entry in ``/api/files`` (its print statistics), or None."""
+    file = _dict(_dict(data.get("job")).get("file"))
+    origin, path = _text(file.get("origin")), _text(file.get("path"))
+    if not origin or not path:
+        return None
+    try:
+        record = client.files_info(origin, path)
+    except Exception as exc:  # no statistics is no evidence, not a lost printer
+        log.debug("no statistics for the selected file: %s", type(exc).__name__)
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _fill_job(snap: Snapshot, data: dict) -> None:

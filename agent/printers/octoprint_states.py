@@ -6,10 +6,10 @@ _EXACT = {
     "operational": "idle",
     "printing": "printing",
     "printing from sd": "printing",
-    "sending file to sd": "printing",
+    "sending file to sd": "idle",  # an upload to the printer's SD card, not a print
     "starting": "printing",
     "starting print from sd": "printing",
-    "starting to send file to sd": "printing",
+    "starting to send file to sd": "idle",
     "resuming": "printing",
     "pausing": "paused",
     "paused": "paused",

@@ -130,9 +130,9 @@ class Engine:
                 self._evaluate_agent(self._on_agent(msg, now), now)
                 return
             w = self._watch(tags)
-            if w.newest_ts is not None and msg.ts < w.newest_ts:
+            if w.stale(msg):
                 return  # a redelivered old message (as the fleet does): it must not re-open anything
-            w.newest_ts, w.last_seen = msg.ts, now
+            w.newest_ts, w.last_seen = max(msg.ts, w.newest_ts or msg.ts), now
             if isinstance(msg, protocol.Telemetry):
                 if self._on_telemetry(w, msg, now):
                     self._evaluate_printer(w, now)

@@ -41,6 +41,11 @@ class PrinterWatch:
     state_since: float | None = None
     last_seen: float | None = None  # arrival of the newest message
     newest_ts: int | None = None  # sample time (ms) of the newest message
+    # A job's end carries the printer's record of it (Moonraker's history entry), which may lie a
+    # little before the agent's last sample: an end is old news only if seen already or older
+    # than the newest start.
+    newest_start_ts: int | None = None
+    ends_seen: list[tuple[str, int]] = field(default_factory=list)  # (kind, ts) of recent job ends
     down_since: float | None = None  # entered offline/error/unreachable
     down_while_printing: bool = False
     file: str | None = None
@@ -50,6 +55,21 @@ class PrinterWatch:
     heaters: dict[str, HeaterWatch] = field(default_factory=dict)
     failed: dict | None = None  # the last print failure, until the printer is up again
     done: dict | None = None  # the last finished print
+
+    def stale(self, msg) -> bool:
+        """A redelivered or superseded message, which must not re-open anything."""
+        if not isinstance(msg, protocol.Event) or msg.kind not in protocol.JOB_END_KINDS:
+            stale = self.newest_ts is not None and msg.ts < self.newest_ts
+            if not stale and isinstance(msg, protocol.Event) and msg.kind == "started":
+                self.newest_start_ts = msg.ts
+            return stale
+        if (msg.kind, msg.ts) in self.ends_seen:
+            return True  # a redelivery
+        newest = self.newest_start_ts if self.newest_start_ts is not None else self.newest_ts
+        if newest is not None and msg.ts < newest:
+            return True
+        self.ends_seen = self.ends_seen[-15:] + [(msg.kind, msg.ts)]
+        return False
 
     @property
     def subject(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -122,6 +123,106 @@ def test_an_emergency_stop_is_an_error_with_klippers_message_until_the_firmware_
     rig.call("POST", "/printer/firmware_restart")
     watcher.until(lambda s: s.state == "idle", "idle after FIRMWARE_RESTART", timeout=40)
     assert watcher.kinds() == ["disconnected", "connected"]
+
+
+# -- the real Moonraker's own behaviour (the simulator does not restart, reuse ids or read configs) --
+
+def klipper_state(rig) -> str | None:
+    try:
+        return rig.klipper.info().get("state")
+    except (OSError, ValueError):
+        return None  # restarting: its socket is away for a moment
+
+
+def real_only(rig):
+    if rig.kind != "moonraker":
+        pytest.skip("Moonraker's own behaviour: against the real one only")
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_moonraker_restarted_mid_print_gives_one_done_at_klippers_end_and_is_seen_within_two_intervals(
+        rig, watcher, how):
+    real_only(rig)
+    rig.print_file(f"through-{how}.gcode", klipper_gcode(8000, "PAUSE"))
+    watcher.until(lambda s: s.state == "paused", "the print to pause")
+    rig.server.kill() if how == "kill" else rig.server.stop()  # history: interrupted / server_exit
+    watcher.until(lambda s: s.state == "unreachable", "unreachable", timeout=10)
+    rig.start_moonraker()
+    answering = time.monotonic()
+    watcher.until(lambda s: s.state != "unreachable", "Moonraker seen again", timeout=20)
+    assert time.monotonic() - answering <= 2 * INTERVAL
+    assert history(rig)[0]["status"] == ("interrupted" if how == "kill" else "server_exit")
+    rig.call("POST", "/printer/print/resume")  # Klipper printed on all along
+    snap = watcher.until(lambda s: "done" in watcher.kinds(), "the job's real end")
+    complete = next(s.ts for s in watcher.snaps if s.state == "idle" and s.ts >= watcher.events[0].ts)
+    seen = [kind for kind in events_of(watcher, f"through-{how}.gcode") if kind != "resumed"]  # may be too quick
+    assert seen == ["started", "paused", "done"]
+    done = watcher.events[-1]
+    assert complete - 1000 <= done.ts <= snap.ts and done.user == USER
+    assert history(rig)[0]["status"] == ("interrupted" if how == "kill" else "server_exit")  # Moonraker's own
+
+
+def test_ids_moonraker_gives_again_after_its_history_is_deleted_lose_no_job(moonraker_factory):
+    """Real Moonraker only, a pair of its own: after other tests restarted the shared one,
+    Moonraker 0.11 sometimes records no entry for the next job at all (its known limit)."""
+    server = moonraker_factory()
+    server.create_user(USER)
+    watcher = Watcher(server.url, INTERVAL)
+    try:
+        watcher.until(lambda s: s.state == "idle", "idle")
+        for name in ("first.gcode", "after-delete-all.gcode", "after-delete-newest.gcode"):
+            if name == "after-delete-newest.gcode":  # the newest id is given again after its deletion
+                server.result("DELETE", "/server/history/job", params={"uid": server.history(1)[0]["job_id"]})
+            else:  # Mainsail's "delete all": ids start again at 1
+                server.result("DELETE", "/server/history/job", params={"all": "true"})
+            server.print_file(name, klipper_gcode(4000))
+            watcher.until(lambda s: events_of(watcher, name) == ["started", "done"], f"{name} to end")
+            assert server.history(1)[0]["job_id"] == "000001"
+    finally:
+        watcher.close()
+    assert watcher.kinds() == ["started", "done"] * 3
+
+
+def test_a_firmware_restart_into_a_config_error_shows_klippers_message_within_two_seconds(rig, watcher):
+    real_only(rig)
+    good = rig.klipper.config.read_text()
+    rig.klipper.config.write_text(good + "\n[no_such_section]\n")
+    try:
+        rig.call("POST", "/printer/firmware_restart")
+        wait_for(lambda: klipper_state(rig) == "error", 30, "Klipper's config error", interval=0.02)
+        failed_at = time.monotonic()
+        snap = watcher.until(lambda s: s.state == "error", "the config error", timeout=10)
+        assert time.monotonic() - failed_at <= 2.0
+        assert (snap.state_text, snap.error) == ("error", "Section 'no_such_section' is not a valid config section")
+    finally:
+        rig.klipper.config.write_text(good)
+        rig.call("POST", "/printer/firmware_restart")
+    watcher.until(lambda s: s.state == "idle", "idle with the config fixed", timeout=40)
+    rig.settle()
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="needs libfaketime (apt-get install faketime)")
+def test_a_moonraker_whose_clock_is_90_s_behind_gives_job_times_on_the_agents_clock(moonraker_factory):
+    """History times are Moonraker's host clock; a Pi without RTC may be far off until NTP."""
+    server = moonraker_factory(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": "-90",
+                                    "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    server.create_user(USER)
+    watcher = Watcher(server.url, INTERVAL)
+    try:
+        watcher.until(lambda s: s.state == "idle", "idle")
+        server.print_file("skewed.gcode", klipper_gcode(8000))
+        watcher.until(lambda s: "done" in watcher.kinds(), "the print to end")
+    finally:
+        watcher.close()
+    started, done = watcher.events
+    entry = server.history(1)[0]
+    assert watcher.client.poll().ts / 1000 - entry["end_time"] > 80  # the scenario: Moonraker's clock is behind
+    seen_idle = next(s.ts for s in watcher.snaps if s.ts > started.ts and s.state == "idle")
+    assert started.ts < done.ts <= seen_idle and seen_idle - done.ts < 1000  # on the agent's clock
+    assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002)
 
 
 def test_an_api_key_opens_a_moonraker_that_trusts_no_client_and_a_wrong_or_missing_one_is_named(

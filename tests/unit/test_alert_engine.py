@@ -351,3 +351,18 @@ def test_an_incident_saved_before_printers_had_sites_in_their_names_still_resolv
     assert list(engine.open) == ["print_failed/lab/vp-1"]
     engine.on_message(telemetry("idle"), tags())
     assert [n["kind"] for n in sent(engine)] == ["resolved"] and engine.open == {}
+
+
+def test_a_failure_whose_end_time_comes_before_the_agents_error_sample_still_alerts(tmp_path):
+    from tests.unit.alert_helpers import TS
+    # Moonraker: the agent sends "error" as Klipper shuts down, then the job's end from the
+    # history entry, whose time (Moonraker's, as the entry closed) is a few ms before that sample.
+    engine = make_engine(tmp_path)
+    engine.on_message(event("started", ts=TS - 1000, job_started=None), tags())
+    engine.on_message(telemetry("printing", progress=10, file="cube.gcode", ts=TS - 500), tags())
+    engine.on_message(telemetry("error", ts=TS + 40), tags())
+    engine.on_message(event("disconnected", file=None, job_started=None, ts=TS + 40), tags())
+    engine.on_message(event("failed", error="Shutdown due to M112 command", ts=TS + 20), tags())
+    assert [(n["rule"], n["kind"]) for n in sent(engine)] == [("print_failed", "firing")]
+    engine.on_message(event("failed", error="Shutdown due to M112 command", ts=TS + 20), tags())  # redelivered
+    assert len(sent(engine)) == 1

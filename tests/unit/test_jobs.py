@@ -1,11 +1,11 @@
-from agent.jobs import JobTracker
+from agent.jobs import UNSAID, JobTracker, Ledger
 from agent.printers.base import Snapshot
 from agent.printers.octoprint_states import normalise
 
 
-def snap(ts, state, progress=None, file="cube.gcode", error=None, text=""):
+def snap(ts, state, progress=None, file="cube.gcode", error=None, text="", ended=None):
     return Snapshot(ts=ts * 1000, state=state, state_text=text or state, progress=progress, file=file,
-                    user="operator", error=error)
+                    user="operator", error=error, ended=ended)
 
 
 def run(tracker, *snaps):
@@ -15,17 +15,32 @@ def run(tracker, *snaps):
 def test_a_finished_print_gives_started_then_one_done_with_duration():
     t = JobTracker()
     events = []
-    for s in [snap(0, "idle", 0), snap(5, "printing", 10), snap(10, "printing", 90), snap(15, "idle", 100)]:
+    for s in [snap(0, "idle", 0), snap(5, "printing", 10), snap(10, "printing", 90),
+              snap(15, "idle", 100, ended="done")]:
         events += t.update(s)
     assert [e.kind for e in events] == ["started", "done"]
     done = events[-1]
     assert (done.file, done.user, done.duration, done.job_started) == ("cube.gcode", "operator", 10.0, 5000)
 
 
-def test_cancel_is_counted_once_whether_or_not_cancelling_was_seen():
-    assert run(JobTracker(), snap(0, "printing", 5), snap(1, "cancelling", 30), snap(2, "idle", 30),
-               snap(3, "idle", 30)) == [("started", 0), ("cancelled", 2)]
-    assert run(JobTracker(), snap(0, "printing", 5), snap(1, "idle", 31)) == [("started", 0), ("cancelled", 1)]
+def test_the_tracker_infers_no_outcome_it_ends_a_job_as_its_printer_says_once():
+    # A high progress is no "done" and a "cancelling" before idle no "cancel": the adapter judges.
+    assert run(JobTracker(), snap(0, "printing", 5), snap(1, "cancelling", 30), snap(2, "idle", 30, ended="cancelled"),
+               snap(3, "idle", 30, ended="cancelled")) == [("started", 0), ("cancelled", 2)]
+    events = []
+    t = JobTracker()
+    for s in (snap(0, "printing", 99.99), snap(1, "idle", 100), snap(2, "idle", 100, ended="done")):
+        events += t.update(s)
+    assert [(e.kind, e.error) for e in events] == [("started", None), ("failed", UNSAID)]
+
+
+def test_an_end_the_printer_recorded_earlier_is_the_events_time_but_one_before_the_job_is_not_its_end():
+    t = JobTracker({"file": "cube.gcode", "user": None, "started_ts": 10_000})
+    (done,) = t.update(Snapshot(ts=90_000, state="idle", ended="done", ended_ts=50_000))
+    assert (done.kind, done.ts, done.duration) == ("done", 50_000, 40.0)
+    t = JobTracker({"file": "cube.gcode", "user": None, "started_ts": 10_000})
+    (lost,) = t.update(Snapshot(ts=90_000, state="idle", ended="done", ended_ts=5_000))  # an earlier print's
+    assert (lost.kind, lost.ts, lost.error) == ("failed", 90_000, UNSAID)
 
 
 def test_error_mid_print_fails_the_job_with_the_printers_text():
@@ -39,13 +54,13 @@ def test_error_mid_print_fails_the_job_with_the_printers_text():
 
 def test_pause_and_resume():
     assert run(JobTracker(), snap(0, "printing"), snap(1, "paused"), snap(2, "paused"), snap(3, "printing"),
-               snap(4, "idle", 100)) == [("started", 0), ("paused", 1), ("resumed", 3), ("done", 4)]
+               snap(4, "idle", 100, ended="done")) == [("started", 0), ("paused", 1), ("resumed", 3), ("done", 4)]
 
 
 def test_unreachable_keeps_the_job_open_until_octoprint_answers():
     t = JobTracker()
     assert run(t, snap(0, "printing", 10), snap(1, "unreachable"), snap(2, "unreachable"),
-               snap(3, "printing", 50), snap(4, "idle", 100)) == [("started", 0), ("done", 4)]
+               snap(3, "printing", 50), snap(4, "idle", 100, ended="done")) == [("started", 0), ("done", 4)]
 
 
 def test_a_restarted_agent_continues_the_saved_job_without_a_second_start():
@@ -53,7 +68,7 @@ def test_a_restarted_agent_continues_the_saved_job_without_a_second_start():
     first = JobTracker(save=saved.append)
     first.update(snap(0, "printing", 10))
     second = JobTracker(job=saved[-1], save=saved.append)
-    assert run(second, snap(5, "printing", 60), snap(9, "idle", 100)) == [("done", 9)]
+    assert run(second, snap(5, "printing", 60), snap(9, "idle", 100, ended="done")) == [("done", 9)]
     assert saved[-1] is None
 
 
@@ -130,3 +145,17 @@ def test_an_outcome_reported_for_a_later_job_does_not_close_ours_as_that_outcome
     tracker = JobTracker({"file": "a.gcode", "user": None, "started_ts": 1_000, "job_id": "7"})
     events = tracker.update(Snapshot(ts=9_000, state="idle", file="a.gcode", job_id="7", ended="done"))
     assert [e.kind for e in events] == ["done"]  # its own end: counted as the printer says
+
+
+def test_the_end_of_a_named_job_is_remembered_across_an_agent_restart_for_any_api():
+    # A printer that lets a person resume a job whose end it reported (the same job id under
+    # way again) must not give a second job after the agent restarted, either.
+    saved_job, saved_ids = [], []
+    first = JobTracker(save=saved_job.append, ledger=Ledger(save=saved_ids.append))
+    assert run(first, _id_snap(0, "printing", "7"), _id_snap(1, "idle", "7", "failed", "STOPPED")) == [
+        ("started", 0), ("failed", 1)]
+    second = JobTracker(saved_job[-1] if saved_job else None, saved_job.append,
+                        Ledger(saved_ids[-1], saved_ids.append))
+    assert run(second, _id_snap(2, "printing", "7"), _id_snap(3, "idle", None, "done")) == []
+    assert run(second, _id_snap(4, "printing", "8"), _id_snap(5, "idle", None, "done")) == [
+        ("started", 4), ("done", 5)]

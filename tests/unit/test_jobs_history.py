@@ -65,7 +65,7 @@ def test_an_agent_restart_reports_a_job_that_ended_meanwhile_once_and_one_that_r
     assert events[0].job_started == 101_000 and events[2].job_started == 160_000
     third = JobTracker(saved_job[-1], saved_job.append, Ledger(saved_ids[-1], saved_ids.append))
     assert third.update(snap(201, "idle", history)) == []  # and again after another restart
-    assert saved_job[-1] is None and saved_ids[-1] == ["000001", "000002", "000003"]
+    assert saved_job[-1] is None and saved_ids[-1] == {"ids": ["000001", "000002", "000003"]}
 
 
 def test_a_printing_snapshot_of_a_job_already_told_starts_nothing():
@@ -80,9 +80,14 @@ def test_a_printing_snapshot_of_a_job_already_told_starts_nothing():
         ("started", "cube.gcode", 112)]
 
 
-def test_printers_without_a_history_never_write_the_ledger():
+def test_printers_without_a_history_keep_the_ids_of_their_ended_jobs_in_the_ledger():
     written = []
     t = JobTracker(ledger=Ledger(save=written.append))
     for s in (Snapshot(0, "printing", file="a.gcode", job_id="7"), Snapshot(1000, "idle", ended="done")):
         t.update(s)
-    assert written == [] and t.job is None
+    assert written == [{"ids": ["7"]}] and t.job is None
+
+
+def test_a_ledger_saved_by_an_older_agent_is_taken_as_not_seen():
+    t = JobTracker(ledger=Ledger(["000001"]))  # plain Moonraker ids, which are reused
+    assert t.update(snap(90, "idle", [past("000001@5", end=50)])) == []  # first sight: known, not late

@@ -3,6 +3,7 @@ reporting, silence, reconnects, and the config table."""
 
 import queue
 import threading
+import time
 
 import pytest
 
@@ -27,7 +28,8 @@ class FakeSocket:
     def call(self, method, params=None):
         return {"server.connection.identify": {}, "server.info": {"klippy_state": self.klippy},
                 "server.history.list": {"jobs": []}, "printer.objects.subscribe": {"status": READY},
-                "printer.info": {"state_message": "Printer is halted"}}[method]
+                "printer.info": {"state_message": "Printer is halted"},
+                "machine.proc_stats": {"moonraker_stats": [{"time": time.time(), "cpu_usage": 1.0}]}}[method]
 
     def receive(self, wait):
         if self.closed.is_set():

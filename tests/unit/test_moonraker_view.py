@@ -45,7 +45,8 @@ def test_printing_takes_the_slicers_m73_progress_and_estimates_the_time_left():
     view.merge(PRINTING)
     view.history_changed(ADDED)
     snap = view.snapshot(2_000)
-    assert (snap.state, snap.file, snap.job_id, snap.user) == ("printing", "benchy.gcode", "00002A", "anna")
+    assert (snap.state, snap.file, snap.job_id, snap.user) == (
+        "printing", "benchy.gcode", "00002A@1780000000250", "anna")  # the id with its start: ids are reused
     assert snap.progress == 25.0  # display_status (M73), not the file position (31 %)
     assert snap.time_left == 1800.0 and snap.print_time == 600.0 and snap.filament_mm == 812.4
     assert snap.temps == {"tool0": (214.8, 215.0), "bed": (59.7, 60.0)}
@@ -106,7 +107,7 @@ def test_history_entries_map_to_job_ends_without_moonrakers_stand_in_users():
                    ("in_progress", "sara")])]
     view = ready_view(reversed(entries))  # Moonraker lists newest first
     history = view.snapshot(7_000).history
-    assert [(p.job_id, p.kind, p.user) for p in history] == [
+    assert [(p.job_id.split("@")[0], p.kind, p.user) for p in history] == [
         ("000000", "done", "anna"), ("000001", "cancelled", None), ("000002", "failed", None),
         ("000003", "failed", None), ("000004", "failed", "erik"), ("000005", "failed", "erik")]
     first = history[0]
@@ -142,3 +143,72 @@ def test_a_lost_connection_is_unreachable_with_the_reason():
     view.lost("connection refused")
     snap = view.snapshot(10_000)
     assert (snap.state, snap.error, snap.temps) == ("unreachable", "connection refused", {})
+
+
+def _entry(job_id, status, start, file="long.gcode", end=None):
+    return {"job_id": job_id, "status": status, "filename": file, "user": "anna", "start_time": start,
+            "end_time": end or start + 5, "print_duration": 4.0, "filament_used": 10.0}
+
+
+def test_an_entry_moonraker_closed_as_it_stopped_waits_for_klippers_own_end_of_the_job():
+    for word in ("server_exit", "interrupted"):
+        view = ready_view([_entry("000007", word, 1_780_000_000.0)])
+        view.merge({"print_stats": {"filename": "long.gcode", "state": "printing", "total_duration": 9.0}})
+        snap = view.snapshot(1_780_000_010_000)
+        assert snap.history == () and snap.job_id == "000007@1780000000000"  # the job goes on
+        view.merge({"print_stats": {"state": "complete", "total_duration": 30.5, "print_duration": 28.0,
+                                    "filament_used": 500.0}})
+        (done,) = view.snapshot(1_780_000_031_000).history
+        assert (done.job_id, done.kind, done.ended_ts, done.print_time, done.filament_mm) == (
+            "000007@1780000000000", "done", 1_780_000_030_500, 28.0, 500.0)
+    # Klipper itself lost it (shut down): the entry's own word stands
+    view = ready_view([_entry("000007", "server_exit", 1_780_000_000.0)])
+    view.klippy_changed("shutdown")
+    assert [p.kind for p in view.snapshot(1).history] == ["failed"]
+
+
+def test_a_reused_job_id_is_another_job():
+    view = ready_view([_entry("000001", "completed", 1_780_000_000.0)])
+    view.history_changed({"action": "added", "job": _entry("000001", "in_progress", 1_780_000_100.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    snap = view.snapshot(1_780_000_101_000)
+    assert snap.job_id == "000001@1780000100000" != snap.history[-1].job_id
+
+
+def test_a_klipper_shutdown_under_a_job_fails_it_at_once_and_its_history_entry_later_adds_nothing():
+    from agent.jobs import JobTracker, Ledger
+
+    view, tracker = ready_view(), JobTracker(ledger=Ledger())
+    view.history_changed({"action": "added", "job": _entry("00000C", "in_progress", 1_780_000_000.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    assert [e.kind for e in tracker.update(view.snapshot(1_780_000_001_000))] == ["started"]
+    view.klippy_changed("shutdown")
+    view.merge({"webhooks": {"state": "shutdown", "state_message": "Shutdown due to M112 command"}})
+    events = tracker.update(view.snapshot(1_780_000_002_000))
+    assert [(e.kind, e.error) for e in events] == [("disconnected", "Shutdown due to M112 command"),
+                                                 ("failed", "Shutdown due to M112 command")]
+    view.history_changed({"action": "finished", "job": _entry("00000C", "klippy_shutdown", 1_780_000_000.0)})
+    assert tracker.update(view.snapshot(1_780_000_002_100)) == []
+
+
+def test_history_times_are_read_on_the_agents_clock_when_moonrakers_is_off():
+    from agent.jobs import JobTracker, Ledger
+
+    # Moonraker's host is 90 s behind the agent's (a Pi without RTC before NTP): the frames it
+    # stamps say so, each a few ms late; its history then reads 90 s later, on the agent's clock.
+    view, tracker = ready_view(), JobTracker(ledger=Ledger())
+    tracker.update(view.snapshot(1_780_000_090_000))
+    for late_ms, sent in ((40, 1_780_000_000.0), (3, 1_780_000_001.0), (15, 1_780_000_002.0)):
+        view.clock_sample(sent, int(sent * 1000) + 90_000 + late_ms)
+    assert view.skew_ms == 90_003
+    view.history_changed({"action": "added", "job": _entry("00000D", "in_progress", 1_780_000_000.0)})
+    view.merge({"print_stats": {"filename": "long.gcode", "state": "printing"}})
+    (started,) = tracker.update(view.snapshot(1_780_000_090_200))
+    view.history_changed({"action": "finished", "job": _entry("00000D", "completed", 1_780_000_000.0,
+                                                              end=1_780_000_030.0)})
+    view.merge({"print_stats": {"state": "complete"}})
+    (done,) = tracker.update(view.snapshot(1_780_000_120_100))
+    assert (done.kind, done.ts, done.duration) == ("done", 1_780_000_120_003, 30.0)  # one clock: its own
+    same_host = ready_view()
+    same_host.clock_sample(1_780_000_000.0, 1_780_000_000_400)  # a slow trip, not a skew
+    assert same_host.skew_ms == 0

@@ -223,8 +223,9 @@ class Moonraker(Server):
     request_timeout = 5.0
 
     def __init__(self, tmpdir, klipper: Klipper, port: int | None = None, trusted: bool = True,
-                 wait_ready: bool = True) -> None:
+                 wait_ready: bool = True, env: dict[str, str] | None = None) -> None:
         super().__init__(tmpdir, port)
+        self.extra_env = env or {}  # e.g. libfaketime's, for a Moonraker host whose clock is off
         self.binary = _venv_binary("PRINTFARM_MOONRAKER_VENV", "/opt/moonraker-venv", "moonraker",
                                    "python3 -m venv /opt/moonraker-venv && /opt/moonraker-venv/bin/pip install "
                                    "moonraker==0.11.0")
@@ -248,7 +249,7 @@ class Moonraker(Server):
         return [str(self.binary), "-d", str(self.klipper.data), "-c", str(self.config_path), "-n"]
 
     def _env(self) -> dict[str, str]:
-        return _clean_env()
+        return {**_clean_env(), **self.extra_env}
 
     def _answers(self) -> bool:
         reply = self.api("GET", "/server/info", timeout=1)
