@@ -105,12 +105,13 @@ def _chat(text: str, limit: int) -> str:
         previous = text
         text = _LINKS.sub(r"\1", _TAGS.sub("", text))
     text = _MARKUP.sub("", text)  # no bracket left: no Markdown link, autolink or tag can remain
+    text = _WWW.sub("www(.)", _SCHEME.sub("(:)//", text))  # http(:)//host: readable, never a link
     previous = None
+    # After the defanging above, which can put a ")" or "/" before an "@" ("www.@here").
     while text != previous:  # "&&#91;" and "@@here" would make what they lose again
         previous = text
         text = _MENTION.sub("", _ENTITY.sub("", text))
-    text = _SCHEME.sub("(:)//", text)  # http(:)//host: readable, never a link
-    text = _WORD.sub(_defang_domains, _WWW.sub("www(.)", text))
+    text = _WORD.sub(_defang_domains, text)  # words with an "@" are left as they are
     return cut(" ".join(text.split()), limit)
 
 

@@ -150,3 +150,9 @@ def test_any_name_is_drawn_in_a_pdf_as_written_never_as_mathtext(text):
         fig.canvas.draw()  # mathtext would raise here for "$\\frac{$"
         assert drawn.get_text() == plain(text)
     plt.close(fig)
+
+
+def test_a_mention_uncovered_by_defanging_a_web_name_is_removed_too():
+    # Found by the property test above: "WWW." before "@here" hid the mention until it was defanged.
+    assert "@" not in chat("WWW.[@here](http://evil.example)")
+    assert "@" not in chat("http://@everyone")
