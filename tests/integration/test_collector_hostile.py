@@ -14,6 +14,8 @@ import requests
 from common import protocol
 from tests.integration.collector_helpers import broker, publish_raw
 from devkit.pipeline import DB, RunningCollector, collector_config, wait_for, write_inventory
+from server import tokens
+from server.tenancy import org_id
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +135,11 @@ def test_terminal_escapes_from_a_printer_reach_neither_the_api_the_database_nor_
     publish_raw(mqtt_broker, [(TOPIC, json.dumps(doc(file=ESCAPES, state_text=ESCAPES, user=ESCAPES)).encode()),
                               (status_topic, json.dumps(status).encode())])
     api = f"http://127.0.0.1:{running.collector.api.port}/api/fleet"
+    # The printer's own organisation's token: its view in full, file names and texts included.
+    token, _ = tokens.issue(tokens.path_for(running.collector.cfg), org_id("Org of lab"))
+    auth = {"Authorization": f"Bearer {token}"}
     fleet = wait_for(lambda: (lambda f: f if f["printers"] and f["printers"][0]["state"] == "error" else None)(
-        requests.get(api, timeout=5).json()), 10, "the printer in error on /api/fleet")
+        requests.get(api, headers=auth, timeout=5).json()), 10, "the printer in error on /api/fleet")
     rows = wait_for(lambda: influx.query("SELECT file, state_text FROM telemetry", db=DB), 10, "the telemetry point")
 
     def hidden(text: str) -> list[str]:
