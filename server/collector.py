@@ -16,7 +16,7 @@ from server.metrics import Metrics
 from server.mqtt import Acknowledgements, Subscriber
 from server.privacy import UserNames
 from server import retention
-from server.store import layout
+from server.store import layout, tenants
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -34,6 +34,11 @@ class Collector:
         client = layout.RoutedInflux if cfg.retention.routed else InfluxHTTP
         self.influx = client(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
+        # [influx] layout = "organisations": a database per organisation (server/store/tenants.py)
+        self.tenants = tenants.Tenants(self.influx, self.inventory, cfg) if ic.layout == "organisations" else None
+        if self.tenants:
+            self.influx.make_database = self.tenants.make
+        self._org_bursts: dict[str, list[str]] = {}  # per organisation's database, like _burst
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
@@ -47,14 +52,16 @@ class Collector:
         self._burst: list[str] = []
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
-                             users=self.users)
+                             users=self.users,
+                             routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
         self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=self.acks, flush=self.writer.flush,
                                      end_of_burst=self._hand_burst_to_writer,
                                      track=self.writer.track if cfg.mqtt.ack_after_write else None,
                                      metrics=self.metrics)
         self.api = self._api(cfg) if cfg.http.enabled else None
         # Alerts listen to every accepted message; sending happens on their own threads.
-        self.alerts = alerts_mod.from_server_config(cfg, self.writer.put, self.metrics, self.inventory)
+        alert_write = tenants.alert_writer(self.tenants, self.writer.put) if self.tenants else self.writer.put
+        self.alerts = alerts_mod.from_server_config(cfg, alert_write, self.metrics, self.inventory)
         if self.alerts:
             self.ingest.listeners.append(self.alerts.on_message)
             if self.api:
@@ -82,6 +89,10 @@ class Collector:
         if self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
+        for db, lines in self._org_bursts.items():
+            if lines:
+                self.writer.put_many(lines, db)
+                lines.clear()
         if self.rollups:
             self.rollups.marks.end_burst()  # the burst's lines are in the writer: its marks count
 
@@ -89,13 +100,18 @@ class Collector:
         """Start everything but the MQTT loop, which ``run`` drives on the calling thread."""
         if self.cfg.influx.create_database:
             try:
-                self.influx.create_database()
-                layout.ensure(self.influx, self.cfg.retention)
+                if self.tenants:
+                    self.tenants.ensure_all()
+                else:
+                    self.influx.create_database()
+                    layout.ensure(self.influx, self.cfg.retention)
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
         self.writer.start()
-        self.writer.put(retention.key_line(self.users.pseudonyms, int(time.time() * 1000)))
+        key_line = retention.key_line(self.users.pseudonyms, int(time.time() * 1000))
+        for db in self.tenants.databases() if self.tenants else [None]:
+            self.writer.put(key_line, None if db == self.cfg.influx.database else db)
         if self.purge:
             self.purge.start()
         if self.alerts:

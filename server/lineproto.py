@@ -105,6 +105,32 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     return f"telemetry{tags} {head},seq={msg.seq}i{temps}{progress}{print_time}{time_left}{tail} {msg.ts}"
 
 
+def telemetry_pair(msg: protocol.Telemetry, tags: str) -> tuple[str, str]:
+    """(the line for the organisation's database, the line for the network's: without file and
+    user). ``telemetry`` written out again, the parts both share made once; without a file and a
+    user the two are one string."""
+    remembered = _PARTS.get
+    if (head := remembered(key := (msg.state, msg.state_text))) is None:
+        head = _part(key, _head)
+    temps = ""
+    for name, temp in msg.temps.items():
+        if (text := remembered(key := (name, temp.actual, temp.target))) is None:
+            text = _part(key, _temp)
+        temps += text
+    if (tail := remembered(key := (msg.file, msg.user, msg.filament_mm, msg.layer, msg.layers))) is None:
+        tail = _part(key, _tail)
+    progress = "" if (x := msg.progress) is None else f",progress={float(x)!r}"
+    print_time = "" if (x := msg.print_time) is None else f",print_time={float(x)!r}"
+    time_left = "" if (x := msg.time_left) is None else f",time_left={float(x)!r}"
+    body = f"telemetry{tags} {head},seq={msg.seq}i{temps}{progress}{print_time}{time_left}"
+    full = f"{body}{tail} {msg.ts}"
+    if msg.file is None and msg.user is None:
+        return full, full
+    if (bare := remembered(key := (None, None, msg.filament_mm, msg.layer, msg.layers))) is None:
+        bare = _part(key, _tail)
+    return full, f"{body}{bare} {msg.ts}"
+
+
 # The remembered parts of telemetry lines, by the values they are made of (no raw user name among
 # them: ingest puts the pseudonym in before it builds the line, server/ingest.py _store). Bounded;
 # the ingest thread alone builds these lines.
@@ -148,11 +174,30 @@ def status(msg: protocol.Status, tags: str) -> str:
     return f"state{tags} {_fields(pairs)} {msg.ts}"
 
 
+def status_network(msg: protocol.Status, tags: str) -> str:
+    """``status`` for the network's database: no file name."""
+    pairs = [
+        ("state", msg.state), ("prev_state", msg.prev_state or "none"), ("state_text", msg.state_text or None),
+        ("error", msg.error), ("agent", msg.agent), ("api", msg.api), ("seq", msg.seq),
+    ]
+    return f"state{tags} {_fields(pairs)} {msg.ts}"
+
+
 def event(msg: protocol.Event, tags: str) -> str:
     pairs = [
         ("count", 1), ("file", msg.file), ("user", msg.user), ("duration", _float(msg.duration)),
         ("print_time", _float(msg.print_time)), ("filament_mm", _float(msg.filament_mm)),
         ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq),
+    ]
+    return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
+
+
+def event_network(msg: protocol.Event, tags: str) -> str:
+    """``event`` for the network's database: outcome and duration, no file name and no user."""
+    pairs = [
+        ("count", 1), ("duration", _float(msg.duration)), ("print_time", _float(msg.print_time)),
+        ("filament_mm", _float(msg.filament_mm)), ("error", msg.error), ("job_started", msg.job_started),
+        ("seq", msg.seq),
     ]
     return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
 

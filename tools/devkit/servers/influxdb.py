@@ -1,4 +1,6 @@
-"""A private InfluxDB 1.x (Debian package ``influxdb``), HTTP on ``port``, RPC on ``rpc_port``."""
+"""A private InfluxDB 1.x (Debian package ``influxdb``), HTTP on ``port``, RPC on ``rpc_port``;
+with ``auth=True`` it requires authentication, and an admin (``ADMIN``) is created at its first start
+(InfluxDB lets the first user be made without credentials, and nothing else)."""
 
 from __future__ import annotations
 
@@ -60,6 +62,9 @@ def _influx_rows(body: dict) -> list[dict]:
     return rows
 
 
+ADMIN = ("admin", "admin-secret")
+
+
 class InfluxDB(Server):
     """A private influxd 1.x (Debian package `influxdb`), HTTP on `port`, RPC on `rpc_port`."""
 
@@ -67,11 +72,17 @@ class InfluxDB(Server):
     start_timeout = 30.0
 
     def __init__(self, tmpdir, port: int | None = None, rpc_port: int | None = None,
-                 extra_config: dict[str, dict[str, object]] | None = None) -> None:
-        """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``."""
+                 extra_config: dict[str, dict[str, object]] | None = None, auth: bool = False) -> None:
+        """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``;
+        ``auth``: authentication on, with the admin ``ADMIN`` (its own queries and writes use it)."""
         super().__init__(tmpdir, port)
         self.rpc_port = rpc_port or free_ports(1, besides=(self.port,))[0]
         self.extra_config = extra_config or {}
+        self.auth = auth
+        self.credentials = ADMIN if auth else None
+        if auth:
+            self.extra_config = {**self.extra_config, "http": {**self.extra_config.get("http", {}),
+                                                               "auth-enabled": True}}
         self.config_path = self.dir / "influxdb.conf"
         self.binary = find_binary("influxd", "apt-get install -y influxdb",
                                    ("/usr/bin/influxd",))
@@ -91,16 +102,26 @@ class InfluxDB(Server):
         return [self.binary, "-config", str(self.config_path)]
 
     def _answers(self) -> bool:
-        return requests.get(self.url + "/ping", timeout=1).status_code == 204
+        if requests.get(self.url + "/ping", timeout=1).status_code != 204:
+            return False
+        if self.auth:  # the first user may be made without credentials; later starts find it made
+            try:
+                self.query(f"CREATE USER \"{ADMIN[0]}\" WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES")
+            except RuntimeError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        return True
 
-    def query(self, q: str, db: str | None = None, epoch: str | None = "ms") -> list[dict]:
+    def query(self, q: str, db: str | None = None, epoch: str | None = "ms",
+              auth: tuple[str, str] | None = None) -> list[dict]:
+        """``auth``: (user, password) to ask as, instead of the admin (when auth is on)."""
         # POST, because CREATE/DROP are refused over GET.
         params = {"q": q}
         if db:
             params["db"] = db
         if epoch:
             params["epoch"] = epoch
-        reply = requests.post(self.url + "/query", data=params, timeout=10)
+        reply = requests.post(self.url + "/query", data=params, timeout=10, auth=auth or self.credentials)
         try:
             body = reply.json()
         except ValueError:
@@ -115,7 +136,7 @@ class InfluxDB(Server):
 
     def write(self, db: str, lines: str, precision: str = "ms") -> None:
         reply = requests.post(self.url + "/write", params={"db": db, "precision": precision},
-                              data=lines.encode(), timeout=10)
+                              data=lines.encode(), timeout=10, auth=self.credentials)
         if reply.status_code != 204:
             raise RuntimeError(f"InfluxDB write {reply.status_code}: {reply.text[:500]}")
 
