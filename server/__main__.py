@@ -1,5 +1,6 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym --config FILE`` (report
-options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|migrate-organisations --config FILE``
+(report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md;
+migrate-organisations: docs/organisations.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ log = logging.getLogger("server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
-    parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym"])
+    parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
+                                            "migrate-organisations"])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollup":
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return rollup_cli.run(cfg, inv, args)
+    if args.command == "migrate-organisations":  # docs/organisations.md
+        from server.store import migrate
+        return migrate.run(cfg, inv)
     try:
         if args.command == "purge-users":
             return privacy_cli.purge(cfg, args)
