@@ -193,3 +193,38 @@ def test_the_networks_rollups_are_the_sum_of_the_organisations_to_the_millisecon
     parts = sums(org_database(DB, UMU)) + sums(org_database(DB, LUL))
     assert network and sorted(network, key=str) == sorted(parts, key=str)
     assert sum(r["sum"] for r in network) > 0
+
+
+def test_a_write_to_an_organisations_dropped_database_and_reader_is_retried_until_both_are_back(tmp_path, monkeypatch):
+    import time
+
+    from common import protocol
+
+    monkeypatch.setenv("PRINTFARM_TEST_INFLUX_PASSWORD", ADMIN[1])
+    with Mosquitto(tmp_path / "mosquitto") as broker, InfluxDB(tmp_path / "influxdb", auth=True) as influx:
+        over = {"layout": "organisations", "username": ADMIN[0], "password_env": "PRINTFARM_TEST_INFLUX_PASSWORD"}
+        cfg = collector_config(tmp_path, broker, influx, _inventory(tmp_path), **over)
+        cfg.rollups.enabled = False  # their first run would make the database again, before the writer
+        collector = RunningCollector(cfg)
+        try:
+            collector.wait_connected()
+            umu_db, reader = org_database(DB, UMU), _reader(Path(cfg.state_dir), org_reader(UMU))
+            influx.query(f'DROP DATABASE "{umu_db}"')
+            influx.query(f'DROP USER "{reader[0]}"')
+            now = int(time.time() * 1000)
+            publish(broker, [(protocol.printer_topic("umu", "a1", "telemetry"), protocol.encode(protocol.Telemetry(
+                v=1, ts=now + i, printer="a1", site="umu", seq=i, state="printing", file="kept.gcode")))
+                for i in range(20)])
+            wait_for(lambda: _telemetry(influx, umu_db, reader) == 20, 30, "the 20 points in umu's new database")
+            assert _telemetry(influx, DB, None) == 20
+            assert collector.collector.metrics.counters["influx_write_errors"] >= 1  # it was missing, then made
+        finally:
+            collector.stop()
+
+
+def _telemetry(influx, db: str, auth) -> int:
+    try:
+        found = influx.query('SELECT count("seq") AS n FROM "telemetry"', db=db, auth=auth)
+    except RuntimeError:  # not there yet, or not readable yet
+        return 0
+    return found[0]["n"] if found else 0

@@ -1,0 +1,164 @@
+"""Organisations: the inventory's tables and names, the network's lines, the writer and spool per
+database, the readers' passwords (docs/organisations.md)."""
+
+from __future__ import annotations
+
+import logging
+import stat
+
+import pytest
+
+from common import protocol
+from server import config as server_config
+from server import inventory as inventory_mod
+from server import lineproto
+from server.routing import PerOrganisation
+from server.metrics import Metrics
+from server.store import tenants
+from server.store.influx import BatchWriter, InfluxError
+from server.store.spool import Spool
+from server.tenancy import NETWORK_READER
+
+SITES = {"a": {"organisation": "oru", "county": "Örebro"},
+         "b": {"organisation": "Luleå tekniska universitet", "county": "Norrbotten"}}
+
+
+def inv(organisations=None, sites=None):
+    return inventory_mod.from_dict({"organisations": organisations or {"oru": {"name": "Örebro universitet"}},
+                                    "sites": sites or SITES, "printers": {"p1": {"site": "a"}, "p2": {"site": "b"}}})
+
+
+def error(**kw) -> str:
+    with pytest.raises(inventory_mod.ConfigError) as caught:
+        inv(**kw)
+    return caught.value.line()
+
+
+def test_a_site_names_its_organisation_by_id_or_as_before_by_display_name():
+    found = inv()
+    assert found.org_of_site == {"a": "oru", "b": "lulea-tekniska-universitet"}
+    assert found.tags("a", "p1").organisation == "Örebro universitet" and found.tags("a", "p1").org == "oru"
+    assert found.tags("b", "p2").organisation == "Luleå tekniska universitet"
+    by_name = inv(sites={"a": {"organisation": "Örebro universitet", "county": "Ö"}, "b": SITES["b"]})
+    assert by_name.org_of_site["a"] == "oru"  # the table's name finds its ID
+    assert inv().tags("nowhere", "p9").org == inventory_mod.UNLISTED
+
+
+def test_an_organisation_id_the_network_reader_or_the_unlisted_use_is_refused():
+    assert "organisations.network: the ID 'network' is reserved" in error(organisations={"network": {}})
+    assert "organisations.unlisted" in error(organisations={"unlisted": {}})
+    assert "sites.a.organisation: 'Network' makes the reserved ID 'network'" in error(
+        sites={"a": {"organisation": "Network", "county": "c"}})
+
+
+def test_ids_and_names_that_would_share_a_database_are_refused_naming_the_key():
+    assert "organisations.a_b: its database and reader would be those of 'a-b'" in error(
+        organisations={"a-b": {}, "a_b": {}})
+    line = error(organisations={"x": {"name": "X"}}, sites={"a": {"organisation": "Y y", "county": "c"},
+                                                             "b": {"organisation": "y-Y", "county": "c"}})
+    assert line.startswith("<inventory>: sites.b.organisation: 'y-Y' makes the ID 'y-y', which is 'Y y' already")
+    assert "organisations.x.nam: is not a known key" in error(organisations={"x": {"nam": "X"}})
+
+
+def test_an_organisations_inventory_holds_only_its_sites_and_printers():
+    mine = inv().of_organisation("oru")
+    assert set(mine.printers) == {"p1"} and set(mine.sites) == {"a"}
+
+
+def test_the_networks_lines_carry_no_file_and_no_user_and_the_organisations_are_as_before():
+    tags = lineproto.tag_set(inv().tags("a", "p1"))
+    tel = protocol.Telemetry(v=1, ts=5, printer="p1", site="a", seq=3, state="printing", file="secret.gcode",
+                             user="u-1234", progress=0.5, temps={"tool": protocol.Temperature(actual=200.0, target=210.0)})
+    full, bare = lineproto.telemetry_pair(tel, tags)
+    assert full == lineproto.telemetry(tel, tags)
+    assert bare == full.replace(',file="secret.gcode",user="u-1234"', "") and "secret" not in bare
+    idle = protocol.Telemetry(v=1, ts=5, printer="p1", site="a", seq=3, state="idle")
+    one, other = lineproto.telemetry_pair(idle, tags)
+    assert one is other  # without a file and a user: one line, made once
+    status = protocol.Status(v=1, ts=5, printer="p1", site="a", seq=1, state="printing", file="secret.gcode")
+    assert "secret" in lineproto.status(status, tags) and "secret" not in lineproto.status_network(status, tags)
+    event = protocol.Event(v=1, ts=5, printer="p1", site="a", seq=2, kind="done", file="secret.gcode",
+                           user="u-1234", duration=12.0)
+    bare_event = lineproto.event_network(event, tags)
+    assert "secret" not in bare_event and "u-1234" not in bare_event and "duration=12.0" in bare_event
+
+
+def test_per_organisation_a_printers_detail_goes_to_its_organisations_lines_only():
+    network, orgs = [], {}
+    routes = PerOrganisation(network.append, lambda org: orgs.setdefault(org, []).append)
+    event = protocol.Event(v=1, ts=5, printer="p1", site="a", seq=2, kind="done", file="f.gcode", user="u-1")
+    outlet = routes.outlet(inv().tags("a", "p1"))
+    outlet.event(event, ",site=a")
+    outlet.job_user(event, ",site=a", "Anna")
+    assert [len(orgs["oru"]), len(network)] == [2, 1]
+    assert "f.gcode" in orgs["oru"][0] and "Anna" in orgs["oru"][1] and "f.gcode" not in network[0]
+
+
+class FakeInflux:
+    def __init__(self):
+        self.up, self.writes = True, []
+
+    def write(self, body: bytes, db: str | None = None) -> None:
+        if not self.up:
+            raise InfluxError("InfluxDB unreachable: test")
+        self.writes.append((db, body))
+
+
+def test_the_writer_sends_each_databases_lines_there_and_spools_them_with_their_database(tmp_path):
+    influx, acked, now = FakeInflux(), [], [1000.0]
+    writer = BatchWriter(influx, batch_size=100, spool=Spool(tmp_path, 1 << 20), acknowledge=acked.extend,
+                         metrics=Metrics(), clock=lambda: now[0])
+    influx.up = False
+    writer.put_many(["m v=1i 1"])
+    writer.put_many(["m v=2i 2"], "printfarm_oru")
+    writer.track(["token"])
+    writer.flush()
+    writer.step()
+    assert acked == ["token"] and Spool(tmp_path, 1 << 20).databases() == {None, "printfarm_oru"}
+    influx.up = True
+    now[0] += 60  # past the retry delay
+    writer.stop()
+    assert influx.writes == [(None, b"m v=1i 1"), ("printfarm_oru", b"m v=2i 2")]
+
+
+def test_a_spooled_batch_keeps_its_database_across_a_restart(tmp_path):
+    Spool(tmp_path, 1 << 20).append(b"a", "printfarm_oru")
+    Spool(tmp_path, 1 << 20).append(b"b")
+    again = Spool(tmp_path, 1 << 20)
+    assert again.peek_with_database() == (b"a", "printfarm_oru")
+    again.pop()
+    assert again.peek_with_database() == (b"b", None)
+    with pytest.raises(ValueError):
+        again.append(b"c", "../elsewhere")
+
+
+def test_a_readers_password_is_made_once_unreadable_by_others_and_never_logged(tmp_path, caplog, monkeypatch):
+    cfg = server_config.from_dict({"inventory": "x", "state_dir": str(tmp_path)})
+    inventory = inv()
+    with caplog.at_level(logging.DEBUG):
+        first = tenants.reader_password(cfg, inventory, "oru").reveal()
+    assert first == tenants.reader_password(cfg, inventory, "oru").reveal() and len(first) >= 24
+    path = tmp_path / tenants.READERS_DIR / "reader_oru"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and first not in caplog.text
+    assert tenants.reader_password(cfg, inventory, None).reveal() != first  # the network's own
+    assert (tmp_path / tenants.READERS_DIR / NETWORK_READER).exists()
+    monkeypatch.setenv("ORU_READER", "from-env")
+    given = inv(organisations={"oru": {"name": "Örebro universitet", "reader_password_env": "ORU_READER"}})
+    assert tenants.reader_password(cfg, given, "oru").reveal() == "from-env"
+
+
+def test_the_layout_is_checked_at_start_naming_the_key():
+    with pytest.raises(server_config.ConfigError, match="influx.layout"):
+        server_config.from_dict({"inventory": "x", "influx": {"layout": "per-org"}})
+    with pytest.raises(server_config.ConfigError, match="influx.database"):
+        server_config.from_dict({"inventory": "x", "influx": {"layout": "organisations", "database": "Print Farm"}})
+
+
+def test_an_alert_about_a_printer_goes_to_its_organisations_database():
+    cfg = server_config.from_dict({"inventory": "x"})
+    put = []
+    write = tenants.alert_writer(tenants.Tenants(None, inv(), cfg), lambda line, db: put.append(db))
+    write(lineproto.point("alert", {"organisation": "Örebro universitet", "printer": "p1"}, [("state", "open")], 1))
+    write(lineproto.point("alert", {"organisation": "Luleå tekniska universitet"}, [("state", "open")], 1))
+    write(lineproto.point("alert", {"agent": "pi"}, [("state", "open")], 1))
+    assert put == ["printfarm_oru", "printfarm_lulea_tekniska_universitet", None]
