@@ -86,13 +86,14 @@ class Collector:
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
-        if self._burst:
+        if self._org_bursts:  # per organisation: all of a burst's databases under one lock
+            self.writer.put_many(self._burst, more=self._org_bursts)
+            self._burst.clear()
+            for lines in self._org_bursts.values():
+                lines.clear()
+        elif self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
-        for db, lines in self._org_bursts.items():
-            if lines:
-                self.writer.put_many(lines, db)
-                lines.clear()
         if self.rollups:
             self.rollups.marks.end_burst()  # the burst's lines are in the writer: its marks count
 

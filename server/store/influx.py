@@ -239,8 +239,9 @@ class BatchWriter:
         """One line for ``db`` (default: the client's database)."""
         self.put_many([line], db)
 
-    def put_many(self, lines: list[str], db: str | None = None) -> None:
-        """``put`` for many lines at once: one lock for a whole burst of messages."""
+    def put_many(self, lines: list[str], db: str | None = None, more: dict[str, list[str]] | None = None) -> None:
+        """``put`` for many lines at once: one lock for a whole burst of messages; ``more``: lines
+        for other databases too, by name (the caller may clear its lists after)."""
         with self._lock:
             if not self._count:
                 self._since = self.clock()
@@ -248,8 +249,13 @@ class BatchWriter:
                 self._lines += lines
             else:
                 self._more.setdefault(db, []).extend(lines)
-            self._count += len(lines)
-            self._bytes += sum(map(len, lines)) + len(lines)
+            n, size = len(lines), sum(map(len, lines))
+            for other, extra in (more or {}).items():
+                if extra:
+                    self._more.setdefault(other, []).extend(extra)
+                    n, size = n + len(extra), size + sum(map(len, extra))
+            self._count += n
+            self._bytes += size + n
             full = self._count >= self.batch_size or self._bytes >= self.max_batch_bytes
         if full:
             self.flush()
