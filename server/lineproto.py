@@ -105,32 +105,6 @@ def telemetry(msg: protocol.Telemetry, tags: str) -> str:
     return f"telemetry{tags} {head},seq={msg.seq}i{temps}{progress}{print_time}{time_left}{tail} {msg.ts}"
 
 
-def telemetry_pair(msg: protocol.Telemetry, tags: str) -> tuple[str, str]:
-    """(the line for the organisation's database, the line for the network's: without file and
-    user). ``telemetry`` written out again, the parts both share made once; without a file and a
-    user the two are one string."""
-    remembered = _PARTS.get
-    if (head := remembered(key := (msg.state, msg.state_text))) is None:
-        head = _part(key, _head)
-    temps = ""
-    for name, temp in msg.temps.items():
-        if (text := remembered(key := (name, temp.actual, temp.target))) is None:
-            text = _part(key, _temp)
-        temps += text
-    if (tail := remembered(key := (msg.file, msg.user, msg.filament_mm, msg.layer, msg.layers))) is None:
-        tail = _part(key, _tail)
-    progress = "" if (x := msg.progress) is None else f",progress={float(x)!r}"
-    print_time = "" if (x := msg.print_time) is None else f",print_time={float(x)!r}"
-    time_left = "" if (x := msg.time_left) is None else f",time_left={float(x)!r}"
-    body = f"telemetry{tags} {head},seq={msg.seq}i{temps}{progress}{print_time}{time_left}"
-    full = f"{body}{tail} {msg.ts}"
-    if msg.file is None and msg.user is None:
-        return full, full
-    if (bare := remembered(key := (None, None, msg.filament_mm, msg.layer, msg.layers))) is None:
-        bare = _part(key, _tail)
-    return full, f"{body}{bare} {msg.ts}"
-
-
 # The remembered parts of telemetry lines, by the values they are made of (no raw user name among
 # them: ingest puts the pseudonym in before it builds the line, server/ingest.py _store). Bounded;
 # the ingest thread alone builds these lines.

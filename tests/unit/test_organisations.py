@@ -65,16 +65,8 @@ def test_an_organisations_inventory_holds_only_its_sites_and_printers():
     assert set(mine.printers) == {"p1"} and set(mine.sites) == {"a"}
 
 
-def test_the_networks_lines_carry_no_file_and_no_user_and_the_organisations_are_as_before():
+def test_the_networks_lines_carry_no_file_and_no_user():
     tags = lineproto.tag_set(inv().tags("a", "p1"))
-    tel = protocol.Telemetry(v=1, ts=5, printer="p1", site="a", seq=3, state="printing", file="secret.gcode",
-                             user="u-1234", progress=0.5, temps={"tool": protocol.Temperature(actual=200.0, target=210.0)})
-    full, bare = lineproto.telemetry_pair(tel, tags)
-    assert full == lineproto.telemetry(tel, tags)
-    assert bare == full.replace(',file="secret.gcode",user="u-1234"', "") and "secret" not in bare
-    idle = protocol.Telemetry(v=1, ts=5, printer="p1", site="a", seq=3, state="idle")
-    one, other = lineproto.telemetry_pair(idle, tags)
-    assert one is other  # without a file and a user: one line, made once
     status = protocol.Status(v=1, ts=5, printer="p1", site="a", seq=1, state="printing", file="secret.gcode")
     assert "secret" in lineproto.status(status, tags) and "secret" not in lineproto.status_network(status, tags)
     event = protocol.Event(v=1, ts=5, printer="p1", site="a", seq=2, kind="done", file="secret.gcode",
@@ -90,7 +82,9 @@ def test_per_organisation_a_printers_detail_goes_to_its_organisations_lines_only
     outlet = routes.outlet(inv().tags("a", "p1"))
     outlet.event(event, ",site=a")
     outlet.job_user(event, ",site=a", "Anna")
-    assert [len(orgs["oru"]), len(network)] == [2, 1]
+    outlet.telemetry(protocol.Telemetry(v=1, ts=5, printer="p1", site="a", seq=3, state="printing",
+                                        file="f.gcode"), ",site=a")
+    assert [len(orgs["oru"]), len(network)] == [3, 1]  # telemetry: the organisation's only
     assert "f.gcode" in orgs["oru"][0] and "Anna" in orgs["oru"][1] and "f.gcode" not in network[0]
 
 
