@@ -73,7 +73,9 @@ class Collector:
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
-        self.purge = (retention.HourlyPurge(self.influx, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
+        raw_names_in = (tenants.clients_for(self.influx, tenants.detail_databases(ic.database, self.inventory))
+                        if self.tenants else self.influx)
+        self.purge = (retention.HourlyPurge(raw_names_in, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
                       if cfg.privacy.raw_user_days > 0 else None)
         self.started = time.time()
 

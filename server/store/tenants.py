@@ -12,6 +12,7 @@ network_reader_password_file`` / ``_env``), or is made once into ``<state_dir>/i
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -162,3 +163,13 @@ def existing(client: InfluxHTTP, names: list[str]) -> tuple[str, ...]:
         for series in result.get("series", []):
             found |= {values[0] for values in series.get("values", [])}
     return tuple(n for n in names if n in found)
+
+
+def clients_for(client: InfluxHTTP, databases) -> list[InfluxHTTP]:
+    """``client`` for each of ``databases``: the same server, credentials and connections."""
+    out = []
+    for db in databases:
+        twin = copy.copy(client)
+        twin.database = db
+        out.append(twin)
+    return out
