@@ -38,7 +38,8 @@ class Sources:
     def of(self, rp: str, measurement: str) -> str:
         if not self.databases:
             return f'"{rp}"."{measurement}"' if rp else measurement
-        return ",".join(f'"{db}"."{rp}"."{measurement}"' for db in self.databases)
+        rp = f'"{rp}"' if rp else ""  # none: each database's default retention policy
+        return ",".join(f'"{db}".{rp}."{measurement}"' for db in self.databases)
 
     @property
     def state(self) -> str:

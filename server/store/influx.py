@@ -22,6 +22,7 @@ from common.text import one_line
 from common.urls import redact
 from server.metrics import Metrics
 from server.store.spool import Spool
+from server.store.wire import WriteConnection
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class InfluxHTTP:
             raw = f"{username}:{password.reveal()}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
         self.host = parsed.hostname
+        # /write on a connection of our own where the URL is plain http (server/store/wire.py);
+        # another thread writing meanwhile (the purge) goes through the pool.
+        self._wire = (WriteConnection(parsed.hostname, parsed.port or 80, min(timeout, 3.0), timeout, self.headers)
+                      if parsed.scheme == "http" and not parsed.path.strip("/") else None)
+        self._wire_lock = threading.Lock()
         self.metrics = metrics or Metrics()
         self.create_missing = False  # 1.x: create the database when a write finds it missing
         # How a missing database is made (its retention policies, its reader's grant): by default
@@ -69,11 +75,7 @@ class InfluxHTTP:
         if rp is not None:  # a retention policy other than the database's default
             params["rp"] = rp
         query = urlencode(params)
-        try:
-            resp = self.pool.request("POST", f"{self.base}/write?{query}", body=body,
-                                     headers={**self.headers, "Content-Type": "text/plain"})
-        except urllib3.exceptions.HTTPError as exc:
-            raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+        resp = self._post_write(query, body)
         if 200 <= resp.status < 300:
             return  # only a 2xx means written
         if resp.status in (400, 422):
@@ -83,6 +85,20 @@ class InfluxHTTP:
             self.metrics.inc("influx_points_rejected_batches")
             return
         raise self._failure(resp, db or self.database)
+
+    def _post_write(self, query: str, body: bytes):
+        if self._wire is not None and self._wire_lock.acquire(blocking=False):
+            try:
+                return self._wire.post(f"/write?{query}", body)
+            except OSError as exc:
+                raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+            finally:
+                self._wire_lock.release()
+        try:
+            return self.pool.request("POST", f"{self.base}/write?{query}", body=body,
+                                     headers={**self.headers, "Content-Type": "text/plain"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
 
     def _failure(self, resp, db: str) -> InfluxError:
         if resp.status == 413:
@@ -95,7 +111,7 @@ class InfluxHTTP:
                 return InfluxError(f"database {db!r} is missing, and could not be created: {exc}")
             return InfluxError(f"database {db!r} was missing (created it)")
         if 300 <= resp.status < 400:
-            where = redact(resp.headers.get("Location") or "")
+            where = redact(resp.headers.get("location") or "")  # urllib3: any case; wire: lower case
             return InfluxError(f"InfluxDB /write answered {resp.status}, a redirect to {where or 'nowhere'}: "
                                f"set [influx] url to the address it names")
         return InfluxError(f"InfluxDB /write answered {resp.status}: {resp.data[:200]!r}")
@@ -123,6 +139,10 @@ class InfluxHTTP:
         twin = copy.copy(self)
         twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
                                         timeout=self.pool.connection_pool_kw["timeout"])
+        if self._wire is not None:
+            twin._wire = WriteConnection(*self._wire.address, self._wire.connect_timeout, self._wire.read_timeout,
+                                         self.headers)
+            twin._wire_lock = threading.Lock()
         return twin
 
 
