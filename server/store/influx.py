@@ -137,13 +137,17 @@ class InfluxHTTP:
         """The same server and credentials on connections of its own: a forked process must not
         share its parent's sockets."""
         twin = copy.copy(self)
-        twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
+        twin.reconnect()
+        return twin
+
+    def reconnect(self) -> None:
+        """New connections, none shared with a copy of this client."""
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
                                         timeout=self.pool.connection_pool_kw["timeout"])
         if self._wire is not None:
-            twin._wire = WriteConnection(*self._wire.address, self._wire.connect_timeout, self._wire.read_timeout,
+            self._wire = WriteConnection(*self._wire.address, self._wire.connect_timeout, self._wire.read_timeout,
                                          self.headers)
-            twin._wire_lock = threading.Lock()
-        return twin
+            self._wire_lock = threading.Lock()
 
 
 def client_for(cfg) -> InfluxHTTP:
