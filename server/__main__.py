@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s), {len(inv.customers)} "
               f"customer(s), {len(inv.attribution.accounts)} account(s), {len(inv.attribution.booked)} booking(s); "
-              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}")
+              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}, "
+              f"layout {cfg.influx.layout} ({len(inv.orgs)} organisation(s))")
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)

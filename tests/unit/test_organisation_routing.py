@@ -156,3 +156,19 @@ def test_an_alert_about_a_printer_goes_to_its_organisations_database():
     write(lineproto.point("alert", {"organisation": "Luleå tekniska universitet"}, [("state", "open")], 1))
     write(lineproto.point("alert", {"agent": "pi"}, [("state", "open")], 1))
     assert put == ["printfarm_oru", "printfarm_lulea_tekniska_universitet", None]
+
+
+def test_report_organisation_is_refused_clearly_without_the_layout_or_for_an_unknown_id(tmp_path, capsys):
+    from server.__main__ import main as server_main
+
+    (tmp_path / "fleet.toml").write_text('[organisations.oru]\nname = "Örebro universitet"\n'
+                                         '[sites.a]\norganisation = "oru"\ncounty = "Örebro"\n')
+    single = tmp_path / "single.toml"
+    single.write_text(f'inventory = "fleet.toml"\nstate_dir = "{tmp_path}"\n[influx]\nspool_dir = "{tmp_path / "s"}"\n')
+    per_org = tmp_path / "organisations.toml"
+    per_org.write_text(single.read_text() + 'layout = "organisations"\n')
+    args = ["report", "--period", "2026-07", "--no-progress", "--organisation"]
+    assert server_main([*args, "oru", "-c", str(single)]) == 2
+    assert 'report: --organisation needs [influx] layout = "organisations"' in capsys.readouterr().err
+    assert server_main([*args, "umu", "-c", str(per_org)]) == 2
+    assert "report: --organisation 'umu' is not in the inventory (its organisations: oru)" in capsys.readouterr().err
