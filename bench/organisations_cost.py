@@ -1,7 +1,7 @@
 """What a database per organisation costs the live collector (one command, ~5 minutes):
 
     python bench/organisations_cost.py [--base b2d983b] [--organisations 10] [--printers 2000]
-                                       [--rate 2000] [--seconds 60] [--rounds 3]
+                                       [--rate 2000] [--seconds 60] [--rounds 3] [--live-layout single]
 
 Two collectors (``python -m server run``, each its own process, started together) receive the same
 live stream from one broker (bench/rollup_cost.py's: 2,000 printers polled once a second, telemetry
@@ -63,7 +63,7 @@ def contenders(args, tmp: Path, broker, influx, fleet) -> dict[str, ct.Collector
         collector.configure(f"bench_{name}")
         text = collector.config.read_text().replace(
             "[influx]\n", f'[influx]\nusername = "{ADMIN[0]}"\npassword_env = "{PASSWORD_ENV}"\n'
-            + ('layout = "organisations"\n' if name == "live" else ""))
+            + (f'layout = "{args.live_layout}"\n' if name == "live" else ""))
         collector.config.write_text(text)
     return out
 
@@ -100,6 +100,8 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--live-layout", default="organisations", choices=("organisations", "single"),
+                    help="single: what this checkout costs with one database, as before")
     args = ap.parse_args()
     load = os.getloadavg()
     rc.log(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
@@ -110,7 +112,7 @@ def main() -> int:
     print()
     print(f"=== collectors side by side at a live {args.rate:,} msg/s, {args.printers:,} printers, "
           f"{args.organisations} organisations, {args.seconds:.0f} s, {args.rounds} rounds ===")
-    print(f"    CPU from process start, live (a database per organisation) / base ({args.base}, one database): "
+    print(f"    CPU from process start, live (layout {args.live_layout}) / base ({args.base}, one database): "
           f"{', '.join(f'{x:.3f}' for x in ratios)}; median {(ratio - 1) * 100:+.1f} % "
           f"(target <= {(TARGET - 1) * 100:+.0f} %: {'met' if ratio <= TARGET else 'MISSED'})")
     for name in ("live", "base"):

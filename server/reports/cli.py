@@ -86,7 +86,7 @@ def _scope(cfg, inventory, org: str | None):
     return inventory.of_organisation(org), (org,)
 
 
-def _sources(cfg, inventory, client, scope):
+def sources_for(cfg, inventory, client, scope):
     """What make_report reads, and whether it shows file names and users."""
     from server.reports.query import HERE, Sources
     from server.store import tenants
@@ -113,7 +113,7 @@ def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress
         with xlsx_ahead(period, formats, out, lang) as ahead:
             try:
                 client = client_for(cfg)
-                sources, detail = _sources(cfg, inventory, client, scope)
+                sources, detail = sources_for(cfg, inventory, client, scope)
                 report = make_report(client, inventory, period, grace_s=rcfg.silence_after, progress=step,
                                      people=people, ahead=ahead, sources=sources, detail=detail)
             except InfluxError as exc:

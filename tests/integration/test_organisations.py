@@ -242,3 +242,22 @@ def _telemetry(influx, db: str, auth) -> int:
     except RuntimeError:  # not there yet, or not readable yet
         return 0
     return found[0]["n"] if found else 0
+
+
+def test_the_scheduled_network_report_is_the_network_report_without_file_names(farm, reports, tmp_path):
+    from server import config as server_config
+    from server import inventory as inventory_mod
+    from server.reports import config as reports_config
+    from server.reports.schedule import run_once
+    from tests.integration.scripted_fleet import Q3_END
+
+    _, config, _, _ = farm
+    cfg = server_config.load(config)
+    rcfg = reports_config.load({"formats": ["csv"], "lang": "en", "out_dir": str(tmp_path),
+                                "schedule": {"period": "quarter"}})
+    run_once(cfg, inventory_mod.load(cfg.inventory), rcfg, now_ms=Q3_END + 86_400_000)
+    stem = "printfarm-report-2026-Q3-en"
+    assert (tmp_path / f"{stem}-printer.csv").read_text() == (reports[None] / f"{stem}-printer.csv").read_text()
+    jobs = (tmp_path / f"{stem}-jobs.csv").read_text(encoding="utf-8-sig")
+    assert jobs == (reports[None] / f"{stem}-jobs.csv").read_text(encoding="utf-8-sig")
+    assert len(jobs.splitlines()) >= 8 and not any(f in jobs for f in FILES)
