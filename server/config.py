@@ -75,6 +75,9 @@ class InfluxConfig(Section):
         check_range("timeout", self.timeout, 0.5, 300)
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+        has_reader = bool(self.network_reader_password_file or self.network_reader_password_env)
+        self.network_reader_password = Secret(read_secret("network_reader_password", self.network_reader_password_file,
+                                                          self.network_reader_password_env)) if has_reader else None
         has_token = bool(self.token_file or self.token_env)
         self.token = Secret(read_secret("token", self.token_file, self.token_env)) if has_token else None
 

@@ -27,16 +27,20 @@ from server.tenancy import NETWORK_READER, org_database, org_id, org_reader
 UNLISTED = "unlisted"
 
 
-class Organisation(msgspec.Struct, forbid_unknown_fields=True):
+class Organisation(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     name: str = ""
     reader_password_file: str | None = None
     reader_password_env: str | None = None
 
+    def __post_init__(self):
+        # read when the inventory is loaded: an unreadable file is a config error naming the key
+        given = bool(self.reader_password_file or self.reader_password_env)
+        self.secret = Secret(read_secret("reader_password", self.reader_password_file,
+                                         self.reader_password_env)) if given else None
+
     def reader_password(self) -> Secret | None:
         """The reader's password where the table names one; None: the collector makes one."""
-        if not (self.reader_password_file or self.reader_password_env):
-            return None
-        return Secret(read_secret("reader_password", self.reader_password_file, self.reader_password_env))
+        return self.secret
 
 
 def check_table(org: str, entry: Organisation) -> None:

@@ -19,7 +19,7 @@ import re
 import secrets
 from pathlib import Path
 
-from common.configkit import ConfigError, Secret, read_secret
+from common.configkit import ConfigError, Secret
 from server.inventory import UNLISTED, Inventory
 from server.store import layout
 from server.store.influx import InfluxError, InfluxHTTP
@@ -34,11 +34,7 @@ _UNESCAPED_SPACE = re.compile(r"(?<!\\) ")
 def reader_password(cfg, inventory: Inventory, org: str | None) -> Secret:
     """The password of ``org``'s reader (None: the network's): configured, or made once."""
     if org is None:
-        ic = cfg.influx
-        if ic.network_reader_password_file or ic.network_reader_password_env:
-            return Secret(read_secret("network_reader_password", ic.network_reader_password_file,
-                                      ic.network_reader_password_env))
-        return _made(cfg.state_dir, NETWORK_READER)
+        return cfg.influx.network_reader_password or _made(cfg.state_dir, NETWORK_READER)
     return inventory.orgs[org].reader_password() or _made(cfg.state_dir, org_reader(org))
 
 
@@ -68,8 +64,11 @@ class Tenants:
     def __init__(self, client: InfluxHTTP, inventory: Inventory, cfg):
         self.client, self.inventory, self.cfg = client, inventory, cfg
         self.network = cfg.influx.database
-        self._readers = {self.network: (NETWORK_READER, None)}
-        self._readers.update({self.database_of(org): (org_reader(org), org) for org in inventory.orgs})
+        # Each reader's password, read (or made) now: a file that cannot be read is a config error at
+        # start, not a failure of the writer's thread when a database is made again later.
+        self._readers = {self.network: (NETWORK_READER, reader_password(cfg, inventory, None))}
+        self._readers.update({self.database_of(org): (org_reader(org), reader_password(cfg, inventory, org))
+                              for org in inventory.orgs})
 
     def database_of(self, org: str) -> str:
         return org_database(self.network, org)
@@ -88,8 +87,8 @@ class Tenants:
         self.client.create_database(db)
         layout.ensure(self.client, self.cfg.retention, db)
         if db in self._readers:
-            user, org = self._readers[db]
-            self.ensure_reader(user, reader_password(self.cfg, self.inventory, org), db)
+            user, password = self._readers[db]
+            self.ensure_reader(user, password, db)
 
     def ensure_reader(self, user: str, password: Secret, db: str) -> None:
         """``user`` exists with ``password``, may read ``db``, and nothing else."""

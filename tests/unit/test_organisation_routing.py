@@ -172,3 +172,28 @@ def test_report_organisation_is_refused_clearly_without_the_layout_or_for_an_unk
     assert 'report: --organisation needs [influx] layout = "organisations"' in capsys.readouterr().err
     assert server_main([*args, "umu", "-c", str(per_org)]) == 2
     assert "report: --organisation 'umu' is not in the inventory (its organisations: oru)" in capsys.readouterr().err
+
+
+def test_a_reader_password_file_that_cannot_be_read_stops_the_collector_at_start_naming_the_key(tmp_path, capsys):
+    from server.__main__ import main as server_main
+
+    (tmp_path / "fleet.toml").write_text('[organisations.oru]\nreader_password_file = "/nonexistent/oru"\n'
+                                         '[sites.a]\norganisation = "oru"\ncounty = "Örebro"\n')
+    config = tmp_path / "server.toml"
+    config.write_text(f'inventory = "fleet.toml"\nstate_dir = "{tmp_path}"\n[influx]\nurl = "http://127.0.0.1:9"\n'
+                      f'spool_dir = "{tmp_path / "s"}"\nlayout = "organisations"\n')
+    assert server_main(["run", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error:") and "reader_password" in err and "Traceback" not in err
+
+
+def test_migrate_organisations_refuses_while_the_spool_holds_batches_of_the_old_layout(tmp_path, capsys):
+    from server.__main__ import main as server_main
+
+    (tmp_path / "fleet.toml").write_text('[sites.a]\norganisation = "Örebro universitet"\ncounty = "Örebro"\n')
+    Spool(tmp_path / "spool", 1 << 20).append(b'telemetry,site=a file="secret.gcode" 1')
+    config = tmp_path / "server.toml"
+    config.write_text(f'inventory = "fleet.toml"\nstate_dir = "{tmp_path}"\n[influx]\nurl = "http://127.0.0.1:9"\n'
+                      f'spool_dir = "{tmp_path / "spool"}"\nlayout = "organisations"\n')
+    assert server_main(["migrate-organisations", "-c", str(config)]) == 2
+    assert "holds 1 batch(es) not yet in InfluxDB" in capsys.readouterr().err
