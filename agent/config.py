@@ -7,6 +7,8 @@ from pathlib import Path
 import msgspec
 
 from agent.printers import DEFAULT_TYPE, PRINTER_TYPES, PrinterConfig
+from agent.printers.limits import Limits
+from agent.sharing import PrivacyConfig
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_id, check_range, convert, load_toml, read_secret,
 )
@@ -16,6 +18,9 @@ from common.tls import TLSConfig
 class BrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = 1883
+    # Several members of a clustered broker, "host:port" each: the agent connects to the first that
+    # answers and moves to the next when it loses it (docs/scaling.md). Empty: host and port.
+    servers: list[str] = []
     username: str | None = None
     password_file: str | None = None
     password_env: str | None = None
@@ -29,10 +34,25 @@ class BrokerConfig(Section):
         check_range("keepalive", self.keepalive, 5, 3600)
         check_range("reconnect_min", self.reconnect_min, 0.1, 60)
         check_range("reconnect_max", self.reconnect_max, self.reconnect_min, 3600)
+        self.addresses = [_address(i, text, self.port) for i, text in enumerate(self.servers)] or [(self.host, self.port)]
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
         if has_password and not self.username:
             raise Invalid("username", "a password is set but no username", "add username")
+
+
+def _address(i: int, text: str, default_port: int) -> tuple[str, int]:
+    """"host:port", "host" (the default port) or "[v6-address]:port" -> (host, port)."""
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else port
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or any(c.isspace() or c in "/@[]" for c in host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Invalid(f"servers[{i}]", f"{text!r} is not host:port",
+                      'write each broker as "host:port", e.g. "broker-2.example:8883"')
+    return host, int(port)
 
 
 class OutboxConfig(Section):
@@ -61,6 +81,8 @@ class AgentConfig(Section):
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     printers: list[PrinterConfig] = []
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    limits: Limits = msgspec.field(default_factory=Limits)  # what a printer may send (docs/security.md)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     log_level: str = "INFO"
 
     def __post_init__(self):
@@ -72,6 +94,12 @@ class AgentConfig(Section):
                 raise Invalid(f"printers[{i}].id", f"{printer.id!r} appears twice", "give every printer its own id")
             seen.add(printer.id)
             printer.site = printer.site or self.agent.site
+            printer.limits = self.limits
+        sites = {self.agent.site, *(p.site for p in self.printers)}
+        for site in self.privacy.sites:
+            if site not in sites:
+                raise Invalid(f"privacy.sites.{site}", "is not a site of this agent's printers",
+                              "use the site of [agent] or of a [[printers]] table, or remove the entry")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise Invalid("log_level", f"{self.log_level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
 

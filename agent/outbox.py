@@ -10,6 +10,11 @@ only once the broker has acknowledged every item up to that id: an item leaves t
 outbox after its PUBACK, never before, so a crash during replay replays it again
 (at least once; the collector stores a repeat, same series and timestamp, as the
 same point).
+
+The caps are shared fairly between printers: when the outbox is full, what goes is the
+oldest message of the printer holding the most (by count for the count cap, by bytes for
+the byte cap). A printer flooding the outbox displaces only its own messages; a printer
+holding no more than its share of the caps never loses one to another printer.
 """
 
 from __future__ import annotations
@@ -44,8 +49,15 @@ class Outbox(Protocol):
     def close(self) -> None: ...
 
 
+def source_of(topic: str) -> str:
+    """The printer a message is about (``site/printer`` of a printer topic), for fair caps."""
+    parts = topic.split("/")
+    return "/".join(parts[2:4]) if len(parts) >= 5 and parts[0] == "printfarm" else topic
+
+
 class MemoryOutbox:
-    """Bounded FIFO in memory; drops the oldest when full and counts what it dropped."""
+    """Bounded FIFO in memory; when full drops the oldest message of the printer holding the
+    most, and counts what it dropped."""
 
     def __init__(self, max_messages: int = 10_000):
         self._items: collections.deque = collections.deque()
@@ -60,10 +72,20 @@ class MemoryOutbox:
     def put_many(self, items: Iterable[tuple[str, bytes, bool]]) -> None:
         for topic, payload, retain in items:
             if len(self._items) >= self._max:
-                self._items.popleft()
+                self._drop_from_largest(source_of(topic))
                 self._dropped += 1
             self._last = next(self._ids)
             self._items.append((self._last, topic, payload, retain))
+
+    def _drop_from_largest(self, incoming: str) -> None:
+        counts = collections.Counter(source_of(item[1]) for item in self._items)
+        counts[incoming] += 1
+        largest = max(counts, key=lambda s: counts[s])
+        for i, item in enumerate(self._items):
+            if source_of(item[1]) == largest:
+                del self._items[i]
+                return
+        self._items.popleft()  # only the incoming printer is over: its oldest stored goes
 
     def pending(self) -> int:
         return len(self._items)
@@ -92,7 +114,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     size INTEGER NOT NULL,                 -- bytes of topic + payload; for the size cap
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    retain INTEGER NOT NULL
+    retain INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT ''        -- the printer (site/printer): caps are shared fairly
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -119,6 +142,8 @@ class SQLiteOutbox:
         self._lock = threading.Lock()
         self._db = _open(self.path)
         self._count, self._bytes, self._last, self._oldest = self._scan()
+        self._held = self._per_source()  # source -> [count, bytes]
+        self._warned_sources: set[str] = set()
         self._dropped = self._meta("dropped")
         self._warned = False
         if self._count:
@@ -132,11 +157,11 @@ class SQLiteOutbox:
 
     def put_many(self, items: Iterable[tuple[str, bytes, bool]]) -> None:
         now = self.clock()
-        rows, dropped = self._trim_batch([(now, len(t) + len(p), t, p, int(r)) for t, p, r in items])
+        rows, dropped = self._trim_batch([(now, len(t) + len(p), t, p, int(r), source_of(t)) for t, p, r in items])
         if not rows and not dropped:
             return
         with self._lock, _transaction(self._db):  # the caps and the insert commit together
-            dropped += self._enforce_caps(now, len(rows), sum(r[1] for r in rows))
+            dropped += self._enforce_caps(now, rows)
             if rows:
                 self._insert(now, rows)
             if dropped:
@@ -165,6 +190,7 @@ class SQLiteOutbox:
             self._oldest = self._head_time()
         if not self._count:
             self._warned = False
+            self._warned_sources.clear()
             self._shrink()
 
     def dropped_total(self) -> int:
@@ -185,42 +211,88 @@ class SQLiteOutbox:
             keep, size = keep + 1, size + row[1]
         return rows[len(rows) - keep:], len(rows) - keep
 
-    def _enforce_caps(self, now: float, adding: int, adding_bytes: int) -> int:
-        """Delete the oldest rows so that ``adding`` more fit; returns how many went."""
+    def _enforce_caps(self, now: float, rows: list) -> int:
+        """Delete rows so that ``rows`` fit: past the age cap, then the oldest of the printer
+        holding the most (of ``rows`` too, when that printer has nothing stored); returns how
+        many went."""
         dropped = 0
         cutoff = now - self.cfg.max_age_hours * 3600
         if self._oldest is not None and self._oldest < cutoff:
             dropped += self._delete_where("enqueued < ?", (cutoff,))
-        excess = self._count + adding - self.cfg.max_messages
-        if excess > 0:
-            dropped += self._delete_oldest(excess)
-        excess_bytes = self._bytes + adding_bytes - self.cfg.max_bytes
-        if excess_bytes > 0:
-            dropped += self._delete_oldest_bytes(excess_bytes)
+        dropped += self._make_room(0, rows)
+        dropped += self._make_room(1, rows)
         if dropped:
             self._oldest = self._head_time()
         return dropped
 
-    def _delete_oldest(self, n: int) -> int:
-        row = self._db.execute("SELECT id FROM outbox ORDER BY id LIMIT 1 OFFSET ?", (n - 1,)).fetchone()
-        return self._delete_where("id <= ?", (row[0],)) if row else self._delete_where("1", ())
+    def _make_room(self, measure: int, rows: list) -> int:
+        """Free room for ``rows`` under the count cap (measure 0) or the byte cap (1): oldest
+        first from the printer that holds the most once ``rows`` are added."""
+        cap = self.cfg.max_messages if measure == 0 else self.cfg.max_bytes
+        dropped = 0
+        while True:
+            incoming: dict[str, int] = {}
+            for row in rows:
+                incoming[row[5]] = incoming.get(row[5], 0) + (1 if measure == 0 else row[1])
+            stored = {s: held[measure] for s, held in self._held.items() if held[0]}
+            excess = sum(stored.values()) + sum(incoming.values()) - cap
+            if excess <= 0:
+                return dropped
+            total = {s: stored.get(s, 0) + incoming.get(s, 0) for s in stored.keys() | incoming.keys()}
+            largest = max(total, key=lambda s: total[s])
+            rest = [v for s, v in total.items() if s != largest]
+            # Down to the next printer's level at most, then share the rest of the excess.
+            want = min(excess, max(total[largest] - max(rest, default=0), 1))
+            if stored.get(largest):
+                went = self._delete_oldest_of(largest, want, measure)[1]
+            else:  # a batch bigger than its share: its own oldest go
+                went = self._drop_incoming(rows, largest, want, measure)
+            if not went:
+                return dropped
+            dropped += went
+            self._note_source(largest)
 
-    def _delete_oldest_bytes(self, need: int) -> int:
-        freed, upto = 0, None
-        for item_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
-            freed, upto = freed + size, item_id
-            if freed >= need:
+    @staticmethod
+    def _drop_incoming(rows: list, source: str, want: int, measure: int) -> int:
+        freed = went = 0
+        for row in list(rows):
+            if freed >= want:
                 break
-        return self._delete_where("id <= ?", (upto,)) if upto is not None else 0
+            if row[5] == source:
+                rows.remove(row)
+                freed, went = freed + (1 if measure == 0 else row[1]), went + 1
+        return went
+
+    def _delete_oldest_of(self, source: str, want: int, measure: int) -> tuple[int, int]:
+        freed, upto = 0, None
+        for item_id, size in self._db.execute(
+                "SELECT id, size FROM outbox WHERE source = ? ORDER BY id", (source,)):
+            freed, upto = freed + (1 if measure == 0 else size), item_id
+            if freed >= want:
+                break
+        if upto is None:
+            return 0, 0
+        return freed, self._delete_where("source = ? AND id <= ?", (source, upto))
 
     def _delete_where(self, where: str, args: tuple) -> int:
-        count, size = self._db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE {where}", args).fetchone()
-        if count:
-            self._db.execute(f"DELETE FROM outbox WHERE {where}", args)
+        went = self._db.execute(
+            f"SELECT source, COUNT(*), SUM(size) FROM outbox WHERE {where} GROUP BY source", args).fetchall()
+        if not went:
+            return 0
+        self._db.execute(f"DELETE FROM outbox WHERE {where}", args)
+        for source, count, size in went:
             self._count -= count
             self._bytes -= size
-        return count
+            held = self._held.get(source)
+            if held is not None:
+                held[0] -= count
+                held[1] -= size
+        return sum(count for _, count, _ in went)
+
+    def _note_source(self, source: str) -> None:
+        if source not in self._warned_sources:
+            self._warned_sources.add(source)
+            log.warning("outbox full: dropping the oldest messages of %s, which holds the most", source)
 
     def _note_drops(self, dropped: int) -> None:
         # Once per outage, not once per message: a full outbox drops on every put.
@@ -235,7 +307,10 @@ class SQLiteOutbox:
 
     def _insert(self, now: float, rows: list) -> None:
         self._db.executemany(
-            "INSERT INTO outbox (enqueued, size, topic, payload, retain) VALUES (?, ?, ?, ?, ?)", rows)
+            "INSERT INTO outbox (enqueued, size, topic, payload, retain, source) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        for row in rows:
+            held = self._held.setdefault(row[5], [0, 0])
+            held[0], held[1] = held[0] + 1, held[1] + row[1]
         self._last = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
         self._count += len(rows)
         self._bytes += sum(r[1] for r in rows)
@@ -247,6 +322,10 @@ class SQLiteOutbox:
             "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued) FROM outbox").fetchone()
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
         return count, size, row[0] if row else 0, oldest
+
+    def _per_source(self) -> dict[str, list[int]]:
+        return {source: [count, size] for source, count, size in self._db.execute(
+            "SELECT source, COUNT(*), COALESCE(SUM(size), 0) FROM outbox GROUP BY source")}
 
     def _head_time(self) -> float | None:
         if not self._count:
@@ -293,4 +372,8 @@ def _open(path: Path) -> sqlite3.Connection:
     # FULL: a commit is fsynced before put() returns, so a power cut cannot take it back.
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "source" not in columns:  # an outbox written before the caps were shared
+        db.execute("ALTER TABLE outbox ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_source ON outbox (source, id)")
     return db

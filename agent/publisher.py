@@ -68,8 +68,10 @@ class Publisher:
         window: int = 200,
         ack_timeout: float = 10.0,
         tick: float = 1.0,
+        key_id: str = "",
     ):
         self.agent_id = agent_id
+        self.key_id = key_id  # of the pseudonym secret: the collector checks it is its own
         self.broker = broker
         self.outbox = outbox or MemoryOutbox()
         self.printers = printers or []
@@ -91,10 +93,13 @@ class Publisher:
         self._reported_dropped = self.outbox.dropped_total()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._closed = False  # the outbox is closed: stop() has finished
         self._worker: threading.Thread | None = None
         self._last_error: str | None = None
         self._refused = False  # the broker answered this attempt with a refusal (already logged)
         self._oversized: set[str] = set()  # topics an oversized message was refused on (logged)
+        self._addresses = broker.addresses  # one, or the members of a clustered broker
+        self._at = 0  # the one tried or connected now
         self._make = client_factory or self._paho_client
         self.client = self._make_client()
 
@@ -104,7 +109,8 @@ class Publisher:
         _warn_if_insecure(self.broker)
         self._worker = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._worker.start()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        host, port = self._addresses[self._at]
+        self.client.connect_async(host, port, keepalive=self.broker.keepalive)
         self.client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -123,7 +129,9 @@ class Publisher:
         self.client.loop_stop()
         self._take_back()  # whatever is still unacknowledged waits in the outbox for next time
         self._remove_acknowledged()
-        self.outbox.close()
+        with self._lock:
+            self._closed = True
+            self.outbox.close()
 
     @property
     def connected(self) -> bool:
@@ -140,6 +148,9 @@ class Publisher:
             self._refuse_oversized(topic, len(payload))
             return
         with self._lock:
+            if self._closed:  # a poll that ended after the agent stopped: nowhere to keep it
+                log.debug("not sending on %s: the publisher is stopped", topic)
+                return
             self._finish_deferred()  # older unacknowledged messages first
             if retain:
                 self._retained[topic] = payload
@@ -304,7 +315,7 @@ class Publisher:
             self._log_once(self._refusal(str(reason_code)))
             return
         self._log_once(None)
-        log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        log.info("connected to broker %s", self._where)
         with self._lock:
             self._reported_dropped = self.outbox.dropped_total()
             client.publish(protocol.agent_topic(self.agent_id), self._agent_payload("online"), qos=QOS, retain=True)
@@ -315,7 +326,8 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata):
         exc = sys.exc_info()[1]  # paho calls this from inside its except block
-        self._log_once(f"cannot reach broker {self.broker.host}:{self.broker.port}: {exc or 'connection failed'}")
+        self._log_once(f"cannot reach broker {self._where}: {exc or 'connection failed'}")
+        self._next_server()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self._connected.is_set()
@@ -332,11 +344,13 @@ class Publisher:
             self._wake.set()
         if self._stopping.is_set():
             return
+        where = self._where
+        self._next_server()
         if was:
             log.warning("lost the broker (%s); queueing in the outbox", reason_code)
         elif not self._refused:
             # Closed before any CONNACK: typically TLS (no or untrusted client certificate).
-            self._log_once(f"broker {self.broker.host}:{self.broker.port} closed the connection before "
+            self._log_once(f"broker {where} closed the connection before "
                            f"accepting it ({reason_code}) — check [broker.tls] (ca, cert, key) and the port")
         self._refused = False
 
@@ -347,12 +361,27 @@ class Publisher:
             self._wake.set()
 
     def _refusal(self, reason: str) -> str:
-        where = f"broker {self.broker.host}:{self.broker.port} refused the connection: {reason}"
+        where = f"broker {self._where} refused the connection: {reason}"
         if reason in BAD_CREDENTIALS:
             user = self.broker.username or "(none)"
             return (f"{where} — check [broker] username ({user}) and the password in "
                     f"password_file / password_env")
         return where
+
+    @property
+    def _where(self) -> str:
+        host, port = self._addresses[self._at]
+        return f"{host}:{port}"
+
+    def _next_server(self) -> None:
+        """With several brokers, paho's next attempt goes to the next one (called on paho's
+        thread, between attempts). The outbox keeps its order across brokers as across
+        reconnects to one: what was not acknowledged is replayed."""
+        if len(self._addresses) < 2:
+            return
+        self._at = (self._at + 1) % len(self._addresses)
+        host, port = self._addresses[self._at]
+        self.client.connect_async(host, port, keepalive=self.broker.keepalive)
 
     def _log_once(self, problem: str | None) -> None:
         if problem and problem != self._last_error:
@@ -363,6 +392,7 @@ class Publisher:
         return protocol.encode(protocol.AgentStatus(
             v=protocol.SCHEMA_VERSION, ts=int(self.clock() * 1000), agent=self.agent_id, state=state,
             dropped=self.outbox.dropped_total(), printers=self.printers, version=__version__, will=will,
+            key_id=self.key_id,
         ))
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,9 @@ from common.text import one_line
 from agent.config import AgentConfig, PrinterConfig
 from agent.jobs import JobEvent, JobTracker, Ledger
 from agent.printers import Printer, PushPrinter, Snapshot, make_printer
+from agent.printers.limits import DEFAULT as DEFAULT_LIMITS, RateLimit
 from agent.publisher import Publisher
+from agent.sharing import Sharing
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +54,18 @@ class PrinterWorker:
     """Polls one printer and publishes what changed.
 
     Telemetry leaves at every scheduled poll. A push printer also calls ``changed`` when its
-    state moves: status and job events then leave at once, without waiting for the schedule.
+    state moves: status and job events then leave at once, without waiting for the schedule —
+    at most ``limits.state_changes_per_minute`` times a minute. Past that, changes coalesce
+    into the next scheduled poll, and the next status says how many were (``coalesced``): a
+    printer flapping between two states costs the outbox and the log what a polled one does.
     """
 
     def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
-                 agent_id: str, job_file: JsonFile | None = None, ledger_file: JsonFile | None = None):
+                 agent_id: str, job_file: JsonFile | None = None, ledger_file: JsonFile | None = None,
+                 sharing: Sharing | None = None):
         self.cfg, self.printer, self.send, self.agent_id = cfg, printer, send, agent_id
+        # What may leave the site (agent/sharing.py): applied as each message is built.
+        self.share = sharing or Sharing("full", cfg.site)
         self.site, self.id = cfg.site, cfg.id
         self.seq = 0
         ledger = Ledger(ledger_file.load(), ledger_file.save) if ledger_file else None
@@ -64,6 +73,10 @@ class PrinterWorker:
                                   job_file.save if job_file else (lambda job: None), ledger)
         self.last: Snapshot | None = None
         self.topics = {c: protocol.printer_topic(self.site, self.id, c) for c in protocol.PRINTER_CHANNELS}
+        self.limits = getattr(cfg, "limits", DEFAULT_LIMITS)
+        self._changes = RateLimit(self.limits.state_changes_per_minute)
+        self.coalesced = 0  # changes not reported at once, since the last status
+        self.coalesced_total = 0
         self._lock = threading.Lock()  # the schedule and a push client's thread both report
 
     def run_once(self, telemetry: bool = True) -> Snapshot:
@@ -71,7 +84,16 @@ class PrinterWorker:
             return self._report(telemetry)
 
     def changed(self) -> None:
-        """A push printer's state moved: publish status and job events now."""
+        """A push printer's state moved: publish status and job events now (rate limited)."""
+        with self._lock:
+            if not self._changes.allow():
+                if not self.coalesced_total:
+                    log.warning("%s: state changing faster than %d times a minute (limits.state_changes_"
+                                "per_minute): changes coalesce into the polls, counted in each status",
+                                self.id, self.limits.state_changes_per_minute)
+                self.coalesced += 1
+                self.coalesced_total += 1
+                return
         try:
             self.run_once(telemetry=False)
         except Exception:  # a bug here must not kill the push client's thread
@@ -86,6 +108,7 @@ class PrinterWorker:
             if prev is not None:
                 log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, one_line(snap.state_text))
             self._send("status", self._status(snap, prev), retain=True)
+            self.coalesced = 0
         for event in self.tracker.update(snap):
             log.info("%s: job event %s %s", self.id, event.kind, one_line(event.file or ""))
             self._send("event", self._event(event))
@@ -99,26 +122,31 @@ class PrinterWorker:
         return self.seq
 
     def _telemetry(self, s: Snapshot) -> protocol.Telemetry:
+        share = self.share
         temps = {k: protocol.Temperature(a, t) for k, (a, t) in s.temps.items()}
         return protocol.Telemetry(
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            state=s.state, state_text=s.state_text, temps=temps, progress=s.progress,
-            print_time=s.print_time, time_left=s.time_left, file=s.file, user=s.user, filament_mm=s.filament_mm,
-            layer=s.layer, layers=s.layers,
+            state=s.state, state_text=share.text(s.state_text, s.file), temps=temps, progress=s.progress,
+            print_time=s.print_time, time_left=s.time_left, file=share.file(s.file), user=share.user(s.user),
+            filament_mm=s.filament_mm, layer=s.layer, layers=s.layers,
         )
 
     def _status(self, s: Snapshot, prev: Snapshot | None) -> protocol.Status:
+        share = self.share
         return protocol.Status(
             v=protocol.SCHEMA_VERSION, ts=s.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            state=s.state, prev_state=prev.state if prev else None, state_text=s.state_text,
-            error=s.error, file=s.file, agent=self.agent_id, api=self.cfg.type,
+            state=s.state, prev_state=prev.state if prev else None, state_text=share.text(s.state_text, s.file),
+            error=share.text(s.error, s.file), file=share.file(s.file), agent=self.agent_id, api=self.cfg.type,
+            coalesced=self.coalesced,
         )
 
     def _event(self, e: JobEvent) -> protocol.Event:
+        share = self.share
         return protocol.Event(
             v=protocol.SCHEMA_VERSION, ts=e.ts, printer=self.id, site=self.site, seq=self._next_seq(),
-            kind=e.kind, file=e.file, user=e.user, duration=e.duration, print_time=e.print_time,
-            filament_mm=e.filament_mm, error=e.error, job_started=e.job_started,
+            kind=e.kind, file=share.file(e.file), user=share.user(e.user), duration=e.duration,
+            print_time=e.print_time, filament_mm=e.filament_mm, error=share.text(e.error, e.file),
+            job_started=e.job_started,
         )
 
 
@@ -130,13 +158,17 @@ class Agent:
         self.publisher = publisher or Publisher(
             cfg.agent.id, cfg.broker, outbox=_make_outbox(cfg, self.state_dir),
             printers=[p.id for p in cfg.printers],
+            key_id=cfg.privacy.pseudonyms.key_id() if cfg.privacy.pseudonyms else "",
         )
         self.workers = [
             PrinterWorker(p, printer_factory(p), self.publisher.send, cfg.agent.id,
                           JsonFile(self.state_dir / f"job-{p.id}.json"),
-                          JsonFile(self.state_dir / f"reported-{p.id}.json"))
+                          JsonFile(self.state_dir / f"reported-{p.id}.json"), cfg.privacy.for_site(p.site))
             for p in cfg.printers
         ]
+        if cfg.privacy.pseudonyms is None:
+            log.warning("no pseudonym secret ([privacy] secret_file or secret_env): user names are not sent; "
+                        "give the agent a copy of the collector's secret to count users")
         # One thread per printer: a hung printer holds only its own thread.
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=len(self.workers) + 1)},
@@ -154,14 +186,22 @@ class Agent:
         self.scheduler.start()
         log.info("agent %s polling %d printer(s)", self.cfg.agent.id, len(self.workers))
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        """Stop within a few seconds whatever the printers do: every printer is closed at once
+        (which cuts its requests in flight), waiting at most ``grace`` seconds for them."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.scheduler.shutdown(wait=True)
-        for worker in self.workers:
-            worker.printer.close()
-        self.publisher.stop()
+        if self.scheduler.running:  # a test may have ended the polls already
+            self.scheduler.shutdown(wait=False)
+        closers = [threading.Thread(target=_close_quietly, args=(w,), name=f"close {w.id}", daemon=True)
+                   for w in self.workers]
+        for closer in closers:
+            closer.start()
+        deadline = time.monotonic() + grace
+        for closer in closers:
+            closer.join(max(deadline - time.monotonic(), 0))
+        self.publisher.stop(timeout=grace)
         log.info("agent stopped")
 
     @staticmethod
@@ -170,6 +210,13 @@ class Agent:
             worker.run_once()
         except Exception:  # a bug in one poll must not end that printer's schedule
             log.exception("%s: poll failed", worker.id)
+
+
+def _close_quietly(worker: PrinterWorker) -> None:
+    try:
+        worker.printer.close()
+    except Exception:  # noqa: BLE001 - one printer's close must not keep the others open
+        log.exception("%s: closing failed", worker.id)
 
 
 def _make_outbox(cfg: AgentConfig, state_dir: Path):

@@ -2,6 +2,7 @@
 
     python bench/collector_throughput.py [--messages 200000] [--printers 500] [--runs 3]
                                          [--compare NAME=GITREV ...] [--live-rate 2000] [--py-spy FILE]
+                                         [--engine nats-cluster]
 
 Method (printed with the figures):
   Each round publishes N telemetry messages (500 printers, ~270 bytes) at QoS 1 while every
@@ -23,6 +24,11 @@ utilisation rollups on, so their ingest listener and per-burst hand-over are in 
 Targets (issue #16), on the medians: drain rate >= 1.2 x the counting subscriber's; CPU per
 100,000 messages <= 0.5 x the counting subscriber's; peak RSS <= 80 MB (the highest of the
 runs); 0 lost. The exit status is 1 when any is missed.
+
+`--engine nats-cluster` adds, in the same run, the collector draining the same backlog from a
+three-node NATS cluster's replicated JetStream stream ([nats], docs/scaling.md), timed the same
+way (spawn to last point stored); the backlog is put into the stream through NATS itself, so only
+the consuming side is measured. Reported beside the single Mosquitto, not held to the targets.
 
 Beside them: InfluxDB's own bulk write rate, and the collector's CPU at a steady live rate
 (`--live-rate`, 0 to skip), which is what a real fleet costs; a message lost there misses
@@ -183,6 +189,9 @@ class Collector:
         return f"bench_{re.sub(r'[^a-z0-9]', '_', self.name.lower())}_{round_no}"
 
     def configure(self, database: str, ack_after_write: bool = True) -> None:
+        self._write_config(database, ack_after_write)
+
+    def _write_config(self, database: str, ack_after_write: bool = True, extra: str = "") -> None:
         self.config.write_text(textwrap.dedent(f"""\
             inventory = "{self.inventory}"
             state_dir = "{self.dir / 'state'}"
@@ -201,7 +210,7 @@ class Collector:
             [http]
             host = "127.0.0.1"
             port = {self.port}
-            """))
+            """) + extra)
 
     def spawn(self) -> subprocess.Popen:
         errlog = open(self.dir / "collector.log", "ab")
@@ -268,6 +277,44 @@ class Collector:
         stored = influx_count(self.influx, db)
         return {"seconds": seconds, "rate": n / seconds, "cpu_per_100k": cpu / n * 100_000,
                 "peak_rss_mb": hwm / 1024, "lost": n - stored, "extra": max(0, stored - n)}
+
+
+class NatsCollector(Collector):
+    """The same collector consuming a NATS cluster's JetStream stream through its durable consumer."""
+
+    def __init__(self, name: str, tmp: Path, cluster, influx: InfluxDB, inventory: Path):
+        super().__init__(name, REPO, tmp, cluster.nodes[0], influx, inventory)
+        self.cluster = cluster
+
+    def configure(self, database: str, ack_after_write: bool = True) -> None:
+        servers = ", ".join(f'"{url}"' for url in self.cluster.nats_urls)
+        self._write_config(database, ack_after_write, f"[nats]\nservers = [{servers}]\nbatch = 5000\n")
+
+
+def fill_stream(cluster, fleet, n: int, base_ms: int) -> None:
+    """Put n messages into the stream through NATS (core publishes, then wait until the stream
+    holds them all): the bench measures consuming, not the agents' MQTT side."""
+    import asyncio
+
+    import nats
+
+    async def run() -> None:
+        nc = await nats.connect(cluster.nats_urls)
+        js = nc.jetstream()
+        before = (await js.stream_info("PRINTFARM")).state.messages
+        for i, (topic, payload) in enumerate(payloads(fleet, n, base_ms)):
+            await nc.publish(topic.replace("/", "."), payload)
+            if i % 5000 == 4999:
+                await nc.flush()
+        await nc.flush()
+        deadline = time.monotonic() + 300
+        while (await js.stream_info("PRINTFARM")).state.messages < before + n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the stream did not take the whole backlog")
+            await asyncio.sleep(0.2)
+        await nc.close()
+
+    asyncio.run(run())
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -406,6 +453,24 @@ def report(n: int, fleet, args, results: dict, bulk: float, live, loads) -> bool
     return ok
 
 
+def nats_rounds(tmp: Path, http, influx: InfluxDB, inventory: Path, fleet, n: int, runs: int,
+                base_ms: int) -> list[dict]:
+    from devkit.servers.nats import NatsCluster
+
+    results = []
+    with NatsCluster(tmp / "nats") as cluster:
+        collector = NatsCollector("nats", tmp, cluster, influx, inventory)
+        collector.create_session(http)  # the stream and the durable consumer
+        for round_no in range(1, runs + 1):
+            log(f"NATS round {round_no}: {n:,} messages into the stream...")
+            fill_stream(cluster, fleet, n, base_ms + (runs + 2 + round_no) * 10**7)
+            r = collector.drain(http, n, 100 + round_no)
+            log(f"    collector on NATS: {r['rate']:,.0f} msg/s, {r['cpu_per_100k']:.2f} CPU-s per 100k, "
+                f"RSS {r['peak_rss_mb']:.1f} MB, lost {r['lost']}")
+            results.append(r)
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=200_000)
@@ -416,6 +481,8 @@ def main() -> int:
     ap.add_argument("--live-rate", type=int, default=2000, help="also measure CPU at this steady rate (0: skip)")
     ap.add_argument("--live-seconds", type=float, default=15.0)
     ap.add_argument("--py-spy", metavar="FILE", help="profile this checkout's collector in round 1 (needs py-spy)")
+    ap.add_argument("--engine", choices=["nats-cluster"], action="append", default=[],
+                    help="also drain the backlog from a three-node NATS cluster's JetStream stream")
     args = ap.parse_args()
     n, fleet = args.messages, printers(args.printers)
     loads = [os.getloadavg()]
@@ -461,6 +528,9 @@ def main() -> int:
                 # Later than every round's points, and still in the past (ingest rejects the future).
                 live_ms = base_ms + (args.runs + 1) * 10**7
                 live = live_cost(collectors[0], http, fleet, args.live_rate, args.live_seconds, live_ms)
+            if "nats-cluster" in args.engine:
+                results["collector on a 3-node NATS cluster"] = nats_rounds(tmp, http, influx, inventory, fleet, n,
+                                                                            args.runs, base_ms)
     loads.append(os.getloadavg())
     return 0 if report(n, fleet, args, results, bulk, live, loads) else 1
 

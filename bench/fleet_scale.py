@@ -2,6 +2,8 @@
 
     python bench/fleet_scale.py                 # 500 printers, 25 agents x 20, 5 minutes
     python bench/fleet_scale.py --minutes 1     # a short run
+    python bench/fleet_scale.py --cluster --kill-node-after 60   # on a three-node NATS cluster,
+                                                # one node SIGKILLed 60 s into the window
 
 Everything runs as separate processes, as in production: the simulator (one process, one port
 per printer), 25 agents (each a `printfarm-agent` with 20 printers, like 25 Raspberry Pis),
@@ -109,7 +111,7 @@ def _rss(p: psutil.Process) -> int:
 
 
 def fmt(sample: dict[str, tuple[float, float]]) -> str:
-    order = ("simulator", "agents", "mosquitto", "collector", "influxd")
+    order = ("simulator", "agents", "mosquitto", "nats-n1", "nats-n2", "nats-n3", "collector", "influxd")
     return "  ".join(f"{k} {sample[k][0]:5.1f}% {sample[k][1]:6.0f}MB" for k in order if k in sample)
 
 
@@ -122,12 +124,15 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=60.0, help="simulated time speed (more state changes)")
     parser.add_argument("--every", type=float, default=15.0, help="seconds between progress lines")
     parser.add_argument("--workdir", help="keep configs and logs here")
+    parser.add_argument("--cluster", action="store_true", help="a three-node NATS cluster instead of one Mosquitto")
+    parser.add_argument("--kill-node-after", type=float, metavar="S",
+                        help="with --cluster: SIGKILL the first node S seconds into the window")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleet-scale-"))
     stack = Stack(workdir, synthetic_fleet(args.printers, args.per_agent),
                   StackOptions(speed=args.speed, start="10:00", interval=args.interval, per_agent=args.per_agent,
-                               outages_per_day=2.0))
+                               outages_per_day=2.0, cluster=args.cluster))
     print(method(args), flush=True)
     print(f"machine: {os.cpu_count()} cores; load before start: {os.getloadavg()}", flush=True)
     try:
@@ -184,6 +189,22 @@ def wait_all_reported(stack: Stack, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{unknown} printer(s) never reported within {timeout:.0f} s")
 
 
+def kill_node(stack: Stack, parts: Parts) -> float:
+    """SIGKILL the first NATS node (agents and the collector on it fail over); return the seconds
+    until every printer's live state is newer than the kill."""
+    node = stack.cluster.nodes[0]
+    parts.procs.pop(f"nats-{node.node_name}", None)
+    node.kill()
+    killed = time.time()
+    print(f"[kill] SIGKILLed NATS node {node.node_name}", flush=True)
+    while time.time() - killed < 120:
+        printers = (stack.fleet_state() or {"printers": []})["printers"]
+        if printers and all((p["last_seen"] or 0) > killed * 1000 for p in printers):
+            return time.time() - killed
+        time.sleep(0.2)
+    raise RuntimeError("the fleet's live state did not move on within 120 s of the node's loss")
+
+
 def measure(stack: Stack, args) -> int:
     wait_all_reported(stack)
     wait_polled(stack)
@@ -191,7 +212,12 @@ def measure(stack: Stack, args) -> int:
     start, start_count = time.monotonic(), stored_total(stack)
     end = start + args.minutes * 60
     samples, last_count, last_t = [], start_count, start
+    kill_at = start + args.kill_node_after if args.cluster and args.kill_node_after is not None else None
+    recovered = None
     while time.monotonic() < end:
+        if kill_at is not None and time.monotonic() >= kill_at:
+            recovered = kill_node(stack, parts)
+            kill_at = None
         time.sleep(min(args.every, max(end - time.monotonic(), 0.1)))
         count, now = stored_total(stack), time.monotonic()
         sample = parts.sample()
@@ -230,10 +256,14 @@ def measure(stack: Stack, args) -> int:
     print(f"points stored in InfluxDB (telemetry+state+job):  {total_stored}")
     print(f"lost: {total_sent - total_stored}  "
           f"(printers with a difference: {len(missing)}; printers never heard: {silent})")
+    if recovered is not None:
+        print(f"node killed: every printer's live state moved on {recovered:.1f} s after the kill")
     print(f"stored rate during the window: {window_points / elapsed:.1f} points/s "
           f"(expected ≈ {args.printers / args.interval:.0f} telemetry/s + state changes and job events)")
     print("mean CPU (% of one core) and peak resident memory of each part:")
-    for kind in ("simulator", "agents", "mosquitto", "collector", "influxd"):
+    for kind in ("simulator", "agents", "mosquitto", "nats-n1", "nats-n2", "nats-n3", "collector", "influxd"):
+        if any(kind not in s for s in samples):
+            continue  # not in this stack, or killed during the window
         cpu = sum(s[kind][0] for s in samples) / len(samples)
         rss = max(s[kind][1] for s in samples)
         extra = f" ({len(parts.procs['agents'])} processes, {rss / len(parts.procs['agents']):.0f} MB each)" \

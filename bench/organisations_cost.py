@@ -35,7 +35,8 @@ import urllib3
 import collector_throughput as ct  # bench/ is on sys.path when run as python bench/organisations_cost.py
 import rollup_cost as rc
 from devkit.servers import InfluxDB, Mosquitto
-from devkit.servers.influxdb import ADMIN
+
+ADMIN = ("admin", "admin-secret")  # authentication on: the admin the harness makes first
 
 BASE = "b2d983b"  # main when issue 22 began (server/tenancy.py)
 TARGET = 1.15
@@ -74,7 +75,7 @@ def rounds(args, tmp: Path) -> list[dict]:
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=1, read=5))
     out = []
     with Mosquitto(tmp / "mosquitto", extra_conf=ct.BROKER_EXTRA) as broker, \
-            InfluxDB(tmp / "influxdb", auth=True) as influx:
+            InfluxDB(tmp / "influxdb", admin=ADMIN) as influx:
         collectors = contenders(args, tmp, broker, influx, fleet)
         live = rc.LiveFleet(broker, fleet, args.rate)
         try:

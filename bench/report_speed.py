@@ -46,9 +46,9 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
+from common.pseudonyms import Pseudonyms
 from server import inventory as inventory_mod
 from server import lineproto
-from server.pseudonyms import Pseudonyms
 from server.reports import periods
 from server.reports.generate import make_report, write_files, xlsx_ahead
 from server.reports.people import People

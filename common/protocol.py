@@ -151,6 +151,11 @@ class Telemetry(PrinterMessage, omit_defaults=True):
     layers: Layer | None = None  # the job's number of layers
 
 
+class _LooseTelemetry(Telemetry, omit_defaults=True):
+    """Telemetry whose sensor names are not checked yet (see _known_temps)."""
+    temps: dict[str, msgspec.Raw] = {}
+
+
 class Status(PrinterMessage, omit_defaults=True):
     state: State
     prev_state: State | None = None
@@ -159,6 +164,7 @@ class Status(PrinterMessage, omit_defaults=True):
     file: str | None = None
     agent: str | None = None
     api: str | None = None  # the printer API the agent watches it through ("octoprint", ...)
+    coalesced: int = 0  # state changes since the previous status that were not sent (rate limit)
 
 
 class Event(PrinterMessage, omit_defaults=True):
@@ -183,6 +189,9 @@ class AgentStatus(msgspec.Struct, omit_defaults=True):
     # True in the last-will: MQTT fixes a will at connect time, so its ts is the connect
     # time, not the moment the agent vanished; the collector stamps it on arrival.
     will: bool = False
+    # Which pseudonym secret the agent makes users' pseudonyms with (common/pseudonyms.py
+    # key_id, not the secret); empty without one. The collector warns when it is not its own.
+    key_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[0-9a-f]*$")] = ""
 
 
 Message = Telemetry | Status | Event | AgentStatus
@@ -223,23 +232,47 @@ _version_probe = msgspec.json.Decoder(dict[str, object])
 _NON_FINITE_LITERAL = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\s*[,\]}]")
 
 
-def decode(topic: Topic, payload: bytes, now_ms: int) -> Message:
+def decode(topic: Topic, payload: bytes, now_ms: int, dropped: list[str] | None = None) -> Message:
     """Decode and validate one payload that arrived on ``topic``.
 
-    Raises Rejected with a reason label for anything that is not a sound message.
+    Raises Rejected with a reason label for anything that is not a sound message. A temperature
+    whose sensor name is not one of TEMP_KEYS (OctoPrint's ``tool_heatbreak``, say) is left out,
+    not a reason to refuse the printer's telemetry: its name is appended to ``dropped``.
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
         msg = _decoders[topic.kind].decode(payload)
     except msgspec.DecodeError as exc:
-        raise _classify_decode_error(payload, exc) from None
+        if topic.kind != "telemetry" or "at `key` in `$.temps`" not in str(exc):
+            raise _classify_decode_error(payload, exc) from None
+        msg = _known_temps(payload, dropped)
     # The usual message: telemetry or an event that passes every check of _check at once.
     if (type(msg) in _PRINTER_ONLY and msg.v == SCHEMA_VERSION and MIN_TS_MS <= msg.ts <= now_ms + MAX_FUTURE_MS
             and msg.printer == topic.printer and msg.site == topic.site):
         return msg
     _check(topic, msg, now_ms)
     return msg
+
+
+_loose_telemetry = msgspec.json.Decoder(_LooseTelemetry)
+_temperature = msgspec.json.Decoder(Temperature)
+_TEMP_KEY_SET = frozenset(TEMP_KEYS)
+
+
+def _known_temps(payload: bytes, dropped: list[str] | None) -> Telemetry:
+    """Telemetry with only the temperatures of known sensor names (the slow path: the strict
+    decoder refused a name). Other values are checked as strictly as ever."""
+    try:
+        loose = _loose_telemetry.decode(payload)
+        temps = {name: _temperature.decode(raw) for name, raw in loose.temps.items() if name in _TEMP_KEY_SET}
+    except msgspec.DecodeError as exc:
+        raise _classify_decode_error(payload, exc) from None
+    if dropped is not None:
+        dropped.extend(name for name in loose.temps if name not in _TEMP_KEY_SET)
+    fields = msgspec.structs.asdict(loose)
+    fields["temps"] = temps
+    return Telemetry(**fields)
 
 
 def _classify_decode_error(payload: bytes, exc: msgspec.DecodeError) -> Rejected:

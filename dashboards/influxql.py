@@ -14,10 +14,9 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard
 
+from server.grafana.datasource import DATASOURCE_TYPE, DATASOURCE_UID
 from server.store.layout import long, rollup
 
-DATASOURCE_TYPE = "influxdb"
-DATASOURCE_UID = "printfarm-influx"  # fixed in dashboards/provisioning/datasources/printfarm.yaml
 FORMATS = ("time_series", "table", "logs")
 
 # Tag filters shared by every printer query: Grafana expands a multi-value or "All" selection

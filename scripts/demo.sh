@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-apt_install mosquitto influxdb python3-venv
-run_root systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+apt_install mosquitto influxdb nats-server python3-venv
+run_root systemctl disable --now mosquitto influxdb nats-server >/dev/null 2>&1 || true
 project_venv ".[agent,server]"
 exec printfarm-demo "$@"

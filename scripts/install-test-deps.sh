@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-apt_install mosquitto mosquitto-clients influxdb influxdb-client poppler-utils chromium \
+apt_install mosquitto mosquitto-clients influxdb influxdb-client nats-server poppler-utils chromium \
   gcc python3-dev python3-venv openssl docker-compose libusb-dev
 # The Debian packages enable their own services; the tests start private instances instead.
-run_root systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+run_root systemctl disable --now mosquitto influxdb nats-server >/dev/null 2>&1 || true
 
 # OctoPrint pins versions that clash with ours: it lives in its own virtual environment.
 OCTOPRINT_VENV="${PRINTFARM_OCTOPRINT_VENV:-/opt/octoprint-venv}"

@@ -1,6 +1,6 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|migrate-organisations --config FILE``
-(report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym: docs/privacy.md;
-migrate-organisations: docs/organisations.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup|migrate-organisations
+--config FILE`` (report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
+docs/privacy.md; grafana-setup: docs/grafana-organisations.md; migrate-organisations: docs/organisations.md)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,23 @@ from server import config as server_config
 from server import inventory as inventory_mod
 
 log = logging.getLogger("server")
+TOKEN_COMMANDS = ("token-create", "token-list", "token-revoke")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
     parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
-                                            "migrate-organisations"])
+                                            "grafana-setup", "migrate-organisations", *TOKEN_COMMANDS])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
     report_cli.add_arguments(parser)
     rollup_cli.add_arguments(parser)
-    from server import privacy_cli
+    from server import privacy_cli, tokens_cli
     privacy_cli.add_arguments(parser)
+    from server.grafana import setup as grafana_setup
+    grafana_setup.add_arguments(parser)
+    tokens_cli.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
@@ -45,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
+    if args.command in TOKEN_COMMANDS:
+        return {"token-create": lambda: tokens_cli.create(cfg, inv, args), "token-list": lambda: tokens_cli.listing(cfg, args),
+                "token-revoke": lambda: tokens_cli.revoke(cfg, args)}[args.command]()
     if args.command == "rollup":
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return rollup_cli.run(cfg, inv, args)
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             return privacy_cli.purge(cfg, args)
         if args.command == "pseudonym":
             return privacy_cli.pseudonym(cfg, args)
+        if args.command == "grafana-setup":
+            return grafana_setup.run(cfg, args)
         return run(cfg)
     except server_config.ConfigError as exc:  # e.g. the pseudonym secret could not be read or made
         print(f"config error: {exc.line()}", file=sys.stderr)

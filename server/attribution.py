@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from common.configkit import Invalid, Section
+from common.pseudonyms import Pseudonyms
 from server.bookings import instant, merged
-from server.pseudonyms import Pseudonyms
 
 if TYPE_CHECKING:
     from server.inventory import Inventory

@@ -99,19 +99,52 @@ def _booking(inv: "Inventory", row: dict, line: int, path: Path) -> Booking:
 
 
 def _check_overlaps(bookings: list[Booking], path: Path) -> None:
+    """Refuse two bookings of different customers that overlap on one printer (a whole-site
+    booking covers every printer of its site). One sweep per site in start order: O(n log n)."""
     by_site: dict[str, list[Booking]] = {}
     for b in bookings:
         by_site.setdefault(b.site, []).append(b)
     for items in by_site.values():
         items.sort(key=lambda b: b.start_ms)
-        for i, a in enumerate(items):
-            for b in items[i + 1:]:
-                if b.start_ms >= a.end_ms:
-                    break
-                if a.customer != b.customer and (not a.printer or not b.printer or a.printer == b.printer):
-                    raise ConfigError(f"attribution.bookings: line {b.line}", f"overlaps line {a.line} "
-                                      f"with another customer ({a.customer} and {b.customer})",
-                                      "make the bookings of one printer not overlap", str(path))
+        everyone, whole, per_printer = _Reach(), _Reach(), {}
+        for b in items:
+            mine = per_printer.setdefault(b.printer, _Reach()) if b.printer else whole
+            earlier = [everyone] if not b.printer else [whole, mine]
+            a = next(filter(None, (reach.conflict(b) for reach in earlier)), None)
+            if a is not None:
+                raise ConfigError(f"attribution.bookings: line {b.line}", f"overlaps line {a.line} "
+                                  f"with another customer ({a.customer} and {b.customer})",
+                                  "make the bookings of one printer not overlap", str(path))
+            everyone.add(b)
+            mine.add(b)
+
+
+class _Reach:
+    """Of the bookings seen so far (in start order), the one that ends last, and the one that ends
+    last among those of another customer than it: all a later booking can overlap with."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self):
+        self.first: Booking | None = None
+        self.second: Booking | None = None
+
+    def add(self, b: Booking) -> None:
+        first = self.first
+        if first is None or b.end_ms > first.end_ms:
+            if first is not None and first.customer != b.customer:
+                self.second = first
+            self.first = b
+        elif b.customer != first.customer and (self.second is None or b.end_ms > self.second.end_ms):
+            self.second = b
+
+    def conflict(self, b: Booking) -> Booking | None:
+        """A booking seen so far of another customer that is still running when ``b`` starts."""
+        first = self.first
+        if first is None:
+            return None
+        other = first if first.customer != b.customer else self.second
+        return other if other is not None and other.end_ms > b.start_ms else None
 
 
 def merged(bookings: list[Booking]) -> dict[tuple[str, str], list[Booking]]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from server import inventory as inventory_mod
-from server import alerts as alerts_mod
-from server import rollups as rollups_mod
-from server.api import Api
-from server.config import ConfigError, ServerConfig
+from server.config import ServerConfig
 from server.live import AgentState, LiveFleet
 from server.ingest import Ingest
 from server.metrics import Metrics
@@ -17,6 +15,7 @@ from server.mqtt import Acknowledgements, Subscriber
 from server.privacy import UserNames
 from server import retention
 from server.store import layout, tenants
+from server.subsystems import Subsystems
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
 
@@ -29,6 +28,11 @@ class Collector:
         self.metrics = Metrics()
         self.inventory = inventory_mod.load(cfg.inventory)
         self.fleet = LiveFleet(self.inventory)
+        # The optional subsystems (server/subsystems.py) hook in here: a listener per accepted
+        # message, a hook after each burst reached the writer, a filter on durable tokens, routes.
+        self.burst_hooks: list[Callable[[], None]] = []
+        self.durable_filters: list[Callable[[list], list]] = []
+        self.routes: dict = {}
         ic = cfg.influx
         # With [retention] telemetry set, telemetry and the rest go to retention policies of their own.
         client = layout.RoutedInflux if cfg.retention.routed else InfluxHTTP
@@ -43,7 +47,6 @@ class Collector:
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
         self.acks = Acknowledgements()
-        self.rollups = None
         self.writer = BatchWriter(self.influx, ic.batch_size, ic.flush_interval, spool=self.spool,
                                   max_batch_bytes=ic.max_batch_bytes, acknowledge=self._durable)
         self.users = UserNames.from_config(cfg.privacy, cfg.state_dir)
@@ -54,37 +57,34 @@ class Collector:
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users,
                              routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
-        self.subscriber = Subscriber(cfg.mqtt, self.ingest.handle, acknowledgements=self.acks, flush=self.writer.flush,
-                                     end_of_burst=self._hand_burst_to_writer,
-                                     track=self.writer.track if cfg.mqtt.ack_after_write else None,
-                                     metrics=self.metrics)
-        self.api = self._api(cfg) if cfg.http.enabled else None
-        # Alerts listen to every accepted message; sending happens on their own threads.
-        alert_write = tenants.alert_writer(self.tenants, self.writer.put) if self.tenants else self.writer.put
-        self.alerts = alerts_mod.from_server_config(cfg, alert_write, self.metrics, self.inventory)
-        if self.alerts:
-            self.ingest.listeners.append(self.alerts.on_message)
-            if self.api:
-                self.api.routes["/api/alerts"] = self.alerts.api_route
-        # Rollups hear of every accepted message, to recompute hours that late data changes.
-        self.rollups = rollups_mod.from_server_config(cfg, self.inventory, self.writer, self.spool, self.metrics)
-        if self.rollups:
-            self.ingest.listeners.append(self.rollups.marks.on_message)
+        self.subscriber = self._subscriber(cfg)
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
-        raw_names_in = (tenants.clients_for(self.influx, tenants.detail_databases(ic.database, self.inventory))
-                        if self.tenants else self.influx)
-        self.purge = (retention.HourlyPurge(raw_names_in, self.users.pseudonyms, cfg.privacy.raw_user_days, time.time)
-                      if cfg.privacy.raw_user_days > 0 else None)
+        self.subsystems = Subsystems(self)
         self.started = time.time()
 
-    def _api(self, cfg: ServerConfig) -> Api:
-        try:
-            return Api(cfg.http.host, cfg.http.port, self.fleet, self.health, self.metrics, cfg.http.allowed_hosts)
-        except OSError as exc:  # a port in use, or a host this machine does not have
-            raise ConfigError("http", f"cannot listen on {cfg.http.host}:{cfg.http.port} ({exc.strerror or exc})",
-                              "stop what holds that port, or set [http] port (or host) to one that is free") from None
+    def _subscriber(self, cfg: ServerConfig):
+        """MQTT, or a NATS cluster's JetStream stream when [nats] servers are set."""
+        options = dict(acknowledgements=self.acks, flush=self.writer.flush, end_of_burst=self._hand_burst_to_writer,
+                       track=self.writer.track if cfg.mqtt.ack_after_write else None, metrics=self.metrics)
+        if cfg.nats.servers:
+            from server.jetstream import JetStreamSubscriber  # nats-py only where it is used
+            return JetStreamSubscriber(cfg.nats, self.ingest.handle, **options)
+        return Subscriber(cfg.mqtt, self.ingest.handle, **options)
+
+    # The subsystems by name, for tests and tools: None when the config leaves one off.
+    @property
+    def api(self):
+        return self.subsystems.get("http")
+
+    @property
+    def alerts(self):
+        return self.subsystems.get("alerts")
+
+    @property
+    def rollups(self):
+        return self.subsystems.get("rollups")
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
@@ -96,8 +96,8 @@ class Collector:
         elif self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
-        if self.rollups:
-            self.rollups.marks.end_burst()  # the burst's lines are in the writer: its marks count
+        for hook in self.burst_hooks:
+            hook()
 
     def start(self) -> None:
         """Start everything but the MQTT loop, which ``run`` drives on the calling thread."""
@@ -115,15 +115,7 @@ class Collector:
         key_line = retention.key_line(self.users.pseudonyms, int(time.time() * 1000))
         for db in self.tenants.databases() if self.tenants else [None]:
             self.writer.put(key_line, None if db == self.cfg.influx.database else db)
-        if self.purge:
-            self.purge.start()
-        if self.alerts:
-            self.alerts.start()
-        if self.rollups:
-            self.rollups.prime()
-            self.rollups.start()
-        if self.api:
-            self.api.start()
+        self.subsystems.start()
 
     def _remember_agents(self) -> None:
         """Each agent's last stored state. The broker sends a retained last-will again on every
@@ -145,22 +137,17 @@ class Collector:
 
     def stop(self) -> None:
         """Stop reading, flush what was read into InfluxDB, then close."""
-        if self.rollups:
-            self.rollups.stop()
+        self.subsystems.stop("first")
         self.subscriber.stop()
-        if self.purge:
-            self.purge.stop()
-        if self.alerts:
-            self.alerts.stop()  # before the writer, so its last points are flushed too
+        self.subsystems.stop("before_writer")
         self.writer.stop()
         self.subscriber.close()  # acknowledge what is durable now, then a clean DISCONNECT
-        if self.api:
-            self.api.stop()
+        self.subsystems.stop("last")
         log.info("collector stopped; %d points written", self.writer.written)
 
     def _durable(self, tokens: list) -> None:
-        if self.rollups:
-            tokens = self.rollups.barrier.pick(tokens)  # the rollups' write barrier rides along
+        for pick in self.durable_filters:
+            tokens = pick(tokens)
         if tokens:
             self.acks.acknowledge(tokens)
 
@@ -173,5 +160,5 @@ class Collector:
             "spool_batches": len(self.spool),
             "spool_bytes": self.spool.bytes,
             "uptime_s": round(time.time() - self.started, 1),
-            "rollups": self.rollups.status() if self.rollups else None,
+            **self.subsystems.health(),
         }

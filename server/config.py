@@ -38,6 +38,43 @@ class MqttConfig(Section):
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
 
 
+class NatsConfig(Section):
+    """A NATS cluster's JetStream stream, consumed natively instead of an MQTT subscription
+    (docs/scaling.md): agents still speak MQTT, to any node."""
+    servers: list[str] = []  # nats://host:4222 of the members; empty: read MQTT as [mqtt] says
+    stream: str = "PRINTFARM"
+    durable: str = "collectors"  # collectors with the same name share the stream
+    replicas: int = 3
+    batch: int = 1000
+    fetch_wait: float = 0.5  # s a fetch waits for messages before the writer is flushed
+    ack_wait: float = 30.0  # s before a message taken and not acknowledged goes to another collector
+    max_ack_pending: int = 50_000
+    max_age_hours: float = 168.0  # the stream keeps messages this long (a week) ...
+    max_bytes: int = 8 * 1024 ** 3  # ... and at most this much
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    tls: TLSConfig | None = None
+
+    def __post_init__(self):
+        for i, url in enumerate(self.servers):
+            if not url.startswith(("nats://", "tls://")) or len(url) < 8:
+                raise Invalid(f"servers[{i}]", f"{url!r} is not a NATS URL", 'write "nats://host:4222" (or tls://)')
+        for key in ("stream", "durable"):
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", getattr(self, key)):
+                raise Invalid(key, f"{getattr(self, key)!r} may hold only letters, digits, - and _",
+                              'use a name like "PRINTFARM"')
+        check_range("replicas", self.replicas, 1, 5)
+        check_range("batch", self.batch, 1, 100_000)
+        check_range("fetch_wait", self.fetch_wait, 0.05, 30)
+        check_range("ack_wait", self.ack_wait, 1, 3600)
+        check_range("max_ack_pending", self.max_ack_pending, 1, 10_000_000)
+        check_range("max_age_hours", self.max_age_hours, 0.01, 24 * 365)
+        check_range("max_bytes", self.max_bytes, 1024 * 1024, 1 << 50)
+        has_password = bool(self.password_file or self.password_env)
+        self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+
+
 class InfluxConfig(Section):
     url: str = "http://127.0.0.1:8086"
     database: str = "printfarm"
@@ -83,7 +120,7 @@ class InfluxConfig(Section):
 
 
 class HttpConfig(Section):
-    # No authentication: keep it on loopback, or behind a reverse proxy that authenticates.
+    # The status page and /api/ need a token (server/access.py); serve it over TLS (a proxy).
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
@@ -91,9 +128,15 @@ class HttpConfig(Section):
     # web page that rebinds its DNS name to this machine. Add the proxy's or compose service's
     # name when there is one; "*" turns the check off.
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+    # Without a token: "off" (401) or "status" (every printer's state only: a kiosk screen).
+    public: str = "off"
+    tokens_file: str | None = None  # default <state_dir>/api-tokens (printfarm-server token-create)
 
     def __post_init__(self):
         check_range("port", self.port, 0, 65535)
+        if self.public not in ("off", "status"):
+            raise Invalid("public", f"{self.public!r} is not a choice",
+                          "use 'off' (a token is needed, the default) or 'status' (state only without one)")
         if not self.allowed_hosts:
             raise Invalid("allowed_hosts", "is empty", 'list the host names clients use, e.g. ["localhost"]')
         for i, name in enumerate(self.allowed_hosts):
@@ -117,6 +160,7 @@ class IngestConfig(Section):
 class ServerConfig(Section):
     inventory: str  # path of the fleet inventory TOML, relative to this file
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
     influx: InfluxConfig = msgspec.field(default_factory=InfluxConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)

@@ -40,6 +40,9 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
     org_number: str | None = None
 
     def __post_init__(self):
+        from server.inventory import check_names  # the inventory imports this module first
+
+        check_names(self, "name")
         if self.kind not in KINDS:
             raise Invalid("kind", f"{self.kind!r} is not a customer kind", f"use one of {', '.join(KINDS)}")
         _check_size(self.kind, self.size)

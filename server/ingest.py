@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from common import protocol
-from common.text import one_line
+from common.text import one_line, plain, plain_or_none
 from server import lineproto, routing
 from server.live import LiveFleet
 from server.metrics import Metrics
@@ -22,8 +22,9 @@ Listener = Callable[[protocol.Message, "Tags | None", object], None]
 class RejectLog:
     """Logs the first rejection of each reason at once, then a count per minute: no log storms."""
 
-    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.every, self.clock = every, clock
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 what: str = "rejected message"):
+        self.every, self.clock, self.what = every, clock, what
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -33,7 +34,7 @@ class RejectLog:
         if last is None or now - last >= self.every:
             extra = self._suppressed.pop(reason, 0)
             more = f" (and {extra} more since the last report)" if extra else ""
-            log.warning("rejected message on %s: %s: %s%s", one_line(topic), reason, one_line(detail), more)
+            log.warning("%s on %s: %s: %s%s", self.what, one_line(topic), reason, one_line(detail), more)
             self._last[reason] = now
         else:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
@@ -55,12 +56,16 @@ class Ingest:
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.rejects = RejectLog()
+        self.drops = RejectLog(what="dropped part of a message")
+        self._dropped: list[str] = []  # sensor names protocol.decode left out of the message at hand
         self.reject_unlisted, self.max_unlisted = reject_unlisted, max_unlisted
         self._counts = self.metrics.counters
         # Counted per message in plain ints, added to the metrics once per burst (end_burst).
         self._n_received = self._n_accepted = 0
-        # The pseudonym of (site, user), cached and bounded (server/pseudonyms.py): memory only.
-        self._pseudonym = users.pseudonyms.of if users else None
+        # The pseudonym of (site, user), cached and bounded (common/pseudonyms.py): memory only.
+        # An agent that pseudonymises at the source sends one already; it is kept as it is.
+        self._pseudonym = users.pseudonyms.stored if users else None
+        self._other_keys: dict[str, str] = {}  # agent -> the foreign key ID last warned about
         self._more_of_users = bool(users) and users.shown != "pseudonym"  # views show names, or none
         self._topics: dict[str, protocol.Topic | None] = {}
         # listed printers' topics: (Topic, Tags, tag set, the outlet's method for the kind, the
@@ -78,9 +83,12 @@ class Ingest:
             return self._handle_first(topic, payload)
         parsed, tags, tag_str, emit, entry, outlet = route
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         self._store(msg, parsed, tag_str, emit, outlet)
         if entry is None:
             return self._accepted(msg, tags)
@@ -101,13 +109,18 @@ class Ingest:
         if parsed is None:
             return self._reject("bad_topic", topic, "not a printfarm topic")
         try:
-            msg = protocol.decode(parsed, payload, int(self.clock() * 1000))
+            msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
             return self._reject(exc.reason, topic, exc.detail)
+        if self._dropped:
+            self._note_dropped(topic)
+        _PLAIN[type(msg)](msg)
         if parsed.kind == "agent":
             unlisted = bool(self.inventory.agents) and parsed.agent not in self.inventory.agents
             if self._refused(parsed.agent, unlisted):
                 return self._reject(self._unlisted_reason(), topic, "agent is not in the inventory's [agents]")
+            if msg.key_id and self.users:
+                self._check_key(msg)
             if not (msg.will and self._stamp_will(msg)):
                 self.write(lineproto.agent(msg))
             return self._accepted(msg, None)
@@ -149,9 +162,17 @@ class Ingest:
     def _raw_user(self, msg, kind: str, tag_str: str, raw: str, outlet) -> None:
         """Keep the raw name of a job event when configured (purged after raw_user_days), then
         give the views and alert rules what [privacy] users says they show."""
-        if kind == "event" and self.users.keep_raw:
+        if kind == "event" and self.users.keep_raw and raw != msg.user:  # not when the agent sent a pseudonym
             outlet.job_user(msg, tag_str, raw)
         self.users.show(msg, raw)  # as pseudonyms: nothing to change
+
+    def _check_key(self, msg: protocol.AgentStatus) -> None:
+        """An agent pseudonymising with another secret: its users' pseudonyms match nothing else.
+        Logged once per agent and key (docs/agent.md)."""
+        if msg.key_id != self.users.pseudonyms.key_id() and self._other_keys.get(msg.agent) != msg.key_id:
+            self._other_keys[msg.agent] = msg.key_id
+            log.warning("agent %s pseudonymises users with another secret (key %s, ours %s): give it a copy of "
+                        "the collector's [privacy] secret", msg.agent, msg.key_id, self.users.pseudonyms.key_id())
 
     def _stamp_will(self, msg: protocol.AgentStatus) -> bool:
         """Date a last-will by its arrival; True when the agent is already known offline.
@@ -199,8 +220,42 @@ class Ingest:
     def _unlisted_reason(self) -> str:
         return "unlisted" if self.reject_unlisted else "too_many_unlisted"
 
+    def _note_dropped(self, topic: str) -> None:
+        """Readings of unknown sensors left out; the rest of the message is kept."""
+        self.metrics.inc("temperatures_dropped", len(self._dropped))
+        names = ", ".join(repr(name[:40]) for name in self._dropped[:5])
+        self.drops.note("unknown_sensor", topic, f"temperature(s) {names} left out: not a known sensor name")
+        self._dropped.clear()
+
     def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self._dropped.clear()  # the whole message is refused: nothing of it to count as left out
         self.metrics.reject(reason)
         self.rejects.note(reason, topic, detail)
         return None
 
+
+# Printer text made plain where it enters (common/text.py), before anything stores, shows or
+# alerts on it: no control character (terminal escapes), no bidirectional override. Each checks
+# first, in C, whether there is anything to do: this runs for every message.
+
+def _telemetry_texts(msg: protocol.Telemetry) -> None:
+    file, user = msg.file, msg.user
+    if msg.state_text.isprintable() and (file is None or file.isprintable()) and (user is None or user.isprintable()):
+        return
+    msg.state_text, msg.file, msg.user = plain(msg.state_text), plain_or_none(file), plain_or_none(user)
+
+
+def _status_texts(msg: protocol.Status) -> None:
+    msg.state_text, msg.error, msg.file = plain(msg.state_text), plain_or_none(msg.error), plain_or_none(msg.file)
+
+
+def _event_texts(msg: protocol.Event) -> None:
+    msg.file, msg.user, msg.error = plain_or_none(msg.file), plain_or_none(msg.user), plain_or_none(msg.error)
+
+
+def _agent_texts(msg: protocol.AgentStatus) -> None:
+    msg.version = plain(msg.version)
+
+
+_PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,
+          protocol.AgentStatus: _agent_texts}

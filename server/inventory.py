@@ -29,6 +29,7 @@ from pathlib import Path
 import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
+from common.text import name_problem
 from server import attribution, bookings, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
@@ -39,12 +40,23 @@ UNKNOWN = "unknown"
 NOT_IN_TAGS = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
+def check_names(entry, *keys: str) -> None:
+    """Names are shown to people (terminal, page, alerts, reports): no control or bidirectional
+    formatting character may hide in them (common/text.py)."""
+    for key in keys:
+        value = getattr(entry, key)
+        problem = value and name_problem(value)
+        if problem:
+            raise Invalid(key, f"{value[:40]!r} {problem}", "write the name without it")
+
+
 class Site(msgspec.Struct, forbid_unknown_fields=True):
     organisation: str
     county: str
     name: str = ""
 
     def __post_init__(self):
+        check_names(self, "organisation", "county", "name")
         for key in ("organisation", "county"):
             value = getattr(self, key)
             if not value.strip():
@@ -59,6 +71,9 @@ class PrinterEntry(msgspec.Struct, forbid_unknown_fields=True):
     model: str = ""
     name: str = ""
     added: str | None = None  # ISO date the printer joined the network, for reports
+
+    def __post_init__(self):
+        check_names(self, "model", "name")
 
 
 class AgentEntry(msgspec.Struct, forbid_unknown_fields=True):

@@ -3,7 +3,7 @@
 Measurements (timestamps are the printer's sample time, in ms):
 
 - ``telemetry``  one point per poll
-- ``state``      one point per state change: state, prev_state, state_text, error
+- ``state``      one point per state change: state, prev_state, state_text, error, coalesced
 - ``job``        one point per job event; tag ``kind`` (started, done, failed, ...)
 - ``agent``      agent online/offline and its outbox drop count
 - ``rejected``   (written by the collector itself) counts of rejected messages
@@ -144,6 +144,7 @@ def status(msg: protocol.Status, tags: str) -> str:
     pairs = [
         ("state", msg.state), ("prev_state", msg.prev_state or "none"), ("state_text", msg.state_text or None),
         ("error", msg.error), ("file", msg.file), ("agent", msg.agent), ("api", msg.api), ("seq", msg.seq),
+        ("coalesced", msg.coalesced or None),  # changes the agent's rate limit folded into this one
     ]
     return f"state{tags} {_fields(pairs)} {msg.ts}"
 

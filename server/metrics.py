@@ -23,6 +23,7 @@ HELP = {
     "influx_points_rejected_batches": "batches InfluxDB refused as bad data",
     "influx_write_too_large": "bodies InfluxDB refused as too large (413); each is split and written in halves",
     "influx_points_rejected_too_large": "single lines InfluxDB refused as over its body limit (dropped)",
+    "temperatures_dropped": "temperatures left out of telemetry for an unknown sensor name (the rest is kept)",
     "unlisted_messages": "messages from printers missing from the inventory (stored, flagged)",
     "points_spooled": "points put in the on-disk spool because InfluxDB could not take them",
     "handler_errors": "messages whose handling raised (a bug; the message is still acknowledged)",

@@ -8,7 +8,7 @@ raw_user_days = 0            # keep raw user names this many days (measurement j
 ```
 
 Where a user name goes (docs/privacy.md): the agent sends it to the collector over MQTT; the
-collector replaces it with its pseudonym (server/pseudonyms.py) before it writes, shows or hands
+collector replaces it with its pseudonym (common/pseudonyms.py) before it writes, shows or hands
 the message to the alert engine. InfluxDB's ``telemetry`` and ``job`` points hold the pseudonym.
 Only with ``raw_user_days > 0`` is the raw name written as well, into its own measurement
 ``job_user`` (one point per job event), which the collector purges once it is older than that.
@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 
 from common.configkit import ConfigError, Invalid, Section, check_range, read_secret
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 log = logging.getLogger(__name__)
 

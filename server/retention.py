@@ -6,7 +6,7 @@
 - Points written before the collector made pseudonyms hold the raw name in the ``user`` field of
   ``job`` and ``telemetry``. ``purge`` overwrites that field with the pseudonym: same series, same
   time, only that field, so every other field stays and every figure stays the same (reports and
-  attribution read users as pseudonyms either way, server/pseudonyms.py ``normalise``).
+  attribution read users as pseudonyms either way, common/pseudonyms.py ``normalise``).
 
 ``printfarm-server purge-users`` runs both once; the collector deletes old ``job_user`` points
 every hour while ``raw_user_days`` is set.
@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from common.pseudonyms import Pseudonyms
 from server import lineproto
-from server.pseudonyms import Pseudonyms
 from server.store import layout
 from server.store.influx import InfluxError, InfluxHTTP
 
@@ -109,12 +109,17 @@ class HourlyPurge:
         self._thread = threading.Thread(target=self._loop, name="raw-user-purge", daemon=True)
         self._failing = False
 
+    stop_stage = "before_writer"
+
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+    def health(self) -> dict:
+        return {"failing": self._failing}
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 
+from agent.printers.limits import DEFAULT as DEFAULT_LIMITS
 from common.configkit import Invalid, Section, check_id, check_range
 
 
@@ -85,6 +86,7 @@ class PrinterSettings(Section, tag_field="type", kw_only=True):
     timeout: float = 3.0  # per request; a hung printer costs at most this
 
     def __post_init__(self):
+        self.limits = DEFAULT_LIMITS  # the agent's [limits] table replaces it (agent/config.py)
         check_id("id", self.id)
         if self.site is not None:
             check_id("site", self.site)

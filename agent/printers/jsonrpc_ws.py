@@ -1,20 +1,28 @@
-"""JSON-RPC 2.0 over one websocket (``websocket-client``), used from one thread at a time.
+"""JSON-RPC 2.0 over one websocket (agent/printers/websocket.py), used from one thread at a time.
 
-Every wait is bounded: connecting and each call by ``timeout``, each receive by its ``wait``.
-Notifications that arrive while a call waits for its answer are kept, in order, for
-``receive``. Frames are decoded with msgspec (a few µs for a status update).
+Every wait is bounded by a deadline for the whole of it: connecting and each call by
+``timeout`` (however many frames arrive meanwhile), each receive by its ``wait``; a frame that
+is still arriving when the time is up counts as nothing received. Notifications that arrive
+while a call waits for its answer are kept, in order, for ``receive`` — at most
+``limits.held_messages`` of them and ``limits.held_bytes`` together. Frames are decoded with
+msgspec (a few µs for a status update) after a check of their JSON depth.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Callable
 
 import msgspec
-import websocket
+
+from agent.printers.limits import DEFAULT, LimitExceeded, Limits, check_json_depth, size_text
+from agent.printers.websocket import PING, PONG, Closed, Timeout, WebSocket
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+
+__all__ = ["Closed", "RpcError", "RpcSocket", "Timeout"]
 
 
 class RpcError(Exception):
@@ -26,64 +34,71 @@ class RpcError(Exception):
         self.code = error.get("code") if isinstance(error, dict) else None
 
 
-Closed = websocket.WebSocketConnectionClosedException
-Timeout = websocket.WebSocketTimeoutException
-
-
-def _connect(url: str, headers: dict[str, str], timeout: float) -> websocket.WebSocket:
-    return websocket.create_connection(url, timeout=timeout, header=headers, enable_multithread=True)
-
-
 class RpcSocket:
     def __init__(self, url: str, headers: dict[str, str], timeout: float,
-                 connect: Callable[[str, dict[str, str], float], Any] = _connect):
-        self.timeout = timeout
-        self.ws = connect(url, headers, timeout)
-        self.pending: deque[dict] = deque()
+                 connect: Callable[..., Any] = WebSocket, limits: Limits = DEFAULT):
+        self.timeout, self.limits = timeout, limits
+        self.ws = connect(url, headers, timeout, limits)
+        self.pending: deque[tuple[int, dict]] = deque()  # (bytes, message)
+        self._held_bytes = 0
         self._next_id = 0
 
     def call(self, method: str, params: dict | None = None) -> Any:
-        """Send one request and wait (at most ``timeout``) for its answer."""
+        """Send one request and wait (at most ``timeout`` in all) for its answer."""
         self._next_id += 1
         request_id = self._next_id
-        self.ws.send(_encode({"jsonrpc": "2.0", "method": method, "params": params or {}, "id": request_id}))
+        deadline = time.monotonic() + self.timeout
+        self.ws.send_text(_encode({"jsonrpc": "2.0", "method": method, "params": params or {}, "id": request_id}))
         while True:
-            message = self._read(self.timeout)
-            if message is None:
+            read = self._read(deadline)
+            if read is None:
                 raise Timeout(f"{method}: no answer within {self.timeout:g} s")
+            size, message = read
             if message.get("id") != request_id:
-                self.pending.append(message)
+                self._hold(size, message)
             elif "error" in message:
                 raise RpcError(method, message["error"])
             else:
                 return message.get("result")
 
     def receive(self, wait: float) -> dict | None:
-        """The next message; an empty dict for a pong; None if nothing came within ``wait``."""
+        """The next message; an empty dict for a ping or pong; None if no whole message came
+        within ``wait``."""
         if self.pending:
-            return self.pending.popleft()
-        return self._read(wait)
+            size, message = self.pending.popleft()
+            self._held_bytes -= size
+            return message
+        read = self._read(time.monotonic() + wait)
+        return None if read is None else read[1]
 
     def drop_pending(self, method: str) -> None:
         """Forget the kept notifications of ``method`` (superseded by a call's answer)."""
-        self.pending = deque(m for m in self.pending if m.get("method") != method)
+        self.pending = deque(item for item in self.pending if item[1].get("method") != method)
+        self._held_bytes = sum(size for size, _ in self.pending)
 
     def ping(self) -> None:
         self.ws.ping()
 
     def close(self) -> None:
-        self.ws.abort()  # wakes a reader in another thread, too
-        self.ws.shutdown()
+        self.ws.close()  # wakes a reader in another thread, too
 
-    def _read(self, wait: float) -> dict | None:
-        self.ws.settimeout(wait)
-        try:
-            opcode, frame = self.ws.recv_data_frame(True)
-        except Timeout:
+    def _hold(self, size: int, message: dict) -> None:
+        if len(self.pending) >= self.limits.held_messages:
+            raise LimitExceeded(f"more than {self.limits.held_messages} notifications while waiting for an "
+                                "answer (limits.held_messages)")
+        if self._held_bytes + size > self.limits.held_bytes:
+            raise LimitExceeded(f"over {size_text(self.limits.held_bytes)} of notifications while waiting "
+                                "for an answer (limits.held_bytes)")
+        self.pending.append((size, message))
+        self._held_bytes += size
+
+    def _read(self, deadline: float) -> tuple[int, dict] | None:
+        received = self.ws.recv_message(deadline)
+        if received is None:
             return None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            raise Closed("the server closed the websocket")
-        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            return {}  # ping, pong: the server is alive
-        message = _decode(frame.data)
-        return message if isinstance(message, dict) else {}
+        opcode, data = received
+        if opcode in (PING, PONG):
+            return 0, {}  # the server is alive
+        check_json_depth(data, self.limits.json_depth, "a websocket message")
+        message = _decode(data)
+        return len(data), message if isinstance(message, dict) else {}

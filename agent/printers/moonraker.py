@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
+from agent.printers.limits import DEFAULT, LimitExceeded, Limits
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
 from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
@@ -44,7 +46,8 @@ class MoonrakerSettings(PrinterSettings, tag="moonraker"):
         self.api_key = Secret(key) if key else None
 
     def build(self) -> "Moonraker":
-        return Moonraker(self.url, self.api_key, interval=self.interval, timeout=self.timeout)
+        return Moonraker(self.url, self.api_key, interval=self.interval, timeout=self.timeout,
+                         connect=partial(RpcSocket, limits=self.limits), limits=self.limits)
 
 
 def websocket_url(url: str) -> str:
@@ -55,11 +58,12 @@ def websocket_url(url: str) -> str:
 
 class Moonraker:
     def __init__(self, url: str, api_key: Secret | None = None, interval: float = 5.0, timeout: float = 3.0,
-                 connect: Callable[..., RpcSocket] = RpcSocket, clock: Callable[[], float] = time.time):
+                 connect: Callable[..., RpcSocket] = RpcSocket, clock: Callable[[], float] = time.time,
+                 limits: Limits = DEFAULT):
         self.url = url
         self._api_key, self._interval, self._timeout = api_key, interval, timeout
         self._connect, self._clock = connect, clock
-        self._view = MoonrakerView()
+        self._view = MoonrakerView(limits.object_keys)
         self._lock = threading.Lock()  # the view is written by our thread, read by the agent's
         self._stop = threading.Event()
         self._changed: Callable[[], None] = lambda: None
@@ -204,13 +208,15 @@ def _history(rpc: RpcSocket) -> list | None:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, LimitExceeded):
+        return str(exc)
     if isinstance(exc, Timeout):
         return f"no answer within the timeout ({exc})" if str(exc) else "no answer within the timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, (Closed, ConnectionError)):
         return "connection lost"
-    status = getattr(exc, "status_code", None)  # websocket-client's refused handshake
+    status = getattr(exc, "status_code", None)  # a refused websocket handshake
     if status in (401, 403) or isinstance(exc, RpcError) and "unauthorized" in str(exc).lower():
         return REJECTED
     if status:

@@ -8,6 +8,7 @@ in docs/printers.md.
 from __future__ import annotations
 
 from agent.printers.base import PastJob, Snapshot
+from agent.printers.limits import DEFAULT, LimitExceeded
 from agent.printers.values import number as _number, text as _text
 
 # What the agent subscribes to (None: every field of the object).
@@ -33,7 +34,8 @@ DISCONNECTED = "Klippy Disconnected"  # Moonraker's own words while Klipper's ho
 
 
 class MoonrakerView:
-    def __init__(self) -> None:
+    def __init__(self, max_keys: int = DEFAULT.object_keys) -> None:
+        self.max_keys = max_keys  # fields kept per object: a printer cannot grow our memory
         self.problem: str | None = "not connected yet"  # None while Moonraker answers
         self.klippy = "disconnected"  # Moonraker's klippy_state
         self.status: dict[str, dict] = {}
@@ -56,8 +58,12 @@ class MoonrakerView:
 
     def merge(self, update: dict) -> None:
         for name, fields in update.items():
-            if isinstance(fields, dict):
-                self.status.setdefault(name, {}).update(fields)
+            if name in OBJECTS and isinstance(fields, dict):  # only what we subscribed to is kept
+                held = self.status.setdefault(name, {})
+                held.update(fields)
+                if len(held) > self.max_keys:
+                    raise LimitExceeded(f"the printer object {name} has over {self.max_keys} fields "
+                                        "(limits.object_keys)")
 
     def klippy_changed(self, state: str) -> None:
         self.klippy = state

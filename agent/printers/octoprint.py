@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, Callable
 
 import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
+from agent.printers.http_bounds import BoundedSession
+from agent.printers.limits import DEFAULT, LimitExceeded, Limits
 from agent.printers.octoprint_states import normalise
 from agent.printers.problems import ProblemLog
 from agent.printers.values import as_dict as _dict, clamp as _clamp, number as _number, text as _text
@@ -29,25 +32,16 @@ class OctoPrintSettings(PrinterSettings, tag="octoprint"):
         self.api_key = Secret(read_secret("api_key", self.api_key_file, self.api_key_env))
 
     def build(self) -> "OctoPrint":
-        return OctoPrint(self.url, self.api_key, timeout=self.timeout)
+        return OctoPrint(self.url, self.api_key, timeout=self.timeout,
+                         client_factory=partial(_default_client_factory, limits=self.limits))
 
 
-class _TimeoutSession(requests.Session):
-    """octorest sets no timeout: without one a hung OctoPrint blocks its poller forever."""
-
-    def __init__(self, timeout: float):
-        super().__init__()
-        self.timeout = timeout
-
-    def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(*args, **kwargs)
-
-
-def _default_client_factory(url: str, api_key: str, timeout: float):
+def _default_client_factory(url: str, api_key: str, timeout: float, limits: Limits = DEFAULT):
     import octorest  # imported late: ~70 ms the agent only pays once
 
-    return octorest.OctoRest(url=url, apikey=api_key, session=_TimeoutSession(timeout))
+    # octorest sets no timeout and reads replies whole: the bounded session adds a deadline per
+    # request, a size cap, and keeps the API key off redirects to other hosts.
+    return octorest.OctoRest(url=url, apikey=api_key, session=BoundedSession(timeout, limits))
 
 
 class OctoPrint:
@@ -139,6 +133,8 @@ def _fill_temps(snap: Snapshot, data: dict) -> None:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, LimitExceeded):
+        return str(exc)
     if isinstance(exc, requests.Timeout):
         return "no answer within the timeout"
     if isinstance(exc, requests.ConnectionError):

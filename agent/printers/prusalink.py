@@ -1,8 +1,8 @@
 """Prusa printers through PrusaLink: the v1 API, or the legacy one of older firmware.
 
 PrusaLink keeps no job history and names no user: a job is known by its ``id`` while it runs,
-and how it ended by the state after it (FINISHED, STOPPED, ERROR/ATTENTION). The job tracker
-persists the open job, so an agent restart neither loses nor doubles an end.
+and how it ended by the state after it (FINISHED, STOPPED, ERROR; ATTENTION is a pause, not an
+end). The job tracker persists the open job, so an agent restart neither loses nor doubles an end.
 
 A steady poll of the v1 API is one request (``/api/v1/status``); ``/api/v1/job`` is asked only
 when a new job id appears, for the file name. The legacy API takes ``/api/printer`` and
@@ -19,6 +19,7 @@ import requests
 
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.digest import DigestAuth
+from agent.printers.limits import LimitExceeded
 from agent.printers.problems import ProblemLog
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus, PrusaLinkHTTP
 from agent.printers.prusalink_states import from_legacy, from_v1, job_file, job_id
@@ -55,7 +56,7 @@ class PrusaLinkSettings(PrinterSettings, tag="prusalink"):
     def build(self) -> "PrusaLink":
         digest = DigestAuth(self.username, self.password.reveal()) if self.password else None
         key = self.api_key.reveal() if self.api_key else None
-        http = PrusaLinkHTTP(self.url, self.timeout, digest=digest, api_key=key)
+        http = PrusaLinkHTTP(self.url, self.timeout, digest=digest, api_key=key, limits=self.limits)
         return PrusaLink(http, api=self.api, interval=self.interval)
 
 
@@ -137,6 +138,8 @@ class PrusaLink:
         return Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)
 
     def _describe(self, exc: Exception) -> str:
+        if isinstance(exc, LimitExceeded):
+            return str(exc)
         if isinstance(exc, requests.Timeout):
             return "no answer within the timeout"
         if isinstance(exc, requests.ConnectionError):

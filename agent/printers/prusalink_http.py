@@ -1,15 +1,18 @@
-"""A thin PrusaLink HTTP client on ``requests``: one keep-alive session, a timeout on every
-request, digest auth that answers the firmware's 401 challenge once and then reuses the nonce
+"""A thin PrusaLink HTTP client on ``requests``: one keep-alive session (http_bounds: a total
+deadline per request and a cap on the reply), digest auth that answers the firmware's 401 challenge once and then reuses the nonce
 (or the ``X-Api-Key`` header of firmware older than digest auth)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 from urllib.parse import urlparse
 
 import requests
 
 from agent.printers.digest import DigestAuth
+from agent.printers.http_bounds import BoundedSession
+from agent.printers.limits import DEFAULT, Limits
 
 
 class AuthRejected(Exception):
@@ -24,11 +27,11 @@ class HTTPStatus(Exception):
 
 class PrusaLinkHTTP:
     def __init__(self, url: str, timeout: float, digest: DigestAuth | None = None, api_key: str | None = None,
-                 session_factory: Callable[[], requests.Session] = requests.Session):
+                 session_factory: Callable[[], requests.Session] | None = None, limits: Limits = DEFAULT):
         self.url = url.rstrip("/")
         self._prefix = urlparse(self.url).path  # behind a reverse proxy the digest URI has it too
         self._timeout, self._digest, self._api_key = timeout, digest, api_key
-        self._session_factory = session_factory
+        self._session_factory = session_factory or partial(BoundedSession, timeout, limits)
         self._session: requests.Session | None = None
 
     @property

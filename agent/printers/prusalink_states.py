@@ -18,8 +18,13 @@ V1_STATES: dict[str, tuple[str, str | None]] = {
     "FINISHED": ("idle", "done"),
     "STOPPED": ("idle", "cancelled"),  # a cancel, not a failure
     "ERROR": ("error", "failed"),
-    "ATTENTION": ("error", "failed"),  # the printer waits for a person (crash, run-out, a question)
+    # ATTENTION: see v1_state. Not a job ending (Prusa-Link's JOB_ENDING_STATES are FINISHED and
+    # STOPPED): Buddy firmware says it for every filament change during a print and the print goes on.
 }
+
+# What ATTENTION means, for the person looking at the status (Buddy firmware has no text locally).
+ATTENTION_REASON = ("waiting for a person at the printer (ATTENTION: filament change or run-out, "
+                    "crash recovery or a question on its screen)")
 
 # legacy /api/job state (firmware without v1) -> printfarm state
 LEGACY_STATES = {
@@ -38,6 +43,12 @@ LEGACY_STATES = {
 def v1_state(text: str, has_job: bool) -> tuple[str, str | None]:
     if text == "BUSY":  # crash recovery or power panic mid-print; calibration or preheat when idle
         return ("printing" if has_job else "idle"), None
+    if text == "ATTENTION":
+        # Buddy's printer_state.cpp: M600/run-out load-unload during a print, crash recovery,
+        # power panic with a cold bed, print-preview questions. With a job the print is held
+        # until someone answers, then resumes: paused, the job stays open. Without one nothing
+        # is printing: idle (the reason still shows).
+        return ("paused" if has_job else "idle"), None
     # An unknown text: better "error" (someone looks) than silently "idle".
     return V1_STATES.get(text, ("error", None))
 
@@ -47,8 +58,7 @@ def from_v1(ts: int, status: dict, file: str | None) -> Snapshot:
     printer, job = _dict(status.get("printer")), _dict(status.get("job"))
     text = _text(printer.get("state")).upper() or "UNKNOWN"
     state, ended = v1_state(text, bool(job))
-    snap = Snapshot(ts=ts, state=state, state_text=text, ended=ended,
-                    error=text if state == "error" else None)  # Buddy firmware sends no error text
+    snap = Snapshot(ts=ts, state=state, state_text=text, ended=ended, error=_error(text, state))
     snap.temps = _temps({"tool0": (printer.get("temp_nozzle"), printer.get("target_nozzle")),
                          "bed": (printer.get("temp_bed"), printer.get("target_bed"))})
     if job:
@@ -77,7 +87,7 @@ def from_legacy(ts: int, printer: dict, job: dict) -> Snapshot:
     file = _dict(_dict(job.get("job")).get("file"))
     name = _text(file.get("display") or file.get("name")) or None
     link = _text(flags.get("link_state")).upper()
-    if link in V1_STATES or link == "BUSY":  # newer firmware says what v1 would say
+    if link in V1_STATES or link in ("BUSY", "ATTENTION"):  # newer firmware says what v1 would say
         text = link
         state, ended = v1_state(link, name is not None)
     else:
@@ -85,8 +95,7 @@ def from_legacy(ts: int, printer: dict, job: dict) -> Snapshot:
         state, ended = LEGACY_STATES.get(text.lower(), "error"), None
         if text.lower() == "busy":
             state = "printing" if name else "idle"
-    snap = Snapshot(ts=ts, state=state, state_text=text, ended=ended,
-                    error=text if state == "error" else None)
+    snap = Snapshot(ts=ts, state=state, state_text=text, ended=ended, error=_error(text, state))
     temps = _dict(printer.get("temperature"))
     snap.temps = _temps({k: (_dict(temps.get(k)).get("actual"), _dict(temps.get(k)).get("target"))
                          for k in ("tool0", "bed") if k in temps})
@@ -97,6 +106,12 @@ def from_legacy(ts: int, printer: dict, job: dict) -> Snapshot:
     snap.time_left = _number(progress.get("printTimeLeft"))
     snap.file = name
     return snap
+
+
+def _error(text: str, state: str) -> str | None:
+    if text == "ATTENTION":
+        return ATTENTION_REASON
+    return text if state == "error" else None  # Buddy firmware sends no error text
 
 
 def _temps(pairs: dict[str, tuple]) -> dict[str, tuple[float | None, float | None]]:

@@ -68,6 +68,11 @@ port=$(env_value MQTT_TLS_PORT 2>/dev/null || true)
     echo
     echo "[broker.tls]"
     echo 'ca = "/etc/printfarm/ca.crt"'
+    echo
+    echo "[privacy]                          # what leaves the site: full | masked | status (docs/access.md)"
+    echo 'sharing = "full"'
+    echo "# a copy of the collector's secret: docker compose cp collector:/var/lib/printfarm-server/pseudonym-secret $out/"
+    echo 'secret_file = "/etc/printfarm/pseudonym-secret"'
     for spec in "$@"; do
         if [[ "$spec" == */* ]]; then psite=${spec%%/*} printer=${spec#*/}; else psite=$site printer=$spec; fi
         echo

@@ -4,6 +4,7 @@
 CENTRAL_DIR=${CENTRAL_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 MOSQUITTO_IMAGE=${MOSQUITTO_IMAGE:-eclipse-mosquitto:2.0}
 MOSQUITTO_UID=1883   # the user mosquitto runs as inside its image: it must read passwd and the key
+GRAFANA_UID=472      # the user Grafana runs as inside its image: it must read its key
 ID_RE='^[a-z0-9][a-z0-9_-]{0,63}$'
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -34,6 +35,10 @@ mqtt_passwd() {
 
 readable_by_broker() {  # the broker drops to uid 1883 before it reads these files
     if [ "$(id -u)" = 0 ]; then chown "$MOSQUITTO_UID" "$@"; fi
+}
+
+readable_by_grafana() {
+    if [ "$(id -u)" = 0 ]; then chown "$GRAFANA_UID" "$@"; fi
 }
 
 check_id() {  # check_id WHAT VALUE

@@ -11,8 +11,8 @@
   far as the inventory (and its ``[agents]`` table) and the printers' own status confirm it.
 
 Who gets what and when: routing.py; the file that keeps open incidents: incidents.py;
-notification texts: notification.py; printer-supplied text is cleaned where it enters
-(sanitise.py). ``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a
+notification texts: notification.py; printer-supplied text is made safe for chat where it
+enters (common.text.chat: no control characters, links, markup or pings). ``on_message`` runs on the ingestion thread and only does bookkeeping plus, on a
 state change, the rules of that one printer; sending happens on the notifiers' threads, saving
 on the store's thread, and time-based rules (grace periods, stalls, heaters) on the tick thread.
 """
@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from common import protocol
+from common.text import chat as clean
 from server import lineproto
 from server.alerts.config import AlertsConfig
 from server.alerts.incidents import Incident, IncidentStore
@@ -33,7 +34,6 @@ from server.alerts.notification import duration, iso, notification
 from server.alerts.notifiers import Delivery, Sender, make_senders
 from server.alerts.routing import quiet_hold, receivers_for
 from server.alerts.rules import AGENT_RULES, PRINTER_RULES, Alert
-from server.alerts.sanitise import clean
 from server.alerts.watch import ACTIVE_STATES, AgentWatch, PrinterWatch
 from server.inventory import Inventory
 from server.metrics import Metrics
@@ -85,6 +85,11 @@ class Engine:
         log.info("alerts: %d rule(s) on, %d receiver(s), %d open incident(s) restored",
                  sum(getattr(self.cfg.rules, r.name).enabled for r in RULES.values()),
                  len(self.deliveries), len(self.open))
+
+    stop_stage = "before_writer"  # its last points are flushed too (server/subsystems.py)
+
+    def health(self) -> dict:
+        return {"open_incidents": len(self.open)}
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -362,9 +367,10 @@ class Engine:
         with self._lock:
             return [i.public() for i in sorted(self.open.values(), key=lambda i: i.opened)]
 
-    def api_route(self) -> tuple[int, str, bytes]:
-        """For the HTTP API: ``/api/alerts`` lists the open incidents."""
-        return 200, "application/json", json.dumps({"open": self.open_incidents()}).encode()
+    def api_route(self, request) -> tuple[int, str, bytes]:
+        """For the HTTP API: ``/api/alerts`` lists the open incidents the asker may see (server/access.py)."""
+        shown = request.access.alerts(self.open_incidents(), request.viewer)
+        return 200, "application/json", json.dumps({"open": shown}).encode()
 
     # --- what the store keeps -----------------------------------------------------------------
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from common.text import chat
+
 _LINES = (("Printer", "printer"), ("Agent", "agent"), ("Site", "site"), ("Organisation", "organisation"),
           ("County", "county"), ("File", "file"), ("Error", "error"), ("Heater", "heater"))
 
 
 def notification(incident, kind: str, now: float, now_state: str = "") -> dict:
-    d = incident.details
+    # Printer texts were made safe for chat where they entered (engine.py); the inventory's names
+    # are made so here, for what receivers show (routing matched the names as they are).
+    d = {**incident.details, "organisation": chat(incident.details.get("organisation")),
+         "county": chat(incident.details.get("county"))}
     title, first = _headline(incident, kind, now, now_state)
     lines = [first, ""]
     lines += [f"{label}: {d[key]}" for label, key in _LINES if d.get(key)]

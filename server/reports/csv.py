@@ -6,7 +6,8 @@ same figures (hours below a million stay exact to the millisecond); the decimal 
 
 Text that a spreadsheet would run as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab
 or a carriage return: file names, user names and error texts come from the printers) gets a
-leading apostrophe, so Excel and LibreOffice show it as text, as the XLSX already stores it.
+leading apostrophe, so Excel and LibreOffice show it as text, as the XLSX already stores it. Printer
+texts (file, user, error) are plain by then (common/text.py): a tab or a line break is a space.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _cell(value):
 
 
 def _text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    # lstrip: a printer's tab or line break before "=" is a space by now (common/text.py)
+    return "'" + value if value.lstrip(" ").startswith(FORMULA_STARTS) else value
 
 
 # _cell by exact type, without its chain of isinstance checks: a year's job list is a million cells.

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.table import Table  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from common.text import no_mathtext  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, DEFINITIONS, OUTCOMES, SHEETS, TEXT, collapsed_notes  # noqa: E402
 from server.reports.tables import customer_table  # noqa: E402
@@ -43,7 +44,8 @@ TOP_CUSTOMERS = 15
 
 
 def write(report: Report, lang: str, path: Path) -> Path:
-    with PdfPages(path, metadata={"Title": f"{TEXT[lang]['title']} {report.period.label}"}) as pdf:
+    # Names from the inventory and the printers are drawn as they are: "$$" is no mathtext.
+    with no_mathtext(), PdfPages(path, metadata={"Title": f"{TEXT[lang]['title']} {report.period.label}"}) as pdf:
         for lines in _paginate(_summary_lines(report, lang, report.generated())):
             pdf.savefig(_text_page(lines))
         pdf.savefig(_customer_page(report, lang))

@@ -1,6 +1,6 @@
 """How a report treats printer-API user names ([privacy] users, ``report --users``).
 
-- ``pseudonym`` (default): the stable pseudonym the collector stored (server/pseudonyms.py); a raw
+- ``pseudonym`` (default): the stable pseudonym the collector stored (common/pseudonyms.py); a raw
   name found in old points is turned into its pseudonym here, so no report shows one.
 - ``hidden``: no user column values at all; the distinct-user counts stay.
 - ``name``: real names, an explicit choice: read from ``job_user``, which holds them only for
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 MODES = ("pseudonym", "hidden", "name")
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from server.reports import key_figures  # noqa: E402
+from common.text import no_mathtext  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, TEXT  # noqa: E402
 from server.reports.pdf import A4, fmt, localise, percent_axis, table  # noqa: E402
@@ -30,7 +31,8 @@ THIS, BEFORE = "#1f77b4", "#b0b0b0"
 
 def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
     t = TEXT[lang]
-    with PdfPages(path, metadata={"Title": f"{t['one_page_title']} {report.period.label}"}) as pdf:
+    # Names from the inventory are drawn as they are: "$$" is no mathtext.
+    with no_mathtext(), PdfPages(path, metadata={"Title": f"{t['one_page_title']} {report.period.label}"}) as pdf:
         fig = plt.figure(figsize=A4)
         _header(fig, report, lang)
         _key_figures(fig.add_axes([0.06, 0.585, 0.88, 0.29]), report, lang)

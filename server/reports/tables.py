@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.text import plain_or_none
+
 from server.reports import aggregate, customer_rows, key_figures
 from server.reports.build import Report
 from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
@@ -107,8 +109,10 @@ def key_figure_table(report: Report, lang: str) -> Table:
 
 def _job(j, outcomes: dict) -> list:
     # Spelled out in JOB_COLUMNS' order (a test holds them equal): ~100,000 rows in a year's list.
-    return [j.started, j.ended, outcomes[j.outcome], j.site, j.printer, j.organisation, j.county, j.file, j.user,
-            j.duration_h, j.filament_m_est, j.error]
+    # Printer texts plain (common/text.py) even where the database holds them from before the
+    # collector cleaned them: no control character reaches a spreadsheet cell.
+    return [j.started, j.ended, outcomes[j.outcome], j.site, j.printer, j.organisation, j.county, plain_or_none(j.file),
+            plain_or_none(j.user), j.duration_h, j.filament_m_est, plain_or_none(j.error)]
 
 
 def _table(key: str, columns, rows, lang: str) -> Table:

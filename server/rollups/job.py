@@ -43,6 +43,8 @@ class NotYet(Exception):
 
 
 class RollupJob:
+    stop_stage = "first"  # a run may wait for the burst under way (server/subsystems.py)
+
     def __init__(self, client: InfluxHTTP, inventory: Inventory, cfg: RollupsConfig, *,
                  marks: DirtyMarks | None = None, barrier: Callable[[], bool] = lambda: True,
                  prepare: Callable[[], None] = lambda: None, state_path: str | Path | None = None,
@@ -74,6 +76,7 @@ class RollupJob:
     # -- thread -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.prime()
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -209,6 +212,9 @@ class RollupJob:
         return tags
 
     # -- status, state file, log ---------------------------------------------------------------
+
+    def health(self) -> dict:
+        return self.status()
 
     def status(self) -> dict:
         return {"rolled_until": self.rolled_until, "last_ok": self.last_ok, "error": self.last_error,

@@ -48,7 +48,8 @@ _children = Children()
 
 class CollectorProcess:
     def __init__(self, tmp: Path, name: str, mqtt_broker, influx, inventory: Path, share_group: str = "",
-                 flush_interval: float = 0.5, batch_size: int = 500, influx_timeout: float = 2.0):
+                 flush_interval: float = 0.5, batch_size: int = 500, influx_timeout: float = 2.0,
+                 nats_urls: list[str] = ()):
         self.dir = tmp / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -73,7 +74,11 @@ class CollectorProcess:
             [http]
             host = "127.0.0.1"
             port = {self.port}
-            """))
+            [nats]
+            servers = {list(nats_urls)!r}
+            durable = "collectors"
+            ack_wait = 5.0
+            """).replace("'", '"'))
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> "CollectorProcess":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,19 @@ from devkit.sim.faces.bambu_printer import BambuLink
 
 pytestmark = pytest.mark.integration
 
-X1, P1 = "00M09A350100123", "01P09C470200456"
+X1, P1, A1, H2D = "00M09A350100123", "01P09C470200456", "03909D480300789", "09409E490400111"
+SILENT = "no report for 1 s on an open connection, nor after asking for one; reconnecting"
 
 
 @pytest.fixture
 def lab(tmp_path):
-    """Two printers' brokers in one Mosquitto, and their fake firmware (X1 and P1)."""
-    with BambuBroker(tmp_path / "bambu", [X1, P1]) as broker:
+    """Four printers' brokers in one Mosquitto, and their fake firmware (X1, P1, A1, H2D)."""
+    with BambuBroker(tmp_path / "bambu", [X1, P1, A1, H2D]) as broker:
         link = BambuLink(broker.host, broker.port)
-        link.add(X1, "X1")
+        link.add(X1, "X1", cancel_code_for=0.3)
         link.add(P1, "P1")
+        link.add(A1, "A1")
+        link.add(H2D, "H2D")
         link.heartbeats(0.2)
         yield broker, link
         link.close()
@@ -52,9 +56,9 @@ def settings(tmp_path: Path, broker: BambuBroker, at: str, printer_id: str = "bb
 class Watcher:
     """The client as the agent drives it: every change goes through a JobTracker."""
 
-    def __init__(self, cfg, **kwargs):
+    def __init__(self, cfg, tracker: JobTracker | None = None, **kwargs):
         self.client = Bambu(cfg, **kwargs)
-        self.tracker, self.events, self.seen = JobTracker(), [], []
+        self.tracker, self.events, self.seen = tracker or JobTracker(), [], []
         self._lock = threading.Lock()
         self.client.start(self.changed)
 
@@ -113,6 +117,18 @@ def test_x1_full_reports_give_state_temperatures_layers_and_file(tmp_path, lab, 
     assert snap.time_left == 70 * 60 and snap.job_id == "start:1790000000" and snap.user is None
 
 
+def test_an_h2d_reports_the_nozzle_that_prints_and_its_chamber(tmp_path, lab, watch):
+    broker, link = lab
+    h2d = link.printers[H2D]
+    w = watch(settings(tmp_path, broker, H2D, model="H2D"))
+    w.until(lambda s: s.state == "idle", "idle")
+    h2d.start("dual_colour_sign", nozzle=225.0)  # on the left nozzle (id 1); the right one idles
+    h2d.progress(12, 20, 80, nozzle=224.0, bed=65.0)
+    snap = w.until(lambda s: s.progress == 12.0, "printing")
+    assert snap.temps["tool1"] == (224.0, 225.0) and snap.temps["tool0"] == (38.0, 0.0)
+    assert snap.temps["chamber"] == (36.0, None)  # device.ctc, not a placeholder
+
+
 def test_p1_partial_reports_merge_into_the_state_the_pushall_answer_gave(tmp_path, lab, watch):
     broker, link = lab
     p1 = link.printers[P1]
@@ -154,13 +170,59 @@ def printing(tmp_path, lab, watch) -> Watcher:
     return w
 
 
-def test_the_cancel_code_ends_the_job_as_cancelled(tmp_path, lab, watch):
+def test_the_cancel_code_ends_the_job_as_cancelled_and_the_printer_stays_idle_after_it_clears(tmp_path, lab, watch):
     w = printing(tmp_path, lab, watch)
-    lab[1].printers[X1].cancel()
+    x1 = lab[1].printers[X1]
+    x1.cancel()
     snap = w.until(lambda s: s.state_text == "FAILED", "FAILED")
-    w.more_reports()
     assert (snap.state, snap.ended, snap.error) == ("idle", "cancelled", None)
-    assert w.kinds() == ["started", "cancelled"]
+    # The code lasts a moment; then print_error is 0 while gcode_state stays FAILED (pybambu).
+    wait_for(lambda: x1.state["print_error"] == 0, 5, "the cancel code to clear")
+    w.more_reports(5)
+    assert x1.state["gcode_state"] == "FAILED"
+    snap = w.client.poll()
+    assert (snap.state, snap.ended, snap.error) == ("idle", "cancelled", None)
+    assert w.kinds() == ["started", "cancelled"]  # no disconnect, no failure
+    assert w.states() == ["unreachable", "idle", "printing", "idle"]
+
+
+def test_an_idle_a1_that_stops_reporting_is_asked_on_the_same_connection_not_reconnected(tmp_path, lab, watch):
+    broker, link = lab
+    a1 = link.printers[A1]
+    w = watch(settings(tmp_path, broker, A1, model="A1", silent_after=1.0))
+    w.until(lambda s: s.state == "idle", "idle")
+    a1.doze()  # idle A1s fall silent (ha-bambulab #493) until someone asks
+    wait_for(lambda: a1.starts == 1, 5, "a pushing.start request")
+    w.more_reports(3)  # it answered, and reports flow again
+    assert w.states() == ["unreachable", "idle"] and w.client.poll().state == "idle"
+    assert w.client.connects == 1 and a1.pushalls == 1  # the connect's pushall only
+    a1.stall()  # positive control: a printer that does not answer the request either
+    snap = w.until(lambda s: s.state == "unreachable", "unreachable", timeout=8)
+    assert snap.error == SILENT and a1.starts == 2
+    wait_for(lambda: w.client.connects >= 2, 8, "a reconnect after asking brought nothing")
+
+
+def test_a_lan_job_that_ends_while_the_agent_is_away_ends_once_by_its_name(tmp_path, lab, watch):
+    broker, link = lab
+    p1 = link.printers[P1]
+    saved = []
+    first = watch(settings(tmp_path, broker, P1, model="P1S"), tracker=JobTracker(save=saved.append))
+    first.until(lambda s: s.state == "idle", "idle")
+    p1.start("bracket", layers=50)  # from the printer's screen or SD card: task_id "0", no start time
+    p1.progress(40, 20, 12, nozzle=220.0, bed=65.0)
+    snap = first.until(lambda s: s.progress == 40.0, "printing")
+    assert snap.job_id is None and saved[-1]["file"] == "bracket" and saved[-1]["job_id"] is None
+    first.close()  # the agent goes away; the job ends unseen
+    p1.progress(100, 50, 0, nozzle=220.0, bed=65.0)
+    p1.finish()
+    second = watch(settings(tmp_path, broker, P1, model="P1S"), tracker=JobTracker(job=saved[-1], save=saved.append))
+    second.until(lambda s: s.state_text == "FINISH", "FINISH, from the pushall answer")
+    second.more_reports()
+    assert second.kinds() == ["done"] and second.events[0].file == "bracket" and saved[-1] is None
+    p1.start("bracket", layers=50)  # the same file again, watched: a job of its own
+    p1.finish()
+    second.until(lambda s: len(second.kinds()) == 3, "the second job's end")
+    assert second.kinds() == ["done", "started", "done"]
 
 
 def test_a_failure_with_hms_codes_fails_the_job_with_readable_text(tmp_path, lab, watch):
@@ -186,13 +248,27 @@ def test_a_broker_restart_is_unreachable_then_reconnected(tmp_path, lab, watch):
     assert lost.error.startswith(f"connection to 127.0.0.1:{broker.endpoints[X1].port} lost")
 
 
+def test_a_printer_back_after_a_long_outage_is_seen_within_two_intervals(tmp_path, lab, watch):
+    broker, link = lab
+    w = watch(settings(tmp_path, broker, X1, interval=1.0))
+    w.until(lambda s: s.state == "idle", "idle")
+    broker.stop()  # switched off for a while: attempt after attempt fails
+    w.until(lambda s: s.state == "unreachable", "unreachable")
+    tries = w.client.retries
+    wait_for(lambda: w.client.retries >= tries + 5, 30, "five failed attempts")  # 0.5+1+2+4 s unbounded
+    broker.start()
+    back = time.monotonic()
+    w.until(lambda s: s.state == "idle", "idle again", timeout=30)
+    assert time.monotonic() - back <= 2 * 1.0
+
+
 def test_a_printer_that_never_reports_says_so_then_is_silent(tmp_path, lab, watch):
     broker, link = lab
     link.printers[X1].stall()  # switched on, broker up, firmware not reporting
     w = watch(settings(tmp_path, broker, X1, silent_after=1.0))
     port = broker.endpoints[X1].port
     w.until(lambda s: s.error == f"connected to 127.0.0.1:{port}; no report from the printer yet", "connected")
-    w.until(lambda s: s.error == "no report for 1 s on an open connection; reconnecting", "silent", timeout=5)
+    w.until(lambda s: s.error == SILENT, "silent", timeout=8)
 
 
 def test_a_silent_printer_is_unreachable_after_the_window_and_recovers(tmp_path, lab, watch):
@@ -200,8 +276,8 @@ def test_a_silent_printer_is_unreachable_after_the_window_and_recovers(tmp_path,
     w = watch(settings(tmp_path, broker, X1, silent_after=1.0))
     w.until(lambda s: s.state == "idle", "idle")
     link.printers[X1].stall()  # its broker still answers; its reports stop
-    snap = w.until(lambda s: s.state == "unreachable", "unreachable", timeout=5)
-    assert snap.error == "no report for 1 s on an open connection; reconnecting"
+    snap = w.until(lambda s: s.state == "unreachable", "unreachable", timeout=8)
+    assert snap.error == SILENT
     link.printers[X1].resume()
     w.until(lambda s: s.state == "idle", "idle again")
     assert w.states() == ["unreachable", "idle", "unreachable", "idle"]

@@ -70,8 +70,8 @@ def broker(tmp_path_factory):
     env = {**os.environ, "CENTRAL_DIR": str(central), **_recording_mosquitto_passwd(central)}
     _run("setup.sh", env=env)  # writes .env and stops, so the operator can set the host name
     dotenv = central / ".env"
-    dotenv.write_text(dotenv.read_text().replace("BROKER_HOSTNAME=mqtt.printfarm.example",
-                                                 "BROKER_HOSTNAME=localhost"))
+    dotenv.write_text(dotenv.read_text().replace("BROKER_HOSTNAME=mqtt.printfarm.example", "BROKER_HOSTNAME=localhost")
+                      .replace("GRAFANA_HOSTNAME=grafana.printfarm.example", "GRAFANA_HOSTNAME=grafana.localhost"))
     _run("setup.sh", env=env)
     _run("add-agent.sh", "pi-north", "north-lab", "p1", "p2", env=env)
     _run("add-agent.sh", "pi-south", "south-lab", "p3", env=env)
@@ -294,6 +294,34 @@ def test_the_shipped_broker_caps_packets_just_above_the_protocols_payload_cap():
     assert int(settings["max_packet_size"]) == protocol.MAX_PACKET_BYTES
     longest_topic = len(protocol.printer_topic("a" * protocol.MAX_ID_LEN, "b" * protocol.MAX_ID_LEN, "telemetry"))
     assert protocol.MAX_PAYLOAD_BYTES + longest_topic + 9 < protocol.MAX_PACKET_BYTES <= protocol.MAX_PAYLOAD_BYTES + 1024
+
+
+def test_setup_issues_grafana_a_certificate_for_its_name_from_the_stacks_ca(broker):
+    """compose.yaml serves Grafana over HTTPS with certs/grafana.*: a TLS server with them is
+    trusted through the CA for GRAFANA_HOSTNAME, and for no other name."""
+    certs = broker.central / "certs"
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(certs / "grafana.crt", certs / "grafana.key")
+    assert oct((certs / "grafana.key").stat().st_mode & 0o777) == "0o600"
+    for name, trusted in (("grafana.localhost", True), ("localhost", False)):
+        client_side = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        server = server_side.wrap_bio(incoming, outgoing, server_side=True)
+        c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = client_side.wrap_bio(c_in, c_out, server_hostname=name)
+        try:
+            for _ in range(10):  # the handshake, both ends in memory
+                for end in (client, server):
+                    try:
+                        end.do_handshake()
+                    except ssl.SSLWantReadError:
+                        pass
+                incoming.write(c_out.read())
+                c_in.write(outgoing.read())
+            ok = bool(client.getpeercert())  # the handshake completed, the name checked
+        except ssl.SSLCertVerificationError:
+            ok = False
+        assert ok is trusted, name
 
 
 def test_no_password_ever_went_through_a_command_line(broker):

@@ -2,7 +2,7 @@
 
 Two OctoPrint virtual printers at two sites (two counties, two organisations, one with regex
 metacharacters in its name) -> two agents -> Mosquitto -> collector (with its alerts engine) ->
-InfluxDB. The printers finish one job, fail one and cancel one, and one is still printing when
+InfluxDB (authentication on). The printers finish one job, fail one and cancel one, and one is still printing when
 the queries run. Then each template-variable, panel and annotation query in dashboards/json/ is
 expanded the way Grafana expands it and must return rows with every column it selects, each
 non-null somewhere: a panel added later without data behind it fails here.
@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from dashboards import macros
+from server.grafana import datasource
+from server.tenancy import NETWORK_READER, org_database, org_id, org_reader
 from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
@@ -48,6 +50,7 @@ county = "Västerbotten"
 """
 CUBE, DOOMED = "cube[acme].gcode", "doomed[bigco].gcode"
 PANEL_TYPES_WITHOUT_QUERIES = {"row", "text", "dashlist", "news"}
+ADMIN = ("admin", "admin-pw-dashboards")
 
 
 # -- the data ----------------------------------------------------------------------------------
@@ -59,13 +62,15 @@ def filled(tmp_path_factory):
     servers, agents = [], []
     try:
         broker = Mosquitto(tmp / "mosquitto").start()
-        influx = InfluxDB(tmp / "influxdb").start()
+        influx = InfluxDB(tmp / "influxdb", admin=ADMIN).start()  # authentication on
         servers += [broker, influx]
         first, second = OctoPrint(tmp / "op1").start(), OctoPrint(tmp / "op2").start()
         servers += [first, second]
         inventory = write_inventory(tmp / "fleet.toml", PRINTERS, SITES)
         inventory.write_text(inventory.read_text() + CUSTOMERS)
-        cfg = collector_config(tmp, broker, influx, inventory)
+        (tmp / "influx-password").write_text(ADMIN[1] + "\n")
+        cfg = collector_config(tmp, broker, influx, inventory, username=ADMIN[0],
+                               password_file=str(tmp / "influx-password"))
         cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1}}}
         cfg.rollups.interval = cfg.rollups.current_every = 0.3
         collector = RunningCollector(cfg)
@@ -153,9 +158,9 @@ def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
 # -- expanding queries the way Grafana does ------------------------------------------------------
 
 def _dashboards() -> dict[str, dict]:
-    files = sorted(DASHBOARD_DIR.glob("*.json"))
+    files = sorted(DASHBOARD_DIR.rglob("*.json"))
     assert files, f"no dashboards in {DASHBOARD_DIR}"
-    return {f.name: json.loads(f.read_text()) for f in files}
+    return {f.relative_to(DASHBOARD_DIR).as_posix(): json.loads(f.read_text()) for f in files}
 
 
 def _range(started: float, time_from: str | None) -> tuple[int, int]:
@@ -229,12 +234,10 @@ def _check(influx, where: str, query: str, extra_columns: set[str] = frozenset()
     return len(rows)
 
 
-def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) -> int:
-    # With everything selected the data has a value for every column; one printer (in error
-    # after its failed job) need not have, e.g. no progress.
-    strict = not chosen
+def _expanded(influx, board: dict, started: float, chosen: dict[str, str]):
+    """(where, query, extra columns wanted) for every panel and annotation query of ``board``,
+    expanded as Grafana expands it (variables from ``influx``'s data)."""
     variables = _variable_values(influx, board, started, chosen)
-    checked = 0
     for panel in macros.panels(board):
         where = f"{board['title']} / {panel.get('title')}"
         if panel["type"] in PANEL_TYPES_WITHOUT_QUERIES:
@@ -244,14 +247,22 @@ def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) 
         for target in panel["targets"]:
             query = macros.substitute(target["query"], from_ms, to_ms, variables,
                                       max_data_points=panel.get("maxDataPoints") or 1000)
-            _check(influx, f"{where} [{target['refId']}]", query, strict=strict)
-            checked += 1
+            yield f"{where} [{target['refId']}]", query, frozenset()
     for annotation in board.get("annotations", {}).get("list", []):
         target = annotation["target"]
         from_ms, to_ms = _range(started, None)
         query = macros.substitute(target["query"], from_ms, to_ms, variables)
         wanted = {target["textColumn"], *filter(None, target.get("tagsColumn", "").split(","))}
-        _check(influx, f"{board['title']} / annotation {annotation['name']}", query, wanted, strict)
+        yield f"{board['title']} / annotation {annotation['name']}", query, frozenset(wanted)
+
+
+def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) -> int:
+    # With everything selected the data has a value for every column; one printer (in error
+    # after its failed job) need not have, e.g. no progress.
+    strict = not chosen
+    checked = 0
+    for where, query, wanted in _expanded(influx, board, started, chosen):
+        _check(influx, where, query, wanted, strict)
         checked += 1
     return checked
 
@@ -261,7 +272,7 @@ def _run_dashboard(influx, board: dict, started: float, chosen: dict[str, str]) 
 def test_every_dashboard_query_returns_rows_of_its_shape_with_all_selected(filled):
     influx, started = filled
     boards = _dashboards()
-    assert len(boards) >= 5
+    assert len(boards) >= 6
     counts = {name: _run_dashboard(influx, board, started, {}) for name, board in boards.items()}
     assert all(counts.values()), counts
 
@@ -277,7 +288,7 @@ def test_every_dashboard_query_returns_rows_for_one_chosen_printer(filled):
 
 def test_filters_narrow_to_the_chosen_site(filled):
     influx, started = filled
-    board = _dashboards()["fleet-overview.json"]
+    board = _dashboards()["organisation/fleet-overview.json"]
     variables = _variable_values(influx, board, started, {"site": "south-lab"})
     panel = next(p for p in board["panels"] if p["title"] == "Printers now")
     from_ms, to_ms = _range(started, None)
@@ -288,7 +299,7 @@ def test_filters_narrow_to_the_chosen_site(filled):
 
 def test_utilisation_counts_the_printing_time_of_the_finished_job(filled):
     influx, started = filled
-    board = _dashboards()["regional-utilisation.json"]
+    board = _dashboards()["network/regional-utilisation.json"]
     variables = _variable_values(influx, board, started, {})
     panel = next(p for p in board["panels"] if p["title"] == "Utilisation by site")
     from_ms, to_ms = _range(started, None)
@@ -302,7 +313,7 @@ def test_utilisation_counts_the_printing_time_of_the_finished_job(filled):
 
 def test_a_panel_added_without_data_behind_it_fails_the_check(filled):
     influx, started = filled
-    board = _dashboards()["printer-detail.json"]
+    board = _dashboards()["organisation/printer-detail.json"]
     template = next(p for p in board["panels"] if p["type"] == "timeseries")
     for query in ('SELECT mean("chamber_actual") FROM "telemetry" WHERE $timeFilter GROUP BY time($__interval)',
                   'SELECT last("state") AS "state", "nozzle_wobble" FROM "telemetry" WHERE $timeFilter',
@@ -312,3 +323,114 @@ def test_a_panel_added_without_data_behind_it_fails_the_check(filled):
                                  "targets": [{**template["targets"][0], "query": query}]})
         with pytest.raises(AssertionError, match="New panel"):
             _run_dashboard(influx, broken, started, {})
+
+
+# -- each organisation's dashboards, as its own InfluxDB reader ---------------------------------
+#
+# The collector's routing of each organisation's detail into a database of its own is built
+# beside this (issue 22); until then this fixture makes that layout itself from what the
+# pipeline wrote: per organisation a database named by server.tenancy, holding the points of its
+# sites (and of its agents), copied by SELECT INTO as the admin, and a reader that may read it
+# and nothing else; the network reader reads the network database.
+
+AGENT_SITES = {"pi-1": "north-lab", "pi-2": "south-lab"}
+ORG_DASHBOARDS = ("organisation/fleet-overview.json", "organisation/printer-detail.json",
+                  "organisation/regional-utilisation.json", "organisation/alerts-events.json")
+NETWORK_DASHBOARDS = ("network/regional-utilisation.json", "network/funder.json")
+
+
+class _Reader:
+    """Queries as one InfluxDB user on one database, as that user's Grafana data source does."""
+
+    def __init__(self, influx, database: str, user: str, password: str) -> None:
+        self.influx, self.database, self.auth = influx, database, (user, password)
+
+    def query(self, q: str, db: str | None = None) -> list[dict]:
+        return self.influx.query(q, db=self.database, auth=self.auth)
+
+
+@pytest.fixture(scope="module")
+def tenants(filled):
+    """org id -> (its Reader, its organisation's name); "network" -> the network's Reader."""
+    influx, _ = filled
+    readers = {}
+    for site, (organisation, _county) in SITES.items():
+        org = org_id(organisation)
+        database, user = org_database(DB, org), org_reader(org)
+        influx.query(f'CREATE DATABASE "{database}"')
+        influx.query(f'CREATE RETENTION POLICY "rollups" ON "{database}" DURATION INF REPLICATION 1')
+        for rp in ("autogen", "rollups"):
+            influx.query(f'SELECT * INTO "{database}"."{rp}".:MEASUREMENT FROM "{DB}"."{rp}"./.*/ '
+                         f"WHERE \"organisation\" = '{organisation}' GROUP BY *", db=DB)
+        for agent in (a for a, s in AGENT_SITES.items() if s == site):
+            influx.query(f'SELECT * INTO "{database}"."autogen"."agent" FROM "{DB}"."autogen"."agent" '
+                         f"WHERE \"agent\" = '{agent}' GROUP BY *", db=DB)
+        password = f"pw-{user}"
+        influx.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}'")
+        influx.query(f'GRANT READ ON "{database}" TO "{user}"')
+        readers[org] = (_Reader(influx, database, user, password), organisation)
+    influx.query(f"CREATE USER \"{NETWORK_READER}\" WITH PASSWORD 'pw-network'")
+    influx.query(f'GRANT READ ON "{DB}" TO "{NETWORK_READER}"')
+    readers["network"] = _Reader(influx, DB, NETWORK_READER, "pw-network")
+    return readers
+
+
+def _organisations(tenants) -> dict:
+    return {org: value for org, value in tenants.items() if org != "network"}
+
+
+def test_the_provisioned_data_sources_name_the_databases_and_readers_the_queries_run_as(tenants):
+    """What each organisation's queries run as below is what its generated data source says."""
+    for org, (reader, _) in _organisations(tenants).items():
+        source = datasource.definition("http://influxdb:8086", DB, org, "x")
+        assert (source["user"], source["jsonData"]["dbName"]) == (reader.auth[0], reader.database)
+    network = datasource.definition("http://influxdb:8086", DB, None, "x")
+    assert (network["user"], network["jsonData"]["dbName"]) == (NETWORK_READER, DB)
+
+
+def test_every_query_of_the_organisation_dashboards_runs_as_each_organisation_and_shows_only_its_own(
+        filled, tenants):
+    """Each organisation's reader runs every panel, variable and annotation query of the
+    organisation dashboards on its own database: none is refused, every one returns rows of its
+    shape for some organisation (each organisation has only part of the jobs), and no row names
+    another organisation's organisation, site, printer or file."""
+    _, started = filled
+    boards = _dashboards()
+    files = {"north-lab": {CUBE, DOOMED}, "south-lab": {"long.gcode", "running.gcode"}}
+    for name in ORG_DASHBOARDS:
+        results: dict[str, list[dict]] = {}
+        for org, (reader, organisation) in _organisations(tenants).items():
+            site = next(s for s, (o, _) in SITES.items() if o == organisation)
+            others = [s for s in SITES if s != site]
+            foreign = {*others, *(p for p, s in PRINTERS.items() if s != site),
+                       *(f for s in others for f in files[s]), *(SITES[s][0] for s in others)}
+            for where, query, wanted in _expanded(reader, boards[name], started, {}):
+                rows = reader.query(query)  # raises if the reader were refused
+                shown = {str(v) for row in rows for v in row.values()}
+                assert not shown & foreign, f"{org} sees {shown & foreign} in {where}"
+                results.setdefault(where, []).extend(rows)
+                results[where + " columns"] = expected_columns(query) | wanted
+        for where in [w for w in results if not w.endswith(" columns")]:
+            rows = results[where]
+            assert rows, f"{where}: no rows for any organisation"
+            for column in results[where + " columns"]:
+                assert any(row.get(column) is not None for row in rows), f"{where}: {column!r} always null"
+
+
+def test_every_query_of_the_network_dashboards_runs_as_the_network_reader(filled, tenants):
+    _, started = filled
+    boards = _dashboards()
+    for name in NETWORK_DASHBOARDS:
+        assert _run_dashboard(tenants["network"], boards[name], started, {}) > 0
+
+
+def test_an_organisations_credentials_are_refused_every_other_database(tenants):
+    (a, (reader_a, _)), (b, (reader_b, _)) = _organisations(tenants).items()
+    assert reader_a.query('SELECT count(*) FROM "autogen"."job"')  # its own: allowed
+    for reader, other in ((reader_a, reader_b), (reader_b, reader_a)):
+        for database in (other.database, DB):
+            with pytest.raises(RuntimeError, match="not authorized"):
+                reader.influx.query('SELECT count(*) FROM "autogen"."job"', db=database, auth=reader.auth)
+    with pytest.raises(RuntimeError, match="not authorized"):
+        tenants["network"].influx.query('SELECT * FROM "telemetry" LIMIT 1', db=reader_a.database,
+                                        auth=tenants["network"].auth)

@@ -11,11 +11,12 @@ import pytest
 
 from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
 from devkit.servers import InfluxDB, Mosquitto
-from devkit.servers.influxdb import ADMIN
 from server.__main__ import main as server_main
 from server.tenancy import org_database
 from tests.integration.scripted_fleet import messages, publish, send_order
 from tests.integration.test_organisations import FIGURES, FILES, LISTED, LUL, UMU, USERS, _inventory
+
+ADMIN = ("admin", "admin-secret")  # authentication on: the admin the harness makes first
 
 pytestmark = pytest.mark.integration
 STEM = "printfarm-report-2026-Q3-en"
@@ -45,7 +46,7 @@ def moved(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("migrate")
     mp = pytest.MonkeyPatch()
     mp.setenv(PASSWORD_ENV, ADMIN[1])
-    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb", auth=True) as influx:
+    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb", admin=ADMIN) as influx:
         inventory = _inventory(tmp)
         cfg = collector_config(tmp, broker, influx, inventory, username=ADMIN[0], password_env=PASSWORD_ENV)
         assert cfg.influx.layout == "single"  # the default: what an installation has before

@@ -20,6 +20,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import config as agent_config
+from common.pseudonyms import Pseudonyms
+from devkit.pseudonym_secret import DEV_SECRET, secret_file
 from devkit.pipeline import start_agent, wait_for
 from devkit.servers import klipper_gcode
 from common.configkit import Secret
@@ -180,6 +182,7 @@ def agent_cfg(tmp_path, broker, printers: list[dict]):
         "agent": {"id": "pi-mixed", "site": "lab", "state_dir": str(tmp_path / "agent-state")},
         "broker": {"host": broker.host, "port": broker.port, "reconnect_min": 0.2, "reconnect_max": 2},
         "printers": [{"interval": INTERVAL, "timeout": INTERVAL, **p} for p in printers],
+        "privacy": {"secret_file": str(secret_file(tmp_path))},
     })
 
 
@@ -211,7 +214,8 @@ def test_a_job_that_ends_while_the_agent_is_stopped_gives_one_done_after_restart
     held = log.jobs("voron-1", "held.gcode")
     assert [e["kind"] for e in held] == ["started", "done"]
     assert held[1]["ts"] == int(entries["held.gcode"]["end_time"] * 1000)
-    assert held[1]["job_started"] == held[0]["ts"] and held[1]["user"] == USER
+    # the user as the pseudonym the agent made, never the name (agent/sharing.py)
+    assert held[1]["job_started"] == held[0]["ts"] and held[1]["user"] == Pseudonyms(DEV_SECRET).of("lab", USER)
     unseen = log.jobs("voron-1", "unseen.gcode")
     assert [e["kind"] for e in unseen] == ["started", "done"]
     assert [e["ts"] for e in unseen] == [int(entries["unseen.gcode"][k] * 1000) for k in ("start_time", "end_time")]

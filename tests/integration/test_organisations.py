@@ -16,12 +16,13 @@ import pytest
 
 from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
 from devkit.servers import InfluxDB, Mosquitto
-from devkit.servers.influxdb import ADMIN
 from server.__main__ import main as server_main
 from server.store.tenants import READERS_DIR
 from server.tenancy import NETWORK_READER, org_database, org_reader
 from tests.integration.scripted_fleet import messages, publish, send_order
 from tests.integration.test_reports import FLEET, INVENTORY_PRINTERS
+
+ADMIN = ("admin", "admin-secret")  # authentication on: the admin the harness makes first
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def farm(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("organisations")
     mp = pytest.MonkeyPatch()
     mp.setenv("PRINTFARM_TEST_INFLUX_PASSWORD", ADMIN[1])
-    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb", auth=True) as influx:
+    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb", admin=ADMIN) as influx:
         inventory = _inventory(tmp)
         over = {"layout": "organisations", "username": ADMIN[0], "password_env": "PRINTFARM_TEST_INFLUX_PASSWORD"}
         cfg = collector_config(tmp, broker, influx, inventory, **over)
@@ -216,7 +217,7 @@ def test_a_write_to_an_organisations_dropped_database_and_reader_is_retried_unti
     from common import protocol
 
     monkeypatch.setenv("PRINTFARM_TEST_INFLUX_PASSWORD", ADMIN[1])
-    with Mosquitto(tmp_path / "mosquitto") as broker, InfluxDB(tmp_path / "influxdb", auth=True) as influx:
+    with Mosquitto(tmp_path / "mosquitto") as broker, InfluxDB(tmp_path / "influxdb", admin=ADMIN) as influx:
         over = {"layout": "organisations", "username": ADMIN[0], "password_env": "PRINTFARM_TEST_INFLUX_PASSWORD"}
         cfg = collector_config(tmp_path, broker, influx, _inventory(tmp_path), **over)
         cfg.rollups.enabled = False  # their first run would make the database again, before the writer

@@ -25,10 +25,10 @@ from dashboards import macros
 from devkit.pipeline import RunningCollector, collector_config, wait_for
 from devkit.receivers import WebhookReceiver
 from devkit.servers import InfluxDB, Mosquitto
-from server import lineproto
+from server import lineproto, tokens
 from server.__main__ import main as server_main
 from server.inventory import Tags
-from server.pseudonyms import Pseudonyms, is_pseudonym
+from common.pseudonyms import Pseudonyms, is_pseudonym
 from tests.integration.scripted_fleet import Q3_START, Job, Printer, Session, publish, send_order
 
 pytestmark = pytest.mark.integration
@@ -177,15 +177,16 @@ def leaks(text: str) -> list[str]:
     return [n for n in NAMES if n.lower() in lowered or n.split(".")[0].split()[0].lower() in lowered]
 
 
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as reply:
+def get(url: str, token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as reply:
         return reply.read().decode()
 
 
 def dashboard_rows(influx, db: str) -> list[dict]:
     """Rows of every dashboard query that shows a user, over all of the data, all variables selected."""
     rows, low, high = [], Q3_START - 86_400_000, int(time.time() * 1000) + 60_000
-    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+    for path in sorted(DASHBOARD_DIR.rglob("*.json")):
         board, variables = json.loads(path.read_text()), {}
         for var in board.get("templating", {}).get("list", []):
             query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
@@ -222,9 +223,11 @@ def default_site(servers):
 
         def outputs(c):
             api = f"http://127.0.0.1:{c.api.port}"
+            token, _ = tokens.issue(tokens.path_for(site.cfg), "orebro-universitet")  # the site's own: in full
             wait_for(lambda: site.hook.of("print_failed", "firing"), 20, "the failed-print notification")
-            wait_for(lambda: "gear.gcode" in get(api + "/api/fleet"), 10, "the live job on /api/fleet")
-            return {"fleet": get(api + "/api/fleet"), "alerts": get(api + "/api/alerts"), "page": get(api + "/")}
+            wait_for(lambda: "gear.gcode" in get(api + "/api/fleet", token), 10, "the live job on /api/fleet")
+            return {"fleet": get(api + "/api/fleet", token), "alerts": get(api + "/api/alerts", token),
+                    "page": get(api + "/", token)}
 
         seen = site.run(items, jobs=5, then=outputs)
     finally:

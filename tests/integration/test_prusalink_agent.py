@@ -30,7 +30,7 @@ INTERVAL = 0.5
 PASSWORD = "pipeline-password"
 SPEED = 4.0  # simulated seconds per second: a 600-line print takes ~3.3 s
 PRINTERS = {"mk4-print": "", "mk4-cancel": "", "mk4-error": "", "mk4-attention": "", "mk4-gone": "",
-            "mk4-restart": "", "mini-legacy": "legacy"}
+            "mk4-restart": "", "mk4-away": "", "mini-legacy": "legacy"}
 
 
 class Stack:
@@ -154,21 +154,45 @@ def test_a_printer_error_fails_the_job_once_with_the_state_as_text(stack):
     assert errors and errors[0]["error"] == "ERROR" and errors[0]["state_text"] == "ERROR"
 
 
-def test_attention_fails_the_job_once_even_when_the_print_then_goes_on(stack):
-    stack.agent("mk4-attention")
+def test_attention_is_a_pause_and_the_job_ends_once_across_an_agent_restart(stack):
+    # Buddy firmware says ATTENTION for a filament change mid-print (M600, run-out) and the print
+    # goes on when someone answers: no failure, no disconnect, one job, also across a restart.
+    first = stack.agent("mk4-attention")
     remote = stack.remote("mk4-attention")
     remote.print_file("long.gcode", make_gcode(1200))
     _started(stack, "mk4-attention")
-    remote.at_printer("attention")  # e.g. filament run-out: the printer waits for a person
-    failed = stack.wait_rows("SELECT * FROM job WHERE printer = 'mk4-attention' AND kind = 'failed'", "failed",
-                             predicate=lambda rows: rows and rows[0]["error"] is not None)  # all its fields stored
-    assert failed[0]["error"] == "ATTENTION"
+    remote.at_printer("attention")
+    paused = stack.wait_rows("SELECT * FROM state WHERE printer = 'mk4-attention' AND state = 'paused'", "paused",
+                             predicate=lambda rows: rows and rows[0].get("error"))  # all its fields stored
+    assert paused[0]["state_text"] == "ATTENTION" and "filament" in paused[0]["error"]
+    first.stop()
+    stack.agents.remove(first)
+    back_ms = int(time.time() * 1000)
+    stack.agent("mk4-attention")  # same state folder: it reads the open job back
+    stack.wait_rows(f"SELECT * FROM telemetry WHERE printer = 'mk4-attention' AND state = 'paused' "
+                    f"AND time > {back_ms}ms", "the restarted agent to see the printer waiting")
     remote.pause("resume")  # the person answers; the same job (same id) prints to its end
-    finished = stack.wait_rows("SELECT * FROM state WHERE printer = 'mk4-attention' AND state_text = 'FINISHED'",
-                               "the print to finish")
-    stack.settle("mk4-attention", finished[0]["time"])
+    done = stack.wait_rows("SELECT * FROM job WHERE printer = 'mk4-attention' AND kind = 'done'", "done",
+                           timeout=60)
+    stack.settle("mk4-attention", done[0]["time"])
     kinds = [r["kind"] for r in stack.rows("SELECT * FROM job WHERE printer = 'mk4-attention'")]
-    assert kinds == ["started", "disconnected", "failed", "connected"]  # no second start, no done
+    assert kinds == ["started", "paused", "resumed", "done"]
+    assert "error" not in stack.states("mk4-attention")
+
+
+def test_a_job_that_ends_while_the_agent_is_away_is_counted_once_with_the_printers_outcome(stack):
+    first = stack.agent("mk4-away")
+    remote = stack.remote("mk4-away")
+    remote.print_file("away.gcode", make_gcode(800))
+    started = _started(stack, "mk4-away")
+    first.stop()
+    stack.agents.remove(first)
+    wait_for(lambda: remote.status()["printer"]["state"] == "FINISHED", 60, "the print to finish unwatched")
+    stack.agent("mk4-away")
+    done = stack.wait_rows("SELECT * FROM job WHERE printer = 'mk4-away' AND kind = 'done'", "done")
+    stack.settle("mk4-away", done[0]["time"])
+    assert [r["kind"] for r in stack.rows("SELECT * FROM job WHERE printer = 'mk4-away'")] == ["started", "done"]
+    assert done[0]["job_started"] == started["time"] and done[0]["file"] == "away.gcode"
 
 
 def test_a_printer_gone_is_unreachable_within_two_intervals_and_recovers(stack):

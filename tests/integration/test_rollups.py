@@ -272,7 +272,7 @@ def dashboard_figures(pipeline) -> list[tuple[str, str, dict]]:
     run for the quarter as Grafana runs it (its range ends 1 ms before the next quarter)."""
     out = []
     for name in BOARDS:
-        board = json.loads((ROOT / "dashboards" / "json" / name).read_text())
+        board = json.loads((ROOT / "dashboards" / "json" / "network" / name).read_text())
         variables = macros.variable_values(board, pipeline.q, Q3_START, Q3_END - 1)
         for panel in macros.panels(board):
             for target in panel.get("targets", []):
@@ -373,7 +373,7 @@ def customer_sheets(xlsx: Path) -> dict[str, list[dict]]:
 def funder_customer_figures(pipeline, county: str | None = None) -> dict[str, int | float]:
     """The funder dashboard's customer panels for the quarter (all selected, or one county of the
     sites): printing ms per customer kind, enterprises served by column."""
-    board = json.loads((ROOT / "dashboards" / "json" / "funder.json").read_text())
+    board = json.loads((ROOT / "dashboards" / "json" / "network" / "funder.json").read_text())
     variables = macros.variable_values(board, pipeline.q, Q3_START, Q3_END - 1, {"county": county} if county else {})
     out: dict = {}
     for panel in macros.panels(board):

@@ -33,6 +33,40 @@ def test_printer_text_reaches_chat_receivers_without_markup_mentions_or_newlines
     assert not [r for r in caplog.records if "\n" in r.getMessage()]
 
 
+# Each got past the earlier filter into Teams/Slack/mail (issue 21).
+BYPASSES = {
+    "interleaved": "[a]<x>(http://evil.example)",
+    "nested": "[[invoice](http://x.example)](http://evil.example)",
+    "bare_url": "see https://evil.example/login",
+    "bare_domain": "log in at evil.com",
+    "c1_csi": "cube\x9b2J.gcode",
+    "rtl_override": "invoice\u202efdp.exe",
+    "entity": "&#91;a&#93;(http://evil.example)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BYPASSES))
+def test_a_reported_bypass_reaches_no_receiver_as_a_link_a_control_or_an_override(tmp_path, case):
+    engine = make_engine(tmp_path)
+    engine.on_message(telemetry("printing", file=BYPASSES[case]), tags())
+    engine.on_message(telemetry("error"), tags())
+    engine.on_message(event("failed", file=BYPASSES[case], error=BYPASSES[case]), tags())
+    (note,) = sent(engine)
+    for field in ("title", "summary", "message", "file", "error", "text"):
+        value = note[field]
+        assert not any(bad in value for bad in ("](", "://", "evil.", "\x9b", "\u202e", "&#")), (field, value)
+
+
+def test_an_inventory_name_with_markup_is_shown_without_its_link(tmp_path):
+    engine = make_engine(tmp_path)
+    org = "[Evil AB](http://evil.example)"
+    engine.on_message(telemetry("printing"), tags(org=org))
+    engine.on_message(event("failed", error="x"), tags(org=org))
+    (note,) = sent(engine)
+    assert note["organisation"] == "Evil AB" and "Organisation: Evil AB" in note["text"]
+    assert "evil.example" not in note["text"]
+
+
 def test_an_email_address_in_a_printer_text_stays_readable(tmp_path):
     engine = make_engine(tmp_path)
     engine.on_message(event("failed", error="mail ops@example.org"), tags())

@@ -10,7 +10,7 @@ from common.configkit import ConfigError
 from server import inventory as inventory_mod
 from server.attribution import Attribution
 from server.customers import luhn_ok
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 STHLM = ZoneInfo("Europe/Stockholm")
 PSEUDONYMS = Pseudonyms("0123456789abcdef0123456789abcdef")

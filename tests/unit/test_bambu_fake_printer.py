@@ -2,16 +2,18 @@
 
 Documented shapes (OpenBambuAPI mqtt.md, "pushing.pushall"/"print.push_status") and a P1S
 partial report captured in greghesp/ha-bambulab issue #174. The types are the documented
-ones, quirks included: error code and start time as strings, temperatures as floats.
+ones, quirks included: error code as a string, temperatures as floats. No captured report
+carries gcode_start_time, so the fakes send none for LAN jobs either.
 """
 
+from devkit.pipeline import wait_for
 from devkit.sim.faces.bambu_printer import FakeBambuPrinter
 
 DOCUMENTED_TYPES = {
     "gcode_state": str, "mc_percent": int, "mc_remaining_time": int, "layer_num": int, "total_layer_num": int,
     "nozzle_temper": float, "nozzle_target_temper": float, "bed_temper": float, "bed_target_temper": float,
     "chamber_temper": float, "subtask_name": str, "gcode_file": str, "print_error": int,
-    "mc_print_error_code": str, "hms": list, "task_id": str, "subtask_id": str, "gcode_start_time": str,
+    "mc_print_error_code": str, "hms": list, "task_id": str, "subtask_id": str,
     "command": str, "sequence_id": str, "wifi_signal": str, "ams": dict, "upload": dict, "ipcam": dict,
     "xcam": dict, "lights_report": list, "spd_lvl": int, "spd_mag": int, "mc_print_stage": str,
 }
@@ -70,3 +72,45 @@ def test_a_cancel_and_a_failure_carry_the_codes_a_printer_sends():
     printer.fail(0x03008008, [(0x03000200, 0x00010003)])
     body = wire.sent[-1][1]["print"]
     assert body["gcode_state"] == "FAILED" and body["hms"] == [{"attr": 0x03000200, "code": 0x00010003}]
+
+
+def test_a_lan_job_has_task_id_0_and_no_start_time():
+    wire = Wire()
+    printer = FakeBambuPrinter(wire, "01P00A000000001", "P1P")
+    printer.start("bracket")
+    body = wire.sent[-1][1]["print"]  # a P1: only what changed
+    assert body["subtask_name"] == "bracket" and "task_id" not in body and "gcode_start_time" not in body
+    assert printer.state["task_id"] == "0" and "gcode_start_time" not in printer.state
+
+
+def test_the_cancel_code_clears_after_a_couple_of_seconds_and_failed_stays():
+    wire = Wire()
+    printer = FakeBambuPrinter(wire, "00M09A350100123", "X1C", cancel_code_for=0.05)
+    printer.start("bracket")
+    printer.cancel()
+    assert wire.sent[-1][1]["print"]["print_error"] == 50348044
+    wait_for(lambda: printer.state["print_error"] == 0, 5, "the code to clear")
+    assert printer.state["gcode_state"] == "FAILED" and printer.state["fail_reason"] == "50348044"
+    assert wire.sent[-1][1]["print"]["print_error"] == 0  # the X1C reports it (whole object)
+
+
+def test_an_idle_a1_dozes_until_asked_to_start_pushing():
+    wire = Wire()
+    printer = FakeBambuPrinter(wire, "03900A000000001", "A1")
+    printer.doze()
+    printer.heartbeat()
+    assert wire.sent == []
+    printer.answer({"pushing": {"sequence_id": "1", "command": "start"}})
+    assert printer.starts == 1 and wire.sent[-1][1]["print"]["chamber_temper"] == 5
+    printer.heartbeat()
+    assert len(wire.sent) == 2  # reporting again
+
+
+def test_an_h2d_reports_the_printing_nozzle_in_its_extruder_list():
+    wire = Wire()
+    printer = FakeBambuPrinter(wire, "09400A000000001", "H2D")
+    printer.start("sign", nozzle=225.0)
+    printer.progress(5, 2, 30, nozzle=224.0, bed=65.0)
+    device = printer.state["device"]
+    assert device["extruder"]["info"][1]["temp"] == 224 | 225 << 16  # the left nozzle (id 1) prints
+    assert printer.state["nozzle_temper"] == 38.0  # top level: the idle one, as the real H2D

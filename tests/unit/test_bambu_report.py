@@ -83,8 +83,68 @@ def test_unknown_codes_still_read_with_their_number_module_and_level():
     assert "HMS_0701_0300_0002_0011: AMS warning, not in printfarm's table" in error
 
 
-def test_failed_without_any_code_says_so():
-    assert state_after(report(gcode_state="FAILED")).normalised()[2] == "print failed (the printer gave no error code)"
+def test_a_cancel_stays_a_cancel_after_its_transient_code_clears():
+    # pybambu models.py print_update: the cancel code lasts a couple of seconds, then print_error
+    # is 0 while gcode_state stays FAILED until the next job.
+    state = state_after(report(gcode_state="RUNNING", print_error=0), report(print_error=50348044),
+                        report(gcode_state="FAILED"), report(print_error=0), report(nozzle_temper=30.0))
+    assert state.normalised() == ("idle", "FAILED", None, "cancelled")
+
+
+def test_failed_with_the_cancel_code_only_in_fail_reason_is_a_cancel():
+    # newer firmware (the shape of ha-bambulab's MOCK-H2C.json): print_error 0, fail_reason kept
+    state = state_after(report(gcode_state="FAILED", print_error=0, fail_reason="50348044"))
+    assert state.normalised() == ("idle", "FAILED", None, "cancelled")
+
+
+def test_failed_with_no_code_at_all_is_a_cancel_whose_code_cleared():
+    # the shape of ha-bambulab's P1P.json: FAILED, print_error 0, no fail_reason, no HMS
+    assert state_after(report(gcode_state="FAILED", print_error=0, hms=[])).normalised() == (
+        "idle", "FAILED", None, "cancelled")
+
+
+def test_a_real_failure_is_an_error_while_its_code_lasts_then_idle_still_failed():
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="FAILED", print_error=0x03008008))
+    assert state.normalised() == ("error", "FAILED", "nozzle temperature malfunction [0300_8008]", "failed")
+    state.merge(decode(report(print_error=0)))
+    assert state.normalised() == ("idle", "FAILED", "nozzle temperature malfunction [0300_8008]", "failed")
+
+
+def test_a_new_job_forgets_the_last_jobs_cancel():
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="FAILED", print_error=50348044),
+                        report(print_error=0), report(gcode_state="PREPARE"), report(gcode_state="RUNNING"),
+                        report(gcode_state="FAILED", print_error=0x03008008))
+    assert state.normalised()[3] == "failed"
+
+
+def test_a_pause_code_is_not_how_the_job_ended():
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="PAUSE", print_error=0x03008013),
+                        report(gcode_state="FAILED", print_error=50348044), report(print_error=0))
+    assert state.normalised() == ("idle", "FAILED", None, "cancelled")  # cancelled from the pause
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="PAUSE", print_error=0x03008013),
+                        report(gcode_state="FAILED", print_error=0))
+    assert "0300_8013" not in state.normalised()[2]
+
+
+def test_a_job_seen_ending_without_any_code_is_a_failure_not_a_cancel():
+    # A printer that stops a job by itself (BambuStudio #9786: nobody touched it, no HMS): no
+    # cancel code came with the change to FAILED.
+    state = state_after(report(gcode_state="RUNNING"), report(gcode_state="FAILED", print_error=0))
+    assert state.normalised() == ("idle", "FAILED", "the printer ended the job without an error code "
+                                  "(see its screen)", "failed")
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"gcode_state": "INIT"}, ("idle", "INIT", None, None)),
+    ({"gcode_state": "OFFLINE"}, ("offline", "OFFLINE", None, None)),
+    ({"gcode_state": ""}, ("idle", "", None, None)),  # empty at power-on (pybambu takes it silently)
+])
+def test_power_on_states_are_not_unknown(fields, expected):
+    assert state_after(report(**fields)).normalised() == expected
+
+
+def test_no_gcode_state_yet_is_still_unreachable():
+    assert state_after(report(nozzle_temper=20.0)).normalised()[0] == "unreachable"
 
 
 def test_a_pause_with_a_code_carries_its_reason():
@@ -112,6 +172,43 @@ def test_progress_is_clamped_and_zero_layers_mean_no_job():
 def test_the_chamber_temperature_only_where_a_sensor_exists():
     state = state_after(report(chamber_temper=31.5))
     assert state.temps(chamber=True) == {"chamber": (31.5, None)} and state.temps(chamber=False) == {}
+    assert state.temps(chamber=None) == {"chamber": (31.5, None)}  # model unknown: a real-looking reading
+
+
+def test_the_p1_a1_placeholder_is_no_reading_when_the_model_is_unknown():
+    state = state_after(report(chamber_temper=5))
+    assert state.temps(chamber=None) == {} and state.temps(chamber=False) == {}
+
+
+def test_the_chamber_of_newer_firmware_is_unpacked_from_device_ctc():
+    state = state_after(report(chamber_temper=5, device={"ctc": {"info": {"temp": 57 | 60 << 16}, "state": 0}}))
+    assert state.temps(chamber=None) == {"chamber": (57.0, 60.0)}
+    state.merge(decode(report(device={"extruder": {"info": [{"id": 0, "temp": 220 | 220 << 16}], "state": 1}})))
+    assert state.temps(chamber=True)["chamber"] == (57.0, 60.0)  # a partial device report keeps ctc
+
+
+def test_a_partial_extruder_report_updates_one_nozzle_and_keeps_the_other():
+    state = state_after(report(device={"extruder": {"info": [{"id": 0, "temp": 38}, {"id": 1, "temp": 40}],
+                                                    "state": 2}}),
+                        report(device={"extruder": {"info": [{"id": 1, "temp": 225 | 225 << 16}]}}),
+                        report(device={"extruder": {"state": 2 | 1 << 4}}))
+    assert state.temps(chamber=False) == {"tool0": (38.0, 0.0), "tool1": (225.0, 225.0)}
+    assert state.active_nozzle() == 1
+
+
+def test_two_nozzles_are_two_tools_and_the_active_one_is_known():
+    state = state_after(report(nozzle_temper=38.0, nozzle_target_temper=0, device={"extruder": {
+        "info": [{"id": 0, "temp": 38}, {"id": 1, "temp": 225 | 225 << 16}], "state": 2 | 1 << 4}}))
+    assert state.temps(chamber=False) == {"tool0": (38.0, 0.0), "tool1": (225.0, 225.0)}
+    assert state.active_nozzle() == 1
+
+
+@pytest.mark.parametrize("device", [5, {"ctc": 7, "extruder": {"info": "x"}}, {"extruder": {"info": [{"id": "a"}]}},
+                                    {"ctc": {"info": {"temp": -3}}, "extruder": {"state": "x"}}])
+def test_garbage_in_the_device_block_is_ignored(device):
+    state = state_after(report(nozzle_temper=200.0, device={"extruder": {"info": [{"id": [1], "temp": 5}]}}),
+                        report(nozzle_temper=200.0, device=device))
+    assert state.temps(chamber=None) == {"tool0": (200.0, None)} and state.active_nozzle() is None
 
 
 def test_job_identity_from_cloud_task_ids_else_from_the_start_time():

@@ -77,7 +77,8 @@ def test_turning_verification_off_must_be_said_and_is_logged_loudly(files, caplo
 def test_models_decide_whether_a_chamber_temperature_is_real(files):
     assert load(files, model="a1 mini").printers[0].has_chamber_sensor is False
     assert load(files, model="X1C").printers[0].has_chamber_sensor is True
-    assert load(files).printers[0].has_chamber_sensor is True  # unknown model: report what it sends
+    assert load(files).printers[0].has_chamber_sensor is None  # unknown model: the report decides
+    assert [load(files, model=m).printers[0].model for m in ("H2D", "h2s", "P2S")] == ["H2D", "H2S", "P2S"]
 
 
 def test_pushall_is_asked_at_once_then_not_again_for_five_minutes():

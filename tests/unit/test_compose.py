@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CENTRAL = ROOT / "deploy" / "central"
 SERVICES = {"mosquitto", "influxdb", "grafana", "collector"}
 # Made per installation by setup.sh / add-agent.sh, never committed.
-GENERATED = {"mosquitto/passwd", "certs"}
+GENERATED = {"mosquitto/passwd", "certs", "influxdb/readers"}
 
 
 def _compose_command() -> list[str]:
@@ -124,6 +124,19 @@ def test_only_the_broker_tls_grafana_and_a_loopback_api_are_published(rendered):
     assert set(published) == {"mosquitto", "grafana", "collector"}
     assert [port for _, port in published["mosquitto"]] == [8883]  # 1883 stays internal
     assert all(ip == "127.0.0.1" for ip, _ in published["collector"])
+
+
+def test_grafana_is_published_over_https_only_with_the_certificate_setup_makes(rendered):
+    grafana = rendered["services"]["grafana"]
+    env = grafana["environment"]
+    assert env["GF_SERVER_PROTOCOL"] == "https" and env["GF_SECURITY_COOKIE_SECURE"] == "true"
+    assert env["GF_SERVER_DOMAIN"] == _example_env()["GRAFANA_HOSTNAME"]
+    assert [port for _, port in _ports(grafana)] == [3000]  # the one port it serves, as HTTPS
+    mounted = {Path(source).resolve() for source in _binds(grafana)}
+    assert {(CENTRAL / "certs" / name).resolve() for name in ("grafana.crt", "grafana.key")} <= mounted
+    volumes = yaml.safe_load((CENTRAL / "compose.yaml").read_text())["services"]["grafana"]["volumes"]
+    targets = {v.split(":")[1] for v in volumes}
+    assert {env["GF_SERVER_CERT_FILE"], env["GF_SERVER_CERT_KEY"]} <= targets
 
 
 def test_the_collector_config_and_inventory_in_deploy_load(monkeypatch):

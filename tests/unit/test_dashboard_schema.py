@@ -17,12 +17,15 @@ from grafana_foundation_sdk.cog import plugins
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard
 
+from common.configkit import ConfigError
 from dashboards import generate, influxql, macros
+from server.grafana import orgs as grafana_orgs
+from server.tenancy import NETWORK_READER, org_database, org_reader
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_DIR = ROOT / "dashboards" / "json"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
-DASHBOARD_FILES = sorted(JSON_DIR.glob("*.json"))
+DASHBOARD_FILES = sorted(JSON_DIR.rglob("*.json"))
 # InfluxDB's annotation target; the SDK types every target as Grafana's built-in one.
 INFLUX_ANNOTATION_TARGET = {"refId", "query", "rawQuery", "resultFormat", "fromAnnotations",
                             "textColumn", "tagsColumn"}
@@ -104,14 +107,16 @@ def _lost(original, decoded, path: str = "") -> list[str]:
     return [] if original == decoded else [f"{path}: {original!r} became {decoded!r}"]
 
 
-@pytest.fixture(params=DASHBOARD_FILES, ids=lambda p: p.name)
+@pytest.fixture(params=DASHBOARD_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def board(request) -> dict:
     return _load(request.param)
 
 
-def test_there_are_the_five_dashboards():
-    assert {p.name for p in DASHBOARD_FILES} == set(generate.DASHBOARDS)
-    assert "funder.json" in generate.DASHBOARDS and len(DASHBOARD_FILES) == 5
+def test_each_organisation_has_the_four_detail_dashboards_and_the_network_the_two_aggregate_ones():
+    names = {p.relative_to(JSON_DIR).as_posix() for p in DASHBOARD_FILES}
+    assert names == {f"organisation/{n}" for n in ("fleet-overview.json", "printer-detail.json",
+                                                   "regional-utilisation.json", "alerts-events.json")} | \
+        {"network/regional-utilisation.json", "network/funder.json"}
 
 
 def test_the_committed_json_is_what_the_generator_writes():
@@ -192,28 +197,125 @@ def test_an_unknown_panel_key_is_reported():
 
 # -- provisioning ------------------------------------------------------------------------------
 
-def test_the_datasource_provisioning_has_the_keys_grafana_requires():
-    doc = yaml.safe_load((PROVISIONING / "datasources" / "printfarm.yaml").read_text())
-    assert doc["apiVersion"] == 1
-    (source,) = doc["datasources"]
-    assert {"name", "type", "access", "url", "uid"} <= set(source)
-    assert source["type"] == influxql.DATASOURCE_TYPE and source["uid"] == influxql.DATASOURCE_UID
-    assert source["access"] in ("proxy", "direct")
-    assert source["jsonData"]["dbName"] and source["jsonData"].get("version", "InfluxQL") == "InfluxQL"
-    assert "password" in source.get("secureJsonData", {}), "the read user's password, from the env"
-    assert source["secureJsonData"]["password"].startswith("$"), "never a literal secret"
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory) -> Path:
+    """The provisioning files the generator writes for examples/fleet.toml once grafana-setup
+    has made the three organisations (Grafana org IDs as it records them)."""
+    tmp = tmp_path_factory.mktemp("provisioning")
+    ids = tmp / "org-ids.json"
+    ids.write_text(json.dumps({org.id: n for n, org in enumerate(_expected_orgs(), start=2)}))
+    for path, text in generate.render(org_ids=ids, provisioning=tmp / "provisioning").items():
+        if path.is_relative_to(tmp):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return tmp / "provisioning"
 
 
-def test_the_dashboard_provider_points_at_the_mounted_json():
-    doc = yaml.safe_load((PROVISIONING / "dashboards" / "printfarm.yaml").read_text())
-    assert doc["apiVersion"] == 1
-    (provider,) = doc["providers"]
-    assert {"name", "type", "options"} <= set(provider) and provider["type"] == "file"
-    assert provider["options"]["path"]
+def _provisioning(folder: Path, kind: str) -> dict[str, dict]:
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((folder / kind).glob("*.yaml"))}
+
+
+def _expected_orgs() -> list:
+    return grafana_orgs.from_inventory(generate.DEFAULT_INVENTORY)
+
+
+def test_every_organisation_and_the_network_have_a_datasource_and_a_dashboard_provider_file(provisioned):
+    names = {"network"} | {f"org-{org.id}" for org in _expected_orgs()}
+    assert len(names) == 4  # examples/fleet.toml: three organisations
+    assert set(_provisioning(provisioned, "datasources")) == names
+    assert set(_provisioning(provisioned, "dashboards")) == names
+
+
+def test_committed_are_only_the_networks_files_so_a_fresh_grafana_starts():
+    """Grafana refuses to start with a provisioning file for an organisation it does not have."""
+    assert set(_provisioning(PROVISIONING, "datasources")) == {"network"}
+    assert set(_provisioning(PROVISIONING, "dashboards")) == {"network"}
+    assert _provisioning(PROVISIONING, "datasources")["network"]["datasources"][0]["orgId"] == 1
+
+
+def test_each_datasource_file_has_the_keys_grafana_requires_and_its_own_reader_and_database(provisioned):
+    readers, databases, org_ids = set(), set(), set()
+    for stem, doc in _provisioning(provisioned, "datasources").items():
+        assert doc["apiVersion"] == 1
+        (source,) = doc["datasources"]
+        assert {"name", "type", "access", "url", "uid", "orgId"} <= set(source), stem
+        assert isinstance(source["orgId"], int) and source["orgId"] >= 1
+        assert source["type"] == influxql.DATASOURCE_TYPE and source["uid"] == influxql.DATASOURCE_UID
+        assert source["access"] in ("proxy", "direct") and source["editable"] is False
+        assert source["jsonData"].get("version", "InfluxQL") == "InfluxQL"
+        org = None if stem == "network" else stem.removeprefix("org-")
+        user, database = ((NETWORK_READER, "printfarm") if org is None
+                          else (org_reader(org), org_database("printfarm", org)))
+        assert (source["user"], source["jsonData"]["dbName"]) == (user, database), stem
+        password = source["secureJsonData"]["password"]
+        assert re.fullmatch(r"\$__file\{/[^{}]+/" + re.escape(user) + r"\}", password), f"{stem}: {password}"
+        readers.add(user), databases.add(database), org_ids.add(source["orgId"])
+    count = len(_provisioning(provisioned, "datasources"))
+    assert len(readers) == len(databases) == len(org_ids) == count, "an organisation shares another's credentials"
+    network = _provisioning(provisioned, "datasources")["network"]
+    assert network["datasources"][0]["orgId"] == grafana_orgs.NETWORK_ORG_ID
+
+
+def test_each_dashboard_provider_serves_its_organisation_the_mounted_json(provisioned):
     compose = yaml.safe_load((ROOT / "deploy" / "central" / "compose.yaml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
-    assert any(m.endswith(":" + provider["options"]["path"] + ":ro") and "dashboards/json" in m
-               for m in mounts), mounts
+    mount = next(m.split(":")[1] for m in mounts if "dashboards/json" in m.split(":")[0])
+    sources = {stem: doc["datasources"][0]["orgId"] for stem, doc in _provisioning(provisioned, "datasources").items()}
+    names = []
+    for stem, doc in _provisioning(provisioned, "dashboards").items():
+        assert doc["apiVersion"] == 1
+        (provider,) = doc["providers"]
+        assert {"name", "type", "options", "orgId"} <= set(provider) and provider["type"] == "file"
+        assert provider["orgId"] == sources[stem], f"{stem}: dashboards and data source in different orgs"
+        folder = "network" if stem == "network" else "organisation"
+        assert provider["options"]["path"] == f"{mount}/{folder}", stem
+        assert (JSON_DIR / folder).is_dir()
+        names.append(provider["name"])
+    assert len(names) == len(set(names)), "Grafana needs unique provider names"
+
+
+def test_the_committed_provisioning_is_what_the_generator_writes_for_the_example_inventory():
+    assert generate.stale_files(generate.render()) == []
+
+
+def test_organisation_ids_come_from_an_organisations_table_where_the_inventory_has_one(tmp_path):
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text('''
+[organisations.oru]
+name = "Örebro universitet"
+[sites.a]
+organisation = "Örebro universitet"
+county = "Örebro"
+[sites.b]
+organisation = "oru"
+county = "Örebro"
+[sites.c]
+organisation = "Mälardalens universitet"
+county = "Västmanland"
+''')
+    found = grafana_orgs.from_inventory(inventory)
+    assert [(o.id, o.name) for o in found] == [("malardalens-universitet", "Mälardalens universitet"),
+                                                ("oru", "Örebro universitet")]
+    ids = {"oru": 2, "malardalens-universitet": 3}
+    rendered = generate.render_provisioning(found, ids, "http://i:8086", "pf", "/s")
+    source = rendered["datasources/org-oru.yaml"]["datasources"][0]
+    assert (source["user"], source["jsonData"]["dbName"]) == ("reader_oru", "pf_oru")
+
+
+def test_only_organisations_grafana_setup_recorded_get_provisioning_files(tmp_path):
+    found = [grafana_orgs.Org("a", "A"), grafana_orgs.Org("b", "B")]
+    assert grafana_orgs.grafana_ids(found, None) == {}
+    ids = tmp_path / "ids.json"
+    ids.write_text('{"b": 5, "x": 3}')
+    assert grafana_orgs.grafana_ids(found, ids) == {"b": 5}
+
+
+def test_an_inventory_whose_site_has_no_organisation_is_a_config_error_naming_the_key(tmp_path):
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text('[sites.a]\ncounty = "Örebro"\n')
+    assert generate.main(["--check", "--inventory", str(inventory)]) == 2
+    with pytest.raises(ConfigError, match="sites.a.organisation"):
+        grafana_orgs.from_inventory(inventory)
 
 
 # -- Grafana's macros, as the integration test expands them ---------------------------------------

@@ -5,7 +5,7 @@ from server.ingest import Ingest
 from server.inventory import Inventory, PrinterEntry, Site
 from server.live import LiveFleet
 from server.privacy import UserNames
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 
 NOW_MS = 1_790_000_000_000
 PSEUDONYMS = Pseudonyms("0123456789abcdef0123456789abcdef")
@@ -76,3 +76,71 @@ def test_an_older_telemetry_on_the_route_leaves_the_live_view_as_it_was():
             v=1, ts=ts, printer="p1", site="lab", seq=seq, state=state)))
     entry = fleet.printers["lab", "p1"]
     assert (entry.state, entry.last_seen, entry.since) == ("paused", NOW_MS + 10, NOW_MS + 10)
+
+
+def _holders_of(needle: str) -> list[str]:
+    """Containers the garbage collector tracks (caches, dicts, tuples, lists, objects' __dict__)
+    that hold a string containing ``needle``."""
+    import gc
+
+    def strings(obj):
+        if isinstance(obj, dict):
+            return [*obj.keys(), *obj.values()]
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return obj
+        return ()
+
+    return [type(obj).__name__ for obj in gc.get_objects()
+            if any(isinstance(s, str) and needle in s for s in strings(obj))]
+
+
+def test_no_raw_user_name_stays_in_the_collectors_memory_after_its_messages():
+    """docs/privacy.md: the raw name is in memory only while one message is handled."""
+    import secrets
+
+    token = secrets.token_hex(8)  # made now, so no code object's constants hold it
+    payloads = [p.encode(p.Telemetry(v=1, ts=NOW_MS + n, printer="p1", site="lab", seq=n, state="printing",
+                                     user="anna-" + token, file="a.gcode")) for n in range(3)]
+    inventory = Inventory(sites={"lab": Site("Lab", "T")}, printers={"p1": PrinterEntry("lab")})
+    ingest = Ingest(inventory, LiveFleet(inventory), [].append, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(Pseudonyms("0123456789abcdef0123456789abcdef")))
+    # Positive control: while a message is decoded, the raw name is found where it is held.
+    decoded = p.decode(p.parse_topic(p.printer_topic("lab", "p1", "telemetry")), payloads[0], NOW_MS)
+    assert _holders_of(token) == [] and decoded.user.endswith(token)
+    held = [decoded.user]
+    assert _holders_of(token) == ["list"]
+    del held, decoded
+    for payload in payloads:
+        ingest.handle(p.printer_topic("lab", "p1", "telemetry"), payload)
+    assert ingest.fleet.snapshot()["printers"][0]["user"].startswith("u-")
+    assert _holders_of(token) == []
+
+
+def test_a_pseudonym_an_agent_made_is_stored_as_it_came_and_gives_no_raw_name_to_keep():
+    """Agents pseudonymise at the source (agent/sharing.py) with the collector's secret: the
+    collector must not hash the pseudonym again, and has no raw name for job_user."""
+    inventory = Inventory(sites={}, printers={})
+    lines = []
+    ingest = Ingest(inventory, LiveFleet(inventory), lines.append, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(PSEUDONYMS, "pseudonym", keep_raw=True))
+    ingest.handle(p.printer_topic("lab", "p1", "event"), p.encode(p.Event(
+        v=1, ts=NOW_MS, printer="p1", site="lab", seq=1, kind="started", user=ANNA, file="a.gcode")))
+    assert len(lines) == 1 and f'user="{ANNA}"' in lines[0]
+
+
+def test_an_agent_pseudonymising_with_another_secret_is_warned_about_once(caplog):
+    inventory = Inventory(sites={}, printers={})
+    ingest = Ingest(inventory, LiveFleet(inventory), lambda line: None, clock=lambda: NOW_MS / 1000,
+                    users=UserNames(PSEUDONYMS))
+
+    def online(key_id, seq=0):
+        ingest.handle(p.agent_topic("pi-1"), p.encode(p.AgentStatus(v=1, ts=NOW_MS + seq, agent="pi-1",
+                                                                     state="online", key_id=key_id)))
+
+    online(PSEUDONYMS.key_id())
+    assert not caplog.records  # its own secret: nothing to say
+    other = Pseudonyms("another-secret-0123456789abcdef").key_id()
+    online(other, 1)
+    online(other, 2)
+    warnings = [r.getMessage() for r in caplog.records if "another secret" in r.getMessage()]
+    assert len(warnings) == 1 and other in warnings[0] and "pi-1" in warnings[0]

@@ -49,7 +49,8 @@ def test_round_trip_keeps_every_field():
     (b'{"v":1,"ts":1890000000000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle"}', "future_timestamp"),
     (b'{"v":1,"ts":1000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle"}', "bad_timestamp"),
     (b'{"v":1,"ts":1790000000000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle","progress":150}', "out_of_range"),
-    (b'{"v":1,"ts":1790000000000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle","temps":{"x y":[1,2]}}', "invalid_schema"),
+    (b'{"v":1,"ts":1790000000000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle","temps":{"tool0":"hot"}}', "invalid_schema"),
+    (b'{"v":1,"ts":1790000000000,"printer":"mk4-01","site":"umu","seq":1,"state":"idle","temps":{"x y":[1,2],"bed":"hot"}}', "invalid_schema"),
     (b" " * (p.MAX_PAYLOAD_BYTES + 1), "too_large"),
 ])
 def test_bad_payloads_are_rejected_with_a_reason(payload, reason):
@@ -57,6 +58,15 @@ def test_bad_payloads_are_rejected_with_a_reason(payload, reason):
     with pytest.raises(p.Rejected) as info:
         p.decode(topic, payload, NOW)
     assert info.value.reason == reason
+
+
+def test_unknown_sensor_names_are_left_out_and_listed_not_a_reason_to_refuse_the_message():
+    topic = p.parse_topic(p.printer_topic("umu", "mk4-01", "telemetry"))
+    payload = p.encode(telemetry()).replace(b'"temps":{', b'"temps":{"tool_heatbreak":[45,null],"x y":[1,2],"Bed":9,')
+    dropped = []
+    msg = p.decode(topic, payload, NOW, dropped)
+    assert msg == telemetry() and dropped == ["tool_heatbreak", "x y", "Bed"]
+    assert p.decode(topic, payload, NOW).temps == telemetry().temps  # no list: left out all the same
 
 
 def test_agent_status_must_match_its_topic():

@@ -11,10 +11,12 @@ import pytest
 import requests
 
 from agent.config import from_dict
+from agent.jobs import JobTracker
+from agent.printers.base import Snapshot
 from agent.printers.digest import DigestAuth, parse_challenge
 from agent.printers.prusalink import PrusaLink
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus
-from agent.printers.prusalink_states import from_legacy, from_v1
+from agent.printers.prusalink_states import ATTENTION_REASON, from_legacy, from_v1
 from common.configkit import ConfigError
 
 BUDDY_CHALLENGE = 'Digest realm="Printer API", nonce="aaaaaaaa00000000", stale=false'
@@ -70,7 +72,8 @@ def test_v1_status_becomes_a_snapshot_with_progress_0_to_100_unscaled():
     ("IDLE", False, ("idle", None, None)), ("READY", False, ("idle", None, None)),
     ("PRINTING", True, ("printing", None, None)), ("PAUSED", True, ("paused", None, None)),
     ("FINISHED", False, ("idle", "done", None)), ("STOPPED", False, ("idle", "cancelled", None)),
-    ("ERROR", False, ("error", "failed", "ERROR")), ("ATTENTION", True, ("error", "failed", "ATTENTION")),
+    ("ERROR", False, ("error", "failed", "ERROR")),
+    ("ATTENTION", True, ("paused", None, ATTENTION_REASON)), ("ATTENTION", False, ("idle", None, ATTENTION_REASON)),
     ("BUSY", True, ("printing", None, None)), ("BUSY", False, ("idle", None, None)),
     ("SOMETHING_NEW", False, ("error", None, "SOMETHING_NEW")),
 ])
@@ -78,6 +81,37 @@ def test_every_v1_state_is_mapped(state, has_job, expected):
     status = {"printer": {"state": state}, **({"job": {"id": 1}} if has_job else {})}
     snap = from_v1(0, status, None)
     assert (snap.state, snap.ended, snap.error) == expected and snap.state_text == state
+
+
+def _v1(ts: int, state: str, job: int | None = None) -> Snapshot:
+    status = {"printer": {"state": state}, **({"job": {"id": job, "progress": 50}} if job else {})}
+    return from_v1(ts, status, "cube.gcode" if job else None)
+
+
+def test_attention_mid_print_is_a_pause_and_one_job_ends_once_across_an_agent_restart():
+    # Buddy firmware says ATTENTION for an M600 colour change mid-print; the print then goes on.
+    saved = []
+    first = JobTracker(save=saved.append)
+    kinds = [e.kind for snap in (_v1(0, "PRINTING", 7), _v1(1000, "ATTENTION", 7)) for e in first.update(snap)]
+    assert kinds == ["started", "paused"] and saved[-1]["job_id"] == "7"  # still open, on disk
+    second = JobTracker(job=saved[-1], save=saved.append)  # the agent restarted during ATTENTION
+    snaps = (_v1(2000, "ATTENTION", 7), _v1(3000, "PRINTING", 7), _v1(4000, "ATTENTION", 7),
+             _v1(5000, "PRINTING", 7), _v1(9000, "FINISHED"), _v1(10000, "IDLE"))
+    events = [e for snap in snaps for e in second.update(snap)]
+    assert [(e.kind, e.ts) for e in events] == [("resumed", 3000), ("paused", 4000), ("resumed", 5000),
+                                               ("done", 9000)]
+    assert events[-1].job_started == 0 and saved[-1] is None
+
+
+def test_a_final_state_that_still_names_the_job_ends_it_once_after_a_restart():
+    # Prusa-Link (the Pi add-on) can still show the job with FINISHED/STOPPED: its id says it is ours.
+    saved = []
+    JobTracker(save=saved.append).update(_v1(0, "PRINTING", 7))
+    back = JobTracker(job=saved[-1], save=saved.append)  # the agent was away while it finished
+    events = [e for snap in (_v1(9000, "FINISHED", 7), _v1(10000, "FINISHED", 7)) for e in back.update(snap)]
+    assert [(e.kind, e.job_started) for e in events] == [("done", 0)] and saved[-1] is None
+    again = JobTracker(job=saved[-1], save=saved.append)  # restarted once more: nothing to count
+    assert again.update(_v1(11000, "FINISHED", 7)) == []
 
 
 def test_garbage_in_a_v1_answer_becomes_none_not_a_crash():
@@ -111,6 +145,12 @@ def test_legacy_link_state_of_newer_firmware_tells_finished_from_idle():
     printer = {"state": {"text": "Operational", "flags": {"link_state": "FINISHED"}}}
     snap = from_legacy(0, printer, {"state": "Operational", "job": None, "progress": None})
     assert (snap.state, snap.state_text, snap.ended) == ("idle", "FINISHED", "done")
+
+
+def test_legacy_link_state_attention_with_a_job_is_a_pause():
+    printer = {"state": {"text": "Printing", "flags": {"link_state": "ATTENTION"}}}
+    snap = from_legacy(0, printer, {"state": "Error", "job": {"file": {"name": "cube.gcode"}}, "progress": {}})
+    assert (snap.state, snap.state_text, snap.ended, snap.error) == ("paused", "ATTENTION", None, ATTENTION_REASON)
 
 
 @pytest.mark.parametrize("text, expected", [("Paused", "paused"), ("Pausing", "paused"), ("Cancelling", "cancelling"),

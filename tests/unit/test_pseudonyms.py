@@ -5,9 +5,9 @@ import os
 import pytest
 
 from common.configkit import ConfigError
+from common.pseudonyms import Pseudonyms, is_file_label, is_pseudonym
 from server import config as server_config
 from server.privacy import PrivacyConfig
-from server.pseudonyms import Pseudonyms, is_pseudonym
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -84,3 +84,14 @@ def test_the_pseudonym_command_prints_what_the_collector_stores_for_an_account(t
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"{expected.of('lab', 'anna')}\tlab\tanna", f"{expected.of('lab', 'bo')}\tlab\tbo"]
     assert main(["pseudonym", "-c", str(tmp_path / "server.toml"), "anna"]) == 2  # no --site: says what to give
+
+
+def test_a_masked_file_name_is_a_stable_keyed_label_keeping_only_customer_tags_and_extension():
+    p = Pseudonyms(SECRET)
+    label = p.file_label("lab", "bracket_volvo_rev_C [kilsberg-verktyg].3mf")
+    assert label == p.file_label("lab", "bracket_volvo_rev_C [kilsberg-verktyg].3mf")
+    assert label.endswith(" [kilsberg-verktyg].3mf") and "volvo" not in label
+    assert label != Pseudonyms(SECRET[::-1]).file_label("lab", "bracket_volvo_rev_C [kilsberg-verktyg].3mf")
+    assert label != p.file_label("library", "bracket_volvo_rev_C [kilsberg-verktyg].3mf")
+    assert "volvo" not in p.file_label("lab", "bracket.volvo")  # only a printable file's extension
+    assert is_file_label(label) and not is_file_label("bracket.gcode")

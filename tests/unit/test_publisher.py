@@ -64,8 +64,8 @@ class FakeClient:
     def username_pw_set(self, user, password):
         self.credentials = (user, password)
 
-    def connect_async(self, *a, **k):
-        pass
+    def connect_async(self, host, port, **k):
+        self.connects = getattr(self, "connects", []) + [(host, port)]
 
     def loop_start(self):
         pass
@@ -363,3 +363,37 @@ def test_a_message_over_the_protocols_cap_is_not_sent_nor_kept_and_logged_once(o
     assert len([r for r in caplog.records if "over the protocol's cap" in r.getMessage()]) == 1
     send(pub, b"x" * protocol.MAX_PAYLOAD_BYTES)  # at the cap: kept for the broker as usual
     assert stored(outbox) == [b"x" * protocol.MAX_PAYLOAD_BYTES]
+
+
+def test_with_several_brokers_the_agent_moves_to_the_next_on_a_loss_and_replays_in_order(outbox):
+    broker = BrokerConfig(servers=["n1:1883", "n2:1884", "[::1]:1885"])
+    pub = Publisher("pi-1", broker, outbox=outbox, printers=["p1"], client_factory=FakeClient)
+    client = pub.client
+    pub.start()
+    client.connack()
+    send(pub, b"1", b"2")
+    client.ack(1)
+    client.lose_connection()  # "2" unacknowledged: back to the outbox
+    client.on_connect_fail(client, None)  # n2 does not answer either
+    assert client.connects == [("n1", 1883), ("n2", 1884), ("::1", 1885)]
+    client.connack()
+    send(pub, b"3")
+    pub.pump()
+    assert client.payloads()[-2:] == [b"2", b"3"]  # the replay first, then the live message
+    pub.stop()
+
+
+def test_one_broker_is_never_switched(outbox):
+    pub = Publisher("pi-1", BrokerConfig(host="b", port=1), outbox=outbox, client_factory=FakeClient)
+    pub.start()
+    pub.client.connack()
+    pub.client.lose_connection()
+    assert pub.client.connects == [("b", 1)]
+    pub.stop()
+
+
+@pytest.mark.parametrize("text", ["n1:x", "a b:1", "", "h:70000", "user@h:1"])
+def test_a_broker_address_that_is_not_host_port_is_a_config_error_naming_it(text):
+    with pytest.raises(Exception) as err:
+        BrokerConfig(servers=["ok:1", text])
+    assert "servers[1]" in str(err.value) and "host:port" in str(err.value)

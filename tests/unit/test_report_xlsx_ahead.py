@@ -6,7 +6,7 @@ import dataclasses
 import openpyxl
 import pytest
 
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 from server.reports import build as build_mod
 from server.reports import tables, xlsx
 from server.reports.generate import write_files, xlsx_ahead

@@ -2,7 +2,7 @@
 
 import logging
 
-from server.pseudonyms import Pseudonyms
+from common.pseudonyms import Pseudonyms
 from server.retention import HourlyPurge, key_line
 from server.store.influx import InfluxError
 

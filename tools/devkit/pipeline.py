@@ -12,6 +12,7 @@ from typing import Callable
 
 from agent import config as agent_config
 from agent.service import Agent
+from devkit.pseudonym_secret import secret_file
 from server import config as server_config
 from server.collector import Collector
 
@@ -34,12 +35,16 @@ def collector_config(tmp: Path, broker, influx, inventory: Path, **influx_over) 
     influx_cfg = {"url": influx.url, "database": DB, "batch_size": 500, "flush_interval": 0.2,
                   "spool_dir": str(tmp / "spool")}
     influx_cfg.update(influx_over)
+    # The devkit's secret where the collector looks by default (<state_dir>/pseudonym-secret), so a
+    # report run with the same state_dir, and the devkit's agents, make the same pseudonyms.
+    secret_file(tmp / "server-state")
     return server_config.from_dict({
         "inventory": str(inventory),
         "state_dir": str(tmp / "server-state"),
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"collector-{tmp.name}"},
         "influx": influx_cfg,
-        "http": {"host": "127.0.0.1", "port": 0},
+        # State only without a token, as on a kiosk screen; tests of more take a token (server/access.py).
+        "http": {"host": "127.0.0.1", "port": 0, "public": "status"},
     })
 
 
@@ -67,7 +72,8 @@ class RunningCollector:
 
 
 def agent_config_for(tmp: Path, broker, printers: list[tuple[str, str, str]], site: str = "lab",
-                     interval: float = 0.5, timeout: float = 0.5, agent_id: str = "pi-1") -> agent_config.AgentConfig:
+                     interval: float = 0.5, timeout: float = 0.5, agent_id: str = "pi-1",
+                     sharing: str = "full") -> agent_config.AgentConfig:
     """printers: (id, url, api_key) triples; keys are written to files like in production."""
     entries = []
     for printer_id, url, key in printers:
@@ -75,16 +81,17 @@ def agent_config_for(tmp: Path, broker, printers: list[tuple[str, str, str]], si
         key_file.write_text(key)
         entries.append({"id": printer_id, "url": url, "api_key_file": str(key_file),
                         "interval": interval, "timeout": timeout})
-    return agent_config_with(tmp, broker, entries, site, agent_id)
+    return agent_config_with(tmp, broker, entries, site, agent_id, sharing)
 
 
 def agent_config_with(tmp: Path, broker, tables: list[dict], site: str = "lab",
-                      agent_id: str = "pi-1") -> agent_config.AgentConfig:
+                      agent_id: str = "pi-1", sharing: str = "full") -> agent_config.AgentConfig:
     """An agent publishing to ``broker`` that watches the printers of ``tables`` (any type)."""
     return agent_config.from_dict({
         "agent": {"id": agent_id, "site": site, "state_dir": str(tmp / f"agent-{agent_id}")},
         "broker": {"host": broker.host, "port": broker.port, "reconnect_min": 0.2, "reconnect_max": 2},
         "printers": tables,
+        "privacy": {"sharing": sharing, "secret_file": str(secret_file(tmp))},
     })
 
 

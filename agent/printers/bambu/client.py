@@ -3,7 +3,14 @@
 One thread per printer runs paho's network loop (``loop()`` with a short timeout), and between
 network events checks two things: has the printer gone silent (TLS up, no report for
 ``silent_after`` seconds: the failure peers report most, a stale connection nobody notices),
-and is a full-state request (``pushall``) due. This MQTT client is the printer's, never the
+and is a full-state request (``pushall``) due.
+
+Silence is first answered on the same connection: an idle A1 stops reporting until asked
+(ha-bambulab #493), so the client sends ``pushing.start``, as ha-bambulab's watchdog does (not
+``pushall``: P1 printers lag when asked for everything more often than every five minutes).
+Only if that brings nothing within ``ask_wait`` is the printer unreachable and the connection
+made anew: P1 and A1 printers take few MQTT connections, and a reconnect loop locks Bambu Studio
+and Bambu Handy out (ha-bambulab #174, #471). This MQTT client is the printer's, never the
 agent's uplink: a printer broker that misbehaves cannot touch the outbox or the uplink session.
 
 The printer pushes; the agent's schedule only samples: ``poll()`` builds a snapshot from the
@@ -26,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.printers.base import Snapshot
 from agent.printers.bambu import report, tls
 from agent.printers.bambu.settings import BambuSettings
+from agent.printers.limits import LimitExceeded, check_json_depth
 from agent.printers.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -59,7 +67,7 @@ def paho_client(cfg: BambuSettings) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"printfarm-{cfg.id}",
                          protocol=mqtt.MQTTv311, clean_session=True)
     client.username_pw_set(USERNAME, cfg.access_code.reveal())
-    client.tls_set_context(tls.make_context(cfg.serial, cfg.ca_file, cfg.pin))
+    client.tls_set_context(tls.make_context(cfg.serial, cfg.ca_file, cfg.pin, cfg.limits.packet_bytes))
     client.connect_timeout = cfg.timeout
     return client
 
@@ -83,9 +91,14 @@ class Bambu:
         self.pushall = PushallGate(PUSHALL_GAP, monotonic)
         self._client: mqtt.Client | None = None
         self._open = False  # a connection is up (TLS done, CONNECT sent)
+        self._socket = None  # the TLS socket paho opened: it says why it cut a connection
+        self._breach: str | None = None  # a report over the limits: the connection is dropped
         self._refused = False  # the broker refused this attempt (already described)
         self._last_heard = 0.0
+        self._asked: float | None = None  # when a silent printer was asked to report again
         self._requests = 0
+        self.connects = 0  # connections made: for tests (a silent A1 must not cost one)
+        self.retries = 0  # waits before another attempt: for tests
         self.reports = 0  # readable reports received: for tests and benchmarks
         self._announce = True  # log the next connect (the first, or the first after reports flowed)
         self._problems = ProblemLog(log, f"{cfg.id}: Bambu printer {cfg.serial} at {cfg.host}:{cfg.port}")
@@ -133,6 +146,7 @@ class Bambu:
             self._client = self._factory(self.cfg)
             self._client.on_connect, self._client.on_message = self._on_connect, self._on_message
             self._client.on_disconnect = self._on_disconnect
+            self._client.on_socket_open = self._on_socket_open
         self._refused = False
         try:
             self._client.connect(self.cfg.host, self.cfg.port, keepalive=KEEPALIVE)
@@ -140,17 +154,38 @@ class Bambu:
             self._set_problem(tls.describe(exc, self.cfg.serial, self.cfg.host, self.cfg.port, self.cfg.timeout))
             self._wait_backoff()
             return
-        self._open, self._last_heard = True, self._monotonic()
+        self._open, self._last_heard, self._asked = True, self._monotonic(), None
+        self.connects += 1
 
     def _step(self) -> None:
         if self._client.loop(timeout=self._tick) != mqtt.MQTT_ERR_SUCCESS:
             self._open = False  # on_disconnect said why
             self._wait_backoff()
             return
-        if self._monotonic() - self._last_heard > self.cfg.silent_after:
-            self._drop(f"no report for {self.cfg.silent_after:g} s on an open connection; reconnecting")
-        elif self.pushall.due():
+        now = self._monotonic()
+        if self._breach is not None:
+            breach, self._breach = self._breach, None
+            self._drop(f"{breach}; reconnecting")
+        elif now - self._last_heard > self.cfg.silent_after and self._asked is None:
+            self._ask_to_report()
+        elif self._asked is not None and now - self._asked > self.ask_wait:
+            self._drop(f"no report for {self.cfg.silent_after:g} s on an open connection, nor after asking "
+                       "for one; reconnecting")
+        if self._open and self.pushall.due():
             self._request_pushall()
+
+    @property
+    def ask_wait(self) -> float:
+        """How long a silent printer has to answer ``pushing.start`` before we reconnect."""
+        return min(self.cfg.silent_after, max(5.0, 2 * self.cfg.timeout))
+
+    def _ask_to_report(self) -> None:
+        # ha-bambulab's START_PUSH: the request that wakes an idle A1's report stream.
+        self._asked = self._monotonic()
+        self._requests += 1
+        log.debug("%s: no report for %g s; asking the printer to report", self.cfg.id, self.cfg.silent_after)
+        self._client.publish(self.request_topic, json.dumps(
+            {"pushing": {"sequence_id": str(self._requests), "command": "start"}}), qos=1)
 
     def _drop(self, problem: str) -> None:
         self._set_problem(problem)
@@ -160,8 +195,12 @@ class Bambu:
         self._wait_backoff()
 
     def _wait_backoff(self) -> None:
+        self.retries += 1
         self._stop.wait(self._delay)
-        self._delay = min(self._delay * 2, self._backoff[1])
+        # Knocking on a printer that is off costs it nothing, and one that answers again is then
+        # seen within two intervals; a refusal (a wrong access code) is not fixed soon: up to 30 s.
+        cap = self._backoff[1] if self._refused else min(self._backoff[1], max(self.cfg.interval, self._backoff[0]))
+        self._delay = min(self._delay * 2, cap)
 
     def _request_pushall(self) -> None:
         # The payload Bambu Studio sends (OpenBambuAPI mqtt.md, "pushing.pushall").
@@ -194,20 +233,30 @@ class Bambu:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         # Not after a refusal (already described) nor after our own _drop (silence: said so).
-        if self._open and not self._refused and not self._stop.is_set():
+        breach = getattr(self._socket, "breach", None)  # our own size guard cut it
+        if breach and not self._stop.is_set():
+            self._set_problem(f"{breach}; reconnecting")
+        elif self._open and not self._refused and not self._stop.is_set():
             self._set_problem(f"connection to {self.cfg.host}:{self.cfg.port} lost ({reason_code})")
+
+    def _on_socket_open(self, client, userdata, sock) -> None:
+        self._socket = sock
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
+            check_json_depth(msg.payload, self.cfg.limits.json_depth, "a report")
             fields = report.decode(msg.payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except LimitExceeded as exc:  # hostile rather than broken: this printer is unreachable
+            self._breach = str(exc)
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self._unreadable.note(f"unreadable report ignored: {str(exc)[:200]}")
             return
         self._unreadable.note(None)
         self._problems.note(None)
         self.reports += 1
         self._announce = True
-        self._last_heard, self._delay = self._monotonic(), self._backoff[0]
+        self._last_heard, self._delay, self._asked = self._monotonic(), self._backoff[0], None
         with self._lock:
             self._state.merge(fields)
             self._problem = None

@@ -11,8 +11,10 @@ from common.configkit import Invalid, Secret, check_range, read_secret
 
 log = logging.getLogger(__name__)
 
-# Families and whether they have a chamber temperature sensor (P1 and A1 report a placeholder).
-MODELS = {"X1": True, "X1C": True, "X1E": True, "P1P": False, "P1S": False, "A1": False, "A1 MINI": False}
+# Models and whether they have a chamber temperature sensor (P1 and A1 report a placeholder, 5).
+# H2D, H2S and P2S report the chamber in device.ctc, as X1C firmware 01.09 and later does.
+MODELS = {"X1": True, "X1C": True, "X1E": True, "P1P": False, "P1S": False, "A1": False, "A1 MINI": False,
+          "H2D": True, "H2S": True, "P2S": True}
 
 
 class BambuSettings(PrinterSettings, tag="bambu"):
@@ -25,7 +27,7 @@ class BambuSettings(PrinterSettings, tag="bambu"):
     fingerprint: str | None = None  # ... and/or the SHA-256 of the printer's own certificate
     insecure_skip_verify: bool = False  # no check at all: must be said, and is logged loudly
     silent_after: float = 30.0  # seconds without a report on an open connection = unreachable
-    model: str | None = None  # X1, X1C, X1E, P1P, P1S, A1, A1 mini (optional)
+    model: str | None = None  # X1, X1C, X1E, P1P, P1S, A1, A1 mini, H2D, H2S, P2S (optional)
 
     def __post_init__(self):
         super().__post_init__()
@@ -38,8 +40,9 @@ class BambuSettings(PrinterSettings, tag="bambu"):
         self.model = _check_model(self.model)
 
     @property
-    def has_chamber_sensor(self) -> bool:
-        return MODELS.get(self.model or "X1", True)
+    def has_chamber_sensor(self) -> bool | None:
+        """None when the model is not configured: the report then decides (see report.temps)."""
+        return MODELS.get(self.model) if self.model else None
 
     def build(self):
         from agent.printers.bambu.client import Bambu
@@ -84,5 +87,5 @@ def _check_model(model: str | None) -> str | None:
     name = " ".join(model.upper().split())
     if name not in MODELS:
         raise Invalid("model", f"{model!r} is not a known Bambu Lab model",
-                      "use one of X1, X1C, X1E, P1P, P1S, A1, A1 mini, or leave it out")
+                      "use one of " + ", ".join(m.replace("MINI", "mini") for m in MODELS) + ", or leave it out")
     return name

@@ -19,12 +19,66 @@ from __future__ import annotations
 import hashlib
 import ssl
 
+from agent.printers.limits import size_text
+
 
 class CertificateRefused(ssl.SSLError):
     """The printer's certificate is not the one pinned by ``fingerprint``."""
 
 
+class PacketTooLarge(ConnectionError):
+    """The printer announced an MQTT packet over ``limits.packet_bytes``."""
+
+
+class PacketSizeGuard:
+    """Follows the MQTT packets in the bytes received and stops at the first packet header
+    announcing more than ``cap`` bytes, before paho reads (and holds) its body. paho has no
+    bound of its own on incoming packets: it takes whatever the remaining length says."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.skip = 0  # bytes of the current packet's body still to come
+        self.length: int | None = None  # the remaining length being decoded (None: at a packet start)
+        self.shift = 0
+
+    def feed(self, data: bytes) -> None:
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.skip:
+                step = min(self.skip, end - pos)
+                self.skip -= step
+                pos += step
+            elif self.length is None:  # the fixed header's first byte: packet type and flags
+                self.length, self.shift = 0, 0
+                pos += 1
+            else:  # one byte of the remaining length (7 bits each, at most 4 bytes)
+                byte = data[pos]
+                pos += 1
+                self.length |= (byte & 0x7F) << self.shift
+                self.shift += 7
+                if byte & 0x80 and self.shift < 28:
+                    continue
+                if self.length > self.cap:
+                    raise PacketTooLarge(f"the printer sent an MQTT packet of {size_text(self.length)}, over "
+                                         f"{size_text(self.cap)} (limits.packet_bytes)")
+                self.skip, self.length = self.length, None
+
+
 class _CheckedSocket(ssl.SSLSocket):
+    def recv(self, buflen=1024, flags=0):
+        data = super().recv(buflen, flags)
+        cap = getattr(self.context, "max_packet", None)
+        if cap and data:
+            guard = getattr(self, "packet_guard", None)
+            if guard is None:
+                guard = self.packet_guard = PacketSizeGuard(cap)
+            try:
+                guard.feed(data)
+            except PacketTooLarge as exc:
+                self.breach = str(exc)  # read by the client's on_disconnect, to say why
+                raise
+        return data
+
     def do_handshake(self, *args, **kwargs):
         super().do_handshake(*args, **kwargs)
         pin = getattr(self.context, "pin", None)
@@ -42,6 +96,7 @@ class PrinterContext(ssl.SSLContext):
 
     printer_name = ""
     pin: bytes | None = None
+    max_packet: int | None = None  # bytes: a larger MQTT packet from the printer ends the connection
 
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True,
                     suppress_ragged_eofs=True, server_hostname=None, session=None):
@@ -49,11 +104,12 @@ class PrinterContext(ssl.SSLContext):
                                    server_hostname=self.printer_name, session=session)
 
 
-def make_context(serial: str, ca_file: str | None, pin: bytes | None) -> PrinterContext:
+def make_context(serial: str, ca_file: str | None, pin: bytes | None,
+                 max_packet: int | None = None) -> PrinterContext:
     # PROTOCOL_TLS_CLIENT, not create_default_context(): from Python 3.13 the latter adds
     # VERIFY_X509_STRICT, which refuses Bambu's CA (it has no key usage extension).
     ctx = PrinterContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.printer_name, ctx.pin = serial, pin
+    ctx.printer_name, ctx.pin, ctx.max_packet = serial, pin, max_packet
     ctx.sslsocket_class = _CheckedSocket
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)

@@ -40,6 +40,8 @@ def parse_args(argv):
     parser.add_argument("--report-dir", default="printfarm-demo-report", help="where the final report goes")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--workdir", help="keep data, logs and configs here (default: a temp folder, removed)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a three-node NATS cluster instead of one Mosquitto (docs/scaling.md)")
     parser.add_argument("--plain", action="store_true", help="print a summary line every few seconds, no table")
     return parser.parse_args(argv)
 
@@ -87,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="printfarm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     options = StackOptions(speed=args.speed, seed=args.seed, start=args.start, interval=args.interval,
-                           outages=[f"{DEMO_OUTAGE_SITE}:15:20"], customers=True)
+                           outages=[f"{DEMO_OUTAGE_SITE}:15:20"], customers=True, cluster=args.cluster)
     stack = Stack(workdir, demo_fleet(), options)
     started = time.time()
     try:
         stack.up(lambda text: print(f"printfarm-demo: {text}", flush=True))
         print(f"printfarm-demo: fleet status page http://127.0.0.1:{stack.http_port}/  "
               f"(InfluxDB {stack.influx_url}, MQTT 127.0.0.1:{stack.broker_port})", flush=True)
+        org, token = stack.organisation_token()
+        print(f"printfarm-demo: every printer's state shows without a token; sign in at "
+              f"http://127.0.0.1:{stack.http_port}/login with {token} to see {org}'s in full", flush=True)
         show = _plain if args.plain or not sys.stdout.isatty() else _table
         show(stack, args, stop, started)
     finally:

@@ -18,7 +18,9 @@ from pathlib import Path
 from devkit.demo import customers, services
 from devkit.demo.agent_tables import AGENT_TABLES
 from devkit.demo.roster import printer_apis, write_inventory
+from devkit.pseudonym_secret import secret_file
 from devkit.sim.faces.bambu import bambu_serial
+from devkit.servers.nats import NatsCluster
 from devkit.servers.ports import free_port
 from devkit.servers.process import Children, log_tail
 
@@ -37,6 +39,7 @@ class StackOptions:
     per_agent: int | None = None  # printers per agent; None = one agent per site
     log_level: str = "WARNING"
     customers: bool = False  # the demo's customers, accounts and bookings (devkit/demo/customers.py)
+    cluster: bool = False  # a three-node NATS cluster instead of one Mosquitto (docs/scaling.md)
 
 
 class Stack:
@@ -51,10 +54,19 @@ class Stack:
         self.inventory = write_inventory(self.dir / "inventory.toml", fleet, extra)
         self.key_file = self.dir / "octoprint.key"
         self.key_file.write_text(secrets.token_hex(16).upper())
-        self.broker = self.influx = self.bambu_broker = None
+        self.broker = self.influx = self.bambu_broker = self.cluster = None
         self.broker_port = self.influx_port = self.http_port = 0
         self.endpoints: dict[str, dict] = {}
         self.agents: list[str] = []
+
+    def organisation_token(self) -> tuple[str, str]:
+        """(organisation ID, a new token of it) for the status page's sign-in (server/tokens.py)."""
+        from server import tokens
+        from server.tenancy import org_id
+
+        org = org_id(next(iter(self.fleet.values()))[1])
+        token, _ = tokens.issue(self.dir / "collector-state" / tokens.DEFAULT_NAME, org, "demo")
+        return org, token
 
     @property
     def api_url(self) -> str:
@@ -65,8 +77,13 @@ class Stack:
         return f"http://127.0.0.1:{self.influx_port}"
 
     def up(self, progress=lambda text: None) -> "Stack":
-        progress("starting Mosquitto and InfluxDB")
-        self.broker = services.start_mosquitto(self.dir / "mosquitto")
+        if self.opt.cluster:
+            progress("starting a three-node NATS cluster and InfluxDB")
+            self.cluster = NatsCluster(self.dir / "nats").start()
+            self.broker = self.cluster.nodes[0]
+        else:
+            progress("starting Mosquitto and InfluxDB")
+            self.broker = services.start_mosquitto(self.dir / "mosquitto")
         self.influx = services.start_influxdb(self.dir / "influxdb")
         self.broker_port, self.influx_port = self.broker.port, self.influx.port
         serials = list(self.bambu_serials().values())
@@ -88,15 +105,16 @@ class Stack:
             self.children.stop(name)
         self.children.stop("collector", timeout=20)
         self.children.stop_all()
-        for server in (self.influx, self.broker, self.bambu_broker):
+        for server in (self.influx, self.cluster or self.broker, self.bambu_broker):
             if server is not None:
                 server.stop()
 
     def server_pids(self) -> dict[str, int]:
         """Every process of the stack by name: the product's and the servers'."""
         pids = {name: proc.pid for name, proc in self.children.procs}
-        for name, server in (("mosquitto", self.broker), ("influxd", self.influx),
-                             ("mosquitto-bambu", self.bambu_broker)):
+        brokers = ([(f"nats-{n.node_name}", n) for n in self.cluster.nodes] if self.cluster
+                   else [("mosquitto", self.broker)])
+        for name, server in (*brokers, ("influxd", self.influx), ("mosquitto-bambu", self.bambu_broker)):
             if server is not None and server.running:
                 pids[name] = server.pid
         return pids
@@ -154,6 +172,7 @@ host = "127.0.0.1"
 port = {self.broker_port}
 client_id = "printfarm-demo-collector"
 
+{self._nats_table()}
 [influx]
 url = "{self.influx_url}"
 database = "{DB}"
@@ -164,6 +183,11 @@ spool_dir = "{self.dir / 'spool'}"
 [http]
 host = "127.0.0.1"
 port = {self.http_port}
+public = "status"  # a kiosk: every printer's state; an organisation's token shows its own in full
+
+# Agents pseudonymise users with the same secret (agent/sharing.py).
+[privacy]
+secret_file = "{secret_file(self.dir)}"
 
 [reports]
 network_name = "ACES — Additive Coordination in East middle Sweden"
@@ -176,6 +200,19 @@ enabled = true
 grace = 60
 """)
         return conf
+
+    def _nats_table(self) -> str:
+        if self.cluster is None:
+            return ""
+        return "[nats]\nservers = [" + ", ".join(f'"{url}"' for url in self.cluster.nats_urls) + "]\n"
+
+    def _broker_lines(self, k: int) -> list[str]:
+        """An agent's [broker]: the one Mosquitto, or every node, the k-th first (agents spread)."""
+        if self.cluster is None:
+            return ['host = "127.0.0.1"', f"port = {self.broker_port}"]
+        ports = self.cluster.mqtt_ports
+        order = ports[k % len(ports):] + ports[:k % len(ports)]
+        return ["servers = [" + ", ".join(f'"127.0.0.1:{port}"' for port in order) + "]"]
 
     def bambu_serials(self) -> dict[str, str]:
         """printer id -> serial, for the fleet's Bambu printers."""
@@ -195,11 +232,12 @@ grace = 60
 
     def _start_agents(self) -> None:
         timeout = min(3.0, self.opt.interval * 0.8)
-        for agent_id, site, printers in self.agent_groups():
+        for k, (agent_id, site, printers) in enumerate(self.agent_groups()):
             conf = self.dir / f"{agent_id}.toml"
             lines = [f'log_level = "{self.opt.log_level}"', "", "[agent]", f'id = "{agent_id}"', f'site = "{site}"',
-                     f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", 'host = "127.0.0.1"',
-                     f"port = {self.broker_port}", "reconnect_min = 0.5", "reconnect_max = 5", ""]
+                     f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", *self._broker_lines(k),
+                     "reconnect_min = 0.5", "reconnect_max = 5", "",
+                     "[privacy]", f'secret_file = "{secret_file(self.dir)}"', ""]
             for printer in printers:
                 endpoint = self.endpoints[printer]
                 lines += ["[[printers]]", f'id = "{printer}"', f'type = "{endpoint["api"]}"',

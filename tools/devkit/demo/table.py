@@ -1,4 +1,9 @@
-"""The live fleet table in the terminal (rich), built from the collector's /api/fleet."""
+"""The live fleet table in the terminal (rich), built from the collector's /api/fleet.
+
+Every cell from the fleet is a rich ``Text`` of plain text (common/text.py): rich never reads it
+as markup (``[link=...]`` would print an OSC-8 link), and no escape sequence reaches the
+terminal, even from a collector that did not clean it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections import Counter
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+from common.text import plain
 
 STYLE = {"printing": "bold green", "paused": "yellow", "finishing": "green", "cancelling": "yellow",
          "idle": "cyan", "offline": "dim", "error": "bold red", "unreachable": "bold magenta",
@@ -21,6 +28,10 @@ def state_counts(fleet: dict) -> Counter:
 def summary_line(fleet: dict) -> str:
     counts = state_counts(fleet)
     return " ".join(f"{state}={counts[state]}" for state in sorted(counts))
+
+
+def _text(value, style: str = "") -> Text:
+    return Text(plain(value or ""), style=style)
 
 
 def _age(ms: int | None, now: float) -> str:
@@ -65,18 +76,18 @@ def render(fleet: dict, header: str, footer: str, now: float | None = None, widt
         row_in_site = row_in_site + 1 if p["site"] == last_site else 0
         last_site = p["site"]
         # The site on its first row, the county under it.
-        site_cell = (Text(p["site"], style="bold") if row_in_site == 0
-                     else Text(p["county"], style="dim") if row_in_site == 1 else Text(""))
+        site_cell = (_text(p["site"], "bold") if row_in_site == 0
+                     else _text(p["county"], "dim") if row_in_site == 1 else Text(""))
         job = p.get("error") if p["state"] in ("error", "unreachable") else (p.get("file") or "")
         busy = p["state"] in ("printing", "paused", "finishing", "cancelling")
         live = p["state"] not in ("offline", "error", "unreachable")
-        cells = [site_cell, p["printer"], Text(p["state"], style=STYLE.get(p["state"], "")), job or "",
+        cells = [site_cell, _text(p["printer"]), _text(p["state"], STYLE.get(p["state"], "")), _text(job),
                  _bar(p.get("progress") if busy else None, 4 if narrow else 10),
-                 _temps(p.get("temps") or {}) if live else "", _age(p.get("last_seen"), now)]
+                 Text(_temps(p.get("temps") or {}) if live else ""), Text(_age(p.get("last_seen"), now))]
         if narrow:
             del cells[5]
         table.add_row(*cells)
     counts = state_counts(fleet)
-    tally = Text("  ").join(Text(f"{state} {counts[state]}", style=STYLE.get(state, "")) for state in sorted(counts))
+    tally = Text("  ").join(_text(f"{state} {counts[state]}", STYLE.get(state, "")) for state in sorted(counts))
     # Tally and keys above the table: on a short terminal the table's end is cut, not they.
     return Group(Text(header, style="bold"), tally, Text(footer, style="dim"), table)

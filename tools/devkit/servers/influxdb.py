@@ -1,6 +1,4 @@
-"""A private InfluxDB 1.x (Debian package ``influxdb``), HTTP on ``port``, RPC on ``rpc_port``;
-with ``auth=True`` it requires authentication, and an admin (``ADMIN``) is created at its first start
-(InfluxDB lets the first user be made without credentials, and nothing else)."""
+"""A private InfluxDB 1.x (Debian package ``influxdb``), HTTP on ``port``, RPC on ``rpc_port``."""
 
 from __future__ import annotations
 
@@ -62,9 +60,6 @@ def _influx_rows(body: dict) -> list[dict]:
     return rows
 
 
-ADMIN = ("admin", "admin-secret")
-
-
 class InfluxDB(Server):
     """A private influxd 1.x (Debian package `influxdb`), HTTP on `port`, RPC on `rpc_port`."""
 
@@ -72,17 +67,17 @@ class InfluxDB(Server):
     start_timeout = 30.0
 
     def __init__(self, tmpdir, port: int | None = None, rpc_port: int | None = None,
-                 extra_config: dict[str, dict[str, object]] | None = None, auth: bool = False) -> None:
-        """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``;
-        ``auth``: authentication on, with the admin ``ADMIN`` (its own queries and writes use it)."""
+                 extra_config: dict[str, dict[str, object]] | None = None,
+                 admin: tuple[str, str] | None = None) -> None:
+        """``extra_config``: more settings by section, e.g. ``{"http": {"max-body-size": 4096}}``.
+        ``admin``: (user, password): authentication on, that admin made at the first start, and
+        ``query``/``write`` sent as that admin unless they are given other credentials."""
         super().__init__(tmpdir, port)
         self.rpc_port = rpc_port or free_ports(1, besides=(self.port,))[0]
         self.extra_config = extra_config or {}
-        self.auth = auth
-        self.credentials = ADMIN if auth else None
-        if auth:
-            self.extra_config = {**self.extra_config, "http": {**self.extra_config.get("http", {}),
-                                                               "auth-enabled": True}}
+        self.admin = admin
+        if admin:
+            self.extra_config.setdefault("http", {})["auth-enabled"] = True
         self.config_path = self.dir / "influxdb.conf"
         self.binary = find_binary("influxd", "apt-get install -y influxdb",
                                    ("/usr/bin/influxd",))
@@ -102,26 +97,26 @@ class InfluxDB(Server):
         return [self.binary, "-config", str(self.config_path)]
 
     def _answers(self) -> bool:
-        if requests.get(self.url + "/ping", timeout=1).status_code != 204:
-            return False
-        if self.auth:  # the first user may be made without credentials; later starts find it made
-            try:
-                self.query(f"CREATE USER \"{ADMIN[0]}\" WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES")
-            except RuntimeError as exc:
-                if "already exists" not in str(exc):
-                    raise
-        return True
+        return requests.get(self.url + "/ping", timeout=1).status_code == 204
+
+    def _start_once(self) -> None:
+        super()._start_once()
+        if self.admin and not self._started_once:
+            # With authentication on, InfluxDB lets the first user be made without credentials.
+            user, password = self.admin
+            self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES", auth=False)
 
     def query(self, q: str, db: str | None = None, epoch: str | None = "ms",
-              auth: tuple[str, str] | None = None) -> list[dict]:
-        """``auth``: (user, password) to ask as, instead of the admin (when auth is on)."""
+              auth: tuple[str, str] | bool | None = None) -> list[dict]:
+        """``auth``: (user, password) to query as; default the admin (if any); False: none."""
         # POST, because CREATE/DROP are refused over GET.
         params = {"q": q}
         if db:
             params["db"] = db
         if epoch:
             params["epoch"] = epoch
-        reply = requests.post(self.url + "/query", data=params, timeout=10, auth=auth or self.credentials)
+        credentials = None if auth is False else auth or self.admin
+        reply = requests.post(self.url + "/query", data=params, auth=credentials, timeout=10)
         try:
             body = reply.json()
         except ValueError:
@@ -136,7 +131,7 @@ class InfluxDB(Server):
 
     def write(self, db: str, lines: str, precision: str = "ms") -> None:
         reply = requests.post(self.url + "/write", params={"db": db, "precision": precision},
-                              data=lines.encode(), timeout=10, auth=self.credentials)
+                              data=lines.encode(), auth=self.admin, timeout=10)
         if reply.status_code != 204:
             raise RuntimeError(f"InfluxDB write {reply.status_code}: {reply.text[:500]}")
 

@@ -15,11 +15,12 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from devkit.sim.faces.bambu_printer import CANCELLED, BambuLink, FakeBambuPrinter, family_of
+from devkit.sim.faces.bambu_printer import CANCEL_CODE_FOR, CANCELLED, BambuLink, FakeBambuPrinter, family_of
 from devkit.sim.model import SimPrinter
 
 # Serial prefixes of the families (as printed on the printers' labels).
-SERIAL_PREFIX = {"X1": "00M", "P1": "01P", "A1": "039"}
+SERIAL_PREFIX = {"X1": "00M", "P1": "01P", "A1": "039", "H2": "094"}
+CHAMBER_PLACEHOLDER = 5
 
 # The simulator's fault texts, as a Bambu printer would report them: (print_error, hms entries)
 FAULTS = {
@@ -98,8 +99,10 @@ def _report(fake: FakeBambuPrinter, p: SimPrinter, now: float, cut_off: bool) ->
 
 def _temperatures(p: SimPrinter, now: float) -> dict:
     bed = p.bed.actual(now)
+    # P1 and A1 have no chamber sensor: they send a constant placeholder.
+    chamber = round(21 + (bed - 21) * 0.15, 1) if family_of(p.model) == "X1" else CHAMBER_PLACEHOLDER
     return {"nozzle_temper": p.tool.actual(now), "nozzle_target_temper": p.tool.target,
-            "bed_temper": bed, "bed_target_temper": p.bed.target, "chamber_temper": round(21 + (bed - 21) * 0.15, 1)}
+            "bed_temper": bed, "bed_target_temper": p.bed.target, "chamber_temper": chamber}
 
 
 def _job_fields(p: SimPrinter, now: float) -> dict:
@@ -110,11 +113,12 @@ def _job_fields(p: SimPrinter, now: float) -> dict:
                 "hms": [{"attr": a, "code": c} for a, c in hms]}
     if job is None:
         return {"gcode_state": "IDLE", "print_error": 0, "hms": [], "mc_percent": 0, "layer_num": 0,
-                "total_layer_num": 0, "subtask_name": "", "gcode_file": "", "gcode_start_time": "0"}
+                "total_layer_num": 0, "subtask_name": "", "gcode_file": ""}
     layers = _layers(job)
     percent = job.completion(now)
+    # A LAN job: task_id "0" and no gcode_start_time, as every report captured from a real printer.
     fields = {"subtask_name": job.name.removesuffix(".gcode"), "gcode_file": "/data/Metadata/plate_1.gcode",
-              "gcode_start_time": str(int(job.started)), "total_layer_num": layers,
+              "task_id": "0", "subtask_id": "0", "total_layer_num": layers,
               "layer_num": int(percent / 100 * layers), "mc_percent": int(percent),
               "mc_remaining_time": math.ceil(max(job.total - job.elapsed(now), 0) / 60), "hms": []}
     return {**fields, **_phase(p, job, now)}
@@ -127,8 +131,9 @@ def _phase(p: SimPrinter, job, now: float) -> dict:
         return {"gcode_state": "PAUSE", "print_error": 0}
     if job.ended == "done":
         return {"gcode_state": "FINISH", "print_error": 0, "mc_percent": 100, "layer_num": _layers(job)}
-    if job.ended == "cancelled":
-        return {"gcode_state": "FAILED", "print_error": CANCELLED}
+    if job.ended == "cancelled":  # the cancel code lasts a couple of seconds; FAILED stays
+        recent = job.ended_at is not None and now - job.ended_at < CANCEL_CODE_FOR
+        return {"gcode_state": "FAILED", "print_error": CANCELLED if recent else 0}
     return {"gcode_state": "FAILED", "print_error": OTHER_FAULT[0]}  # lost mid-print
 
 

@@ -6,13 +6,15 @@ reports captured from printers in public issue threads (greghesp/ha-bambulab #17
 partial report ``{"print": {"nozzle_temper": 28.78125, "command": "push_status", "msg": 1,
 "sequence_id": "53856"}}``; #176: a cancel shows as error 0300 400C). Written here from those
 descriptions; nothing copied. The quirks kept on purpose because clients trip on them: numbers
-sent as strings (``mc_print_error_code``, ``gcode_start_time``, fan speeds), temperatures as
+sent as strings (``mc_print_error_code``, fan speeds), temperatures as
 floats, ``mc_remaining_time`` in minutes, ids "0" for jobs not sent through Bambu's cloud.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from importlib import resources
 
 
 def _tray(index: int, material: str, colour: str) -> dict:
@@ -21,6 +23,17 @@ def _tray(index: int, material: str, colour: str) -> dict:
             "tray_type": material, "tray_uuid": "0" * 32, "tray_weight": "1000", "nozzle_temp_max": "240",
             "nozzle_temp_min": "190", "bed_temp": "35", "bed_temp_type": "1", "drying_temp": "55",
             "drying_time": "8", "cols": [colour], "xcam_info": "0" * 24}
+
+
+def model_report(model: str) -> dict:
+    """The ``print`` object of ``bambu_models/<model>.json`` (A1, P1P, X1C, H2D, H2S, P2S)."""
+    text = resources.files("devkit.sim.faces").joinpath(f"bambu_models/{model.upper()}.json").read_text()
+    return json.loads(text)["print"]
+
+
+def packed(current: int, target: int) -> int:
+    """A temperature as newer firmware packs it: current in the low 16 bits, target in the high."""
+    return current & 0xFFFF | (target & 0xFFFF) << 16
 
 
 def idle_print_object() -> dict:
@@ -39,7 +52,7 @@ _IDLE = {
     "bed_target_temper": 0.0, "bed_temper": 24.0, "big_fan1_speed": "0", "big_fan2_speed": "0",
     "chamber_temper": 24.0, "command": "push_status", "cooling_fan_speed": "0", "fail_reason": "0",
     "fan_gear": 0, "filam_bak": [], "force_upgrade": False, "gcode_file": "", "gcode_file_prepare_percent": "0",
-    "gcode_start_time": "0", "gcode_state": "IDLE", "heatbreak_fan_speed": "0", "hms": [], "home_flag": 0,
+    "gcode_state": "IDLE", "heatbreak_fan_speed": "0", "hms": [], "home_flag": 0,
     "hw_switch_state": 1,
     "ipcam": {"ipcam_dev": "1", "ipcam_record": "enable", "resolution": "1080p", "timelapse": "disable"},
     "layer_num": 0, "lifecycle": "product",
