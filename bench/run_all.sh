@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 missed=()
-for bench in agent_footprint hostile_printers collector_throughput alert_latency report_speed rollup_cost fleet_scale bookings_load; do
+for bench in agent_footprint hostile_printers collector_throughput alert_latency report_speed rollup_cost organisations_cost fleet_scale bookings_load; do
   echo "=== bench/$bench.py  (load: $(cut -d' ' -f1-3 /proc/loadavg)) ==="
   python "bench/$bench.py" || missed+=("$bench")
 done

@@ -1,6 +1,6 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|token-*|grafana-setup --config FILE``
-(report options: docs/reports.md; rollup: docs/rollups.md; purge-users, pseudonym and the HTTP API
-tokens token-create|token-list|token-revoke: docs/privacy.md; grafana-setup: docs/grafana-organisations.md)."""
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup|migrate-organisations
+--config FILE`` (report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
+docs/privacy.md; grafana-setup: docs/grafana-organisations.md; migrate-organisations: docs/organisations.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ TOKEN_COMMANDS = ("token-create", "token-list", "token-revoke")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
     parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
-                                            "grafana-setup", *TOKEN_COMMANDS])
+                                            "grafana-setup", "migrate-organisations", *TOKEN_COMMANDS])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {len(inv.sites)} site(s), {len(inv.printers)} printer(s), {len(inv.customers)} "
               f"customer(s), {len(inv.attribution.accounts)} account(s), {len(inv.attribution.booked)} booking(s); "
-              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}")
+              f"MQTT {cfg.mqtt.host}:{cfg.mqtt.port}, InfluxDB {redact(cfg.influx.url)} db {cfg.influx.database}, "
+              f"layout {cfg.influx.layout} ({len(inv.orgs)} organisation(s))")
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollup":
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return rollup_cli.run(cfg, inv, args)
+    if args.command == "migrate-organisations":  # docs/organisations.md
+        from server.store import migrate
+        return migrate.run(cfg, inv)
     try:
         if args.command == "purge-users":
             return privacy_cli.purge(cfg, args)

@@ -14,7 +14,7 @@ from server.metrics import Metrics
 from server.mqtt import Acknowledgements, Subscriber
 from server.privacy import UserNames
 from server import retention
-from server.store import layout
+from server.store import layout, tenants
 from server.subsystems import Subsystems
 from server.store.influx import BatchWriter, InfluxError, InfluxHTTP, rows
 from server.store.spool import Spool
@@ -38,6 +38,11 @@ class Collector:
         client = layout.RoutedInflux if cfg.retention.routed else InfluxHTTP
         self.influx = client(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout, self.metrics)
         self.influx.create_missing = ic.create_database
+        # [influx] layout = "organisations": a database per organisation (server/store/tenants.py)
+        self.tenants = tenants.Tenants(self.influx, self.inventory, cfg) if ic.layout == "organisations" else None
+        if self.tenants:
+            self.influx.make_database = self.tenants.make
+        self._org_bursts: dict[str, list[str]] = {}  # per organisation's database, like _burst
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
@@ -50,7 +55,8 @@ class Collector:
         self._burst: list[str] = []
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
-                             users=self.users)
+                             users=self.users,
+                             routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
         self.subscriber = self._subscriber(cfg)
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
@@ -82,7 +88,12 @@ class Collector:
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
-        if self._burst:
+        if self._org_bursts:  # per organisation: all of a burst's databases under one lock
+            self.writer.put_many(self._burst, more=self._org_bursts)
+            self._burst.clear()
+            for lines in self._org_bursts.values():
+                lines.clear()
+        elif self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
         for hook in self.burst_hooks:
@@ -92,13 +103,18 @@ class Collector:
         """Start everything but the MQTT loop, which ``run`` drives on the calling thread."""
         if self.cfg.influx.create_database:
             try:
-                self.influx.create_database()
-                layout.ensure(self.influx, self.cfg.retention)
+                if self.tenants:
+                    self.tenants.ensure_all()
+                else:
+                    self.influx.create_database()
+                    layout.ensure(self.influx, self.cfg.retention)
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
         self.writer.start()
-        self.writer.put(retention.key_line(self.users.pseudonyms, int(time.time() * 1000)))
+        key_line = retention.key_line(self.users.pseudonyms, int(time.time() * 1000))
+        for db in self.tenants.databases() if self.tenants else [None]:
+            self.writer.put(key_line, None if db == self.cfg.influx.database else db)
         self.subsystems.start()
 
     def _remember_agents(self) -> None:

@@ -83,15 +83,30 @@ class InfluxConfig(Section):
     timeout: float = 10.0
     spool_dir: str = "/var/lib/printfarm-server/spool"
     spool_max_bytes: int = 1 << 30
+    # "single": everything in ``database``, as before; "organisations": each organisation's detail
+    # in a database of its own, the network's figures in ``database`` (docs/organisations.md)
+    layout: str = "single"
+    # the network reader's password (default: made once into <state_dir>/influx-readers/)
+    network_reader_password_file: str | None = None
+    network_reader_password_env: str | None = None
 
     def __post_init__(self):
         check_http_url("url", self.url)
+        if self.layout not in ("single", "organisations"):
+            raise Invalid("layout", f"{self.layout!r} is not a layout",
+                          'write "single" (one database) or "organisations" (docs/organisations.md)')
+        if self.layout == "organisations" and not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.database):
+            raise Invalid("database", f"{self.database!r} cannot begin the organisations' database names",
+                          "use lower-case letters, digits and '_', e.g. \"printfarm\"")
         check_range("batch_size", self.batch_size, 1, 100_000)
         check_range("max_batch_bytes", self.max_batch_bytes, 1024, 1 << 30)
         check_range("flush_interval", self.flush_interval, 0.01, 60)
         check_range("timeout", self.timeout, 0.5, 300)
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
+        has_reader = bool(self.network_reader_password_file or self.network_reader_password_env)
+        self.network_reader_password = Secret(read_secret("network_reader_password", self.network_reader_password_file,
+                                                          self.network_reader_password_env)) if has_reader else None
         has_token = bool(self.token_file or self.token_env)
         self.token = Secret(read_secret("token", self.token_file, self.token_env)) if has_token else None
 

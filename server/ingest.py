@@ -8,7 +8,7 @@ from typing import Callable
 
 from common import protocol
 from common.text import one_line, plain, plain_or_none
-from server import lineproto
+from server import lineproto, routing
 from server.live import LiveFleet
 from server.metrics import Metrics
 from server.inventory import Inventory, Tags
@@ -47,8 +47,11 @@ class Ingest:
 
     def __init__(self, inventory: Inventory, fleet: LiveFleet, write: Callable[[str], None],
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 reject_unlisted: bool = False, max_unlisted: int = 1000, users: UserNames | None = None):
+                 reject_unlisted: bool = False, max_unlisted: int = 1000, users: UserNames | None = None,
+                 routes: routing.OneDatabase | routing.PerOrganisation | None = None):
+        """``write`` takes agents' lines, and printers' too unless ``routes`` sends them elsewhere."""
         self.inventory, self.fleet, self.write, self.clock = inventory, fleet, write, clock
+        self.outlets = routes or routing.OneDatabase(write)
         self.users = users  # None: user names pass as they come (unit tests of other parts)
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
@@ -65,9 +68,10 @@ class Ingest:
         self._other_keys: dict[str, str] = {}  # agent -> the foreign key ID last warned about
         self._more_of_users = bool(users) and users.shown != "pseudonym"  # views show names, or none
         self._topics: dict[str, protocol.Topic | None] = {}
-        # listed printers' topics: (Topic, Tags, tag set, line builder, the printer's LiveFleet entry)
+        # listed printers' topics: (Topic, Tags, tag set, the outlet's method for the kind, the
+        # printer's LiveFleet entry, its outlet)
         self._routes: dict[str, tuple] = {}
-        self._tags: dict[tuple[str, str], tuple[Tags, str]] = {}
+        self._tags: dict[tuple[str, str], tuple[Tags, str, object]] = {}
         self._unlisted: set = set()  # unlisted printers (site, printer) and agents tracked
 
     def handle(self, topic: str, payload: bytes) -> protocol.Message | None:
@@ -77,7 +81,7 @@ class Ingest:
         route = self._routes.get(topic)
         if route is None:
             return self._handle_first(topic, payload)
-        parsed, tags, tag_str, build, entry = route
+        parsed, tags, tag_str, emit, entry, outlet = route
         try:
             msg = protocol.decode(parsed, payload, int(self.clock() * 1000), self._dropped)
         except protocol.Rejected as exc:
@@ -85,7 +89,7 @@ class Ingest:
         if self._dropped:
             self._note_dropped(topic)
         _PLAIN[type(msg)](msg)
-        self._store(msg, parsed, tag_str, build)
+        self._store(msg, parsed, tag_str, emit, outlet)
         if entry is None:
             return self._accepted(msg, tags)
         self._n_accepted += 1
@@ -123,23 +127,25 @@ class Ingest:
         cached = self._tags_for(parsed.site, parsed.printer)
         if cached is None:
             return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
-        if cached[0].listed and len(self._routes) < 100_000:
-            entry = self.fleet.entry(cached[0]) if parsed.kind == "telemetry" else None
-            self._routes[topic] = (parsed, *cached, _BUILDERS[parsed.kind], entry)
-        self._store(msg, parsed, cached[1], _BUILDERS[parsed.kind])
-        return self._accepted(msg, cached[0])
+        tags, tag_str, outlet = cached
+        emit = getattr(outlet, parsed.kind)
+        if tags.listed and len(self._routes) < 100_000:
+            entry = self.fleet.entry(tags) if parsed.kind == "telemetry" else None
+            self._routes[topic] = (parsed, tags, tag_str, emit, entry, outlet)
+        self._store(msg, parsed, tag_str, emit, outlet)
+        return self._accepted(msg, tags)
 
-    def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str, build) -> None:
+    def _store(self, msg: protocol.Message, parsed: protocol.Topic, tag_str: str, emit, outlet) -> None:
         """A printer's message as its point(s), with its user name hidden where configured: the
         one place, inline: this runs for every message."""
         raw = getattr(msg, "user", None) if self._pseudonym else None
         if not raw:
-            self.write(build(msg, tag_str))
+            emit(msg, tag_str)
             return
         msg.user = self._pseudonym(parsed.site, raw)
-        self.write(build(msg, tag_str))
+        emit(msg, tag_str)
         if self._more_of_users or parsed.kind == "event":
-            self._raw_user(msg, parsed.kind, tag_str, raw)
+            self._raw_user(msg, parsed.kind, tag_str, raw, outlet)
 
     def _accepted(self, msg: protocol.Message, tags: Tags | None) -> protocol.Message:
         self._n_accepted += 1
@@ -153,11 +159,11 @@ class Ingest:
                 log.exception("listener %r failed", listener)
         return msg
 
-    def _raw_user(self, msg, kind: str, tag_str: str, raw: str) -> None:
+    def _raw_user(self, msg, kind: str, tag_str: str, raw: str, outlet) -> None:
         """Keep the raw name of a job event when configured (purged after raw_user_days), then
         give the views and alert rules what [privacy] users says they show."""
         if kind == "event" and self.users.keep_raw and raw != msg.user:  # not when the agent sent a pseudonym
-            self.write(lineproto.job_user(msg, tag_str, raw))
+            outlet.job_user(msg, tag_str, raw)
         self.users.show(msg, raw)  # as pseudonyms: nothing to change
 
     def _check_key(self, msg: protocol.AgentStatus) -> None:
@@ -187,7 +193,7 @@ class Ingest:
                 self._topics[topic] = parsed
             return parsed
 
-    def _tags_for(self, site: str, printer: str) -> tuple[Tags, str] | None:
+    def _tags_for(self, site: str, printer: str) -> tuple[Tags, str, object] | None:
         """Tags for a printer's messages; None when its messages are refused (unlisted)."""
         key = (site, printer)
         cached = self._tags.get(key)
@@ -197,7 +203,7 @@ class Ingest:
                 return None
             if not tags.listed:
                 log.warning("printer %s/%s is not in the inventory: storing its data with listed=false", site, printer)
-            cached = self._tags[key] = (tags, lineproto.tag_set(tags))
+            cached = self._tags[key] = (tags, lineproto.tag_set(tags), self.outlets.outlet(tags))
         if not cached[0].listed:
             self._counts["unlisted_messages"] += 1
         return cached
@@ -253,5 +259,3 @@ def _agent_texts(msg: protocol.AgentStatus) -> None:
 
 _PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,
           protocol.AgentStatus: _agent_texts}
-
-_BUILDERS = {"telemetry": lineproto.telemetry, "status": lineproto.status, "event": lineproto.event}

@@ -32,9 +32,10 @@ import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
-from server import attribution, bookings
+from server import attribution, bookings, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
+from server.organisations import UNLISTED, Organisation
 from server.project import Project
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class AgentEntry(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
+    organisations: dict[str, Organisation] = {}  # the tables; every organisation: ``orgs``
     sites: dict[str, Site] = {}
     printers: dict[str, PrinterEntry] = {}
     agents: dict[str, AgentEntry] = {}
@@ -102,8 +104,15 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     project: Project | None = None
 
     def __post_init__(self):
+        for org, entry in self.organisations.items():
+            organisations.check_table(org, entry)
+            if NOT_IN_TAGS.search(entry.name):  # it becomes the organisation tag's value
+                raise Invalid(f"organisations.{org}.name", f"{entry.name!r} holds a backslash or a control "
+                              "character", "write the name without them")
         for site_id in self.sites:
             check_id(f"sites.{site_id}", site_id)
+        # every organisation by ID (tables, and display names sites give), each site's organisation ID
+        self.orgs, self.org_of_site = organisations.resolve(self.organisations, self.sites)
         for printer_id, entry in self.printers.items():
             check_id(f"printers.{printer_id}", printer_id)
             if entry.site not in self.sites:
@@ -150,6 +159,14 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         return [(f"customers.{cid}.{key}", problem, fix)
                 for cid, c in sorted(self.customers.items()) for key, problem, fix in c.advice()]
 
+    def of_organisation(self, org: str) -> "Inventory":
+        """This inventory with only ``org``'s sites and printers (its report, its rollups); the
+        customers and attribution rules stay whole."""
+        sites = {site: entry for site, entry in self.sites.items() if self.org_of_site[site] == org}
+        printers = {p: entry for p, entry in self.printers.items() if entry.site in sites}
+        agents = {a: AgentEntry([p for p in entry.printers if p in printers]) for a, entry in self.agents.items()}
+        return msgspec.structs.replace(self, sites=sites, printers=printers, agents=agents)
+
     def site_name(self, site: str) -> str:
         """What a reader sees for a site: its name, or its ID when it has none."""
         found = self.sites.get(site)
@@ -180,21 +197,24 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         entry = self.printers.get(printer)
         site_info = self.sites.get(site)
         listed = entry is not None and entry.site == site
+        org = self.org_of_site.get(site, UNLISTED)
         return Tags(
             printer=printer,
             site=site,
-            organisation=site_info.organisation if site_info else UNKNOWN,
+            organisation=self.orgs[org].name if site_info else UNKNOWN,
             county=site_info.county if site_info else UNKNOWN,
             listed=listed,
+            org=org,
         )
 
 
 class Tags(msgspec.Struct, frozen=True):
     printer: str
     site: str
-    organisation: str
+    organisation: str  # the organisation's name (its display name): the tag reports group by
     county: str
     listed: bool
+    org: str = UNLISTED  # the organisation's ID: which database holds the printer's detail
 
 
 def load(path: str | Path) -> Inventory:
@@ -203,7 +223,8 @@ def load(path: str | Path) -> Inventory:
 
 def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
-    for key, typ in (("sites", Site), ("printers", PrinterEntry), ("agents", AgentEntry), ("customers", Customer)):
+    for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry),
+                     ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())
     for key, problem, fix in inv.advice():
@@ -217,5 +238,5 @@ def _with_bookings(inv: Inventory, base: Path) -> Inventory:
     return inv
 
 
-__all__ = ["Inventory", "Site", "PrinterEntry", "AgentEntry", "Customer", "Tags", "ConfigError", "UNKNOWN", "load",
+__all__ = ["Inventory", "Organisation", "UNLISTED", "Site", "PrinterEntry", "AgentEntry", "Customer", "Tags", "ConfigError", "UNKNOWN", "load",
            "from_dict"]

@@ -149,11 +149,30 @@ def status(msg: protocol.Status, tags: str) -> str:
     return f"state{tags} {_fields(pairs)} {msg.ts}"
 
 
+def status_network(msg: protocol.Status, tags: str) -> str:
+    """``status`` for the network's database: no file name."""
+    pairs = [
+        ("state", msg.state), ("prev_state", msg.prev_state or "none"), ("state_text", msg.state_text or None),
+        ("error", msg.error), ("agent", msg.agent), ("api", msg.api), ("seq", msg.seq),
+    ]
+    return f"state{tags} {_fields(pairs)} {msg.ts}"
+
+
 def event(msg: protocol.Event, tags: str) -> str:
     pairs = [
         ("count", 1), ("file", msg.file), ("user", msg.user), ("duration", _float(msg.duration)),
         ("print_time", _float(msg.print_time)), ("filament_mm", _float(msg.filament_mm)),
         ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq),
+    ]
+    return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
+
+
+def event_network(msg: protocol.Event, tags: str) -> str:
+    """``event`` for the network's database: outcome and duration, no file name and no user."""
+    pairs = [
+        ("count", 1), ("duration", _float(msg.duration)), ("print_time", _float(msg.print_time)),
+        ("filament_mm", _float(msg.filament_mm)), ("error", msg.error), ("job_started", msg.job_started),
+        ("seq", msg.seq),
     ]
     return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
 

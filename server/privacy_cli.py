@@ -32,13 +32,25 @@ def purge(cfg, args) -> int:
         return 2
     cutoff = int(time.time() * 1000) - int(days * retention.DAY_MS)
     try:
-        done = retention.purge(client_for(cfg), cfg.privacy.pseudonyms(cfg.state_dir), cutoff)
+        for client in _clients(cfg):
+            done = retention.purge(client, cfg.privacy.pseudonyms(cfg.state_dir), cutoff)
+            print(f"{client.database}: deleted {done.raw_deleted} raw user name(s) older than {days:g} day(s); "
+                  "pseudonymised " + ", ".join(f"{n} {m} point(s)" for m, n in done.rewritten.items()))
     except InfluxError as exc:
         print(f"purge-users: cannot reach InfluxDB at {cfg.influx.url}: {exc}", file=sys.stderr)
         return 1
-    print(f"deleted {done.raw_deleted} raw user name(s) older than {days:g} day(s); pseudonymised "
-          + ", ".join(f"{n} {m} point(s)" for m, n in done.rewritten.items()))
     return 0
+
+
+def _clients(cfg) -> list:
+    """The database, or with a database per organisation each one holding user names."""
+    client = client_for(cfg)
+    if cfg.influx.layout != "organisations":
+        return [client]
+    from server import inventory as inventory_mod
+    from server.store import tenants
+    databases = tenants.detail_databases(cfg.influx.database, inventory_mod.load(cfg.inventory))
+    return tenants.clients_for(client, tenants.existing(client, databases))
 
 
 def pseudonym(cfg, args) -> int:

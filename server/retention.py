@@ -100,9 +100,11 @@ def key_line(pseudonyms: Pseudonyms, now_ms: int) -> str:
 class HourlyPurge:
     """The collector's purge of raw names older than ``days``, every hour on its own thread."""
 
-    def __init__(self, client: InfluxHTTP, pseudonyms: Pseudonyms, days: float,
+    def __init__(self, client: InfluxHTTP | list[InfluxHTTP], pseudonyms: Pseudonyms, days: float,
                  clock: Callable[[], float], every: float = 3600.0):
-        self.client, self.pseudonyms, self.days, self.clock, self.every = client, pseudonyms, days, clock, every
+        """``client``: or one per database holding raw names (each organisation's, docs/organisations.md)."""
+        self.clients = client if isinstance(client, list) else [client]
+        self.pseudonyms, self.days, self.clock, self.every = pseudonyms, days, clock, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="raw-user-purge", daemon=True)
         self._failing = False
@@ -127,13 +129,16 @@ class HourlyPurge:
     def run_once(self) -> None:
         cutoff = int(self.clock() * 1000) - int(self.days * DAY_MS)
         try:
-            done = purge(self.client, self.pseudonyms, cutoff, old_points=False)
+            for client in self.clients:
+                self._report(purge(client, self.pseudonyms, cutoff, old_points=False))
         except InfluxError as exc:
             if not self._failing:  # a repeating error is logged once until it changes
                 log.warning("raw user names could not be purged yet: %s (retrying every hour)", exc)
             self._failing = True
             return
         self._failing = False
+
+    def _report(self, done: Purged) -> None:
         if done.raw_deleted or any(done.rewritten.values()):
             log.info("purged %d raw user name(s) older than %g days; pseudonymised %s",
                      done.raw_deleted, self.days, done.rewritten)

@@ -27,6 +27,7 @@ from server import alerts as alerts_mod
 from server import retention
 from server import rollups as rollups_mod
 from server.config import ConfigError
+from server.store import tenants
 
 if TYPE_CHECKING:
     from server.collector import Collector
@@ -52,7 +53,9 @@ Factory = Callable[["Collector"], "Subsystem | None"]
 
 def alerts(c: "Collector"):
     """Alerts hear every accepted message; they send on their own threads."""
-    engine = alerts_mod.from_server_config(c.cfg, c.writer.put, c.metrics, c.inventory)
+    # With a database per organisation, an alert about a printer goes to its organisation's.
+    write = tenants.alert_writer(c.tenants, c.writer.put) if c.tenants else c.writer.put
+    engine = alerts_mod.from_server_config(c.cfg, write, c.metrics, c.inventory)
     if engine:
         c.ingest.listeners.append(engine.on_message)
         c.routes["/api/alerts"] = engine.api_route
@@ -73,7 +76,10 @@ def rollups(c: "Collector"):
 def purge(c: "Collector"):
     """Raw user names older than ``[privacy] raw_user_days`` deleted every hour."""
     days = c.cfg.privacy.raw_user_days
-    return retention.HourlyPurge(c.influx, c.users.pseudonyms, days, time.time) if days > 0 else None
+    # with a database per organisation, raw names are in the organisations' databases only
+    where = tenants.clients_for(c.influx, tenants.detail_databases(c.cfg.influx.database, c.inventory)) \
+        if c.tenants else c.influx
+    return retention.HourlyPurge(where, c.users.pseudonyms, days, time.time) if days > 0 else None
 
 
 def http_api(c: "Collector"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from common.configkit import ConfigError
 from common.urls import redact
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tz", help="time zone of the period (default Europe/Stockholm)")
     group.add_argument("--schedule", action="store_true", help="run the [reports.schedule] cron job until stopped")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument("--organisation", metavar="ID",
+                       help="that organisation's full report, from its own database (with [influx] layout = "
+                            "\"organisations\"; without it, the network's report, which names no file and no user)")
     group.add_argument("--users", choices=("pseudonym", "hidden", "name"),
                        help="user names in the job list: pseudonym, hidden, or name (real names, where "
                             "[privacy] raw_user_days kept them; default [privacy] users)")
@@ -51,6 +55,9 @@ def run(cfg, inventory, args) -> int:
         period = periods.parse(args.period, tz)
         if period.start_ms >= time.time() * 1000:
             raise ValueError(f"{args.period} has not begun yet: nothing to report")
+        inventory, scope = _scope(cfg, inventory, args.organisation)
+        if args.organisation and not args.out:
+            out = str(Path(out) / args.organisation)
         # Here, not at the top: ``printfarm-server run`` imports this module for its options only.
         from server.reports import generate
         people = generate.people_for(cfg, args.users)
@@ -60,10 +67,39 @@ def run(cfg, inventory, args) -> int:
     except (periods.PeriodError, ValueError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
-    return _one(cfg, inventory, period, formats, out, lang, rcfg, people, not args.no_progress)
+    return _one(cfg, inventory, period, formats, out, lang, rcfg, people, not args.no_progress, scope)
 
 
-def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress) -> int:
+def _scope(cfg, inventory, org: str | None):
+    """(the inventory reported on, what to read: None for the one database, or (organisation,
+    None for the network)). Raises ValueError for an organisation the report cannot be made of."""
+    if cfg.influx.layout != "organisations":
+        if org:
+            raise ValueError("--organisation needs [influx] layout = \"organisations\" "
+                             "(docs/organisations.md: printfarm-server migrate-organisations)")
+        return inventory, None
+    if org is None:
+        return inventory, (None,)
+    if org not in inventory.orgs:
+        known = ", ".join(sorted(inventory.orgs)) or "none"
+        raise ValueError(f"--organisation {org!r} is not in the inventory (its organisations: {known})")
+    return inventory.of_organisation(org), (org,)
+
+
+def sources_for(cfg, inventory, client, scope):
+    """What make_report reads, and whether it shows file names and users."""
+    from server.reports.query import HERE, Sources
+    from server.store import tenants
+
+    if scope is None:
+        return HERE, True
+    org = scope[0]
+    if org is not None:
+        return Sources((tenants.org_database(cfg.influx.database, org),)), True
+    return Sources(tenants.existing(client, tenants.detail_databases(cfg.influx.database, inventory))), False
+
+
+def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress, scope=None) -> int:
     from tqdm import tqdm
 
     from server.reports.generate import make_report, write_files, xlsx_ahead
@@ -76,12 +112,16 @@ def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress
             bar.update(1)
         with xlsx_ahead(period, formats, out, lang) as ahead:
             try:
-                report = make_report(client_for(cfg), inventory, period, grace_s=rcfg.silence_after, progress=step,
-                                     people=people, ahead=ahead)
+                client = client_for(cfg)
+                sources, detail = sources_for(cfg, inventory, client, scope)
+                report = make_report(client, inventory, period, grace_s=rcfg.silence_after, progress=step,
+                                     people=people, ahead=ahead, sources=sources, detail=detail)
             except InfluxError as exc:
                 print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
                 return 1
             report.network_name = rcfg.network_name
+            if scope and scope[0]:
+                report.network_name = inventory.orgs[scope[0]].name
             paths = write_files(report, formats, out, lang, progress=step, ahead=ahead)
     for path in paths:
         print(path)

@@ -46,34 +46,42 @@ def _few_collections(fn):
 @_few_collections
 def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
                 grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None,
-                people: People | None = None, compare: bool = True, ahead: XlsxAhead | None = None) -> build_mod.Report:
+                people: People | None = None, compare: bool = True, ahead: XlsxAhead | None = None,
+                sources: query.Sources = query.HERE, detail: bool = True) -> build_mod.Report:
     """The report of ``period``; with ``compare`` also the period before it (key figures, new customers).
-    ``ahead`` gets the job list as soon as it is known, to write it while the rest is read."""
+    ``ahead`` gets the job list as soon as it is known, to write it while the rest is read.
+    ``sources``: the databases read (docs/organisations.md); ``detail`` False leaves every file name
+    and user out of the job list (the network's report): the figures stay the same."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     people = people or People()
     if people.pseudonyms is not None:
-        people.stored_keys = query.key_ids(client)
-    if people.show == "name":
-        people.names = query.raw_names(client, period.start_ms, period.end_ms)
+        people.stored_keys = query.key_ids(client, sources)
+    if people.show == "name" and detail:
+        people.names = query.raw_names(client, period.start_ms, period.end_ms, sources)
     before = periods.before(period)
-    previous = _previous(client, inventory, before, now_ms, grace_s, people, period) if compare else None
+    previous = (_previous(client, inventory, before, now_ms, grace_s, people, period, sources)
+                if compare else None)
     jobs: list[build_mod.JobRow] = []
+    shown = (lambda rows: rows) if detail else _without_detail
 
     def jobs_in(data: query.RawData) -> None:
-        jobs.extend(build_mod.job_rows(data, inventory, period, people))
+        jobs.extend(shown(build_mod.job_rows(data, inventory, period, people)))
         ahead.jobs(jobs, people.show)
-    reader = Reader(client, int(grace_s * 1000), progress, on_jobs=jobs_in if ahead else lambda data: None)
+    reader = Reader(client, int(grace_s * 1000), progress, on_jobs=jobs_in if ahead else lambda data: None,
+                    sources=sources)
     data = reader.fetch(period.start_ms, period.end_ms, now_ms)
     earlier = previous() if previous else None
-    since = earlier.project_before if earlier else project_before(client, inventory, period, people)
+    since = (earlier.project_before if earlier
+             else project_before(client, inventory, period, people, sources=sources))
     report = build_mod.build(data, inventory, period, now_ms, people, earlier,
                              jobs=jobs if ahead else None, project_before=since)
+    report.jobs = shown(report.jobs)
     progress("accounting")
     return report
 
 
 def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People,
-                   known: query.RawData | None = None) -> dict | None:
+                   known: query.RawData | None = None, sources: query.Sources = query.HERE) -> dict | None:
     """Each customer's use (``indicators.uses``) since the project's start up to ``period``: the
     job events of that range, attributed. None without a [project]. ``known``: data read already
     (pseudonymised) that ends where ``period`` starts, the previous period's: only what lies
@@ -86,20 +94,27 @@ def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, peo
         return {}
     reuse = known is not None and known.end_ms == high and known.pseudonymous
     until = max(low, known.start_ms) if reuse else high
-    data = query.RawData(low, until, jobs=Reader(client).job_events(low, until) if low < until else [])
+    data = query.RawData(low, until, jobs=Reader(client, sources=sources).job_events(low, until) if low < until else [])
     build_mod.pseudonymise(data, people)
     jobs = data.jobs + (known.jobs if reuse else [])
     spans = indicators.attributed_spans(jobs, Attribution(inventory, people.pseudonyms))
     return indicators.uses(spans, inventory.research_sites(), low, high)
 
 
+def _without_detail(rows: list[build_mod.JobRow]) -> list[build_mod.JobRow]:
+    """The job list without file names and users."""
+    for row in rows:
+        row.file = row.user = ""
+    return rows
+
+
 def _previous(client, inventory, before: Period, now_ms: int, grace_s: float, people: People,
-              period: Period) -> Callable:
+              period: Period, sources: query.Sources = query.HERE) -> Callable:
     """The previous period's figures, and the uses since the project's start before ``period``,
     read and accounted by a forked child while this process does the period itself (on two cores
     the comparison and the project's earlier jobs then cost little time); a function that waits
     for them. Without fork: read here, when asked."""
-    args = (client, inventory, before, now_ms, grace_s, people, period)
+    args = (client, inventory, before, now_ms, grace_s, people, period, sources)
     if not _can_fork():
         return lambda: _previous_figures(*args)
     receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
@@ -129,12 +144,12 @@ def _previous_child(send, client, *args) -> None:
 
 
 def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: float,
-                      people: People, period: Period) -> build_mod.Report:
+                      people: People, period: Period, sources: query.Sources = query.HERE) -> build_mod.Report:
     """What the comparison uses of the previous period: network and county figures, customers;
     and, for the indicators of ``period``, the uses since the project's start before it."""
-    data = Reader(client, int(grace_s * 1000)).fetch(before.start_ms, before.end_ms, now_ms)
+    data = Reader(client, int(grace_s * 1000), sources=sources).fetch(before.start_ms, before.end_ms, now_ms)
     report = build_mod.build(data, inventory, before, now_ms, people, details=False)
-    report.project_before = project_before(client, inventory, period, people, known=data)
+    report.project_before = project_before(client, inventory, period, people, known=data, sources=sources)
     report.usages = []
     report.groupings = {g: report.groupings[g] for g in ("network", "county")}
     return report

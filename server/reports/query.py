@@ -20,10 +20,53 @@ from typing import Callable
 
 from server.reports.accounting import StatePoint, Timeline
 from server.store.influx import InfluxError, InfluxHTTP, rows
-from server.store.layout import long, rollup
+from server.store.layout import LONG_RP, ROLLUP_RP, long, rollup
 
 STATE, JOB, EXTENT = long("state"), long("job"), rollup("extent")
 JOB_USER, PRIVACY = long("job_user"), long("privacy")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the reader reads each measurement: the client's database (no ``databases``), or the
+    same measurement of each of ``databases`` at once (InfluxQL takes several sources, and an
+    admin may read them all: a network report over every organisation's detail,
+    docs/organisations.md). A printer's points are all in one of them."""
+
+    databases: tuple[str, ...] = ()
+
+    def of(self, rp: str, measurement: str) -> str:
+        if not self.databases:
+            return f'"{rp}"."{measurement}"' if rp else measurement
+        rp = f'"{rp}"' if rp else ""  # none: each database's default retention policy
+        return ",".join(f'"{db}".{rp}."{measurement}"' for db in self.databases)
+
+    @property
+    def state(self) -> str:
+        return self.of(LONG_RP, "state")
+
+    @property
+    def job(self) -> str:
+        return self.of(LONG_RP, "job")
+
+    @property
+    def extent(self) -> str:
+        return self.of(ROLLUP_RP, "extent")
+
+    @property
+    def telemetry(self) -> str:
+        return self.of("", "telemetry")
+
+    @property
+    def job_user(self) -> str:
+        return self.of(LONG_RP, "job_user")
+
+    @property
+    def privacy(self) -> str:
+        return self.of(LONG_RP, "privacy")
+
+
+HERE = Sources()
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +126,9 @@ def _q(value: str) -> str:
 class Reader:
     def __init__(self, client: InfluxHTTP, grace_ms: int = 120_000,
                  progress: Callable[[str], None] = lambda step: None,
-                 on_jobs: Callable[[RawData], None] = lambda data: None):
+                 on_jobs: Callable[[RawData], None] = lambda data: None, sources: Sources = HERE):
         self.client, self.grace_ms, self.progress = client, grace_ms, progress
+        self.src = sources
         self.on_jobs = on_jobs  # called once the job events are in, before the state changes
         self.queries = 0
         self.group_above = GROUP_ABOVE
@@ -100,11 +144,11 @@ class Reader:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             chunks = _chunks(start_ms, end_ms)
             jobs = [pool.submit(self._job_series, a, b) for a, b in chunks]
-            initial = pool.submit(self._series, f"SELECT last(state) AS state FROM {STATE} "
+            initial = pool.submit(self._series, f"SELECT last(state) AS state FROM {self.src.state} "
                                                 f"WHERE time < {_t(start_ms)} GROUP BY site, printer")
-            restarts = pool.submit(self._series, f"SELECT prev_state FROM {STATE} WHERE {window} "
+            restarts = pool.submit(self._series, f"SELECT prev_state FROM {self.src.state} WHERE {window} "
                                                  f"AND prev_state = 'none' GROUP BY *")
-            states = [pool.submit(self._series, f"SELECT state FROM {STATE} WHERE {_window(a, b)} GROUP BY *")
+            states = [pool.submit(self._series, f"SELECT state FROM {self.src.state} WHERE {_window(a, b)} GROUP BY *")
                       for a, b in chunks]
             self._jobs(data, [j for part in jobs for j in part.result()[0]],
                        [j for part in jobs for j in part.result()[1]])
@@ -140,9 +184,9 @@ class Reader:
     def _job_series(self, start_ms: int, end_ms: int) -> tuple[list, list]:
         window = _window(start_ms, end_ms)
         ends = " OR ".join(f"kind = {_q(k)}" for k in JOB_KINDS if k != "started")
-        started = self._series(f'SELECT "user", "file" FROM {JOB} WHERE {window} AND kind = \'started\' GROUP BY *')
+        started = self._series(f'SELECT "user", "file" FROM {self.src.job} WHERE {window} AND kind = \'started\' GROUP BY *')
         ended = self._series(
-            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started" FROM {JOB} '
+            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started" FROM {self.src.job} '
             f"WHERE {window} AND ({ends}) GROUP BY *")
         return started, ended
 
@@ -209,7 +253,7 @@ class Reader:
     def _next_points(self, end_ms: int) -> dict[Key, StatePoint]:
         """Each printer's first state change at or after ``end_ms``."""
         out = {}
-        for s in self._series(f"SELECT first(state) AS state, prev_state FROM {STATE} WHERE time >= {_t(end_ms)} "
+        for s in self._series(f"SELECT first(state) AS state, prev_state FROM {self.src.state} WHERE time >= {_t(end_ms)} "
                               f"GROUP BY site, printer"):
             ts, state, prev = s["values"][0]
             out[(s["tags"]["site"], s["tags"]["printer"])] = StatePoint(ts, state, prev == "none")
@@ -232,7 +276,7 @@ class Reader:
             return {}
         lows = [low for _, _, low, _ in asks]
         try:
-            series = self._series(f'SELECT "until" FROM {EXTENT} WHERE time >= {_t(min(lows))} '
+            series = self._series(f'SELECT "until" FROM {self.src.extent} WHERE time >= {_t(min(lows))} '
                                   f"AND time <= {_t(max(lows))} GROUP BY site, printer")
         except InfluxError as exc:
             if "retention policy not found" in str(exc):
@@ -264,7 +308,7 @@ class Reader:
         for high, ids in by_end.items():
             if len(ids) >= self.group_above:
                 last = _first_times_by_key(self._series(
-                    f"SELECT last(seq) FROM telemetry WHERE {_window(high - NEAR_MS, high)} GROUP BY site, printer"))
+                    f"SELECT last(seq) FROM {self.src.telemetry} WHERE {_window(high - NEAR_MS, high)} GROUP BY site, printer"))
                 for i in ids:  # before the window's start means none in the window
                     f = last.get(asks[i][0])
                     found[i] = f if f is not None and f >= asks[i][2] else None
@@ -272,7 +316,7 @@ class Reader:
 
     def _last_in(self, asks: list) -> list[int | None]:
         return self._first_times([
-            f"SELECT last(seq) FROM telemetry WHERE site = {_q(site)} AND printer = {_q(printer)} "
+            f"SELECT last(seq) FROM {self.src.telemetry} WHERE site = {_q(site)} AND printer = {_q(printer)} "
             f"AND time >= {_t(low)} AND time < {_t(high)}"
             for (site, printer), _, low, high in asks])
 
@@ -292,13 +336,13 @@ class Reader:
     def last_telemetry_since(self, since_ms: int) -> dict[Key, int]:
         """Each printer's last telemetry at or after ``since_ms`` (one grouped statement)."""
         return _first_times_by_key(self._series(
-            f"SELECT last(seq) FROM telemetry WHERE time >= {_t(since_ms)} GROUP BY site, printer"))
+            f"SELECT last(seq) FROM {self.src.telemetry} WHERE time >= {_t(since_ms)} GROUP BY site, printer"))
 
     def data_before(self, asks: list[tuple[Key, int]]) -> list[int | None]:
         """For each (printer, ts): its last data before ts (a state change, or telemetry after
         it, or the extent kept of that telemetry), or None if it has none."""
         states = self._first_times([
-            f"SELECT last(state) FROM {STATE} WHERE site = {_q(site)} AND printer = {_q(printer)} AND time < {_t(ts)}"
+            f"SELECT last(state) FROM {self.src.state} WHERE site = {_q(site)} AND printer = {_q(printer)} AND time < {_t(ts)}"
             for (site, printer), ts in asks])
         windows = [(key, None, state, ts) for (key, ts), state in zip(asks, states) if state is not None]
         found = iter(self._last_known(windows))
@@ -314,11 +358,11 @@ def _first_times_by_key(series: list[dict]) -> dict[Key, int]:
     return {(s["tags"]["site"], s["tags"]["printer"]): s["values"][0][0] for s in series if s["values"]}
 
 
-def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str]:
+def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int, sources: Sources = HERE) -> dict[tuple, str]:
     """(site, printer, kind, ts) -> the raw user name of a job event, where ``job_user`` still holds
     one (only with [privacy] raw_user_days, and only for that long). For ``report --users name``."""
     out = {}
-    for result in client.query(f"SELECT user_name FROM {JOB_USER} WHERE {_window(start_ms, end_ms)} GROUP BY *"):
+    for result in client.query(f"SELECT user_name FROM {sources.job_user} WHERE {_window(start_ms, end_ms)} GROUP BY *"):
         if "error" in result:
             raise InfluxError(result["error"])
         for s in result.get("series", []):
@@ -328,10 +372,10 @@ def raw_names(client: InfluxHTTP, start_ms: int, end_ms: int) -> dict[tuple, str
     return out
 
 
-def key_ids(client: InfluxHTTP) -> set[str]:
+def key_ids(client: InfluxHTTP, sources: Sources = HERE) -> set[str]:
     """The pseudonym secrets (by key ID) the collectors writing this database have used."""
     found = set()
-    for result in client.query(f"SELECT key_id FROM {PRIVACY}"):
+    for result in client.query(f"SELECT key_id FROM {sources.privacy}"):
         if "error" in result:
             raise InfluxError(result["error"])
         for s in result.get("series", []):

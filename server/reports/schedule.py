@@ -32,8 +32,14 @@ def run_once(cfg, inventory, rcfg: ReportsConfig, now_ms: int | None = None,
     """Write (and mail) the report for the last complete period before ``now_ms``."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     period = periods.previous(rcfg.schedule.period, now_ms, rcfg.tz)
-    report = make(client or client_for(cfg), inventory, period, now_ms=now_ms, grace_s=rcfg.silence_after,
-                  people=people_for(cfg))
+    client = client or client_for(cfg)
+    where = {}
+    if cfg.influx.layout == "organisations":  # the network's report: every organisation's, no file names
+        from server.reports.cli import sources_for
+        sources, detail = sources_for(cfg, inventory, client, (None,))
+        where = {"sources": sources, "detail": detail}
+    report = make(client, inventory, period, now_ms=now_ms, grace_s=rcfg.silence_after,
+                  people=people_for(cfg), **where)
     report.network_name = rcfg.network_name
     paths = write_files(report, rcfg.formats, rcfg.out_dir, rcfg.lang)
     if rcfg.mail:

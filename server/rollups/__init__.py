@@ -30,8 +30,30 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
     ic = cfg.influx
     client = client_for(cfg)  # its own connections: a long query waits at least 60 s
     prepare = (lambda: layout.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
+    sources, store = where(cfg, inventory, client)
+    if ic.layout == "organisations" and ic.create_database:
+        from server.store.tenants import Tenants
+        prepare = Tenants(client, inventory, cfg).ensure_all  # every database it reads must exist
     grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
     return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics, marks=DirtyMarks(bursts=True),
                      barrier=WriteBarrier(writer, spool, timeout=ic.flush_interval + ic.timeout + 5),
                      state_path=Path(cfg.state_dir) / "rollups.json", grace_ms=int(grace_s * 1000),
-                     split=split_for(cfg, inventory, client))
+                     split=split_for(cfg, inventory, client, sources), sources=sources, store=store)
+
+
+def where(cfg, inventory, client):
+    """(what the rollups read, where they write) for the server config's layout: with one
+    database, that one; per organisation, every organisation's detail (an admin reads them all at
+    once), each point into the network's database and its organisation's (docs/organisations.md)."""
+    from server.reports.query import HERE, Sources
+    from server.rollups.store import RollupStore
+    from server.store import tenants
+
+    if cfg.influx.layout != "organisations":
+        return HERE, RollupStore(client)
+    network = cfg.influx.database
+    databases = tenants.detail_databases(network, inventory)
+
+    def place(site: str) -> tuple:
+        return None, tenants.org_database(network, inventory.org_of_site.get(site, tenants.UNLISTED))
+    return Sources(tuple(databases)), RollupStore(client, place)

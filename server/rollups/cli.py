@@ -38,11 +38,16 @@ def run(cfg, inventory, args) -> int:
         return 2
     client = client_for(cfg)
     grace_s = reports_config.load(cfg.reports).silence_after
+    from server.rollups import where
+    sources, store = where(cfg, inventory, client)
     job = RollupJob(client, inventory, cfg.rollups, grace_ms=int(grace_s * 1000),
-                    split=split_for(cfg, inventory, client))
+                    split=split_for(cfg, inventory, client, sources), sources=sources, store=store)
     started = time.perf_counter()
     try:
-        if cfg.influx.create_database:
+        if cfg.influx.create_database and cfg.influx.layout == "organisations":
+            from server.store.tenants import Tenants
+            Tenants(client, inventory, cfg).ensure_all()
+        elif cfg.influx.create_database:
             layout.ensure(client, cfg.retention)
         points, start = job.rebuild(since, until)
     except InfluxError as exc:

@@ -22,7 +22,7 @@ from server.attribution import Attribution
 from server.inventory import Inventory
 from server.reports import accounting as acc
 from server.reports import customer_view
-from server.reports.query import JOB, JobEvent, Key, RawData
+from server.reports.query import HERE, JobEvent, Key, RawData, Sources
 from server.rollups.compute import Parts, Segments
 from server.store.influx import InfluxHTTP, rows
 
@@ -62,12 +62,12 @@ class CustomerSplit:
         return found
 
 
-def opening_jobs(client: InfluxHTTP, start: int) -> list[JobEvent]:
+def opening_jobs(client: InfluxHTTP, start: int, sources: Sources = HERE) -> list[JobEvent]:
     """The start events of jobs under way at ``start``: per printer, its last start event in the
     ``OPEN_FOR_MS`` before, unless a job ended after it (and before ``start``). In time order."""
     window = f"time >= {start - OPEN_FOR_MS}ms AND time < {start}ms"
-    started = _last(client, f'SELECT "user", "file" FROM {JOB} WHERE {window} AND "kind" = \'started\'')
-    ended = _last(client, f'SELECT "job_started" FROM {JOB} WHERE {window} AND "kind" =~ /^({ENDS})$/')
+    started = _last(client, f'SELECT "user", "file" FROM {sources.job} WHERE {window} AND "kind" = \'started\'')
+    ended = _last(client, f'SELECT "job_started" FROM {sources.job} WHERE {window} AND "kind" =~ /^({ENDS})$/')
     out = [JobEvent(row["time"], site, printer, "started", row.get("file"), row.get("user"))
            for (site, printer), row in started.items()
            if (site, printer) not in ended or ended[(site, printer)]["time"] < row["time"]]
@@ -79,7 +79,7 @@ def _last(client: InfluxHTTP, select: str) -> dict[Key, dict]:
     return {(r["site"], r["printer"]): r for r in found}
 
 
-def split_for(cfg, inventory: Inventory, client: InfluxHTTP) -> CustomerSplit:
+def split_for(cfg, inventory: Inventory, client: InfluxHTTP, sources: Sources = HERE) -> CustomerSplit:
     """The split of a server config: attribution by the inventory, users matched by pseudonym."""
     attribution = Attribution(inventory, cfg.privacy.pseudonyms(cfg.state_dir))
-    return CustomerSplit(inventory, attribution, lambda start: opening_jobs(client, start))
+    return CustomerSplit(inventory, attribution, lambda start: opening_jobs(client, start, sources))

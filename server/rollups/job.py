@@ -25,7 +25,7 @@ from typing import Callable
 
 from server.inventory import Inventory
 from server.metrics import Metrics
-from server.reports.query import Key, Reader, STATE
+from server.reports.query import HERE, Key, Reader, Sources
 from server.rollups import hours
 from server.rollups.compute import Split, compute, printer_tags, whole
 from server.rollups.config import RollupsConfig
@@ -49,10 +49,13 @@ class RollupJob:
                  marks: DirtyMarks | None = None, barrier: Callable[[], bool] = lambda: True,
                  prepare: Callable[[], None] = lambda: None, state_path: str | Path | None = None,
                  grace_ms: int = 120_000, clock: Callable[[], float] = time.time,
-                 metrics: Metrics | None = None, split: Split = whole):
+                 metrics: Metrics | None = None, split: Split = whole, sources: Sources = HERE,
+                 store: RollupStore | None = None):
+        """``sources``: the databases read; ``store``: where the points go (default: the client's
+        database); docs/organisations.md."""
         self.inventory, self.cfg, self.clock, self.split = inventory, cfg, clock, split
-        self.reader = Reader(client, grace_ms)
-        self.store = RollupStore(client)
+        self.reader = Reader(client, grace_ms, sources=sources)
+        self.store = store or RollupStore(client)
         if split is whole:  # the tags are the inventory's, fixed while this process runs
             self.store.fresh_from = hours.floor(int(clock() * 1000)) + hours.HOUR
         self.client = client
@@ -166,7 +169,7 @@ class RollupJob:
         return first
 
     def _first_data(self) -> int | None:
-        found = rows(self.client.query(f"SELECT first(state) FROM {STATE}"))
+        found = rows(self.client.query(f"SELECT first(state) FROM {self.reader.src.state}"))
         return hours.floor(found[0]["time"]) if found else None
 
     def rebuild(self, since_ms: int | None = None, until_ms: int | None = None) -> tuple[int, int | None]:

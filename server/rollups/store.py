@@ -10,6 +10,8 @@ time, so it overwrites its point; a point that is no longer produced (its tags c
 
 from __future__ import annotations
 
+from typing import Callable
+
 from server import lineproto
 from server.reports import accounting as acc
 from server.reports.query import Key
@@ -41,8 +43,11 @@ def line(measurement: str, tags: str, values: dict[str, int], ts: int) -> str:
 
 
 class RollupStore:
-    def __init__(self, client: InfluxHTTP):
-        self.client = client
+    """``place(site)``: the databases a site's points go to (None: the client's own); with one
+    database, just that (docs/organisations.md: the network's and the site's organisation's)."""
+
+    def __init__(self, client: InfluxHTTP, place: Callable[[str], tuple] = lambda site: (None,)):
+        self.client, self.place = client, place
         # Hours from here on hold only points this process wrote, with tags that cannot change
         # (set by the job when there is no further dimension): no need to look for stale ones.
         self.fresh_from: int | None = None
@@ -59,17 +64,26 @@ class RollupStore:
         span held for those printers that ``result`` no longer has. Returns the points written."""
         new = [r for r in result.rows if keys is None or r.key in keys]
         produced = {(r.tags, r.hour) for r in new}
-        lines = [line(MEASUREMENT, self._tags(r.tags), fields(r.ms), r.hour) for r in new]
-        lines += [line(MEASUREMENT, self._tags(tags), ZERO, hour) for tags, hour in self._existing(result, keys)
-                  if (tags, hour) not in produced]
-        lines += [line(EXTENT, tag_text((("printer", key[1]), ("site", key[0]))), {"until": until}, ts)
+        lines = [(r.key[0], line(MEASUREMENT, self._tags(r.tags), fields(r.ms), r.hour)) for r in new]
+        lines += [(dict(tags)["site"], line(MEASUREMENT, self._tags(tags), ZERO, hour))
+                  for tags, hour in self._existing(result, keys) if (tags, hour) not in produced]
+        lines += [(key[0], line(EXTENT, tag_text((("printer", key[1]), ("site", key[0]))), {"until": until}, ts))
                   for (key, ts), until in result.extents.items() if keys is None or key in keys]
-        self.write(lines)
+        by_db: dict = {}
+        for site, text in lines:
+            for db in self.place(site):
+                by_db.setdefault(db, []).append(text)
+        for db, texts in by_db.items():
+            self.write(texts, db)
         return len(lines)
 
-    def write(self, lines: list[str]) -> None:
+    def write(self, lines: list[str], db: str | None = None) -> None:
         for i in range(0, len(lines), BATCH):
-            self.client.write("\n".join(lines[i:i + BATCH]).encode(), rp=ROLLUP_RP)
+            body = "\n".join(lines[i:i + BATCH]).encode()
+            if db is None:
+                self.client.write(body, rp=ROLLUP_RP)
+            else:
+                self.client.write(body, rp=ROLLUP_RP, db=db)
 
     def _existing(self, result: Rollup, keys: set[Key] | None) -> list[tuple[tuple, int]]:
         """(tags, hour) of the points already stored in the span for those printers."""

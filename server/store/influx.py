@@ -22,6 +22,7 @@ from common.text import one_line
 from common.urls import redact
 from server.metrics import Metrics
 from server.store.spool import Spool
+from server.store.wire import WriteConnection
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,16 @@ class InfluxHTTP:
             raw = f"{username}:{password.reveal()}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
         self.host = parsed.hostname
+        # /write on a connection of our own where the URL is plain http (server/store/wire.py);
+        # another thread writing meanwhile (the purge) goes through the pool.
+        self._wire = (WriteConnection(parsed.hostname, parsed.port or 80, min(timeout, 3.0), timeout, self.headers)
+                      if parsed.scheme == "http" and not parsed.path.strip("/") else None)
+        self._wire_lock = threading.Lock()
         self.metrics = metrics or Metrics()
         self.create_missing = False  # 1.x: create the database when a write finds it missing
+        # How a missing database is made (its retention policies, its reader's grant): by default
+        # CREATE DATABASE alone (server/store/tenants.py gives the rest).
+        self.make_database: Callable[[str], None] = self.create_database
 
     def ping(self) -> bool:
         try:
@@ -60,16 +69,13 @@ class InfluxHTTP:
         except urllib3.exceptions.HTTPError:
             return False
 
-    def write(self, body: bytes, precision: str = "ms", rp: str | None = None) -> None:
-        params = {"db": self.database, "precision": precision}
+    def write(self, body: bytes, precision: str = "ms", rp: str | None = None, db: str | None = None) -> None:
+        """Into ``db`` (default: this client's database)."""
+        params = {"db": db or self.database, "precision": precision}
         if rp is not None:  # a retention policy other than the database's default
             params["rp"] = rp
         query = urlencode(params)
-        try:
-            resp = self.pool.request("POST", f"{self.base}/write?{query}", body=body,
-                                     headers={**self.headers, "Content-Type": "text/plain"})
-        except urllib3.exceptions.HTTPError as exc:
-            raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+        resp = self._post_write(query, body)
         if 200 <= resp.status < 300:
             return  # only a 2xx means written
         if resp.status in (400, 422):
@@ -78,17 +84,34 @@ class InfluxHTTP:
             log.error("InfluxDB rejected points: %s", one_line(resp.data[:300].decode(errors="replace")))
             self.metrics.inc("influx_points_rejected_batches")
             return
-        raise self._failure(resp)
+        raise self._failure(resp, db or self.database)
 
-    def _failure(self, resp) -> InfluxError:
+    def _post_write(self, query: str, body: bytes):
+        if self._wire is not None and self._wire_lock.acquire(blocking=False):
+            try:
+                return self._wire.post(f"/write?{query}", body)
+            except OSError as exc:
+                raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+            finally:
+                self._wire_lock.release()
+        try:
+            return self.pool.request("POST", f"{self.base}/write?{query}", body=body,
+                                     headers={**self.headers, "Content-Type": "text/plain"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise InfluxError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+
+    def _failure(self, resp, db: str) -> InfluxError:
         if resp.status == 413:
             return TooLarge("InfluxDB /write answered 413: the body is over its max-body-size")
         if resp.status == 404 and self.create_missing and b"database not found" in resp.data:
-            log.warning("database %r is missing; creating it", self.database)
-            self.create_database()
-            return InfluxError("database was missing (created it)")
+            log.warning("database %r is missing; creating it", db)
+            try:
+                self.make_database(db)
+            except InfluxError as exc:
+                return InfluxError(f"database {db!r} is missing, and could not be created: {exc}")
+            return InfluxError(f"database {db!r} was missing (created it)")
         if 300 <= resp.status < 400:
-            where = redact(resp.headers.get("Location") or "")
+            where = redact(resp.headers.get("location") or "")  # urllib3: any case; wire: lower case
             return InfluxError(f"InfluxDB /write answered {resp.status}, a redirect to {where or 'nowhere'}: "
                                f"set [influx] url to the address it names")
         return InfluxError(f"InfluxDB /write answered {resp.status}: {resp.data[:200]!r}")
@@ -104,16 +127,27 @@ class InfluxHTTP:
             raise InfluxError(f"InfluxDB /query answered {resp.status}: {resp.data[:200]!r}")
         return _results(resp.data)
 
-    def create_database(self) -> None:
-        self.query(f'CREATE DATABASE "{self.database}"')
+    def create_database(self, db: str | None = None) -> None:
+        found = self.query(f'CREATE DATABASE "{db or self.database}"')
+        error = next((r["error"] for r in found if "error" in r), None)
+        if error:
+            raise InfluxError(f"CREATE DATABASE: {error}")
 
     def clone(self) -> "InfluxHTTP":
         """The same server and credentials on connections of its own: a forked process must not
         share its parent's sockets."""
         twin = copy.copy(self)
-        twin.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
-                                        timeout=self.pool.connection_pool_kw["timeout"])
+        twin.reconnect()
         return twin
+
+    def reconnect(self) -> None:
+        """New connections, none shared with a copy of this client."""
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False,
+                                        timeout=self.pool.connection_pool_kw["timeout"])
+        if self._wire is not None:
+            self._wire = WriteConnection(*self._wire.address, self._wire.connect_timeout, self._wire.read_timeout,
+                                         self.headers)
+            self._wire_lock = threading.Lock()
 
 
 def client_for(cfg) -> InfluxHTTP:
@@ -156,10 +190,21 @@ class Chunk:
     """Lines handed from the ingest thread to the writer, and the tokens of the MQTT
     deliveries to acknowledge once those lines are durable (server/mqtt/acks.py)."""
 
-    __slots__ = ("lines", "tokens")
+    __slots__ = ("lines", "tokens", "more")
 
-    def __init__(self, lines: list[str], tokens: list):
-        self.lines, self.tokens = lines, tokens
+    def __init__(self, lines: list[str], tokens: list, more: dict[str, list[str]] | None = None):
+        # ``lines`` go to the client's database, ``more`` to others by name (docs/organisations.md)
+        self.lines, self.tokens, self.more = lines, tokens, more
+
+    def parts(self) -> list[tuple[str | None, list[str]]]:
+        """(database or None for the client's own, lines) of each database with lines."""
+        out = [(None, self.lines)] if self.lines else []
+        if self.more:
+            out += [(db, lines) for db, lines in self.more.items() if lines]
+        return out
+
+    def size(self) -> int:
+        return len(self.lines) + (sum(map(len, self.more.values())) if self.more else 0)
 
 
 class BatchWriter:
@@ -196,6 +241,8 @@ class BatchWriter:
         self.clock = clock
         self.metrics = metrics or client.metrics
         self._lines: list[str] = []
+        self._more: dict[str, list[str]] = {}  # lines for other databases than the client's
+        self._count = 0  # lines in _lines and _more
         self._tokens: list = []
         self._bytes = 0  # the buffer's size in characters: bytes, for these mostly-ASCII lines
         self._since = 0.0
@@ -212,46 +259,54 @@ class BatchWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, line: str) -> None:
-        with self._lock:
-            if not self._lines:
-                self._since = self.clock()
-            self._lines.append(line)
-            self._bytes += len(line) + 1
-            full = len(self._lines) >= self.batch_size or self._bytes >= self.max_batch_bytes
-        if full:
-            self.flush()
+    def put(self, line: str, db: str | None = None) -> None:
+        """One line for ``db`` (default: the client's database)."""
+        self.put_many([line], db)
 
-    def put_many(self, lines: list[str]) -> None:
-        """``put`` for many lines at once: one lock for a whole burst of messages."""
+    def put_many(self, lines: list[str], db: str | None = None, more: dict[str, list[str]] | None = None) -> None:
+        """``put`` for many lines at once: one lock for a whole burst of messages; ``more``: lines
+        for other databases too, by name (the caller may clear its lists after)."""
         with self._lock:
-            if not self._lines:
+            if not self._count:
                 self._since = self.clock()
-            self._lines += lines
-            self._bytes += sum(map(len, lines)) + len(lines)
-            full = len(self._lines) >= self.batch_size or self._bytes >= self.max_batch_bytes
+            if db is None:
+                self._lines += lines
+            else:
+                self._more.setdefault(db, []).extend(lines)
+            n, size = len(lines), sum(map(len, lines))
+            for other, extra in (more or {}).items():
+                if extra:
+                    self._more.setdefault(other, []).extend(extra)
+                    n, size = n + len(extra), size + sum(map(len, extra))
+            self._count += n
+            self._bytes += size + n
+            full = self._count >= self.batch_size or self._bytes >= self.max_batch_bytes
         if full:
             self.flush()
 
     def track(self, tokens: list) -> None:
         """Acknowledge these deliveries once every line put before them is durable."""
         with self._lock:
-            if not self._lines and not self._tokens:
+            if not self._count and not self._tokens:
                 self._since = self.clock()
             self._tokens += tokens
 
     def flush(self, block: bool = True) -> bool:
         """Move the buffer onto the queue now; False if the queue stayed full (buffer kept)."""
         with self._lock:
-            if not self._lines and not self._tokens:
+            if not self._count and not self._tokens:
                 return True
-            chunk = Chunk(self._lines, self._tokens)
+            chunk = Chunk(self._lines, self._tokens, self._more or None)
             self._lines, self._tokens, size, self._bytes = [], [], self._bytes, 0
+            self._more, self._count = {}, 0
         try:
             self.queue.put(chunk, block=block)
         except queue.Full:
             with self._lock:  # put it back in front of anything added meanwhile
                 self._lines[:0], self._tokens[:0] = chunk.lines, chunk.tokens
+                for db, lines in (chunk.more or {}).items():
+                    self._more.setdefault(db, [])[:0] = lines
+                self._count += chunk.size()
                 self._bytes += size
             return False
         return True
@@ -259,8 +314,8 @@ class BatchWriter:
     def pending(self) -> int:
         """Lines not yet durable: buffered plus queued."""
         with self.queue.mutex:
-            queued = sum(len(c.lines) for c in self.queue.queue)
-        return len(self._lines) + queued
+            queued = sum(c.size() for c in self.queue.queue)
+        return self._count + queued
 
     def stop(self, timeout: float = 30.0) -> None:
         """Flush everything buffered, queued and spooled (as far as InfluxDB lets), then stop."""
@@ -293,7 +348,7 @@ class BatchWriter:
             chunk = None
         if chunk is not None:
             self._store(chunk)
-        elif self._lines or self._tokens:
+        elif self._count or self._tokens:
             if self.clock() - self._since >= self.flush_interval:
                 self.flush(block=False)
         if self.spool is not None and len(self.spool) > 0:
@@ -305,7 +360,7 @@ class BatchWriter:
             try:
                 self._store(self.queue.get_nowait())
             except queue.Empty:
-                if not self._lines and not self._tokens:
+                if not self._count and not self._tokens:
                     break
         while self.spool is not None and len(self.spool) > 0 and self.clock() < deadline:
             self._retry_at = 0.0
@@ -316,45 +371,49 @@ class BatchWriter:
                         len(self.spool), self.spool.bytes, self.spool.dir)
 
     def _store(self, chunk: Chunk) -> None:
-        if chunk.lines:
-            body = "\n".join(chunk.lines).encode()
+        """Each database's lines of the chunk, then its tokens: durable once every part is."""
+        for db, lines in chunk.parts():
+            body = "\n".join(lines).encode()
             if self.spool is not None and len(self.spool) > 0:
-                self._spool(body)  # keep the order: behind what waits already
-            elif not self._write(body, len(chunk.lines)):
+                self._spool(body, db)  # keep the order: behind what waits already
+            elif not self._write(body, len(lines), db):
                 if self.spool is None:
-                    self._write_until_done(body, len(chunk.lines))
+                    self._write_until_done(body, len(lines), db)
                 else:
-                    self._spool(body)
+                    self._spool(body, db)
         if chunk.tokens:
             self.acknowledge(chunk.tokens)
 
-    def _spool(self, body: bytes) -> None:
+    def _spool(self, body: bytes, db: str | None = None) -> None:
         while not self.spool.has_room(len(body)):
             # Full: only draining makes room. Until then the queue fills and ingest blocks.
             self._note(f"spool {self.spool.dir} is full ({self.spool.bytes} bytes)")
             if not self._drain_one():
                 time.sleep(min(self._delay, 1.0))
-        self.spool.append(body)
+        self.spool.append(body, db)
         self.metrics.inc("points_spooled", body.count(b"\n") + 1)
 
     def _drain_one(self) -> bool:
         if self.clock() < self._retry_at:
             return False
-        body = self.spool.peek()
-        if not self._write(body, body.count(b"\n") + 1):
+        body, db = self.spool.peek_with_database()
+        if not self._write(body, body.count(b"\n") + 1, db):
             return False
         self.spool.pop()
         if len(self.spool) == 0:
             log.info("spool drained: InfluxDB has everything again")
         return True
 
-    def _write(self, body: bytes, points: int) -> bool:
+    def _write(self, body: bytes, points: int, db: str | None = None) -> bool:
         started = time.perf_counter()
         try:
-            self.client.write(body)
+            if db is None:
+                self.client.write(body)
+            else:
+                self.client.write(body, db=db)
         except TooLarge:
             self.metrics.inc("influx_write_too_large")
-            return self._write_halves(body)
+            return self._write_halves(body, db)
         except InfluxError as exc:
             self._note(str(exc))
             self.metrics.inc("influx_write_errors")
@@ -367,7 +426,7 @@ class BatchWriter:
         self._note(None)
         return True
 
-    def _write_halves(self, body: bytes) -> bool:
+    def _write_halves(self, body: bytes, db: str | None = None) -> bool:
         """A body over InfluxDB's limit: each half on its own, down to single lines."""
         lines = body.split(b"\n")
         if len(lines) == 1:
@@ -376,12 +435,12 @@ class BatchWriter:
             self.metrics.inc("influx_points_rejected_too_large")
             return True  # retrying cannot help: it is done with, as a 400's bad points are
         half = len(lines) // 2
-        return (self._write(b"\n".join(lines[:half]), half)
-                and self._write(b"\n".join(lines[half:]), len(lines) - half))
+        return (self._write(b"\n".join(lines[:half]), half, db)
+                and self._write(b"\n".join(lines[half:]), len(lines) - half, db))
 
-    def _write_until_done(self, body: bytes, points: int) -> None:
+    def _write_until_done(self, body: bytes, points: int, db: str | None = None) -> None:
         """Without a spool: retry in place (the queue fills and ingest blocks meanwhile)."""
-        while not self._write(body, points):
+        while not self._write(body, points, db):
             time.sleep(max(0.0, self._retry_at - self.clock()))
 
     def _note(self, problem: str | None) -> None:

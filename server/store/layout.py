@@ -68,21 +68,23 @@ def _hours(duration: str) -> int:
     return int(duration[:-1]) * {"h": 1, "d": 24, "w": 168}[duration[-1]]
 
 
-def ensure(client: InfluxHTTP, cfg: RetentionConfig) -> None:
-    """Create or adjust the RPs (InfluxDB 1.x; on 2.x/3.x map buckets instead, docs/rollups.md)."""
-    _ensure_rp(client, ROLLUP_RP, cfg.rollups, default=False)
+def ensure(client: InfluxHTTP, cfg: RetentionConfig, db: str | None = None) -> None:
+    """Create or adjust the RPs of ``db`` (default: the client's database) (InfluxDB 1.x; on
+    2.x/3.x map buckets instead, docs/rollups.md)."""
+    db = db or client.database
+    _ensure_rp(client, db, ROLLUP_RP, cfg.rollups, default=False)
     if cfg.routed:
-        _ensure_rp(client, TELEMETRY_RP, cfg.telemetry, default=True)
+        _ensure_rp(client, db, TELEMETRY_RP, cfg.telemetry, default=True)
 
 
-def _ensure_rp(client: InfluxHTTP, name: str, duration: str, default: bool) -> None:
-    db, suffix = client.database, " DEFAULT" if default else ""
+def _ensure_rp(client: InfluxHTTP, db: str, name: str, duration: str, default: bool) -> None:
+    suffix = " DEFAULT" if default else ""
     error = _run(client, f'CREATE RETENTION POLICY "{name}" ON "{db}" DURATION {duration} REPLICATION 1{suffix}')
     if error and "already exists" in error:  # with other settings: bring it to these
         error = _run(client, f'ALTER RETENTION POLICY "{name}" ON "{db}" DURATION {duration}{suffix}')
     if error:
         raise InfluxError(f"retention policy {name}: {error}")
-    log.info("retention policy %s: %s%s", name, duration, " (the default)" if default else "")
+    log.info("retention policy %s of %s: %s%s", name, db, duration, " (the default)" if default else "")
 
 
 def _run(client: InfluxHTTP, statement: str) -> str | None:
@@ -96,14 +98,15 @@ class RoutedInflux(InfluxHTTP):
     the batch is retried whole, and the first part simply overwrites its own points again.
     """
 
-    def write(self, body: bytes, precision: str = "ms", rp: str | None = None) -> None:
+    def write(self, body: bytes, precision: str = "ms", rp: str | None = None, db: str | None = None) -> None:
+        where = {} if db is None else {"db": db}
         if rp is not None:
-            return super().write(body, precision, rp=rp)
+            return super().write(body, precision, rp=rp, **where)
         telemetry, other = split_telemetry(body)
         if telemetry:
-            super().write(telemetry, precision)
+            super().write(telemetry, precision, **where)
         if other:
-            super().write(other, precision, rp=LONG_RP)
+            super().write(other, precision, rp=LONG_RP, **where)
 
 
 def split_telemetry(body: bytes) -> tuple[bytes, bytes]:
