@@ -161,7 +161,7 @@ class JobTracker:
                 return [self._end("failed", snap, error=REPLACED)]
             if snap.ended_ts is not None and snap.ended_ts < job.started_ts:
                 return [self._end("failed", snap, error=UNSAID)]  # a record of an earlier job
-            error = (snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
+            error = (snap.ended_error or snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
             # A job named by the printer only now (its id in this snapshot): remembered as ended.
             job.job_id = job.job_id or snap.job_id
             return [self._end(snap.ended, snap, error=error, at=snap.ended_ts)]

@@ -52,6 +52,10 @@ class Snapshot:
     # When it ended (ms since the epoch), where the printer keeps a record of the end (OctoPrint's
     # file statistics after the agent was away); None: at this snapshot.
     ended_ts: int | None = None
+    # Why a job ended "failed" where the printer says so apart from its state (OctoPrint's last
+    # error after a firmware error cancelled the print, while it is Operational again); None:
+    # the snapshot's error or state text says why.
+    ended_error: str | None = None
     # Recently finished jobs from the printer's own history, oldest first, where its API keeps
     # one (Moonraker). Each PastJob.job_id names one job for good (the adapter makes it so where
     # the printer reuses ids). None: no history, so job ends are inferred from states. With a history,

@@ -6,6 +6,7 @@ import logging
 import time
 from functools import partial
 from typing import Any, Callable
+from urllib.parse import urljoin
 
 import requests
 
@@ -62,6 +63,7 @@ class OctoPrint:
         self._client = None
         self._problems = ProblemLog(log, f"OctoPrint at {redact(self.url)}")
         self._ends = EndJudge()
+        self._no_last_error = False  # /api/printer/error answered 404 or 403 (logged once)
 
     def poll(self) -> Snapshot:
         try:
@@ -90,8 +92,26 @@ class OctoPrint:
         if state not in ("offline", "error"):
             # /api/printer answers 409 while disconnected; only ask when connected.
             _fill_temps(snap, _printer_or_empty(client))
-        self._ends.judge(snap, _file_record(client, job) if self._ends.needs_record(snap) else None)
+        record = _file_record(client, job) if self._ends.needs_record(snap) else None
+        self._ends.judge(snap, record, last_error=partial(self._last_error, client))
         return snap
+
+    def _last_error(self, client) -> dict | None:
+        """OctoPrint's last error (``GET /api/printer/error``, OctoPrint's ``ErrorInformation``:
+        error, reason, consequence), or None where it cannot tell."""
+        try:
+            reply = client.session.get(urljoin(client.url, "/api/printer/error"))
+            if reply.status_code in (403, 404):  # older than the endpoint, or a key without Status
+                if not self._no_last_error:
+                    log.info("%s answers %d to /api/printer/error: a cancel after a firmware error "
+                             "counts as cancelled", redact(self.url), reply.status_code)
+                self._no_last_error = True
+                return None
+            reply.raise_for_status()
+            return reply.json()
+        except Exception as exc:  # no answer is no evidence: the cancel stays a cancel
+            log.debug("no last error from OctoPrint: %s", type(exc).__name__)
+            return None
 
     def _unreachable(self, exc: Exception) -> Snapshot:
         problem = _describe(exc)

@@ -6,12 +6,21 @@ one leaves completion at 100 (``printer/standard.py`` ``on_comm_print_job_done``
 resets it). Not seen (the agent or OctoPrint was away), the file's statistics tell:
 ``/api/files/<origin>/<path>`` ``prints.last`` = {date, success}, written by
 ``filemanager.log_print`` as the job ends (success False for a cancel and a failure alike).
+
+A cancel is not always a person's: with "on firmware error: cancel the print"
+(``serial.disconnectOnErrors: false``), ``comm.py`` ``_handle_errors`` answers a firmware error
+during a print with ``on_comm_error(error, "firmware", consequence="cancel")`` and
+``cancelPrint``, which the states show as any cancel. ``GET /api/printer/error`` (OctoPrint's
+``ErrorInformation``, cleared as a job starts and on connecting) tells them apart: asked once per
+cancel, reason "firmware" with consequence "cancel" makes the job ``failed`` with its error.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from agent.printers.base import Snapshot
-from agent.printers.values import as_dict as _dict, number as _number
+from agent.printers.values import as_dict as _dict, number as _number, text as _text
 from common.protocol import ACTIVE_STATES
 
 
@@ -26,7 +35,10 @@ class EndJudge:
         """Whether the end can only be read from the file's statistics (the change was not seen)."""
         return self.unseen and snap.state not in ACTIVE_STATES and snap.state != "unreachable"
 
-    def judge(self, snap: Snapshot, record: dict | None = None) -> None:
+    def judge(self, snap: Snapshot, record: dict | None = None,
+              last_error: Callable[[], dict | None] = lambda: None) -> None:
+        """``record``: the file's statistics, when ``needs_record``; ``last_error``: asks
+        OctoPrint's last error (``/api/printer/error``), called only for a job judged cancelled."""
         if snap.state == "unreachable":
             self.unseen = True
             return
@@ -39,6 +51,8 @@ class EndJudge:
             _from_record(snap, record)
         elif last is not None:
             _from_states(snap, last)
+        if snap.ended == "cancelled":
+            _firmware_cancel(snap, last_error())
 
 
 def _from_states(snap: Snapshot, last: Snapshot) -> None:
@@ -60,6 +74,13 @@ def _from_record(snap: Snapshot, record: dict | None) -> None:
         snap.ended = "done"
     else:  # OctoPrint records a cancel and a failure alike; an error keeps it out of "idle"
         snap.ended = "cancelled" if snap.state == "idle" else "failed"
+
+
+def _firmware_cancel(snap: Snapshot, info: dict | None) -> None:
+    info = _dict(info)
+    if info.get("reason") == "firmware" and info.get("consequence") == "cancel":
+        snap.ended = "failed"
+        snap.ended_error = _text(info.get("error")) or "the printer's firmware reported an error"
 
 
 def _complete(snap: Snapshot, last: Snapshot) -> bool:

@@ -68,3 +68,50 @@ def test_a_rejected_key_says_so():
     fail = RuntimeError("Reply for http://x/api/job was not OK: Forbidden (403)")
     snap = make(FakeClient(fail=fail)).poll()
     assert snap.state == "unreachable" and "API key rejected" in snap.error
+
+
+class ErrorEndpoint:
+    """The client's session, answering /api/printer/error with ``status`` and ``body``."""
+
+    def __init__(self, status, body=None):
+        self.status, self.body, self.asked = status, body, []
+
+    def get(self, url):
+        self.asked.append(url)
+        return self
+
+    @property
+    def status_code(self):
+        return self.status
+
+    def raise_for_status(self):
+        pass
+
+    def json(self):
+        return self.body
+
+
+def cancelled_twice(session):
+    client = FakeClient()
+    client.session, client.url = session, "http://127.0.0.1:1"
+    printer, events = make(client), []
+    for state, completion in (("Printing", 5), ("Operational", 30), ("Printing", 5), ("Operational", 30)):
+        client.job = {**JOB, "state": state, "progress": {"completion": completion}}
+        snap = printer.poll()
+        events.append(snap.ended)
+    return events, snap
+
+
+def test_a_firmware_cancel_is_read_from_the_last_error_through_the_clients_session():
+    session = ErrorEndpoint(200, {"error": "MINTEMP", "reason": "firmware", "consequence": "cancel"})
+    events, snap = cancelled_twice(session)
+    assert events == [None, "failed", None, "failed"] and snap.ended_error == "MINTEMP"
+    assert session.asked == ["http://127.0.0.1:1/api/printer/error"] * 2  # once per cancel
+
+
+def test_an_octoprint_without_the_last_error_keeps_cancels_and_says_so_once(caplog):
+    with caplog.at_level(logging.INFO, logger="agent.printers.octoprint"):
+        events, _ = cancelled_twice(ErrorEndpoint(404, {"error": "Not found"}))
+    assert events == [None, "cancelled", None, "cancelled"]
+    assert [r.getMessage() for r in caplog.records if "/api/printer/error" in r.getMessage()] == [
+        "http://127.0.0.1:1 answers 404 to /api/printer/error: a cancel after a firmware error counts as cancelled"]

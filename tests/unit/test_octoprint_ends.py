@@ -10,11 +10,11 @@ def snap(ts, state, progress=None):
     return Snapshot(ts=ts * 1000, state=state, state_text=state, progress=progress, file="cube.gcode")
 
 
-def ends(*snaps, record=None):
+def ends(*snaps, record=None, last_error=None, errors=False):
     judge, tracker, out = EndJudge(), JobTracker(), []
     for s in snaps:
-        judge.judge(s, record if judge.needs_record(s) else None)
-        out += [(e.kind, e.ts // 1000) for e in tracker.update(s)]
+        judge.judge(s, record if judge.needs_record(s) else None, last_error=lambda: last_error)
+        out += [(e.kind, e.ts // 1000) + ((e.error,) if errors else ()) for e in tracker.update(s)]
     return out
 
 
@@ -48,3 +48,30 @@ def test_no_record_is_asked_for_while_the_agent_watches():
         asked.append(judge.needs_record(s))
         judge.judge(s)
     assert asked == [True, False, False]
+
+
+FIRMWARE_CANCEL = {"error": "Printer halted. kill() called!", "reason": "firmware", "consequence": "cancel"}
+
+
+def test_a_cancel_that_octoprint_made_for_a_firmware_error_is_a_failure_with_its_text():
+    """comm.py _handle_errors with serial.disconnectOnErrors false: on_comm_error(error, "firmware",
+    consequence="cancel"), then cancelPrint; /api/printer/error keeps it until the next job."""
+    cancel = (snap(0, "idle"), snap(1, "printing", 5), snap(2, "cancelling", 30), snap(3, "idle", 30))
+    assert ends(*cancel, last_error=FIRMWARE_CANCEL, errors=True) == [
+        ("started", 1, None), ("failed", 3, "Printer halted. kill() called!")]
+    person = {"error": "", "reason": ""}  # what OctoPrint answers with no error since the job began
+    disconnected = {"error": "Too many timeouts", "reason": "timeout", "consequence": "disconnect"}
+    for info in (person, None, disconnected, {"reason": "firmware"}, "garbage"):
+        assert ends(*cancel, last_error=info) == [("started", 1), ("cancelled", 3)], info
+    away = {"prints": {"last": {"date": 7.5, "success": False}}}
+    assert ends(snap(1, "printing", 5), snap(2, "unreachable"), snap(9, "idle"), record=away,
+                last_error=dict(FIRMWARE_CANCEL, error="")) == [("started", 1), ("failed", 7)]
+
+
+def test_the_last_error_is_asked_only_for_a_job_judged_cancelled():
+    asked = []
+    judge = EndJudge()
+    for s in (snap(0, "idle"), snap(1, "printing", 5), snap(2, "idle", 100), snap(3, "printing", 5),
+              snap(4, "error"), snap(5, "idle"), snap(6, "printing", 5), snap(7, "idle", 40), snap(8, "idle")):
+        judge.judge(s, last_error=lambda: asked.append(s.ts // 1000))
+    assert asked == [7]
