@@ -33,127 +33,16 @@ grace = 120
 
 from __future__ import annotations
 
-import re
 from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import msgspec
 
 from common.configkit import (
     ConfigError, Invalid, Secret, Section, check_entries, check_http_url, check_id, check_range, convert, read_secret,
     read_secret_lines,
 )
-
-SEVERITIES = ("info", "warning", "critical")
-RANK = {name: i for i, name in enumerate(SEVERITIES)}
-
-
-def check_severity(key: str, value: str) -> None:
-    if value not in RANK:
-        raise Invalid(key, f"{value!r} is not a severity", "use info, warning or critical")
-
-
-# --- rules ----------------------------------------------------------------------------------
-
-
-THERMAL_ERRORS = ("mintemp", "maxtemp", "thermal runaway", "heating failed", "thermal malfunction")
-
-
-class RuleSettings(Section):
-    enabled: bool = True
-    recovery: bool = True  # send a notice when the incident clears
-
-
-class PrintFailed(RuleSettings):
-    severity: str = "critical"
-
-    def __post_init__(self):
-        check_severity("severity", self.severity)
-
-
-class _GracedRule(RuleSettings):
-    """A rule that waits ``grace`` before alerting, less (``printing_grace``) mid-print."""
-
-    grace: float = 120.0
-    printing_grace: float = 0.0  # printing: at once by default
-    severity: str = "warning"
-    printing_severity: str = "critical"
-
-    def __post_init__(self):
-        check_range("grace", self.grace, 0, 86400)
-        check_range("printing_grace", self.printing_grace, 0, 86400)
-        check_severity("severity", self.severity)
-        check_severity("printing_severity", self.printing_severity)
-
-
-class PrinterDown(_GracedRule):
-    grace: float = 120.0  # idle printer: alert only if still down after this long
-
-
-class AgentOffline(_GracedRule):
-    grace: float = 60.0  # an agent restart (offline, online again) stays quiet
-
-
-class HeaterFault(RuleSettings):
-    severity: str = "critical"
-    # The printer's own thermal errors (Marlin/Prusa texts): matched case-insensitively.
-    error_patterns: list[str] = msgspec.field(default_factory=lambda: list(THERMAL_ERRORS))
-    tolerance: float = 15.0  # °C from target that counts as "far"
-    far_for: float = 120.0  # seconds far from target, after having reached it once
-    rise_min: float = 2.0  # °C the heater must gain ...
-    rise_window: float = 60.0  # ... within this many seconds while below its target
-
-    def __post_init__(self):
-        check_severity("severity", self.severity)
-        check_range("tolerance", self.tolerance, 0.5, 200)
-        check_range("far_for", self.far_for, 1, 86400)
-        check_range("rise_min", self.rise_min, 0.1, 100)
-        check_range("rise_window", self.rise_window, 1, 3600)
-        for i, pattern in enumerate(self.error_patterns):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise Invalid(f"error_patterns[{i}]", f"{pattern!r} is not a regular expression ({exc})",
-                              "write a valid Python regular expression, or a plain word") from None
-        self.error_re = re.compile("|".join(f"(?:{p})" for p in self.error_patterns), re.I) if self.error_patterns else None
-
-
-class JobStalled(RuleSettings):
-    after: float = 900.0  # progress unchanged this long while printing
-    severity: str = "warning"
-
-    def __post_init__(self):
-        check_range("after", self.after, 1, 7 * 86400)
-        check_severity("severity", self.severity)
-
-
-class AgentDropping(RuleSettings):
-    severity: str = "warning"
-    recovery: bool = False  # a drop is an event: nothing "clears"
-
-    def __post_init__(self):
-        check_severity("severity", self.severity)
-
-
-class PrintFinished(RuleSettings):
-    enabled: bool = False
-    severity: str = "info"
-    recovery: bool = False
-
-    def __post_init__(self):
-        check_severity("severity", self.severity)
-
-
-class Rules(Section):
-    print_failed: PrintFailed = msgspec.field(default_factory=PrintFailed)
-    printer_down: PrinterDown = msgspec.field(default_factory=PrinterDown)
-    agent_offline: AgentOffline = msgspec.field(default_factory=AgentOffline)
-    heater_fault: HeaterFault = msgspec.field(default_factory=HeaterFault)
-    job_stalled: JobStalled = msgspec.field(default_factory=JobStalled)
-    agent_dropping: AgentDropping = msgspec.field(default_factory=AgentDropping)
-    print_finished: PrintFinished = msgspec.field(default_factory=PrintFinished)
-
+from server.alerts import rules as alert_rules
+from server.alerts.severity import RANK, SEVERITIES, check_severity
 
 # --- receivers and routes -------------------------------------------------------------------
 
@@ -273,7 +162,9 @@ class AlertsConfig(Section):
     enabled: bool = True
     receivers: dict[str, Receiver] = {}
     routes: list[Route] = []
-    rules: Rules = msgspec.field(default_factory=Rules)
+    # [alerts.rules.<name>], one table per rule in the registry (server/alerts/rules/__init__.py);
+    # __post_init__ turns it into a struct of each rule's validated Settings.
+    rules: dict[str, object] = {}
     quiet_hours: QuietHours | None = None
     repeat_interval: float = 4 * 3600.0  # re-notify an unresolved critical incident; 0 = never
     cooldown: float = 300.0  # after notifying, the same rule on the same printer waits this long
@@ -281,6 +172,7 @@ class AlertsConfig(Section):
     state_file: str = ""  # open incidents; default <state_dir>/alerts/incidents.json
 
     def __post_init__(self):
+        self.rules = _rule_settings(self.rules)  # first: as when it was a fixed struct, decoded before these checks
         check_range("repeat_interval", self.repeat_interval, 0, 30 * 86400)
         check_range("cooldown", self.cooldown, 0, 86400)
         check_range("tick_interval", self.tick_interval, 0.05, 60)
@@ -294,6 +186,14 @@ class AlertsConfig(Section):
         if self.receivers and not self.routes:
             # No routes: everything goes everywhere, the least surprising default.
             self.routes = [Route(receivers=list(self.receivers))]
+
+
+def _rule_settings(raw: dict):
+    """A struct with each registered rule's Settings; errors name ``rules.<name>.<key>``."""
+    try:
+        return convert(raw, alert_rules.settings_struct())
+    except ConfigError as exc:
+        raise Invalid(f"rules.{exc.key}", exc.problem, exc.fix) from None
 
 
 def load(raw: dict, state_dir: str = "", source: str = "") -> AlertsConfig:

@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Callable
 
+import msgspec
+
 from common import protocol
 from common.text import chat as clean
 from server import lineproto
@@ -33,7 +35,8 @@ from server.alerts.incidents import Incident, IncidentStore
 from server.alerts.notification import duration, iso, notification
 from server.alerts.notifiers import Delivery, Sender, make_senders
 from server.alerts.routing import quiet_hold, receivers_for
-from server.alerts.rules import AGENT_RULES, PRINTER_RULES, Alert
+from server.alerts import rules as alert_rules
+from server.alerts.rules import Alert, PrinterRule
 from server.alerts.watch import ACTIVE_STATES, AgentWatch, PrinterWatch
 from server.inventory import Inventory
 from server.metrics import Metrics
@@ -42,7 +45,6 @@ log = logging.getLogger(__name__)
 
 ONE_SHOT_MEMORY = 2 * 86400.0  # how long a one-shot event is remembered against redelivery
 ONE_SHOT_CAP = 1000  # ... and how many at most (the oldest are forgotten first)
-RULES = {rule.name: rule for rule in PRINTER_RULES + AGENT_RULES}
 
 
 class Engine:
@@ -52,6 +54,11 @@ class Engine:
                  metrics: Metrics | None = None, inventory: Inventory | None = None,
                  save_interval: float = 1.0):
         self.cfg, self.write, self.clock = cfg, write, clock
+        rules = alert_rules.evaluation_order()
+        self.rules = {rule.name: rule for rule in rules}
+        self.printer_rules = [rule for rule in rules if isinstance(rule, PrinterRule)]
+        self.agent_rules = [rule for rule in rules if not isinstance(rule, PrinterRule)]
+        self.settings = msgspec.structs.asdict(cfg.rules)  # rule name -> its Settings
         self.metrics = metrics or Metrics()
         self.inventory = inventory or Inventory()
         self.printers: dict[tuple[str, str], PrinterWatch] = {}
@@ -83,7 +90,7 @@ class Engine:
         self.store.start()
         self._ticker.start()
         log.info("alerts: %d rule(s) on, %d receiver(s), %d open incident(s) restored",
-                 sum(getattr(self.cfg.rules, r.name).enabled for r in RULES.values()),
+                 sum(s.enabled for s in self.settings.values()),
                  len(self.deliveries), len(self.open))
 
     stop_stage = "before_writer"  # its last points are flushed too (server/subsystems.py)
@@ -159,7 +166,7 @@ class Engine:
         w.set_file(clean(msg.file))
         w.set_progress(msg.progress, now)
         if msg.temps:
-            h = self.cfg.rules.heater_fault
+            h = self.settings["heater_fault"]
             w.set_temps(msg.temps, now, h.tolerance, h.rise_min)
         return changed
 
@@ -222,15 +229,15 @@ class Engine:
             self._due(now)
 
     def _evaluate_printer(self, w: PrinterWatch, now: float) -> None:
-        for rule in PRINTER_RULES:
+        for rule in self.printer_rules:
             self._apply(rule, w, w.subject, now)
 
     def _evaluate_agent(self, a: AgentWatch, now: float) -> None:
-        for rule in AGENT_RULES:
+        for rule in self.agent_rules:
             self._apply(rule, a, f"agent:{a.agent}", now)
 
     def _apply(self, rule, subject_watch, subject: str, now: float) -> None:
-        settings = getattr(self.cfg.rules, rule.name)
+        settings = self.settings[rule.name]
         if not settings.enabled:
             return
         incident = self.open.get(f"{rule.name}/{subject}")
@@ -318,7 +325,7 @@ class Engine:
         self.store.changed()
 
     def _inhibited(self, rule: str, subject: str) -> bool:
-        return any(f"{other}/{subject}" in self.open for other in RULES[rule].inhibited_by)
+        return any(f"{other}/{subject}" in self.open for other in self.rules[rule].inhibited_by)
 
     def _hold_until(self, incident: Incident, now: float) -> float | None:
         hold = quiet_hold(self.cfg.quiet_hours, incident.severity, now)
