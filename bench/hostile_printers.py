@@ -68,6 +68,7 @@ def measure(args, d: Path, rig: HostileRig, good: list[str]) -> int:
     rig.start_agent(interval=args.interval, timeout=args.interval, python=python, env=env)
     started, interval = rig.started, args.interval
     reached: dict[str, float] = {}
+    reasons: dict[str, str] = {}  # the reason given when it became unreachable (later ones may differ)
     deadline = started + max(args.seconds, 4 * interval)
     peak = 0.0
     while time.monotonic() < deadline:
@@ -81,6 +82,7 @@ def measure(args, d: Path, rig: HostileRig, good: list[str]) -> int:
             if printer not in reached and status and status["state"] == "unreachable" \
                     and words in (status.get("error") or ""):
                 reached[printer] = time.monotonic() - started
+                reasons[printer] = status["error"]
     # The good printers: every poll of the window after the first interval (start-up).
     window_start, window_end = started + 2 * interval, time.monotonic()
     expected = (window_end - window_start) / interval
@@ -106,7 +108,7 @@ def measure(args, d: Path, rig: HostileRig, good: list[str]) -> int:
         when = reached.get(printer)
         line_ok = when is not None and when <= limit
         ok &= line_ok
-        reason = (rig.probe.status.get(printer) or {}).get("error") or "-"
+        reason = reasons.get(printer) or "-"
         shown = f"{when:4.1f} s ({when / interval:.1f} intervals)" if when is not None else "   never      "
         print(f"  {printer:<13} {api:<9} {behaviour:<15} unreachable after {shown}  "
               f"{'ok' if line_ok else 'MISSED'}: {reason[:90]}")
