@@ -4,8 +4,11 @@ with the report code). Shared by the report tests."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -141,3 +144,40 @@ def truth_hours(p: Printer, low: int = Q3_START, high: int = Q3_END) -> dict[str
         covered_until = t(s.end)
     ms["unknown"] += _clip(covered_until, high, low, high)
     return ms
+
+
+@contextmanager
+def reports_of(tmp: Path, write_inventory: Callable[[Path], Path], fleet: list[Printer],
+               period: str = "2026-Q3") -> Iterator[tuple[Path, object, Path]]:
+    """The scripted ``fleet`` through a real broker, collector and InfluxDB, then ``period``'s
+    report in English and Swedish by ``printfarm-server report`` (with the collector's state_dir:
+    the same pseudonym secret). Yields (the reports' folder, the InfluxDB, the inventory)."""
+    from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
+    from devkit.servers import InfluxDB, Mosquitto
+    from server.__main__ import main as server_main
+
+    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb") as influx:
+        inventory = write_inventory(tmp / "fleet.toml")
+        cfg = collector_config(tmp, broker, influx, inventory)
+        collector = RunningCollector(cfg)
+        try:
+            collector.wait_connected()
+            publish(broker, [m for p in fleet for m in send_order(p)])
+            events = sum(len(s.jobs) for p in fleet for s in p.sessions)
+            wait_for(lambda: job_points(influx, DB) == events, 30, "every job event in InfluxDB")
+        finally:
+            collector.stop()
+        config = tmp / "server.toml"
+        config.write_text(f'inventory = "{inventory}"\nstate_dir = "{cfg.state_dir}"\n'
+                          f'[influx]\nurl = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n'
+                          '[reports]\nnetwork_name = "ACES"\n')
+        out = tmp / "out"
+        for lang in ("en", "sv"):
+            assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
+                                period, "--lang", lang]) == 0
+        yield out, influx, inventory
+
+
+def job_points(influx, db: str) -> int:
+    found = influx.query("SELECT count(seq) AS n FROM job", db=db)
+    return found[0]["n"] if found else 0

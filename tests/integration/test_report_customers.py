@@ -19,11 +19,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
-from devkit.servers import InfluxDB, Mosquitto
-from server.__main__ import main as server_main
 from tests.integration.scripted_fleet import (
-    H, Q3_END, Q3_START, Job, Printer, Session, publish, send_order, t,
+    H, Q3_END, Q3_START, Job, Printer, Session, reports_of, t,
 )
 
 pytestmark = pytest.mark.integration
@@ -201,33 +198,8 @@ def write_inventory(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("customers")
-    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxdb") as influx:
-        inventory = write_inventory(tmp / "fleet.toml")
-        cfg = collector_config(tmp, broker, influx, inventory)
-        collector = RunningCollector(cfg)
-        try:
-            collector.wait_connected()
-            fleet = script()
-            publish(broker, [m for p in fleet for m in send_order(p)])
-            events = sum(len(s.jobs) for p in fleet for s in p.sessions)
-            wait_for(lambda: _count(influx, "job") == events, 30, "every job event in InfluxDB")
-        finally:
-            collector.stop()
-        config = tmp / "server.toml"  # the collector's state_dir: the same pseudonym secret
-        config.write_text(f'inventory = "{inventory}"\nstate_dir = "{cfg.state_dir}"\n'
-                          f'[influx]\nurl = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n'
-                          '[reports]\nnetwork_name = "ACES"\n')
-        out = tmp / "out"
-        for lang in ("en", "sv"):
-            assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                "2026-Q3", "--lang", lang]) == 0
+    with reports_of(tmp_path_factory.mktemp("customers"), write_inventory, script()) as (out, _, _):
         yield out
-
-
-def _count(influx, measurement: str) -> int:
-    found = influx.query(f"SELECT count(seq) AS n FROM {measurement}", db=DB)
-    return found[0]["n"] if found else 0
 
 
 def read_csv(out: Path, table: str) -> list[dict]:
