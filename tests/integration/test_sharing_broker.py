@@ -60,6 +60,7 @@ def sniffed_job(tmp_path, mosquitto, octoprint_factory):
     """One job printed by USER, watched by one agent per policy (one site each), sniffed."""
     octoprint = octoprint_factory(user=USER)
     sniffer = Sniffer(mosquitto)
+    away_collector(mosquitto)
     agents = [start_agent(agent_config_for(tmp_path, mosquitto, [(f"p-{policy}", octoprint.url, octoprint.api_key)],
                                            site=f"lab-{policy}", agent_id=f"pi-{policy}", sharing=policy))
               for policy in POLICIES]
@@ -75,7 +76,21 @@ def sniffed_job(tmp_path, mosquitto, octoprint_factory):
         sniffer.close()
 
 
-def test_no_raw_user_name_crosses_the_broker_under_any_policy_and_status_sends_no_file_name(sniffed_job):
+def away_collector(broker) -> None:
+    """A collector's persistent QoS 1 session, gone: the broker keeps its share in its store."""
+    done = threading.Event()
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="collector-away",
+                    clean_session=False, protocol=mqtt.MQTTv311)
+    c.on_subscribe = lambda *a: done.set()
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    c.subscribe("printfarm/#", 1)
+    assert done.wait(10), "the away collector could not subscribe"
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_no_raw_user_name_crosses_the_broker_under_any_policy_and_status_sends_no_file_name(sniffed_job, mosquitto):
     sniffer, name = sniffed_job
     assert "volvo" in name  # what a leak would show
     everything = sniffer.messages()
@@ -97,3 +112,9 @@ def test_no_raw_user_name_crosses_the_broker_under_any_policy_and_status_sends_n
     files = {json.loads(p).get("file") for t, p in masked if not t.endswith("/status") or b'"file"' in p} - {None}
     assert files == {pseudonyms.file_label("lab-masked", name)} and all(is_file_label(f) for f in files)
     assert "[kilsberg-verktyg]" in files.pop()  # the customer tag still attributes the job
+
+    # What the broker kept on disk for the collector that was away (issue 21: it held raw names).
+    mosquitto.stop()  # a clean stop writes the persistence file
+    store = (mosquitto.dir / "mosquitto.db").read_bytes()
+    assert name.encode() in store  # positive control: the full site's queued messages are there
+    assert USER.encode() not in store.lower(), "a raw user name in the broker's persistence file"
