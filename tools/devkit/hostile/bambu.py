@@ -13,7 +13,7 @@ import ssl
 import struct
 from pathlib import Path
 
-from devkit.hostile.base import StandIn, deep_json
+from devkit.hostile.base import StandIn, deep_json, read_exact
 from devkit.pki import make_ca, issue
 
 BEHAVIOURS = ("huge_packet", "deep")
@@ -73,22 +73,13 @@ class HostileBambu(StandIn):
 
 
 def _read_packet(conn) -> tuple[int, bytes]:
-    first = _exact(conn, 1)[0]
+    first = read_exact(conn, 1)[0]
     n, shift = 0, 0
     while True:
-        byte = _exact(conn, 1)[0]
+        byte = read_exact(conn, 1)[0]
         n |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
             break
-    return first >> 4, _exact(conn, n)
+    return first >> 4, read_exact(conn, n)
 
-
-def _exact(conn, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise OSError("the client went away")
-        data += chunk
-    return data

@@ -106,3 +106,14 @@ def read_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
 
 def now() -> float:
     return time.monotonic()
+
+
+def read_exact(conn, n: int) -> bytes:
+    """Exactly ``n`` bytes from a socket, or OSError when the client goes away first."""
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise OSError("the client went away")
+        data += chunk
+    return data

@@ -16,7 +16,7 @@ import json
 import socket
 import struct
 
-from devkit.hostile.base import StandIn, deep_json, read_until
+from devkit.hostile.base import StandIn, deep_json, read_exact, read_until
 
 BEHAVIOURS = ("huge_frame", "fragments", "trickle", "flood", "keys", "deep")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -109,25 +109,16 @@ class HostileMoonraker(StandIn):
 
 
 def _read_client_frame(conn: socket.socket) -> bytes:
-    head = _exact(conn, 2)
+    head = read_exact(conn, 2)
     n = head[1] & 0x7F
     if n == 126:
-        n = struct.unpack(">H", _exact(conn, 2))[0]
+        n = struct.unpack(">H", read_exact(conn, 2))[0]
     elif n == 127:
-        n = struct.unpack(">Q", _exact(conn, 8))[0]
-    mask = _exact(conn, 4) if head[1] & 0x80 else b"\0\0\0\0"
-    data = _exact(conn, n)
+        n = struct.unpack(">Q", read_exact(conn, 8))[0]
+    mask = read_exact(conn, 4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = read_exact(conn, n)
     payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
     if head[0] & 0x0F != 0x1:  # a ping or pong: skip it
         return _read_client_frame(conn)
     return payload
 
-
-def _exact(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise OSError("the client went away")
-        data += chunk
-    return data
