@@ -7,6 +7,7 @@ Topics (all under ``printfarm/v1``):
 - ``printfarm/v1/<site>/<printer>/status``    retained, on every state change
 - ``printfarm/v1/<site>/<printer>/telemetry`` every poll
 - ``printfarm/v1/<site>/<printer>/event``     job and connection events
+- ``printfarm/v1/<site>/<printer>/info``      retained; what the printer can do (Info), on change
 - ``printfarm/v1/agent/<agent>/status``       retained; the last-will says offline
 
 Every payload is JSON with ``v`` (schema version) and ``ts`` (milliseconds since
@@ -78,7 +79,7 @@ def id_problem(value: object) -> str | None:
 
 # --- topics -----------------------------------------------------------------
 
-PRINTER_CHANNELS = ("status", "telemetry", "event")
+PRINTER_CHANNELS = ("status", "telemetry", "event", "info")
 
 
 def printer_topic(site: str, printer: str, channel: str) -> str:
@@ -96,7 +97,7 @@ SUBSCRIPTIONS = (f"{PREFIX}/+/+/+",)
 
 
 class Topic(msgspec.Struct, frozen=True):
-    kind: str  # "status" | "telemetry" | "event" | "agent"
+    kind: str  # "status" | "telemetry" | "event" | "info" | "agent"
     site: str | None
     printer: str | None
     agent: str | None
@@ -167,6 +168,25 @@ class Status(PrinterMessage, omit_defaults=True):
     coalesced: int = 0  # state changes since the previous status that were not sent (rate limit)
 
 
+# Free texts a printer reports about its material ("PETG-CF", "Bambu PLA Basic"), not IDs.
+MaterialName = Annotated[str, msgspec.Meta(max_length=40)]
+Colour = Annotated[str, msgspec.Meta(pattern="^#[0-9A-Fa-f]{6}$")]  # "#RRGGBB"
+Amount = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+MaterialSource = Literal["measured", "slicer"]  # the printer measured it, or the slicer estimated it
+
+
+class MaterialUse(msgspec.Struct, omit_defaults=True):
+    """One tool's (extruder's, AMS slot's) material of a job. ``grams`` and ``mm`` are for the
+    whole job as the source gives them: the collector counts a failed or cancelled job's
+    slicer estimate pro rata to the event's ``progress``; a measured amount as it is."""
+    source: MaterialSource
+    tool: Annotated[int, msgspec.Meta(ge=0, le=99)] = 0
+    type: MaterialName | None = None
+    colour: Colour | None = None
+    grams: Amount | None = None
+    mm: Amount | None = None
+
+
 class Event(PrinterMessage, omit_defaults=True):
     kind: EventKind
     file: str | None = None
@@ -176,6 +196,28 @@ class Event(PrinterMessage, omit_defaults=True):
     filament_mm: float | None = None
     error: str | None = None
     job_started: int | None = None  # ts of the job's "started", on end events
+    progress: Percent | None = None  # the job's progress when it ended, on end events
+    material: list[MaterialUse] = []  # on "started" (what the job will use) and on end events
+
+
+class Tool(msgspec.Struct, omit_defaults=True):
+    """One extruder or material slot (AMS tray, MMU slot) and what is loaded in it."""
+    nozzle_mm: Annotated[float, msgspec.Meta(gt=0, le=5)] | None = None
+    nozzle_type: MaterialName | None = None  # "hardened_steel", "brass", "stainless_steel"
+    material: MaterialName | None = None  # loaded now
+    colour: Colour | None = None
+
+
+class Info(PrinterMessage, omit_defaults=True):
+    """What the printer can do, as it says itself (the collector completes it from the
+    inventory). Retained; sent when it changes. Carries no file name and no user."""
+    model: MaterialName | None = None
+    volume: Annotated[list[Annotated[float, msgspec.Meta(gt=0, le=10_000)]], msgspec.Meta(min_length=3, max_length=3)] | None = None  # x, y, z in mm
+    tools: Annotated[list[Tool], msgspec.Meta(max_length=16)] = []  # extruders / nozzles
+    slots: Annotated[list[Tool], msgspec.Meta(max_length=32)] = []  # AMS trays, MMU slots: materials loaded
+    enclosed: bool | None = None
+    queued_jobs: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None  # the printer's own job queue
+    queued_s: Amount | None = None  # estimated seconds of the queued jobs, where known
 
 
 class AgentStatus(msgspec.Struct, omit_defaults=True):
@@ -194,7 +236,7 @@ class AgentStatus(msgspec.Struct, omit_defaults=True):
     key_id: Annotated[str, msgspec.Meta(max_length=64, pattern="^[0-9a-f]*$")] = ""
 
 
-Message = Telemetry | Status | Event | AgentStatus
+Message = Telemetry | Status | Event | Info | AgentStatus
 
 _encoder = msgspec.json.Encoder()
 
@@ -226,6 +268,7 @@ _decoders = {
     "telemetry": msgspec.json.Decoder(Telemetry),
     "status": msgspec.json.Decoder(Status),
     "event": msgspec.json.Decoder(Event),
+    "info": msgspec.json.Decoder(Info),
     "agent": msgspec.json.Decoder(AgentStatus),
 }
 _version_probe = msgspec.json.Decoder(dict[str, object])

@@ -26,6 +26,7 @@ class PastJob:
     print_time: float | None = None  # seconds actually printed (pauses excluded)
     filament_mm: float | None = None  # measured by the printer
     error: str | None = None
+    material: tuple | None = None  # common.protocol.MaterialUse per tool, where the API tells
 
 
 @dataclass(slots=True)
@@ -64,6 +65,13 @@ class Snapshot:
     history: tuple[PastJob, ...] | None = None
     layer: int | None = None  # the layer being printed, where the API tells (Bambu)
     layers: int | None = None  # the job's number of layers
+    # The current job's material per tool (common.protocol.MaterialUse), where the API tells:
+    # the job tracker keeps the last one seen and sends it on the job's start and end events.
+    material: tuple | None = None
+    # What the printer can do (common.protocol.Info's fields without the message header:
+    # model, volume, tools, slots, enclosed, queued_jobs, queued_s), where the API tells; None
+    # keeps the last one. The agent sends an info message when it changes.
+    info: dict | None = None
 
 
 class Printer(Protocol):

@@ -61,7 +61,7 @@ def _valid_base(kind: str) -> dict:
     if kind == "agent":
         return {"v": 1, "ts": NOW, "agent": "pi-1", "state": "online"}
     base = {"v": 1, "ts": NOW, "printer": "mk4-01", "site": "umu", "seq": 1}
-    return base | {"telemetry": {"state": "printing"}, "status": {"state": "idle"}, "event": {"kind": "done"}}[kind]
+    return base | {"telemetry": {"state": "printing"}, "status": {"state": "idle"}, "event": {"kind": "done"}, "info": {}}[kind]
 
 
 @PROFILE
