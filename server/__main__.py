@@ -1,6 +1,7 @@
 """``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup|migrate-organisations
---config FILE`` (report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
-docs/privacy.md; grafana-setup: docs/grafana-organisations.md; migrate-organisations: docs/organisations.md)."""
+|directory --config FILE`` (report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
+docs/privacy.md; grafana-setup: docs/grafana-organisations.md; migrate-organisations: docs/organisations.md;
+directory: docs/directory.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ TOKEN_COMMANDS = ("token-create", "token-list", "token-revoke")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
     parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
-                                            "grafana-setup", "migrate-organisations", *TOKEN_COMMANDS])
+                                            "grafana-setup", "migrate-organisations", "directory", *TOKEN_COMMANDS])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from server.grafana import setup as grafana_setup
     grafana_setup.add_arguments(parser)
     tokens_cli.add_arguments(parser)
+    from server import directory_cli
+    directory_cli.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return report_cli.run(cfg, inv, args)
+    if args.command == "directory":  # docs/directory.md
+        return directory_cli.run(cfg, args)
     if args.command in TOKEN_COMMANDS:
         return {"token-create": lambda: tokens_cli.create(cfg, inv, args), "token-list": lambda: tokens_cli.listing(cfg, args),
                 "token-revoke": lambda: tokens_cli.revoke(cfg, args)}[args.command]()

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -28,6 +29,8 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.access import COOKIE, Access, Viewer
+from server.directory import Directory
+from server.directory_query import BadQuery, from_params
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class Request:
     """What a route may know of the request: who asks, and what they may see."""
     viewer: Viewer
     access: Access
+    query: str = ""  # the URL's query string
 
 
 Route = Callable[[Request], Answer]
@@ -73,7 +77,8 @@ def host_name(header: str) -> str:
 
 class Api:
     def __init__(self, host: str, port: int, fleet, health: Callable[[], dict], metrics: Metrics,
-                 allowed_hosts: tuple[str, ...] | list[str] = LOOPBACK_NAMES, *, access: Access):
+                 allowed_hosts: tuple[str, ...] | list[str] = LOOPBACK_NAMES, *, access: Access,
+                 directory: Directory | None = None):
         self.fleet = fleet
         self.metrics = metrics
         self.collector_health = health
@@ -81,7 +86,9 @@ class Api:
         self.allowed = {host_name(h) for h in allowed_hosts}
         web = files("server.web")  # shipped inside the package
         self.page, self.login_page = web.joinpath("status.html").read_bytes(), web.joinpath("login.html").read_bytes()
-        self.policies = {self.page: page_policy(self.page), self.login_page: page_policy(self.login_page)}
+        self.directory_page = web.joinpath("directory.html").read_bytes()
+        self.policies = {page: page_policy(page) for page in (self.page, self.login_page, self.directory_page)}
+        self.directory = directory
         self.routes: dict[str, Route] = {
             "/": self._status_page,
             "/api/fleet": self._fleet,
@@ -89,6 +96,8 @@ class Api:
             "/metrics": self._metrics,
             "/login": self._login_form,
         }
+        if directory is not None:  # the regional directory (docs/directory.md)
+            self.routes.update({"/directory": self._directory_page, "/api/directory": self._directory})
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-api", daemon=True)
@@ -117,7 +126,7 @@ class Api:
     def answer(self, path: str, headers, method: str = "GET", body: bytes = b"") -> Answer:
         if not self.host_allowed(headers.get("Host")):  # first: a rebound name learns nothing else
             return 403, "text/plain", b"host not allowed: add it to [http] allowed_hosts\n"
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         if method == "POST":
             if path != "/login":
                 return 405, "text/plain", b"method not allowed\n"
@@ -130,7 +139,7 @@ class Api:
         viewer = self.access.viewer(headers.get("Authorization"), headers.get("Cookie"))
         if viewer is None:
             return self._unauthorised(path)
-        return route(Request(viewer, self.access))
+        return route(Request(viewer, self.access, query))
 
     def _unauthorised(self, path: str) -> Answer:
         if path.startswith("/api/"):
@@ -158,6 +167,20 @@ class Api:
 
     def _fleet(self, request: Request):
         return 200, "application/json", json.dumps(request.access.fleet(self.fleet.snapshot(), request.viewer)).encode()
+
+    def _directory_page(self, _request):
+        return 200, "text/html; charset=utf-8", self.directory_page
+
+    def _directory(self, request: Request):
+        """The regional directory (server/directory.py): every token sees every published printer's
+        capabilities; its own organisation's printers with live state whatever their policy."""
+        try:
+            query = from_params({k: v[-1] for k, v in parse_qs(request.query, keep_blank_values=True).items()})
+        except BadQuery as exc:
+            return 400, "application/json", json.dumps({"error": str(exc)}).encode()
+        own = request.viewer.scope if request.viewer.scope in request.access.site_orgs.values() else None
+        printers = self.directory.answer(query, int(time.time() * 1000), own)
+        return 200, "application/json", json.dumps({"printers": printers}).encode()
 
     def _healthz(self, _request):
         report = self.collector_health()

@@ -8,7 +8,7 @@ from typing import Callable
 
 from common import protocol
 from common.text import one_line, plain, plain_or_none
-from server import lineproto, routing
+from server import directory_points, lineproto, routing
 from server.live import LiveFleet
 from server.metrics import Metrics
 from server.inventory import Inventory, Tags
@@ -128,7 +128,7 @@ class Ingest:
         if cached is None:
             return self._reject(self._unlisted_reason(), topic, "printer is not in the inventory")
         tags, tag_str, outlet = cached
-        emit = getattr(outlet, parsed.kind)
+        emit = self._info_emit(outlet, tags) if parsed.kind == "info" else getattr(outlet, parsed.kind)
         if tags.listed and len(self._routes) < 100_000:
             entry = self.fleet.entry(tags) if parsed.kind == "telemetry" else None
             self._routes[topic] = (parsed, tags, tag_str, emit, entry, outlet)
@@ -146,6 +146,12 @@ class Ingest:
         emit(msg, tag_str)
         if self._more_of_users or parsed.kind == "event":
             self._raw_user(msg, parsed.kind, tag_str, raw, outlet)
+
+    def _info_emit(self, outlet, tags: Tags):
+        """An Info's point: its capabilities completed by the inventory (server/directory_points.py)."""
+        def emit(msg: protocol.Info, _tag_str: str) -> None:
+            outlet.info(directory_points.line(msg, tags, self.inventory))
+        return emit
 
     def _accepted(self, msg: protocol.Message, tags: Tags | None) -> protocol.Message:
         self._n_accepted += 1
@@ -257,5 +263,11 @@ def _agent_texts(msg: protocol.AgentStatus) -> None:
     msg.version = plain(msg.version)
 
 
+def _info_texts(msg: protocol.Info) -> None:
+    msg.model = plain_or_none(msg.model)
+    for tool in (*msg.tools, *msg.slots):
+        tool.nozzle_type, tool.material = plain_or_none(tool.nozzle_type), plain_or_none(tool.material)
+
+
 _PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,
-          protocol.AgentStatus: _agent_texts}
+          protocol.AgentStatus: _agent_texts, protocol.Info: _info_texts}

@@ -33,6 +33,7 @@ import msgspec
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
 from server import attribution, bookings, organisations
+from server.directory_config import Capabilities, check_capabilities, check_site_policy
 from server.attribution import AttributionSettings
 from server.customers import Customer
 from server.organisations import UNLISTED, Organisation
@@ -65,9 +66,15 @@ class Site(msgspec.Struct, forbid_unknown_fields=True):
     county: str
     name: str = ""
     organisation_kind: str = ""  # one of ORGANISATION_KINDS, or "" (not said)
+    # The regional directory (server/directory_config.py, docs/directory.md)
+    directory: str = "live"  # "live", "capabilities" (without live state) or "hidden"
+    access: list[str] = []  # who may use the site's printers: members, companies, students, public
+    contact: str = ""
+    hours: str = ""  # opening hours, as text
 
     def __post_init__(self):
         check_names(self, "organisation", "county", "name")
+        check_site_policy(self)
         if self.organisation_kind and self.organisation_kind not in ORGANISATION_KINDS:
             raise Invalid("organisation_kind", f"{self.organisation_kind!r} is not an organisation kind",
                           f"use one of {', '.join(ORGANISATION_KINDS)} ('research': a university or research institute)")
@@ -85,9 +92,17 @@ class PrinterEntry(msgspec.Struct, forbid_unknown_fields=True):
     model: str = ""
     name: str = ""
     added: str | None = None  # ISO date the printer joined the network, for reports
+    # What it can do where it cannot say so itself (over its model's; server/directory_config.py)
+    volume: list[float] | None = None
+    nozzle_mm: float | None = None
+    nozzle_type: str | None = None
+    tools: int | None = None
+    materials: list[str] = []
+    enclosed: bool | None = None
 
     def __post_init__(self):
         check_names(self, "model", "name")
+        check_capabilities(self)
 
 
 class AgentEntry(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,6 +113,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     organisations: dict[str, Organisation] = {}  # the tables; every organisation: ``orgs``
     sites: dict[str, Site] = {}
     printers: dict[str, PrinterEntry] = {}
+    models: dict[str, Capabilities] = {}  # capabilities by model name (the directory's)
     agents: dict[str, AgentEntry] = {}
     customers: dict[str, Customer] = {}
     attribution: AttributionSettings = msgspec.field(default_factory=AttributionSettings)
@@ -223,7 +239,7 @@ def load(path: str | Path) -> Inventory:
 
 def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
-    for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry),
+    for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry), ("models", Capabilities),
                      ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())

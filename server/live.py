@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+
+import msgspec
 from dataclasses import asdict, dataclass, field, fields
 
 from common import protocol
@@ -29,6 +31,8 @@ class PrinterState:
     temps: dict = field(default_factory=dict)
     agent: str | None = None
     api: str | None = None  # the printer API its agent uses
+    info: dict | None = None  # the latest Info's fields (what the printer says it can do), or None
+    info_ts: int | None = None  # its sample time (ms)
 
 
 @dataclass(slots=True)
@@ -56,6 +60,8 @@ class LiveFleet:
             if isinstance(msg, protocol.AgentStatus):
                 return self._apply_agent(msg)
             current = self._entry(tags)
+            if isinstance(msg, protocol.Info):
+                return _apply_info(current, msg)
             if current.last_seen is None or msg.ts >= current.last_seen:
                 current.last_seen = msg.ts
                 _apply_printer(current, msg)
@@ -113,6 +119,18 @@ def _public(p: PrinterState) -> dict:
     out = {f.name: getattr(p, f.name) for f in fields(p)}
     out["temps"] = {name: [t.actual, t.target] for name, t in p.temps.items()}
     return out
+
+
+_HEADER = frozenset(f.name for f in msgspec.structs.fields(protocol.PrinterMessage))
+
+
+def _apply_info(p: PrinterState, msg: protocol.Info) -> PrinterState:
+    """An Info by its own time, apart from the printer's other messages: the retained one comes
+    again on every (re)subscription, older than the telemetry that may already be here."""
+    if p.info_ts is None or msg.ts >= p.info_ts:
+        p.info_ts = msg.ts
+        p.info = {k: v for k, v in msgspec.to_builtins(msg).items() if k not in _HEADER}
+    return p
 
 
 def _apply_printer(p: PrinterState, msg) -> None:

@@ -59,6 +59,9 @@ class _Together:
     def job_user(self, msg, tags: str, raw: str) -> None:
         self.write(lineproto.job_user(msg, tags, raw))
 
+    def info(self, line: str) -> None:
+        self.write(line)
+
 
 class _Apart:
     __slots__ = ("org", "network")
@@ -79,3 +82,8 @@ class _Apart:
 
     def job_user(self, msg, tags: str, raw: str) -> None:
         self.org(lineproto.job_user(msg, tags, raw))
+
+    def info(self, line: str) -> None:
+        """A printer_info point (server/directory_points.py): figures, no file and no user, so both."""
+        self.org(line)
+        self.network(line)

@@ -86,6 +86,7 @@ def http_api(c: "Collector"):
     """Built last, so it serves the routes the other subsystems registered."""
     from server.access import Access, organisation_ids
     from server.api import Api
+    from server.directory import Directory
     from server.tokens import TokenFile, path_for
 
     http = c.cfg.http
@@ -93,7 +94,8 @@ def http_api(c: "Collector"):
         return None
     access = Access(TokenFile(path_for(c.cfg)), organisation_ids(c.inventory), http.public)
     try:
-        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts, access=access)
+        api = Api(http.host, http.port, c.fleet, c.health, c.metrics, http.allowed_hosts, access=access,
+                  directory=Directory(c.inventory, c.fleet))
     except OSError as exc:  # a port in use, or a host this machine does not have
         raise ConfigError("http", f"cannot listen on {http.host}:{http.port} ({exc.strerror or exc})",
                           "stop what holds that port, or set [http] port (or host) to one that is free") from None
