@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import alerts, fleet_overview, funder, influxql, printer, utilisation
+from dashboards import alerts, directory, fleet_overview, funder, influxql, printer, utilisation
 from server.grafana import datasource, orgs
 
 HERE = Path(__file__).parent
@@ -41,6 +41,7 @@ ORGANISATION_DASHBOARDS = {
 NETWORK_DASHBOARDS = {
     "regional-utilisation.json": utilisation.build,
     "funder.json": funder.build,
+    "directory.json": directory.build,  # capabilities only: no file name, no user (docs/directory.md)
 }
 MOUNT = "/etc/grafana/dashboards/printfarm"  # where deploy/central/compose.yaml mounts json/
 DEFAULT_INVENTORY = ROOT / "examples" / "fleet.toml"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from common import protocol
 from dashboards import macros
 from server.grafana import datasource
 from server.tenancy import NETWORK_READER, org_database, org_id, org_reader
@@ -24,6 +25,7 @@ from devkit.pipeline import (
     DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for, write_inventory,
 )
 from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
+from tests.integration.scripted_fleet import publish
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +81,7 @@ def filled(tmp_path_factory):
             agents.append(start_agent(agent_config_for(
                 tmp, broker, [(printer, op.url, op.api_key)], site=PRINTERS[printer],
                 interval=INTERVAL, timeout=INTERVAL, agent_id=f"pi-{n}")))
+        publish(broker, [_info(printer, site) for printer, site in PRINTERS.items()])
         _run_jobs(influx, first, second)
         _wait_for_a_rollup(collector.collector.rollups)
         started = time.time()
@@ -90,6 +93,14 @@ def filled(tmp_path_factory):
             collector.stop()
         for server in reversed(servers):
             server.stop()
+
+
+def _info(printer: str, site: str) -> tuple[str, bytes]:
+    """What a printer can do (the directory panel), an hour old: an agent's own Info wins."""
+    msg = protocol.Info(v=1, ts=int(time.time() * 1000) - 3_600_000, printer=printer, site=site, seq=0,
+                        model="Virtual", volume=[200.0, 200.0, 200.0], enclosed=False, queued_jobs=0,
+                        tools=[protocol.Tool(nozzle_mm=0.4, nozzle_type="brass", material="PLA")])
+    return protocol.printer_topic(site, printer, "info"), protocol.encode(msg)
 
 
 def _wait_for_a_rollup(job) -> None:
@@ -336,7 +347,7 @@ def test_a_panel_added_without_data_behind_it_fails_the_check(filled):
 AGENT_SITES = {"pi-1": "north-lab", "pi-2": "south-lab"}
 ORG_DASHBOARDS = ("organisation/fleet-overview.json", "organisation/printer-detail.json",
                   "organisation/regional-utilisation.json", "organisation/alerts-events.json")
-NETWORK_DASHBOARDS = ("network/regional-utilisation.json", "network/funder.json")
+NETWORK_DASHBOARDS = ("network/regional-utilisation.json", "network/funder.json", "network/directory.json")
 
 
 class _Reader:

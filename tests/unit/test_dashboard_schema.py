@@ -116,7 +116,7 @@ def test_each_organisation_has_the_four_detail_dashboards_and_the_network_the_tw
     names = {p.relative_to(JSON_DIR).as_posix() for p in DASHBOARD_FILES}
     assert names == {f"organisation/{n}" for n in ("fleet-overview.json", "printer-detail.json",
                                                    "regional-utilisation.json", "alerts-events.json")} | \
-        {"network/regional-utilisation.json", "network/funder.json"}
+        {"network/regional-utilisation.json", "network/funder.json", "network/directory.json"}
 
 
 def test_the_committed_json_is_what_the_generator_writes():
@@ -167,6 +167,7 @@ def test_template_variables_are_county_organisation_site_and_printer_from_tag_va
     assert names[:3] == ["county", "organisation", "site"]
     assert set(names) <= {"county", "organisation", "site", "printer"}
     source = '"rollups"."utilisation"' if board["uid"] in {"printfarm-utilisation", "printfarm-funder"} else '"telemetry"'
+    source = '"autogen"."printer_info"' if board["uid"] == "printfarm-directory" else source
     for var in board["templating"]["list"]:
         assert var["query"].startswith(f"SHOW TAG VALUES FROM {source} WITH KEY = ")
         assert var["multi"] and var["includeAll"]
