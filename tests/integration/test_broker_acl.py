@@ -186,7 +186,7 @@ def test_an_agent_publishes_its_own_printers_and_its_status_over_tls(clients, wa
     north = clients("pi-north")
     assert not north.reason.is_failure, north.reason
     mine = ["printfarm/v1/north-lab/p1/telemetry", "printfarm/v1/north-lab/p2/status",
-            "printfarm/v1/north-lab/p1/event", "printfarm/v1/agent/pi-north/status"]
+            "printfarm/v1/north-lab/p1/event", "printfarm/v1/north-lab/p1/info", "printfarm/v1/agent/pi-north/status"]
     for topic in mine:
         assert not north.publish(topic).is_failure, topic
     assert sorted(t for t, _ in watcher.received()) == sorted(mine)
@@ -195,6 +195,7 @@ def test_an_agent_publishes_its_own_printers_and_its_status_over_tls(clients, wa
 def test_an_agent_cannot_publish_another_agents_printers_or_status(clients, watcher):
     south = clients("pi-south")
     for topic in ("printfarm/v1/north-lab/p1/telemetry", "printfarm/v1/south-lab/p1/telemetry",
+                  "printfarm/v1/north-lab/p1/info",
                   "printfarm/v1/agent/pi-north/status", "printfarm/v1/north-lab/p3/status",
                   "printfarm/v1/south-lab/p3", "printfarm/v1/south-lab/p3/a/b",
                   "printfarm/collector/collector/status"):
