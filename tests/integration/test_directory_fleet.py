@@ -1,0 +1,188 @@
+"""The directory over a mixed fleet of real agents (docs/directory.md): a real OctoPrint (virtual
+printer), Klipper's host with Moonraker in batch mode, the PrusaLink stand-in (devkit.sim) and a
+Bambu X1C scripted over the TLS stand-in for its broker, each watched by the real agent, through
+the real Mosquitto, collector and InfluxDB. Each printer starts a job, pauses, goes away or comes
+back; the directory's answer follows each change within two of the agents' intervals.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from agent import config as agent_config
+from agent.service import Agent
+from devkit.pipeline import RunningCollector, collector_config, wait_for
+from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
+from devkit.servers.bambu import BambuBroker
+from devkit.servers.klipper import klipper_gcode
+from devkit.sim import SimClock, Simulator
+from devkit.sim.prusalink_remote import PrusaLinkRemote
+from devkit.sim.server import PrinterSpec
+from server import tokens
+from tests.integration.moonraker_rigs import RealRig, print_state
+from tests.integration.test_bambu_pipeline import SERIAL, ScriptedX1
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 1.0
+PASSWORD = "directory-prusalink"
+FREE_NOW = {"free_within": "0m"}
+INVENTORY = """
+[sites.uni]
+organisation = "Uppsala universitet"
+county = "Uppsala"
+access = ["members", "students"]
+
+[sites.oru]
+organisation = "Örebro universitet"
+county = "Örebro"
+access = ["members", "companies"]
+
+[models."Prusa MK3S"]
+volume = [250, 210, 210]
+nozzle_mm = 0.4
+
+[printers.vp]
+site = "uni"
+model = "Prusa MK3S"
+materials = ["PLA", "PETG"]
+
+[printers.voron]
+site = "uni"
+model = "Voron 2.4"
+volume = [350, 350, 340]
+materials = ["ABS", "ASA"]
+
+[printers.core]
+site = "oru"
+model = "Prusa CORE One"
+volume = [250, 220, 270]
+materials = ["PETG"]
+
+[printers.x1]
+site = "oru"
+model = "Bambu X1C"
+volume = [256, 256, 256]
+materials = ["PLA", "PETG-CF"]
+"""
+
+
+def agent(tmp, broker, agent_id: str, site: str, tables: list[dict]) -> Agent:
+    for table in tables:
+        table.update(interval=INTERVAL, timeout=INTERVAL)
+    started = Agent(agent_config.from_dict({
+        "agent": {"id": agent_id, "site": site, "state_dir": str(tmp / agent_id)},
+        "broker": {"host": broker.host, "port": broker.port, "reconnect_min": 0.2, "reconnect_max": 2},
+        "printers": tables}))
+    started.start()
+    return started
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("directory-fleet")
+    (tmp / "fleet.toml").write_text(INVENTORY)
+    (tmp / "prusalink-password").write_text(PASSWORD + "\n")
+    stops = []
+    try:
+        broker, influx = Mosquitto(tmp / "mosquitto").start(), InfluxDB(tmp / "influx").start()
+        stops += [broker.stop, influx.stop]
+        cfg = collector_config(tmp, broker, influx, tmp / "fleet.toml")
+        running = RunningCollector(cfg)
+        stops.append(running.stop)
+        running.wait_connected()
+        octo = OctoPrint(tmp / "octoprint").start()
+        stops.append(octo.stop)
+        moon = RealRig(tmp)
+        stops.append(moon.close)
+        sim = Simulator([PrinterSpec("core", site="oru", api="prusalink")], PASSWORD, SimClock(speed=4.0),
+                        auto=False).start()
+        stops.append(sim.stop)
+        bambu = BambuBroker(tmp / "bambu", [SERIAL]).start()
+        stops.append(bambu.stop)
+        x1 = ScriptedX1(bambu)
+        stops.append(x1.close)
+        (tmp / "octoprint-key").write_text(octo.api_key)
+        agents = [
+            agent(tmp, broker, "pi-uni", "uni", [
+                {"id": "vp", "type": "octoprint", "url": octo.url, "api_key_file": str(tmp / "octoprint-key")},
+                {"id": "voron", "type": "moonraker", "url": moon.url}]),
+            agent(tmp, broker, "pi-oru", "oru", [
+                {"id": "core", "type": "prusalink", "url": sim.url("core"),
+                 "password_file": str(tmp / "prusalink-password")},
+                {"id": "x1", "type": "bambu", "host": bambu.host, "port": bambu.endpoints[SERIAL].port,
+                 "serial": SERIAL, "access_code_file": str(bambu.access_code_file(SERIAL)),
+                 "ca_file": str(bambu.ca_path), "model": "X1C", "silent_after": 2.0}]),
+        ]
+        stops += [a.stop for a in agents]
+        token, _ = tokens.issue(tokens.path_for(cfg), tokens.NETWORK)
+        d = Directory(f"http://127.0.0.1:{running.collector.api.port}", token)
+        d.octo, d.moon, d.core, d.x1 = octo, moon, PrusaLinkRemote(sim.url("core"), PASSWORD), x1
+        wait_for(lambda: d.names(**FREE_NOW) == {"vp", "voron", "core", "x1"}, 60, "every printer free")
+        yield d
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+class Directory:
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url, token
+
+    def ask(self, **filters) -> list[dict]:
+        reply = requests.get(self.url + "/api/directory", params=filters, timeout=10,
+                             headers={"Authorization": f"Bearer {self.token}"})
+        assert reply.status_code == 200, reply.text
+        return reply.json()["printers"]
+
+    def names(self, **filters) -> set[str]:
+        return {p["printer"] for p in self.ask(**filters)}
+
+    def entry(self, printer: str) -> dict:
+        return next(p for p in self.ask() if p["printer"] == printer)
+
+    def follows(self, changed: float, expected: set[str], **filters) -> float:
+        """Seconds from the printer's change until the answer is ``expected``: at most two intervals."""
+        wait_for(lambda: self.names(**filters) == expected, 15, f"{filters} to be {expected}", interval=0.05)
+        took = time.monotonic() - changed
+        assert took <= 2 * INTERVAL, f"{filters}: the answer followed after {took:.2f} s > {2 * INTERVAL} s"
+        return took
+
+
+def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
+    took = {}
+    assert fleet.names(material="PETG", county="Örebro", **FREE_NOW) == {"core", "x1"}  # PETG-CF is a PETG
+    assert fleet.names(min_volume="300x300x300") == {"voron"}
+    assert fleet.entry("vp")["volume"] == [250, 210, 210] and fleet.entry("vp")["state"] == "idle"
+    # OctoPrint starts a job: busy. Cancelled: free again.
+    fleet.octo.upload_and_print("long.gcode", make_gcode(20000))
+    took["OctoPrint prints"] = fleet.follows(time.monotonic(), {"voron", "core", "x1"}, **FREE_NOW)
+    fleet.octo.cancel()
+    fleet.octo.wait_for_state("Operational")
+    took["OctoPrint idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
+    # Moonraker's print pauses (PAUSE in its G-code): busy while paused; cancelled: free.
+    fleet.moon.print_file("pause-me.gcode", klipper_gcode(8000, "PAUSE"))
+    wait_for(lambda: print_state(fleet.moon) == "paused", 30, "the Moonraker print to pause", interval=0.05)
+    took["Moonraker paused"] = fleet.follows(time.monotonic(), {"vp", "core", "x1"}, **FREE_NOW)
+    assert fleet.entry("voron")["state"] == "paused" and not fleet.entry("voron")["available"]
+    fleet.moon.call("POST", "/printer/print/cancel")
+    wait_for(lambda: print_state(fleet.moon) in ("cancelled", "standby"), 30, "the Moonraker print cancelled")
+    took["Moonraker idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
+    # The PrusaLink printer is switched off: unreachable, not available; on again: free.
+    fleet.core.at_printer("power", on=False)
+    took["PrusaLink off"] = fleet.follows(time.monotonic(), {"vp", "voron", "x1"}, **FREE_NOW)
+    assert fleet.entry("core")["state"] == "unreachable" and fleet.entry("core")["free_in_s"] is None
+    fleet.core.at_printer("power", on=True)
+    took["PrusaLink on"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
+    # The X1C starts a 5 h job (299 min left): free within 6 h, not within 4 h.
+    fleet.x1.start_long("housing")
+    took["Bambu prints"] = fleet.follows(time.monotonic(), {"vp", "voron", "core"}, **FREE_NOW)
+    wait_for(lambda: fleet.entry("x1")["free_in_s"], 10, "the X1C's time left")
+    assert 299 * 60 - 2 * INTERVAL - 60 <= fleet.entry("x1")["free_in_s"] <= 299 * 60
+    assert "x1" in fleet.names(free_within="6h") and "x1" not in fleet.names(free_within="4h")
+    fleet.x1.cancel()
+    took["Bambu idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
+    print("answers followed the printers' changes after (s):", {k: round(v, 2) for k, v in took.items()})
