@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--nozzle", metavar="MM", help="directory: a nozzle diameter, e.g. 0.6")
     group.add_argument("--county", help="directory: counties, comma-separated, e.g. Uppsala,Örebro")
     group.add_argument("--free-within", metavar="TIME", help="directory: free within 2h, 90m, 1d")
+    group.add_argument("--access", metavar="WHO", help="directory: open to members, companies, students or public")
     group.add_argument("--url", help="directory: the collector's HTTP API (default: from [http])")
     group.add_argument("--token-file", type=Path, help=f"directory: a file holding an API token (or ${TOKEN_ENV})")
     group.add_argument("--json", action="store_true", help="directory: print the answer as JSON")
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
 
 def run(cfg, args, out=sys.stdout) -> int:
     params = {"material": args.material, "min_volume": args.min_volume, "nozzle": args.nozzle,
-              "county": args.county, "free_within": args.free_within}
+              "county": args.county, "free_within": args.free_within, "access": args.access}
     params = {k: v for k, v in params.items() if v}
     try:
         from_params(params)  # the same checks as the API's, before asking it

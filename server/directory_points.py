@@ -11,6 +11,8 @@ network's database as well as the organisation's (server/routing.py).
 
 from __future__ import annotations
 
+import msgspec
+
 from common import protocol
 from server import lineproto
 from server.directory import capabilities
@@ -20,11 +22,7 @@ MEASUREMENT = "printer_info"
 
 
 def line(msg: protocol.Info, tags: Tags, inventory: Inventory) -> str:
-    info = {k: getattr(msg, k) for k in ("model", "volume", "enclosed", "queued_jobs", "queued_s")}
-    info["tools"] = [{"nozzle_mm": t.nozzle_mm, "nozzle_type": t.nozzle_type, "material": t.material}
-                     for t in msg.tools]
-    info["slots"] = [{"material": t.material} for t in msg.slots]
-    caps = capabilities(inventory, tags.printer, info)
+    caps = capabilities(inventory, tags.printer, msgspec.to_builtins(msg))
     site = inventory.sites.get(tags.site)
     volume = caps["volume"] or [None] * 3
     pairs = [("model", caps["model"] or ""), ("volume_x", _f(volume[0])), ("volume_y", _f(volume[1])),

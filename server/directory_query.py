@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FILTERS = ("material", "min_volume", "nozzle", "county", "free_within")
+from server.directory_config import ACCESS
+
+FILTERS = ("material", "min_volume", "nozzle", "county", "free_within", "access")
 _WORDS = re.compile(r"[^0-9a-z]+")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|min|d)?")
 
@@ -22,9 +24,11 @@ class Query:
     nozzle: float | None = None
     counties: tuple[str, ...] = ()
     free_within_s: float | None = None
+    access: str | None = None  # who wants to use it: a site open to them, or to the public
 
     def matches(self, e: dict) -> bool:
         return (self._material_ok(e) and self._volume_ok(e.get("volume"))
+                and (self.access is None or self.access in e["access"] or "public" in e["access"])
                 and (self.nozzle is None or any(abs(n - self.nozzle) < 1e-6 for n in e.get("nozzles") or []))
                 and (not self.counties or e["county"].casefold() in {c.casefold() for c in self.counties})
                 and (self.free_within_s is None or (e.get("free_in_s") is not None
@@ -91,4 +95,11 @@ def from_params(params: dict[str, str]) -> Query:
         nozzle=nozzle(get["nozzle"]) if "nozzle" in get else None,
         counties=tuple(c.strip() for c in get.get("county", "").split(",") if c.strip()),
         free_within_s=duration_s(get["free_within"]) if "free_within" in get else None,
+        access=access(get["access"]) if "access" in get else None,
     )
+
+
+def access(text: str) -> str:
+    if text.strip().lower() not in ACCESS:
+        raise BadQuery(f"access: {text[:40]!r} is not a kind of user — fix: use one of {', '.join(ACCESS)}")
+    return text.strip().lower()

@@ -112,6 +112,7 @@ def test_filters_material_volume_nozzle_and_county():
     assert set(rig.ask(min_volume="220x250x200")) == {"mk4", "big"}  # a part may be turned
     assert set(rig.ask(nozzle="0.6")) == {"big"}
     assert set(rig.ask(county="gävleborg, Örebro")) == {"x1"}
+    assert set(rig.ask(access="companies")) == {"x1"} and set(rig.ask(access="students")) == {"mk4", "big"}
     assert material_matches("PETG", "Bambu PETG Basic") and not material_matches("PETG-CF", "PETG")
 
 
@@ -170,7 +171,8 @@ def test_no_file_name_user_or_state_text_in_any_entry():
 
 def test_bad_filters_and_bad_inventory_keys_name_the_key_and_the_fix():
     for params, start in (({"min_volume": "250x250"}, "min_volume:"), ({"free_within": "soon"}, "free_within:"),
-                          ({"nozzle": "wide"}, "nozzle:"), ({"colour": "red"}, "colour: not a filter")):
+                          ({"nozzle": "wide"}, "nozzle:"), ({"colour": "red"}, "colour: not a filter"),
+                          ({"access": "everyone"}, "access:")):
         with pytest.raises(BadQuery) as caught:
             from_params(params)
         assert str(caught.value).startswith(start) and "fix:" in str(caught.value)
