@@ -14,7 +14,7 @@ import requests
 
 from agent import config as agent_config
 from agent.service import Agent
-from devkit.pipeline import RunningCollector, collector_config, wait_for
+from devkit.pipeline import DB, RunningCollector, collector_config, wait_for
 from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
 from devkit.servers.bambu import BambuBroker
 from devkit.servers.klipper import klipper_gcode
@@ -121,6 +121,7 @@ def fleet(tmp_path_factory):
         token, _ = tokens.issue(tokens.path_for(cfg), tokens.NETWORK)
         d = Directory(f"http://127.0.0.1:{running.collector.api.port}", token)
         d.octo, d.moon, d.core, d.x1 = octo, moon, PrusaLinkRemote(sim.url("core"), PASSWORD), x1
+        d.influx = influx
         wait_for(lambda: d.names(**FREE_NOW) == {"vp", "voron", "core", "x1"}, 60, "every printer free")
         yield d
     finally:
@@ -131,11 +132,13 @@ def fleet(tmp_path_factory):
 class Directory:
     def __init__(self, url: str, token: str):
         self.url, self.token = url, token
+        self.answers: list[str] = []
 
     def ask(self, **filters) -> list[dict]:
         reply = requests.get(self.url + "/api/directory", params=filters, timeout=10,
                              headers={"Authorization": f"Bearer {self.token}"})
         assert reply.status_code == 200, reply.text
+        self.answers.append(reply.text)
         return reply.json()["printers"]
 
     def names(self, **filters) -> set[str]:
@@ -158,13 +161,13 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
     assert fleet.names(min_volume="300x300x300") == {"voron"}
     assert fleet.entry("vp")["volume"] == [250, 210, 210] and fleet.entry("vp")["state"] == "idle"
     # OctoPrint starts a job: busy. Cancelled: free again.
-    fleet.octo.upload_and_print("long.gcode", make_gcode(20000))
+    fleet.octo.upload_and_print("volvo_long.gcode", make_gcode(20000))
     took["OctoPrint prints"] = fleet.follows(time.monotonic(), {"voron", "core", "x1"}, **FREE_NOW)
     fleet.octo.cancel()
     fleet.octo.wait_for_state("Operational")
     took["OctoPrint idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
     # Moonraker's print pauses (PAUSE in its G-code): busy while paused; cancelled: free.
-    fleet.moon.print_file("pause-me.gcode", klipper_gcode(8000, "PAUSE"))
+    fleet.moon.print_file("saab-pause-me.gcode", klipper_gcode(8000, "PAUSE"))
     wait_for(lambda: print_state(fleet.moon) == "paused", 30, "the Moonraker print to pause", interval=0.05)
     took["Moonraker paused"] = fleet.follows(time.monotonic(), {"vp", "core", "x1"}, **FREE_NOW)
     assert fleet.entry("voron")["state"] == "paused" and not fleet.entry("voron")["available"]
@@ -178,7 +181,7 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
     fleet.core.at_printer("power", on=True)
     took["PrusaLink on"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
     # The X1C starts a 5 h job (299 min left): free within 6 h, not within 4 h.
-    fleet.x1.start_long("housing")
+    fleet.x1.start_long("scania_housing")
     took["Bambu prints"] = fleet.follows(time.monotonic(), {"vp", "voron", "core"}, **FREE_NOW)
     wait_for(lambda: fleet.entry("x1")["free_in_s"], 10, "the X1C's time left")
     assert 299 * 60 - 2 * INTERVAL - 60 <= fleet.entry("x1")["free_in_s"] <= 299 * 60
@@ -186,3 +189,12 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
     fleet.x1.cancel()
     took["Bambu idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
     print("answers followed the printers' changes after (s):", {k: round(v, 2) for k, v in took.items()})
+    # No file name or user in any answer (Moonraker's prints are started by its user "operator").
+    assert len(fleet.answers) > 20
+    leaked = {name for text in fleet.answers for name in ("volvo", "saab", "scania", "operator") if name in text.lower()}
+    assert not leaked, leaked
+    # The positive control: the names did come through the pipeline (the job events hold them).
+    files = wait_for(lambda: (lambda r: r if {"volvo_long.gcode", "saab-pause-me.gcode", "scania_housing"} <= r else None)(
+        {row["file"] for row in fleet.influx.query("SELECT file FROM job WHERE kind = 'started'", db=DB)}), 10,
+        "the started events")
+    assert files
