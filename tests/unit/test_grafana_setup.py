@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "examples" / "fleet.toml"
 ADMIN_PASSWORD = "admin-secret-7f3a"
 ORG_BOARDS = {"printfarm-fleet", "printfarm-printer", "printfarm-utilisation", "printfarm-alerts"}
-NETWORK_BOARDS = {"printfarm-utilisation", "printfarm-funder"}
+NETWORK_BOARDS = {"printfarm-utilisation", "printfarm-funder", "printfarm-directory"}
 
 
 @pytest.fixture
