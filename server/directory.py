@@ -133,19 +133,20 @@ class Directory:
             yield self._entry(printer_id, entry, site, p, policy, agents, now_ms)
 
     def _entry(self, printer_id, entry, site, p, policy, agents, now_ms) -> dict:
+        organisation = self.inventory.orgs[self.inventory.org_of_site[entry.site]].name
         out = {"printer": printer_id, "name": entry.name or printer_id, "site": entry.site,
-               "site_name": site.name or entry.site, "organisation": self.inventory.orgs[
-                   self.inventory.org_of_site[entry.site]].name, "county": site.county,
+               "site_name": site.name or entry.site, "organisation": organisation, "county": site.county,
                "access": list(site.access), "contact": site.contact, "hours": site.hours, "publish": policy,
                **capabilities(self.inventory, printer_id, p["info"] if p else None)}
-        live = None
-        if policy == "live" and p is not None:
-            online = p["agent"] is None or agents.get(p["agent"], "online") == "online"
-            spans = self.spans.get((entry.site, printer_id), []) + self.spans.get((entry.site, ""), [])
-            live = availability(p, online, sorted(spans, key=lambda b: b.start_ms), now_ms)
-        out.update(live.as_dict() if live else {"state": None, "available": None, "free_in_s": None,
-                                                "queued_jobs": None, "booked_now": None, "next_booking": None})
-        return out
+        if policy != "live" or p is None:
+            return out | NO_LIVE_STATE
+        online = p["agent"] is None or agents.get(p["agent"], "online") == "online"
+        spans = self.spans.get((entry.site, printer_id), []) + self.spans.get((entry.site, ""), [])
+        return out | availability(p, online, sorted(spans, key=lambda b: b.start_ms), now_ms).as_dict()
+
+
+NO_LIVE_STATE = {"state": None, "available": None, "free_in_s": None, "queued_jobs": None, "booked_now": None,
+                 "next_booking": None}
 
 
 __all__ = ["Directory", "Query", "capabilities", "availability", "material_matches"]
