@@ -33,9 +33,9 @@ import msgspec
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
 from server import attribution, bookings, organisations
-from server.directory_config import Capabilities, check_capabilities, check_site_policy
 from server.attribution import AttributionSettings
 from server.customers import Customer
+from server.directory_config import Capabilities, check_capabilities, check_site_policy
 from server.organisations import UNLISTED, Organisation
 from server.project import Project
 
@@ -239,9 +239,10 @@ def load(path: str | Path) -> Inventory:
 
 def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
-    for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry), ("models", Capabilities),
+    for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry),
                      ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
+    check_entries(data, "models", Capabilities, source)  # the directory's (server/directory_config.py)
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())
     for key, problem, fix in inv.advice():
         log.warning("%s: %s: %s — fix: %s", source, key, problem, fix)
