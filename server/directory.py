@@ -24,23 +24,31 @@ BOOKING_HORIZON_MS = 14 * 86400_000  # bookings shown ahead
 
 
 def capabilities(inventory, printer: str, info: dict | None) -> dict:
-    """What the printer says (``info``, Info's fields) over what the inventory says."""
-    inv = capabilities_of(inventory, printer)
+    """What the printer can do: its own inventory keys (a deliberate correction, e.g. of an
+    OctoPrint profile left at its default 200 mm cube) over what it says itself (``info``, Info's
+    fields) over its model's inventory keys. Materials loaded come from the printer only,
+    materials kept from the inventory only."""
+    own, model = capabilities_of(inventory, printer)
     info = info or {}
     tools = info.get("tools") or []
+    said = {"model": info.get("model"), "volume": info.get("volume"), "enclosed": info.get("enclosed"),
+            "tools": len(tools) or None, "nozzle_type": next((t["nozzle_type"] for t in tools if t.get("nozzle_type")), None)}
     nozzles = [t["nozzle_mm"] for t in tools if t.get("nozzle_mm")]
-    types = [t["nozzle_type"] for t in tools if t.get("nozzle_type")]
-    loaded = _unique(t["material"] for t in [*tools, *(info.get("slots") or [])] if t.get("material"))
-    enclosed = info.get("enclosed")
+
+    def pick(key):
+        for source in (own, said, model):
+            if source.get(key) is not None:
+                return source[key]
+        return None
+
     return {
-        "model": info.get("model") or inv.get("model"),
-        "volume": info.get("volume") or inv.get("volume"),
-        "tools": len(tools) if tools else inv.get("tools"),
-        "nozzles": nozzles or ([inv["nozzle_mm"]] if inv.get("nozzle_mm") else []),
-        "nozzle_type": types[0] if types else inv.get("nozzle_type"),
-        "loaded": loaded,
-        "materials": list(inv.get("materials") or []),
-        "enclosed": enclosed if enclosed is not None else inv.get("enclosed"),
+        "model": pick("model"), "volume": pick("volume"), "tools": pick("tools"),
+        "nozzles": [own["nozzle_mm"]] if "nozzle_mm" in own else nozzles or
+                   ([model["nozzle_mm"]] if "nozzle_mm" in model else []),
+        "nozzle_type": pick("nozzle_type"),
+        "loaded": _unique(t["material"] for t in [*tools, *(info.get("slots") or [])] if t.get("material")),
+        "materials": list(own.get("materials") or model.get("materials") or []),
+        "enclosed": pick("enclosed"),
     }
 
 

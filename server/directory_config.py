@@ -76,14 +76,13 @@ def check_site_policy(site) -> None:
             raise Invalid(key, f"{getattr(site, key)[:40]!r} {problem}", "write it without that character")
 
 
-def capabilities_of(inventory, printer: str) -> dict:
-    """The inventory's capabilities of a printer: its own keys over its model's."""
+def capabilities_of(inventory, printer: str) -> tuple[dict, dict]:
+    """The inventory's capabilities of a printer: (its own table's keys, its model's), set ones only."""
     entry = inventory.printers.get(printer)
     if entry is None:
-        return {}
+        return {}, {}
     model = inventory.models.get(entry.model) if entry.model else None
-    out: dict = {"model": entry.model or None}
-    for key in CAPABILITY_KEYS[1:]:
-        own = getattr(entry, key)
-        out[key] = own if own not in (None, []) else (getattr(model, key) if model else own)
-    return out
+    own = {key: getattr(entry, key) for key in CAPABILITY_KEYS}
+    of_model = {key: getattr(model, key) for key in CAPABILITY_KEYS[1:]} if model else {}
+    return ({k: v for k, v in own.items() if v not in (None, "", [])},
+            {k: v for k, v in of_model.items() if v not in (None, "", [])})

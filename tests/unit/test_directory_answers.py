@@ -81,7 +81,7 @@ def test_an_info_message_is_accepted_kept_per_printer_and_stored_in_both_databas
     assert state.info["model"] == "Prusa MK4S" and state.info["tools"][0]["material"] == "PETG"
     [org_line] = rig.org["uppsala-universitet"]
     assert org_line in rig.network and org_line.startswith("printer_info,county=Uppsala,directory=live,")
-    assert 'model="Prusa MK4S"' in org_line and 'loaded="PETG"' in org_line and 'materials="PLA, PETG"' in org_line
+    assert 'model="Prusa MK4"' in org_line and 'loaded="PETG"' in org_line and 'materials="PLA, PETG"' in org_line
     assert "nozzle_mm=0.4" in org_line and org_line.endswith(f" {NOW}")
 
 
@@ -101,6 +101,21 @@ def test_capabilities_are_the_printers_own_words_completed_by_its_entry_and_its_
     assert mk4["volume"] == [250, 210, 220] and mk4["nozzles"] == [0.4] and mk4["enclosed"] is False  # the model's
     assert mk4["loaded"] == ["PETG-CF", "PLA"] and mk4["materials"] == ["PLA", "PETG"]
     assert rig.ask()["big"]["volume"] == [350, 350, 340]  # the printer's own entry
+
+
+def test_a_printers_own_inventory_keys_correct_what_it_says_and_what_it_says_wins_over_its_models():
+    rig = Rig()
+    # "big" has its own volume and nozzle in the inventory (an OctoPrint profile left at 200 mm, say);
+    # "mk4" has only its model's: the printer's own word wins there.
+    rig.send(info("uni", "big", model="Generic", volume=[200, 200, 200], enclosed=False,
+                  tools=[protocol.Tool(nozzle_mm=0.4, nozzle_type="brass")]),
+             info("uni", "mk4", model="Prusa MK4S", volume=[250, 210, 235], enclosed=True,
+                  tools=[protocol.Tool(nozzle_mm=0.6)]))
+    big, mk4 = rig.ask()["big"], rig.ask()["mk4"]
+    assert (big["model"], big["volume"], big["nozzles"], big["enclosed"]) == ("Voron 2.4", [350, 350, 340], [0.6], True)
+    assert big["nozzle_type"] == "brass"  # the inventory says none: the printer's
+    assert (mk4["volume"], mk4["nozzles"], mk4["enclosed"]) == ([250, 210, 235], [0.6], True)
+    assert mk4["model"] == "Prusa MK4"  # the inventory's name of the printer stays
 
 
 def test_filters_material_volume_nozzle_and_county():
