@@ -159,7 +159,7 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
     took = {}
     assert fleet.names(material="PETG", county="Örebro", **FREE_NOW) == {"core", "x1"}  # PETG-CF is a PETG
     assert fleet.names(min_volume="300x300x300") == {"voron"}
-    assert fleet.entry("vp")["volume"] == [250, 210, 210] and fleet.entry("vp")["state"] == "idle"
+    assert fleet.entry("voron")["volume"] == [350, 350, 340] and fleet.entry("vp")["state"] == "idle"
     # OctoPrint starts a job: busy. Cancelled: free again.
     fleet.octo.upload_and_print("volvo_long.gcode", make_gcode(20000))
     took["OctoPrint prints"] = fleet.follows(time.monotonic(), {"voron", "core", "x1"}, **FREE_NOW)
