@@ -264,9 +264,14 @@ def _agent_texts(msg: protocol.AgentStatus) -> None:
 
 
 def _info_texts(msg: protocol.Info) -> None:
-    msg.model = plain_or_none(msg.model)
+    msg.model = _name(msg.model)
     for tool in (*msg.tools, *msg.slots):
-        tool.nozzle_type, tool.material = plain_or_none(tool.nozzle_type), plain_or_none(tool.material)
+        tool.nozzle_type, tool.material = _name(tool.nozzle_type), _name(tool.material)
+
+
+def _name(text: str | None) -> str | None:
+    """A name a printer reports (model, material): plain, trimmed, None when nothing is left."""
+    return (plain(text).strip() or None) if text is not None else None
 
 
 _PLAIN = {protocol.Telemetry: _telemetry_texts, protocol.Status: _status_texts, protocol.Event: _event_texts,

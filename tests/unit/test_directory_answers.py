@@ -217,3 +217,17 @@ def test_the_cli_table_fits_100_columns_with_long_names():
 
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ms / 1000))
+
+
+def test_a_printers_texts_in_info_are_made_plain_and_a_bad_info_is_refused_not_fatal():
+    rig = Rig()
+    rig.send(info("uni", "big", model="Voron\x1b[2J", tools=[protocol.Tool(material="PETG\u202e-CF", nozzle_type="brass\x07")]))
+    big = rig.ask()["big"]
+    assert big["loaded"] == ["PETG-CF"] and big["nozzle_type"] == "brass"
+    assert all(c.isprintable() for line in rig.network for c in line)
+    topic = protocol.printer_topic("uni", "big", "info")
+    for payload in (b"{", b'{"v":1,"ts":1800000000000,"printer":"big","site":"uni","seq":1,"volume":[1,2]}',
+                    b'{"v":1,"ts":1800000000000,"printer":"mk4","site":"uni","seq":1}'):
+        assert rig.ingest.handle(topic, payload) is None  # refused and counted
+    assert rig.ask()["big"]["loaded"] == ["PETG-CF"]  # the last good Info stands
+    assert dict(rig.ingest.metrics.rejected) == {"malformed_json": 1, "invalid_schema": 1, "topic_mismatch": 1}
