@@ -217,6 +217,17 @@ class Engine:
                 out.append(w)
         return out
 
+    def service_checked(self, found: list) -> None:
+        """The maintenance check's ServiceStates (server/maintenance_watch.py), for service_due:
+        a listed printer not heard from since the start gets a watch of its own."""
+        now = self.clock()
+        with self._lock:
+            for state in found:
+                w = self.printers.get((state.site, state.printer)) or self._watch(
+                    self.inventory.tags(state.site, state.printer))
+                w.service = state
+                self._apply(self.rules["service_due"], w, w.subject, now)
+
     # --- evaluation -------------------------------------------------------------------------
 
     def tick(self) -> None:
