@@ -58,7 +58,8 @@ def record(cfg, inventory, client, printer: str, note: str | None) -> int:
     return 0
 
 
-HEADER = f"{'printer':<20} {'site':<18} {'last service':<12} {'hours':>8} {'jobs':>6} {'filament':>9}  due"
+HEADER = f"{'printer':<16} {'site':<12} {'last serv.':<10} {'hours':>7} {'jobs':>5} {'filament':>8}  due"
+DUE_AT = len(HEADER) - 3  # the due column: one reason a line, the further ones below
 
 
 def status(cfg, inventory, client) -> int:
@@ -72,16 +73,16 @@ def status(cfg, inventory, client) -> int:
 
 
 def row(s: maintenance.ServiceState) -> str:
-    """One printer in at most 100 columns (the due text is cut to fit)."""
+    """One printer, at most 100 columns a line: IDs are cut, each further due reason is a line below."""
     last = time.strftime("%Y-%m-%d", time.gmtime(s.last_service_ms / 1000)) if s.last_service_ms else "never"
     c = s.counters
     if s.interval is None:
-        due = "no interval"
+        due = ["no interval"]
     else:
-        due = "DUE: " + "; ".join(s.due) if s.due else "ok (" + limits(s.interval) + ")"
-    text = (f"{s.printer[:20]:<20} {s.site[:18]:<18} {last:<12} {c.hours:>8.1f} {c.jobs:>6} "
-            f"{c.filament_m:>8.0f}m  {due}")
-    return text if len(text) <= 100 else text[:99] + "…"
+        due = ["DUE: " + reason for reason in s.due] if s.due else ["ok (" + limits(s.interval) + ")"]
+    head = f"{s.printer[:16]:<16} {s.site[:12]:<12} {last:<10} {c.hours:>7.1f} {c.jobs:>5} {c.filament_m:>7.0f}m  "
+    lines = [head + due[0]] + [" " * DUE_AT + more for more in due[1:]]
+    return "\n".join(line if len(line) <= 100 else line[:99] + "…" for line in lines)
 
 
 def limits(i) -> str:

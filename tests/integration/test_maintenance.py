@@ -1,0 +1,199 @@
+"""Maintenance on the real pipeline: job events through Mosquitto into the collector and InfluxDB,
+the collector's periodic service check, the service_due alert at a webhook, and
+``printfarm-server maintenance record|status`` run as subprocesses against the same InfluxDB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from common import protocol
+from devkit.pipeline import DB, RunningCollector, wait_for
+from devkit.pseudonym_secret import secret_file
+from devkit.receivers import WebhookReceiver
+from server import config as server_config
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CHECK = 0.3  # [alerts.rules.service_due] check_interval
+
+INVENTORY = """
+[sites.lab]
+organisation = "Org of lab"
+county = "Västerbotten"
+
+[printers.mk4-1]
+site = "lab"
+model = "Prusa MK4"
+
+[printers.ctl-1]
+site = "lab"
+model = "Control"
+
+[maintenance.models."Prusa MK4"]
+service_jobs = 2
+service_hours = 1000
+
+[maintenance.printers.ctl-1]  # the positive control: due after one job
+service_jobs = 1
+"""
+
+
+def write_config(tmp: Path, broker, influx, hook: WebhookReceiver, influx_url: str | None = None) -> Path:
+    (tmp / "fleet.toml").write_text(INVENTORY)
+    secret_file(tmp / "state")
+    path = tmp / "server.toml"
+    path.write_text(f"""
+inventory = "{tmp / 'fleet.toml'}"
+state_dir = "{tmp / 'state'}"
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+client_id = "collector-maintenance"
+[influx]
+url = "{influx_url or influx.url}"
+database = "{DB}"
+flush_interval = 0.2
+timeout = 2.0
+spool_dir = "{tmp / 'spool'}"
+[http]
+host = "127.0.0.1"
+port = 0
+public = "status"
+[alerts]
+tick_interval = 0.2
+cooldown = 0
+[alerts.receivers.hook]
+type = "webhook"
+url = "{hook.url}"
+retry_min = 0.2
+retry_max = 0.5
+[alerts.rules.service_due]
+check_interval = {CHECK}
+""")
+    return path
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", "maintenance", *args, "-c", str(config)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+class Jobs:
+    """Ended jobs published at QoS 1 as an agent would."""
+
+    def __init__(self, broker):
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="test-jobs")
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.seq = 0
+
+    def done(self, printer: str, filament_mm: float = 1500.0) -> None:
+        self.seq += 1
+        now = int(time.time() * 1000) + self.seq  # distinct points
+        msg = protocol.Event(v=1, ts=now, printer=printer, site="lab", seq=self.seq, kind="done",
+                             file="part.gcode", duration=600.0, filament_mm=filament_mm, job_started=now - 600_000)
+        self.client.publish(protocol.printer_topic("lab", printer, "event"), protocol.encode(msg), qos=1) \
+            .wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def notes(hook: WebhookReceiver, printer: str) -> list[str]:
+    return [n["kind"] for n in hook.notes if n.get("printer") == printer and n["rule"] == "service_due"]
+
+
+def counted(collector: RunningCollector, printer: str, jobs: int) -> None:
+    """Until the collector's check has counted ``jobs`` jobs of ``printer`` since its last service."""
+    def seen():
+        w = collector.collector.alerts.printers.get(("lab", printer))
+        return w is not None and w.service is not None and w.service.counters.jobs == jobs
+    wait_for(seen, 20, f"the service check to count {jobs} job(s) of {printer}", interval=0.05)
+
+
+def test_service_due_fires_once_survives_a_restart_and_recovers_on_maintenance_record(
+        tmp_path, mosquitto, influxdb):
+    hook = WebhookReceiver()
+    config = write_config(tmp_path, mosquitto, influxdb, hook)
+    cfg = server_config.load(config)
+    jobs = Jobs(mosquitto)
+    collector = RunningCollector(cfg)
+    try:
+        collector.wait_connected()
+        jobs.done("mk4-1")
+        counted(collector, "mk4-1", 1)
+        assert notes(hook, "mk4-1") == []  # 1 of 2 jobs: not due yet
+        jobs.done("mk4-1")
+        wait_for(lambda: notes(hook, "mk4-1"), 20, "the service_due alert of mk4-1")
+        firing = hook.of("service_due", "firing")[0]
+        assert "2 of 2 jobs" in firing["text"] and "no service recorded" in firing["text"]
+        jobs.done("mk4-1")  # past the interval further: the same incident, no second alert
+        counted(collector, "mk4-1", 3)
+
+        collector.stop()  # the open incident is saved; the printer is still due
+        collector = RunningCollector(server_config.load(config))
+        collector.wait_connected()
+        assert list(collector.collector.alerts.open) == ["service_due/lab/mk4-1"]
+        counted(collector, "mk4-1", 3)
+        # The control becomes due after the restart: once its alert arrived, one for mk4-1 made by
+        # the restart (at start or at a check) would have arrived before it.
+        jobs.done("ctl-1")
+        wait_for(lambda: notes(hook, "ctl-1"), 20, "the control's service_due alert")
+        assert notes(hook, "mk4-1") == ["firing"]
+
+        done = cli(config, "record", "mk4-1", "--note", "new nozzle; belts tensioned")
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: notes(hook, "mk4-1") == ["firing", "resolved"], 20, "mk4-1's recovery notice")
+        assert "service_due/lab/mk4-1" not in collector.collector.alerts.open
+        stored = influxdb.query('SELECT "note", "organisation" FROM "autogen"."maintenance"', db=DB)
+        assert [(r["note"], r["organisation"]) for r in stored] == [("new nozzle; belts tensioned", "Org of lab")]
+
+        # The next interval: two more jobs, one more alert.
+        jobs.done("mk4-1")
+        counted(collector, "mk4-1", 1)
+        jobs.done("mk4-1")
+        wait_for(lambda: notes(hook, "mk4-1") == ["firing", "resolved", "firing"], 20, "the next interval's alert")
+
+        status = cli(config, "status")
+        assert status.returncode == 0, status.stderr
+        lines = status.stdout.splitlines()
+        assert max(map(len, lines)) <= 100
+        mk4 = next(line for line in lines if line.startswith("mk4-1"))
+        assert time.strftime("%Y-%m-%d", time.gmtime()) in mk4 and "DUE: 2 of 2 jobs" in mk4
+        assert " 2 " in mk4 and "3m" in mk4  # 2 jobs, 3 m of filament since the service
+        assert "DUE: 1 of 1 jobs" in next(line for line in lines if line.startswith("ctl-1"))
+    finally:
+        collector.stop()
+        jobs.close()
+        hook.close()
+
+
+def test_maintenance_record_with_the_database_down_fails_clearly_and_records_nothing(tmp_path, mosquitto, influxdb):
+    hook = WebhookReceiver()
+    try:
+        config = write_config(tmp_path, mosquitto, influxdb, hook)
+        influxdb.create_database(DB)
+        influxdb.stop()
+        failed = cli(config, "record", "mk4-1", "--note", "new nozzle")
+        assert failed.returncode == 1
+        assert "InfluxDB" in failed.stderr and "nothing was recorded" in failed.stderr
+        assert "Traceback" not in failed.stderr and failed.stdout == ""
+        influxdb.start()
+        assert influxdb.query('SELECT * FROM "autogen"."maintenance"', db=DB) == []
+        ok = cli(config, "record", "mk4-1", "--note", "new nozzle")  # the positive control
+        assert ok.returncode == 0, ok.stderr
+        assert len(influxdb.query('SELECT * FROM "autogen"."maintenance"', db=DB)) == 1
+
+        unknown = cli(config, "record", "mk9-9", "--note", "x")
+        assert unknown.returncode == 2 and "mk9-9" in unknown.stderr and "[printers.<id>]" in unknown.stderr
+    finally:
+        hook.close()
