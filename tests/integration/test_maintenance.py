@@ -197,3 +197,55 @@ def test_maintenance_record_with_the_database_down_fails_clearly_and_records_not
         assert unknown.returncode == 2 and "mk9-9" in unknown.stderr and "[printers.<id>]" in unknown.stderr
     finally:
         hook.close()
+
+
+def test_counters_and_services_in_the_organisations_layout_hours_from_the_rollups(tmp_path, mosquitto, influxdb):
+    """A service goes into the network's database and the printer's organisation's; the counters
+    come from the network's: jobs and filament from the job events since the service, printing
+    hours from the rollups from the service's hour on."""
+    from server import inventory as inventory_mod
+    from server import maintenance
+    from server.store import layout
+    from server.store.influx import InfluxHTTP
+    from server.tenancy import org_database
+
+    hook = WebhookReceiver()
+    hook.close()
+    config = write_config(tmp_path, mosquitto, influxdb, hook)
+    config.write_text(config.read_text().replace(f'database = "{DB}"', f'database = "{DB}"\nlayout = "organisations"'))
+    inv = inventory_mod.load(tmp_path / "fleet.toml")
+    org_db = org_database(DB, inv.org_of_site["lab"])
+    client = InfluxHTTP(influxdb.url, DB)
+    for db in (DB, org_db):
+        influxdb.create_database(db)
+        layout.ensure(client, layout.RetentionConfig(), db)
+
+    hour = 3_600_000
+    t0 = (int(time.time() * 1000) // hour - 5) * hour  # five hours ago, on the hour
+    tags = ",county=Västerbotten,listed=true,organisation=Org\\ of\\ lab,printer=mk4-1,site=lab"
+    old_job = f"job{tags},kind=done count=1i,duration=3600.0,filament_mm=9000.0 {t0 + 10 * 60_000}"
+    old_hours = f"utilisation{tags},customer=unattributed printing_ms=3600000i {t0 - hour}"
+    influxdb.write(DB, old_job)  # before the service: not counted
+    client.write(old_hours.encode(), rp="rollups")
+
+    done = cli(config, "record", "mk4-1", "--note", "yearly service")
+    assert done.returncode == 0, done.stderr
+    for db in (DB, org_db):
+        assert [r["note"] for r in influxdb.query(f'SELECT "note" FROM "autogen"."maintenance"', db=db)] == \
+            ["yearly service"]
+    service = maintenance.last_services(client)[("lab", "mk4-1")]
+
+    new_jobs = "\n".join(f"job{tags},kind={kind} count=1i,duration=1800.0,filament_mm=2500.0 {service + i + 1}"
+                         for i, kind in enumerate(("done", "failed", "cancelled", "started")))
+    influxdb.write(DB, new_jobs)
+    this_hour = service // hour * hour
+    client.write(f"utilisation{tags},customer=unattributed printing_ms=5400000i {this_hour}\n"
+                 f"utilisation{tags},customer=acme printing_ms=1800000i {this_hour}".encode(), rp="rollups")
+
+    now = int(time.time() * 1000)
+    by_rollups = {s.printer: s for s in maintenance.states(client, inv, True, now)}
+    assert by_rollups["mk4-1"].counters == maintenance.Counters(hours=2.0, jobs=3, filament_m=7.5)
+    assert by_rollups["mk4-1"].due == ("3 of 2 jobs",) and by_rollups["mk4-1"].last_service_ms == service
+    by_jobs = {s.printer: s for s in maintenance.states(client, inv, False, now)}
+    assert by_jobs["mk4-1"].counters == maintenance.Counters(hours=1.5, jobs=3, filament_m=7.5)
+    assert by_jobs["ctl-1"].counters == maintenance.Counters() and by_jobs["ctl-1"].last_service_ms is None
