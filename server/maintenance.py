@@ -10,6 +10,7 @@ Counters since the last service (or, with none recorded, since the printer's ``a
 its first data): jobs ended (done, failed, cancelled), filament (the job events' ``filament_mm``),
 and printing hours — from the hourly rollups where they run (counted from the hour of the service
 on), else the ended jobs' durations. Two statements per printer, a hundred to a request: cheap.
+The collector's check also writes what it found (measurement ``service_counters``) for Grafana.
 """
 
 from __future__ import annotations
@@ -83,6 +84,22 @@ def _take_back(client: InfluxHTTP, databases: list[str], ts_ms: int, site: str, 
             client.query(f'DELETE FROM "{MEASUREMENT}" WHERE {_where(site, printer)} AND time = {ts_ms}ms', db=db)
         except InfluxError as exc:
             log.error("maintenance: could not take back the half-recorded service in %s (%s)", db, exc)
+
+
+COUNTERS = "service_counters"
+
+
+def counters_line(inventory: Inventory, s: "ServiceState", ts_ms: int) -> str:
+    """The collector's check as a point, for the Grafana maintenance panel (dashboards/printer.py)."""
+    t = inventory.tags(s.site, s.printer)
+    tags = {"county": t.county, "listed": "true" if t.listed else "false", "organisation": t.organisation,
+            "printer": s.printer, "site": s.site}
+    last = datetime.fromtimestamp(s.last_service_ms / 1000, timezone.utc).strftime("%Y-%m-%d") \
+        if s.last_service_ms is not None else "never"
+    c = s.counters
+    fields = [("hours", float(c.hours)), ("jobs", c.jobs), ("filament_m", float(c.filament_m)),
+              ("due", "; ".join(s.due) or "no"), ("last_service", last)]
+    return lineproto.point(COUNTERS, tags, fields, ts_ms)
 
 
 # --- reading ------------------------------------------------------------------------------------

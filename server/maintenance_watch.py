@@ -1,7 +1,7 @@
 """The collector's maintenance check: every ``[alerts.rules.service_due] check_interval`` seconds
 (and once at start) it reads the service counters of the printers with an interval from InfluxDB
-(server/maintenance.py: one request per hundred statements) and hands them to the alert engine,
-whose service_due rule decides. Off without alerts, without that rule, or without intervals.
+(server/maintenance.py: one request per hundred statements), hands them to the alert engine,
+whose service_due rule decides, and writes them (``service_counters``) for the Grafana panel. Off without alerts, without that rule, or without intervals.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from typing import Callable
 
 from server import maintenance
+from server.store import tenants
 from server.store.influx import InfluxError, InfluxHTTP
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ class ServiceWatch:
     stop_stage = "before_writer"
 
     def __init__(self, client: InfluxHTTP, inventory, use_rollups: bool, engine: Callable[[], object],
-                 clock: Callable[[], float] = time.time):
-        self.client, self.inventory, self.use_rollups = client, inventory, use_rollups
+                 write: Callable[[str], None], clock: Callable[[], float] = time.time):
+        self.client, self.inventory, self.use_rollups, self.write = client, inventory, use_rollups, write
         self.engine_of, self.clock = engine, clock  # the engine is built alongside: asked for at start
         self.checks, self.due, self.last_error = 0, 0, None
         self._stop = threading.Event()
@@ -53,9 +54,9 @@ class ServiceWatch:
                 return
 
     def check(self) -> None:
+        now = int(self.clock() * 1000)
         try:
-            found = maintenance.states(self.client, self.inventory, self.use_rollups, int(self.clock() * 1000),
-                                       only_with_interval=True)
+            found = maintenance.states(self.client, self.inventory, self.use_rollups, now, only_with_interval=True)
         except InfluxError as exc:
             if str(exc) != self.last_error:  # a repeating error logged once until it changes
                 log.error("maintenance: cannot read the service counters (%s); will try again", exc)
@@ -67,6 +68,8 @@ class ServiceWatch:
         self.checks += 1
         self.due = sum(1 for s in found if s.due)
         self.engine.service_checked(found)
+        for state in found:
+            self.write(maintenance.counters_line(self.inventory, state, now))
 
 
 def from_collector(c) -> ServiceWatch | None:
@@ -76,4 +79,6 @@ def from_collector(c) -> ServiceWatch | None:
     ic = c.cfg.influx
     # Its own connections; the network's database holds every printer's jobs and rollups.
     client = InfluxHTTP(ic.url, ic.database, ic.username, ic.password, ic.token, ic.timeout)
-    return ServiceWatch(client, c.inventory, c.cfg.rollups.enabled, lambda: c.alerts)
+    # Like the alerts' points: per organisation, into the printer's organisation's database.
+    write = tenants.alert_writer(c.tenants, c.writer.put) if c.tenants else c.writer.put
+    return ServiceWatch(client, c.inventory, c.cfg.rollups.enabled, lambda: c.alerts, write)
