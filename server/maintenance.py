@@ -25,7 +25,8 @@ from server import lineproto
 from server.inventory import Inventory
 from server.maintenance_intervals import Interval
 from server.store.influx import InfluxError, InfluxHTTP, rows
-from server.store.layout import LONG_RP, long, rollup
+from server.reports.query import HERE, Sources
+from server.store.layout import LONG_RP, ROLLUP_RP
 
 log = logging.getLogger(__name__)
 
@@ -113,43 +114,52 @@ def _where(site: str, printer: str) -> str:
     return f'"site" = {_quote(site)} AND "printer" = {_quote(printer)}'
 
 
-def last_services(client: InfluxHTTP, db: str | None = None) -> dict[tuple[str, str], int]:
-    """(site, printer) -> time (ms) of its last recorded service."""
-    found = rows(client.query(f'SELECT last("note") FROM {long(MEASUREMENT)} GROUP BY "site", "printer"', db=db))
-    return {(r["site"], r["printer"]): int(r["time"]) for r in found}
+def last_services(client: InfluxHTTP, db: str | None = None, sources: Sources = HERE,
+                  until_ms: int | None = None) -> dict[tuple[str, str], tuple[int, str]]:
+    """(site, printer) -> (time in ms, note) of its last recorded service (before ``until_ms``)."""
+    before = f" WHERE time < {until_ms}ms" if until_ms is not None else ""
+    found = rows(client.query(f'SELECT last("note") AS "note" FROM {sources.of(LONG_RP, MEASUREMENT)}{before} '
+                              'GROUP BY "site", "printer"', db=db))
+    return {(r["site"], r["printer"]): (int(r["time"]), r["note"]) for r in found}
 
 
-def notes(client: InfluxHTTP, since_ms: int, until_ms: int, db: str | None = None) -> list[dict]:
-    """The services recorded in [since, until): time, site, printer, note."""
-    return rows(client.query(f'SELECT "note" FROM {long(MEASUREMENT)} WHERE time >= {since_ms}ms AND '
-                             f'time < {until_ms}ms GROUP BY "site", "printer"', db=db))
+def services_between(client: InfluxHTTP, start_ms: int, end_ms: int, sources: Sources = HERE) -> dict[tuple, int]:
+    """(site, printer) -> how many services were recorded in [start, end)."""
+    found = rows(client.query(f'SELECT count("note") AS "n" FROM {sources.of(LONG_RP, MEASUREMENT)} '
+                              f'WHERE time >= {start_ms}ms AND time < {end_ms}ms GROUP BY "site", "printer"'))
+    return {(r["site"], r["printer"]): int(r["n"]) for r in found}
 
 
 def counters(client: InfluxHTTP, since: dict[tuple[str, str], int | None], use_rollups: bool,
-             db: str | None = None) -> dict[tuple[str, str], Counters]:
-    """Each printer's counters from its ``since`` time (ms; None: all its data) on."""
+             db: str | None = None, sources: Sources = HERE, until_ms: int | None = None
+             ) -> dict[tuple[str, str], Counters]:
+    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``."""
     keys, each = list(since), 2 if use_rollups else 1  # statements per printer
     out: dict[tuple[str, str], Counters] = {}
     for start in range(0, len(keys), STATEMENTS_PER_QUERY // each):
         chunk = keys[start:start + STATEMENTS_PER_QUERY // each]
         statements = []
         for site, printer in chunk:
-            statements += _statements(site, printer, since[(site, printer)], use_rollups)
+            statements += _statements(site, printer, since[(site, printer)], use_rollups, sources, until_ms)
         results = client.query(";".join(statements), db=db)
         for i, key in enumerate(chunk):
             out[key] = _counters(results[each * i:each * i + each], use_rollups)
     return out
 
 
-def _statements(site: str, printer: str, since_ms: int | None, use_rollups: bool) -> list[str]:
+def _statements(site: str, printer: str, since_ms: int | None, use_rollups: bool, sources: Sources,
+                until_ms: int | None) -> list[str]:
     after = f" AND time >= {since_ms}ms" if since_ms is not None else ""
+    after += f" AND time < {until_ms}ms" if until_ms is not None else ""
     jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm", sum("duration") AS "duration" '
-            f'FROM {long("job")} WHERE {_where(site, printer)} AND '
+            f'FROM {sources.job} WHERE {_where(site, printer)} AND '
             f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){after}')
     if not use_rollups:
         return [jobs]
     hour = f" AND time >= {since_ms // HOUR_MS * HOUR_MS}ms" if since_ms is not None else ""
-    printing = f'SELECT sum("printing_ms") AS "printing_ms" FROM {rollup("utilisation")} WHERE {_where(site, printer)}{hour}'
+    hour += f" AND time < {until_ms}ms" if until_ms is not None else ""
+    printing = (f'SELECT sum("printing_ms") AS "printing_ms" FROM {sources.of(ROLLUP_RP, "utilisation")} '
+                f'WHERE {_where(site, printer)}{hour}')
     return [jobs, printing]
 
 
@@ -204,15 +214,17 @@ def added_ms(inventory: Inventory, printer: str) -> int | None:
 
 
 def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
-           only_with_interval: bool = False) -> list[ServiceState]:
-    """Every listed printer's maintenance now (or those with an interval)."""
+           only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None
+           ) -> list[ServiceState]:
+    """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
+    ``until_ms``, counted from what InfluxDB holds before then (a report's end)."""
     printers = [(entry.site, pid) for pid, entry in sorted(inventory.printers.items())
                 if not only_with_interval or inventory.service_interval(pid) is not None]
     if not printers:
         return []
-    last = last_services(client, db)
+    last = {key: ms for key, (ms, _) in last_services(client, db, sources, until_ms).items()}
     since = {key: last.get(key, added_ms(inventory, key[1])) for key in printers}
-    found = counters(client, since, use_rollups, db)
+    found = counters(client, since, use_rollups, db, sources, until_ms)
     out = []
     for site, printer in printers:
         interval = inventory.service_interval(printer)

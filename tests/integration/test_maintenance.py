@@ -4,10 +4,15 @@ the collector's periodic service check, the service_due alert at a webhook, and
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -171,10 +176,37 @@ def test_service_due_fires_once_survives_a_restart_and_recovers_on_maintenance_r
         assert time.strftime("%Y-%m-%d", time.gmtime()) in mk4 and "DUE: 2 of 2 jobs" in mk4
         assert " 2 " in mk4 and "3m" in mk4  # 2 jobs, 3 m of filament since the service
         assert "DUE: 1 of 1 jobs" in next(line for line in lines if line.startswith("ctl-1"))
+        check_report_section(config, tmp_path / "reports")
     finally:
         collector.stop()
         jobs.close()
         hook.close()
+
+
+def check_report_section(config: Path, out: Path) -> None:
+    """The report's maintenance section, as the XLSX, the CSV and the PDF show it."""
+    zone = ZoneInfo("Europe/Stockholm")
+    today = datetime.now(zone).date()
+    period = f"{today - timedelta(days=1)}..{today}"
+    made = subprocess.run([sys.executable, "-m", "server", "report", "-c", str(config), "--period", period,
+                           "--format", "xlsx,csv,pdf", "--lang", "en", "--out", str(out), "--no-progress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    with next(out.glob("*-maintenance.csv")).open(encoding="utf-8-sig") as fh:
+        rows = {r["Printer"]: r for r in csv.DictReader(fh)}
+    mk4, ctl = rows["mk4-1"], rows["ctl-1"]
+    assert (mk4["Services in period"], mk4["Last service's note"], mk4["Jobs since"], mk4["Filament since (m)"],
+            mk4["Service interval"], mk4["Due at the period's end"]) == (
+        "1", "new nozzle; belts tensioned", "2", "3", "1000 h, 2 jobs", "2 of 2 jobs")
+    assert mk4["Last service"].startswith(str(today)) or mk4["Last service"].startswith(str(today - timedelta(days=1)))
+    assert (ctl["Services in period"], ctl["Last service"], ctl["Jobs since"], ctl["Due at the period's end"]) == (
+        "0", "never", "1", "1 of 1 jobs")
+    sheet = openpyxl.load_workbook(next(out.glob("*.xlsx")), read_only=True)["Maintenance"]
+    cells = {row[1]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert cells["mk4-1"][2] == 1 and cells["mk4-1"][6] == 2 and cells["mk4-1"][7] == 3.0
+    text = subprocess.run(["pdftotext", "-layout", str(next(out.glob("*.pdf"))), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    assert "Maintenance" in text and "new nozzle; belts tensioned" in text and "2 of 2 jobs" in text
 
 
 def test_maintenance_record_with_the_database_down_fails_clearly_and_records_nothing(tmp_path, mosquitto, influxdb):
@@ -233,7 +265,8 @@ def test_counters_and_services_in_the_organisations_layout_hours_from_the_rollup
     for db in (DB, org_db):
         assert [r["note"] for r in influxdb.query(f'SELECT "note" FROM "autogen"."maintenance"', db=db)] == \
             ["yearly service"]
-    service = maintenance.last_services(client)[("lab", "mk4-1")]
+    service, note = maintenance.last_services(client)[("lab", "mk4-1")]
+    assert note == "yearly service"
 
     new_jobs = "\n".join(f"job{tags},kind={kind} count=1i,duration=1800.0,filament_mm=2500.0 {service + i + 1}"
                          for i, kind in enumerate(("done", "failed", "cancelled", "started")))
