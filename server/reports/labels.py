@@ -295,5 +295,6 @@ for _lang in LANGS:  # the indicator report's words (indicator_labels.py)
     COLUMNS[_lang].update(indicator_labels.COLUMNS[_lang])
     SHEETS[_lang].update(indicator_labels.SHEETS[_lang])
     NOTES[_lang].update({f"indicators_{k}": v for k, v in indicator_labels.NOTES[_lang].items()})
-    COLUMNS[_lang].update(maintenance_labels.LABELS[_lang])  # the maintenance section's (maintenance.py)
+    # The maintenance section's sheet; its column headers stay in maintenance.py (Grafana's
+    # rollup panels take every label of COLUMNS).
     SHEETS[_lang].update(maintenance_labels.SHEETS[_lang])

@@ -50,6 +50,11 @@ def rows(client, inventory, period, as_of_ms: int, use_rollups: bool = True, sou
     return out
 
 
+def headers(lang: str) -> list[str]:
+    from server.reports.labels import COLUMNS as REPORT_COLUMNS
+    return [LABELS[lang].get(c) or REPORT_COLUMNS[lang][c] for c in COLUMNS]
+
+
 def table_rows(found: list[dict], period, lang: str) -> list[list]:
     """The rows as table cells in COLUMNS' order, in ``lang``."""
     words = WORDS[lang]
@@ -86,6 +91,6 @@ def pdf_pages(report, lang: str) -> list:
         fig.suptitle(f"{SHEETS[lang][KEY]} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
         chunk = report.maintenance[start:start + ROWS_PER_PAGE]
         table(fig.add_axes([0.04, 0.05, 0.92, 0.88]), COLUMNS, table_rows(chunk, report.period, lang), lang,
-              size=6.5, max_chars=30, pad=0.04)
+              size=6.5, header=headers(lang), max_chars=30, pad=0.04)
         pages.append(fig)
     return pages

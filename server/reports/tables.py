@@ -57,8 +57,9 @@ def report_tables(report: Report, lang: str) -> list[Table]:
     out += [_grouping(report, g, lang) for g in aggregate.GROUPINGS]
     out += [customer_table(report, key, lang) for key, *_ in CUSTOMER_TABLES]
     out += [indicator_table(report, lang), indicator_enterprise_table(report, lang)]
-    out.append(_table(report_maintenance.KEY, report_maintenance.COLUMNS,
-                      report_maintenance.table_rows(report.maintenance, report.period, lang), lang))
+    key = report_maintenance.KEY
+    out.append(Table(key, SHEETS[lang][key], report_maintenance.COLUMNS, report_maintenance.headers(lang),
+                     report_maintenance.table_rows(report.maintenance, report.period, lang)))
     out.append(_table("monthly", MONTH_COLUMNS, [[m[c] for c in MONTH_COLUMNS] for m in report.monthly], lang))
     return out
 
