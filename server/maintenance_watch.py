@@ -56,7 +56,9 @@ class ServiceWatch:
     def check(self) -> None:
         now = int(self.clock() * 1000)
         try:
-            found = maintenance.states(self.client, self.inventory, self.use_rollups, now, only_with_interval=True)
+            # Every listed printer, not only those with an interval: one whose interval was taken
+            # out of the inventory must see its open incident clear.
+            found = maintenance.states(self.client, self.inventory, self.use_rollups, now)
         except InfluxError as exc:
             if str(exc) != self.last_error:  # a repeating error logged once until it changes
                 log.error("maintenance: cannot read the service counters (%s); will try again", exc)
@@ -69,7 +71,8 @@ class ServiceWatch:
         self.due = sum(1 for s in found if s.due)
         self.engine.service_checked(found)
         for state in found:
-            self.write(maintenance.counters_line(self.inventory, state, now))
+            if state.interval is not None:
+                self.write(maintenance.counters_line(self.inventory, state, now))
 
 
 def from_collector(c) -> ServiceWatch | None:

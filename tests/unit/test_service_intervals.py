@@ -114,9 +114,21 @@ def test_a_restarted_engine_keeps_the_service_incident_until_the_check_says_it_w
 
 def test_a_listed_printer_not_heard_from_since_the_start_is_checked_too(tmp_path):
     engine = make_engine(tmp_path, inventory=INVENTORY)
-    engine.service_checked([ServiceState("lab", "vp-2", None, None, Counters(jobs=2), Interval(service_jobs=2),
-                                         ("2 of 2 jobs",))])
+    fine = ServiceState("lab", "vp-1", None, None, Counters(jobs=1), Interval(service_jobs=2))
+    engine.service_checked([fine, ServiceState("lab", "vp-2", None, None, Counters(jobs=2), Interval(service_jobs=2),
+                                               ("2 of 2 jobs",))])
     assert [(n["rule"], n["printer"]) for n in sent(engine)] == [("service_due", "vp-2")]
+    assert list(engine.printers) == [("lab", "vp-2")]  # no watch made for a silent printer with nothing due
+
+
+def test_an_interval_taken_out_of_the_inventory_clears_its_incident_after_a_restart(tmp_path):
+    clock = Clock()
+    first = make_engine(tmp_path, clock)
+    first.service_checked([_state(2, True)])
+    first.stop()
+    second = make_engine(tmp_path, clock)
+    second.service_checked([ServiceState("lab", "vp-1", None, None, Counters(1.5, 2, 3.0), None, ())])
+    assert _kinds(second) == ["resolved"] and second.open == {}
 
 
 def test_a_status_row_fits_in_100_columns_whatever_it_holds():
