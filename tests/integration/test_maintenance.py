@@ -248,6 +248,11 @@ def test_counters_and_services_in_the_organisations_layout_hours_from_the_rollup
     inv = inventory_mod.load(tmp_path / "fleet.toml")
     org_db = org_database(DB, inv.org_of_site["lab"])
     client = InfluxHTTP(influxdb.url, DB)
+    influxdb.create_database(DB)
+    # The organisation's database is missing: the network's write is taken back, nothing half-recorded.
+    half = cli(config, "record", "mk4-1", "--note", "yearly service")
+    assert half.returncode == 1 and "nothing was recorded" in half.stderr and "database not found" in half.stderr
+    assert influxdb.query('SELECT * FROM "autogen"."maintenance"', db=DB) == []
     for db in (DB, org_db):
         influxdb.create_database(db)
         layout.ensure(client, layout.RetentionConfig(), db)

@@ -143,3 +143,21 @@ def test_a_status_row_fits_in_100_columns_whatever_it_holds():
     assert lines[1].index("DUE") == lines[0].index("DUE") == HEADER.index("due")
     ok = row(ServiceState("lab", "vp-1", None, None, Counters(), Interval(service_hours=500, service_months=6)))
     assert "never" in ok and ok.endswith("ok (500 h, 6 mo)")
+
+
+def test_the_collectors_check_with_influxdb_unreachable_logs_once_and_keeps_going(tmp_path, caplog):
+    from devkit.servers import free_port
+    from server.maintenance_watch import ServiceWatch
+    from server.store.influx import InfluxHTTP
+
+    engine = make_engine(tmp_path, inventory=_inventory({"printers": {"vp-1": {"service_jobs": 2}}}))
+    nowhere = InfluxHTTP(f"http://127.0.0.1:{free_port()}", "printfarm", timeout=1.0)  # nothing listens
+    lines: list[str] = []
+    watch = ServiceWatch(nowhere, engine.inventory, True, lambda: engine, lines.append)
+    watch.check()
+    watch.check()
+    assert watch.health()["error"].startswith("InfluxDB unreachable") and watch.checks == 0
+    logged = [r.getMessage() for r in caplog.records if r.name == "server.maintenance_watch"]
+    assert len(logged) == 1 and logged[0].startswith("maintenance: cannot read the service counters (InfluxDB "
+                                                     "unreachable") and logged[0].endswith("; will try again")
+    assert lines == [] and engine.open == {}
