@@ -24,8 +24,8 @@ from common.text import cut, plain
 from server import lineproto
 from server.inventory import Inventory
 from server.maintenance_intervals import Interval
-from server.store.influx import InfluxError, InfluxHTTP, rows
 from server.reports.query import HERE, Sources
+from server.store.influx import InfluxError, InfluxHTTP, rows
 from server.store.layout import LONG_RP, ROLLUP_RP
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class ServiceState:
     counted_from_ms: int | None  # the last service, else the printer's added date, else None (all data)
     counters: Counters
     interval: Interval | None
-    due: tuple[str, ...] = field(default=())  # what passed its interval: "12.5 h of 10 h printing"
+    due: tuple[str, ...] = field(default=())  # what passed its interval: "12.5 of 10 printing hours"
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -68,15 +68,19 @@ def service_line(inventory: Inventory, site: str, printer: str, note: str, ts_ms
 
 def record(client: InfluxHTTP, databases: list[str], line: str, ts_ms: int, site: str, printer: str) -> None:
     """Write the service into every one of ``databases``, or into none: a failed write takes back
-    the ones before it (InfluxError then says what failed)."""
+    the ones before it (InfluxError then says what failed). Each write is read back: InfluxDB
+    answers a point it rejects (400) without an error the client raises."""
     done: list[str] = []
     for db in databases:
         try:
             client.write(line.encode(), rp=LONG_RP, db=db)
+            done.append(db)
+            if not rows(client.query(f'SELECT "note" FROM {HERE.of(LONG_RP, MEASUREMENT)} WHERE '
+                                     f'{_where(site, printer)} AND time = {ts_ms}ms', db=db)):
+                raise InfluxError(f"database {db!r} did not keep the service (see the error above)")
         except InfluxError:
             _take_back(client, done, ts_ms, site, printer)
             raise
-        done.append(db)
 
 
 def _take_back(client: InfluxHTTP, databases: list[str], ts_ms: int, site: str, printer: str) -> None:
