@@ -88,7 +88,7 @@ def test_service_due_fires_once_per_interval_and_recovers_when_a_service_is_reco
         engine.on_message(telemetry("printing", seq=jobs), tags())
         engine.tick()
     assert _kinds(engine) == ["firing"]
-    assert "vp-1 at lab is due for service: 2 of 2 jobs since no service recorded" in sent(engine)[0]["text"]
+    assert "vp-1 at lab is due for service: 2 of 2 jobs since its first data (no service recorded)" in sent(engine)[0]["text"]
     engine.service_checked([_state(0, False, last=MS)])  # recorded: the counters start again
     assert _kinds(engine) == ["firing", "resolved"]
     engine.service_checked([_state(2, True, last=MS)])  # the next interval

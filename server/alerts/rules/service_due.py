@@ -24,10 +24,16 @@ class Settings(RuleSettings):
         super().__post_init__()
 
 
-def _since(ms: int | None) -> str:
-    if ms is None:
-        return "no service recorded"
-    return "the last service on " + datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _since(service) -> str:
+    if service.last_service_ms is not None:
+        return f"since the last service on {_day(service.last_service_ms)}"
+    if service.counted_from_ms is not None:
+        return f"since it joined the network on {_day(service.counted_from_ms)} (no service recorded)"
+    return "since its first data (no service recorded)"
 
 
 class Rule(PrinterRule):
@@ -37,8 +43,8 @@ class Rule(PrinterRule):
             return None
         c = service.counters
         return self._alert(w, s.severity, f"Service due: {where(w)}",
-                           f"{w.printer} at {w.site} is due for service: {', '.join(service.due)} since "
-                           f"{_since(service.last_service_ms)} ({c.hours:.1f} h printing, {c.jobs} jobs, "
+                           f"{w.printer} at {w.site} is due for service: {', '.join(service.due)} "
+                           f"{_since(service)} ({c.hours:.1f} h printing, {c.jobs} jobs, "
                            f"{c.filament_m:.1f} m filament). Record the service with "
                            f"`printfarm-server maintenance record {w.printer} --note ...`")
 
