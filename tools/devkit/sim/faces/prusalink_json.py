@@ -13,11 +13,13 @@ LEGACY_FIRMWARE = "4.6.4+6510"  # before the v1 API (4.7.0; MINI 5.1.0)
 
 
 def version(p: SimPrinter, legacy: bool) -> dict:
+    # Buddy's get_version (lib/WUI/link_content/basic_gets.cpp) also tells the nozzle diameter.
     if legacy:
         return {"api": "0.1", "server": "2.1.2", "text": "PrusaLink", "firmware": LEGACY_FIRMWARE,
-                "hostname": _hostname(p)}
+                "hostname": _hostname(p), "nozzle_diameter": 0.4}
     return {"api": "2.0.0", "server": "2.1.2", "version": "2.1.2", "printer": "1.0.0", "text": "PrusaLink",
-            "firmware": FIRMWARE, "hostname": _hostname(p), "capabilities": {"upload-by-put": True}}
+            "firmware": FIRMWARE, "hostname": _hostname(p), "nozzle_diameter": 0.4,
+            "capabilities": {"upload-by-put": True}}
 
 
 def info(p: SimPrinter) -> dict:
