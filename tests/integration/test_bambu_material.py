@@ -1,0 +1,149 @@
+"""A Bambu job's material: the AMS tray feeding the nozzle (type, colour) from the report
+stream, and grams per filament from the job's 3MF, fetched over real implicit-TLS FTPS from the
+stand-in (devkit.servers.bambu_ftps: the printer's certificate from the test CA, user bblp and
+the access code) — and what goes wrong there never stops the printer's monitoring."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from common.protocol import MaterialUse, Tool
+from devkit.pipeline import wait_for
+from devkit.pki import issue, make_ca
+from devkit.servers.bambu import BambuBroker
+from devkit.servers.bambu_ftps import BambuFTPS
+from devkit.sim.faces.bambu_3mf import three_mf
+from devkit.sim.faces.bambu_printer import BambuLink
+from tests.integration.test_bambu import Watcher, settings
+
+pytestmark = pytest.mark.integration
+
+X1 = "00M09A350100123"
+FILAMENTS = [{"id": 1, "tray_info_idx": "GFA00", "type": "PLA", "color": "#000000", "used_m": "5.45", "used_g": "17.32"},
+             {"id": 3, "tray_info_idx": "GFG00", "type": "PETG", "color": "#F95959", "used_m": "2.10", "used_g": "6.71"}]
+EXPECTED = (MaterialUse(source="slicer", tool=0, type="PLA", colour="#000000", grams=17.32, mm=5450.0),
+            MaterialUse(source="slicer", tool=2, type="PETG", colour="#F95959", grams=6.71, mm=2100.0))
+OTHER_PLATE = [{"id": 1, "tray_info_idx": "GFA00", "type": "PLA", "color": "#FFFFFF", "used_m": "1.0", "used_g": "3.0"}]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with BambuBroker(tmp_path_factory.mktemp("bambu"), [X1]) as broker:
+        link = BambuLink(broker.host, broker.port, client_id="devkit-material")
+        link.add(X1, "X1")
+        link.heartbeats(0.2)
+        yield broker, link
+        link.close()
+
+
+@pytest.fixture
+def printer(lab):
+    broker, link = lab
+    fake = link.printers[X1]
+    fake.idle()
+    fake.feed_from(255)
+    return broker, fake
+
+
+def ftps_server(broker: BambuBroker, access_code: str | None = None, ca=None) -> BambuFTPS:
+    """The printer's FTPS with its own certificate, or one from ``ca`` (an impostor)."""
+    d = broker.dir
+    cert, key = d / f"{X1}.crt", d / f"{X1}.key"
+    if ca is not None:
+        cert, key = d / "impostor.crt", d / "impostor.key"
+        issue(ca, X1).write(cert, key)
+    return BambuFTPS(cert, key, access_code or broker.endpoints[X1].access_code)
+
+
+def watch(tmp_path, broker, ftps, printer_id="x1-material"):
+    w = Watcher(settings(tmp_path, broker, X1, printer_id=printer_id, model="X1C", ftps_port=ftps.port))
+    w.client.fetcher.retry_after = 0.2
+    w.until(lambda s: s.state == "idle", "idle")
+    return w
+
+
+def test_grams_per_filament_come_from_the_jobs_3mf_over_tls_ftps(tmp_path, printer):
+    broker, fake = printer
+    with ftps_server(broker) as ftps:
+        ftps.files["/widget.gcode.3mf"] = three_mf({1: FILAMENTS})
+        w = watch(tmp_path, broker, ftps)
+        try:
+            fake.feed_from(2)  # AMS 0 tray 2: PETG F95959
+            fake.start("widget")
+            snap = w.until(lambda s: s.material and s.material[0].grams is not None, "grams from the 3MF")
+            assert snap.material == EXPECTED
+            assert ftps.retrieved == ["/widget.gcode.3mf"]
+            assert ["USER", "PASS ****", "PBSZ", "PROT"] == ftps.commands[:4]  # the data channel in TLS too
+            fake.finish()
+            done = w.until(lambda s: s.state == "idle", "done")
+            assert done.material == EXPECTED and w.kinds() == ["started", "done"]
+            assert ftps.retrieved == ["/widget.gcode.3mf"]  # once per job
+        finally:
+            w.close()
+
+
+def test_the_plate_printed_is_the_one_counted(tmp_path, printer):
+    broker, fake = printer
+    with ftps_server(broker) as ftps:
+        ftps.files["/cache/two plates.3mf"] = three_mf({1: OTHER_PLATE, 2: FILAMENTS})
+        w = watch(tmp_path, broker, ftps, "x1-plates")
+        try:
+            fake.start("two plates")
+            fake.update(gcode_file="/data/Metadata/plate_2.gcode")
+            snap = w.until(lambda s: s.material and s.material[0].grams is not None, "grams of plate 2")
+            assert snap.material == EXPECTED
+        finally:
+            w.close()
+
+
+def test_the_tray_in_use_gives_type_and_colour_and_the_trays_are_info_slots(tmp_path, printer):
+    broker, fake = printer
+    with ftps_server(broker) as ftps:  # no 3MF there: the job has no grams, only its tray
+        w = watch(tmp_path, broker, ftps, "x1-trays")
+        try:
+            fake.feed_from(2)
+            fake.start("unsliced")
+            snap = w.until(lambda s: s.material is not None, "the tray's material")
+            assert snap.material == (MaterialUse(source="slicer", tool=0, type="PETG", colour="#F95959"),)
+            assert snap.info["model"] == "X1C" and snap.info["enclosed"] is True
+            assert snap.info["volume"] == [256.0, 256.0, 256.0]
+            assert snap.info["tools"] == [Tool(nozzle_mm=0.4)]
+            assert snap.info["slots"] == [Tool(material="PLA", colour="#000000"), Tool(material="PLA", colour="#DFE2E3"),
+                                          Tool(material="PETG", colour="#F95959"), Tool(material="PLA", colour="#2850E0")]
+        finally:
+            w.close()
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("access code", "the printer refused the access code over FTPS (530) — check access_code_file"),
+    ("certificate", "FTPS: TLS refused: the printer's certificate is not signed by the CA in ca_file"),
+    ("no file", "the job's 3MF is not on the printer's storage (looked in / and /cache/)"),
+])
+def test_an_ftps_failure_is_one_clear_line_and_the_printer_stays_monitored(tmp_path, printer, caplog, fault, words):
+    broker, fake = printer
+    server = ftps_server(broker, access_code="not-the-code" if fault == "access code" else None,
+                         ca=make_ca("Impostor CA") if fault == "certificate" else None)
+    with server as ftps, caplog.at_level(logging.INFO):
+        if fault != "no file":
+            ftps.files["/widget.gcode.3mf"] = three_mf({1: FILAMENTS})
+        w = watch(tmp_path, broker, ftps, f"x1-{fault.replace(' ', '-')}")
+        try:
+            fake.feed_from(0)
+            fake.start("widget")
+            wait_for(lambda: w.client.fetcher.fetches >= (3 if fault == "no file" else 1), 15, "the fetch to give up")
+            fake.progress(50, 10, 5, nozzle=220.0, bed=65.0)  # the printer's state still arrives
+            w.until(lambda s: s.progress == 50.0, "50 %")
+            fake.finish()
+            snap = w.until(lambda s: s.state == "idle", "the end of the job")
+            assert w.kinds() == ["started", "done"]
+            assert snap.material == (MaterialUse(source="slicer", tool=0, type="PLA", colour="#000000"),)  # no grams
+        finally:
+            w.close()
+    lines = [r.getMessage() for r in caplog.records if "3MF over FTPS" in r.getMessage()]
+    assert len(lines) == 1 and words in lines[0], lines
+    code = broker.endpoints[X1].access_code
+    assert code not in caplog.text and "widget" not in caplog.text
+    if fault == "certificate":
+        assert "PASS ****" not in ftps.commands  # refused before the access code left
