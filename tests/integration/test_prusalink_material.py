@@ -4,14 +4,21 @@ digest auth: grams, metres and type per tool from the file's meta, asked once pe
 
 from __future__ import annotations
 
-import pytest
+import json
+import threading
 
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import config as agent_config
 from agent.printers.digest import DigestAuth
 from agent.printers.prusalink import PrusaLink
 from agent.printers.prusalink_http import PrusaLinkHTTP
+from agent.service import Agent
 from common.protocol import MaterialUse, Tool
 from devkit.pipeline import wait_for
-from devkit.servers import make_gcode
+from devkit.servers import Mosquitto, make_gcode
 from devkit.sim import SimClock, Simulator
 from devkit.sim.prusalink_remote import PrusaLinkRemote, sliced
 from devkit.sim.server import PrinterSpec
@@ -24,6 +31,7 @@ PASSWORD = "material-password"
 @pytest.fixture(scope="module")
 def sim():
     sim = Simulator([PrinterSpec("mk4", api="prusalink"), PrinterSpec("mk4-mmu", api="prusalink"),
+                     PrinterSpec("mk4-e2e", site="lab", api="prusalink"),
                      PrinterSpec("mini", api="prusalink", firmware="legacy")],
                     PASSWORD, SimClock(speed=1.0), auto=False).start()
     sim.seen = []
@@ -73,3 +81,54 @@ def test_legacy_firmware_gives_the_loaded_material_and_its_nozzle(sim):
     snap = printing(agent)
     assert snap.material == (MaterialUse(source="slicer", tool=0, type="PLA"),)
     assert snap.info["tools"] == [Tool(nozzle_mm=0.4, material="PLA")]
+
+
+class Heard:
+    """Everything the broker delivers under one printer's topics, decoded."""
+
+    def __init__(self, broker, printer: str):
+        self.messages, self._lock = [], threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"heard-{printer}")
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.client.subscribe(f"printfarm/v1/lab/{printer}/#", qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        with self._lock:
+            self.messages.append((msg.topic.rsplit("/", 1)[-1], json.loads(msg.payload), msg.retain))
+
+    def of(self, channel: str) -> list[dict]:
+        with self._lock:
+            return [body for kind, body, _ in self.messages if kind == channel]
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_through_the_agent_the_jobs_events_carry_its_material_and_the_printer_its_info(sim, tmp_path):
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        (tmp_path / "password").write_text(PASSWORD + "\n")
+        agent = Agent(agent_config.from_dict({
+            "agent": {"id": "pi-e2e", "site": "lab", "state_dir": str(tmp_path / "state")},
+            "broker": {"host": broker.host, "port": broker.port},
+            "printers": [{"id": "mk4-e2e", "type": "prusalink", "url": sim.url("mk4-e2e"), "model": "MK4S",
+                          "password_file": str(tmp_path / "password"), "interval": 0.5, "timeout": 0.5}]}))
+        heard = Heard(broker, "mk4-e2e")
+        agent.start()
+        try:
+            PrusaLinkRemote(sim.url("mk4-e2e"), PASSWORD).print_file(
+                "clip_0.2mm_PETG.gcode", sliced(make_gcode(100), [4.2], [1390.0], ["PETG"]))
+            wait_for(lambda: [e for e in heard.of("event") if e["kind"] == "done"], 20, "the done event")
+            events = {e["kind"]: e for e in heard.of("event")}
+            expected = [{"source": "slicer", "type": "PETG", "grams": 4.2, "mm": 1390.0}]
+            assert events["started"]["material"] == expected and events["done"]["material"] == expected
+            assert events["done"]["progress"] == 100
+            info = heard.of("info")[-1]
+            assert (info["model"], info["volume"], info["tools"]) == ("MK4S", [250.0, 210.0, 220.0],
+                                                                      [{"nozzle_mm": 0.4, "material": "PLA"}])
+            assert "file" not in info and "clip" not in json.dumps(heard.of("info"))
+        finally:
+            agent.stop()
+            heard.close()
