@@ -5,10 +5,14 @@ the access code) — and what goes wrong there never stops the printer's monitor
 
 from __future__ import annotations
 
+import json
 import logging
 
+import msgspec
 import pytest
 
+from agent import config as agent_config
+from agent.service import Agent
 from common.protocol import MaterialUse, Tool
 from devkit.pipeline import wait_for
 from devkit.pki import issue, make_ca
@@ -17,6 +21,7 @@ from devkit.servers.bambu_ftps import BambuFTPS
 from devkit.sim.faces.bambu_3mf import three_mf
 from devkit.sim.faces.bambu_printer import BambuLink
 from tests.integration.test_bambu import Watcher, settings
+from tests.integration.test_prusalink_material import Heard
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +152,31 @@ def test_an_ftps_failure_is_one_clear_line_and_the_printer_stays_monitored(tmp_p
     assert code not in caplog.text and "widget" not in caplog.text
     if fault == "certificate":
         assert "PASS ****" not in ftps.commands  # refused before the access code left
+
+
+def test_through_the_agent_the_done_event_carries_the_3mf_grams(tmp_path, printer):
+    """Agent -> broker: the uplink here is the stand-in Mosquitto's plain listener (any broker does)."""
+    broker, fake = printer
+    with ftps_server(broker) as ftps:
+        ftps.files["/cache/widget.3mf"] = three_mf({1: FILAMENTS})
+        table = {"id": "x1-e2e", "type": "bambu", "host": broker.host, "port": broker.endpoints[X1].port,
+                 "serial": X1, "access_code_file": str(broker.access_code_file(X1)), "ca_file": str(broker.ca_path),
+                 "ftps_port": ftps.port, "interval": 0.5, "timeout": 0.5}
+        agent = Agent(agent_config.from_dict({
+            "agent": {"id": "pi-bambu-e2e", "site": "lab", "state_dir": str(tmp_path / "state")},
+            "broker": {"host": broker.host, "port": broker.port}, "printers": [table]}))
+        heard = Heard(broker, "x1-e2e")
+        agent.start()
+        try:
+            wait_for(lambda: heard.of("info"), 10, "the info message")
+            fake.feed_from(2)
+            fake.start("widget")
+            wait_for(lambda: ftps.retrieved, 10, "the 3MF fetched")
+            fake.finish()
+            done = wait_for(lambda: [e for e in heard.of("event") if e["kind"] == "done"], 20, "the done event")[0]
+            assert done["material"] == [msgspec.to_builtins(m) for m in EXPECTED] and done["progress"] == 100
+            info = heard.of("info")[-1]
+            assert info["model"] == "X1C" and len(info["slots"]) == 4 and "widget" not in json.dumps(heard.of("info"))
+        finally:
+            agent.stop()
+            heard.close()
