@@ -107,7 +107,8 @@ class Fetcher:
         self._busy: tuple | None = None
         self._stop = threading.Event()
         self._problems = ProblemLog(log, f"{cfg.id}: the job's 3MF over FTPS from {cfg.host}:{cfg.ftps_port}")
-        self.fetches = 0  # finished attempts: for tests
+        self.attempts = 0  # tries made: for tests
+        self.fetches = 0  # jobs whose fetch is over (result kept, or given up): for tests
 
     def material(self, key: tuple[str, str, int | None]) -> tuple | None:
         """The job's material from its 3MF, or None (not yet, or not to be had). The first call
@@ -146,12 +147,13 @@ class Fetcher:
                 self._problems.note(problem + "; the job's material comes without grams")
                 break
             finally:
-                self.fetches += 1
+                self.attempts += 1
         with self._lock:
             self._results[key] = uses
             while len(self._results) > KEEP:
                 self._results.popitem(last=False)
             self._busy = None
+            self.fetches += 1
         if uses:
             self._changed()
 
