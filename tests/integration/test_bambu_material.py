@@ -18,8 +18,12 @@ from devkit.pipeline import wait_for
 from devkit.pki import issue, make_ca
 from devkit.servers.bambu import BambuBroker
 from devkit.servers.bambu_ftps import BambuFTPS
+from devkit.servers import make_gcode
+from devkit.sim import SimClock, Simulator
+from devkit.sim.faces.bambu import BambuSetup
 from devkit.sim.faces.bambu_3mf import three_mf
 from devkit.sim.faces.bambu_printer import BambuLink
+from devkit.sim.server import PrinterSpec
 from tests.integration.test_bambu import Watcher, settings
 from tests.integration.test_prusalink_material import Heard
 
@@ -181,3 +185,34 @@ def test_through_the_agent_the_done_event_carries_the_3mf_grams(tmp_path, printe
     finally:
         agent.stop()
         heard.close()
+
+
+def test_a_simulated_bambu_printers_job_has_its_tray_and_its_3mf_on_the_printers_storage(tmp_path, printer):
+    """The simulator's Bambu face: the job's material on an AMS tray, its 3MF in the storage
+    directory the broker's FTPS serves (the demo runs them in two processes, as here in two threads)."""
+    broker, _ = printer
+    serial = "00M0SIMULATED01"
+    with BambuBroker(tmp_path / "sim-bambu", [serial]) as sim_broker:
+        storage = sim_broker.ftps(serial)
+        setup = BambuSetup(sim_broker.host, sim_broker.port, {"sim-x1": serial}, period=0.25,
+                           storage={serial: str(storage.root)})
+        sim = Simulator([PrinterSpec("sim-x1", "lab", "Bambu Lab X1C", api="bambu")], "unused", SimClock(speed=1.0),
+                        auto=False, bambu=setup).start()
+        table = {"id": "sim-x1", "type": "bambu", "host": sim_broker.host, "port": sim_broker.endpoints[serial].port,
+                 "serial": serial, "access_code_file": str(sim_broker.access_code_file(serial)),
+                 "ca_file": str(sim_broker.ca_path), "ftps_port": storage.port, "interval": 0.5, "timeout": 0.5}
+        w = Watcher(agent_config.from_dict({"agent": {"id": "pi-sim", "site": "lab", "state_dir": str(tmp_path)},
+                                            "printers": [table]}).printers[0])
+        try:
+            w.until(lambda s: s.state == "idle", "idle")
+            sim.bambu.act("sim-x1", lambda p, now: p.print_file(now, "hook_PETG_.gcode", make_gcode(3000).encode(),
+                                                                  user=None))
+            snap = w.until(lambda s: s.material and s.material[0].grams, "grams from the simulated job's 3MF")
+            job = sim.printers["sim-x1"].job
+            grams = round(job.filament_mm * 3.14159265 * 0.875 ** 2 / 1000 * 1.27, 2)
+            assert snap.material == (MaterialUse(source="slicer", tool=0, type="PETG", colour="#F95959",
+                                                 grams=grams, mm=round(job.filament_mm, -1)),)
+            assert storage.retrieved == ["/hook_PETG_.gcode.3mf"]
+        finally:
+            w.close()
+            sim.stop()

@@ -81,11 +81,13 @@ class BambuBroker(Mosquitto):
 
     def ftps(self, serial: str) -> BambuFTPS:
         """The printer's FTPS (its certificate, ``bblp`` and its access code), started on first use
-        and stopped with the broker; put files in ``.files`` ("/name.gcode.3mf")."""
+        and stopped with the broker; put files in ``.files`` ("/name.gcode.3mf") or in its ``.root``."""
         if serial not in self._storage:
             e = self.endpoints[serial]
+            root = self.dir / "storage" / serial  # where the simulator puts its jobs' 3MFs
+            root.mkdir(parents=True, exist_ok=True)
             self._storage[serial] = BambuFTPS(self.dir / f"{serial}.crt", self.dir / f"{serial}.key",
-                                              e.access_code).__enter__()
+                                              e.access_code, root).__enter__()
         return self._storage[serial]
 
     def __exit__(self, *exc) -> None:

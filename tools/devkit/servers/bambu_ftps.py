@@ -5,6 +5,8 @@ the printer's own certificate (issued by the test CA to the serial, as the MQTT 
 ``bblp`` whose password is the LAN access code (``530`` otherwise), ``PBSZ 0`` / ``PROT P``
 protecting the data channel with TLS too, passive mode, ``SIZE`` and ``RETR`` of files in
 ``/`` and ``/cache/``. Nothing else (no upload, no listing): the agent only reads a job's 3MF.
+Files come from ``files`` (set by a test) or from a directory (``root``: where the simulator,
+in another process, writes its jobs' 3MFs).
 Written on the standard library's ``ssl`` and ``socketserver``, one thread per client; loopback only.
 """
 
@@ -70,7 +72,7 @@ class _Handler(socketserver.StreamRequestHandler):
         elif verb == "PWD":
             self.reply('257 "/"')
         elif verb == "SIZE":
-            data = server.files.get(arg)
+            data = server.lookup(arg)
             self.reply(f"213 {len(data)}" if data is not None else "550 Could not get file size")
         elif verb == "PASV":
             self.open_passive()
@@ -89,7 +91,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self.reply(f"227 Entering Passive Mode (127,0,0,1,{port >> 8},{port & 0xFF})")
 
     def retrieve(self, path: str) -> None:
-        data = self.server.files.get(path)
+        data = self.server.lookup(path)
         if data is None or self.passive is None:
             self.reply("550 Failed to open file" if data is None else "425 Use PASV first")
             return
@@ -121,12 +123,21 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, context: ssl.SSLContext, access_code: str):
-        self.context, self.access_code = context, access_code
+    def __init__(self, context: ssl.SSLContext, access_code: str, root: Path | None):
+        self.context, self.access_code, self.root = context, access_code, root
         self.files: dict[str, bytes] = {}
         self.commands: list[str] = []
         self.retrieved: list[str] = []
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def lookup(self, path: str) -> bytes | None:
+        if path in self.files:
+            return self.files[path]
+        if self.root is None:
+            return None
+        target = (self.root / path.lstrip("/")).resolve()
+        inside = target.is_relative_to(self.root.resolve())
+        return target.read_bytes() if inside and target.is_file() else None
 
     def get_request(self):
         sock, address = super().get_request()
@@ -141,10 +152,11 @@ class _Server(socketserver.ThreadingTCPServer):
 class BambuFTPS:
     """One printer's FTPS. ``files``: path -> bytes (``/name.gcode.3mf``, ``/cache/name.3mf``)."""
 
-    def __init__(self, certfile: Path, keyfile: Path, access_code: str):
+    def __init__(self, certfile: Path, keyfile: Path, access_code: str, root: Path | None = None):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certfile, keyfile)
-        self._server = _Server(context, access_code)
+        self.root = root
+        self._server = _Server(context, access_code, root)
         self.host, self.port = self._server.server_address
         self._thread = threading.Thread(target=self._server.serve_forever, name="bambu ftps", daemon=True)
 
