@@ -90,11 +90,16 @@ class BambuBroker(Mosquitto):
                                               e.access_code, root).__enter__()
         return self._storage[serial]
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """The broker and the printers' FTPS (which a restart of the broker keeps)."""
         for storage in self._storage.values():
             storage.__exit__(None, None, None)
         self._storage.clear()
-        super().__exit__(*exc)
+        super().stop()
+
+    def restart(self) -> "BambuBroker":
+        super().stop()  # the broker only: the printers' storage stays where agents know it
+        return self.start()
 
     def access_code_file(self, serial: str) -> Path:
         path = self.dir / f"{serial}.code"
