@@ -129,6 +129,7 @@ def test_the_tray_in_use_gives_type_and_colour_and_the_trays_are_info_slots(tmp_
     ("access code", "the printer refused the access code over FTPS (530) — check access_code_file"),
     ("certificate", "FTPS: TLS refused: the printer's certificate is not signed by the CA in ca_file"),
     ("no file", "the job's 3MF is not on the printer's storage (looked in / and /cache/)"),
+    ("too large", ", over 100 bytes: not fetched"),
 ])
 def test_an_ftps_failure_is_one_clear_line_and_the_printer_stays_monitored(tmp_path, printer, caplog, fault, words):
     broker, fake = printer
@@ -138,6 +139,8 @@ def test_an_ftps_failure_is_one_clear_line_and_the_printer_stays_monitored(tmp_p
         if fault != "no file":
             ftps.files["/widget.gcode.3mf"] = three_mf({1: FILAMENTS})
         w = watch(tmp_path, broker, ftps, f"x1-{fault.replace(' ', '-')}")
+        if fault == "too large":
+            w.client.fetcher.max_bytes = 100
         try:
             fake.feed_from(0)
             fake.start("widget")

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from typing import Callable
 
 from agent.printers.bambu import slice_info, tls
+from agent.printers.limits import size_text
 from agent.printers.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class NotFound(Exception):
     """No candidate path holds the job's 3MF."""
 
 
-class Refused(Exception):
-    """The printer refused the access code (530)."""
+class TooLarge(Exception):
+    """The 3MF is over MAX_BYTES (announced by SIZE, or while it arrives)."""
 
 
 class ImplicitFTPS(ftplib.FTP_TLS):
@@ -96,6 +97,8 @@ def candidates(subtask: str, gcode_file: str) -> list[str]:
 
 class Fetcher:
     """Fetches and reads each job's 3MF once, in the background; ``material(key)`` answers at once."""
+
+    max_bytes = MAX_BYTES
 
     def __init__(self, cfg, changed: Callable[[], None], connect: Callable[[], ImplicitFTPS] | None = None,
                  monotonic: Callable[[], float] = time.monotonic, retry_after: float = RETRY_AFTER):
@@ -176,8 +179,10 @@ class Fetcher:
             path, size = self._find(ftp, candidates(subtask, gcode_file))
             with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
                 def keep(data: bytes) -> None:
-                    if spool.tell() + len(data) > MAX_BYTES or self._monotonic() > deadline or self._stop.is_set():
-                        raise TimeoutError(f"the 3MF took longer than {DEADLINE:g} s or grew over {MAX_BYTES >> 20} MB")
+                    if spool.tell() + len(data) > self.max_bytes:
+                        raise TooLarge(f"the job's 3MF grew over {size_text(self.max_bytes)}")
+                    if self._monotonic() > deadline or self._stop.is_set():
+                        raise TimeoutError(f"the job's 3MF took longer than {DEADLINE:g} s")
                     spool.write(data)
                 ftp.retrbinary(f"RETR {path}", keep)
                 spool.seek(0)
@@ -194,8 +199,8 @@ class Fetcher:
                 size = ftp.size(path)
             except ftplib.error_perm:  # 550: not there
                 continue
-            if size is not None and size > MAX_BYTES:
-                raise ValueError(f"the job's 3MF is {size >> 20} MB, over {MAX_BYTES >> 20} MB")
+            if size is not None and size > self.max_bytes:
+                raise TooLarge(f"the job's 3MF is {size_text(size)}, over {size_text(self.max_bytes)}")
             return path, size
         raise NotFound()
 
@@ -209,6 +214,10 @@ class Fetcher:
             return "the job's 3MF is not on the printer's storage (looked in / and /cache/)", True
         if isinstance(exc, slice_info.Unreadable):
             return f"the job's 3MF is unreadable: {exc}", False
+        if isinstance(exc, TooLarge):
+            return f"{exc}: not fetched", False
+        if isinstance(exc, TimeoutError) and "3MF" in str(exc):
+            return str(exc), False
         if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
             return "FTPS: " + tls.describe(exc, cfg.serial, cfg.host, cfg.ftps_port, cfg.timeout), False
         if isinstance(exc, (OSError, EOFError)):
