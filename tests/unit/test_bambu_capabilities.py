@@ -41,6 +41,11 @@ def test_the_tray_in_use_gives_the_jobs_type_and_colour(tray_now, expected):
     assert capabilities.in_use({**VALUES, "ams": {**AMS, "tray_now": tray_now}}) == expected
 
 
+def test_a_printer_without_an_ams_prints_from_its_external_spool():
+    assert capabilities.in_use({"vt_tray": VALUES["vt_tray"]}) == MaterialUse(source="slicer", type="TPU", colour="#FFFFFF")
+    assert capabilities.in_use({"vt_tray": {"id": "254", "tray_type": ""}}) is None
+
+
 def test_newer_firmware_lists_every_nozzle():
     values = {"device": {"nozzle": {"info": [{"diameter": 0.4, "id": 0, "type": "HS01"},
                                              {"diameter": 0.6, "id": 1, "type": "HH01"}]}}}

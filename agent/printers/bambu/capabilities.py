@@ -65,7 +65,10 @@ def trays(values: dict) -> list[tuple[int, Tool]]:
 
 def in_use(values: dict) -> MaterialUse | None:
     """The material of the tray feeding the nozzle now (type and colour, no amounts)."""
-    now = _int(as_dict(values.get("ams")).get("tray_now"))
+    ams = as_dict(values.get("ams"))
+    now = _int(ams.get("tray_now"))
+    if now is None and not _list(ams.get("ams")):
+        now = EXTERNAL  # a printer without an AMS (P1P, A1 without AMS lite) feeds its external spool
     if now is None or now == NO_TRAY:
         return None
     tool = next((tool for number_, tool in trays(values) if number_ == now), None)

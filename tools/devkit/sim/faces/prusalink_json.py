@@ -88,11 +88,16 @@ def legacy_printer(p: SimPrinter, now: float, link: bool) -> dict:
         flags["link_state"] = link_state(p)
     return {
         "telemetry": {"temp-bed": p.bed.actual(now), "temp-nozzle": p.tool.actual(now), "print-speed": 100,
-                      "z-height": 0.2 if printing else 10.0, "material": "PLA"},
+                      "z-height": 0.2 if printing else 10.0, "material": loaded(p)},
         "temperature": {"tool0": {"actual": p.tool.actual(now), "target": p.tool.target, "offset": 0},
                         "bed": {"actual": p.bed.actual(now), "target": p.bed.target, "offset": 0}},
         "state": {"text": "Printing" if printing else "Operational", "flags": flags},
     }
+
+
+def loaded(p: SimPrinter) -> str:
+    """The material loaded: the last job's (the simulator names jobs "..._PETG_..."), PLA at first."""
+    return next((m for m in DENSITY if p.job is not None and f"_{m}_" in p.job.name), "PLA")
 
 
 def legacy_job(p: SimPrinter, now: float) -> dict:
