@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import msgspec
 import pytest
@@ -219,3 +220,28 @@ def test_a_simulated_bambu_printers_job_has_its_tray_and_its_3mf_on_the_printers
         finally:
             w.close()
             sim.stop()
+
+
+def test_a_printer_whose_ftps_hangs_is_monitored_meanwhile_and_it_is_one_line(tmp_path, printer, caplog):
+    """TCP accepted, then not a byte (the TLS handshake never comes): the report stream goes on."""
+    broker, fake = printer
+    silent = socket.create_server(("127.0.0.1", 0))  # listens; the kernel completes connects; never answers
+    try:
+        class Hung:
+            port = silent.getsockname()[1]
+        with caplog.at_level(logging.INFO):
+            w = watch(tmp_path, broker, Hung, "x1-hung")
+            try:
+                fake.feed_from(0)
+                fake.start("widget")
+                wait_for(lambda: w.client.fetcher.busy, 5, "a fetch under way")
+                fake.progress(30, 6, 20, nozzle=220.0, bed=65.0)
+                w.until(lambda s: s.progress == 30.0, "30 % while the fetch hangs")
+                assert w.client.fetcher.fetches == 0  # still hanging: the state did not wait for it
+                wait_for(lambda: w.client.fetcher.fetches == 1, 20, "the fetch to give up")
+            finally:
+                w.close()
+        lines = [r.getMessage() for r in caplog.records if "3MF over FTPS" in r.getMessage()]
+        assert len(lines) == 1 and "no answer from 127.0.0.1" in lines[0], lines
+    finally:
+        silent.close()

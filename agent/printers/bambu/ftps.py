@@ -125,6 +125,11 @@ class Fetcher:
         threading.Thread(target=self._run, args=(key,), name=f"bambu 3mf {self.cfg.id}", daemon=True).start()
         return None
 
+    @property
+    def busy(self) -> bool:
+        """A fetch is under way."""
+        return self._busy is not None
+
     def known(self, key: tuple) -> tuple | None:
         """The material of a job fetched before, without starting a fetch."""
         with self._lock:
