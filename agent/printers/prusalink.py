@@ -4,11 +4,12 @@ PrusaLink keeps no job history and names no user: a job is known by its ``id`` w
 and how it ended by the state after it (FINISHED, STOPPED, ERROR; ATTENTION is a pause, not an
 end). The job tracker persists the open job, so an agent restart neither loses nor doubles an end.
 
-A steady poll of the v1 API is one request (``/api/v1/status``); ``/api/v1/job`` is asked only
-when a new job id appears, for the file name and its metadata (the job's material: see
-prusalink_material; ``/api/v1/files/...`` when the job's answer carries no ``meta``). What the
-printer can do (``/api/v1/info``) and the material loaded (``/api/printer``) are asked on
-connecting and when a job begins or ends, never per poll. The legacy API takes ``/api/printer``
+A steady poll of the v1 API is one request (``/api/v1/status``), and every second poll a
+second one for the material loaded (``/api/printer``: v1 has it nowhere; a change of filament
+shows within two intervals). ``/api/v1/job`` is asked only when a new job id appears, for the
+file name and its metadata (the job's material: see prusalink_material; ``/api/v1/files/...``
+when the job's answer carries no ``meta``). What the printer can do (``/api/v1/info``) is asked
+on connecting and when a job begins or ends. The legacy API takes ``/api/printer``
 and ``/api/job``. Why our own client and not ``pyprusalink``: see README, "PrusaLink".
 """
 
@@ -35,6 +36,8 @@ from common.text import one_line
 from common.urls import redact
 
 log = logging.getLogger(__name__)
+
+LOADED_EVERY = 2  # polls between two reads of the material loaded (v1)
 
 
 class PrusaLinkSettings(PrinterSettings, tag="prusalink"):
@@ -76,7 +79,9 @@ class PrusaLink:
         self._version: dict = {}
         self._file: tuple[str | None, str | None] = (None, None)  # (job id, its file name)
         self._material: tuple[str | None, tuple] = (None, ())  # (job id, its material)
-        self._info: tuple[object, dict] | None = None  # (the job id it was read at, Info's fields)
+        self._info: tuple[object, dict] | None = None  # (the job id it was read at, /api/v1/info)
+        self._loaded_now: str | None = None  # the material loaded, as last read
+        self._polls = 0
         self._last_active: Snapshot | None = None  # legacy: the last poll of a job under way
         self._problems = ProblemLog(log, f"PrusaLink at {redact(self.url)}")
         self._extras = ProblemLog(log, f"PrusaLink at {redact(self.url)} (file metadata, capabilities)")
@@ -149,16 +154,26 @@ class PrusaLink:
         return "/api/v1/files" + quote(whole)
 
     def _capabilities(self, current: str | None) -> dict:
-        """Info's fields, read again when a job begins or ends (the material may have changed)."""
+        """Info's fields. ``/api/v1/info`` is read on connecting and when a job begins or ends;
+        the material loaded every LOADED_EVERY polls besides (v1 has it nowhere else), so a
+        change of filament shows within two intervals."""
+        self._polls += 1
         if self._info is None or self._info[0] != current:
             info = self._extra("/api/v1/info") if self._api == "v1" else None
-            info = info or {"nozzle_diameter": self._version.get("nozzle_diameter")}  # legacy: in /api/version
-            self._info = (current, capabilities(info, model_name(self._version, self._model), self._loaded()))
-        return self._info[1]
+            # Legacy firmware: the nozzle is in /api/version.
+            self._info = (current, info or {"nozzle_diameter": self._version.get("nozzle_diameter")})
+            self._loaded()
+        elif self._polls % LOADED_EVERY == 0:
+            self._loaded()
+        return capabilities(self._info[1], model_name(self._version, self._model), self._loaded_now)
 
     def _loaded(self) -> str | None:
-        """The material loaded, as the legacy ``/api/printer`` says (v1 has no such field)."""
-        return material_name(as_dict(as_dict(self._extra("/api/printer")).get("telemetry")).get("material"))
+        """The material loaded, as the legacy ``/api/printer`` says (v1 has no such field); the
+        last one known when the printer does not answer it."""
+        printer = self._extra("/api/printer")
+        if printer is not None:
+            self._loaded_now = material_name(as_dict(as_dict(printer).get("telemetry")).get("material"))
+        return self._loaded_now
 
     def _extra(self, path: str | None, key: str | None = None):
         """A read besides the state: its failure is logged once and costs only what it would tell.

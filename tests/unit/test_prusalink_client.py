@@ -202,7 +202,18 @@ def test_v1_asks_for_the_file_its_meta_and_capabilities_once_per_job_then_one_re
     printer = PrusaLink(http, clock=lambda: 1.0)
     assert [printer.poll().file for _ in range(3)] == ["benchy.gcode"] * 3
     assert http.asked == ["/api/version", "/api/v1/status", "/api/v1/job", "/api/v1/files/usb/BENCHY~1.GCO",
-                          "/api/v1/info", "/api/printer", "/api/v1/status", "/api/v1/status"]
+                          "/api/v1/info", "/api/printer", "/api/v1/status", "/api/printer", "/api/v1/status"]
+
+
+def test_a_change_of_filament_shows_within_two_polls_and_a_failed_read_keeps_the_last():
+    answers = {"/api/version": {}, "/api/v1/status": {"printer": {"state": "IDLE"}}, "/api/v1/info": {},
+               "/api/printer": BUDDY_PRINTER}
+    printer = PrusaLink(FakeHTTP(answers), clock=lambda: 1.0)
+    assert printer.poll().info["tools"][0].material == "PLA"
+    answers["/api/printer"] = {"telemetry": {"material": "PETG"}}
+    assert "PETG" in [printer.poll().info["tools"][0].material for _ in range(2)]
+    answers["/api/printer"] = HTTPStatus(500, "/api/printer")
+    assert [printer.poll().info["tools"][0].material for _ in range(2)] == ["PETG", "PETG"]
 
 
 def test_a_v1_job_carries_grams_mm_and_type_from_its_files_meta():

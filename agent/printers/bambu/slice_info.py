@@ -70,8 +70,9 @@ def _use(filament) -> MaterialUse | None:
         return None
     grams, metres = _number(filament.get("used_g")), _number(filament.get("used_m"))
     kind = (filament.get("type") or "").strip()[:40] or None
-    return MaterialUse(source="slicer", tool=int(slot) - 1, type=kind, colour=colour((filament.get("color") or "").lstrip("#")),
-                       grams=grams, mm=round(metres * 1000, 1) if metres is not None else None)
+    shade = colour((filament.get("color") or "").lstrip("#"))
+    return MaterialUse(source="slicer", tool=int(slot) - 1, type=kind, colour=shade, grams=grams,
+                       mm=round(metres * 1000, 1) if metres is not None else None)
 
 
 def _number(value) -> float | None:
