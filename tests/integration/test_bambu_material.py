@@ -94,6 +94,24 @@ def test_grams_per_filament_come_from_the_jobs_3mf_over_tls_ftps(tmp_path, print
             w.close()
 
 
+def test_the_same_file_printed_again_is_read_again(tmp_path, printer):
+    broker, fake = printer
+    with ftps_server(broker) as ftps:
+        ftps.files["/widget.gcode.3mf"] = three_mf({1: FILAMENTS[:1]})
+        w = watch(tmp_path, broker, ftps, "x1-again")
+        try:
+            fake.start("widget")
+            w.until(lambda s: s.material and s.material[0].grams == 17.32, "the first slicing's grams")
+            fake.finish()
+            w.until(lambda s: s.state == "idle", "done")
+            ftps.files["/widget.gcode.3mf"] = three_mf({1: [{**FILAMENTS[0], "used_g": "20.00"}]})  # sliced anew
+            fake.start("widget")
+            w.until(lambda s: s.material and s.material[0].grams == 20.0, "the new slicing's grams")
+            assert ftps.retrieved == ["/widget.gcode.3mf"] * 2
+        finally:
+            w.close()
+
+
 def test_the_plate_printed_is_the_one_counted(tmp_path, printer):
     broker, fake = printer
     with ftps_server(broker) as ftps:

@@ -108,6 +108,7 @@ class Bambu:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fetcher = Fetcher(cfg, lambda: self._changed()) if cfg.fetch_3mf else None
+        self._was_active = False  # the last snapshot had a job under way (for the fetcher)
         if cfg.insecure_skip_verify:
             log.warning("%s: insecure_skip_verify = true: the certificate of %s:%d is NOT checked; anyone "
                         "on that network can pose as the printer and receive its access code", cfg.id,
@@ -301,9 +302,13 @@ class Bambu:
         colour of the tray feeding the nozzle. The fetch starts while the job is under way."""
         v = self._state.values
         subtask, gcode_file = text(v.get("subtask_name")), text(v.get("gcode_file"))
+        active = state in ("printing", "paused")
+        began, self._was_active = active and not self._was_active, active
         if self.fetcher is not None and (subtask or gcode_file):
             key = (subtask, gcode_file, slice_info.plate_of(gcode_file))
-            found = self.fetcher.material(key) if state in ("printing", "paused") else self.fetcher.known(key)
+            if began:
+                self.fetcher.forget(key)  # the same name again may be sliced anew: fetch again
+            found = self.fetcher.material(key) if active else self.fetcher.known(key)
             if found:
                 return found
         tray = capabilities.in_use(v)

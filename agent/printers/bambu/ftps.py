@@ -135,6 +135,11 @@ class Fetcher:
         with self._lock:
             return self._results.get(key) or None
 
+    def forget(self, key: tuple) -> None:
+        """Drop what was read for ``key``: a new job of the same name is fetched anew."""
+        with self._lock:
+            self._results.pop(key, None)
+
     def close(self) -> None:
         self._stop.set()
 
