@@ -128,7 +128,9 @@ def test_through_the_agent_the_jobs_events_carry_its_material_and_the_printer_it
             info = heard.of("info")[-1]
             assert (info["model"], info["volume"], info["tools"]) == ("MK4S", [250.0, 210.0, 220.0],
                                                                       [{"nozzle_mm": 0.4, "material": "PLA"}])
-            assert "file" not in info and "clip" not in json.dumps(heard.of("info"))
+            told = json.dumps(heard.of("info"))
+            assert "file" not in info and "clip" not in told  # no file name ...
+            assert "SIM" not in told and ".local" not in told  # ... nor the printer's serial or host name
         finally:
             agent.stop()
             heard.close()
