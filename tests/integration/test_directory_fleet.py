@@ -7,6 +7,7 @@ back; the directory's answer follows each change within two of the agents' inter
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -198,3 +199,20 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
         {row["file"] for row in fleet.influx.query("SELECT file FROM job WHERE kind = 'started'", db=DB)}), 10,
         "the started events")
     assert files
+
+
+def test_capabilities_come_from_the_printers_and_follow_a_material_change(fleet):
+    """What the agents say (PrusaLink's info, Bambu's nozzle and AMS trays), completed by the
+    inventory; an AMS reloaded reaches the answer within two intervals."""
+    entries = wait_for(lambda: (lambda e: e if all(e[p]["loaded"] for p in ("core", "x1")) else None)(
+        {p["printer"]: p for p in fleet.ask()}), 20, "the printers' own Info")
+    core, x1 = entries["core"], entries["x1"]
+    assert x1["loaded"] == ["PLA", "PETG"] and x1["enclosed"] is True and x1["nozzles"] == [0.4]  # said, not in the inventory
+    assert core["loaded"] and core["nozzles"] == [0.4] and core["volume"] == [250, 220, 270]  # its volume: the inventory's
+    # The X1C's AMS gets ABS in tray 3: it is found for ABS in Örebro.
+    assert fleet.names(material="ABS", county="Örebro") == set()
+    ams = copy.deepcopy(fleet.x1.x1.state["ams"])
+    ams["ams"][0]["tray"][3]["tray_type"] = "ABS"
+    fleet.x1.x1.update(ams=ams)
+    took = fleet.follows(time.monotonic(), {"x1"}, material="ABS", county="Örebro", **FREE_NOW)
+    print("the AMS change reached the answer after", round(took, 2), "s")
