@@ -9,6 +9,7 @@ or user name.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -289,6 +290,10 @@ def test_the_cli_prints_the_same_answer_as_a_table_of_at_most_100_columns(farm):
     assert shown == farm.names(material="PLA", county="Uppsala,Örebro,Gävleborg") and lines[-1].endswith("printer(s)")
     assert any("not shared" in line for line in lines if line.startswith("x1"))
     assert json.loads(farm.cli("--json", "--free-within", "1h"))["printers"]
+    refused = subprocess.run([sys.executable, "-m", "server", "directory", "-c", str(farm.server_toml), "--url", farm.url],
+                             capture_output=True, text=True, timeout=60, cwd=REPO,
+                             env={k: v for k, v in os.environ.items() if k != "PRINTFARM_TOKEN"})
+    assert refused.returncode == 2 and "wants a token — fix: pass --token-file" in refused.stderr
 
 
 def test_the_grafana_directory_table_shows_published_printers_from_influxdb(farm):
@@ -345,8 +350,6 @@ def test_no_answer_holds_a_file_name_or_a_user(farm):
 
 @pytest.fixture
 def page(tmp_path):
-    import os
-
     from playwright.sync_api import sync_playwright
 
     from tests.integration.test_status_page import CHROMIUM, FLAGS

@@ -231,3 +231,17 @@ def test_a_printers_texts_in_info_are_made_plain_and_a_bad_info_is_refused_not_f
         assert rig.ingest.handle(topic, payload) is None  # refused and counted
     assert rig.ask()["big"]["loaded"] == ["PETG-CF"]  # the last good Info stands
     assert dict(rig.ingest.metrics.rejected) == {"malformed_json": 1, "invalid_schema": 1, "topic_mismatch": 1}
+
+
+def test_the_cli_names_the_problem_and_exits_2(capsys, monkeypatch):
+    from devkit.servers import free_port
+
+    monkeypatch.delenv(directory_cli.TOKEN_ENV, raising=False)
+    cfg = SimpleNamespace(http=SimpleNamespace(host="127.0.0.1", port=free_port()))
+    args = SimpleNamespace(material=None, min_volume="250", nozzle=None, county=None, free_within=None, access=None,
+                           url=None, token_file=None, json=False)
+    assert directory_cli.run(cfg, args) == 2
+    assert "min_volume: '250' is not a volume — fix:" in capsys.readouterr().err
+    args.min_volume = "250x250x250"
+    assert directory_cli.run(cfg, args) == 2
+    assert f"cannot reach the collector at http://127.0.0.1:{cfg.http.port}" in capsys.readouterr().err
