@@ -245,7 +245,7 @@ def test_printer_text_with_escapes_or_overrides_reaches_no_spreadsheet_cell_as_i
     assert not [c for c in cells if not c.isprintable()]
 
 
-def test_a_large_reports_pdfs_drawn_by_a_forked_child_equal_those_drawn_in_process(report, tmp_path, monkeypatch):
+def test_a_large_reports_pdf_drawn_by_a_forked_child_equals_one_drawn_in_process(report, tmp_path, monkeypatch):
     import subprocess
 
     from server.reports import generate, pdf
