@@ -32,7 +32,7 @@ import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
-from server import attribution, bookings, organisations
+from server import attribution, bookings, maintenance_intervals, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
 from server.organisations import UNLISTED, Organisation
@@ -102,6 +102,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     customers: dict[str, Customer] = {}
     attribution: AttributionSettings = msgspec.field(default_factory=AttributionSettings)
     project: Project | None = None
+    maintenance: maintenance_intervals.Maintenance = msgspec.field(default_factory=maintenance_intervals.Maintenance)
 
     def __post_init__(self):
         for org, entry in self.organisations.items():
@@ -119,6 +120,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
                 raise Invalid(f"printers.{printer_id}.site", f"site {entry.site!r} is not defined",
                               f"add a [sites.{entry.site}] table or correct the site")
         self.agent_of = self._agents_of_printers()
+        maintenance_intervals.check(self.maintenance, self.printers)  # docs/maintenance.md
         for customer_id in self.customers:
             check_id(f"customers.{customer_id}", customer_id)
         attribution.check(self)
@@ -166,6 +168,11 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         printers = {p: entry for p, entry in self.printers.items() if entry.site in sites}
         agents = {a: AgentEntry([p for p in entry.printers if p in printers]) for a, entry in self.agents.items()}
         return msgspec.structs.replace(self, sites=sites, printers=printers, agents=agents)
+
+    def service_interval(self, printer_id: str) -> maintenance_intervals.Interval | None:
+        """When the printer is due for service (docs/maintenance.md), or None."""
+        entry = self.printers.get(printer_id)
+        return maintenance_intervals.interval_of(self.maintenance, printer_id, entry.model if entry else "")
 
     def site_name(self, site: str) -> str:
         """What a reader sees for a site: its name, or its ID when it has none."""
@@ -226,6 +233,8 @@ def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None)
     for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry),
                      ("agents", AgentEntry), ("customers", Customer)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
+    for key in ("models", "printers"):
+        check_entries(data.get("maintenance"), key, maintenance_intervals.Interval, source, "maintenance.")
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())
     for key, problem, fix in inv.advice():
         log.warning("%s: %s: %s — fix: %s", source, key, problem, fix)

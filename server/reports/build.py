@@ -53,6 +53,7 @@ class Report:
     indicators: "indicators.Indicators | None" = None  # the funder's indicators (with details only)
     project_before: "dict | None" = None  # each customer's use since the project's start, before the period
     site_names: dict[str, str] = field(default_factory=dict)
+    maintenance: list[dict] = field(default_factory=list)  # server/reports/maintenance.py
     network_name: str = ""
     users_shown: str = "pseudonym"  # [privacy] users / report --users
     queries: int = 0
