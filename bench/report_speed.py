@@ -23,7 +23,8 @@ with changes from a date, ~10 % of file names tagged, a booking per printer and 
 previous period read and accounted too, for the key figures and who is new; and the job events
 since the project's start, which starts with the data on 1 January, for the funder's indicators
 since the start: a quarter's report reads every job event from January up to the quarter, in the
-child that reads the previous period) and writing XLSX, CSV,
+child that reads the previous period; and the maintenance section: service intervals on every
+printer, each one's hours, jobs and filament counted since its first data) and writing XLSX, CSV,
 the PDF and the one-page summary, and prints the network's figures and the machine load. As
 ``printfarm-server report`` does it, the XLSX is written ahead: a child forked as soon as the job
 events are read and the job list made writes the job sheet (``xlsx_ahead``), so "read+accounting"
@@ -53,6 +54,7 @@ from tqdm import tqdm
 from common.pseudonyms import Pseudonyms
 from server import inventory as inventory_mod
 from server import lineproto
+from server.store import layout
 from server.reports import periods
 from server.reports.generate import make_report, write_files, xlsx_ahead
 from server.reports.people import People
@@ -89,8 +91,11 @@ def fleet(n: int, year: int = 2025, bookings: Path | None = None) -> inventory_m
             site["organisation_kind"] = "research"
     # The project starts with the data: a quarter's indicators read every job event since January.
     project = {"start": f"{year}-01-01", "end": f"{year + 1}-12-31", "targets": {"RCO01": 40, "RCO05": 8}}
+    # Every printer has service intervals: the report's maintenance section counts each one's hours,
+    # jobs and filament since its last service (none recorded here: since its first data).
+    upkeep = {"models": {"MK4": {"service_hours": 500, "service_jobs": 400, "service_months": 6}}}
     data = {"sites": sites, "printers": printers, "customers": customers, "attribution": {"accounts": accounts},
-            "project": project}
+            "project": project, "maintenance": upkeep}
     if bookings is not None:
         rows = [f"{printers[p]['site']},{p},{year}-{m:02d}-10,{year}-{m:02d}-12,cust-{(i + m) % CUSTOMERS:02d}"
                 for i, p in enumerate(sorted(printers)) for m in range(1, 13)]
@@ -291,6 +296,7 @@ def main() -> int:
         inv = fleet(args.printers, args.year, Path(tmp) / "bookings.csv")
         client = InfluxHTTP(server.url, DB, timeout=300)
         client.create_database()
+        layout.ensure(client, layout.RetentionConfig())  # the retention policies a collector makes at its start
         started = time.perf_counter()
         marker = Path(args.data or tmp) / f"populated-v2-{args.printers}-{args.year}-{args.hz_days}-{args.every}.json"
         if marker.exists():
