@@ -8,6 +8,7 @@ import gc
 import logging
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,7 @@ from server.attribution import Attribution
 from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
-from server.reports import indicators, labels, periods, query
+from server.reports import indicators, labels, periods, query, timelines
 from server.reports import maintenance as report_maintenance
 from server.reports.ahead import XlsxAhead
 from server.reports.people import People
@@ -62,6 +63,11 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     before = periods.before(period)
     previous = (_previous(client, inventory, before, now_ms, grace_s, people, period, sources)
                 if compare else None)
+    # The maintenance section's look-ups (server/reports/maintenance.py) on connections of their own,
+    # while the rest is read: they need only the period, and would otherwise wait for it all.
+    upkeep = _beside(report_maintenance.rows, client.clone(), inventory, period,
+                     timelines.counted_until(period.start_ms, period.end_ms, now_ms), use_rollups, sources,
+                     notes=detail)  # ``use_rollups``: [rollups] enabled
     jobs: list[build_mod.JobRow] = []
     shown = (lambda rows: rows) if detail else _without_detail
 
@@ -77,10 +83,17 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     report = build_mod.build(data, inventory, period, now_ms, people, earlier,
                              jobs=jobs if ahead else None, project_before=since)
     report.jobs = shown(report.jobs)
-    report.maintenance = report_maintenance.rows(client, inventory, period, report.as_of_ms, use_rollups, sources,
-                                                 notes=detail)  # ``use_rollups``: [rollups] enabled
+    report.maintenance = upkeep()
     progress("accounting")
     return report
+
+
+def _beside(fn: Callable, *args, **kwargs) -> Callable:
+    """``fn(*args, **kwargs)`` run by a thread; a function that waits for its result (or raises its error)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-beside")
+    found = pool.submit(fn, *args, **kwargs)
+    pool.shutdown(wait=False)
+    return found.result
 
 
 def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People,
