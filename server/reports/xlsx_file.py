@@ -266,7 +266,7 @@ def _styles() -> str:
     formats = [f for f, _, _ in STYLES.values() if f]
     fmt_id = {f: 164 + i for i, f in enumerate(formats)}  # 164 on: a workbook's own number formats
     num_fmts = "".join(f'<numFmt numFmtId="{fmt_id[f]}" formatCode="{_attr(f)}"/>' for f in formats)
-    font = '<sz val="{}"/><color theme="1"/><name val="Calibri"/><family val="2"/><scheme val="minor"/>'
+    font = '<sz val="{}"/><name val="Calibri"/><family val="2"/>'  # no theme: the package has no theme part
     fonts = (f"<font>{font.format(11)}</font><font><b/>{font.format(11)}</font>"
              f"<font><b/>{font.format(14)}</font>")
     xfs = []
