@@ -74,6 +74,8 @@ class Engine:
                    for sender in sender_factory(name, r)]
             for name, r in cfg.receivers.items()
         }
+        # gate(send, now): with several collectors, the one that lets notifications out (None: this one)
+        self.gate: Callable[[Callable[[], None], float], None] | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="alert-tick", daemon=True)
         self.store = IncidentStore(cfg.state_file, self._snapshot, save_interval)
@@ -353,9 +355,15 @@ class Engine:
         receivers = receivers_for(self.cfg.routes, incident.severity, incident.rule, incident.details)
         if not receivers:
             log.warning("alert %s matches no route: not sent", incident.id)
-        for name in receivers:
-            for delivery in self.deliveries.get(name, []):
-                delivery.put(note)
+
+        def send() -> None:
+            for name in receivers:
+                for delivery in self.deliveries.get(name, []):
+                    delivery.put(note)
+        if self.gate is None:
+            send()
+        else:
+            self.gate(send, now)
         incident.events = 1
         self.metrics.inc(f"alert_notifications_{kind}")
 

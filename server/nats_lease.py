@@ -1,0 +1,147 @@
+"""Which of several collectors on a NATS cluster sends the alerts: a lease in a JetStream
+key-value bucket.
+
+Every collector sees every message (server/jetstream.py's live feed), so every collector's alert
+engine opens and resolves the same incidents; only the holder of the lease lets its
+notifications out (``gate``). The lease is one key in a bucket whose ``ttl`` (the stream's
+max_age) removes it when its holder stops renewing it: ``create`` succeeds for one collector
+only (NATS checks the subject's last sequence, atomically, on the stream's leader), the holder
+renews it every ``ttl / 3`` with ``update(last=revision)``, and a collector that could not renew
+for ``ttl`` steps down before the key expires for the others.
+
+A notification the gate holds back is kept for a while: when this collector takes the lease,
+it sends those newer than the last renewal it saw from the old holder (who was alive and sending
+until then). So an incident that opened while the holder was dying is sent once, by the new one;
+one that opened within a renewal period before the holder died may be sent twice (by both),
+never by none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from nats.errors import Error as NatsError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+
+log = logging.getLogger(__name__)
+
+BUCKET = "printfarm_leases"
+KEY = "alerts"
+HELD_FOR = 120.0  # s a held-back notification waits for a takeover before it is dropped
+HELD_MAX = 1000
+
+
+class AlertLease:
+    def __init__(self, ttl: float = 3.0, replicas: int = 3, holder: str | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.ttl, self.replicas, self.clock = ttl, replicas, clock
+        self.holder = holder or f"{socket.gethostname()}-{os.getpid()}"
+        self.leader = False
+        self.takeovers = 0
+        self._lock = threading.Lock()
+        self._held: deque[tuple[float, Callable[[], None]]] = deque()
+        self._other_at = 0.0  # the newest renewal seen from another holder (its clock)
+        self._revision = 0
+        self._renewed_at = 0.0
+        self._task: asyncio.Task | None = None
+
+    # -- the engine's side (any thread) ---------------------------------------------------------
+
+    def gate(self, send: Callable[[], None], now: float) -> None:
+        """Send now when this collector holds the lease; else hold it back for a takeover."""
+        with self._lock:
+            if self.leader:
+                send()
+                return
+            self._held.append((now, send))
+            while self._held and (len(self._held) > HELD_MAX or self._held[0][0] < now - HELD_FOR):
+                self._held.popleft()
+
+    # -- the loop's side --------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop, jetstream: Callable[[], object], stop: threading.Event) -> None:
+        """On the subscriber's loop, once; ``jetstream()`` gives the current connection's context."""
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(jetstream, stop))
+
+    async def _run(self, jetstream: Callable[[], object], stop: threading.Event) -> None:
+        kv = None
+        while not stop.is_set():
+            try:
+                kv = kv or await self._bucket(jetstream())
+                await (self._renew(kv) if self.leader else self._try_take(kv))
+            except (NatsError, asyncio.TimeoutError, OSError) as exc:
+                log.debug("alert lease: %s", exc)
+                kv = None  # the connection may be a new one by the next try
+                self._step_down_if_stale()
+            await asyncio.sleep(self.ttl / 3)
+        self._set_leader(False)
+
+    async def _bucket(self, js):
+        try:
+            return await js.key_value(BUCKET)
+        except BucketNotFoundError:
+            return await js.create_key_value(bucket=BUCKET, ttl=self.ttl, history=1, replicas=self.replicas)
+
+    async def _renew(self, kv) -> None:
+        try:
+            self._revision = await kv.update(KEY, self._value(), last=self._revision)
+            self._renewed_at = self.clock()
+        except KeyWrongLastSequenceError:  # it expired, and maybe another took it
+            log.warning("alert lease lost (not renewed within %g s); another collector may send alerts", self.ttl)
+            self._set_leader(False)
+
+    async def _try_take(self, kv) -> None:
+        try:
+            self._revision = await kv.create(KEY, self._value())
+        except KeyWrongLastSequenceError:
+            await self._note_holder(kv)
+            return
+        self._renewed_at = self.clock()
+        self.takeovers += 1
+        log.info("this collector (%s) now sends the alerts", self.holder)
+        self._set_leader(True)
+
+    async def _note_holder(self, kv) -> None:
+        try:
+            entry = await kv.get(KEY)
+        except KeyNotFoundError:
+            return
+        value = json.loads(entry.value or b"{}")
+        if value.get("holder") != self.holder:
+            with self._lock:
+                self._other_at = max(self._other_at, float(value.get("at", 0)))
+                while self._held and self._held[0][0] <= self._other_at:
+                    self._held.popleft()  # the holder was alive then: it sent them
+
+    def _step_down_if_stale(self) -> None:
+        # The key expires ttl after our last renewal: stop before another may take it.
+        if self.leader and self.clock() - self._renewed_at > self.ttl * 0.8:
+            log.warning("alert lease not renewed for %.1f s (NATS unreachable); holding alerts back", self.ttl)
+            self._set_leader(False)
+
+    def _set_leader(self, leader: bool) -> None:
+        with self._lock:
+            self.leader = leader
+            if not leader:
+                return
+            due = [send for at, send in self._held if at > self._other_at]
+            self._held.clear()
+        for send in due:
+            send()
+        if due:
+            log.info("sent %d alert notification(s) held back while another collector held the lease", len(due))
+
+    def _value(self) -> bytes:
+        return json.dumps({"holder": self.holder, "at": self.clock()}).encode()
+
+    def health(self) -> dict:
+        return {"alert_lease": self.leader}
