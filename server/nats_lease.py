@@ -9,11 +9,14 @@ only (NATS checks the subject's last sequence, atomically, on the stream's leade
 renews it every ``ttl / 3`` with ``update(last=revision)``, and a collector that could not renew
 for ``ttl`` steps down before the key expires for the others.
 
-A notification the gate holds back is kept for a while: when this collector takes the lease,
-it sends those newer than the last renewal it saw from the old holder (who was alive and sending
-until then). So an incident that opened while the holder was dying is sent once, by the new one;
-one that opened within a renewal period before the holder died may be sent twice (by both),
-never by none.
+A notification the gate holds back is kept for a while. The lease's value names what the holder
+let out in the last minute (incident key and kind, with its time); the holder renews at once
+after letting one out, and a dead holder's key stays readable until it expires, so the others
+learn of each send. When this collector takes the lease, it sends what it held back that the old
+holder did not (the two engines see the same messages, a tick apart). So an incident that opened,
+or recovered, while the holder was dying is sent once, by the new one. A notification the holder
+let out in the milliseconds before its renewal may go out twice; one still in a killed holder's
+delivery queue is lost with it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ BUCKET = "printfarm_leases"
 KEY = "alerts"
 HELD_FOR = 120.0  # s a held-back notification waits for a takeover before it is dropped
 HELD_MAX = 1000
+SENT_FOR = 60.0  # s the holder lists a notification it let out, in the lease's value
+SENT_MAX = 100  # ... at most this many (the value stays well under a message's cap)
+SKEW = 15.0  # s two collectors' engines may differ in when they notify the same thing
 
 
 class AlertLease:
@@ -47,21 +53,30 @@ class AlertLease:
         self.leader = False
         self.takeovers = 0
         self._lock = threading.Lock()
-        self._held: deque[tuple[float, Callable[[], None]]] = deque()
+        self._held: deque[tuple[float, str, Callable[[], None]]] = deque()  # (time, what, send)
+        self._sent: deque[tuple[str, float]] = deque()  # what this holder let out, when
         self._other_at = 0.0  # the newest renewal seen from another holder (its clock)
         self._revision = 0
         self._renewed_at = 0.0
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kick: asyncio.Event | None = None  # renew now: a notification went out
 
     # -- the engine's side (any thread) ---------------------------------------------------------
 
-    def gate(self, send: Callable[[], None], now: float) -> None:
-        """Send now when this collector holds the lease; else hold it back for a takeover."""
+    def gate(self, send: Callable[[], None], now: float, what: str) -> None:
+        """Send now when this collector holds the lease; else hold it back for a takeover.
+        ``what`` names the notification alike on every collector ("rule/subject/kind")."""
         with self._lock:
             if self.leader:
                 send()
+                self._sent.append((what, now))
+                while self._sent and (len(self._sent) > SENT_MAX or self._sent[0][1] < now - SENT_FOR):
+                    self._sent.popleft()
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._kick.set)
                 return
-            self._held.append((now, send))
+            self._held.append((now, what, send))
             while self._held and (len(self._held) > HELD_MAX or self._held[0][0] < now - HELD_FOR):
                 self._held.popleft()
 
@@ -70,6 +85,7 @@ class AlertLease:
     def start(self, loop: asyncio.AbstractEventLoop, jetstream: Callable[[], object], stop: threading.Event) -> None:
         """On the subscriber's loop, once; ``jetstream()`` gives the current connection's context."""
         if self._task is None or self._task.done():
+            self._loop, self._kick = loop, asyncio.Event()
             self._task = loop.create_task(self._run(jetstream, stop))
 
     async def _run(self, jetstream: Callable[[], object], stop: threading.Event) -> None:
@@ -82,8 +98,15 @@ class AlertLease:
                 log.debug("alert lease: %s", exc)
                 kv = None  # the connection may be a new one by the next try
                 self._step_down_if_stale()
-            await asyncio.sleep(self.ttl / 3)
+            await self._pause()
         self._set_leader(False)
+
+    async def _pause(self) -> None:
+        try:
+            await asyncio.wait_for(self._kick.wait(), self.ttl / 3)
+        except asyncio.TimeoutError:
+            pass
+        self._kick.clear()
 
     async def _bucket(self, js):
         try:
@@ -116,11 +139,14 @@ class AlertLease:
         except KeyNotFoundError:
             return
         value = json.loads(entry.value or b"{}")
-        if value.get("holder") != self.holder:
-            with self._lock:
-                self._other_at = max(self._other_at, float(value.get("at", 0)))
-                while self._held and self._held[0][0] <= self._other_at:
-                    self._held.popleft()  # the holder was alive then: it sent them
+        if value.get("holder") == self.holder:
+            return
+        sent = [(what, float(at)) for what, at in value.get("sent", [])]
+        with self._lock:
+            self._other_at = max(self._other_at, float(value.get("at", 0)))
+            # What the holder sent, and what it must have sent by now, is not ours to send.
+            self._held = deque(h for h in self._held if h[0] > self._other_at - SKEW
+                               and not any(h[1] == what and abs(h[0] - at) <= SKEW for what, at in sent))
 
     def _step_down_if_stale(self) -> None:
         # The key expires ttl after our last renewal: stop before another may take it.
@@ -133,7 +159,7 @@ class AlertLease:
             self.leader = leader
             if not leader:
                 return
-            due = [send for at, send in self._held if at > self._other_at]
+            due = [send for at, what, send in self._held if at > self._other_at - SKEW]
             self._held.clear()
         for send in due:
             send()
@@ -141,7 +167,9 @@ class AlertLease:
             log.info("sent %d alert notification(s) held back while another collector held the lease", len(due))
 
     def _value(self) -> bytes:
-        return json.dumps({"holder": self.holder, "at": self.clock()}).encode()
+        with self._lock:
+            sent = list(self._sent)
+        return json.dumps({"holder": self.holder, "at": self.clock(), "sent": sent}).encode()
 
     def health(self) -> dict:
         return {"alert_lease": self.leader}

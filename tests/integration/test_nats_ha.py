@@ -1,0 +1,136 @@
+"""Live state and alerts on a NATS cluster with two collectors, through the loss of a node and of
+a collector (issue 26): each collector follows every printer (not only its share of the
+stream), one alert goes out per incident, and its recovery notice comes from the survivor."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from devkit.pipeline import agent_config_for, start_agent, wait_for, write_inventory
+from devkit.receivers import WebhookReceiver
+from devkit.servers.nats import NatsCluster
+from devkit.sim import SimClock, Simulator
+from devkit.sim.server import PrinterSpec
+from tests.integration.collector_helpers import CollectorProcess
+
+pytestmark = pytest.mark.integration
+
+SITES = ("north", "south", "east")
+PER_AGENT = 3
+LIVE_WITHIN = 10.0  # s: issue 26's bound for live state after a node's loss
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with NatsCluster(tmp_path_factory.mktemp("nats")) as nats:
+        yield nats
+
+
+def alerts_toml(hook: WebhookReceiver) -> str:
+    return f"""
+[alerts]
+tick_interval = 0.2
+cooldown = 0
+[alerts.receivers.hook]
+type = "webhook"
+url = "{hook.url}"
+retry_min = 0.2
+retry_max = 0.5
+[alerts.rules.printer_down]
+grace = 1.0
+"""
+
+
+def fleet_of(collector) -> dict[str, dict]:
+    printers = requests.get(f"http://127.0.0.1:{collector.port}/api/fleet", timeout=5).json()["printers"]
+    return {p["printer"]: p for p in printers}
+
+
+def fresh(collector, printers, since: float) -> bool:
+    """This collector alone has every printer's live state sampled after ``since``."""
+    fleet = fleet_of(collector)
+    return all((fleet.get(pid, {}).get("last_seen") or 0) > since * 1000 for pid in printers)
+
+
+def lease_holder(collectors):
+    holders = [c for c in collectors if c.health().get("alert_lease")]
+    return holders[0] if len(holders) == 1 else None
+
+
+def test_two_collectors_alert_once_and_follow_every_printer_through_a_node_and_a_collector_loss(
+        tmp_path, cluster, influxdb):
+    hook = WebhookReceiver()
+    printers = {f"{site}-{i}": site for site in SITES for i in range(PER_AGENT)}
+    inventory = write_inventory(tmp_path / "fleet.toml", printers)
+    sim = Simulator([PrinterSpec(pid, site=site) for pid, site in printers.items()], "KEY0123456789",
+                    SimClock(speed=1.0), auto=False).start()
+    collectors = [CollectorProcess(tmp_path, name, cluster.nodes[0], influxdb, inventory,
+                                   nats_urls=cluster.nats_urls, extra=alerts_toml(hook)) for name in ("a", "b")]
+    agents, killed = [], None
+    try:
+        for c in collectors:
+            c.start()
+        agents = _agents(tmp_path, cluster, sim, printers)
+        started = time.time()
+        # Each collector, not only the two together, has every printer: the live feed is whole.
+        wait_for(lambda: all(fresh(c, printers, started) for c in collectors), 30, "every printer in each collector")
+        holder = wait_for(lambda: lease_holder(collectors), 20, "one collector to hold the alert lease")
+        survivor = next(c for c in collectors if c is not holder)
+
+        first, second = "north-0", "south-1"
+        sim.printers[first].disconnect(sim.clock.now())
+        wait_for(lambda: _notes(hook, first, "firing"), 20, f"the alert for {first}")
+
+        killed = cluster.leader_of("$MQTT_msgs") or cluster.nodes[0]  # the worst node to lose
+        holder.kill()
+        killed.kill()
+        lost_at = time.time()
+        sim.printers[first].connect(sim.clock.now())  # recovers while the alert sender is gone
+        sim.printers[second].disconnect(sim.clock.now())  # a new incident meanwhile
+
+        wait_for(lambda: fresh(survivor, printers, lost_at), 30, "the survivor's live state to move on")
+        live_after = time.time() - lost_at
+        wait_for(lambda: _notes(hook, first, "resolved") and _notes(hook, second, "firing"), 30,
+                 "the recovery notice and the new incident's alert from the survivor")
+        sim.printers[second].connect(sim.clock.now())
+        wait_for(lambda: _notes(hook, second, "resolved"), 20, f"{second}'s recovery notice")
+        print(f"node {killed.node_name} (leader of $MQTT_msgs) and the alert-sending collector killed: the "
+              f"survivor's live state moved on after {live_after:.1f} s; its notices came "
+              f"{', '.join(f'{t - lost_at:.1f}' for t in hook.arrivals[1:])} s after the kill")
+
+        sent = Counter((n["printer"], n["rule"], n["kind"]) for n in hook.notes if n["rule"] == "printer_down")
+        assert sent == {(first, "printer_down", "firing"): 1, (first, "printer_down", "resolved"): 1,
+                        (second, "printer_down", "firing"): 1, (second, "printer_down", "resolved"): 1}
+        assert live_after <= LIVE_WITHIN
+        assert fleet_of(survivor)[second]["state"] != "offline"
+    finally:
+        for agent in agents:
+            agent.stop()
+        sim.stop()
+        for c in collectors:
+            c.stop()
+        hook.close()
+        if killed is not None:
+            killed.start()  # the module's next test gets three nodes
+            cluster.wait_ready()
+
+
+def _notes(hook: WebhookReceiver, printer: str, kind: str) -> list[dict]:
+    return [n for n in hook.of("printer_down", kind) if n["printer"] == printer]
+
+
+def _agents(tmp_path, cluster, sim, printers):
+    """One agent per site, each listing the nodes from another first: one sits on every node."""
+    agents = []
+    ports = cluster.mqtt_ports
+    for k, site in enumerate(SITES):
+        cfg = agent_config_for(tmp_path, cluster.nodes[k], [(p, sim.url(p), sim.api_key)
+                                                              for p, s in printers.items() if s == site],
+                               site=site, agent_id=f"pi-{site}", interval=0.5, timeout=0.5)
+        cfg.broker.addresses = [("127.0.0.1", port) for port in ports[k:] + ports[:k]]
+        agents.append(start_agent(cfg))
+    return agents
