@@ -1,6 +1,8 @@
-"""Live state and alerts on a NATS cluster with two collectors, through the loss of a node and of
-a collector (issue 26): each collector follows every printer (not only its share of the
-stream), one alert goes out per incident, and its recovery notice comes from the survivor."""
+"""Live state, alerts and reports on a NATS cluster with two collectors, through the loss of a node
+and of a collector (issue 26): each collector follows every printer (not only its share of the
+stream), one alert goes out per incident and its recovery notice comes from the survivor; jobs
+that start and end while a node is lost (agents replaying from their outboxes) are each counted
+once by the report."""
 
 from __future__ import annotations
 
@@ -10,12 +12,18 @@ from collections import Counter
 import pytest
 import requests
 
-from devkit.pipeline import agent_config_for, start_agent, wait_for, write_inventory
+from devkit.pipeline import DB, agent_config_for, start_agent, wait_for, write_inventory
 from devkit.receivers import WebhookReceiver
+from devkit.servers import make_gcode
 from devkit.servers.nats import NatsCluster
 from devkit.sim import SimClock, Simulator
 from devkit.sim.server import PrinterSpec
+from server.inventory import load as load_inventory
+from server.reports.generate import make_report
+from server.reports.periods import Period
+from server.store.influx import InfluxHTTP
 from tests.integration.collector_helpers import CollectorProcess
+from tests.integration.job_counts import assert_each_job_started_and_ended_once, events_per_job
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +125,64 @@ def test_two_collectors_alert_once_and_follow_every_printer_through_a_node_and_a
         if killed is not None:
             killed.start()  # the module's next test gets three nodes
             cluster.wait_ready()
+
+
+def test_jobs_through_a_node_loss_are_each_counted_once_by_the_report(tmp_path, cluster, influxdb):
+    printers = {f"{site}-{i}": site for site in SITES for i in range(PER_AGENT)}
+    inventory = write_inventory(tmp_path / "fleet.toml", printers)
+    sim = Simulator([PrinterSpec(pid, site=site) for pid, site in printers.items()], "KEY0123456789",
+                    SimClock(speed=1.0), auto=False).start()
+    collectors = [CollectorProcess(tmp_path, name, cluster.nodes[0], influxdb, inventory,
+                                   nats_urls=cluster.nats_urls) for name in ("a", "b")]
+    gcode = make_gcode(40).encode()  # about 40 moves at 0.1 s: a 4 s job
+    failing = [f"{site}-0" for site in SITES]
+    agents, killed = [], None
+    began = int(time.time() * 1000)
+    try:
+        for c in collectors:
+            c.start()
+        agents = _agents(tmp_path, cluster, sim, printers)
+        wait_for(lambda: fresh(collectors[0], printers, time.time() - 1), 30, "every printer polled")
+
+        def start_jobs(label: str) -> None:
+            for pid in printers:
+                sim.printers[pid].print_file(sim.clock.now(), f"{label}-{pid}.gcode", gcode, "anna", pace=0.1)
+        start_jobs("first")
+        wait_for(lambda: all(p["state"] == "printing" for p in fleet_of(collectors[0]).values()), 20,
+                 "every printer seen printing")
+        killed = cluster.leader_of("$MQTT_msgs") or cluster.nodes[0]
+        killed.kill()  # the jobs end (or fail) while the cluster elects new leaders
+        for pid in failing:
+            sim.printers[pid].fail(sim.clock.now(), "Thermal runaway")
+        wait_for(lambda: all(sim.printers[pid].phase in ("idle", "error") for pid in printers), 30, "the first jobs' ends")
+        for pid in failing:
+            sim.printers[pid].connect(sim.clock.now())  # back from the error, for the second job
+        wait_for(lambda: all(sim.printers[pid].phase == "idle" for pid in printers), 30, "every printer ready")
+        start_jobs("second")
+        wait_for(lambda: all(sim.printers[pid].phase == "idle" for pid in printers), 30, "the second jobs' ends")
+        expected = 2 * len(printers)
+        try:
+            wait_for(lambda: sum(sum(c.values()) for c in events_per_job(influxdb).values()) >= 2 * expected, 60,
+                     "every job's start and end in InfluxDB", interval=0.5)
+        except AssertionError:
+            print("stored:", {job: dict(c) for job, c in events_per_job(influxdb).items()})
+            raise
+    finally:
+        for agent in agents:
+            agent.stop()
+        sim.stop()
+        for c in collectors:
+            c.stop()
+        if killed is not None:
+            killed.start()
+            cluster.wait_ready()
+    assert_each_job_started_and_ended_once(events_per_job(influxdb))
+    now = int(time.time() * 1000)
+    report = make_report(InfluxHTTP(influxdb.url, DB), load_inventory(inventory), Period(began, now, "t"),
+                         now_ms=now, compare=False)
+    outcomes = Counter(job.outcome for job in report.jobs)
+    assert outcomes == {"done": expected - len(failing), "failed": len(failing)}
+    assert len({(job.printer, job.started) for job in report.jobs}) == expected
 
 
 def _notes(hook: WebhookReceiver, printer: str, kind: str) -> list[dict]:
