@@ -127,6 +127,11 @@ def test_an_agent_account_reaches_the_collector_only_for_its_own_printers(tmp_pa
         wait_for(lambda: influxdb.query("SELECT count(seq) FROM telemetry", db=DB), 30, "the agent's point")
         rows = influxdb.query('SELECT seq FROM telemetry GROUP BY "printer"', db=DB)
         assert {r["printer"] for r in rows} == {MINE}
+        # The collector account may follow every message (live state) and hold the alert lease.
+        live = collector.collector.fleet.printers
+        wait_for(lambda: live[(SITE, MINE)].last_seen, 10, "the printer in the live state")
+        assert live[(SITE, NOT_MINE)].last_seen is None
+        wait_for(lambda: collector.collector.lease.leader, 15, "the collector to take the alert lease")
     finally:
         if collector:
             collector.stop()
