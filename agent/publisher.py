@@ -66,7 +66,7 @@ class Publisher:
         client_factory: Callable[[str], object] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         window: int = 200,
-        ack_timeout: float = 10.0,
+        ack_timeout: float | None = None,
         tick: float = 1.0,
         key_id: str = "",
     ):
@@ -76,7 +76,8 @@ class Publisher:
         self.outbox = outbox or MemoryOutbox()
         self.printers = printers or []
         self.clock, self.monotonic = clock, monotonic
-        self.window, self.ack_timeout, self.tick = window, ack_timeout, tick
+        self.window, self.tick = window, tick
+        self.ack_timeout = broker.ack_timeout if ack_timeout is None else ack_timeout
         self.lock_wait = 1.0  # how long paho's thread waits for a sender in on_disconnect
         self._lock = threading.RLock()  # orders send, replay and paho's connect/disconnect
         self._connected = threading.Event()

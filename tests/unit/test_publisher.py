@@ -285,6 +285,20 @@ def test_drops_while_connected_are_published_as_an_agent_status():
     assert b'"dropped":2' in statuses[-1]
 
 
+def test_the_wait_for_an_acknowledgement_comes_from_the_broker_config(outbox):
+    clock = Clock()
+    pub = Publisher("pi-1", BrokerConfig(servers=["n1:1", "n2:2"], ack_timeout=2), outbox=outbox,
+                    client_factory=FakeClient, monotonic=clock)
+    client = pub.client
+    pub.start()
+    client.connack()
+    send(pub, b"1")
+    clock.now += 2.5
+    pub.pump()
+    assert client.sock.shut  # a cluster node holding publishes while it has no stream leader
+    pub.stop()
+
+
 def test_a_broker_that_stops_acknowledging_has_its_connection_dropped(outbox):
     clock = Clock()
     pub, client = make(outbox, monotonic=clock, ack_timeout=10)
