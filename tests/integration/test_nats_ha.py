@@ -198,5 +198,6 @@ def _agents(tmp_path, cluster, sim, printers):
                                                               for p, s in printers.items() if s == site],
                                site=site, agent_id=f"pi-{site}", interval=0.5, timeout=0.5)
         cfg.broker.addresses = [("127.0.0.1", port) for port in ports[k:] + ports[:k]]
+        cfg.broker.ack_timeout = 2.0  # as docs/scaling.md advises on a cluster
         agents.append(start_agent(cfg))
     return agents
