@@ -9,14 +9,15 @@ only (NATS checks the subject's last sequence, atomically, on the stream's leade
 renews it every ``ttl / 3`` with ``update(last=revision)``, and a collector that could not renew
 for ``ttl`` steps down before the key expires for the others.
 
-A notification the gate holds back is kept for a while. The lease's value names what the holder
-let out in the last minute (incident key and kind, with its time); the holder renews at once
-after letting one out, and a dead holder's key stays readable until it expires, so the others
-learn of each send. When this collector takes the lease, it sends what it held back that the old
-holder did not (the two engines see the same messages, a tick apart). So an incident that opened,
-or recovered, while the holder was dying is sent once, by the new one. A notification the holder
-let out in the milliseconds before its renewal may go out twice; one still in a killed holder's
-delivery queue is lost with it.
+A notification the gate holds back is kept for a while. The holder records what it lets out
+(incident key and kind, with its time) in a second bucket, ``printfarm_alerts_sent``, whose
+longer TTL keeps the record through a stream leader's election, and only then sends it. When a
+collector takes the lease, it reads that record and sends what it held back that the old holder
+did not (the engines see the same messages, a tick apart). So an incident that opened, or
+recovered, while the holder was dying is sent once, by the new one. A notification recorded but
+not yet handed to the receivers when its holder was killed (microseconds), or sitting in a killed
+holder's delivery queue, is lost with it; when the record cannot be written (NATS unreachable for
+2 s) the holder sends anyway, and a taker-over may then send it a second time.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ log = logging.getLogger(__name__)
 
 BUCKET = "printfarm_leases"
 KEY = "alerts"
+SENT_BUCKET = "printfarm_alerts_sent"  # what the holder let out, kept longer than an election
+SENT_KEY = "sent"
+RECORD_WAIT = 2.0  # s the holder waits for its record before it sends anyway
 HELD_FOR = 120.0  # s a held-back notification waits for a takeover before it is dropped
 HELD_MAX = 1000
-SENT_FOR = 60.0  # s the holder lists a notification it let out, in the lease's value
-SENT_MAX = 100  # ... at most this many (the value stays well under a message's cap)
+SENT_FOR = 60.0  # s the holder's record lists a notification it let out
+SENT_MAX = 100  # ... at most this many (the record stays well under a message's cap)
 SKEW = 15.0  # s two collectors' engines may differ in when they notify the same thing
 
 
@@ -60,7 +64,9 @@ class AlertLease:
         self._renewed_at = 0.0
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._kick: asyncio.Event | None = None  # renew now: a notification went out
+        self._kick: asyncio.Event | None = None  # wake the loop: a notification is waiting
+        self._outgoing: list[tuple[float, str, Callable[[], None]]] = []  # to record, then send
+        self._sent_kv = None
 
     # -- the engine's side (any thread) ---------------------------------------------------------
 
@@ -68,13 +74,9 @@ class AlertLease:
         """Send now when this collector holds the lease; else hold it back for a takeover.
         ``what`` names the notification alike on every collector ("rule/subject/kind")."""
         with self._lock:
-            if self.leader:
-                send()
-                self._sent.append((what, now))
-                while self._sent and (len(self._sent) > SENT_MAX or self._sent[0][1] < now - SENT_FOR):
-                    self._sent.popleft()
-                if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._kick.set)
+            if self.leader:  # recorded, then sent, on the loop (milliseconds)
+                self._outgoing.append((now, what, send))
+                self._loop.call_soon_threadsafe(self._kick.set)
                 return
             self._held.append((now, what, send))
             while self._held and (len(self._held) > HELD_MAX or self._held[0][0] < now - HELD_FOR):
@@ -89,30 +91,53 @@ class AlertLease:
             self._task = loop.create_task(self._run(jetstream, stop))
 
     async def _run(self, jetstream: Callable[[], object], stop: threading.Event) -> None:
-        kv = None
+        kv, due = None, 0.0
         while not stop.is_set():
             try:
-                kv = kv or await self._bucket(jetstream())
-                await (self._renew(kv) if self.leader else self._try_take(kv))
+                if kv is None:
+                    kv = await self._bucket(jetstream(), BUCKET, self.ttl)
+                    self._sent_kv = await self._bucket(jetstream(), SENT_BUCKET, HELD_FOR)
+                if self._outgoing:
+                    await self._record_and_send()
+                if time.monotonic() >= due:
+                    due = time.monotonic() + self.ttl / 3
+                    await (self._renew(kv) if self.leader else self._try_take(kv))
             except (NatsError, asyncio.TimeoutError, OSError) as exc:
                 log.debug("alert lease: %s", exc)
                 kv = None  # the connection may be a new one by the next try
                 self._step_down_if_stale()
-            await self._pause()
+            await self._pause(due - time.monotonic())
         self._set_leader(False)
 
-    async def _pause(self) -> None:
+    async def _pause(self, seconds: float) -> None:
         try:
-            await asyncio.wait_for(self._kick.wait(), self.ttl / 3)
+            await asyncio.wait_for(self._kick.wait(), max(seconds, 0.01))
         except asyncio.TimeoutError:
             pass
         self._kick.clear()
 
-    async def _bucket(self, js):
+    async def _bucket(self, js, name: str, ttl: float):
         try:
-            return await js.key_value(BUCKET)
+            return await js.key_value(name)
         except BucketNotFoundError:
-            return await js.create_key_value(bucket=BUCKET, ttl=self.ttl, history=1, replicas=self.replicas)
+            return await js.create_key_value(bucket=name, ttl=ttl, history=1, replicas=self.replicas)
+
+    async def _record_and_send(self) -> None:
+        """The holder's notifications: on record first, so that a taker-over knows of them."""
+        with self._lock:
+            batch, self._outgoing = self._outgoing, []
+            for now, what, _ in batch:
+                self._sent.append((what, now))
+            while self._sent and (len(self._sent) > SENT_MAX or self._sent[0][1] < self.clock() - SENT_FOR):
+                self._sent.popleft()
+            record = json.dumps({"holder": self.holder, "sent": list(self._sent)}).encode()
+        try:
+            await asyncio.wait_for(self._sent_kv.put(SENT_KEY, record), RECORD_WAIT)
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("could not record %d alert notification(s) before sending (%s): sent anyway; a "
+                        "collector taking over may send them again", len(batch), exc)
+        for _, _, send in batch:
+            send()
 
     async def _renew(self, kv) -> None:
         try:
@@ -131,19 +156,29 @@ class AlertLease:
         self._renewed_at = self.clock()
         self.takeovers += 1
         log.info("this collector (%s) now sends the alerts", self.holder)
+        await self._note_sent()  # what the old holder sent is not ours to send
         self._set_leader(True)
 
     async def _note_holder(self, kv) -> None:
+        """Not the holder: note when the holder last renewed, and what it has sent."""
         try:
-            entry = await kv.get(KEY)
+            value = json.loads((await kv.get(KEY)).value or b"{}")
         except KeyNotFoundError:
             return
-        value = json.loads(entry.value or b"{}")
-        if value.get("holder") == self.holder:
+        if value.get("holder") != self.holder:
+            with self._lock:
+                self._other_at = max(self._other_at, float(value.get("at", 0)))
+            await self._note_sent()
+
+    async def _note_sent(self) -> None:
+        try:
+            record = json.loads((await self._sent_kv.get(SENT_KEY)).value or b"{}")
+        except KeyNotFoundError:
+            record = {}
+        if record.get("holder") == self.holder:
             return
-        sent = [(what, float(at)) for what, at in value.get("sent", [])]
+        sent = [(what, float(at)) for what, at in record.get("sent", [])]
         with self._lock:
-            self._other_at = max(self._other_at, float(value.get("at", 0)))
             # What the holder sent, and what it must have sent by now, is not ours to send.
             self._held = deque(h for h in self._held if h[0] > self._other_at - SKEW
                                and not any(h[1] == what and abs(h[0] - at) <= SKEW for what, at in sent))
@@ -157,7 +192,9 @@ class AlertLease:
     def _set_leader(self, leader: bool) -> None:
         with self._lock:
             self.leader = leader
-            if not leader:
+            if not leader:  # what waits for its record goes back with the held: the next holder decides
+                self._held.extend(self._outgoing)
+                self._outgoing = []
                 return
             due = [send for at, what, send in self._held if at > self._other_at - SKEW]
             self._held.clear()
@@ -167,9 +204,7 @@ class AlertLease:
             log.info("sent %d alert notification(s) held back while another collector held the lease", len(due))
 
     def _value(self) -> bytes:
-        with self._lock:
-            sent = list(self._sent)
-        return json.dumps({"holder": self.holder, "at": self.clock(), "sent": sent}).encode()
+        return json.dumps({"holder": self.holder, "at": self.clock()}).encode()
 
     def health(self) -> dict:
         return {"alert_lease": self.leader}

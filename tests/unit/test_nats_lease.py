@@ -55,68 +55,90 @@ class Bucket:
         return self.revision
 
 
-def step(lease: AlertLease, kv: Bucket) -> None:
-    """One turn of the lease's loop."""
-    asyncio.run(lease._renew(kv) if lease.leader else lease._try_take(kv))
+    async def put(self, key, value):
+        return self._write(value)
 
 
-def two(clock: Clock):
-    kv = Bucket(clock, ttl=3.0)
-    return kv, AlertLease(3.0, holder="a", clock=clock), AlertLease(3.0, holder="b", clock=clock)
+class Pair:
+    """Two collectors' leases on one lease bucket and one record bucket, driven step by step."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.kv, self.record = Bucket(self.clock, ttl=3.0), Bucket(self.clock, ttl=120.0)
+        self.a, self.b = (AlertLease(3.0, holder=name, clock=self.clock) for name in "ab")
+        self.sent: list[str] = []
+
+    def attach(self) -> None:  # inside the running loop, as start() does
+        for lease in (self.a, self.b):
+            lease._loop, lease._kick, lease._sent_kv = asyncio.get_running_loop(), asyncio.Event(), self.record
+
+    async def step(self, lease: AlertLease) -> None:
+        """One turn of the lease's loop: record and send what waits, renew or try to take."""
+        if lease._outgoing:
+            await lease._record_and_send()
+        await (lease._renew(self.kv) if lease.leader else lease._try_take(self.kv))
+
+    def notify(self, lease: AlertLease, what: str) -> None:
+        lease.gate(lambda: self.sent.append(f"{lease.holder}: {what}"), self.clock(), what)
 
 
 def test_one_collector_sends_and_the_other_holds_back():
-    clock = Clock()
-    kv, a, b = two(clock)
-    step(a, kv), step(b, kv)
-    sent = []
-    for lease, who in ((a, "a"), (b, "b")):
-        lease.gate(lambda who=who: sent.append(who), clock(), "printer_down/lab/p1/firing")
-    assert (a.leader, b.leader) == (True, False) and sent == ["a"]
+    async def run():
+        t = Pair()
+        t.attach()
+        await t.step(t.a), await t.step(t.b)
+        t.notify(t.a, "printer_down/lab/p1/firing"), t.notify(t.b, "printer_down/lab/p1/firing")
+        await t.step(t.a), await t.step(t.b)
+        assert (t.a.leader, t.b.leader) == (True, False) and t.sent == ["a: printer_down/lab/p1/firing"]
+    asyncio.run(run())
 
 
 def test_a_taker_over_sends_what_the_dead_holder_did_not_and_only_that():
-    clock = Clock()
-    kv, a, b = two(clock)
-    step(a, kv), step(b, kv)
-    sent = []
-    a.gate(lambda: sent.append("a: p1 firing"), clock(), "printer_down/lab/p1/firing")
-    kv._write(a._value())  # a renews at once after a send: its list names the notice
-    clock.now += 0.3  # b's engine notifies a tick later
-    b.gate(lambda: sent.append("b: p1 firing"), clock(), "printer_down/lab/p1/firing")
-    step(b, kv)  # b reads a's lease: that one went out
-    # a dies; meanwhile p1 recovers and p2 goes down, on b's engine only
-    clock.now += 1.0
-    b.gate(lambda: sent.append("b: p1 resolved"), clock(), "printer_down/lab/p1/resolved")
-    b.gate(lambda: sent.append("b: p2 firing"), clock(), "printer_down/lab/p2/firing")
-    step(b, kv)
-    assert not b.leader  # a's lease has not expired yet
-    clock.now += 3.0
-    step(b, kv)
-    assert b.leader
-    assert sent == ["a: p1 firing", "b: p1 resolved", "b: p2 firing"]
+    async def run():
+        t = Pair()
+        t.attach()
+        await t.step(t.a), await t.step(t.b)
+        t.notify(t.a, "p1/firing")
+        await t.step(t.a)  # recorded, then sent; a dies right after
+        t.clock.now += 0.3  # b's engine notifies a tick later
+        t.notify(t.b, "p1/firing")
+        t.clock.now += 1.0  # meanwhile p1 recovers and p2 goes down, on b's engine only
+        t.notify(t.b, "p1/resolved"), t.notify(t.b, "p2/firing")
+        await t.step(t.b)
+        assert not t.b.leader  # a's lease has not expired yet
+        t.clock.now += 3.0  # it has now (and the record outlives it)
+        await t.step(t.b)
+        assert t.b.leader
+        assert t.sent == ["a: p1/firing", "b: p1/resolved", "b: p2/firing"]
+    asyncio.run(run())
 
 
-def test_a_holder_that_cannot_renew_steps_down_before_its_key_expires():
-    clock = Clock()
-    kv, a, _ = two(clock)
-    step(a, kv)
-    clock.now += 2.5  # no renewal reached NATS for 2.5 s of a 3 s lease
-    a._step_down_if_stale()
-    assert not a.leader
-    sent = []
-    a.gate(lambda: sent.append("held"), clock(), "printer_down/lab/p1/firing")
-    assert sent == []
-    clock.now += 1.0
-    step(a, kv)  # the key expired; a takes it again and sends what it held
-    assert a.leader and sent == ["held"]
+def test_a_holder_that_cannot_renew_steps_down_and_sends_what_it_held_when_it_takes_the_lease_again():
+    async def run():
+        t = Pair()
+        t.attach()
+        await t.step(t.a)
+        t.clock.now += 2.5  # no renewal reached NATS for 2.5 s of a 3 s lease
+        t.a._step_down_if_stale()
+        assert not t.a.leader
+        t.notify(t.a, "p1/firing")
+        assert t.sent == []
+        t.clock.now += 1.0
+        await t.step(t.a)  # the key expired; a takes it again and sends what it held
+        assert t.a.leader and t.sent == ["a: p1/firing"]
+    asyncio.run(run())
 
 
-def test_the_lease_value_names_recent_sends_only():
-    clock = Clock()
-    _, a, _ = two(clock)
-    a.leader = True
-    a.gate(lambda: None, clock(), "old/firing")
-    clock.now += 61
-    a.gate(lambda: None, clock(), "new/firing")
-    assert [what for what, _ in json.loads(a._value())["sent"]] == ["new/firing"]
+def test_the_record_names_recent_sends_only():
+    async def run():
+        t = Pair()
+        t.attach()
+        await t.step(t.a)
+        t.notify(t.a, "old/firing")
+        await t.step(t.a)
+        t.clock.now += 61
+        t.kv._write(t.a._value())  # a renewed meanwhile
+        t.notify(t.a, "new/firing")
+        await t.step(t.a)
+        assert [what for what, _ in json.loads(t.record.value)["sent"]] == ["new/firing"]
+    asyncio.run(run())
