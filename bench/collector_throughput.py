@@ -301,7 +301,7 @@ def fill_stream(cluster, fleet, n: int, base_ms: int) -> None:
 
     async def run() -> None:
         nc = await nats.connect(cluster.nats_urls)
-        js = nc.jetstream()
+        js = nc.jetstream(timeout=30)  # a cluster storing a 200k backlog on a busy machine answers slowly
         before = (await js.stream_info("$MQTT_msgs")).state.messages
         for i, (topic, payload) in enumerate(payloads(fleet, n, base_ms)):
             await nc.publish("$MQTT.msgs." + topic.replace("/", "."), payload)  # where NATS keeps MQTT QoS 1
@@ -309,11 +309,17 @@ def fill_stream(cluster, fleet, n: int, base_ms: int) -> None:
                 await nc.flush()
         await nc.flush()
         deadline = time.monotonic() + 300
-        while (await js.stream_info("$MQTT_msgs")).state.messages < before + n:
+        while await stored(js) < before + n:
             if time.monotonic() > deadline:
                 raise RuntimeError("the stream did not take the whole backlog")
             await asyncio.sleep(0.2)
         await nc.close()
+
+    async def stored(js) -> int:
+        try:
+            return (await js.stream_info("$MQTT_msgs")).state.messages
+        except nats.errors.TimeoutError:  # busy: ask again
+            return -1
 
     asyncio.run(run())
 
