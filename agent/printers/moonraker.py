@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
 from agent.printers.limits import DEFAULT, LimitExceeded, Limits
+from agent.printers.moonraker_info import MAX_QUEUE, capabilities, estimate, queue_files, queue_info
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
 from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
@@ -77,6 +78,7 @@ class Moonraker:
         self._last_key: tuple | None = None
         self._problems = ProblemLog(log, f"Moonraker at {redact(url)}")
         self._first_answer = threading.Event()
+        self._config_too_big = False  # Klipper's configfile overran limits.message_bytes once: not asked again
 
     # -- the PushPrinter protocol ---------------------------------------------------------------
     def start(self, changed: Callable[[], None]) -> None:
@@ -134,6 +136,7 @@ class Moonraker:
         with self._lock:
             self._view.history_loaded(history)
         self._ask_klippy(rpc)
+        self._read_queue(rpc)
         self._problems.note(None)
         self._report()
 
@@ -152,6 +155,48 @@ class Moonraker:
         rpc.drop_pending("notify_status_update")
         with self._lock:
             self._view.subscribed(status)
+        self._read_capabilities(rpc)
+
+    def _read_capabilities(self, rpc: RpcSocket) -> None:
+        """Build volume, extruders and nozzles, a chamber: read as Klipper (re)starts (after a
+        FIRMWARE_RESTART its config may be another)."""
+        if self._config_too_big:
+            return
+        query = {"objects": {"configfile": ["settings"], "toolhead": ["axis_minimum", "axis_maximum"]}}
+        try:
+            status = rpc.call("printer.objects.query", query)
+        except RpcError as exc:
+            log.info("%s: no capabilities from Klipper (%s)", redact(self.url), one_line(exc))
+            return
+        except LimitExceeded:
+            self._config_too_big = True  # the connection is lost with it; the next one skips this
+            log.warning("%s: Klipper's configuration is larger than limits.message_bytes: capabilities "
+                        "come from the inventory", redact(self.url))
+            raise
+        caps = capabilities(status.get("status", {}) if isinstance(status, dict) else {})
+        with self._lock:
+            self._view.capabilities = caps
+
+    def _read_queue(self, rpc: RpcSocket, files: list[str] | None = None) -> None:
+        """Moonraker's job queue: how many jobs wait, and their estimated time."""
+        try:
+            if files is None:
+                files = queue_files(rpc.call("server.job_queue.status"))
+            if files is None:
+                return
+            estimates = {name: self._estimate(rpc, name) for name in dict.fromkeys(files[:MAX_QUEUE])}
+        except RpcError as exc:  # a Moonraker without a job queue
+            log.debug("no job queue from Moonraker: %s", exc)
+            return
+        with self._lock:
+            self._view.queue = queue_info(files, estimates)
+
+    @staticmethod
+    def _estimate(rpc: RpcSocket, name: str) -> float | None:
+        try:
+            return estimate(rpc.call("server.files.metadata", {"filename": name}))
+        except RpcError:  # no metadata (not yet analysed, or gone): the total is not known
+            return None
 
     def _listen(self, rpc: RpcSocket) -> None:
         beat, silent_limit = self._interval / 2, self._interval * 1.5
@@ -178,6 +223,11 @@ class Moonraker:
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
         if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
             self._clock_sample(first.get("moonraker_stats"))
+            return
+        if method == "notify_job_queue_changed":  # "state_changed" carries no list: nothing moved
+            files = queue_files(first.get("updated_queue"))
+            if files is not None:
+                self._read_queue(rpc, files)
             return
         with self._lock:
             resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent import config as agent_config
-from agent.printers.jsonrpc_ws import Closed
+from agent.printers.jsonrpc_ws import Closed, RpcError
 from agent.printers.moonraker import Moonraker, MoonrakerSettings, websocket_url
 from common.configkit import ConfigError, Secret
 from devkit.pipeline import wait_for
@@ -26,10 +26,13 @@ class FakeSocket:
         self.closed = threading.Event()
 
     def call(self, method, params=None):
-        return {"server.connection.identify": {}, "server.info": {"klippy_state": self.klippy},
-                "server.history.list": {"jobs": []}, "printer.objects.subscribe": {"status": READY},
-                "printer.info": {"state_message": "Printer is halted"},
-                "machine.proc_stats": {"moonraker_stats": [{"time": time.time(), "cpu_usage": 1.0}]}}[method]
+        answers = {"server.connection.identify": {}, "server.info": {"klippy_state": self.klippy},
+                   "server.history.list": {"jobs": []}, "printer.objects.subscribe": {"status": READY},
+                   "printer.info": {"state_message": "Printer is halted"},
+                   "machine.proc_stats": {"moonraker_stats": [{"time": time.time(), "cpu_usage": 1.0}]}}
+        if method not in answers:  # as Moonraker answers a method it does not know
+            raise RpcError(method, {"code": -32601, "message": f"Method not found: {method}"})
+        return answers[method]
 
     def receive(self, wait):
         if self.closed.is_set():
