@@ -79,6 +79,7 @@ class Moonraker:
         self._problems = ProblemLog(log, f"Moonraker at {redact(url)}")
         self._first_answer = threading.Event()
         self._config_too_big = False  # Klipper's configfile overran limits.message_bytes once: not asked again
+        self._caps_retry: float | None = None  # when to ask the capabilities again (the last ask timed out)
 
     # -- the PushPrinter protocol ---------------------------------------------------------------
     def start(self, changed: Callable[[], None]) -> None:
@@ -160,6 +161,7 @@ class Moonraker:
     def _read_capabilities(self, rpc: RpcSocket) -> None:
         """Build volume, extruders and nozzles, a chamber: read as Klipper (re)starts (after a
         FIRMWARE_RESTART its config may be another)."""
+        self._caps_retry = None
         if self._config_too_big:
             return
         query = {"objects": {"configfile": ["settings"], "toolhead": ["axis_minimum", "axis_maximum"]}}
@@ -167,6 +169,9 @@ class Moonraker:
             status = rpc.call("printer.objects.query", query)
         except RpcError as exc:
             log.info("%s: no capabilities from Klipper (%s)", redact(self.url), one_line(exc))
+            return
+        except Timeout:  # a busy host: asked again soon (its late answer is dropped as no notification)
+            self._caps_retry = time.monotonic() + self._interval * 4
             return
         except LimitExceeded:
             self._config_too_big = True  # the connection is lost with it; the next one skips this
@@ -185,7 +190,7 @@ class Moonraker:
             if files is None:
                 return
             estimates = {name: self._estimate(rpc, name) for name in dict.fromkeys(files[:MAX_QUEUE])}
-        except RpcError as exc:  # a Moonraker without a job queue
+        except (RpcError, Timeout) as exc:  # a Moonraker without a job queue, or a busy one: no queue now
             log.debug("no job queue from Moonraker: %s", exc)
             return
         with self._lock:
@@ -195,7 +200,7 @@ class Moonraker:
     def _estimate(rpc: RpcSocket, name: str) -> float | None:
         try:
             return estimate(rpc.call("server.files.metadata", {"filename": name}))
-        except RpcError:  # no metadata (not yet analysed, or gone): the total is not known
+        except (RpcError, Timeout):  # no metadata (not yet analysed, or gone): the total is not known
             return None
 
     def _listen(self, rpc: RpcSocket) -> None:
@@ -203,6 +208,8 @@ class Moonraker:
         heard = asked = time.monotonic()
         while not self._stop.is_set():
             waiting = self._view.klippy in WAITING_FOR_KLIPPER
+            if self._caps_retry is not None and time.monotonic() >= self._caps_retry and self._view.klippy == "ready":
+                self._read_capabilities(rpc)
             if waiting and time.monotonic() - asked >= REQUERY:
                 asked = time.monotonic()
                 self._ask_klippy(rpc)
