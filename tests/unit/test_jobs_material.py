@@ -179,3 +179,17 @@ def test_values_the_contract_refuses_are_left_out_and_the_rest_is_sent(caplog):
             protocol.decode(protocol.parse_topic(f"printfarm/v1/lab/p1/{channel}"), json.dumps(body).encode(),
                             body["ts"])
     assert "left out" in caplog.text
+
+
+def test_a_growing_measured_amount_is_saved_at_most_once_a_minute_a_new_material_at_once():
+    saved = []
+    t = JobTracker(save=saved.append)
+    measured = [MaterialUse(source="measured", type="PLA", mm=float(mm)) for mm in range(1, 6)]
+    events(t, snap(0, "printing", 1, (measured[0],)))
+    after_start = len(saved)
+    events(t, *(snap(5 * i, "printing", 1 + i, (measured[i],)) for i in range(1, 5)))  # 20 s of growth
+    assert len(saved) == after_start  # not saved on every poll
+    events(t, snap(61, "printing", 30, (MaterialUse(source="measured", type="PLA", mm=9.0),)))
+    assert saved[-1]["material"] == [{"source": "measured", "type": "PLA", "mm": 9.0}]  # a minute on: saved
+    events(t, snap(62, "printing", 31, (PLA, PETG)))
+    assert saved[-1]["material"][1]["type"] == "PETG"  # another material: saved at once
