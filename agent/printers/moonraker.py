@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
 from agent.printers.limits import DEFAULT, LimitExceeded, Limits
-from agent.printers.moonraker_info import MAX_QUEUE, capabilities, estimate, queue_files, queue_info
+from agent.printers.moonraker_info import MAX_QUEUE, capabilities, estimate, loaded_spool, queue_files, queue_info
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
 from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
@@ -138,6 +138,7 @@ class Moonraker:
             self._view.history_loaded(history)
         self._ask_klippy(rpc)
         self._read_queue(rpc)
+        self._read_spool(rpc)
         self._problems.note(None)
         self._report()
 
@@ -196,6 +197,21 @@ class Moonraker:
         with self._lock:
             self._view.queue = queue_info(files, estimates)
 
+    def _read_spool(self, rpc: RpcSocket, spool_id=None, ask: bool = True) -> None:
+        """Spoolman's active spool, where Moonraker has a [spoolman]: the material loaded."""
+        try:
+            if ask:
+                spool_id = rpc.call("server.spoolman.get_spool_id").get("spool_id")
+            answer = None
+            if isinstance(spool_id, int) and not isinstance(spool_id, bool):
+                answer = rpc.call("server.spoolman.proxy", {"request_method": "GET", "path": f"/v1/spool/{spool_id}",
+                                                            "use_v2_response": True})
+        except (RpcError, Timeout, AttributeError) as exc:  # no [spoolman], or a busy host
+            log.debug("no active spool from Moonraker: %s", exc)
+            return
+        with self._lock:
+            self._view.spool = loaded_spool(answer)
+
     @staticmethod
     def _estimate(rpc: RpcSocket, name: str) -> float | None:
         try:
@@ -230,6 +246,13 @@ class Moonraker:
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
         if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
             self._clock_sample(first.get("moonraker_stats"))
+            return
+        if method == "notify_active_spool_set":
+            self._read_spool(rpc, first.get("spool_id"), ask=False)
+            return
+        if method == "notify_spoolman_status_changed":  # Spoolman (back) up: its spool can be read now
+            if first.get("spoolman_connected"):
+                self._read_spool(rpc)
             return
         if method == "notify_job_queue_changed":  # "state_changed" carries no list: nothing moved
             files = queue_files(first.get("updated_queue"))

@@ -80,3 +80,23 @@ def queue_info(files: list[str], estimates: dict[str, float | None]) -> dict:
 def estimate(metadata) -> float | None:
     value = _number(_dict(metadata).get("estimated_time"))
     return value if value is not None and value >= 0 else None
+
+
+def loaded_spool(answer) -> dict | None:
+    """The material of Spoolman's active spool (``server.spoolman.proxy`` GET /v1/spool/{id},
+    v2 response: {"response": spool, "error": ...}); None when there is none or Spoolman is away."""
+    spool = _dict(answer).get("response")
+    filament = _dict(_dict(spool).get("filament"))
+    material = filament.get("material") if isinstance(filament.get("material"), str) else None
+    hex_colour = filament.get("color_hex")
+    colour = f"#{hex_colour}" if isinstance(hex_colour, str) and re.fullmatch(r"[0-9A-Fa-f]{6}", hex_colour) else None
+    return {"material": material.strip() or None, "colour": colour} if material else None
+
+
+def with_spool(caps: dict, spool: dict | None) -> dict:
+    """Spoolman's active spool as the material loaded in the first extruder (Moonraker tracks one)."""
+    if not spool:
+        return caps
+    tools = list(caps.get("tools") or [Tool()])
+    tools[0] = Tool(nozzle_mm=tools[0].nozzle_mm, nozzle_type=tools[0].nozzle_type, **spool)
+    return {**caps, "tools": tools}

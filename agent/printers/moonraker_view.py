@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from agent.printers.base import PastJob, Snapshot
 from agent.printers.limits import DEFAULT, LimitExceeded
+from agent.printers.moonraker_info import with_spool
 from agent.printers.moonraker_material import material_of
 from agent.printers.values import number as _number, text as _text
 
@@ -57,6 +58,7 @@ class MoonrakerView:
         self._offsets: list[int] = []  # our clock minus Moonraker's, per sample (ms; >= the truth)
         self.capabilities: dict = {}  # Info's fields from Klipper's objects (moonraker_info.capabilities)
         self.queue: dict = {}  # queued_jobs, queued_s from Moonraker's job queue
+        self.spool: dict | None = None  # Spoolman's active spool: material, colour
 
     # -- what the client feeds in ---------------------------------------------------------------
     def lost(self, problem: str) -> None:
@@ -123,8 +125,8 @@ class MoonrakerView:
         state, text, error = printer_state(self.klippy, self.status.get("webhooks", {}),
                                            self.status.get("print_stats", {}))
         snap = Snapshot(ts=ts, state=state, state_text=text, error=error, history=self._history_now(ts))
-        if self.capabilities or self.queue:
-            snap.info = {**self.capabilities, **self.queue}
+        if self.capabilities or self.queue or self.spool:
+            snap.info = {**with_spool(self.capabilities, self.spool), **self.queue}
         if self.klippy != "disconnected":
             self._fill(snap)
         return snap

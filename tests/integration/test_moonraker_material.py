@@ -186,3 +186,44 @@ def test_a_cancelled_job_counts_what_klipper_pushed_until_the_cancel(moonraker, 
     assert use["grams"] == pytest.approx(truth * SLICER_G / SLICER_MM, abs=0.01)
     assert 0 < cancelled["progress"] < 100
     check_wire(agent, "event")
+
+
+class MoonrakerWithSpoolman(Moonraker):
+    """The devkit's Moonraker with a [spoolman] section pointing at ``spoolman_url``."""
+
+    def __init__(self, tmpdir, klipper, spoolman_url: str):
+        super().__init__(tmpdir, klipper)
+        self.spoolman_url = spoolman_url
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        with self.config_path.open("a") as conf:
+            conf.write(f"\n[spoolman]\nserver: {self.spoolman_url}\nsync_rate: 5\n")
+
+
+def test_spoolmans_active_spool_is_the_material_loaded_and_follows_a_change(tmp_path):
+    from devkit.spoolman import SpoolmanStandIn, spool
+
+    spools = {1: spool(1, "PETG", "FF8000"), 2: spool(2, "ASA", "1A1A1A", density=1.07)}
+    klipper = ConfiguredKlipper(tmp_path / "klipper").start()  # its own: a Moonraker's database is its alone
+    with SpoolmanStandIn(spools) as spoolman:
+        server = MoonrakerWithSpoolman(tmp_path / "moonraker", klipper, spoolman.url).start()
+        try:
+            server.wait_for(lambda: server.result("GET", "/server/spoolman/status")["spoolman_connected"], 30,
+                            "Moonraker connected to Spoolman")
+            server.result("POST", "/server/spoolman/spool_id", json={"spool_id": 1})
+            agent = Agent(server.url)
+            try:
+                first = agent.until(lambda: agent.on("info") and agent.on("info")[-1]["tools"][0].get("material"),
+                                    "the loaded material")
+                assert first == "PETG" and agent.on("info")[-1]["tools"][0] == {
+                    "nozzle_mm": 0.6, "material": "PETG", "colour": "#FF8000"}
+                server.result("POST", "/server/spoolman/spool_id", json={"spool_id": 2})
+                agent.until(lambda: agent.on("info")[-1]["tools"][0].get("material") == "ASA", "the new spool")
+                assert agent.on("info")[-1]["tools"][0]["colour"] == "#1A1A1A"
+                check_wire(agent, "info")
+            finally:
+                agent.close()
+        finally:
+            server.stop()
+            klipper.remove()

@@ -85,3 +85,18 @@ def test_without_its_history_entry_yet_a_jobs_material_is_not_known():
     view.subscribed({"webhooks": {"state": "ready"},
                      "print_stats": {"state": "printing", "filename": "new.gcode", "filament_used": 3.0}})
     assert view.snapshot(1_790_000_010_000).material is None
+
+
+def test_spoolmans_active_spool_is_the_first_extruders_material_and_garbage_is_none():
+    from agent.printers.moonraker_info import loaded_spool, with_spool
+
+    answer = {"response": {"id": 3, "filament": {"material": "PETG-CF", "color_hex": "2B2B2B"}}, "error": None}
+    spool = loaded_spool(answer)
+    assert spool == {"material": "PETG-CF", "colour": "#2B2B2B"}
+    caps = {"volume": [1.0, 2.0, 3.0], "tools": [Tool(nozzle_mm=0.6), Tool(nozzle_mm=0.4)]}
+    assert with_spool(caps, spool)["tools"] == [Tool(nozzle_mm=0.6, material="PETG-CF", colour="#2B2B2B"),
+                                                Tool(nozzle_mm=0.4)]
+    assert with_spool({}, spool) == {"tools": [Tool(material="PETG-CF", colour="#2B2B2B")]}
+    for garbage in (None, {"response": None, "error": {"status_code": 503}}, {"response": {"filament": {"material": 5}}},
+                    {"response": {"filament": {"material": "PLA", "color_hex": "red"}}}):
+        assert loaded_spool(garbage) in (None, {"material": "PLA", "colour": None})
