@@ -193,3 +193,11 @@ def test_a_growing_measured_amount_is_saved_at_most_once_a_minute_a_new_material
     assert saved[-1]["material"] == [{"source": "measured", "type": "PLA", "mm": 9.0}]  # a minute on: saved
     events(t, snap(62, "printing", 31, (PLA, PETG)))
     assert saved[-1]["material"][1]["type"] == "PETG"  # another material: saved at once
+
+
+def test_info_messages_are_numbered_apart_so_the_streams_seq_counts_only_telemetry_status_and_events():
+    sent = worker_for([snap(0, "idle", info=INFO), snap(1, "printing", 5, (PLA,), info={**INFO, "queued_jobs": 1}),
+                       snap(2, "idle", ended="done")])
+    stream = sorted(body["seq"] for topic, body, _ in sent if not topic.endswith("/info"))
+    assert stream == list(range(1, len(stream) + 1))  # what "nothing lost" checks count
+    assert [body["seq"] for body, _ in on(sent, "info")] == [1, 2]
