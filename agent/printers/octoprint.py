@@ -93,7 +93,7 @@ class OctoPrint:
         snap = Snapshot(ts=ts, state=state, state_text=text, error=_text(job.get("error")) or None)
         _fill_job(snap, job)
         snap.material = material_of(_dict(job.get("job")))
-        snap.info = self._profile.current(client)
+        snap.info = self._profile.current(client, connected=state not in ("offline", "error"))
         if state not in ("offline", "error"):
             # /api/printer answers 409 while disconnected; only ask when connected.
             _fill_temps(snap, _printer_or_empty(client))

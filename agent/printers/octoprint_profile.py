@@ -6,8 +6,9 @@ volume (``volume.width/depth/height``; a circular bed's width is its diameter), 
 ``extruder.count`` with ``extruder.nozzleDiameter``, ``heatedChamber`` (true: enclosed; false
 says nothing, as many enclosed printers heat no chamber) and the model (``model``, else the
 profile's ``name``; OctoPrint's own placeholders count as unknown). A profile can change at any
-time without a REST event, so it is read again every ``PROFILE_EVERY`` seconds and after
-OctoPrint was unreachable (it may have restarted with another profile).
+time without a REST event, so it is read again every ``PROFILE_EVERY`` seconds, when OctoPrint
+connects to the printer (the connection names the profile to use) and after OctoPrint was
+unreachable (it may have restarted with another profile).
 
 A job's material is the slicer's, as OctoPrint's G-code analysis measured the file:
 ``job.filament.toolN.length`` (mm of filament). OctoPrint knows no material type, so no grams
@@ -40,14 +41,17 @@ class ProfileReader:
         self._read_at: float | None = None
         self.info: dict | None = None
         self._refused = False  # logged once: a key without the profile permission
+        self._connected: bool | None = None
 
     def forget(self) -> None:
         """OctoPrint did not answer: read the profile again once it does."""
         self._read_at = None
 
-    def current(self, client) -> dict | None:
-        now = self._clock()
-        if self._read_at is None or now - self._read_at >= self._every:
+    def current(self, client, connected: bool = True) -> dict | None:
+        """The capabilities; ``connected``: OctoPrint is connected to the printer now."""
+        now, connecting = self._clock(), connected and self._connected is False
+        self._connected = connected
+        if self._read_at is None or connecting or now - self._read_at >= self._every:
             self._read_at = now
             info = self._read(client)
             if info is not None:

@@ -73,3 +73,29 @@ def test_an_unreadable_profile_leaves_the_printer_watched_and_is_tried_again_onl
     printer.poll()
     assert client.profile_reads == 2
     assert caplog.text.count("printer profile is not readable") == 1
+
+
+class SwitchingClient(Client):
+    """OctoPrint disconnected, then connected with another profile (the connection names it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.state, self.nozzle = "Offline", 0.4
+
+    def job_info(self):
+        return {"state": self.state, "job": {"file": {}}, "progress": {}}
+
+    def printer_profiles(self):
+        self.profile_reads += 1
+        return {"profiles": {"p": {**DEFAULT, "current": True, "extruder": {"count": 1, "nozzleDiameter": self.nozzle}}}}
+
+
+def test_the_profile_is_read_again_when_octoprint_connects_to_the_printer():
+    now, client = [1_790_000_000.0], SwitchingClient()
+    printer = OctoPrint("http://127.0.0.1:1", Secret("k"), client_factory=lambda *a: client, clock=lambda: now[0])
+    assert printer.poll().info["tools"] == [Tool(nozzle_mm=0.4)]
+    client.state, client.nozzle = "Operational", 0.6
+    now[0] += 10  # well before the next periodic read
+    assert printer.poll().info["tools"] == [Tool(nozzle_mm=0.6)]
+    printer.poll()
+    assert client.profile_reads == 2  # connected all along since: not read again
