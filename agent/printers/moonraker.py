@@ -80,6 +80,10 @@ class Moonraker:
         self._first_answer = threading.Event()
         self._config_too_big = False  # Klipper's configfile overran limits.message_bytes once: not asked again
         self._caps_retry: float | None = None  # when to ask the capabilities again (the last ask timed out)
+        # Questions beyond the state (capabilities, queue, spool), asked one at a time from the
+        # listening loop when no notification waits: a call holds the notifications that come
+        # meanwhile, so none of them may crowd out the state (or make a flood break another bound).
+        self._todo: list[Callable[[RpcSocket], None]] = []
 
     # -- the PushPrinter protocol ---------------------------------------------------------------
     def start(self, changed: Callable[[], None]) -> None:
@@ -137,8 +141,7 @@ class Moonraker:
         with self._lock:
             self._view.history_loaded(history)
         self._ask_klippy(rpc)
-        self._read_queue(rpc)
-        self._read_spool(rpc)
+        self._ask_later(self._read_queue, self._read_spool)
         self._problems.note(None)
         self._report()
 
@@ -157,7 +160,10 @@ class Moonraker:
         rpc.drop_pending("notify_status_update")
         with self._lock:
             self._view.subscribed(status)
-        self._read_capabilities(rpc)
+        self._ask_later(self._read_capabilities)
+
+    def _ask_later(self, *questions: Callable[[RpcSocket], None]) -> None:
+        self._todo += [q for q in questions if q not in self._todo]
 
     def _read_capabilities(self, rpc: RpcSocket) -> None:
         """Build volume, extruders and nozzles, a chamber: read as Klipper (re)starts (after a
@@ -174,7 +180,9 @@ class Moonraker:
         except Timeout:  # a busy host: asked again soon (its late answer is dropped as no notification)
             self._caps_retry = time.monotonic() + self._interval * 4
             return
-        except LimitExceeded:
+        except LimitExceeded as exc:
+            if "message_bytes" not in str(exc):
+                raise  # another bound (a flood of notifications meanwhile): not the configuration's size
             self._config_too_big = True  # the connection is lost with it; the next one skips this
             log.warning("%s: Klipper's configuration is larger than limits.message_bytes: capabilities "
                         "come from the inventory", redact(self.url))
@@ -183,11 +191,10 @@ class Moonraker:
         with self._lock:
             self._view.capabilities = caps
 
-    def _read_queue(self, rpc: RpcSocket, files: list[str] | None = None) -> None:
+    def _read_queue(self, rpc: RpcSocket) -> None:
         """Moonraker's job queue: how many jobs wait, and their estimated time."""
         try:
-            if files is None:
-                files = queue_files(rpc.call("server.job_queue.status"))
+            files = queue_files(rpc.call("server.job_queue.status"))
             if files is None:
                 return
             estimates = {name: self._estimate(rpc, name) for name in dict.fromkeys(files[:MAX_QUEUE])}
@@ -197,11 +204,10 @@ class Moonraker:
         with self._lock:
             self._view.queue = queue_info(files, estimates)
 
-    def _read_spool(self, rpc: RpcSocket, spool_id=None, ask: bool = True) -> None:
+    def _read_spool(self, rpc: RpcSocket) -> None:
         """Spoolman's active spool, where Moonraker has a [spoolman]: the material loaded."""
         try:
-            if ask:
-                spool_id = rpc.call("server.spoolman.get_spool_id").get("spool_id")
+            spool_id = rpc.call("server.spoolman.get_spool_id").get("spool_id")
             answer = None
             if isinstance(spool_id, int) and not isinstance(spool_id, bool):
                 answer = rpc.call("server.spoolman.proxy", {"request_method": "GET", "path": f"/v1/spool/{spool_id}",
@@ -225,7 +231,11 @@ class Moonraker:
         while not self._stop.is_set():
             waiting = self._view.klippy in WAITING_FOR_KLIPPER
             if self._caps_retry is not None and time.monotonic() >= self._caps_retry and self._view.klippy == "ready":
-                self._read_capabilities(rpc)
+                self._caps_retry = None
+                self._ask_later(self._read_capabilities)
+            if self._todo and not rpc.pending:
+                self._todo.pop(0)(rpc)  # bounded by its timeout
+                self._report()
             if waiting and time.monotonic() - asked >= REQUERY:
                 asked = time.monotonic()
                 self._ask_klippy(rpc)
@@ -247,17 +257,12 @@ class Moonraker:
         if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
             self._clock_sample(first.get("moonraker_stats"))
             return
-        if method == "notify_active_spool_set":
-            self._read_spool(rpc, first.get("spool_id"), ask=False)
-            return
-        if method == "notify_spoolman_status_changed":  # Spoolman (back) up: its spool can be read now
-            if first.get("spoolman_connected"):
-                self._read_spool(rpc)
+        if method in ("notify_active_spool_set", "notify_spoolman_status_changed"):
+            self._ask_later(self._read_spool)  # a new spool, or Spoolman (back) up: its spool can be read now
             return
         if method == "notify_job_queue_changed":  # "state_changed" carries no list: nothing moved
-            files = queue_files(first.get("updated_queue"))
-            if files is not None:
-                self._read_queue(rpc, files)
+            if queue_files(first.get("updated_queue")) is not None:
+                self._ask_later(self._read_queue)
             return
         with self._lock:
             resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"

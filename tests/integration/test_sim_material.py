@@ -59,7 +59,7 @@ def test_the_moonraker_face_gives_configuration_and_the_slicers_figures_with_the
     client = AgentMoonraker(sim.url("trident"), interval=0.5, timeout=0.5)
     client.start(lambda: None)
     tracker, events = JobTracker(ledger=Ledger()), []
-    info = follow(client, tracker, events, lambda s: s.info, "the configuration")
+    info = follow(client, tracker, events, lambda s: s.info and "queued_jobs" in s.info and s.info, "the configuration")
     assert info == {"volume": [300.0, 300.0, 250.0], "tools": [Tool(nozzle_mm=0.6)], "enclosed": True,
                     "queued_jobs": 0, "queued_s": 0.0}
     url = sim.url("trident")

@@ -19,6 +19,8 @@ READY = {"print_stats": {"state": "standby", "filename": ""}, "webhooks": {"stat
 class FakeSocket:
     """Answers the calls the client makes at connect; ``frames`` feeds what Moonraker pushes."""
 
+    pending = ()  # notifications held during a call (RpcSocket's): none, calls answer at once
+
     def __init__(self, url, headers, timeout, klippy="ready"):
         self.url, self.headers, self.klippy = url, headers, klippy
         self.frames: queue.Queue = queue.Queue()
