@@ -255,7 +255,7 @@ class Moonraker:
         method, params = message.get("method"), message.get("params") or [{}]
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
         if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
-            self._clock_sample(first.get("moonraker_stats"))
+            self._clock_sample(first.get("moonraker_stats"), rpc.arrived)
             return
         if method in ("notify_active_spool_set", "notify_spoolman_status_changed"):
             self._ask_later(self._read_spool)  # a new spool, or Spoolman (back) up: its spool can be read now
@@ -280,10 +280,12 @@ class Moonraker:
             self._subscribe(rpc)
         self._report()
 
-    def _clock_sample(self, stats) -> None:
+    def _clock_sample(self, stats, arrived: float | None = None) -> None:
+        """``arrived``: when the frame came (time.monotonic()), if it was held during a call."""
         if isinstance(stats, dict):
+            late = time.monotonic() - arrived if arrived is not None else 0.0
             with self._lock:
-                self._view.clock_sample(stats.get("time"), int(self._clock() * 1000))
+                self._view.clock_sample(stats.get("time"), int((self._clock() - late) * 1000))
 
     # -- telling the agent ----------------------------------------------------------------------
     def _report(self) -> None:

@@ -20,6 +20,7 @@ class FakeSocket:
     """Answers the calls the client makes at connect; ``frames`` feeds what Moonraker pushes."""
 
     pending = ()  # notifications held during a call (RpcSocket's): none, calls answer at once
+    arrived = None  # so every frame counts as just come
 
     def __init__(self, url, headers, timeout, klippy="ready"):
         self.url, self.headers, self.klippy = url, headers, klippy
