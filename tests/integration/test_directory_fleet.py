@@ -172,6 +172,14 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
     wait_for(lambda: print_state(fleet.moon) == "paused", 30, "the Moonraker print to pause", interval=0.05)
     took["Moonraker paused"] = fleet.follows(time.monotonic(), {"vp", "core", "x1"}, **FREE_NOW)
     assert fleet.entry("voron")["state"] == "paused" and not fleet.entry("voron")["available"]
+    # A job waits in Moonraker's queue: the answer counts it within two intervals.
+    (fleet.moon.klipper.gcodes / "saab-queued.gcode").write_text(klipper_gcode(100))
+    fleet.moon.call("POST", "/server/job_queue/job", params={"filenames": "saab-queued.gcode"})
+    queued = time.monotonic()
+    wait_for(lambda: fleet.entry("voron")["queued_jobs"] == 1, 15, "the queued job in the answer", interval=0.05)
+    took["Moonraker queue"] = time.monotonic() - queued
+    assert took["Moonraker queue"] <= 2 * INTERVAL
+    fleet.moon.call("DELETE", "/server/job_queue/job", params={"all": "true"})
     fleet.moon.call("POST", "/printer/print/cancel")
     wait_for(lambda: print_state(fleet.moon) in ("cancelled", "standby"), 30, "the Moonraker print cancelled")
     took["Moonraker idle"] = fleet.follows(time.monotonic(), {"vp", "voron", "core", "x1"}, **FREE_NOW)
@@ -202,11 +210,16 @@ def test_the_directory_follows_a_mixed_fleet_of_real_agents(fleet):
 
 
 def test_capabilities_come_from_the_printers_and_follow_a_material_change(fleet):
-    """What the agents say (PrusaLink's info, Bambu's nozzle and AMS trays), completed by the
-    inventory; an AMS reloaded reaches the answer within two intervals."""
-    entries = wait_for(lambda: (lambda e: e if all(e[p]["loaded"] for p in ("core", "x1")) else None)(
+    """What the agents say (OctoPrint's printer profile, Klipper's axis limits, configfile and
+    Moonraker's job queue, PrusaLink's info, Bambu's nozzle and AMS trays), completed and
+    corrected by the inventory; an AMS reloaded reaches the answer within two intervals."""
+    entries = wait_for(lambda: (lambda e: e if all(e[p]["loaded"] for p in ("core", "x1")) and
+                                e["voron"]["queued_jobs"] is not None and e["vp"]["tools"] else None)(
         {p["printer"]: p for p in fleet.ask()}), 20, "the printers' own Info")
-    core, x1 = entries["core"], entries["x1"]
+    vp, voron, core, x1 = (entries[p] for p in ("vp", "voron", "core", "x1"))
+    assert vp["volume"] == [200, 200, 200]  # OctoPrint's profile, over the model's table (250 x 210 x 210)
+    assert voron["volume"] == [350, 350, 340]  # its own table, over Klipper's axis limits (200 mm in batch mode)
+    assert voron["queued_jobs"] == 0 and voron["tools"] == vp["tools"] == 1 and voron["nozzles"] == vp["nozzles"] == [0.4]
     assert x1["loaded"] == ["PLA", "PETG"] and x1["enclosed"] is True and x1["nozzles"] == [0.4]  # said, not in the inventory
     assert core["loaded"] and core["nozzles"] == [0.4] and core["volume"] == [250, 220, 270]  # its volume: the inventory's
     # The X1C's AMS gets ABS in tray 3: it is found for ABS in Örebro.
