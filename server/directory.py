@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from server import bookings as bookings_mod
 from server.directory_config import capabilities_of
-from server.directory_query import Query, material_matches
+from server.directory_query import Query
 
 BUSY = frozenset({"printing", "paused", "finishing"})
 DOWN = frozenset({"offline", "unreachable", "error", "unknown"})
@@ -32,7 +32,8 @@ def capabilities(inventory, printer: str, info: dict | None) -> dict:
     info = info or {}
     tools = info.get("tools") or []
     said = {"model": info.get("model"), "volume": info.get("volume"), "enclosed": info.get("enclosed"),
-            "tools": len(tools) or None, "nozzle_type": next((t["nozzle_type"] for t in tools if t.get("nozzle_type")), None)}
+            "tools": len(tools) or None,
+            "nozzle_type": next((t["nozzle_type"] for t in tools if t.get("nozzle_type")), None)}
     nozzles = [t["nozzle_mm"] for t in tools if t.get("nozzle_mm")]
 
     def pick(key):
@@ -157,4 +158,4 @@ NO_LIVE_STATE = {"state": None, "available": None, "free_in_s": None, "queued_jo
                  "next_booking": None}
 
 
-__all__ = ["Directory", "Query", "capabilities", "availability", "material_matches"]
+__all__ = ["Directory", "Query", "capabilities", "availability"]
