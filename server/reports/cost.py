@@ -1,0 +1,164 @@
+"""What each job used and cost (docs/materials.md "Cost"): one ``JobCost`` per job that ended in
+the period, billed when it ended.
+
+- grams per tool: a measured amount as it is; a slicer estimate whole for a completed job and pro
+  rata to the job's progress at its end for a failed or cancelled one (unknown progress: not
+  counted, and said); where only millimetres are known, grams by the material's density.
+- metres only where the printer gave a length (never made up from grams).
+- cost = hours x the printer's hour rate + grams / 1000 x the material's price per kg + start fee;
+  what the inventory has no price for counts 0 and the report's notes name it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import msgspec
+
+from common.protocol import MaterialUse
+from server.costs import Prices
+from server.inventory import Inventory
+from server.reports import causes
+from server.reports.customer_view import ENDS, Span, kind_class
+
+log = logging.getLogger(__name__)
+_DECODE = msgspec.json.Decoder(list[MaterialUse])
+
+
+@dataclass(slots=True)
+class ToolUse:
+    material: str  # the inventory's (or a default density's) type, else as reported, else ""
+    source: str
+    grams: float | None
+    mm: float | None
+
+
+@dataclass(slots=True)
+class JobCost:
+    started: int | None
+    ended: int
+    site: str
+    printer: str
+    organisation: str
+    customer: str | None
+    kind: str  # customer kind class (customer_view.kind_class)
+    outcome: str  # done | failed | cancelled
+    cause: str  # causes.cause: '' when done
+    hours: float | None
+    tools: list[ToolUse] = field(default_factory=list)
+    machine_cost: float = 0.0
+    material_cost: float = 0.0
+    start_fee: float = 0.0
+
+    @property
+    def grams(self) -> float | None:
+        known = [t.grams for t in self.tools if t.grams is not None]
+        return sum(known) if known else None
+
+    @property
+    def metres(self) -> float | None:
+        known = [t.mm for t in self.tools if t.mm is not None]
+        return sum(known) / 1000 if known else None
+
+    @property
+    def material(self) -> str:
+        return "+".join(dict.fromkeys(t.material for t in self.tools if t.material))
+
+    @property
+    def source(self) -> str:
+        found = {t.source for t in self.tools if t.grams is not None or t.mm is not None}
+        return found.pop() if len(found) == 1 else "mixed" if found else ""
+
+    @property
+    def cost(self) -> float:
+        return self.machine_cost + self.material_cost + self.start_fee
+
+
+@dataclass
+class CostView:
+    currency: str = "SEK"
+    jobs: list[JobCost] = field(default_factory=list)
+    no_price: set[str] = field(default_factory=set)  # materials used with no price in the inventory
+    no_density: set[str] = field(default_factory=set)  # lengths not made grams: no density known
+    no_progress: int = 0  # failed/cancelled jobs with a slicer estimate and no progress: not counted
+    no_rate: set[str] = field(default_factory=set)  # printers with hours and no hour rate
+    unreadable: int = 0  # material_use fields that did not decode
+    customers: dict = field(default_factory=dict)  # the inventory's, to name them
+
+
+def compute(spans: dict[tuple[str, str], list[Span]], inventory: Inventory) -> CostView:
+    """Every ended job of the period (spans with their customer, after customer_view.compute)."""
+    prices = Prices(inventory)
+    view = CostView(currency=prices.currency, customers=inventory.customers)
+    for (site, printer), mine in spans.items():
+        tags = inventory.tags(site, printer)
+        rate = prices.rate(printer)
+        for span in mine:
+            end = next((e for e in reversed(span.events) if e.kind in ENDS), None)
+            if end is not None:
+                view.jobs.append(_job(view, span, end, tags.organisation, rate, prices, inventory))
+    view.jobs.sort(key=lambda j: (j.ended, j.site, j.printer))
+    return view
+
+
+def _job(view: CostView, span: Span, end, organisation: str, rate, prices: Prices, inventory: Inventory) -> JobCost:
+    hours = (end.duration / 3600 if end.duration is not None
+             else (end.ts - span.start) / 3_600_000 if span.start and span.start < end.ts else None)
+    job = JobCost(span.start, end.ts, span.site, span.printer, organisation, span.customer,
+                  kind_class(inventory, span.customer), end.kind, causes.cause(end.kind, end.error), hours)
+    job.tools = [_tool(view, use, end, prices) for use in _uses(view, end.material_use)]
+    if hours is not None and hours > 0:
+        if rate.hour_rate is None:
+            view.no_rate.add(f"{span.site}/{span.printer}")
+        job.machine_cost = hours * (rate.hour_rate or 0.0)
+    job.start_fee = rate.start_fee or 0.0
+    for tool in job.tools:
+        price = prices.price_per_kg(tool.material) if tool.material else None
+        if tool.grams:
+            if price is None:
+                view.no_price.add(tool.material or "?")
+            job.material_cost += tool.grams / 1000 * (price or 0.0)
+    return job
+
+
+def _uses(view: CostView, text: str | None) -> list[MaterialUse]:
+    if not text:
+        return []
+    try:
+        return _DECODE.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        view.unreadable += 1
+        return []
+
+
+def _tool(view: CostView, use: MaterialUse, end, prices: Prices) -> ToolUse:
+    material = prices.kind(use.type) or (use.type or "")
+    share = 1.0
+    if use.source == "slicer" and end.kind != "done":
+        if end.progress is None:
+            view.no_progress += 1
+            return ToolUse(material, use.source, None, None)
+        share = max(0.0, min(100.0, end.progress)) / 100
+    mm = None if use.mm is None else use.mm * share
+    grams = None if use.grams is None else use.grams * share
+    if grams is None and mm is not None:
+        grams = prices.grams_of_mm(prices.kind(use.type), mm)
+        if grams is None:
+            view.no_density.add(use.type or "?")
+    return ToolUse(material, use.source, grams, mm)
+
+
+def notes(view: CostView) -> list[tuple[str, dict]]:
+    out = []
+    if view.no_price:
+        out.append(("cost_no_price", {"materials": ", ".join(sorted(view.no_price))}))
+    if view.no_density:
+        out.append(("cost_no_density", {"materials": ", ".join(sorted(view.no_density))}))
+    if view.no_progress:
+        out.append(("cost_no_progress", {"n": view.no_progress}))
+    if view.no_rate:
+        out.append(("cost_no_rate", {"printers": ", ".join(sorted(view.no_rate))}))
+    if view.unreadable:
+        out.append(("cost_unreadable_material", {"n": view.unreadable}))
+    return out
