@@ -10,15 +10,24 @@ their starts, de-duplicates them and hands them on: it knows no printer API.
 callback when it starts or ends, and the ids of the jobs already ended are kept by a
 ``Ledger`` saved on every change, so an agent restart neither forgets a job nor counts one
 twice, for every API whose printer names its jobs.
+
+The open job also keeps the latest material the adapter reported for it (``Snapshot.material``):
+it goes on the job's "started" event (when known then) and on its end event, with the progress
+the job had reached (the collector counts a failed job's slicer estimate pro rata to it).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+import msgspec
+
 from agent.printers.base import PastJob, Snapshot
-from common.protocol import ACTIVE_STATES, JOB_END_KINDS
+from common.protocol import ACTIVE_STATES, JOB_END_KINDS, MaterialUse
+
+log = logging.getLogger(__name__)
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
 UNSAID = "the job ended without the printer saying how"
@@ -34,6 +43,20 @@ class OpenJob:
     print_time: float | None = None
     filament_mm: float | None = None
     job_id: str | None = None  # the printer's own job id, where its API has one
+    material: tuple = ()  # MaterialUse per tool, the latest the adapter reported
+
+    def saved(self) -> dict:
+        return {**asdict(self), "material": msgspec.to_builtins(self.material)}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> "OpenJob":
+        saved = dict(saved)
+        try:
+            material = tuple(msgspec.convert(saved.pop("material", None) or [], list[MaterialUse]))
+        except msgspec.ValidationError:  # a file from a damaged disk: the job, without its material
+            log.warning("the saved job's material is unreadable; the job goes on without it")
+            material = ()
+        return cls(**saved, material=material)
 
 
 @dataclass(slots=True)
@@ -47,6 +70,8 @@ class JobEvent:
     filament_mm: float | None = None
     error: str | None = None
     job_started: int | None = None
+    progress: float | None = None  # on end events: how far the job got
+    material: tuple = ()  # on "started" and end events: MaterialUse per tool
 
 
 class Ledger:
@@ -85,7 +110,7 @@ class Ledger:
 class JobTracker:
     def __init__(self, job: dict | None = None, save: Callable[[dict | None], None] = lambda job: None,
                  ledger: Ledger | None = None):
-        self.job = OpenJob(**job) if job else None
+        self.job = OpenJob.from_saved(job) if job else None
         self.prev: Snapshot | None = None
         self._save = save
         self.ledger = ledger or Ledger()
@@ -130,7 +155,7 @@ class JobTracker:
             if self._is_open(past):
                 events.append(self._end_from_history(past))
             else:  # began and ended while the agent was away
-                events += [JobEvent("started", past.started_ts, past.file, past.user),
+                events += [JobEvent("started", past.started_ts, past.file, past.user, material=past.material or ()),
                            _end_event(past, past.started_ts)]
                 self.ledger.add(past.job_id)
         return events
@@ -151,6 +176,9 @@ class JobTracker:
         event.file, event.user = job.file or past.file, past.user or job.user
         event.print_time = past.print_time if past.print_time is not None else job.print_time
         event.filament_mm = past.filament_mm if past.filament_mm is not None else job.filament_mm
+        event.material = past.material if past.material is not None else job.material
+        if event.progress is None:
+            event.progress = job.progress
         self._close(past.job_id)
         return event
 
@@ -164,14 +192,13 @@ class JobTracker:
             error = (snap.ended_error or snap.error or snap.state_text or snap.state) if snap.ended == "failed" else None
             # A job named by the printer only now (its id in this snapshot): remembered as ended.
             job.job_id = job.job_id or snap.job_id
+            self._take(snap, ending=True)
             return [self._end(snap.ended, snap, error=error, at=snap.ended_ts)]
         if job.job_id is None and snap.job_id and snap.state in ACTIVE_STATES:
             job.job_id = snap.job_id  # the printer named the job after it started
-            self._save(asdict(job))
+            self._save(job.saved())
         if snap.state in ACTIVE_STATES:
-            job.progress = snap.progress if snap.progress is not None else job.progress
-            job.print_time = snap.print_time if snap.print_time is not None else job.print_time
-            job.filament_mm = snap.filament_mm if snap.filament_mm is not None else job.filament_mm
+            self._take(snap)
             if snap.state == "paused" and prev_state in ("printing", "finishing"):
                 return [self._event("paused", snap)]
             if snap.state == "printing" and prev_state == "paused":
@@ -182,11 +209,29 @@ class JobTracker:
         # Not under way, and the printer did not say how it ended: the job is lost.
         return [self._end("failed", snap, error=snap.error or UNSAID)]
 
+    def _take(self, snap: Snapshot, ending: bool = False) -> None:
+        """The open job's latest figures from a snapshot of it (an absent figure keeps the last).
+
+        The snapshot that says the job ended gives only its last progress and material: its
+        other figures may already be the idle printer's."""
+        job = self.job
+        if snap.progress is not None:  # the largest: a printer may reset it as the job ends
+            job.progress = max(snap.progress, job.progress or 0.0)
+        if not ending:
+            job.print_time = snap.print_time if snap.print_time is not None else job.print_time
+            job.filament_mm = snap.filament_mm if snap.filament_mm is not None else job.filament_mm
+        # An empty material is "not known", as None: it never replaces one the job had.
+        if snap.material and tuple(snap.material) != job.material:
+            job.material = tuple(snap.material)
+            self._save(job.saved())  # an agent restart keeps it
+
     def _start(self, snap: Snapshot) -> JobEvent:
         self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm,
-                           snap.job_id)
-        self._save(asdict(self.job))
-        return self._event("started", snap)
+                           snap.job_id, tuple(snap.material or ()))
+        self._save(self.job.saved())
+        event = self._event("started", snap)
+        event.material = self.job.material
+        return event
 
     def _end(self, kind: str, snap: Snapshot, error: str | None = None, at: int | None = None) -> JobEvent:
         job = self.job
@@ -195,7 +240,7 @@ class JobTracker:
             kind, ts, job.file, job.user,
             duration=round((ts - job.started_ts) / 1000, 3),
             print_time=job.print_time, filament_mm=job.filament_mm, error=error,
-            job_started=job.started_ts,
+            job_started=job.started_ts, progress=100.0 if kind == "done" else job.progress, material=job.material,
         )
         self._close(job.job_id)
         return event
@@ -216,7 +261,8 @@ def _end_event(past: PastJob, job_started: int) -> JobEvent:
     return JobEvent(past.kind, past.ended_ts, past.file, past.user,
                     duration=round((past.ended_ts - past.started_ts) / 1000, 3), print_time=past.print_time,
                     filament_mm=past.filament_mm, error=past.error if past.kind == "failed" else None,
-                    job_started=job_started)
+                    job_started=job_started, progress=100.0 if past.kind == "done" else None,
+                    material=past.material or ())
 
 
 def _replaced(job: OpenJob, snap: Snapshot) -> bool:

@@ -21,6 +21,7 @@ from agent.printers import Printer, PushPrinter, Snapshot, make_printer
 from agent.printers.limits import DEFAULT as DEFAULT_LIMITS, RateLimit
 from agent.publisher import Publisher
 from agent.sharing import Sharing
+from agent.wire import WireCheck
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class PrinterWorker:
     at most ``limits.state_changes_per_minute`` times a minute. Past that, changes coalesce
     into the next scheduled poll, and the next status says how many were (``coalesced``): a
     printer flapping between two states costs the outbox and the log what a polled one does.
+
+    What the printer can do (``Snapshot.info``) leaves as a retained info message when it
+    differs from the last one sent, and at the first report of each agent run.
     """
 
     def __init__(self, cfg: PrinterConfig, printer: Printer, send: Callable[[str, bytes, bool], None],
@@ -79,6 +83,8 @@ class PrinterWorker:
         self.coalesced = 0  # changes not reported at once, since the last status
         self.coalesced_total = 0
         self._lock = threading.Lock()  # the schedule and a push client's thread both report
+        self.wire = WireCheck(self.id)
+        self.info_sent: dict | None = None  # Info's fields last sent in this run
 
     def run_once(self, telemetry: bool = True) -> Snapshot:
         with self._lock:
@@ -112,11 +118,25 @@ class PrinterWorker:
                 log.info("%s: %s -> %s (%s)", self.id, prev.state, snap.state, one_line(snap.state_text))
             self._send("status", self._status(snap, prev), retain=True)
             self.coalesced = 0
+        self._tell_info(snap)
         for event in self.tracker.update(snap):
             log.info("%s: job event %s %s", self.id, event.kind, one_line(event.file or ""))
             self._send("event", self._event(event))
             self._tell_the_past(event)
         return snap
+
+    def _tell_info(self, snap: Snapshot) -> None:
+        """Info when it changed. No file name or user is in it (nothing of a job but the queue's
+        size), so it goes out under every sharing policy."""
+        if snap.info is None:
+            return
+        fields = self.wire.info(snap.info)
+        if fields == self.info_sent:
+            return
+        self.info_sent = fields
+        log.info("%s: capabilities %s", self.id, one_line(str({k: v for k, v in fields.items() if v not in (None, [])})))
+        self._send("info", protocol.Info(v=protocol.SCHEMA_VERSION, ts=snap.ts, printer=self.id, site=self.site,
+                                         seq=self._next_seq(), **fields), retain=True)
 
     def _tell_the_past(self, event: JobEvent) -> None:
         """A job start or end from before this agent run (the printer's record of a job that
@@ -164,7 +184,7 @@ class PrinterWorker:
             v=protocol.SCHEMA_VERSION, ts=e.ts, printer=self.id, site=self.site, seq=self._next_seq(),
             kind=e.kind, file=share.file(e.file), user=share.user(e.user), duration=e.duration,
             print_time=e.print_time, filament_mm=e.filament_mm, error=share.text(e.error, e.file),
-            job_started=e.job_started,
+            job_started=e.job_started, progress=_percent(e.progress), material=self.wire.material(e.material),
         )
 
 
@@ -228,6 +248,12 @@ class Agent:
             worker.run_once()
         except Exception:  # a bug in one poll must not end that printer's schedule
             log.exception("%s: poll failed", worker.id)
+
+
+def _percent(value: float | None) -> float | None:
+    if value is None or value != value:  # NaN: a printer's garbage is no progress
+        return None
+    return min(max(float(value), 0.0), 100.0)
 
 
 def _close_quietly(worker: PrinterWorker) -> None:
