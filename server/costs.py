@@ -25,6 +25,7 @@ finds the inventory's (or a default density's) type in it, the whole name first,
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -32,6 +33,9 @@ import msgspec
 
 from common.configkit import Invalid, Section
 from common.text import name_problem
+from server import spoolman
+
+log = logging.getLogger(__name__)
 
 # g/cm3, as filament makers state them (the contract for issue 23).
 DENSITIES = {"PLA": 1.24, "PETG": 1.27, "ABS": 1.04, "ASA": 1.07, "TPU": 1.21, "PC": 1.20, "PA": 1.14}
@@ -102,13 +106,48 @@ def of_printers(rates: Rates, printers: dict) -> Rates:
                                    models={k: v for k, v in rates.models.items() if k in models})
 
 
+def from_spoolman(inv) -> tuple[dict, str | None]:
+    """Spoolman's figures per material for ``inv``'s [spoolman] (read once per run), and why
+    they are missing if Spoolman could not be read."""
+    settings = inv.spoolman
+    if settings is None:
+        return {}, None
+    found = getattr(settings, "read_once", None)
+    if found is None:
+        try:
+            found = (spoolman.figures(spoolman.read(settings), _norm), None)
+        except spoolman.Unreadable as exc:
+            log.warning("Spoolman not read, the inventory's prices alone are used: %s", exc)
+            found = ({}, str(exc))
+        settings.read_once = found
+    return found
+
+
 class Prices:
-    """The inventory's prices, rates and densities, looked up by what a printer reports."""
+    """The inventory's prices, rates and densities (filled in from Spoolman's where it leaves
+    them out), looked up by what a printer reports."""
 
     def __init__(self, inv):
         self.inv, self.rates = inv, inv.rates
+        self.spools, self.spoolman_problem = from_spoolman(inv)
         self.materials = {_norm(name): (name, m) for name, m in inv.materials.items()}
+        for key, found in self.spools.items():
+            try:
+                self._fill(key, found)
+            except Invalid:  # Spoolman holds a figure no filament has: left out, said once
+                log.warning("Spoolman's figures for %r are out of range and not used: %s", key, found)
         self._kinds: dict[str, str | None] = {}
+
+    def _fill(self, key: str, found) -> None:
+        """The inventory's figures for ``key``, with what it leaves out from Spoolman's."""
+        if key not in self.materials:
+            self.materials[key] = (key, Material(price_per_kg=found.price_per_kg, density=found.density,
+                                                 diameter=found.diameter or DIAMETER_MM))
+            return
+        name, m = self.materials[key]
+        self.materials[key] = (name, Material(
+            price_per_kg=m.price_per_kg if m.price_per_kg is not None else found.price_per_kg,
+            density=m.density if m.density is not None else found.density, diameter=m.diameter))
 
     @property
     def currency(self) -> str:

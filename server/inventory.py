@@ -35,6 +35,7 @@ from common.text import name_problem
 from server import attribution, bookings, costs, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
+from server.spoolman import SpoolmanSettings
 from server.organisations import UNLISTED, Organisation
 from server.project import Project
 
@@ -104,6 +105,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     project: Project | None = None
     materials: dict[str, costs.Material] = {}  # prices and densities (server/costs.py)
     rates: costs.Rates = msgspec.field(default_factory=costs.Rates)
+    spoolman: SpoolmanSettings | None = None  # optional: prices and densities from Spoolman (server/spoolman.py)
 
     def __post_init__(self):
         for org, entry in self.organisations.items():

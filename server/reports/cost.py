@@ -85,12 +85,13 @@ class CostView:
     no_rate: set[str] = field(default_factory=set)  # printers with hours and no hour rate
     unreadable: int = 0  # material_use fields that did not decode
     customers: dict = field(default_factory=dict)  # the inventory's, to name them
+    spoolman: str | None = None  # why [spoolman] could not be read, if it could not
 
 
 def compute(spans: dict[tuple[str, str], list[Span]], inventory: Inventory) -> CostView:
     """Every ended job of the period (spans with their customer, after customer_view.compute)."""
     prices = Prices(inventory)
-    view = CostView(currency=prices.currency, customers=inventory.customers)
+    view = CostView(currency=prices.currency, customers=inventory.customers, spoolman=prices.spoolman_problem)
     for (site, printer), mine in spans.items():
         tags = inventory.tags(site, printer)
         rate = prices.rate(printer)
@@ -159,6 +160,8 @@ def notes(view: CostView) -> list[tuple[str, dict]]:
         out.append(("cost_no_progress", {"n": view.no_progress}))
     if view.no_rate:
         out.append(("cost_no_rate", {"printers": ", ".join(sorted(view.no_rate))}))
+    if view.spoolman:
+        out.append(("cost_spoolman", {"problem": view.spoolman}))
     if view.unreadable:
         out.append(("cost_unreadable_material", {"n": view.unreadable}))
     return out
