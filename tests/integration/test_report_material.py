@@ -298,7 +298,7 @@ def sv(value: float | None) -> str:
     return "saknas" if value is None else f"{value:,.2f}".replace(",", " ").replace(".", ",")
 
 
-def test_the_pdfs_show_the_organisations_costs_and_the_totals(report_dir):
+def test_the_pdfs_show_the_organisations_and_customers_costs_and_the_totals(report_dir):
     out, _ = report_dir
     total_cost = sum(cost(r) for r in RUNS)
     total_grams = sum(grams(r) or 0.0 for r in RUNS)
@@ -306,6 +306,12 @@ def test_the_pdfs_show_the_organisations_costs_and_the_totals(report_dir):
         text = pdf_text(out / f"printfarm-report-2026-Q3-{lang}.pdf")
         for name, f in sums(organisation).items():
             assert f"{name} {f['jobs']} {number(f['hours'])} {number(f['grams'])} {number(f['metres'])} " \
+                   f"{number(f['cost'])}" in text, (lang, name)
+        private = {"en": "private persons (1)", "sv": "privatpersoner (1)"}[lang]
+        unattributed = {"en": "unattributed", "sv": "ej tillskrivet"}[lang]
+        for name, f in sums(lambda r: r.customer).items():
+            shown = unattributed if name is None else private if name == "priv-1" else CUSTOMERS[name][0]
+            assert f"{shown} {f['jobs']} {number(f['hours'])} {number(f['grams'])} {number(f['metres'])} " \
                    f"{number(f['cost'])}" in text, (lang, name)
         summary = pdf_text(out / f"printfarm-summary-2026-Q3-{lang}.pdf")
         for text in (text, summary):
