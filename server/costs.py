@@ -137,6 +137,7 @@ class Prices:
             except Invalid:  # Spoolman holds a figure no filament has: left out, said once
                 log.warning("Spoolman's figures for %r are out of range and not used: %s", key, found)
         self._kinds: dict[str, str | None] = {}
+        self._by_kind: dict[str, Material | None] = {}
 
     def _fill(self, key: str, found) -> None:
         """The inventory's figures for ``key``, with what it leaves out from Spoolman's."""
@@ -171,8 +172,13 @@ class Prices:
         return next((known[w] for w in words if w in known), None)
 
     def _material(self, kind: str | None) -> Material | None:
-        found = self.materials.get(_norm(kind)) if kind else None
-        return found[1] if found else None
+        if not kind:
+            return None
+        found = self._by_kind.get(kind, ...)
+        if found is ...:  # remembered: a year's report asks ~100,000 times for a handful of types
+            entry = self.materials.get(_norm(kind))
+            found = self._by_kind[kind] = entry[1] if entry else None
+        return found
 
     def density(self, kind: str | None) -> float | None:
         m = self._material(kind)

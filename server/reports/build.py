@@ -95,7 +95,8 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
     if details:
         report.indicators = indicators.compute(inventory, period, spans, project_before)
     report.customer_tables = _customer_tables(view, inventory, previous, report.indicators)
-    report.cost = cost.compute(spans, inventory)  # after customer_view.compute: each job has its customer
+    if details:  # (not for the previous period: no figure compares cost)
+        report.cost = cost.compute(spans, inventory)  # after customer_view.compute: each job has its customer
     if details:
         report.notes += customer_notes(view, people, inventory)
         report.notes += [Note(code, args) for code, args in indicators.notes(report.indicators)]

@@ -34,7 +34,7 @@ class ToolUse:
     mm: float | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # ~100,000 in a year's report: figures made once, plain fields
 class JobCost:
     started: int | None
     ended: int
@@ -50,29 +50,29 @@ class JobCost:
     machine_cost: float = 0.0
     material_cost: float = 0.0
     start_fee: float = 0.0
+    grams: float | None = None  # the tools' counted grams; None: none known
+    metres: float | None = None  # the tools' lengths; None: none given
+    material: str = ""  # the tools' types, "+"-joined
+    source: str = ""  # measured | slicer | mixed | "" (no amount)
+    cost: float = 0.0
 
-    @property
-    def grams(self) -> float | None:
-        known = [t.grams for t in self.tools if t.grams is not None]
-        return sum(known) if known else None
-
-    @property
-    def metres(self) -> float | None:
-        known = [t.mm for t in self.tools if t.mm is not None]
-        return sum(known) / 1000 if known else None
-
-    @property
-    def material(self) -> str:
-        return "+".join(dict.fromkeys(t.material for t in self.tools if t.material))
-
-    @property
-    def source(self) -> str:
-        found = {t.source for t in self.tools if t.grams is not None or t.mm is not None}
-        return found.pop() if len(found) == 1 else "mixed" if found else ""
-
-    @property
-    def cost(self) -> float:
-        return self.machine_cost + self.material_cost + self.start_fee
+    def finish(self) -> "JobCost":
+        """The job's sums, from its tools and costs (once, when they are all in)."""
+        grams = mm = None
+        materials, sources = [], set()
+        for t in self.tools:
+            if t.grams is not None:
+                grams = (grams or 0.0) + t.grams
+            if t.mm is not None:
+                mm = (mm or 0.0) + t.mm
+            if t.material and t.material not in materials:
+                materials.append(t.material)
+            if t.grams is not None or t.mm is not None:
+                sources.add(t.source)
+        self.grams, self.metres, self.material = grams, None if mm is None else mm / 1000, "+".join(materials)
+        self.source = sources.pop() if len(sources) == 1 else "mixed" if sources else ""
+        self.cost = self.machine_cost + self.material_cost + self.start_fee
+        return self
 
 
 @dataclass
@@ -86,29 +86,39 @@ class CostView:
     unreadable: int = 0  # material_use fields that did not decode
     customers: dict = field(default_factory=dict)  # the inventory's, to name them
     spoolman: str | None = None  # why [spoolman] could not be read, if it could not
+    sums: object = None  # cost_tables.Sums, made when first asked for
 
 
 def compute(spans: dict[tuple[str, str], list[Span]], inventory: Inventory) -> CostView:
     """Every ended job of the period (spans with their customer, after customer_view.compute)."""
     prices = Prices(inventory)
     view = CostView(currency=prices.currency, customers=inventory.customers, spoolman=prices.spoolman_problem)
+    kinds: dict[str | None, str] = {}
+    found_causes: dict[tuple[str, str | None], str] = {}  # error texts repeat: each is read once
     for (site, printer), mine in spans.items():
         tags = inventory.tags(site, printer)
         rate = prices.rate(printer)
         for span in mine:
             end = next((e for e in reversed(span.events) if e.kind in ENDS), None)
-            if end is not None:
-                view.jobs.append(_job(view, span, end, tags.organisation, rate, prices, inventory))
+            if end is None:
+                continue
+            kind = kinds.get(span.customer)
+            if kind is None:
+                kind = kinds[span.customer] = kind_class(inventory, span.customer)
+            view.jobs.append(_job(view, span, end, tags.organisation, kind, rate, prices, found_causes))
     view.jobs.sort(key=lambda j: (j.ended, j.site, j.printer))
     return view
 
 
-def _job(view: CostView, span: Span, end, organisation: str, rate, prices: Prices, inventory: Inventory) -> JobCost:
+def _job(view: CostView, span: Span, end, organisation: str, kind: str, rate, prices: Prices,
+         found_causes: dict) -> JobCost:
     hours = (end.duration / 3600 if end.duration is not None
              else (end.ts - span.start) / 3_600_000 if span.start and span.start < end.ts else None)
-    job = JobCost(span.start, end.ts, span.site, span.printer, organisation, span.customer,
-                  kind_class(inventory, span.customer), end.kind, causes.cause(end.kind, end.error), hours)
-    job.tools = [_tool(view, use, end, prices) for use in _uses(view, end.material_use)]
+    cause = found_causes.get((end.kind, end.error))
+    if cause is None:
+        cause = found_causes[(end.kind, end.error)] = causes.cause(end.kind, end.error)
+    job = JobCost(span.start, end.ts, span.site, span.printer, organisation, span.customer, kind, end.kind, cause, hours)
+    job.tools = [_tool(view, use, end, prices) for use in _uses(view, end.material_use)] if end.material_use else []
     if hours is not None and hours > 0:
         if rate.hour_rate is None:
             view.no_rate.add(f"{span.site}/{span.printer}")
@@ -120,7 +130,7 @@ def _job(view: CostView, span: Span, end, organisation: str, rate, prices: Price
             if price is None:
                 view.no_price.add(tool.material or "?")
             job.material_cost += tool.grams / 1000 * (price or 0.0)
-    return job
+    return job.finish()
 
 
 def _uses(view: CostView, text: str | None) -> list[MaterialUse]:

@@ -30,17 +30,21 @@ def tables(report: Report, lang: str) -> list:
     from server.reports.tables import Table
     view = report.cost
     made = {"billing": (BILLING_COLUMNS, billing_rows(report, lang)),
-            "cost_customers": (CUSTOMER_COLUMNS, customer_sums(report, lang)),
-            "cost_organisations": (ORGANISATION_COLUMNS, organisation_sums(view)),
-            "materials": (MATERIAL_COLUMNS, material_rows(view, lang)),
-            "outcomes": (OUTCOME_COLUMNS, outcome_rows(report, lang)),
-            "failure_causes": (CAUSE_COLUMNS, cause_rows(view, lang))}
+            "cost_customers": (CUSTOMER_COLUMNS, _lists(CUSTOMER_COLUMNS, customer_sums(report, lang))),
+            "cost_organisations": (ORGANISATION_COLUMNS, _lists(ORGANISATION_COLUMNS, organisation_sums(view))),
+            "materials": (MATERIAL_COLUMNS, _lists(MATERIAL_COLUMNS, material_rows(view, lang))),
+            "outcomes": (OUTCOME_COLUMNS, _lists(OUTCOME_COLUMNS, outcome_rows(report, lang))),
+            "failure_causes": (CAUSE_COLUMNS, _lists(CAUSE_COLUMNS, cause_rows(view, lang)))}
     out = []
     for key in KEYS:
         columns, rows = made[key]
         header = [COLUMNS[lang][c] + (f" ({view.currency})" if c in MONEY else "") for c in columns]
-        out.append(Table(key, SHEETS[lang][key], columns, header, [[r.get(c) for c in columns] for r in rows]))
+        out.append(Table(key, SHEETS[lang][key], columns, header, rows))
     return out
+
+
+def _lists(columns, rows: list[dict]) -> list[list]:
+    return [[r.get(c) for c in columns] for r in rows]
 
 
 def customer_label(report: Report, customer: str | None, lang: str) -> str:
@@ -54,139 +58,187 @@ def customer_label(report: Report, customer: str | None, lang: str) -> str:
     return c.name or customer
 
 
-def billing_rows(report: Report, lang: str) -> list[dict]:
-    local, outcomes = LocalTimes(report.period), OUTCOMES[lang]
+def billing_rows(report: Report, lang: str) -> list[list]:
+    """One row per job, in BILLING_COLUMNS' order (~100,000 in a year's report)."""
+    local, outcomes, kinds = LocalTimes(report.period), OUTCOMES[lang], KINDS[lang]
     sources, causes = cost_labels.SOURCES[lang], cost_labels.CAUSES[lang]
-    return [{"job_started": local(j.started), "job_ended": local(j.ended), "outcome": outcomes[j.outcome],
-             "site": j.site, "printer": j.printer, "organisation": j.organisation,
-             "customer_name": customer_label(report, j.customer, lang), "kind": KINDS[lang][j.kind],
-             "material": plain_or_none(j.material) or None, "grams": j.grams, "metres": j.metres,
-             "source": sources[j.source] or None, "job_hours": j.hours, "machine_cost": j.machine_cost,
-             "material_cost": j.material_cost, "start_fee": j.start_fee, "cost": j.cost,
-             "cause": causes[j.cause] if j.cause else None} for j in report.cost.jobs]
+    names: dict = {}
+    rows = []
+    for j in report.cost.jobs:
+        name = names.get(j.customer)
+        if name is None:
+            name = names[j.customer] = customer_label(report, j.customer, lang)
+        rows.append([local(j.started), local(j.ended), outcomes[j.outcome], j.site, j.printer, j.organisation, name,
+                     kinds[j.kind], plain_or_none(j.material) or None, j.grams, j.metres, sources[j.source] or None,
+                     j.hours, j.machine_cost, j.material_cost, j.start_fee, j.cost,
+                     causes[j.cause] if j.cause else None])
+    return rows
 
 
-def _sum(jobs: list[JobCost]) -> dict:
-    def total(values):
-        known = [v for v in values if v is not None]
-        return sum(known) if known else None
-    return {"jobs_ended": len(jobs), "job_hours": total(j.hours for j in jobs), "grams": total(j.grams for j in jobs),
-            "metres": total(j.metres for j in jobs), "machine_cost": sum(j.machine_cost for j in jobs),
-            "material_cost": sum(j.material_cost for j in jobs), "start_fee": sum(j.start_fee for j in jobs),
-            "cost": sum(j.cost for j in jobs)}
+class Acc:
+    """Sums over jobs; hours, grams, metres and waste stay None while none is known."""
+
+    __slots__ = ("jobs", "hours", "grams", "metres", "machine_cost", "material_cost", "start_fee", "cost",
+                 "done", "failed", "cancelled", "wasted", "members", "kind")
+
+    def __init__(self):
+        self.jobs = self.done = self.failed = self.cancelled = 0
+        self.hours = self.grams = self.metres = self.wasted = None
+        self.machine_cost = self.material_cost = self.start_fee = self.cost = 0.0
+        self.members: set = set()
+        self.kind = ""  # the customer kind of its jobs (per customer: one)
+
+    def add(self, j: JobCost) -> None:
+        self.jobs += 1
+        self.kind = j.kind
+        if j.hours is not None:
+            self.hours = (self.hours or 0.0) + j.hours
+        if j.grams is not None:
+            self.grams = (self.grams or 0.0) + j.grams
+            if j.outcome != "done":
+                self.wasted = (self.wasted or 0.0) + j.grams
+        if j.metres is not None:
+            self.metres = (self.metres or 0.0) + j.metres
+        self.machine_cost += j.machine_cost
+        self.material_cost += j.material_cost
+        self.start_fee += j.start_fee
+        self.cost += j.cost
+        if j.outcome == "done":
+            self.done += 1
+        elif j.outcome == "failed":
+            self.failed += 1
+        else:
+            self.cancelled += 1
+
+    def sums(self) -> dict:
+        return {"jobs_ended": self.jobs, "job_hours": self.hours, "grams": self.grams, "metres": self.metres,
+                "machine_cost": self.machine_cost, "material_cost": self.material_cost, "start_fee": self.start_fee,
+                "cost": self.cost}
+
+    def outcome(self, group: str, name: str) -> dict:
+        return {"group": group, "name": name, "jobs_ended": self.jobs, "jobs_done": self.done,
+                "jobs_failed": self.failed, "jobs_cancelled": self.cancelled,
+                "success_rate": self.done / self.jobs if self.jobs else None, "grams_wasted": self.wasted}
 
 
-def _by(jobs: list[JobCost], key) -> dict:
-    out: dict = {}
-    for j in jobs:
-        out.setdefault(key(j), []).append(j)
-    return out
+class Material:
+    """Per material type: its tools' amounts (a job counted once per type it used)."""
+
+    __slots__ = ("jobs", "grams", "metres", "wasted", "cost")
+
+    def __init__(self):
+        self.jobs, self.grams, self.metres, self.wasted, self.cost = 0, None, None, None, 0.0
+
+
+class Sums:
+    """Every grouping of the period's jobs, made in one pass and kept on the CostView (the XLSX,
+    the CSV and the PDFs ask for them in turn)."""
+
+    def __init__(self, view: CostView):
+        self.all = Acc()
+        self.customer: dict = {}  # customer ID, PRIVATE or UNATTRIBUTED -> Acc
+        self.organisation: dict = {}
+        self.printer: dict = {}
+        self.kind: dict = {}
+        self.cause: dict = {}
+        self.material: dict[str, Material] = {}  # "" = not reported
+        self.material_outcome: dict[str, Acc] = {}
+        customers = view.customers
+        private = {c for c, entry in customers.items() if entry.kind == customer_rows.PRIVATE}
+        for j in view.jobs:
+            key = customer_rows.UNATTRIBUTED if j.customer is None else \
+                customer_rows.PRIVATE if j.customer in private else j.customer
+            for table, k in ((self.customer, key), (self.organisation, j.organisation),
+                             (self.printer, f"{j.site}/{j.printer}"), (self.kind, j.kind)):
+                acc = table.get(k)
+                if acc is None:
+                    acc = table[k] = Acc()
+                acc.add(j)
+            self.all.add(j)
+            if key == customer_rows.PRIVATE:
+                self.customer[key].members.add(j.customer)
+            if j.cause:
+                self.cause.setdefault(j.cause, Acc()).add(j)
+            self._materials(j)
+
+    def _materials(self, j: JobCost) -> None:
+        seen = set()
+        for t in j.tools or ():
+            m = self.material.get(t.material)
+            if m is None:
+                m = self.material[t.material] = Material()
+            if t.material not in seen:
+                seen.add(t.material)
+                m.jobs += 1
+                self.material_outcome.setdefault(t.material, Acc()).add(j)
+            if t.grams is not None:
+                m.grams = (m.grams or 0.0) + t.grams
+                if j.outcome != "done":
+                    m.wasted = (m.wasted or 0.0) + t.grams
+                if j.grams:  # the job's material cost split over its tools by their grams
+                    m.cost += j.material_cost * t.grams / j.grams
+            if t.mm is not None:
+                m.metres = (m.metres or 0.0) + t.mm / 1000
+        if not j.tools:
+            self.material_outcome.setdefault("", Acc()).add(j)
+
+
+def sums_of(view: CostView) -> Sums:
+    if view.sums is None:
+        view.sums = Sums(view)
+    return view.sums
 
 
 def customer_sums(report: Report, lang: str) -> list[dict]:
     """Per customer (private persons one line, with their count), the unattributed last."""
-    customers = report.cost.customers
-
-    def key(j: JobCost):
-        if j.customer is None:
-            return customer_rows.UNATTRIBUTED
-        return customer_rows.PRIVATE if customers[j.customer].kind == customer_rows.PRIVATE else j.customer
-    groups = _by(report.cost.jobs, key)
+    found, customers = sums_of(report.cost).customer, report.cost.customers
     rows = []
-    for k in sorted((k for k in groups if k not in (customer_rows.UNATTRIBUTED, customer_rows.PRIVATE)),
+    for k in sorted((k for k in found if k not in (customer_rows.UNATTRIBUTED, customer_rows.PRIVATE)),
                     key=lambda c: (customers[c].name or c).lower()):
-        rows.append({"customer_name": customer_label(report, k, lang), "kind": KINDS[lang][groups[k][0].kind],
-                     **_sum(groups[k])})
-    if customer_rows.PRIVATE in groups:
-        people = {j.customer for j in groups[customer_rows.PRIVATE]}
-        rows.append({"customer_name": TEXT[lang]["private_persons"].format(n=len(people)),
-                     "kind": KINDS[lang]["private"], **_sum(groups[customer_rows.PRIVATE])})
-    if customer_rows.UNATTRIBUTED in groups:
+        rows.append({"customer_name": customer_label(report, k, lang), "kind": KINDS[lang][found[k].kind],
+                     **found[k].sums()})
+    if customer_rows.PRIVATE in found:
+        acc = found[customer_rows.PRIVATE]
+        rows.append({"customer_name": TEXT[lang]["private_persons"].format(n=len(acc.members)),
+                     "kind": KINDS[lang]["private"], **acc.sums()})
+    if customer_rows.UNATTRIBUTED in found:
         rows.append({"customer_name": TEXT[lang]["unattributed"], "kind": KINDS[lang]["unattributed"],
-                     **_sum(groups[customer_rows.UNATTRIBUTED])})
+                     **found[customer_rows.UNATTRIBUTED].sums()})
     return rows
 
 
 def organisation_sums(view: CostView) -> list[dict]:
-    groups = _by(view.jobs, lambda j: j.organisation)
-    return [{"organisation": org, **_sum(groups[org])} for org in sorted(groups, key=str.lower)]
-
-
-def wasted(j: JobCost) -> float | None:
-    return j.grams if j.outcome != "done" else None
+    found = sums_of(view).organisation
+    return [{"organisation": org, **found[org].sums()} for org in sorted(found, key=str.lower)]
 
 
 def material_rows(view: CostView, lang: str) -> list[dict]:
-    per: dict[str, dict] = {}
-    for j in view.jobs:
-        seen = set()
-        for t in j.tools:
-            name = t.material or cost_labels.GROUPS[lang]["unknown_material"]
-            row = per.setdefault(name, {"material": name, "jobs_ended": 0, "grams": None, "metres": None,
-                                        "grams_wasted": None, "material_cost": 0.0})
-            row["jobs_ended"] += name not in seen
-            seen.add(name)
-            _add(row, "grams", t.grams)
-            _add(row, "metres", None if t.mm is None else t.mm / 1000)
-            if j.outcome != "done":
-                _add(row, "grams_wasted", t.grams)
-    _material_costs(view, per, lang)
-    return [per[k] for k in sorted(per, key=str.lower)]
-
-
-def _material_costs(view: CostView, per: dict, lang: str) -> None:
-    # A job's material cost is split over its tools by their grams (one price per material).
-    for j in view.jobs:
-        grams = j.grams
-        for t in j.tools:
-            if t.grams and grams:
-                name = t.material or cost_labels.GROUPS[lang]["unknown_material"]
-                per[name]["material_cost"] += j.material_cost * t.grams / grams
-
-
-def _add(row: dict, key: str, value: float | None) -> None:
-    if value is not None:
-        row[key] = (row[key] or 0.0) + value
-
-
-def _outcome(group: str, name: str, jobs: list[JobCost]) -> dict:
-    n = {k: sum(1 for j in jobs if j.outcome == k) for k in ("done", "failed", "cancelled")}
-    waste = [wasted(j) for j in jobs if wasted(j) is not None]
-    return {"group": group, "name": name, "jobs_ended": len(jobs), "jobs_done": n["done"], "jobs_failed": n["failed"],
-            "jobs_cancelled": n["cancelled"], "success_rate": n["done"] / len(jobs) if jobs else None,
-            "grams_wasted": sum(waste) if waste else None}
+    unknown = cost_labels.GROUPS[lang]["unknown_material"]
+    found = sums_of(view).material
+    return [{"material": k or unknown, "jobs_ended": m.jobs, "grams": m.grams, "metres": m.metres,
+             "grams_wasted": m.wasted, "material_cost": m.cost}
+            for k, m in sorted(found.items(), key=lambda item: (item[0] or unknown).lower())]
 
 
 def outcome_rows(report: Report, lang: str) -> list[dict]:
     """Success rate and waste: all jobs, then per printer, per material, per customer kind."""
-    jobs, g = report.cost.jobs, cost_labels.GROUPS[lang]
-    rows = [_outcome(cost_labels.TEXT[lang]["all"], TEXT[lang]["network_all"], jobs)] if jobs else []
-    printers = _by(jobs, lambda j: f"{j.site}/{j.printer}")
-    rows += [_outcome(g["printer"], k, printers[k]) for k in sorted(printers)]
-    materials: dict[str, list] = {}
-    for j in jobs:
-        for name in dict.fromkeys(t.material or g["unknown_material"] for t in j.tools) or [g["unknown_material"]]:
-            materials.setdefault(name, []).append(j)
-    rows += [_outcome(g["material"], k, materials[k]) for k in sorted(materials, key=str.lower)]
-    kinds = _by(jobs, lambda j: j.kind)
-    rows += [_outcome(g["kind"], KINDS[lang][k], kinds[k]) for k in KINDS[lang] if k in kinds]
+    found, g = sums_of(report.cost), cost_labels.GROUPS[lang]
+    rows = [found.all.outcome(cost_labels.TEXT[lang]["all"], TEXT[lang]["network_all"])] if found.all.jobs else []
+    rows += [found.printer[k].outcome(g["printer"], k) for k in sorted(found.printer)]
+    named = {(k or g["unknown_material"]): acc for k, acc in found.material_outcome.items()}
+    rows += [named[k].outcome(g["material"], k) for k in sorted(named, key=str.lower)]
+    rows += [found.kind[k].outcome(g["kind"], KINDS[lang][k]) for k in KINDS[lang] if k in found.kind]
     return rows
 
 
 def cause_rows(view: CostView, lang: str) -> list[dict]:
-    groups = _by([j for j in view.jobs if j.cause], lambda j: j.cause)
-    rows = []
-    for cause in sorted(groups, key=lambda c: -len(groups[c])):
-        waste = [wasted(j) for j in groups[cause] if wasted(j) is not None]
-        rows.append({"cause": cost_labels.CAUSES[lang][cause], "jobs_ended": len(groups[cause]),
-                     "grams_wasted": sum(waste) if waste else None})
-    return rows
+    found = sums_of(view).cause
+    return [{"cause": cost_labels.CAUSES[lang][c], "jobs_ended": found[c].jobs, "grams_wasted": found[c].wasted}
+            for c in sorted(found, key=lambda c: (-found[c].jobs, c))]
 
 
 def totals(view: CostView) -> dict:
     """The period's totals: for the PDF's page and the funder summary."""
-    total = _sum(view.jobs)
-    waste = [wasted(j) for j in view.jobs if wasted(j) is not None]
-    done = sum(1 for j in view.jobs if j.outcome == "done")
-    return {**total, "grams_wasted": sum(waste) if waste else 0.0,
-            "success_rate": done / len(view.jobs) if view.jobs else None}
+    acc = sums_of(view).all
+    return {**acc.sums(), "grams_wasted": acc.wasted or 0.0,
+            "success_rate": acc.done / acc.jobs if acc.jobs else None}
