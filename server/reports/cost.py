@@ -87,6 +87,7 @@ class CostView:
     customers: dict = field(default_factory=dict)  # the inventory's, to name them
     spoolman: str | None = None  # why [spoolman] could not be read, if it could not
     sums: object = None  # cost_tables.Sums, made when first asked for
+    local_times: list | None = None  # each job's (start, end) as local times, made when first asked for
 
 
 def compute(spans: dict[tuple[str, str], list[Span]], inventory: Inventory) -> CostView:

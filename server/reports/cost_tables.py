@@ -60,19 +60,32 @@ def customer_label(report: Report, customer: str | None, lang: str) -> str:
 
 def billing_rows(report: Report, lang: str) -> list[list]:
     """One row per job, in BILLING_COLUMNS' order (~100,000 in a year's report)."""
-    local, outcomes, kinds = LocalTimes(report.period), OUTCOMES[lang], KINDS[lang]
+    outcomes, kinds = OUTCOMES[lang], KINDS[lang]
     sources, causes = cost_labels.SOURCES[lang], cost_labels.CAUSES[lang]
     names: dict = {}
+    materials: dict = {}  # a handful of distinct texts in 100,000 jobs: each made plain once
     rows = []
-    for j in report.cost.jobs:
+    for j, (started, ended) in zip(report.cost.jobs, _local_times(report)):
         name = names.get(j.customer)
         if name is None:
             name = names[j.customer] = customer_label(report, j.customer, lang)
-        rows.append([local(j.started), local(j.ended), outcomes[j.outcome], j.site, j.printer, j.organisation, name,
-                     kinds[j.kind], plain_or_none(j.material) or None, j.grams, j.metres, sources[j.source] or None,
+        material = materials.get(j.material)
+        if material is None:
+            material = materials[j.material] = plain_or_none(j.material) or ""
+        rows.append([started, ended, outcomes[j.outcome], j.site, j.printer, j.organisation, name,
+                     kinds[j.kind], material or None, j.grams, j.metres, sources[j.source] or None,
                      j.hours, j.machine_cost, j.material_cost, j.start_fee, j.cost,
                      causes[j.cause] if j.cause else None])
     return rows
+
+
+def _local_times(report: Report) -> list:
+    """Each job's start and end as local times, made once for every language's sheet."""
+    view = report.cost
+    if view.local_times is None:
+        local = LocalTimes(report.period)
+        view.local_times = [(local(j.started), local(j.ended)) for j in view.jobs]
+    return view.local_times
 
 
 class Acc:
