@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sum(len(t.rows) for t in cost_tables.tables(report, args.lang))
     done = time.perf_counter()
     took, cpu = done - made, time.process_time() - cpu
-    print(f"{len(view.jobs):,} jobs: cost.compute {computed - made:.2f} s, six sheets in en and sv "
+    print(f"{len(view.jobs):,} jobs: cost.compute {computed - made:.2f} s, six sheets in {args.lang} "
           f"({rows:,} rows) {done - computed:.2f} s; together {took:.2f} s wall, {cpu:.2f} s CPU (target <= {args.target} s wall); "
           f"{done - STARTED:.2f} s from process start (building the test data included)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a loaded machine reads slower)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 
 import msgspec
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 # g/cm3, as filament makers state them (the contract for issue 23).
 DENSITIES = {"PLA": 1.24, "PETG": 1.27, "ABS": 1.04, "ASA": 1.07, "TPU": 1.21, "PC": 1.20, "PA": 1.14}
 DIAMETER_MM = 1.75
+SPOOLMAN_FRESH_S = 600  # Spoolman's prices are read again after this long
 _WORDS = re.compile(r"[^A-Z0-9]+")
 
 
@@ -112,14 +114,16 @@ def from_spoolman(inv) -> tuple[dict, str | None]:
     settings = inv.spoolman
     if settings is None:
         return {}, None
-    found = getattr(settings, "read_once", None)
-    if found is None:
+    # One report reads it once (its period and the pages of its files agree); a collector that
+    # makes scheduled reports for months reads it again for each (a run is shorter than this).
+    read_at, found = getattr(settings, "read_once", (None, None))
+    if read_at is None or time.monotonic() - read_at > SPOOLMAN_FRESH_S:
         try:
             found = (spoolman.figures(spoolman.read(settings), _norm), None)
         except spoolman.Unreadable as exc:
             log.warning("Spoolman not read, the inventory's prices alone are used: %s", exc)
             found = ({}, str(exc))
-        settings.read_once = found
+        settings.read_once = (time.monotonic(), found)
     return found
 
 
