@@ -6,7 +6,7 @@ url = "http://spoolman.lab.local:7912"
 timeout = 5          # seconds
 ```
 
-The report reads ``GET /api/v1/spool`` once and makes, per material type, a price per kg (the
+The report reads ``GET /api/v1/spool`` once (again after 10 minutes) and makes, per material type, a price per kg (the
 spools' prices over their net weights: a spool's own price, else its filament's, over its
 initial weight, else its filament's full-spool weight) and a density. The inventory's
 ``[materials.<TYPE>]`` values win; Spoolman fills what it leaves out. A Spoolman that cannot be
