@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from common.configkit import Invalid, Section, check_http_url, check_range
+from common.configkit import Section, check_http_url, check_range
 
 log = logging.getLogger(__name__)
 
@@ -93,4 +93,4 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
-__all__ = ["SpoolmanSettings", "SpoolFigures", "Unreadable", "read", "figures", "Invalid"]
+__all__ = ["SpoolmanSettings", "SpoolFigures", "Unreadable", "read", "figures"]

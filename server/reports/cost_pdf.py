@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 
 from server.reports import cost_labels, cost_tables
 from server.reports.build import Report
-from server.reports.labels import COLUMNS, SHEETS, TEXT
+from server.reports.labels import COLUMNS, SHEETS
 from server.reports.pdf import A4, fmt, table
 
 ORG_COLUMNS = ("organisation", "jobs_ended", "job_hours", "grams", "metres", "cost")
@@ -53,4 +53,4 @@ def page(report: Report, lang: str):
     return fig
 
 
-__all__ = ["page", "totals_line", "TEXT"]
+__all__ = ["page", "totals_line"]
