@@ -30,6 +30,7 @@ FILTER_PRINTER = FILTER_REGION + ' AND "printer" =~ /^$printer$/'
 TELEMETRY = '"telemetry"'
 STATE, JOB, ALERT, AGENT = long("state"), long("job"), long("alert"), long("agent")
 ROLLUPS = rollup("utilisation")
+SERVICE = long("service_counters")  # the collector's maintenance check (server/maintenance.py)
 
 
 def datasource() -> dashboard.DataSourceRef:

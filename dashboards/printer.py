@@ -1,4 +1,4 @@
-"""Printer detail: temperatures, progress, state timeline and job history of chosen printers."""
+"""Printer detail: temperatures, progress, state timeline, job history and maintenance of chosen printers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards import common as c, panels
-from dashboards.influxql import FILTER_PRINTER, JOB, STATE, InfluxQL, datasource, targets
+from dashboards.influxql import FILTER_PRINTER, JOB, SERVICE, STATE, InfluxQL, datasource, targets
 from dashboards.panels import coloured_cells, renamed, table_panel, with_legend
 
 
@@ -81,6 +81,20 @@ def state_changes() -> table.Panel:
     return panel
 
 
+def maintenance() -> table.Panel:
+    query = InfluxQL(f"""
+        SELECT last("due") AS "due", "last_service", "hours", "jobs", "filament_m"
+        FROM {SERVICE} WHERE $timeFilter AND {FILTER_PRINTER} GROUP BY "printer" """)
+    panel = table_panel("Maintenance", "Per printer with a service interval (docs/maintenance.md): what is due, "
+                        "the last service recorded, and printing hours, jobs and filament since it, as the "
+                        "collector last counted them. Record a service with `printfarm-server maintenance "
+                        "record PRINTER --note ...`.", query)
+    panel.override_by_name("hours", [dashboard.DynamicConfigValue("unit", "h"),
+                                     dashboard.DynamicConfigValue("decimals", 1)])
+    panel.override_by_name("filament_m", [dashboard.DynamicConfigValue("unit", "lengthm")])
+    return renamed(panel, {"last_service": "last service", "filament_m": "filament", "hours": "printing hours"})
+
+
 def build():
     grid = c.Grid()
     d = c.base("printfarm-printer", "Printfarm / Printer detail",
@@ -94,4 +108,5 @@ def build():
     d.with_panel(grid.place(state_timeline(), 24, 7))
     d.with_panel(grid.place(job_history(), 24, 10))
     d.with_panel(grid.place(state_changes(), 24, 8))
+    d.with_panel(grid.place(maintenance(), 24, 6))
     return d

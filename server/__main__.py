@@ -1,5 +1,5 @@
-"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup|migrate-organisations
---config FILE`` (report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
+"""``printfarm-server run|check-config|report|rollup|purge-users|pseudonym|grafana-setup|migrate-organisations|
+maintenance --config FILE`` (maintenance: docs/maintenance.md; report options: docs/reports.md; rollup: docs/rollups.md; purge-users and pseudonym:
 docs/privacy.md; grafana-setup: docs/grafana-organisations.md; migrate-organisations: docs/organisations.md)."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ TOKEN_COMMANDS = ("token-create", "token-list", "token-revoke")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printfarm-server", description="Collect printer data into InfluxDB.")
     parser.add_argument("command", choices=["run", "check-config", "report", "rollup", "purge-users", "pseudonym",
-                                            "grafana-setup", "migrate-organisations", *TOKEN_COMMANDS])
+                                            "grafana-setup", "migrate-organisations", "maintenance",
+                                            *TOKEN_COMMANDS])
     parser.add_argument("-c", "--config", default="/etc/printfarm/server.toml", help="TOML config file")
     from server.reports import cli as report_cli
     from server.rollups import cli as rollup_cli
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from server.grafana import setup as grafana_setup
     grafana_setup.add_arguments(parser)
     tokens_cli.add_arguments(parser)
+    from server import maintenance_cli
+    maintenance_cli.add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # account names may follow the options (pseudonym)
     try:
         cfg = server_config.load(args.config)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollup":
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return rollup_cli.run(cfg, inv, args)
+    if args.command == "maintenance":  # docs/maintenance.md
+        return maintenance_cli.run(cfg, inv, args)
     if args.command == "migrate-organisations":  # docs/organisations.md
         from server.store import migrate
         return migrate.run(cfg, inv)

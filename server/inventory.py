@@ -32,7 +32,7 @@ import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
-from server import attribution, bookings, costs, organisations
+from server import attribution, bookings, costs, maintenance_intervals, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
 from server.spoolman import SpoolmanSettings
@@ -106,6 +106,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     materials: dict[str, costs.Material] = {}  # prices and densities (server/costs.py)
     rates: costs.Rates = msgspec.field(default_factory=costs.Rates)
     spoolman: SpoolmanSettings | None = None  # optional: prices and densities from Spoolman (server/spoolman.py)
+    maintenance: maintenance_intervals.Maintenance = msgspec.field(default_factory=maintenance_intervals.Maintenance)
 
     def __post_init__(self):
         for org, entry in self.organisations.items():
@@ -123,6 +124,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
                 raise Invalid(f"printers.{printer_id}.site", f"site {entry.site!r} is not defined",
                               f"add a [sites.{entry.site}] table or correct the site")
         self.agent_of = self._agents_of_printers()
+        maintenance_intervals.check(self.maintenance, self.printers)  # docs/maintenance.md
         for customer_id in self.customers:
             check_id(f"customers.{customer_id}", customer_id)
         attribution.check(self)
@@ -172,6 +174,11 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         agents = {a: AgentEntry([p for p in entry.printers if p in printers]) for a, entry in self.agents.items()}
         return msgspec.structs.replace(self, sites=sites, printers=printers, agents=agents,
                                        rates=costs.of_printers(self.rates, printers))
+
+    def service_interval(self, printer_id: str) -> maintenance_intervals.Interval | None:
+        """When the printer is due for service (docs/maintenance.md), or None."""
+        entry = self.printers.get(printer_id)
+        return maintenance_intervals.interval_of(self.maintenance, printer_id, entry.model if entry else "")
 
     def site_name(self, site: str) -> str:
         """What a reader sees for a site: its name, or its ID when it has none."""
@@ -234,6 +241,7 @@ def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None)
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
     for key in ("models", "printers"):
         check_entries(data.get("rates"), key, costs.Rate, source, prefix="rates.")
+        check_entries(data.get("maintenance"), key, maintenance_intervals.Interval, source, "maintenance.")
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())
     for key, problem, fix in inv.advice():
         log.warning("%s: %s: %s — fix: %s", source, key, problem, fix)

@@ -62,6 +62,12 @@ def alerts(c: "Collector"):
     return engine
 
 
+def maintenance(c: "Collector"):
+    """Service counters read every few minutes for the service_due alert (docs/maintenance.md)."""
+    from server import maintenance_watch
+    return maintenance_watch.from_collector(c)
+
+
 def rollups(c: "Collector"):
     """Rollups hear every accepted message, to recompute the hours late data changes; their
     write barrier rides along the writer's acknowledgements."""
@@ -105,6 +111,7 @@ def http_api(c: "Collector"):
 REGISTRY: dict[str, Factory] = {
     "purge": purge,
     "alerts": alerts,
+    "maintenance": maintenance,
     "rollups": rollups,
     "http": http_api,
 }

@@ -217,6 +217,21 @@ class Engine:
                 out.append(w)
         return out
 
+    def service_checked(self, found: list) -> None:
+        """The maintenance check's ServiceStates (server/maintenance_watch.py), for service_due.
+        A listed printer not heard from since the start gets a watch when it is due or has an
+        open incident (a printer that is off still needs its service)."""
+        now = self.clock()
+        with self._lock:
+            for state in found:
+                w = self.printers.get((state.site, state.printer))
+                if w is None:
+                    if not state.due and f"service_due/{state.site}/{state.printer}" not in self.open:
+                        continue
+                    w = self._watch(self.inventory.tags(state.site, state.printer))
+                w.service = state
+                self._apply(self.rules["service_due"], w, w.subject, now)
+
     # --- evaluation -------------------------------------------------------------------------
 
     def tick(self) -> None:

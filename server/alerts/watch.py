@@ -55,6 +55,7 @@ class PrinterWatch:
     heaters: dict[str, HeaterWatch] = field(default_factory=dict)
     failed: dict | None = None  # the last print failure, until the printer is up again
     done: dict | None = None  # the last finished print
+    service: object | None = None  # server.maintenance.ServiceState as last checked; None: not yet
 
     def stale(self, msg) -> bool:
         """A redelivered or superseded message, which must not re-open anything."""

@@ -54,6 +54,7 @@ class Report:
     project_before: "dict | None" = None  # each customer's use since the project's start, before the period
     site_names: dict[str, str] = field(default_factory=dict)
     cost: cost.CostView = field(default_factory=cost.CostView)  # material, cost, outcomes per job (cost.py)
+    maintenance: list[dict] = field(default_factory=list)  # server/reports/maintenance.py
     network_name: str = ""
     users_shown: str = "pseudonym"  # [privacy] users / report --users
     queries: int = 0

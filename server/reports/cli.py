@@ -115,7 +115,8 @@ def _one(cfg, inventory, period, formats, out, lang, rcfg, people, show_progress
                 client = client_for(cfg)
                 sources, detail = sources_for(cfg, inventory, client, scope)
                 report = make_report(client, inventory, period, grace_s=rcfg.silence_after, progress=step,
-                                     people=people, ahead=ahead, sources=sources, detail=detail)
+                                     people=people, ahead=ahead, sources=sources, detail=detail,
+                                     use_rollups=cfg.rollups.enabled)
             except InfluxError as exc:
                 print(f"report: cannot read InfluxDB at {redact(cfg.influx.url)}: {exc}", file=sys.stderr)
                 return 1

@@ -16,6 +16,7 @@ from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
 from server.reports import indicators, labels, periods, query
+from server.reports import maintenance as report_maintenance
 from server.reports.ahead import XlsxAhead
 from server.reports.people import People
 from server.reports.periods import Period
@@ -47,7 +48,7 @@ def _few_collections(fn):
 def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms: int | None = None,
                 grace_s: float = 120.0, progress: Callable[[str], None] = lambda step: None,
                 people: People | None = None, compare: bool = True, ahead: XlsxAhead | None = None,
-                sources: query.Sources = query.HERE, detail: bool = True) -> build_mod.Report:
+                sources: query.Sources = query.HERE, detail: bool = True, use_rollups: bool = True) -> build_mod.Report:
     """The report of ``period``; with ``compare`` also the period before it (key figures, new customers).
     ``ahead`` gets the job list as soon as it is known, to write it while the rest is read.
     ``sources``: the databases read (docs/organisations.md); ``detail`` False leaves every file name
@@ -76,6 +77,8 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     report = build_mod.build(data, inventory, period, now_ms, people, earlier,
                              jobs=jobs if ahead else None, project_before=since)
     report.jobs = shown(report.jobs)
+    report.maintenance = report_maintenance.rows(client, inventory, period, report.as_of_ms, use_rollups, sources,
+                                                 notes=detail)  # ``use_rollups``: [rollups] enabled
     progress("accounting")
     return report
 

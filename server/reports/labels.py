@@ -4,6 +4,7 @@ indicator report's words are in indicator_labels.py, merged in below."""
 from __future__ import annotations
 
 from server.reports import cost_labels, indicator_labels
+from server.reports import maintenance as maintenance_labels
 
 LANGS = ("en", "sv")
 
@@ -294,6 +295,9 @@ for _lang in LANGS:  # the indicator report's words (indicator_labels.py)
     COLUMNS[_lang].update(indicator_labels.COLUMNS[_lang])
     SHEETS[_lang].update(indicator_labels.SHEETS[_lang])
     NOTES[_lang].update({f"indicators_{k}": v for k, v in indicator_labels.NOTES[_lang].items()})
+    # The maintenance section's sheet; its column headers stay in maintenance.py (Grafana's
+    # rollup panels take every label of COLUMNS).
+    SHEETS[_lang].update(maintenance_labels.SHEETS[_lang])
 
 for _lang in LANGS:  # the material, cost and outcome sheets' words (cost_labels.py)
     COLUMNS[_lang].update(cost_labels.COLUMNS[_lang])

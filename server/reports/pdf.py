@@ -24,6 +24,7 @@ from matplotlib.table import Table  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from common.text import no_mathtext  # noqa: E402
+from server.reports import maintenance as report_maintenance  # noqa: E402
 from server.reports.build import Report  # noqa: E402
 from server.reports.labels import COLUMNS, DEFINITIONS, OUTCOMES, SHEETS, TEXT, collapsed_notes  # noqa: E402
 from server.reports.tables import customer_table, indicator_rows  # noqa: E402
@@ -55,6 +56,8 @@ def write(report: Report, lang: str, path: Path) -> Path:
         pdf.savefig(_charts_page(report, lang))
         for chunk in _chunks(report.groupings["site"], 30):
             pdf.savefig(_site_table_page(chunk, lang, f"{SHEETS[lang]['site']} — {report.period.label}"))
+        for page in report_maintenance.pdf_pages(report, lang):
+            pdf.savefig(page)
     plt.close("all")
     return Path(path)
 

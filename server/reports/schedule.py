@@ -38,6 +38,8 @@ def run_once(cfg, inventory, rcfg: ReportsConfig, now_ms: int | None = None,
         from server.reports.cli import sources_for
         sources, detail = sources_for(cfg, inventory, client, (None,))
         where = {"sources": sources, "detail": detail}
+    if not cfg.rollups.enabled:  # the maintenance section counts printing hours from the jobs then
+        where["use_rollups"] = False
     report = make(client, inventory, period, now_ms=now_ms, grace_s=rcfg.silence_after,
                   people=people_for(cfg), **where)
     report.network_name = rcfg.network_name

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from common.text import plain_or_none
 
 from server.reports import aggregate, cost_tables, customer_rows, indicator_labels, key_figures
+from server.reports import maintenance as report_maintenance
 from server.reports.build import Report
 from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
 
@@ -42,7 +43,7 @@ class Table:
 
 
 TABLE_KEYS = ("key_figures", *aggregate.GROUPINGS, *(key for key, *_ in CUSTOMER_TABLES), "indicators",
-              "indicator_enterprises", *cost_tables.KEYS, "monthly", "jobs")
+              "indicator_enterprises", *cost_tables.KEYS, report_maintenance.KEY, "monthly", "jobs")
 
 
 def tables(report: Report, lang: str) -> list[Table]:
@@ -57,6 +58,9 @@ def report_tables(report: Report, lang: str) -> list[Table]:
     out += [customer_table(report, key, lang) for key, *_ in CUSTOMER_TABLES]
     out += [indicator_table(report, lang), indicator_enterprise_table(report, lang)]
     out += cost_tables.tables(report, lang)  # material, cost and outcomes (cost_tables.py)
+    key = report_maintenance.KEY
+    out.append(Table(key, SHEETS[lang][key], report_maintenance.COLUMNS, report_maintenance.headers(lang),
+                     report_maintenance.table_rows(report.maintenance, report.period, lang)))
     out.append(_table("monthly", MONTH_COLUMNS, [[m[c] for c in MONTH_COLUMNS] for m in report.monthly], lang))
     return out
 

@@ -49,6 +49,14 @@ size = "large"
 county = "Västerbotten"
 """
 CUBE, DOOMED = "cube[acme].gcode", "doomed[bigco].gcode"
+# The maintenance panel: vp-1 is due after its jobs, vp-2 is not (docs/maintenance.md).
+MAINTENANCE = """
+[maintenance.printers.vp-1]
+service_jobs = 1
+
+[maintenance.printers.vp-2]
+service_hours = 1000
+"""
 PANEL_TYPES_WITHOUT_QUERIES = {"row", "text", "dashlist", "news"}
 ADMIN = ("admin", "admin-pw-dashboards")
 
@@ -67,11 +75,12 @@ def filled(tmp_path_factory):
         first, second = OctoPrint(tmp / "op1").start(), OctoPrint(tmp / "op2").start()
         servers += [first, second]
         inventory = write_inventory(tmp / "fleet.toml", PRINTERS, SITES)
-        inventory.write_text(inventory.read_text() + CUSTOMERS)
+        inventory.write_text(inventory.read_text() + CUSTOMERS + MAINTENANCE)
         (tmp / "influx-password").write_text(ADMIN[1] + "\n")
         cfg = collector_config(tmp, broker, influx, inventory, username=ADMIN[0],
                                password_file=str(tmp / "influx-password"))
-        cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1}}}
+        cfg.alerts = {"tick_interval": 0.2, "rules": {"printer_down": {"grace": 1},
+                                                      "service_due": {"check_interval": 0.3}}}
         cfg.rollups.interval = cfg.rollups.current_every = 0.3
         collector = RunningCollector(cfg)
         collector.wait_connected()
@@ -150,6 +159,8 @@ def _run_jobs(influx, first: OctoPrint, second: OctoPrint) -> None:
                "progress of the running print")
     # The alerts engine writes "firing" for the failed print (and for the printer in error).
     _wait_rows(influx, "SELECT * FROM alert WHERE state = 'firing'", "an alert point", timeout=30)
+    _wait_rows(influx, "SELECT * FROM \"autogen\".\"service_counters\" WHERE \"due\" != 'no'",
+               "the maintenance check's counters of vp-1, due", timeout=30)
     # A few samples while vp-2 prints, so per-interval panels have several.
     wait_for(lambda: len(_rows(influx, "SELECT progress FROM telemetry WHERE file = 'running.gcode' AND progress > 0"))
              >= 4, 30, "four samples of the running print", interval=0.2)

@@ -10,7 +10,7 @@ from tests.unit import alert_rule_paused
 from tests.unit.alert_helpers import Clock, make_engine, sent, tags, telemetry
 
 TODAYS_ORDER = ["heater_fault", "print_failed", "printer_down", "job_stalled", "print_finished",
-                "agent_offline", "agent_dropping"]
+                "agent_offline", "agent_dropping", "service_due"]
 
 
 def _error(raw) -> alerts_config.ConfigError:

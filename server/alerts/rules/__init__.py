@@ -14,6 +14,7 @@ import msgspec
 from common.configkit import Section
 from server.alerts.rules import (
     agent_dropping, agent_offline, heater_fault, job_stalled, print_failed, print_finished, printer_down,
+    service_due,
 )
 from server.alerts.rules.base import AgentRule, Alert, PrinterRule, RuleSettings
 
@@ -27,6 +28,7 @@ RULES: dict[str, ModuleType] = {
     "print_finished": print_finished,
     "agent_offline": agent_offline,
     "agent_dropping": agent_dropping,
+    "service_due": service_due,
 }
 
 
