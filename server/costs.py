@@ -66,6 +66,9 @@ class Material(Section):
 class Rate(Section):
     hour_rate: float | None = None
     start_fee: float | None = None
+    # The type a job's material is counted as where the printer names none (OctoPrint's analysis
+    # gives lengths only): its density makes the grams, its price the cost.
+    assumed_material: str | None = None
 
     def __post_init__(self):
         _check_amount("hour_rate", self.hour_rate, 1e6, "write the price of one machine hour, e.g. 90")
@@ -94,6 +97,12 @@ def check(inv) -> None:
         if printer not in inv.printers:
             raise Invalid(f"rates.printers.{printer}", "is not a printer of the inventory",
                           f"add a [printers.{printer}] table or correct the ID")
+    known = {_norm(k) for k in (*DENSITIES, *inv.materials)}
+    for key, rate in [("rates", inv.rates), *((f"rates.models.{k}", r) for k, r in inv.rates.models.items()),
+                      *((f"rates.printers.{k}", r) for k, r in inv.rates.printers.items())]:
+        if rate.assumed_material is not None and _norm(rate.assumed_material) not in known:
+            raise Invalid(f"{key}.assumed_material", f"{rate.assumed_material!r} has no density",
+                          f"use one of {', '.join(DENSITIES)} or add a [materials.{rate.assumed_material}] density")
     models = {p.model for p in inv.printers.values()}
     for model in inv.rates.models:
         if model not in models:
@@ -210,7 +219,7 @@ class Prices:
         model = self.rates.models.get(entry.model, Rate()) if entry is not None else Rate()
         pick = lambda key: next((v for v in (getattr(own, key), getattr(model, key), getattr(self.rates, key))
                                  if v is not None), None)
-        return Rate(hour_rate=pick("hour_rate"), start_fee=pick("start_fee"))
+        return Rate(hour_rate=pick("hour_rate"), start_fee=pick("start_fee"), assumed_material=pick("assumed_material"))
 
 
 def _norm(name: str) -> str:

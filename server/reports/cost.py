@@ -84,6 +84,7 @@ class CostView:
     no_progress: int = 0  # failed/cancelled jobs with a slicer estimate and no progress: not counted
     no_rate: set[str] = field(default_factory=set)  # printers with hours and no hour rate
     unreadable: int = 0  # material_use fields that did not decode
+    assumed: int = 0  # tools whose type was [rates] assumed_material (the printer named none)
     customers: dict = field(default_factory=dict)  # the inventory's, to name them
     spoolman: str | None = None  # why [spoolman] could not be read, if it could not
     sums: object = None  # cost_tables.Sums, made when first asked for
@@ -119,7 +120,9 @@ def _job(view: CostView, span: Span, end, organisation: str, kind: str, rate, pr
     if cause is None:
         cause = found_causes[(end.kind, end.error)] = causes.cause(end.kind, end.error)
     job = JobCost(span.start, end.ts, span.site, span.printer, organisation, span.customer, kind, end.kind, cause, hours)
-    job.tools = [_tool(view, use, end, prices) for use in _uses(view, end.material_use)] if end.material_use else []
+    assumed = rate.assumed_material
+    job.tools = [_tool(view, use, end, prices, assumed) for use in _uses(view, end.material_use)] \
+        if end.material_use else []
     if hours is not None and hours > 0:
         if rate.hour_rate is None:
             view.no_rate.add(f"{span.site}/{span.printer}")
@@ -129,7 +132,7 @@ def _job(view: CostView, span: Span, end, organisation: str, kind: str, rate, pr
         price = prices.price_per_kg(tool.material) if tool.material else None
         if tool.grams:
             if price is None:
-                view.no_price.add(tool.material or "?")
+                view.no_price.add(tool.material or "(no type)")
             job.material_cost += tool.grams / 1000 * (price or 0.0)
     return job.finish()
 
@@ -144,8 +147,12 @@ def _uses(view: CostView, text: str | None) -> list[MaterialUse]:
         return []
 
 
-def _tool(view: CostView, use: MaterialUse, end, prices: Prices) -> ToolUse:
-    material = prices.kind(use.type) or (use.type or "")
+def _tool(view: CostView, use: MaterialUse, end, prices: Prices, assumed: str | None = None) -> ToolUse:
+    reported = use.type
+    if reported is None and assumed is not None:  # the printer named none: the inventory's assumption
+        reported = assumed
+        view.assumed += 1
+    material = prices.kind(reported) or (reported or "")
     share = 1.0
     if use.source == "slicer" and end.kind != "done":
         if end.progress is None:
@@ -155,9 +162,9 @@ def _tool(view: CostView, use: MaterialUse, end, prices: Prices) -> ToolUse:
     mm = None if use.mm is None else use.mm * share
     grams = None if use.grams is None else use.grams * share
     if grams is None and mm is not None:
-        grams = prices.grams_of_mm(prices.kind(use.type), mm)
+        grams = prices.grams_of_mm(prices.kind(reported), mm)
         if grams is None:
-            view.no_density.add(use.type or "?")
+            view.no_density.add(reported or "(no type)")
     return ToolUse(material, use.source, grams, mm)
 
 
@@ -171,6 +178,8 @@ def notes(view: CostView) -> list[tuple[str, dict]]:
         out.append(("cost_no_progress", {"n": view.no_progress}))
     if view.no_rate:
         out.append(("cost_no_rate", {"printers": ", ".join(sorted(view.no_rate))}))
+    if view.assumed:
+        out.append(("cost_assumed", {"n": view.assumed}))
     if view.spoolman:
         out.append(("cost_spoolman", {"problem": view.spoolman}))
     if view.unreadable:

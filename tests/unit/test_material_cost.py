@@ -119,3 +119,17 @@ def test_every_cause_has_words_in_both_languages():
     from server.reports import cost_labels
     for lang in ("en", "sv"):
         assert set(causes.CAUSES) <= set(cost_labels.CAUSES[lang])
+
+
+def test_a_length_without_a_type_is_weighed_and_priced_as_the_printers_assumed_material():
+    use = [MaterialUse("slicer", mm=1000.0)]  # what OctoPrint's analysis gives: a length, no type
+    view = cost.compute(_span("done", use), inv(materials={"PLA": {"price_per_kg": 250}},
+                                                rates={"hour_rate": 10, "printers": {"p1": {"assumed_material": "PLA"}}}))
+    grams = 2.405281875 * 1.24
+    assert math.isclose(view.jobs[0].grams, grams) and view.jobs[0].material == "PLA"
+    assert math.isclose(view.jobs[0].cost, 2 * 10 + grams / 1000 * 250) and view.assumed == 1
+    view = cost.compute(_span("done", use), inv())
+    assert view.jobs[0].grams is None and view.no_density == {"(no type)"}
+    with pytest.raises(ConfigError) as found:
+        inv(rates={"models": {"MK4": {"assumed_material": "Unobtainium"}}})
+    assert found.value.key == "rates.models.MK4.assumed_material"
