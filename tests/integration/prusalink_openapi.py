@@ -7,7 +7,10 @@ and test_prusalink_spec.py shows each one is still needed (drop it when Prusa fi
 - ``oneOf`` → ``anyOf`` where every alternative is an object schema with only optional
   properties (``Job``: JobSerialPrint | JobFilePrint; legacy ``Job``, ``Progress``, the file and
   ``telemetry``): any object is valid under all of them at once, so ``oneOf`` ("exactly one")
-  rejects every answer. The authors meant "one of these shapes".
+  rejects every answer. The authors meant "one of these shapes". The same where the alternatives
+  are ``allOf``s of one common schema plus such optional objects (a file's ``FileInfo`` |
+  ``PrintFileInfo`` | ``FirmwareFileInfo`` | ``FolderInfo``, all a ``GenericFileInfo``): every
+  file's answer is valid under all four.
 - 401 on ``/api/v1/status`` and, in the legacy spec, on ``/api/version``, ``/api/printer``,
   ``/api/job`` and ``/api/files/{target}``: the firmware asks every request under ``/api/`` for
   digest auth and answers 401 with a challenge (every other v1 path declares it); the legacy
@@ -66,7 +69,8 @@ def _loosen_oneofs(node, root: dict, where: str) -> list[str]:
     found = []
     if isinstance(node, dict):
         alternatives = node.get("oneOf")
-        if alternatives and all(_never_exclusive(_resolve(a, root)) for a in alternatives):
+        if alternatives and (all(_never_exclusive(_resolve(a, root)) for a in alternatives)
+                             or _common_base_only(alternatives, root)):
             node["anyOf"] = node.pop("oneOf")
             found.append(where)
         for key, value in node.items():
@@ -81,6 +85,23 @@ def _never_exclusive(schema: dict) -> bool:
     """An object schema that every object without conflicting fields satisfies."""
     return (schema.get("type", "object") == "object" and not schema.get("required")
             and schema.get("additionalProperties", True) is not False and "properties" in schema)
+
+
+def _common_base_only(alternatives: list, root: dict) -> bool:
+    """``allOf`` alternatives whose parts are a schema they all share plus never-exclusive objects."""
+    leaves = [_leaves(_resolve(a, root), root) for a in alternatives]
+    if not all(leaves) or not all("allOf" in _resolve(a, root) for a in alternatives):
+        return False
+    common = [leaf for leaf in leaves[0] if all(leaf in other for other in leaves[1:])]
+    return bool(common) and all(_never_exclusive(leaf) for parts in leaves for leaf in parts if leaf not in common)
+
+
+def _leaves(schema: dict, root: dict) -> list[dict]:
+    """The schemas an ``allOf`` (nested ones flattened) is made of."""
+    parts = schema.get("allOf")
+    if not parts:
+        return [schema]
+    return [leaf for part in parts for leaf in _leaves(_resolve(part, root), root)]
 
 
 def _resolve(schema: dict, root: dict) -> dict:

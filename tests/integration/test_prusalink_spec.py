@@ -24,7 +24,7 @@ from devkit.pipeline import wait_for
 from devkit.servers import make_gcode
 from devkit.sim import SimClock, Simulator
 from devkit.sim.faces.prusalink_json import legacy_job, link_state
-from devkit.sim.prusalink_remote import PrusaLinkRemote
+from devkit.sim.prusalink_remote import PrusaLinkRemote, sliced
 from devkit.sim.server import PrinterSpec
 from tests.integration.prusalink_openapi import corrected, load, openapi
 
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 PASSWORD = "spec-test-password"
 V1_READS = ("/api/version", "/api/v1/info", "/api/v1/status", "/api/v1/job", "/api/printer", "/api/job")
 LEGACY_READS = ("/api/version", "/api/printer", "/api/job")
+FILE_PATH = "/api/v1/files/usb/LONG02~1.GCO"  # the file of the long print (its 8.3 name)
 V1_STATES = {"IDLE", "BUSY", "PRINTING", "PAUSED", "FINISHED", "STOPPED", "ERROR", "ATTENTION", "READY"}
 
 
@@ -83,8 +84,9 @@ def _walk_v1(url: str) -> None:
     remote, agent = PrusaLinkRemote(url, PASSWORD), _agent(url)
     state = lambda: remote.status()["printer"]["state"]  # noqa: E731
     _reads(url, V1_READS, agent)  # IDLE
-    remote.print_file("long_0.2mm_PLA.gcode", make_gcode(3000))
-    _reads(url, V1_READS, agent)  # PRINTING
+    remote.print_file("long_0.2mm_PLA.gcode", sliced(make_gcode(3000), [3.1, 0.0, 7.25], [1040.1, 0.0, 2390.5],
+                                                     ["PLA", "PLA", "PETG"]))
+    _reads(url, V1_READS + (FILE_PATH,), agent)  # PRINTING (the agent reads the file's meta, once)
     assert remote.api("PUT", "/api/v1/files/usb/x.gcode", data=b"G1 X1\n",
                       headers={"Print-After-Upload": "?1"}).status_code == 409
     assert remote.api("DELETE", "/api/v1/job/999999").status_code == 404
@@ -169,6 +171,7 @@ def test_every_endpoint_state_and_status_code_was_exercised(recorded):
     for path in LEGACY_READS:
         assert {200, 401} <= codes[("mini", "GET", path)], path
     assert 204 in codes[("mk4", "GET", "/api/v1/job")]
+    assert {200, 401} <= codes[("mk4", "GET", "files")]
     assert {201, 409} <= codes[("mk4", "PUT", "files")]
     assert {204, 404} <= codes[("mk4", "DELETE", "/api/v1/job/999999")] | codes[("mk4", "DELETE", "/api/v1/job/1")]
     assert {204, 409} <= codes[("mini", "POST", "/api/job")]
@@ -187,6 +190,7 @@ def test_the_corrections_are_each_still_needed(recorded):
 
     rejected("mk4", "GET", "/api/v1/status", 401)  # 401 undeclared
     rejected("mk4", "GET", "/api/v1/job", 200)  # oneOf of never-exclusive objects
+    rejected("mk4", "GET", FILE_PATH, 200)  # oneOf of file kinds that all share one base
     rejected("mini", "GET", "/api/job", 401)
     rejected("mini", "GET", "/api/job", 200)
     assert [c for c in corrected("openapi.yaml")[1] if "Job" in c] == ["oneOf->anyOf at #/components/schemas/Job/allOf/0"]

@@ -13,7 +13,8 @@ def make(tmp_path, clock=lambda: 1_790_000_000.0):
     (tmp_path / "code").write_text("12345678")
     cfg = agent_config.from_dict({"agent": {"id": "pi-1", "site": "lab", "state_dir": str(tmp_path)}, "printers": [
         {"id": "p1s-01", "type": "bambu", "host": "127.0.0.1", "serial": "01P00A000000001", "model": "P1S",
-         "access_code_file": str(tmp_path / "code"), "fingerprint": "00" * 32}]}).printers[0]
+         "access_code_file": str(tmp_path / "code"), "fingerprint": "00" * 32,
+         "fetch_3mf": False}]}).printers[0]  # no 3MF over FTPS here: tests/integration/test_bambu_material.py
     printer = Bambu(cfg, clock=clock)
     calls = []
     printer._changed = lambda: calls.append(printer.poll())

@@ -28,7 +28,8 @@ def full(**fields) -> bytes:
 def test_a_full_x1_report_keeps_only_the_fields_we_map():
     fields = decode(full(gcode_state="RUNNING", mc_percent=42))
     assert fields["gcode_state"] == "RUNNING" and fields["mc_percent"] == 42
-    assert "ams" not in fields and "wifi_signal" not in fields and "command" not in fields
+    assert "ams" in fields  # the trays: what the printer has loaded
+    assert "wifi_signal" not in fields and "command" not in fields and "xcam" not in fields
 
 
 def test_partial_p1_reports_merge_into_the_full_state():

@@ -16,8 +16,10 @@ from agent.printers.base import Snapshot
 from agent.printers.digest import DigestAuth, parse_challenge
 from agent.printers.prusalink import PrusaLink
 from agent.printers.prusalink_http import AuthRejected, HTTPStatus
+from agent.printers.prusalink_material import job_material, model_name
 from agent.printers.prusalink_states import ATTENTION_REASON, from_legacy, from_v1
 from common.configkit import ConfigError
+from common.protocol import MaterialUse, Tool
 
 BUDDY_CHALLENGE = 'Digest realm="Printer API", nonce="aaaaaaaa00000000", stale=false'
 
@@ -185,13 +187,97 @@ def client(answers, interval=1.0):
     return PrusaLink(FakeHTTP(answers), interval=interval, clock=lambda: 1_790_000_000.0)
 
 
-def test_v1_asks_for_the_file_once_per_job_then_one_request_per_poll():
-    http = FakeHTTP({"/api/version": {"text": "PrusaLink"}, "/api/v1/status": STATUS,
-                     "/api/v1/job": {"id": 42, "state": "PRINTING", "file": {"name": "BENCHY~1.GCO",
-                                                                            "display_name": "benchy.gcode"}}})
+BUDDY_JOB = {"id": 42, "state": "PRINTING", "file": {"name": "BENCHY~1.GCO", "display_name": "benchy.gcode",
+                                                      "path": "/usb/BENCHY~1.GCO"}}
+# Prusa-Link's meta of a single-tool file (py-gcode-metadata: the sum and a list per tool).
+META = {"filament used [g]": 12.5, "filament used [g] per tool": [12.5], "filament used [mm]": 4190.2,
+        "filament used [mm] per tool": [4190.2], "filament_type": "PETG", "filament_type per tool": ["PETG"]}
+BUDDY_PRINTER = {"telemetry": {"temp-bed": 60.0, "temp-nozzle": 215.0, "material": "PLA"}}
+
+
+def test_v1_asks_for_the_file_its_meta_and_capabilities_once_per_job_then_one_request_per_poll():
+    http = FakeHTTP({"/api/version": {"text": "PrusaLink"}, "/api/v1/status": STATUS, "/api/v1/job": BUDDY_JOB,
+                     "/api/v1/files/usb/BENCHY~1.GCO": {"name": "BENCHY~1.GCO", "meta": META},
+                     "/api/v1/info": {"nozzle_diameter": 0.6, "mmu": False}, "/api/printer": BUDDY_PRINTER})
     printer = PrusaLink(http, clock=lambda: 1.0)
     assert [printer.poll().file for _ in range(3)] == ["benchy.gcode"] * 3
-    assert http.asked == ["/api/version", "/api/v1/status", "/api/v1/job", "/api/v1/status", "/api/v1/status"]
+    assert http.asked == ["/api/version", "/api/v1/status", "/api/v1/job", "/api/v1/files/usb/BENCHY~1.GCO",
+                          "/api/v1/info", "/api/printer", "/api/v1/status", "/api/printer", "/api/v1/status"]
+
+
+def test_a_change_of_filament_shows_within_two_polls_and_a_failed_read_keeps_the_last():
+    answers = {"/api/version": {}, "/api/v1/status": {"printer": {"state": "IDLE"}}, "/api/v1/info": {},
+               "/api/printer": BUDDY_PRINTER}
+    printer = PrusaLink(FakeHTTP(answers), clock=lambda: 1.0)
+    assert printer.poll().info["tools"][0].material == "PLA"
+    answers["/api/printer"] = {"telemetry": {"material": "PETG"}}
+    assert "PETG" in [printer.poll().info["tools"][0].material for _ in range(2)]
+    answers["/api/printer"] = HTTPStatus(500, "/api/printer")
+    assert [printer.poll().info["tools"][0].material for _ in range(2)] == ["PETG", "PETG"]
+
+
+def test_a_v1_job_carries_grams_mm_and_type_from_its_files_meta():
+    http = FakeHTTP({"/api/version": {}, "/api/v1/status": STATUS, "/api/v1/job": BUDDY_JOB,
+                     "/api/v1/files/usb/BENCHY~1.GCO": {"name": "BENCHY~1.GCO", "meta": META},
+                     "/api/v1/info": {"nozzle_diameter": 0.6, "mmu": False}, "/api/printer": BUDDY_PRINTER})
+    snap = PrusaLink(http, clock=lambda: 1.0, model="MK4").poll()
+    assert snap.material == (MaterialUse(source="slicer", tool=0, type="PETG", grams=12.5, mm=4190.2),)
+    assert snap.info == {"model": "MK4", "tools": [Tool(nozzle_mm=0.6, material="PLA")],
+                         "volume": [250.0, 210.0, 220.0], "enclosed": False}
+
+
+def test_meta_in_the_jobs_answer_is_used_without_asking_for_the_file():
+    job = {**BUDDY_JOB, "file": {**BUDDY_JOB["file"], "meta": META}}
+    http = FakeHTTP({"/api/version": {}, "/api/v1/status": STATUS, "/api/v1/job": job, "/api/v1/info": {},
+                     "/api/printer": {}})
+    assert PrusaLink(http, clock=lambda: 1.0).poll().material[0].grams == 12.5
+    assert not [p for p in http.asked if p.startswith("/api/v1/files")]
+
+
+def test_an_mmu_file_gives_one_material_per_tool_used_and_strings_as_connect_sends_them():
+    meta = {"filament used [g]": "3.10, 0.00, 7.25, 0.00, 0.00", "filament used [mm]": "1040.1, 0, 2390.5, 0, 0",
+            "filament_type": "PLA;PLA;PETG;PLA;PLA"}
+    assert job_material(meta) == (MaterialUse(source="slicer", tool=0, type="PLA", grams=3.1, mm=1040.1),
+                                  MaterialUse(source="slicer", tool=2, type="PETG", grams=7.25, mm=2390.5))
+    listed = {"filament used [g] per tool": [1.0, 2.0], "filament_type per tool": ["PLA", "ASA"],
+              "filament used [g]": 3.0}
+    assert [(u.tool, u.type, u.grams) for u in job_material(listed)] == [(0, "PLA", 1.0), (1, "ASA", 2.0)]
+
+
+def test_buddy_firmware_without_meta_gives_the_loaded_type_and_no_amounts():
+    http = FakeHTTP({"/api/version": {}, "/api/v1/status": STATUS, "/api/v1/job": BUDDY_JOB,
+                     "/api/v1/files/usb/BENCHY~1.GCO": {"name": "BENCHY~1.GCO", "ro": False},
+                     "/api/v1/info": {"nozzle_diameter": 0.4, "mmu": True}, "/api/printer": BUDDY_PRINTER})
+    snap = PrusaLink(http, clock=lambda: 1.0).poll()
+    assert snap.material == (MaterialUse(source="slicer", tool=0, type="PLA"),)
+    assert snap.info["model"] is None and len(snap.info["slots"]) == 5  # an MMU: five slots
+
+
+@pytest.mark.parametrize("meta", [None, {}, {"filament used [g]": "lots", "filament_type": 7},
+                                  {"filament used [g]": -3.0, "filament used [mm]": float("nan")},
+                                  {"filament used [g] per tool": "x"}])
+def test_garbage_meta_gives_no_material_and_no_crash(meta):
+    assert job_material(meta) == ()
+
+
+def test_a_failing_meta_read_keeps_the_printer_monitored_and_logs_once_without_the_file_name(caplog):
+    http = FakeHTTP({"/api/version": {}, "/api/v1/status": STATUS, "/api/v1/job": BUDDY_JOB,
+                     "/api/v1/files/usb/BENCHY~1.GCO": HTTPStatus(500, "/api/v1/files/usb/BENCHY~1.GCO"),
+                     "/api/v1/info": {}, "/api/printer": {}})
+    with caplog.at_level(logging.WARNING):
+        snap = PrusaLink(http, clock=lambda: 1.0).poll()
+    assert (snap.state, snap.file, snap.material) == ("printing", "benchy.gcode", None)
+    assert "HTTP 500 from /api/v1/files/..." in caplog.text and "BENCHY" not in caplog.text
+
+
+def test_the_pi_add_on_names_its_model_and_legacy_firmware_its_nozzle_in_version():
+    assert model_name({"original": "PrusaLink I3MK3S"}, None) == "MK3S"
+    assert model_name({"original": "Unknown printer type"}, None) is None
+    answers = {"/api/version": {"nozzle_diameter": 0.4}, "/api/v1/status": HTTPStatus(404, "x"),
+               "/api/job": LEGACY_JOB, "/api/printer": {**LEGACY_PRINTER, "telemetry": {"material": "PETG"}}}
+    snap = client(answers).poll()
+    assert snap.info["tools"] == [Tool(nozzle_mm=0.4, material="PETG")]
+    assert snap.material == (MaterialUse(source="slicer", type="PETG"),)
 
 
 def test_a_printer_without_v1_is_read_through_the_legacy_api():

@@ -31,10 +31,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.printers.base import Snapshot
-from agent.printers.bambu import report, tls
+from agent.printers.bambu import capabilities, report, slice_info, tls
+from agent.printers.bambu.ftps import Fetcher
 from agent.printers.bambu.settings import BambuSettings
 from agent.printers.limits import LimitExceeded, check_json_depth
 from agent.printers.problems import ProblemLog
+from agent.printers.values import text
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ class Bambu:
         self._unreadable = ProblemLog(log, f"{cfg.id}: the report stream of {cfg.serial}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.fetcher = Fetcher(cfg, lambda: self._changed()) if cfg.fetch_3mf else None
+        self._was_active = False  # the last snapshot had a job under way (for the fetcher)
         if cfg.insecure_skip_verify:
             log.warning("%s: insecure_skip_verify = true: the certificate of %s:%d is NOT checked; anyone "
                         "on that network can pose as the printer and receive its access code", cfg.id,
@@ -125,6 +129,8 @@ class Bambu:
 
     def close(self) -> None:
         self._stop.set()
+        if self.fetcher is not None:
+            self.fetcher.close()
         if self._thread is not None:
             self._thread.join(self.cfg.timeout + 2 * self._tick + 1)
 
@@ -288,7 +294,25 @@ class Bambu:
         return Snapshot(ts=ts, state=state, state_text=text, error=error,
                         temps=s.temps(self.cfg.has_chamber_sensor), progress=s.progress(),
                         time_left=s.time_left(), file=s.file(), job_id=s.job_id(), ended=ended,
-                        layer=layer, layers=layers)
+                        layer=layer, layers=layers, material=self._material(state),
+                        info=capabilities.info(s.values, capabilities.model_of(self.cfg.model, self.cfg.serial)))
+
+    def _material(self, state: str) -> tuple | None:
+        """The job's material: from its 3MF once fetched (grams per filament), else the type and
+        colour of the tray feeding the nozzle. The fetch starts while the job is under way."""
+        v = self._state.values
+        subtask, gcode_file = text(v.get("subtask_name")), text(v.get("gcode_file"))
+        active = state in ("printing", "paused")
+        began, self._was_active = active and not self._was_active, active
+        if self.fetcher is not None and (subtask or gcode_file):
+            key = (subtask, gcode_file, slice_info.plate_of(gcode_file))
+            if began:
+                self.fetcher.forget(key)  # the same name again may be sliced anew: fetch again
+            found = self.fetcher.material(key) if active else self.fetcher.known(key)
+            if found:
+                return found
+        tray = capabilities.in_use(v)
+        return (tray,) if tray is not None else None
 
 
 def _refusal(reason: str) -> str:

@@ -3,8 +3,9 @@
 Reports arrive on ``device/<serial>/report`` as JSON; the status lives under ``print``. An X1
 sends the whole object every time; P1 and A1 send only the fields that changed since their
 previous report (OpenBambuAPI, mqtt.md, "print.push_status"), so every report is merged into
-what we hold. We keep only the fields we map: a full X1 report is several kilobytes of AMS,
-camera and upgrade details we never read, and msgspec skips those without building them.
+what we hold. We keep only the fields we map: a full X1 report is several kilobytes of camera,
+upgrade and calibration details we never read, and msgspec skips those without building them
+(the AMS we keep: the trays' materials are what the printer has loaded, capabilities.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class _Print(msgspec.Struct):
     gcode_start_time: Any = UNSET
     fail_reason: Any = UNSET  # newer firmware: the code of the last job's end, kept after print_error clears
     device: Any = UNSET  # newer firmware (X1C 01.09+, H2*, P2S): ctc (chamber), extruder (nozzles)
+    ams: Any = UNSET  # AMS units and their trays, tray_now (capabilities.py)
+    vt_tray: Any = UNSET  # the external spool
+    vir_slot: Any = UNSET  # the external spools of H2 printers
+    nozzle_diameter: Any = UNSET
+    nozzle_type: Any = UNSET
 
 
 class _Report(msgspec.Struct):
@@ -93,6 +99,9 @@ class PrintState:
         device = fields.get("device")
         if isinstance(device, dict) and isinstance(self.values.get("device"), dict):
             fields = {**fields, "device": _merge_device(self.values["device"], device)}
+        ams = fields.get("ams")
+        if isinstance(ams, dict) and isinstance(self.values.get("ams"), dict):  # P1/A1: tray_now alone
+            fields = {**fields, "ams": {**self.values["ams"], **ams}}
         self.values.update(fields)
         now = text(self.values.get("gcode_state")).upper()
         if now in JOB_STATES and before not in JOB_STATES:

@@ -28,12 +28,15 @@ class BambuSettings(PrinterSettings, tag="bambu"):
     insecure_skip_verify: bool = False  # no check at all: must be said, and is logged loudly
     silent_after: float = 30.0  # seconds without a report on an open connection = unreachable
     model: str | None = None  # X1, X1C, X1E, P1P, P1S, A1, A1 mini, H2D, H2S, P2S (optional)
+    fetch_3mf: bool = True  # read the job's grams from its 3MF over FTPS (implicit TLS, same trust)
+    ftps_port: int = 990
 
     def __post_init__(self):
         super().__post_init__()
         _check_host(self.host)
         _check_serial(self.serial)
         check_range("port", self.port, 1, 65535)
+        check_range("ftps_port", self.ftps_port, 1, 65535)
         check_range("silent_after", self.silent_after, 0.5, 3600)
         self.access_code = Secret(read_secret("access_code", self.access_code_file, self.access_code_env))
         self.pin = _check_trust(self.ca_file, self.fingerprint, self.insecure_skip_verify)

@@ -23,7 +23,8 @@ def _bambu(stack, endpoint: dict) -> list[str]:
     # Mosquitto plays them all, one TLS listener (and certificate named by the serial) each.
     broker, serial = stack.bambu_broker, endpoint["serial"]
     return [f'host = "{broker.host}"', f"port = {broker.endpoints[serial].port}", f'serial = "{serial}"',
-            f'access_code_file = "{broker.access_code_file(serial)}"', f'ca_file = "{broker.ca_path}"']
+            f'access_code_file = "{broker.access_code_file(serial)}"', f'ca_file = "{broker.ca_path}"',
+            f"ftps_port = {broker.ftps(serial).port}"]  # its storage: the job's 3MF, for grams
 
 
 # printer API -> (stack, the simulator's endpoint entry) -> TOML lines

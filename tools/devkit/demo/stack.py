@@ -134,8 +134,10 @@ class Stack:
                 "--outages-per-day", str(self.opt.outages_per_day)]
         if self.bambu_broker is not None:
             bambu = self.dir / "bambu.json"
+            serials = self.bambu_serials()
+            storage = {s: str(self.bambu_broker.ftps(s).root) for s in serials.values()}  # their FTPS
             bambu.write_text(json.dumps({"host": self.bambu_broker.host, "port": self.bambu_broker.port,
-                                         "serials": self.bambu_serials()}))
+                                         "serials": serials, "storage": storage}))
             args += ["--bambu", str(bambu)]
         if self.opt.start:
             args += ["--start", self.opt.start]

@@ -9,6 +9,9 @@ certificate, access code and ACL (``per_listener_settings``). A test CA issues t
 
 One more listener, plain and loopback-only, is where the fake printers (devkit.sim.faces.bambu)
 publish their reports, as a printer's firmware does inside the printer.
+
+``ftps(serial)`` gives the printer's storage as well: implicit FTPS on real TLS with the same
+certificate and access code (devkit.servers.bambu_ftps), on a free port instead of 990.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from devkit.servers.bambu_ftps import BambuFTPS
 from devkit.servers.mosquitto import COMMON_CONFIG, Mosquitto
 from devkit.pki import Issued, issue, make_ca
 from devkit.servers.ports import free_ports
@@ -73,6 +77,29 @@ class BambuBroker(Mosquitto):
         self._passwd = find_binary("mosquitto_passwd", "apt-get install -y mosquitto", ("/usr/bin/mosquitto_passwd",))
         for endpoint in self.endpoints.values():
             self._write_printer_files(endpoint)
+        self._storage: dict[str, BambuFTPS] = {}
+
+    def ftps(self, serial: str) -> BambuFTPS:
+        """The printer's FTPS (its certificate, ``bblp`` and its access code), started on first use
+        and stopped with the broker; put files in ``.files`` ("/name.gcode.3mf") or in its ``.root``."""
+        if serial not in self._storage:
+            e = self.endpoints[serial]
+            root = self.dir / "storage" / serial  # where the simulator puts its jobs' 3MFs
+            root.mkdir(parents=True, exist_ok=True)
+            self._storage[serial] = BambuFTPS(self.dir / f"{serial}.crt", self.dir / f"{serial}.key",
+                                              e.access_code, root).__enter__()
+        return self._storage[serial]
+
+    def stop(self) -> None:
+        """The broker and the printers' FTPS (which a restart of the broker keeps)."""
+        for storage in self._storage.values():
+            storage.__exit__(None, None, None)
+        self._storage.clear()
+        super().stop()
+
+    def restart(self) -> "BambuBroker":
+        super().stop()  # the broker only: the printers' storage stays where agents know it
+        return self.start()
 
     def access_code_file(self, serial: str) -> Path:
         path = self.dir / f"{serial}.code"

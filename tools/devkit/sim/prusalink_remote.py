@@ -61,3 +61,13 @@ class PrusaLinkRemote:
 
     def close(self) -> None:
         self.session.close()
+
+
+def sliced(gcode: str, grams: list[float], mm: list[float], types: list[str]) -> bytes:
+    """``gcode`` with the summary PrusaSlicer writes at its end, one value per tool (an MMU or
+    XL print lists every tool, 0.00 for those it does not use)."""
+    joined = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
+    footer = [f"; filament used [mm] = {joined(mm)}", f"; filament used [g] = {joined(grams)}",
+              f"; total filament used [g] = {sum(grams):.2f}", f"; filament_type = {';'.join(types)}",
+              "; nozzle_diameter = " + ",".join("0.4" for _ in types)]
+    return (gcode + "\n".join(footer) + "\n").encode()

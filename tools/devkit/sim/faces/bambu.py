@@ -10,12 +10,16 @@ it unreachable.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from devkit.sim.faces.bambu_3mf import three_mf
 from devkit.sim.faces.bambu_printer import CANCEL_CODE_FOR, CANCELLED, BambuLink, FakeBambuPrinter, family_of
+from devkit.sim.faces.bambu_reports import idle_print_object
 from devkit.sim.model import SimPrinter
 
 # Serial prefixes of the families (as printed on the printers' labels).
@@ -39,12 +43,14 @@ def bambu_serial(printer_id: str, model: str) -> str:
 
 @dataclass
 class BambuSetup:
-    """Where the simulated Bambu printers publish, and their serials (printer id -> serial)."""
+    """Where the simulated Bambu printers publish, their serials (printer id -> serial) and where
+    each one's storage lies (serial -> a directory its FTPS serves: devkit.servers.bambu.BambuBroker.ftps)."""
 
     host: str
     port: int
     serials: dict[str, str] = field(default_factory=dict)
     period: float = 1.0  # real seconds between two reports of a printer
+    storage: dict[str, str] = field(default_factory=dict)
 
 
 class BambuFleet:
@@ -81,6 +87,7 @@ class BambuFleet:
             for pid, fake in self.fakes.items():
                 printer = self.sim.printers[pid]
                 printer.advance(now)
+                _store_3mf(self.setup.storage.get(fake.serial), printer)
                 _report(fake, printer, now, self.sim.site_down(pid, now))
 
     def _run(self) -> None:
@@ -94,7 +101,44 @@ def _report(fake: FakeBambuPrinter, p: SimPrinter, now: float, cut_off: bool) ->
         return
     if fake.stalled:
         fake.resume()
-    fake.update(**_temperatures(p, now), **_job_fields(p, now), wifi_signal=f"-{44 + int(now) % 5}dBm")
+    fake.update(**_temperatures(p, now), **_job_fields(p, now), ams=_ams(fake, p),
+                wifi_signal=f"-{44 + int(now) % 5}dBm")
+
+
+# --- material: the AMS tray of the job's material, and the job's 3MF on the printer's storage ---------
+# The stand-in's AMS (bambu_reports._IDLE) holds PLA black, PLA white, PETG red, PLA blue.
+TRAY_OF = {"PLA": (0, "#000000"), "PETG": (2, "#F95959")}
+DENSITY = {"PLA": 1.24, "PETG": 1.27, "TPU": 1.21}
+
+
+def job_material(job) -> str:
+    """A simulated job's material, from its name (the simulator names jobs "..._PETG_1h5m.gcode")."""
+    return next((m for m in DENSITY if f"_{m}_" in job.name), "PLA")
+
+
+def _ams(fake: FakeBambuPrinter, p: SimPrinter) -> dict:
+    """``ams`` with ``tray_now`` on the job's material while it prints (255: none, or not in the AMS)."""
+    ams = copy.deepcopy(fake.state.get("ams") or idle_print_object()["ams"])
+    active = p.job is not None and p.phase in ("printing", "paused")
+    ams["tray_now"] = str(TRAY_OF.get(job_material(p.job), (255,))[0] if active else 255)
+    return ams
+
+
+def _store_3mf(folder: str | None, p: SimPrinter) -> None:
+    """The job's sliced 3MF where a slicer's LAN print puts it, once per job."""
+    if folder is None or p.job is None or p.phase not in ("printing", "paused"):
+        return
+    path = Path(folder) / f"{p.job.name.removesuffix('.gcode')}.gcode.3mf"
+    if path.exists():
+        return
+    material = job_material(p.job)
+    grams = round(p.job.filament_mm * 3.14159265 * 0.875 ** 2 / 1000 * DENSITY[material], 2)
+    colour = TRAY_OF.get(material, (0, "#FFFFFF"))[1]
+    filament = {"id": 1, "tray_info_idx": "GFL99", "type": material, "color": colour,
+                "used_m": f"{p.job.filament_mm / 1000:.2f}", "used_g": f"{grams:.2f}"}
+    temporary = path.with_suffix(".part")
+    temporary.write_bytes(three_mf({1: [filament]}))
+    temporary.replace(path)  # whole or not at all, as the FTPS server may read it any moment
 
 
 def _temperatures(p: SimPrinter, now: float) -> dict:

@@ -18,6 +18,7 @@ firmware keeps the code in ``fail_reason``).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 
@@ -144,6 +145,13 @@ class FakeBambuPrinter:
         self.update(**{"gcode_state": "FAILED", "print_error": print_error, "mc_print_error_code": str(print_error),
                        "hms": [{"attr": a, "code": c} for a, c in hms], "bed_target_temper": 0.0,
                        **self._code_fields(print_error), **self._nozzle(self._nozzle_now(), 0.0)})
+
+    def feed_from(self, tray: int) -> None:
+        """The AMS feeds ``tray`` to the nozzle (``ams.tray_now``: AMS n // 4 tray n % 4; 254 the
+        external spool; 255 none). A printer of a model-shaped kind gets the one-AMS object first."""
+        ams = copy.deepcopy(self.state.get("ams") or idle_print_object()["ams"])
+        ams["tray_now"] = str(tray)
+        self.update(ams=ams)
 
     def idle(self) -> None:
         """Someone cleared the printer's screen: ready for the next job."""

@@ -73,10 +73,12 @@ async def _v1_route(sim, request: web.Request, p: SimPrinter, now: float) -> web
             return _json(200, j.job(p, now)) if j.has_job(p) else web.Response(status=204)
         if path in ("/api/printer", "/api/job"):  # newer firmware still serves the legacy API
             return await _legacy_route(sim, request, p, now, link=True)
+        if path.startswith("/api/v1/files/usb/"):
+            return _file_info(request, p, sim.face_state.setdefault(p.id, {}), path[len("/api/v1/files/usb/"):])
     if path.startswith("/api/v1/job/"):
         return _job_command(request, p, now, path[len("/api/v1/job/"):].split("/"))
     if method == "PUT" and path.startswith("/api/v1/files/"):
-        return await _upload_put(request, p, now, path.rsplit("/", 1)[-1])
+        return await _upload_put(request, p, now, path.rsplit("/", 1)[-1], sim.face_state.setdefault(p.id, {}))
     return _error(request, 404, "Not Found", "Not Found")
 
 
@@ -99,11 +101,22 @@ def _job_command(request: web.Request, p: SimPrinter, now: float, parts: list[st
     return web.Response(status=204)
 
 
-async def _upload_put(request: web.Request, p: SimPrinter, now: float, name: str) -> web.StreamResponse:
+async def _upload_put(request: web.Request, p: SimPrinter, now: float, name: str, state: dict) -> web.StreamResponse:
     gcode = await request.read()
     if request.headers.get("Print-After-Upload") == "?1":
         p.print_file(now, name, gcode, user=None)
+    state.setdefault("files", {})[j.short_name(name)] = (name, len(gcode), int(now), j.gcode_meta(gcode))
     return web.Response(status=201)
+
+
+def _file_info(request: web.Request, p: SimPrinter, state: dict, short: str) -> web.Response:
+    """A file uploaded to the printer, or the file of a simulated job (its meta made up)."""
+    known = state.get("files", {}).get(short)
+    if known is None and p.job is not None and j.short_name(p.job.name) == short:
+        known = (p.job.name, p.job.size, p.job.date, j.simulated_meta(p.job))
+    if known is None:
+        return _error(request, 404, "Not Found", "Not Found")
+    return _json(200, j.print_file(*known))
 
 
 async def _legacy_route(sim, request: web.Request, p: SimPrinter, now: float, link: bool = False) -> web.StreamResponse:

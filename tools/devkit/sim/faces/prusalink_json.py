@@ -13,11 +13,13 @@ LEGACY_FIRMWARE = "4.6.4+6510"  # before the v1 API (4.7.0; MINI 5.1.0)
 
 
 def version(p: SimPrinter, legacy: bool) -> dict:
+    # Buddy's get_version (lib/WUI/link_content/basic_gets.cpp) also tells the nozzle diameter.
     if legacy:
         return {"api": "0.1", "server": "2.1.2", "text": "PrusaLink", "firmware": LEGACY_FIRMWARE,
-                "hostname": _hostname(p)}
+                "hostname": _hostname(p), "nozzle_diameter": 0.4}
     return {"api": "2.0.0", "server": "2.1.2", "version": "2.1.2", "printer": "1.0.0", "text": "PrusaLink",
-            "firmware": FIRMWARE, "hostname": _hostname(p), "capabilities": {"upload-by-put": True}}
+            "firmware": FIRMWARE, "hostname": _hostname(p), "nozzle_diameter": 0.4,
+            "capabilities": {"upload-by-put": True}}
 
 
 def info(p: SimPrinter) -> dict:
@@ -86,11 +88,16 @@ def legacy_printer(p: SimPrinter, now: float, link: bool) -> dict:
         flags["link_state"] = link_state(p)
     return {
         "telemetry": {"temp-bed": p.bed.actual(now), "temp-nozzle": p.tool.actual(now), "print-speed": 100,
-                      "z-height": 0.2 if printing else 10.0, "material": "PLA"},
+                      "z-height": 0.2 if printing else 10.0, "material": loaded(p)},
         "temperature": {"tool0": {"actual": p.tool.actual(now), "target": p.tool.target, "offset": 0},
                         "bed": {"actual": p.bed.actual(now), "target": p.bed.target, "offset": 0}},
         "state": {"text": "Printing" if printing else "Operational", "flags": flags},
     }
+
+
+def loaded(p: SimPrinter) -> str:
+    """The material loaded: the last job's (the simulator names jobs "..._PETG_..."), PLA at first."""
+    return next((m for m in DENSITY if p.job is not None and f"_{m}_" in p.job.name), "PLA")
 
 
 def legacy_job(p: SimPrinter, now: float) -> dict:
@@ -128,3 +135,59 @@ def short_name(name: str) -> str:
 
 def _hostname(p: SimPrinter) -> str:
     return f"{p.id}.local"
+
+
+# -- print files and their metadata -------------------------------------------------------------
+# Buddy firmware's own HTTP server renders no ``meta`` for a file (lib/WUI/nhttp/file_info.cpp:
+# name, ro, type, m_timestamp, size, refs, display_name); Prusa-Link (the Pi add-on) adds the
+# ``meta`` its G-code parser (py-gcode-metadata FDMMetaData) reads from the slicer's comments,
+# and so does this stand-in: an agent must cope with both.
+
+MMU_KEYS = {"filament used [g]": float, "filament used [mm]": float, "filament used [cm3]": float,
+            "filament cost": float, "filament_type": str, "nozzle_diameter": float}
+DENSITY = {"PLA": 1.24, "PETG": 1.27, "TPU": 1.21, "ABS": 1.04, "ASA": 1.07}
+FILAMENT_AREA = 3.14159265 * 0.875 ** 2  # mm2 of 1.75 mm filament
+
+
+def gcode_meta(gcode: bytes) -> dict:
+    """The meta Prusa-Link serves for a G-code: ``; key = value`` comments, the multi-tool keys
+    as the sum (numbers) or the common value (type) plus ``<key> per tool`` lists."""
+    meta: dict = {}
+    for raw in gcode.decode("utf-8", "replace").splitlines():
+        if not raw.startswith("; ") or " = " not in raw:
+            continue
+        key, value = raw[2:].split(" = ", 1)
+        kind = MMU_KEYS.get(key)
+        if kind is None:
+            continue
+        parts = [p.strip() for p in value.split(";" if kind is str else ",")]
+        try:
+            values = [kind(p) for p in parts]
+        except ValueError:
+            continue
+        meta[f"{key} per tool"] = values
+        if kind is float and key != "nozzle_diameter":
+            meta[key] = round(sum(values), 4)
+        elif len(set(values)) == 1:
+            meta[key] = values[0]
+    return meta
+
+
+def simulated_meta(job) -> dict:
+    """A simulated job's meta (no G-code behind it): its material from its name, its length."""
+    material = next((m for m in DENSITY if f"_{m}_" in job.name), "PLA")
+    grams = round(job.filament_mm * FILAMENT_AREA / 1000 * DENSITY[material], 2)
+    return {"filament used [mm]": job.filament_mm, "filament used [mm] per tool": [job.filament_mm],
+            "filament used [g]": grams, "filament used [g] per tool": [grams], "filament_type": material,
+            "filament_type per tool": [material], "estimated_print_time": int(job.total)}
+
+
+def print_file(name: str, size: int, timestamp: int, meta: dict | None) -> dict:
+    """``/api/v1/files/usb/<8.3 name>`` of a print file."""
+    short = short_name(name)
+    out = {"name": short, "ro": False, "read_only": False, "type": "PRINT_FILE", "m_timestamp": timestamp,
+           "size": size, "refs": {"icon": f"/thumb/s/usb/{short}", "thumbnail": f"/thumb/l/usb/{short}",
+                                  "download": f"/usb/{short}"}, "display_name": name}
+    if meta is not None:
+        out["meta"] = meta
+    return out
