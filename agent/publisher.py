@@ -66,7 +66,7 @@ class Publisher:
         client_factory: Callable[[str], object] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         window: int = 200,
-        ack_timeout: float = 10.0,
+        ack_timeout: float | None = None,
         tick: float = 1.0,
         key_id: str = "",
     ):
@@ -76,7 +76,8 @@ class Publisher:
         self.outbox = outbox or MemoryOutbox()
         self.printers = printers or []
         self.clock, self.monotonic = clock, monotonic
-        self.window, self.ack_timeout, self.tick = window, ack_timeout, tick
+        self.window, self.tick = window, tick
+        self.ack_timeout = broker.ack_timeout if ack_timeout is None else ack_timeout
         self.lock_wait = 1.0  # how long paho's thread waits for a sender in on_disconnect
         self._lock = threading.RLock()  # orders send, replay and paho's connect/disconnect
         self._connected = threading.Event()
@@ -100,6 +101,7 @@ class Publisher:
         self._oversized: set[str] = set()  # topics an oversized message was refused on (logged)
         self._addresses = broker.addresses  # one, or the members of a clustered broker
         self._at = 0  # the one tried or connected now
+        self._failovers = 0  # moves to another address since the last connection
         self._make = client_factory or self._paho_client
         self.client = self._make_client()
 
@@ -315,6 +317,7 @@ class Publisher:
             self._log_once(self._refusal(str(reason_code)))
             return
         self._log_once(None)
+        self._failovers = 0
         log.info("connected to broker %s", self._where)
         with self._lock:
             self._reported_dropped = self.outbox.dropped_total()
@@ -380,6 +383,14 @@ class Publisher:
         if len(self._addresses) < 2:
             return
         self._at = (self._at + 1) % len(self._addresses)
+        # Back off per round of the list, not per address: paho doubles its delay at every
+        # failed attempt, so after a node's loss (when the others may refuse for a few seconds
+        # while the cluster elects new leaders) an agent would wait 2, 4, 8 s between nodes that
+        # work again. Setting the delay restarts paho's doubling (its public API).
+        rounds = self._failovers // len(self._addresses)
+        self._failovers += 1
+        delay = min(self.broker.reconnect_min * 2 ** min(rounds, 16), self.broker.reconnect_max)
+        self.client.reconnect_delay_set(delay, self.broker.reconnect_max)
         host, port = self._addresses[self._at]
         self.client.connect_async(host, port, keepalive=self.broker.keepalive)
 

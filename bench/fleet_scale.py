@@ -4,6 +4,12 @@
     python bench/fleet_scale.py --minutes 1     # a short run
     python bench/fleet_scale.py --cluster --kill-node-after 60   # on a three-node NATS cluster,
                                                 # one node SIGKILLed 60 s into the window
+    python bench/fleet_scale.py --cluster --kills 6 --printers 60 --interval 1
+                                                # six node losses, each time the node leading
+                                                # NATS's MQTT message stream (the worst one to
+                                                # lose), each brought back before the next: the
+                                                # live state's recovery per kill, p50/p95;
+                                                # target p95 <= 5 s beyond one poll interval
 
 Everything runs as separate processes, as in production: the simulator (one process, one port
 per printer), 25 agents (each a `printfarm-agent` with 20 printers, like 25 Raspberry Pis),
@@ -127,6 +133,11 @@ def main() -> int:
     parser.add_argument("--cluster", action="store_true", help="a three-node NATS cluster instead of one Mosquitto")
     parser.add_argument("--kill-node-after", type=float, metavar="S",
                         help="with --cluster: SIGKILL the first node S seconds into the window")
+    parser.add_argument("--kills", type=int, default=0, metavar="N",
+                        help="with --cluster: N node losses in a row (the $MQTT_msgs leader each time), "
+                             "instead of the timed window; prints the recovery of each and p50/p95")
+    parser.add_argument("--kill", choices=("leader", "first"), default="leader",
+                        help="which node --kills loses: the leader of $MQTT_msgs, or always the first")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleet-scale-"))
@@ -140,7 +151,7 @@ def main() -> int:
         stack.up(lambda text: print(f"[setup] {text}", flush=True))
         print(f"[setup] {args.printers} printers, {len(stack.agents)} agents, up in {time.monotonic() - began:.1f} s",
               flush=True)
-        return measure(stack, args)
+        return kills(stack, args) if args.cluster and args.kills else measure(stack, args)
     finally:
         stack.down()
 
@@ -203,6 +214,52 @@ def kill_node(stack: Stack, parts: Parts) -> float:
             return time.time() - killed
         time.sleep(0.2)
     raise RuntimeError("the fleet's live state did not move on within 120 s of the node's loss")
+
+
+TARGET_P95 = 5.0  # s beyond one poll interval: issue 26's "well under 10 s"
+
+
+def kills(stack: Stack, args) -> int:
+    """Lose a node, time the live state's recovery, bring the node back; ``args.kills`` times."""
+    wait_all_reported(stack)
+    cluster, times = stack.cluster, []
+    cluster.ready_timeout = 60.0
+    for i in range(args.kills):
+        node = cluster.leader_of("$MQTT_msgs") if args.kill == "leader" else None
+        node = node or cluster.nodes[0]
+        led = [name for name in ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs") if cluster.leader_of(name) is node]
+        node.kill()
+        killed = time.time()
+        recovered = wait_fresh(stack, killed)
+        times.append(recovered)
+        print(f"[kill {i + 1}] {node.node_name} (leading {', '.join(led) or 'no MQTT stream'}): every printer's "
+              f"live state moved on {recovered:.1f} s after the kill; load {os.getloadavg()[0]:.1f}", flush=True)
+        node.start()
+        try:
+            cluster.wait_ready()
+        except RuntimeError as exc:  # seen with NATS 2.9.10 after several losses: a replica never current
+            print(f"[kill {i + 1}] {node.node_name} back but not healthy: {exc}; going on", flush=True)
+        wait_fresh(stack, time.time())  # the fleet flows again before the next loss
+    beyond = sorted(t - args.interval for t in times)
+    p50, p95 = beyond[len(beyond) // 2], beyond[min(len(beyond) - 1, round(0.95 * (len(beyond) - 1)))]
+    print("\n== node-loss recovery ==")
+    print(f"{args.kills} kills of the {'$MQTT_msgs leader' if args.kill == 'leader' else 'first node'}, "
+          f"{args.printers} printers polled every {args.interval:g} s")
+    print("recovery (s): " + ", ".join(f"{t:.1f}" for t in times))
+    print(f"beyond one poll interval: p50 {p50:.1f} s, p95 {p95:.1f} s, max {beyond[-1]:.1f} s")
+    met = p95 <= TARGET_P95
+    print(f"target: p95 <= {TARGET_P95:g} s beyond one poll interval: {'met' if met else 'MISSED'}")
+    return 0 if met else 1
+
+
+def wait_fresh(stack: Stack, since: float, timeout: float = 120.0) -> float:
+    """Seconds until every printer's live state was sampled after ``since``."""
+    while time.time() - since < timeout:
+        printers = (stack.fleet_state() or {"printers": []})["printers"]
+        if printers and all((p["last_seen"] or 0) > since * 1000 for p in printers):
+            return time.time() - since
+        time.sleep(0.1)
+    raise RuntimeError(f"the fleet's live state did not move on within {timeout:.0f} s")
 
 
 def measure(stack: Stack, args) -> int:

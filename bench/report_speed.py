@@ -1,4 +1,5 @@
-"""How long a quarterly and a yearly report take for 100 printers over a year (target: ≤ 10 s each).
+"""How long a quarterly and a yearly report take for 100 printers over a year (targets: a quarter ≤ 10 s, the
+year ≤ 8 s, issue 23).
 
     python bench/report_speed.py [--printers 100] [--year 2025] [--hz-days 1] [--every 900] [--data DIR]
 
@@ -22,12 +23,13 @@ with changes from a date, ~10 % of file names tagged, a booking per printer and 
 previous period read and accounted too, for the key figures and who is new; and the job events
 since the project's start, which starts with the data on 1 January, for the funder's indicators
 since the start: a quarter's report reads every job event from January up to the quarter, in the
-child that reads the previous period) and writing XLSX, CSV,
+child that reads the previous period; and the maintenance section: service intervals on every
+printer, each one's hours, jobs and filament counted since its first data) and writing XLSX, CSV,
 the PDF and the one-page summary, and prints the network's figures and the machine load. As
 ``printfarm-server report`` does it, the XLSX is written ahead: a child forked as soon as the job
 events are read and the job list made writes the job sheet (``xlsx_ahead``), so "read+accounting"
 includes the fork and "XLSX+CSV+PDF" is what is left after it; the total is timed from the call's start. Exit
-code 1 when a report takes more than 10 s. Caveat printed with the figures: the year before the
+code 1 when a quarter takes more than 10 s or the year more than 8 s (wall, from the call's start). Caveat printed with the figures: the year before the
 data (2024) is empty, so the yearly report's previous period costs little here; a year compared
 with a full previous year reads twice as much (see docs/reports.md).
 """
@@ -52,6 +54,7 @@ from tqdm import tqdm
 from common.pseudonyms import Pseudonyms
 from server import inventory as inventory_mod
 from server import lineproto
+from server.store import layout
 from server.reports import periods
 from server.reports.generate import make_report, write_files, xlsx_ahead
 from server.reports.people import People
@@ -61,7 +64,7 @@ from devkit.servers import InfluxDB
 DB = "printfarm"
 BATCH = 10_000
 S, MIN, H, DAY = 1000, 60_000, 3_600_000, 86_400_000
-TARGET_S = 10.0
+TARGETS_S = {"quarter": 10.0, "year": 8.0}  # wall seconds, per kind of period
 COUNTIES = ("Örebro", "Västmanland", "Uppsala", "Södermanland", "Östergötland", "Värmland", "Dalarna", "Gävleborg")
 KINDS = (("company", "micro"), ("company", "small"), ("company", "medium"), ("company", "large"), ("academia", None),
          ("public", None), ("association", None))
@@ -88,8 +91,11 @@ def fleet(n: int, year: int = 2025, bookings: Path | None = None) -> inventory_m
             site["organisation_kind"] = "research"
     # The project starts with the data: a quarter's indicators read every job event since January.
     project = {"start": f"{year}-01-01", "end": f"{year + 1}-12-31", "targets": {"RCO01": 40, "RCO05": 8}}
+    # Every printer has service intervals: the report's maintenance section counts each one's hours,
+    # jobs and filament since its last service (none recorded here: since its first data).
+    upkeep = {"models": {"MK4": {"service_hours": 500, "service_jobs": 400, "service_months": 6}}}
     data = {"sites": sites, "printers": printers, "customers": customers, "attribution": {"accounts": accounts},
-            "project": project}
+            "project": project, "maintenance": upkeep}
     if bookings is not None:
         rows = [f"{printers[p]['site']},{p},{year}-{m:02d}-10,{year}-{m:02d}-12,cust-{(i + m) % CUSTOMERS:02d}"
                 for i, p in enumerate(sorted(printers)) for m in range(1, 13)]
@@ -290,6 +296,7 @@ def main() -> int:
         inv = fleet(args.printers, args.year, Path(tmp) / "bookings.csv")
         client = InfluxHTTP(server.url, DB, timeout=300)
         client.create_database()
+        layout.ensure(client, layout.RetentionConfig())  # the retention policies a collector makes at its start
         started = time.perf_counter()
         marker = Path(args.data or tmp) / f"populated-v2-{args.printers}-{args.year}-{args.hz_days}-{args.every}.json"
         if marker.exists():
@@ -322,9 +329,15 @@ def main() -> int:
             ind = r["indicators"]
             print("  indicators (period / since the project's start): " + ", ".join(
                 f"{k} {ind[k][0]} / {ind[k][1]}" for k in ("RCO01", "RCO05", "RCO10")))
-        worst = max(r["total s"] for r in results)
-        met = worst <= TARGET_S
-        print(f"\nslowest report: {worst:.2f} s wall (target ≤ {TARGET_S:g} s: {'met' if met else 'MISSED'})")
+        met = True
+        print()
+        for kind, target in TARGETS_S.items():
+            mine = [r for r in results if ("-Q" in r["period"]) == (kind == "quarter")]
+            worst = max(mine, key=lambda r: r["total s"])
+            ok = worst["total s"] <= target
+            met = met and ok
+            print(f"slowest {kind}: {worst['period']} {worst['total s']:.2f} s wall, CPU {worst['cpu report']:.2f} + "
+                  f"{worst['cpu influxd']:.2f} s (target ≤ {target:g} s: {'met' if ok else 'MISSED'})")
         busiest = max(results, key=lambda r: r["cpu report"] + r["cpu influxd"])
         print(f"most CPU: {busiest['period']} {busiest['cpu report'] + busiest['cpu influxd']:.2f} CPU-s "
               f"(report {busiest['cpu report']:.2f} + influxd {busiest['cpu influxd']:.2f}) — on an idle 2-core "

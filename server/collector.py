@@ -53,10 +53,25 @@ class Collector:
         # Ingest's lines gather per read of the socket and go to the writer in one go: a lock
         # per line would cost as much as building the line.
         self._burst: list[str] = []
-        self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
+        # On a NATS cluster each collector stores its share of the stream but follows every
+        # message for its live state and alerts (server/jetstream.py): two ingests then, the
+        # storing one with a fleet of its own (it needs one to date agents' wills).
+        self.split_live = bool(cfg.nats.servers and cfg.nats.live)
+        self.ingest = Ingest(self.inventory, LiveFleet(self.inventory) if self.split_live else self.fleet,
+                             self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users,
                              routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
+        # The ingest whose listeners (alerts) hear every message, and whose fleet the API shows.
+        self.live_ingest = self.ingest
+        if self.split_live:
+            self.live_ingest = Ingest(self.inventory, self.fleet, lambda line: None, metrics=Metrics(),
+                                      reject_unlisted=cfg.ingest.reject_unlisted,
+                                      max_unlisted=cfg.ingest.max_unlisted, users=self.users)
+        self.lease = None
+        if cfg.nats.servers and cfg.nats.alert_lease:
+            from server.nats_lease import AlertLease
+            self.lease = AlertLease(cfg.nats.alert_lease, replicas=min(3, len(cfg.nats.servers)))
         self.subscriber = self._subscriber(cfg)
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
@@ -70,8 +85,13 @@ class Collector:
                        track=self.writer.track if cfg.mqtt.ack_after_write else None, metrics=self.metrics)
         if cfg.nats.servers:
             from server.jetstream import JetStreamSubscriber  # nats-py only where it is used
-            return JetStreamSubscriber(cfg.nats, self.ingest.handle, **options)
+            live = self._follow if self.split_live else None
+            return JetStreamSubscriber(cfg.nats, self.ingest.handle, live=live, lease=self.lease, **options)
         return Subscriber(cfg.mqtt, self.ingest.handle, **options)
+
+    def _follow(self, topic: str, payload: bytes) -> None:
+        self.live_ingest.handle(topic, payload)
+        self.live_ingest.end_burst()
 
     # The subsystems by name, for tests and tools: None when the config leaves one off.
     @property
@@ -128,6 +148,9 @@ class Collector:
             log.warning("could not read the agents' last state (%s): a retained last-will may be stored again", exc)
             return
         for row in found:
+            if self.split_live:  # the storing ingest's own fleet dates the wills
+                self.ingest.fleet.agents.setdefault(row["agent"], AgentState(row["agent"], row["state"], row["time"],
+                                                                             row.get("dropped") or 0))
             self.fleet.agents.setdefault(row["agent"], AgentState(row["agent"], row["state"], row["time"],
                                                                   row.get("dropped") or 0))
 
@@ -160,5 +183,6 @@ class Collector:
             "spool_batches": len(self.spool),
             "spool_bytes": self.spool.bytes,
             "uptime_s": round(time.time() - self.started, 1),
+            **(self.lease.health() if self.lease else {}),
             **self.subsystems.health(),
         }

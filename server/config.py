@@ -47,6 +47,12 @@ class NatsConfig(Section):
     fetch_wait: float = 0.5  # s a fetch waits for messages before the writer is flushed
     ack_wait: float = 30.0  # s before a message taken and not acknowledged goes to another collector
     max_ack_pending: int = 50_000
+    # Each collector also follows every message for its live state and alerts (core NATS, no
+    # JetStream); off: they see only this collector's share, as with $share on MQTT.
+    live: bool = True
+    # s: the lease (a JetStream key-value entry) that lets one collector of several send alerts
+    # expires this long after its holder stops renewing it; 0: every collector sends its own.
+    alert_lease: float = 3.0
     username: str | None = None
     password_file: str | None = None
     password_env: str | None = None
@@ -63,6 +69,8 @@ class NatsConfig(Section):
         check_range("fetch_wait", self.fetch_wait, 0.05, 30)
         check_range("ack_wait", self.ack_wait, 1, 3600)
         check_range("max_ack_pending", self.max_ack_pending, 1, 10_000_000)
+        if self.alert_lease:
+            check_range("alert_lease", self.alert_lease, 1, 600)
         has_password = bool(self.password_file or self.password_env)
         self.password = Secret(read_secret("password", self.password_file, self.password_env)) if has_password else None
 

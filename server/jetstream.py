@@ -12,6 +12,15 @@ delivered again after ``ack_wait`` to whichever collector pulls next. (A stream 
 ``printfarm.v1.>`` was tried first: it captures what NATS publishes after the PUBACK, so while
 its leader was being re-elected after a node's loss, acknowledged messages were lost.)
 
+Live state and alerts need *every* message, not a share: each collector also holds a plain
+(core NATS) subscription to ``printfarm.v1.>``, which the ``live`` handler gets. NATS hands an
+MQTT publish to core subscribers before it stores it (nats-server 2.9 ``mqttProcessPub``:
+``processInboundClientMsg`` first, then ``storeMsg``), so this feed needs no JetStream and keeps
+flowing while the cluster re-elects a stream leader after a node's loss. It is not durable (a
+collector away misses it, and the agents' republished messages come again): the live view keeps
+the newest by sample time, as on MQTT. The optional ``lease`` (server/nats_lease.py) runs on the
+same connection: one collector of several sends the alerts.
+
 nats-py is asyncio; the loop runs on the thread that calls ``run``, as the MQTT loop does.
 """
 
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 MQTT_STREAM = "$MQTT_msgs"  # NATS's stream of QoS 1 messages from MQTT clients
 PREFIX = "$MQTT.msgs."
 SUBJECTS = PREFIX + "printfarm.v1.>"
+LIVE_SUBJECTS = "printfarm.v1.>"  # the same messages as core NATS subjects, for each collector
 
 
 def topic_of(subject: str) -> str:
@@ -57,9 +67,14 @@ class JetStreamSubscriber:
                  track: Callable[[list[int]], None] | None = None,
                  flush: Callable[[], object] = lambda: None,
                  acknowledgements: Acknowledgements | None = None,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None,
+                 live: Callable[[str, bytes], object] | None = None, lease=None):
+        """``handle`` gets this collector's share of the durable stream (to store); ``live``,
+        when given, every message (for live state and alerts)."""
         self.cfg = cfg
         self.handle, self.end_of_burst, self.track, self.flush = handle, end_of_burst, track, flush
+        self.live, self.lease = live, lease
+        self._live_of = None  # the connection the live subscription is on
         self.acks = acknowledgements or Acknowledgements()
         self.metrics = metrics or Metrics()
         self.connected = False
@@ -113,6 +128,9 @@ class JetStreamSubscriber:
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats.connect(**self._connect_options())
         js = self._nc.jetstream()
+        await self._follow_live()
+        if self.lease is not None:
+            self.lease.start(self._loop, lambda: self._nc.jetstream(), self._stop)
         await self._wait_for_stream(js)
         sub = await js.pull_subscribe(SUBJECTS, durable=self.cfg.durable, stream=MQTT_STREAM,
                                       config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,
@@ -131,6 +149,23 @@ class JetStreamSubscriber:
             self._dispatch(msgs)
             if len(msgs) < self.cfg.batch:
                 self.flush()
+
+    async def _follow_live(self) -> None:
+        """Once per connection (nats-py subscribes again by itself after a reconnect)."""
+        if self.live is None or self._live_of is self._nc:
+            return
+        await self._nc.subscribe(LIVE_SUBJECTS, cb=self._on_live, pending_msgs_limit=100_000)
+        self._live_of = self._nc
+
+    async def _on_live(self, msg) -> None:
+        try:
+            self.live(topic_of(msg.subject), msg.data)
+        except Exception:  # as for the durable feed: count, log once, go on
+            self.metrics.inc("handler_errors")
+            if not self._handler_error_logged:
+                self._handler_error_logged = True
+                log.exception("live handling of a message on %s failed (logged once; counted in handler_errors)",
+                              one_line(msg.subject))
 
     async def _wait_for_stream(self, js) -> None:
         """NATS makes its MQTT streams when the first MQTT client connects: until then, wait."""

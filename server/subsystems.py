@@ -57,8 +57,10 @@ def alerts(c: "Collector"):
     write = tenants.alert_writer(c.tenants, c.writer.put) if c.tenants else c.writer.put
     engine = alerts_mod.from_server_config(c.cfg, write, c.metrics, c.inventory)
     if engine:
-        c.ingest.listeners.append(engine.on_message)
+        c.live_ingest.listeners.append(engine.on_message)  # every message, also beside other collectors
         c.routes["/api/alerts"] = engine.api_route
+        if c.lease:  # one of several collectors sends (server/nats_lease.py)
+            engine.gate = c.lease.gate
     return engine
 
 

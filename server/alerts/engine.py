@@ -74,6 +74,9 @@ class Engine:
                    for sender in sender_factory(name, r)]
             for name, r in cfg.receivers.items()
         }
+        # gate(send, now, what): with several collectors, the one that lets notifications out
+        # (server/nats_lease.py); None: this one sends.
+        self.gate: Callable[[Callable[[], None], float, str], None] | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="alert-tick", daemon=True)
         self.store = IncidentStore(cfg.state_file, self._snapshot, save_interval)
@@ -368,9 +371,15 @@ class Engine:
         receivers = receivers_for(self.cfg.routes, incident.severity, incident.rule, incident.details)
         if not receivers:
             log.warning("alert %s matches no route: not sent", incident.id)
-        for name in receivers:
-            for delivery in self.deliveries.get(name, []):
-                delivery.put(note)
+
+        def send() -> None:
+            for name in receivers:
+                for delivery in self.deliveries.get(name, []):
+                    delivery.put(note)
+        if self.gate is None:
+            send()
+        else:
+            self.gate(send, now, f"{incident.key}/{kind}")
         incident.events = 1
         self.metrics.inc(f"alert_notifications_{kind}")
 

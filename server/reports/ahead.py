@@ -104,6 +104,7 @@ def _write_jobs_then_rest(receive, path: Path, lang: str, rows: list, users_show
     try:
         report = receive.recv()
     except EOFError:  # the report failed: no workbook
+        book.discard()
         raise SystemExit(3) from None
     book.about(report)
     for table in tables.report_tables(report, lang):

@@ -8,6 +8,7 @@ import gc
 import logging
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,7 @@ from server.attribution import Attribution
 from server.inventory import Inventory
 from server.reports import build as build_mod
 from server.reports import csv as csv_out
-from server.reports import indicators, labels, periods, query
+from server.reports import indicators, labels, periods, query, timelines
 from server.reports import maintenance as report_maintenance
 from server.reports.ahead import XlsxAhead
 from server.reports.people import People
@@ -62,6 +63,11 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     before = periods.before(period)
     previous = (_previous(client, inventory, before, now_ms, grace_s, people, period, sources)
                 if compare else None)
+    # The maintenance section's look-ups (server/reports/maintenance.py) on connections of their own,
+    # while the rest is read: they need only the period, and would otherwise wait for it all.
+    upkeep = _beside(report_maintenance.rows, client.clone(), inventory, period,
+                     timelines.counted_until(period.start_ms, period.end_ms, now_ms), use_rollups, sources,
+                     notes=detail)  # ``use_rollups``: [rollups] enabled
     jobs: list[build_mod.JobRow] = []
     shown = (lambda rows: rows) if detail else _without_detail
 
@@ -77,10 +83,17 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
     report = build_mod.build(data, inventory, period, now_ms, people, earlier,
                              jobs=jobs if ahead else None, project_before=since)
     report.jobs = shown(report.jobs)
-    report.maintenance = report_maintenance.rows(client, inventory, period, report.as_of_ms, use_rollups, sources,
-                                                 notes=detail)  # ``use_rollups``: [rollups] enabled
+    report.maintenance = upkeep()
     progress("accounting")
     return report
+
+
+def _beside(fn: Callable, *args, **kwargs) -> Callable:
+    """``fn(*args, **kwargs)`` run by a thread; a function that waits for its result (or raises its error)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-beside")
+    found = pool.submit(fn, *args, **kwargs)
+    pool.shutdown(wait=False)
+    return found.result
 
 
 def project_before(client: InfluxHTTP, inventory: Inventory, period: Period, people: People,
@@ -162,41 +175,81 @@ def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: f
 def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Path, lang: str,
                 progress: Callable[[str], None] = lambda step: None, ahead: XlsxAhead | None = None) -> list[Path]:
     """Write each format; a large XLSX is written by a forked child while this process does the rest
-    (XlsxWriter needs ~5 µs a cell, a year's job list is a million cells: seconds worth overlapping).
-    ``ahead``: the child that has been writing it since the job list was known (xlsx_ahead)."""
+    (see ahead.py), and so is a large report's PDF (matplotlib's text layout: ~1.5 CPU-s whatever
+    the period) beside the CSV and the summary. ``ahead``: the child that has been writing the XLSX since the job
+    list was known (xlsx_ahead). The paths come in the order of ``formats``."""
     labels.check(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = _stem(report.period, lang)
-    if "xlsx" in formats and ahead is None and len(formats) > 1 and len(report.jobs) >= FORK_XLSX_ABOVE \
-            and _can_fork():
+    large = len(report.jobs) >= FORK_XLSX_ABOVE and len(formats) > 1 and _can_fork()
+    if "xlsx" in formats and ahead is None and large:
         ahead = XlsxAhead(out / f"{stem}.xlsx", lang)  # forked below: it inherits the report
     if "xlsx" in formats and ahead is not None:
         ahead.send_report(report)
-    paths: list[Path] = []
+    # The PDF beside the rest; the summary (a third of its time) here after the CSV: two cores even.
+    drawn = ["pdf"] if "pdf" in formats and large else []
+    aside = _aside(lambda: _write(report, "pdf", out, stem, lang), "report-pdf") if drawn else None
+    paths: dict[str, list[Path]] = {}
     for fmt in formats:
-        if fmt == "xlsx":
-            if ahead is None:
-                paths.append(_write_xlsx(report, lang, out / f"{stem}.xlsx"))
-                progress(fmt)
+        if fmt == "xlsx" and ahead is not None or fmt in drawn and aside is not None:
             continue
-        if fmt == "pdf":
-            from server.reports import pdf  # matplotlib: imported only when a PDF is asked for
-            paths.append(pdf.write(report, lang, out / f"{stem}.pdf"))
-        elif fmt == "summary":
-            from server.reports import summary
-            paths.append(summary.write(report, lang, out / f"printfarm-summary-{report.period.label}-{lang}.pdf",
-                                       f"{stem}.pdf"))
-        elif fmt == "csv":
-            paths += csv_out.write(report, lang, out, stem)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
+        paths[fmt] = _write(report, fmt, out, stem, lang)
         progress(fmt)
+    if aside is not None:
+        aside()
+        for fmt in drawn:
+            paths[fmt] = [_path(fmt, out, stem, report, lang)]
+            progress(fmt)
     if "xlsx" in formats and ahead is not None:
-        paths.insert(formats.index("xlsx"), ahead.wait())
+        paths["xlsx"] = [ahead.wait()]
         progress("xlsx")
-    log.info("report %s (%s) written: %s", report.period.label, lang, ", ".join(p.name for p in paths))
-    return paths
+    written = [p for fmt in formats for p in paths[fmt]]
+    log.info("report %s (%s) written: %s", report.period.label, lang, ", ".join(p.name for p in written))
+    return written
+
+
+def _write(report: build_mod.Report, fmt: str, out: Path, stem: str, lang: str) -> list[Path]:
+    if fmt == "xlsx":
+        return [_write_xlsx(report, lang, _path(fmt, out, stem, report, lang))]
+    if fmt == "pdf":
+        from server.reports import pdf  # matplotlib: imported only when a PDF is asked for
+        return [pdf.write(report, lang, _path(fmt, out, stem, report, lang))]
+    if fmt == "summary":
+        from server.reports import summary
+        return [summary.write(report, lang, _path(fmt, out, stem, report, lang), f"{stem}.pdf")]
+    if fmt == "csv":
+        return csv_out.write(report, lang, out, stem)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _path(fmt: str, out: Path, stem: str, report: build_mod.Report, lang: str) -> Path:
+    if fmt == "summary":
+        return out / f"printfarm-summary-{report.period.label}-{lang}.pdf"
+    return out / f"{stem}.{fmt}"
+
+
+def _aside(work: Callable[[], object], name: str) -> Callable[[], None]:
+    """``work`` done by a forked child (it inherits everything: nothing pickled); a function that
+    waits for it and raises if it failed. What the child runs is imported here, before the fork."""
+    from server.reports import pdf, summary  # noqa: F401
+    gc.freeze()  # neither side's collector then touches (and copies) the shared pages
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_aside_child, args=(work,), name=name, daemon=True)
+        child.start()
+    finally:
+        gc.unfreeze()
+
+    def wait() -> None:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"{name} failed (exit code {child.exitcode}); see the log above")
+    return wait
+
+
+def _aside_child(work: Callable[[], object]) -> None:
+    gc.disable()  # short-lived: collecting would only copy the parent's pages
+    work()
 
 
 FORK_XLSX_ABOVE = 20_000  # job rows

@@ -49,7 +49,8 @@ _children = Children()
 class CollectorProcess:
     def __init__(self, tmp: Path, name: str, mqtt_broker, influx, inventory: Path, share_group: str = "",
                  flush_interval: float = 0.5, batch_size: int = 500, influx_timeout: float = 2.0,
-                 nats_urls: list[str] = ()):
+                 nats_urls: list[str] = (), extra: str = ""):
+        """``extra``: TOML appended to the config (tables of its own, e.g. [alerts])."""
         self.dir = tmp / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -78,7 +79,7 @@ class CollectorProcess:
             [nats]
             servers = {list(nats_urls)!r}
             ack_wait = 5.0
-            """).replace("'", '"'))
+            """).replace("'", '"') + extra)
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> "CollectorProcess":

@@ -100,7 +100,7 @@ def telemetry(printer: str, seq: int) -> bytes:
     return protocol.encode(protocol.Telemetry(v=1, ts=ts, printer=printer, site=SITE, seq=seq, state="idle"))
 
 
-def test_an_agent_account_reaches_the_collector_only_for_its_own_printers(tmp_path, influxdb):
+def test_an_agent_account_reaches_the_collector_only_for_its_own_printers(tmp_path, influxdb, caplog):
     texts, setup = loopback_cluster(tmp_path)
     (tmp_path / "collector-password").write_text(PASSWORDS["collector"])
     inventory = write_inventory(tmp_path / "fleet.toml", {MINE: SITE, NOT_MINE: SITE})
@@ -127,6 +127,16 @@ def test_an_agent_account_reaches_the_collector_only_for_its_own_printers(tmp_pa
         wait_for(lambda: influxdb.query("SELECT count(seq) FROM telemetry", db=DB), 30, "the agent's point")
         rows = influxdb.query('SELECT seq FROM telemetry GROUP BY "printer"', db=DB)
         assert {r["printer"] for r in rows} == {MINE}
+        # The collector account may follow every message (live state) and hold the alert lease.
+        live = collector.collector.fleet.printers
+        wait_for(lambda: live[(SITE, MINE)].last_seen, 10, "the printer in the live state")
+        assert live[(SITE, NOT_MINE)].last_seen is None
+        lease = collector.collector.lease
+        wait_for(lambda: lease.leader, 15, "the collector to take the alert lease")
+        sent = []
+        lease.gate(lambda: sent.append(1), time.time(), "deploy-check/firing")
+        wait_for(lambda: sent, 10, "the lease holder to record and send a notification")
+        assert "could not record" not in caplog.text  # the account may write the record
     finally:
         if collector:
             collector.stop()

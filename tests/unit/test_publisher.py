@@ -59,7 +59,7 @@ class FakeClient:
         self.will = (topic, payload, qos, retain)
 
     def reconnect_delay_set(self, lo, hi):
-        pass
+        self.delays = getattr(self, "delays", []) + [lo]
 
     def username_pw_set(self, user, password):
         self.credentials = (user, password)
@@ -285,6 +285,20 @@ def test_drops_while_connected_are_published_as_an_agent_status():
     assert b'"dropped":2' in statuses[-1]
 
 
+def test_the_wait_for_an_acknowledgement_comes_from_the_broker_config(outbox):
+    clock = Clock()
+    pub = Publisher("pi-1", BrokerConfig(servers=["n1:1", "n2:2"], ack_timeout=2), outbox=outbox,
+                    client_factory=FakeClient, monotonic=clock)
+    client = pub.client
+    pub.start()
+    client.connack()
+    send(pub, b"1")
+    clock.now += 2.5
+    pub.pump()
+    assert client.sock.shut  # a cluster node holding publishes while it has no stream leader
+    pub.stop()
+
+
 def test_a_broker_that_stops_acknowledging_has_its_connection_dropped(outbox):
     clock = Clock()
     pub, client = make(outbox, monotonic=clock, ack_timeout=10)
@@ -380,6 +394,23 @@ def test_with_several_brokers_the_agent_moves_to_the_next_on_a_loss_and_replays_
     send(pub, b"3")
     pub.pump()
     assert client.payloads()[-2:] == [b"2", b"3"]  # the replay first, then the live message
+    pub.stop()
+
+
+def test_with_several_brokers_the_backoff_grows_per_round_of_the_list_not_per_address(outbox):
+    broker = BrokerConfig(servers=["n1:1", "n2:2", "n3:3"], reconnect_min=0.5, reconnect_max=3)
+    pub = Publisher("pi-1", broker, outbox=outbox, client_factory=FakeClient)
+    client = pub.client
+    pub.start()
+    client.connack()
+    client.delays = []
+    client.lose_connection()
+    for _ in range(7):  # nobody answers: two full rounds and a bit
+        client.on_connect_fail(client, None)
+    assert client.delays == [0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 2.0, 2.0]
+    client.connack()
+    client.lose_connection()
+    assert client.delays[-1] == 0.5  # a new loss starts from the shortest wait again
     pub.stop()
 
 

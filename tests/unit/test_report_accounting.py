@@ -96,3 +96,14 @@ def test_totals_by_window_equal_clipped_totals(cuts):
     by_window = acc.totals_by_window(segs, bounds)
     for (low, high), got in zip(zip(bounds, bounds[1:]), by_window):
         assert got == acc.totals(segs, low, high)
+
+
+@given(st.lists(st.tuples(st.integers(0, 300 * H), st.integers(0, 50 * H), st.sampled_from(acc.CATEGORIES)),
+                max_size=20),
+       st.lists(st.integers(0, 320 * H), min_size=1, max_size=6, unique=True), st.booleans())
+def test_totals_by_window_equal_clipped_totals_for_any_segments_in_any_order(raw, cuts, shuffled):
+    segs = [(a, a + length, cat) for a, length, cat in raw]
+    segs = segs if shuffled else sorted(segs)
+    bounds = sorted(cuts)
+    for (low, high), got in zip(zip(bounds, bounds[1:]), acc.totals_by_window(segs, bounds)):
+        assert got == acc.totals(segs, low, high)

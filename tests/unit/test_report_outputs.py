@@ -243,3 +243,20 @@ def test_printer_text_with_escapes_or_overrides_reaches_no_spreadsheet_cell_as_i
               for c in row]
     assert sum(c == plain(HIDDEN) for c in cells) == 6  # file, user, error: in the XLSX and in the CSV
     assert not [c for c in cells if not c.isprintable()]
+
+
+def test_a_large_reports_pdf_drawn_by_a_forked_child_equals_one_drawn_in_process(report, tmp_path, monkeypatch):
+    import subprocess
+
+    from server.reports import generate, pdf
+
+    text = lambda p: subprocess.run(["pdftotext", "-layout", str(p), "-"], capture_output=True, text=True,
+                                    check=True).stdout
+    inline = write_files(report, ["pdf", "summary"], tmp_path / "inline", "en")
+    monkeypatch.setattr(generate, "FORK_XLSX_ABOVE", 1)
+    paths = write_files(report, ["pdf", "csv", "summary"], tmp_path / "forked", "en")
+    assert [p.suffix for p in paths][:2] == [".pdf", ".csv"] and paths[-1].name == inline[1].name
+    assert [text(p) for p in (paths[0], paths[-1])] == [text(p) for p in inline]
+    monkeypatch.setattr(pdf, "write", lambda *args: 1 / 0)
+    with pytest.raises(RuntimeError, match="report-pdf failed"):
+        write_files(report, ["pdf", "csv"], tmp_path / "failed", "en")

@@ -208,6 +208,10 @@ grace = 60
             return ""
         return "[nats]\nservers = [" + ", ".join(f'"{url}"' for url in self.cluster.nats_urls) + "]\n"
 
+    def _ack_lines(self) -> list[str]:
+        """On a cluster, agents leave a node that holds their publishes (docs/scaling.md)."""
+        return ["ack_timeout = 2"] if self.cluster is not None else []
+
     def _broker_lines(self, k: int) -> list[str]:
         """An agent's [broker]: the one Mosquitto, or every node, the k-th first (agents spread)."""
         if self.cluster is None:
@@ -238,7 +242,7 @@ grace = 60
             conf = self.dir / f"{agent_id}.toml"
             lines = [f'log_level = "{self.opt.log_level}"', "", "[agent]", f'id = "{agent_id}"', f'site = "{site}"',
                      f'state_dir = "{self.dir / "agents" / agent_id}"', "", "[broker]", *self._broker_lines(k),
-                     "reconnect_min = 0.5", "reconnect_max = 5", "",
+                     "reconnect_min = 0.5", "reconnect_max = 5", *self._ack_lines(), "",
                      "[privacy]", f'secret_file = "{secret_file(self.dir)}"', ""]
             for printer in printers:
                 endpoint = self.endpoints[printer]

@@ -132,6 +132,23 @@ class NatsCluster:
             raise RuntimeError(f"NATS JetStream not ready on {[n.node_name for n in pending]} "
                                f"within {self.ready_timeout:.0f} s; see {pending[0].log_path}")
 
+    def leader_of(self, stream: str) -> "NatsNode | None":
+        """The node leading ``stream``'s Raft group, as a running node's monitoring tells it."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            try:
+                jsz = requests.get(f"http://{node.host}:{node.http_port}/jsz?accounts=true&streams=true",
+                                   timeout=2).json()
+            except (requests.RequestException, ValueError):
+                continue
+            for account in jsz.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    if detail.get("name") == stream:
+                        leader = (detail.get("cluster") or {}).get("leader")
+                        return next((n for n in self.nodes if n.node_name == leader), None)
+        return None
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
