@@ -30,6 +30,9 @@ from common.protocol import ACTIVE_STATES, JOB_END_KINDS, MaterialUse
 log = logging.getLogger(__name__)
 
 CONNECTED_STATES = ACTIVE_STATES | {"idle"}
+# A measured amount grows with every poll: saved at most this often (ms), an SD card wears; a
+# restarted agent gets the current amount from the printer again at its first poll anyway.
+MATERIAL_SAVE_MS = 60_000
 UNSAID = "the job ended without the printer saying how"
 REPLACED = "job replaced before its end was seen"
 
@@ -46,7 +49,7 @@ class OpenJob:
     material: tuple = ()  # MaterialUse per tool, the latest the adapter reported
 
     def saved(self) -> dict:
-        return {**asdict(self), "material": msgspec.to_builtins(self.material)}
+        return {**asdict(self), "material": msgspec.to_builtins(list(self.material))}
 
     @classmethod
     def from_saved(cls, saved: dict) -> "OpenJob":
@@ -114,6 +117,7 @@ class JobTracker:
         self.prev: Snapshot | None = None
         self._save = save
         self.ledger = ledger or Ledger()
+        self._material_saved_at: int | None = None  # snapshot ts of the last save for a material change
 
     def update(self, snap: Snapshot) -> list[JobEvent]:
         prev, self.prev = self.prev, snap
@@ -222,13 +226,18 @@ class JobTracker:
             job.filament_mm = snap.filament_mm if snap.filament_mm is not None else job.filament_mm
         # An empty material is "not known", as None: it never replaces one the job had.
         if snap.material and tuple(snap.material) != job.material:
+            moved_only = _kinds(snap.material) == _kinds(job.material)
             job.material = tuple(snap.material)
-            self._save(job.saved())  # an agent restart keeps it
+            last = self._material_saved_at
+            if not moved_only or last is None or snap.ts - last >= MATERIAL_SAVE_MS:
+                self._material_saved_at = snap.ts
+                self._save(job.saved())  # an agent restart keeps it
 
     def _start(self, snap: Snapshot) -> JobEvent:
         self.job = OpenJob(snap.file, snap.user, snap.ts, snap.progress, snap.print_time, snap.filament_mm,
                            snap.job_id, tuple(snap.material or ()))
         self._save(self.job.saved())
+        self._material_saved_at = snap.ts
         event = self._event("started", snap)
         event.material = self.job.material
         return event
@@ -263,6 +272,11 @@ def _end_event(past: PastJob, job_started: int) -> JobEvent:
                     filament_mm=past.filament_mm, error=past.error if past.kind == "failed" else None,
                     job_started=job_started, progress=100.0 if past.kind == "done" else None,
                     material=past.material or ())
+
+
+def _kinds(material) -> list:
+    """What a material says apart from its amounts (which tools, sources, types, colours)."""
+    return [(use.tool, use.source, use.type, use.colour) for use in material]
 
 
 def _replaced(job: OpenJob, snap: Snapshot) -> bool:

@@ -85,6 +85,9 @@ class PrinterWorker:
         self._lock = threading.Lock()  # the schedule and a push client's thread both report
         self.wire = WireCheck(self.id)
         self.info_sent: dict | None = None  # Info's fields last sent in this run
+        # Info messages are numbered apart: ``seq`` stays the count of the printer's stream
+        # (telemetry, status, events), which is what "nothing lost" is checked against.
+        self.info_seq = 0
 
     def run_once(self, telemetry: bool = True) -> Snapshot:
         with self._lock:
@@ -134,9 +137,10 @@ class PrinterWorker:
         if fields == self.info_sent:
             return
         self.info_sent = fields
+        self.info_seq += 1
         log.info("%s: capabilities %s", self.id, one_line(str({k: v for k, v in fields.items() if v not in (None, [])})))
         self._send("info", protocol.Info(v=protocol.SCHEMA_VERSION, ts=snap.ts, printer=self.id, site=self.site,
-                                         seq=self._next_seq(), **fields), retain=True)
+                                         seq=self.info_seq, **fields), retain=True)
 
     def _tell_the_past(self, event: JobEvent) -> None:
         """A job start or end from before this agent run (the printer's record of a job that

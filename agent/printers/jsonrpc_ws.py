@@ -39,7 +39,10 @@ class RpcSocket:
                  connect: Callable[..., Any] = WebSocket, limits: Limits = DEFAULT):
         self.timeout, self.limits = timeout, limits
         self.ws = connect(url, headers, timeout, limits)
-        self.pending: deque[tuple[int, dict]] = deque()  # (bytes, message)
+        self.pending: deque[tuple[int, dict, float]] = deque()  # (bytes, message, when it arrived)
+        # When the message receive() returned last arrived (time.monotonic()): a notification
+        # held during a call is handed on later than it came, and a clock sample must know.
+        self.arrived: float | None = None
         self._held_bytes = 0
         self._next_id = 0
 
@@ -65,16 +68,17 @@ class RpcSocket:
         """The next message; an empty dict for a ping or pong; None if no whole message came
         within ``wait``."""
         if self.pending:
-            size, message = self.pending.popleft()
+            size, message, self.arrived = self.pending.popleft()
             self._held_bytes -= size
             return message
         read = self._read(time.monotonic() + wait)
+        self.arrived = time.monotonic()
         return None if read is None else read[1]
 
     def drop_pending(self, method: str) -> None:
         """Forget the kept notifications of ``method`` (superseded by a call's answer)."""
         self.pending = deque(item for item in self.pending if item[1].get("method") != method)
-        self._held_bytes = sum(size for size, _ in self.pending)
+        self._held_bytes = sum(item[0] for item in self.pending)
 
     def ping(self) -> None:
         self.ws.ping()
@@ -89,7 +93,7 @@ class RpcSocket:
         if self._held_bytes + size > self.limits.held_bytes:
             raise LimitExceeded(f"over {size_text(self.limits.held_bytes)} of notifications while waiting "
                                 "for an answer (limits.held_bytes)")
-        self.pending.append((size, message))
+        self.pending.append((size, message, time.monotonic()))
         self._held_bytes += size
 
     def _read(self, deadline: float) -> tuple[int, dict] | None:

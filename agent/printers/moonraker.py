@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.jsonrpc_ws import Closed, RpcError, RpcSocket, Timeout
 from agent.printers.limits import DEFAULT, LimitExceeded, Limits
+from agent.printers.moonraker_info import MAX_QUEUE, capabilities, estimate, loaded_spool, queue_files, queue_info
 from agent.printers.moonraker_view import HISTORY_PAGE, OBJECTS, MoonrakerView
 from agent.printers.problems import ProblemLog
 from common.configkit import Secret, check_http_url, read_secret
@@ -77,6 +78,12 @@ class Moonraker:
         self._last_key: tuple | None = None
         self._problems = ProblemLog(log, f"Moonraker at {redact(url)}")
         self._first_answer = threading.Event()
+        self._config_too_big = False  # Klipper's configfile overran limits.message_bytes once: not asked again
+        self._caps_retry: float | None = None  # when to ask the capabilities again (the last ask timed out)
+        # Questions beyond the state (capabilities, queue, spool), asked one at a time from the
+        # listening loop when no notification waits: a call holds the notifications that come
+        # meanwhile, so none of them may crowd out the state (or make a flood break another bound).
+        self._todo: list[Callable[[RpcSocket], None]] = []
 
     # -- the PushPrinter protocol ---------------------------------------------------------------
     def start(self, changed: Callable[[], None]) -> None:
@@ -134,6 +141,7 @@ class Moonraker:
         with self._lock:
             self._view.history_loaded(history)
         self._ask_klippy(rpc)
+        self._ask_later(self._read_queue, self._read_spool)
         self._problems.note(None)
         self._report()
 
@@ -152,12 +160,82 @@ class Moonraker:
         rpc.drop_pending("notify_status_update")
         with self._lock:
             self._view.subscribed(status)
+        self._ask_later(self._read_capabilities)
+
+    def _ask_later(self, *questions: Callable[[RpcSocket], None]) -> None:
+        self._todo += [q for q in questions if q not in self._todo]
+
+    def _read_capabilities(self, rpc: RpcSocket) -> None:
+        """Build volume, extruders and nozzles, a chamber: read as Klipper (re)starts (after a
+        FIRMWARE_RESTART its config may be another)."""
+        self._caps_retry = None
+        if self._config_too_big:
+            return
+        query = {"objects": {"configfile": ["settings"], "toolhead": ["axis_minimum", "axis_maximum"]}}
+        try:
+            status = rpc.call("printer.objects.query", query)
+        except RpcError as exc:
+            log.info("%s: no capabilities from Klipper (%s)", redact(self.url), one_line(exc))
+            return
+        except Timeout:  # a busy host: asked again soon (its late answer is dropped as no notification)
+            self._caps_retry = time.monotonic() + self._interval * 4
+            return
+        except LimitExceeded as exc:
+            if "message_bytes" not in str(exc):
+                raise  # another bound (a flood of notifications meanwhile): not the configuration's size
+            self._config_too_big = True  # the connection is lost with it; the next one skips this
+            log.warning("%s: Klipper's configuration is larger than limits.message_bytes: capabilities "
+                        "come from the inventory", redact(self.url))
+            raise
+        caps = capabilities(status.get("status", {}) if isinstance(status, dict) else {})
+        with self._lock:
+            self._view.capabilities = caps
+
+    def _read_queue(self, rpc: RpcSocket) -> None:
+        """Moonraker's job queue: how many jobs wait, and their estimated time."""
+        try:
+            files = queue_files(rpc.call("server.job_queue.status"))
+            if files is None:
+                return
+            estimates = {name: self._estimate(rpc, name) for name in dict.fromkeys(files[:MAX_QUEUE])}
+        except (RpcError, Timeout) as exc:  # a Moonraker without a job queue, or a busy one: no queue now
+            log.debug("no job queue from Moonraker: %s", exc)
+            return
+        with self._lock:
+            self._view.queue = queue_info(files, estimates)
+
+    def _read_spool(self, rpc: RpcSocket) -> None:
+        """Spoolman's active spool, where Moonraker has a [spoolman]: the material loaded."""
+        try:
+            spool_id = rpc.call("server.spoolman.get_spool_id").get("spool_id")
+            answer = None
+            if isinstance(spool_id, int) and not isinstance(spool_id, bool):
+                answer = rpc.call("server.spoolman.proxy", {"request_method": "GET", "path": f"/v1/spool/{spool_id}",
+                                                            "use_v2_response": True})
+        except (RpcError, Timeout, AttributeError) as exc:  # no [spoolman], or a busy host
+            log.debug("no active spool from Moonraker: %s", exc)
+            return
+        with self._lock:
+            self._view.spool = loaded_spool(answer)
+
+    @staticmethod
+    def _estimate(rpc: RpcSocket, name: str) -> float | None:
+        try:
+            return estimate(rpc.call("server.files.metadata", {"filename": name}))
+        except (RpcError, Timeout):  # no metadata (not yet analysed, or gone): the total is not known
+            return None
 
     def _listen(self, rpc: RpcSocket) -> None:
         beat, silent_limit = self._interval / 2, self._interval * 1.5
         heard = asked = time.monotonic()
         while not self._stop.is_set():
             waiting = self._view.klippy in WAITING_FOR_KLIPPER
+            if self._caps_retry is not None and time.monotonic() >= self._caps_retry and self._view.klippy == "ready":
+                self._caps_retry = None
+                self._ask_later(self._read_capabilities)
+            if self._todo and not rpc.pending:
+                self._todo.pop(0)(rpc)  # bounded by its timeout
+                self._report()
             if waiting and time.monotonic() - asked >= REQUERY:
                 asked = time.monotonic()
                 self._ask_klippy(rpc)
@@ -177,7 +255,14 @@ class Moonraker:
         method, params = message.get("method"), message.get("params") or [{}]
         first = params[0] if isinstance(params, list) and params and isinstance(params[0], dict) else {}
         if method == "notify_proc_stat_update":  # every second, sent as Moonraker samples its clock
-            self._clock_sample(first.get("moonraker_stats"))
+            self._clock_sample(first.get("moonraker_stats"), rpc.arrived)
+            return
+        if method in ("notify_active_spool_set", "notify_spoolman_status_changed"):
+            self._ask_later(self._read_spool)  # a new spool, or Spoolman (back) up: its spool can be read now
+            return
+        if method == "notify_job_queue_changed":  # "state_changed" carries no list: nothing moved
+            if queue_files(first.get("updated_queue")) is not None:
+                self._ask_later(self._read_queue)
             return
         with self._lock:
             resubscribe = method == "notify_klippy_ready" and self._view.klippy != "ready"
@@ -195,10 +280,12 @@ class Moonraker:
             self._subscribe(rpc)
         self._report()
 
-    def _clock_sample(self, stats) -> None:
+    def _clock_sample(self, stats, arrived: float | None = None) -> None:
+        """``arrived``: when the frame came (time.monotonic()), if it was held during a call."""
         if isinstance(stats, dict):
+            late = time.monotonic() - arrived if arrived is not None else 0.0
             with self._lock:
-                self._view.clock_sample(stats.get("time"), int(self._clock() * 1000))
+                self._view.clock_sample(stats.get("time"), int((self._clock() - late) * 1000))
 
     # -- telling the agent ----------------------------------------------------------------------
     def _report(self) -> None:

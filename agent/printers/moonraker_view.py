@@ -11,6 +11,8 @@ from dataclasses import replace
 
 from agent.printers.base import PastJob, Snapshot
 from agent.printers.limits import DEFAULT, LimitExceeded
+from agent.printers.moonraker_info import with_spool
+from agent.printers.moonraker_material import material_of
 from agent.printers.values import number as _number, text as _text
 
 # What the agent subscribes to (None: every field of the object).
@@ -54,6 +56,9 @@ class MoonrakerView:
         self.history: list[PastJob] | None = None  # None: Moonraker keeps no history
         self.latest: dict | None = None  # the newest history entry (maybe still in progress)
         self._offsets: list[int] = []  # our clock minus Moonraker's, per sample (ms; >= the truth)
+        self.capabilities: dict = {}  # Info's fields from Klipper's objects (moonraker_info.capabilities)
+        self.queue: dict = {}  # queued_jobs, queued_s from Moonraker's job queue
+        self.spool: dict | None = None  # Spoolman's active spool: material, colour
 
     # -- what the client feeds in ---------------------------------------------------------------
     def lost(self, problem: str) -> None:
@@ -120,6 +125,8 @@ class MoonrakerView:
         state, text, error = printer_state(self.klippy, self.status.get("webhooks", {}),
                                            self.status.get("print_stats", {}))
         snap = Snapshot(ts=ts, state=state, state_text=text, error=error, history=self._history_now(ts))
+        if self.capabilities or self.queue or self.spool:
+            snap.info = {**with_spool(self.capabilities, self.spool), **self.queue}
         if self.klippy != "disconnected":
             self._fill(snap)
         return snap
@@ -160,6 +167,7 @@ class MoonrakerView:
         ended = min(past.started_ts + int(total * 1000), ts) if total else past.ended_ts
         return PastJob(past.job_id, kind, past.started_ts, ended, past.file, past.user,
                        print_time=_number(stats.get("print_duration")), filament_mm=_number(stats.get("filament_used")),
+                       material=material_of(entry.get("metadata"), stats.get("filament_used")),
                        error=(first_line(stats.get("message")) or "print error") if kind == "failed" else None)
 
     def _fill(self, snap: Snapshot) -> None:
@@ -175,9 +183,14 @@ class MoonrakerView:
         snap.print_time = _number(stats.get("print_duration"))
         snap.time_left = _time_left(snap.progress, snap.print_time)
         snap.filament_mm = _number(stats.get("filament_used"))
-        if self.latest and self.latest.get("filename") == snap.file:
-            snap.job_id = job_key(self.latest)
-            snap.user = user_of(self.latest)
+        latest = self.latest if self.latest and self.latest.get("filename") == snap.file else None
+        if latest:
+            snap.job_id = job_key(latest)
+            snap.user = user_of(latest)
+        # The file's metadata comes with its history entry (Moonraker adds it as the job starts):
+        # until then the material is not known (a few mm measured at the start would say too little).
+        if latest or self.history is None:
+            snap.material = material_of(latest.get("metadata") if latest else None, stats.get("filament_used"))
         if self.history is None:  # no history: print_stats is the printer's own word on the end
             snap.ended = {"complete": "done", "cancelled": "cancelled", "error": "failed"}.get(stats.get("state"))
         elif self.klippy in KLIPPER_GONE and stats.get("state") in ("printing", "paused"):
@@ -195,6 +208,7 @@ class MoonrakerView:
             job_id=job_id, kind=kind, started_ts=started, ended_ts=_ms(entry.get("end_time")) or started,
             file=file, user=user_of(entry), print_time=_number(entry.get("print_duration")),
             filament_mm=_number(entry.get("filament_used")),
+            material=material_of(entry.get("metadata"), entry.get("filament_used")),
             error=self._why(entry.get("status"), file) if kind == "failed" else None)
 
     def _why(self, status: str, file: str | None) -> str:

@@ -14,6 +14,7 @@ from agent.printers.base import PrinterSettings, Snapshot
 from agent.printers.http_bounds import BoundedSession
 from agent.printers.limits import DEFAULT, LimitExceeded, Limits
 from agent.printers.octoprint_ends import EndJudge
+from agent.printers.octoprint_profile import PROFILE_EVERY, ProfileReader, material_of
 from agent.printers.octoprint_states import normalise
 from agent.printers.problems import ProblemLog
 from agent.printers.values import as_dict as _dict, clamp as _clamp, number as _number, text as _text
@@ -54,6 +55,7 @@ class OctoPrint:
         timeout: float = 3.0,
         client_factory: Callable[[str, str, float], Any] = _default_client_factory,
         clock: Callable[[], float] = time.time,
+        profile_every: float = PROFILE_EVERY,
     ):
         self.url = url
         self._api_key = api_key
@@ -63,6 +65,7 @@ class OctoPrint:
         self._client = None
         self._problems = ProblemLog(log, f"OctoPrint at {redact(self.url)}")
         self._ends = EndJudge()
+        self._profile = ProfileReader(clock, profile_every)
         self._no_last_error = False  # /api/printer/error answered 404 or 403 (logged once)
 
     def poll(self) -> Snapshot:
@@ -89,6 +92,8 @@ class OctoPrint:
         state = normalise(text)
         snap = Snapshot(ts=ts, state=state, state_text=text, error=_text(job.get("error")) or None)
         _fill_job(snap, job)
+        snap.material = material_of(_dict(job.get("job")))
+        snap.info = self._profile.current(client, connected=state not in ("offline", "error"))
         if state not in ("offline", "error"):
             # /api/printer answers 409 while disconnected; only ask when connected.
             _fill_temps(snap, _printer_or_empty(client))
@@ -116,6 +121,7 @@ class OctoPrint:
     def _unreachable(self, exc: Exception) -> Snapshot:
         problem = _describe(exc)
         self._problems.note(problem)
+        self._profile.forget()
         if _is_auth_problem(problem):
             self._client = None  # the key may be fixed without restarting the agent
         snap = Snapshot(ts=int(self._clock() * 1000), state="unreachable", state_text=problem, error=problem)

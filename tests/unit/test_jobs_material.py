@@ -179,3 +179,25 @@ def test_values_the_contract_refuses_are_left_out_and_the_rest_is_sent(caplog):
             protocol.decode(protocol.parse_topic(f"printfarm/v1/lab/p1/{channel}"), json.dumps(body).encode(),
                             body["ts"])
     assert "left out" in caplog.text
+
+
+def test_a_growing_measured_amount_is_saved_at_most_once_a_minute_a_new_material_at_once():
+    saved = []
+    t = JobTracker(save=saved.append)
+    measured = [MaterialUse(source="measured", type="PLA", mm=float(mm)) for mm in range(1, 6)]
+    events(t, snap(0, "printing", 1, (measured[0],)))
+    after_start = len(saved)
+    events(t, *(snap(5 * i, "printing", 1 + i, (measured[i],)) for i in range(1, 5)))  # 20 s of growth
+    assert len(saved) == after_start  # not saved on every poll
+    events(t, snap(61, "printing", 30, (MaterialUse(source="measured", type="PLA", mm=9.0),)))
+    assert saved[-1]["material"] == [{"source": "measured", "type": "PLA", "mm": 9.0}]  # a minute on: saved
+    events(t, snap(62, "printing", 31, (PLA, PETG)))
+    assert saved[-1]["material"][1]["type"] == "PETG"  # another material: saved at once
+
+
+def test_info_messages_are_numbered_apart_so_the_streams_seq_counts_only_telemetry_status_and_events():
+    sent = worker_for([snap(0, "idle", info=INFO), snap(1, "printing", 5, (PLA,), info={**INFO, "queued_jobs": 1}),
+                       snap(2, "idle", ended="done")])
+    stream = sorted(body["seq"] for topic, body, _ in sent if not topic.endswith("/info"))
+    assert stream == list(range(1, len(stream) + 1))  # what "nothing lost" checks count
+    assert [body["seq"] for body, _ in on(sent, "info")] == [1, 2]

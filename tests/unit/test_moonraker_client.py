@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent import config as agent_config
-from agent.printers.jsonrpc_ws import Closed
+from agent.printers.jsonrpc_ws import Closed, RpcError, Timeout
 from agent.printers.moonraker import Moonraker, MoonrakerSettings, websocket_url
 from common.configkit import ConfigError, Secret
 from devkit.pipeline import wait_for
@@ -19,6 +19,9 @@ READY = {"print_stats": {"state": "standby", "filename": ""}, "webhooks": {"stat
 class FakeSocket:
     """Answers the calls the client makes at connect; ``frames`` feeds what Moonraker pushes."""
 
+    pending = ()  # notifications held during a call (RpcSocket's): none, calls answer at once
+    arrived = None  # so every frame counts as just come
+
     def __init__(self, url, headers, timeout, klippy="ready"):
         self.url, self.headers, self.klippy = url, headers, klippy
         self.frames: queue.Queue = queue.Queue()
@@ -26,10 +29,13 @@ class FakeSocket:
         self.closed = threading.Event()
 
     def call(self, method, params=None):
-        return {"server.connection.identify": {}, "server.info": {"klippy_state": self.klippy},
-                "server.history.list": {"jobs": []}, "printer.objects.subscribe": {"status": READY},
-                "printer.info": {"state_message": "Printer is halted"},
-                "machine.proc_stats": {"moonraker_stats": [{"time": time.time(), "cpu_usage": 1.0}]}}[method]
+        answers = {"server.connection.identify": {}, "server.info": {"klippy_state": self.klippy},
+                   "server.history.list": {"jobs": []}, "printer.objects.subscribe": {"status": READY},
+                   "printer.info": {"state_message": "Printer is halted"},
+                   "machine.proc_stats": {"moonraker_stats": [{"time": time.time(), "cpu_usage": 1.0}]}}
+        if method not in answers:  # as Moonraker answers a method it does not know
+            raise RpcError(method, {"code": -32601, "message": f"Method not found: {method}"})
+        return answers[method]
 
     def receive(self, wait):
         if self.closed.is_set():
@@ -160,3 +166,38 @@ def test_the_config_table_takes_url_and_an_optional_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         agent_config.from_dict({**base, "printers": [{"id": "v", "type": "moonraker", "url": "voron.local"}]})
     assert "printers[0].url" in err.value.line() and "http" in err.value.line()
+
+
+class SlowConfigSocket(FakeSocket):
+    """Klipper's configuration query times out once (a busy host), then answers."""
+
+    asked = 0
+
+    def ping(self):  # answered, so the connection stays up
+        self.frames.put({})
+
+    def call(self, method, params=None):
+        if method != "printer.objects.query":
+            return super().call(method, params)
+        SlowConfigSocket.asked += 1
+        if SlowConfigSocket.asked == 1:
+            raise Timeout("printer.objects.query: no answer within 0.5 s")
+        return {"status": {"toolhead": {"axis_minimum": [0, 0, 0, 0], "axis_maximum": [300, 300, 250, 0]},
+                           "configfile": {"settings": {"extruder": {"nozzle_diameter": 0.6}}}}}
+
+
+def test_capabilities_that_timed_out_are_asked_again_without_losing_the_connection():
+    sockets = []
+
+    def connect(url, headers, timeout):
+        sockets.append(SlowConfigSocket(url, headers, timeout))
+        return sockets[-1]
+
+    client = Moonraker("http://voron.local:7125", None, interval=0.2, timeout=0.5, connect=connect)
+    client.start(lambda: None)
+    try:
+        info = wait_for(lambda: client.poll().info and client.poll().info.get("volume"), 10, "the capabilities")
+        assert info == [300.0, 300.0, 250.0] and len(sockets) == 1  # the same connection
+        assert client.poll().state == "idle"
+    finally:
+        client.close()

@@ -35,6 +35,53 @@ MATERIALS = (("PLA", 215, 60, 0.70), ("PETG", 240, 80, 0.25), ("TPU", 230, 50, 0
 USERS = ("anna", "erik", "elin", "johan", "sara", "lab", "maja", "oskar")
 
 
+# --- material and capabilities (issues 23, 24) --------------------------------------------------
+# Read by every face (OctoPrint, Moonraker, PrusaLink, Bambu): keep what a face needs here, and
+# nothing here draws from a printer's RNG, so a seed gives the same history as before.
+DENSITY = {"PLA": 1.24, "PETG": 1.27, "TPU": 1.21, "ABS": 1.04, "ASA": 1.07, "PC": 1.20, "PA": 1.14}  # g/cm3
+FILAMENT_MM2 = math.pi * (1.75 / 2) ** 2  # the cross-section of 1.75 mm filament, mm2
+COLOURS = {"PLA": "#1E5AA8", "PETG": "#F28C28", "TPU": "#202020", "ABS": "#F4F4F4", "ASA": "#C0392B"}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a simulated printer can do, as its firmware or host would say."""
+    volume: tuple[float, float, float]  # x, y, z mm
+    nozzle_mm: float = 0.4
+    tools: int = 1  # extruders (nozzles)
+    slots: int = 0  # AMS trays / MMU slots
+    enclosed: bool = False
+    nozzle_type: str = "brass"
+
+
+CAPABILITIES = {  # by the inventory's model names (examples/fleet.toml); others get DEFAULT_CAPABILITIES
+    "Prusa MK4": Capabilities((250.0, 210.0, 220.0)),
+    "Prusa i3 MK3S+": Capabilities((250.0, 210.0, 210.0)),
+    "Prusa MINI+": Capabilities((180.0, 180.0, 180.0)),
+    "Prusa XL": Capabilities((360.0, 360.0, 360.0), tools=5),
+    "Bambu Lab X1C": Capabilities((256.0, 256.0, 256.0), slots=4, enclosed=True, nozzle_type="hardened_steel"),
+    "Bambu Lab P1S": Capabilities((256.0, 256.0, 256.0), slots=4, enclosed=True, nozzle_type="stainless_steel"),
+    "Voron Trident": Capabilities((300.0, 300.0, 250.0), nozzle_mm=0.6, enclosed=True),
+}
+DEFAULT_CAPABILITIES = Capabilities((220.0, 220.0, 250.0))
+
+
+def capabilities_of(model: str) -> Capabilities:
+    return CAPABILITIES.get(model, DEFAULT_CAPABILITIES)
+
+
+def grams_of(material: str, filament_mm: float) -> float:
+    """The weight of ``filament_mm`` of 1.75 mm filament of ``material``, as a slicer computes it."""
+    return round(filament_mm * FILAMENT_MM2 / 1000 * DENSITY.get(material, DENSITY["PLA"]), 2)
+
+
+def material_in_gcode(gcode: bytes) -> str | None:
+    """The slicer's ``; filament_type = PETG`` comment (PrusaSlicer, OrcaSlicer), if the file has one."""
+    found = re.search(rb"^;\s*filament_type\s*=\s*([A-Za-z0-9+_-]+)", gcode, re.MULTILINE)
+    return found.group(1).decode() if found else None
+# --- end of material and capabilities -----------------------------------------------------------
+
+
 class Heater:
     """First-order heating/cooling towards the target, computed in closed form."""
 
@@ -78,6 +125,11 @@ class Job:
     ended_at: float | None = None
     cause: str = ""
     why: str = ""
+    material: str = "PLA"  # issue 23: the filament type the job prints with (its slicer's)
+
+    @property
+    def grams(self) -> float:
+        return grams_of(self.material, self.filament_mm)
 
     def elapsed(self, now: float) -> float:
         until = self.paused_at if self.paused_at is not None else now
@@ -97,6 +149,8 @@ class SimPrinter:
     def __init__(self, printer_id: str, rng: random.Random, now: float, site: SiteSchedule | None = None,
                  auto: bool = True, model: str = ""):
         self.id, self.rng, self.site, self.auto, self.model = printer_id, rng, site, auto, model
+        self.capabilities = capabilities_of(model)  # issue 24
+        self.loaded = "PLA"  # the material in the printer now: each job's own once it starts
         self.phase = "idle"
         self.job: Job | None = None  # the selected job: running, or the last one (done/cancelled)
         self.error = ""
@@ -191,7 +245,8 @@ class SimPrinter:
         name = f"{rng.choice(PARTS)}_0.{rng.choice((15, 2, 2, 3))}mm_{material}_{hours}h{minutes}m.gcode"
         job = Job(name=name, size=int(duration * rng.uniform(300, 900)), user=rng.choice(USERS),
                   started=t, heat=rng.uniform(60, 240), duration=duration,
-                  filament_mm=round(duration * rng.uniform(1.5, 4.0), 1), tool=tool, bed=bed, date=int(t))
+                  filament_mm=round(duration * rng.uniform(1.5, 4.0), 1), tool=tool, bed=bed, date=int(t),
+                  material=material)
         job.milestones = self._plan(job)
         return job
 
@@ -216,6 +271,7 @@ class SimPrinter:
         self.phase, self.job, self.error, self.next_at = "printing", job, "", math.inf
         self.jobs_started += 1
         job.id, self.ready, self.busy = self.jobs_started, False, False
+        self.loaded = job.material
         self.tool.set(job.tool, t)
         self.bed.set(job.bed, t)
 
@@ -276,7 +332,7 @@ class SimPrinter:
         # The virtual printer spends ~22 ms per move of make_gcode(); mimic that pace.
         job = Job(name=name, size=len(gcode), user=user, started=now, heat=0.0,
                   duration=max(moves * pace, 0.5), filament_mm=round(moves * 2.0, 1), tool=tool, bed=bed,
-                  date=int(now))
+                  date=int(now), material=material_in_gcode(gcode) or self.loaded)
         job.milestones = [(job.total, "done", "")]
         self._start_job(now, job)
 

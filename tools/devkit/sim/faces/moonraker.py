@@ -185,6 +185,12 @@ class Session:
             return _printer_info(self.p, self.face)
         if method == "server.history.list":
             return {"count": 0, "jobs": j.history(self.p, self.sim.clock, int(params.get("limit", 50)))}
+        if method == "printer.objects.query":  # the agent asks only what does not change: the configuration
+            wanted = params.get("objects", {})
+            return {"eventtime": now, "status": {k: v for k, v in j.configuration(self.p, self.face).items()
+                                                 if k in wanted}}
+        if method == "server.job_queue.status":  # the simulator queues nothing
+            return {"queued_jobs": [], "queue_state": "ready"}
         if method == "printer.objects.subscribe":
             if j.klippy(self.p, self.face)[0] == "disconnected":
                 raise web.HTTPServiceUnavailable()

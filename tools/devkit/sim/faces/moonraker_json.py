@@ -4,7 +4,7 @@ built from one ``SimPrinter`` (Moonraker 0.11 with Klipper, the fields the agent
 from __future__ import annotations
 
 from devkit.sim.clock import SimClock
-from devkit.sim.model import Job, SimPrinter
+from devkit.sim.model import COLOURS, Job, SimPrinter
 
 NO_USER = "_TRUSTED_USER_"
 BOARD_OFF = "mcu 'mcu': Unable to connect"
@@ -63,7 +63,27 @@ def entry(j: Job, clock: SimClock) -> dict:
             "print_duration": round(j.elapsed(end) if end else 0.0, 2),
             "total_duration": round(end - j.started, 2) if end else 0.0,
             "filament_used": round(j.completion(end) / 100 * j.filament_mm, 1) if end else 0.0,
-            "metadata": {"size": j.size}, "auxiliary_data": [], "exists": True}
+            "metadata": metadata(j), "auxiliary_data": [], "exists": True}
+
+
+def metadata(j: Job) -> dict:
+    """The file's metadata as Moonraker reads it from a PrusaSlicer G-code (the slicer's figures)."""
+    return {"size": j.size, "slicer": "PrusaSlicer", "estimated_time": round(j.total),
+            "filament_total": j.filament_mm, "filament_weight_total": j.grams, "filament_type": j.material,
+            "filament_colors": [COLOURS.get(j.material, "#808080")]}
+
+
+def configuration(p: SimPrinter, face: dict) -> dict[str, dict]:
+    """``configfile`` and ``toolhead`` as ``printer.objects.query`` gives them: what the printer can do."""
+    if klippy(p, face)[0] != "ready":
+        return {}
+    caps = p.capabilities
+    settings = {("extruder" if n == 0 else f"extruder{n}"): {"nozzle_diameter": caps.nozzle_mm}
+                for n in range(caps.tools)}
+    if caps.enclosed:
+        settings["temperature_sensor chamber"] = {"sensor_type": "EPCOS 100K B57560G104F"}
+    return {"configfile": {"settings": settings},
+            "toolhead": {"axis_minimum": [0.0, 0.0, 0.0, 0.0], "axis_maximum": [*caps.volume, 0.0]}}
 
 
 def history(p: SimPrinter, clock: SimClock, limit: int = 50) -> list[dict]:

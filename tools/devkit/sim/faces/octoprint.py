@@ -31,6 +31,8 @@ async def _route(request: web.Request, p: SimPrinter, now: float) -> web.StreamR
             return _json(*j.printer(p, now, exclude))
         if path == "/api/connection":
             return _json(200, j.connection(p))
+        if path == "/api/printerprofiles":
+            return _json(200, j.printer_profiles(p))
     elif method == "POST":
         if path == "/api/files/local":
             return await _upload(request, p, now)

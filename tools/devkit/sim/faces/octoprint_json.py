@@ -82,6 +82,20 @@ def printer(p: SimPrinter, now: float, exclude: set[str]) -> tuple[int, dict]:
     return 200, out
 
 
+def printer_profiles(p: SimPrinter) -> dict:
+    """``/api/printerprofiles``: one profile, current and default, from the printer's capabilities."""
+    caps = p.capabilities
+    width, depth, height = caps.volume
+    profile = {"id": "_default", "name": p.model or "Default", "model": p.model or "Generic RepRap Printer",
+               "color": "default", "current": True, "default": True, "heatedBed": True,
+               "heatedChamber": caps.enclosed, "resource": "/api/printerprofiles/_default",
+               "volume": {"width": width, "depth": depth, "height": height, "formFactor": "rectangular",
+                          "origin": "lowerleft", "custom_box": False},
+               "extruder": {"count": caps.tools, "nozzleDiameter": caps.nozzle_mm, "sharedNozzle": False,
+                            "offsets": [[0.0, 0.0]] * caps.tools, "defaultExtrusionLength": 5}}
+    return {"profiles": {"_default": profile}}
+
+
 def connection(p: SimPrinter) -> dict:
     connected = p.phase not in ("off", "error")
     return {
