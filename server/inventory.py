@@ -32,10 +32,11 @@ import msgspec
 
 from common.configkit import ConfigError, Invalid, check_entries, check_id, convert, load_toml
 from common.text import name_problem
-from server import attribution, bookings, maintenance_intervals, organisations
+from server import attribution, bookings, costs, maintenance_intervals, organisations
 from server.attribution import AttributionSettings
 from server.customers import Customer
 from server.directory_config import Capabilities, check_capabilities, check_site_policy
+from server.spoolman import SpoolmanSettings
 from server.organisations import UNLISTED, Organisation
 from server.project import Project
 
@@ -118,6 +119,9 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
     customers: dict[str, Customer] = {}
     attribution: AttributionSettings = msgspec.field(default_factory=AttributionSettings)
     project: Project | None = None
+    materials: dict[str, costs.Material] = {}  # prices and densities (server/costs.py)
+    rates: costs.Rates = msgspec.field(default_factory=costs.Rates)
+    spoolman: SpoolmanSettings | None = None  # optional: prices and densities from Spoolman (server/spoolman.py)
     maintenance: maintenance_intervals.Maintenance = msgspec.field(default_factory=maintenance_intervals.Maintenance)
 
     def __post_init__(self):
@@ -140,6 +144,7 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         for customer_id in self.customers:
             check_id(f"customers.{customer_id}", customer_id)
         attribution.check(self)
+        costs.check(self)
         self._check_organisation_kinds()
         self._check_enterprises()
 
@@ -183,7 +188,8 @@ class Inventory(msgspec.Struct, forbid_unknown_fields=True, dict=True):
         sites = {site: entry for site, entry in self.sites.items() if self.org_of_site[site] == org}
         printers = {p: entry for p, entry in self.printers.items() if entry.site in sites}
         agents = {a: AgentEntry([p for p in entry.printers if p in printers]) for a, entry in self.agents.items()}
-        return msgspec.structs.replace(self, sites=sites, printers=printers, agents=agents)
+        return msgspec.structs.replace(self, sites=sites, printers=printers, agents=agents,
+                                       rates=costs.of_printers(self.rates, printers))
 
     def service_interval(self, printer_id: str) -> maintenance_intervals.Interval | None:
         """When the printer is due for service (docs/maintenance.md), or None."""
@@ -247,9 +253,10 @@ def load(path: str | Path) -> Inventory:
 def from_dict(data: dict, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     """The inventory; ``base`` is the folder the bookings file is relative to (default: cwd)."""
     for key, typ in (("organisations", Organisation), ("sites", Site), ("printers", PrinterEntry),
-                     ("agents", AgentEntry), ("customers", Customer)):
+                     ("agents", AgentEntry), ("customers", Customer), ("materials", costs.Material)):
         check_entries(data, key, typ, source)  # errors name the entry: sites.<id>.<key>
     for key in ("models", "printers"):
+        check_entries(data.get("rates"), key, costs.Rate, source, prefix="rates.")
         check_entries(data.get("maintenance"), key, maintenance_intervals.Interval, source, "maintenance.")
     check_entries(data, "models", Capabilities, source)  # the directory's (server/directory_config.py)
     inv = _with_bookings(convert(data, Inventory, source), base or Path.cwd())

@@ -4,7 +4,9 @@ Measurements (timestamps are the printer's sample time, in ms):
 
 - ``telemetry``  one point per poll
 - ``state``      one point per state change: state, prev_state, state_text, error, coalesced
-- ``job``        one point per job event; tag ``kind`` (started, done, failed, ...)
+- ``job``        one point per job event; tag ``kind`` (started, done, failed, ...); with the job's
+                 material where the printer told it (``material``, ``material_source``, ``grams``,
+                 ``mm``, per tool ``material_use``: docs/materials.md)
 - ``agent``      agent online/offline and its outbox drop count
 - ``rejected``   (written by the collector itself) counts of rejected messages
 
@@ -14,6 +16,8 @@ the same series and time, so it overwrites its point instead of adding one.
 """
 
 from __future__ import annotations
+
+import msgspec
 
 from common import protocol
 from server.inventory import NOT_IN_TAGS, Tags
@@ -162,7 +166,7 @@ def event(msg: protocol.Event, tags: str) -> str:
     pairs = [
         ("count", 1), ("file", msg.file), ("user", msg.user), ("duration", _float(msg.duration)),
         ("print_time", _float(msg.print_time)), ("filament_mm", _float(msg.filament_mm)),
-        ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq),
+        ("error", msg.error), ("job_started", msg.job_started), ("seq", msg.seq), *_material(msg),
     ]
     return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
 
@@ -172,9 +176,27 @@ def event_network(msg: protocol.Event, tags: str) -> str:
     pairs = [
         ("count", 1), ("duration", _float(msg.duration)), ("print_time", _float(msg.print_time)),
         ("filament_mm", _float(msg.filament_mm)), ("error", msg.error), ("job_started", msg.job_started),
-        ("seq", msg.seq),
+        ("seq", msg.seq), *_material(msg),  # amounts and types are figures, not secrets (contract)
     ]
     return f"job{tags},kind={tag(msg.kind)} {_fields(pairs)} {msg.ts}"
+
+
+def _material(msg: protocol.Event) -> list[tuple[str, object]]:
+    """The job's progress at its end and its material, as the printer gave them (whole-job
+    amounts; the reports count a failed job's slicer estimate pro rata). Unknown stays absent,
+    never 0: ``grams``/``mm`` only where a tool told them. ``material_use`` keeps every tool's
+    type, colour, source and amounts (JSON) for the reports' per-material prices and densities."""
+    use = msg.material
+    if not use:
+        return [("progress", _float(msg.progress))]
+    types = [u.type for u in use if u.type]
+    sources = {u.source for u in use}
+    grams = [u.grams for u in use if u.grams is not None]
+    mm = [u.mm for u in use if u.mm is not None]
+    return [("progress", _float(msg.progress)), ("material", "+".join(types) or None),
+            ("material_source", sources.pop() if len(sources) == 1 else "mixed"),
+            ("grams", float(sum(grams)) if grams else None), ("mm", float(sum(mm)) if mm else None),
+            ("material_use", msgspec.json.encode(use).decode())]
 
 
 def agent(msg: protocol.AgentStatus) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from server.attribution import Attribution
 from server.inventory import UNKNOWN, Inventory
 from server.reports import accounting as acc
-from server.reports import aggregate, customer_rows, customer_view, indicators, timelines
+from server.reports import aggregate, cost, customer_rows, customer_view, indicators, timelines
 from server.reports.people import People
 from server.reports.periods import Period, months, zone
 from server.reports.query import JobEvent, RawData
@@ -53,6 +53,7 @@ class Report:
     indicators: "indicators.Indicators | None" = None  # the funder's indicators (with details only)
     project_before: "dict | None" = None  # each customer's use since the project's start, before the period
     site_names: dict[str, str] = field(default_factory=dict)
+    cost: cost.CostView = field(default_factory=cost.CostView)  # material, cost, outcomes per job (cost.py)
     maintenance: list[dict] = field(default_factory=list)  # server/reports/maintenance.py
     network_name: str = ""
     users_shown: str = "pseudonym"  # [privacy] users / report --users
@@ -95,9 +96,12 @@ def build(data: RawData, inventory: Inventory, period: Period, now_ms: int, peop
     if details:
         report.indicators = indicators.compute(inventory, period, spans, project_before)
     report.customer_tables = _customer_tables(view, inventory, previous, report.indicators)
+    if details:  # (not for the previous period: no figure compares cost)
+        report.cost = cost.compute(spans, inventory)  # after customer_view.compute: each job has its customer
     if details:
         report.notes += customer_notes(view, people, inventory)
         report.notes += [Note(code, args) for code, args in indicators.notes(report.indicators)]
+        report.notes += [Note(code, args) for code, args in cost.notes(report.cost)]
     return report
 
 

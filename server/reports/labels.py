@@ -3,7 +3,7 @@ indicator report's words are in indicator_labels.py, merged in below."""
 
 from __future__ import annotations
 
-from server.reports import indicator_labels
+from server.reports import cost_labels, indicator_labels
 from server.reports import maintenance as maintenance_labels
 
 LANGS = ("en", "sv")
@@ -298,3 +298,8 @@ for _lang in LANGS:  # the indicator report's words (indicator_labels.py)
     # The maintenance section's sheet; its column headers stay in maintenance.py (Grafana's
     # rollup panels take every label of COLUMNS).
     SHEETS[_lang].update(maintenance_labels.SHEETS[_lang])
+
+for _lang in LANGS:  # the material, cost and outcome sheets' words (cost_labels.py)
+    COLUMNS[_lang].update(cost_labels.COLUMNS[_lang])
+    SHEETS[_lang].update(cost_labels.SHEETS[_lang])
+    NOTES[_lang].update({f"cost_{k}": v for k, v in cost_labels.NOTES[_lang].items()})

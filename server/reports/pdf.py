@@ -50,6 +50,8 @@ def write(report: Report, lang: str, path: Path) -> Path:
         for lines in _paginate(_summary_lines(report, lang, report.generated())):
             pdf.savefig(_text_page(lines))
         pdf.savefig(_customer_page(report, lang))
+        from server.reports import cost_pdf  # (it draws with this module's tables)
+        pdf.savefig(cost_pdf.page(report, lang))
         pdf.savefig(_indicator_page(report, lang))
         pdf.savefig(_charts_page(report, lang))
         for chunk in _chunks(report.groupings["site"], 30):

@@ -92,6 +92,8 @@ class JobEvent:
     filament_mm: float | None = None
     error: str | None = None
     job_started: int | None = None
+    progress: float | None = None  # at the job's end (end events)
+    material_use: str | None = None  # every tool's material, JSON (server/lineproto.py; reports/cost.py)
 
 
 @dataclass
@@ -186,7 +188,7 @@ class Reader:
         ends = " OR ".join(f"kind = {_q(k)}" for k in JOB_KINDS if k != "started")
         started = self._series(f'SELECT "user", "file" FROM {self.src.job} WHERE {window} AND kind = \'started\' GROUP BY *')
         ended = self._series(
-            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started" FROM {self.src.job} '
+            f'SELECT "file", "user", "duration", "print_time", "filament_mm", "error", "job_started", "progress", "material_use" FROM {self.src.job} '
             f"WHERE {window} AND ({ends}) GROUP BY *")
         return started, ended
 

@@ -53,7 +53,9 @@ def write(report: Report, lang: str, path: Path, full_report: str = "") -> Path:
         low = min(low, _block(fig, y - GAP, 0.6, 0.35, lambda ax: table(
             ax, COUNTY_COLUMNS, counties, lang, t["util_per_county"].split(" (")[0], size=6.5, pad=0.04), title=8.5))
         top = low - GAP - 2.5 * 9 / 72 / A4[1]  # the chart's title above it
-        _county_chart(fig.add_axes([0.22, 0.075, 0.72, max(top - 0.075, 0.05)]), report, lang)
+        _county_chart(fig.add_axes([0.22, 0.1, 0.72, max(top - 0.1, 0.05)]), report, lang)
+        from server.reports.cost_pdf import totals_line  # material and cost (cost_pdf.py)
+        fig.text(0.06, 0.045, textwrap.fill(totals_line(report, lang), 130), fontsize=7.5, va="center")
         notes = t["notes_count"].format(n=len(report.notes), file=full_report or "—")
         fig.text(0.06, 0.02, notes if report.notes else f"{t['notes']}: {t['none']}", fontsize=7.5)
         pdf.savefig(fig)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from common.text import plain_or_none
 
-from server.reports import aggregate, customer_rows, indicator_labels, key_figures
+from server.reports import aggregate, cost_tables, customer_rows, indicator_labels, key_figures
 from server.reports import maintenance as report_maintenance
 from server.reports.build import Report
 from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
@@ -15,7 +15,7 @@ from server.reports.labels import COLUMNS, KINDS, OUTCOMES, SHEETS, TEXT
 JOB_COLUMNS = ("started", "ended", "outcome", "site", "printer", "organisation", "county", "file", "user",
                "duration_h", "filament_m_est", "error")
 MONTH_COLUMNS = ("month", "printing_h", "in_network_h", "util_period")
-PERCENT_COLUMNS = frozenset({"util_period", "util_available", "share_printing", "share_reached"})
+PERCENT_COLUMNS = frozenset({"util_period", "util_available", "share_printing", "share_reached", "success_rate"})
 YES_NO = frozenset({"not_in_previous", "new_enterprise", "served_in_period", "served_since_start",
                     "research_in_period", "research_since_start"})
 KEY_COLUMNS = ("figure", "this_period", "previous_period", "change")
@@ -43,7 +43,7 @@ class Table:
 
 
 TABLE_KEYS = ("key_figures", *aggregate.GROUPINGS, *(key for key, *_ in CUSTOMER_TABLES), "indicators",
-              "indicator_enterprises", report_maintenance.KEY, "monthly", "jobs")
+              "indicator_enterprises", *cost_tables.KEYS, report_maintenance.KEY, "monthly", "jobs")
 
 
 def tables(report: Report, lang: str) -> list[Table]:
@@ -57,6 +57,7 @@ def report_tables(report: Report, lang: str) -> list[Table]:
     out += [_grouping(report, g, lang) for g in aggregate.GROUPINGS]
     out += [customer_table(report, key, lang) for key, *_ in CUSTOMER_TABLES]
     out += [indicator_table(report, lang), indicator_enterprise_table(report, lang)]
+    out += cost_tables.tables(report, lang)  # material, cost and outcomes (cost_tables.py)
     key = report_maintenance.KEY
     out.append(Table(key, SHEETS[lang][key], report_maintenance.COLUMNS, report_maintenance.headers(lang),
                      report_maintenance.table_rows(report.maintenance, report.period, lang)))

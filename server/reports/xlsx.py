@@ -95,8 +95,8 @@ def _sheet(wb: Workbook, index: int, table: Table) -> None:
 def _format(column: str) -> str | None:
     if column in PERCENT_COLUMNS:
         return "percent"
-    if column.endswith("_h") or column.endswith("_m_est"):
+    if column.endswith("_h") or column.endswith("_m_est") or column in ("job_hours", "cost", "machine_cost"):
         return "hours"
-    if column in ("started", "ended", "first_served"):
+    if column in ("started", "ended", "first_served", "job_started", "job_ended"):
         return "time"
     return None

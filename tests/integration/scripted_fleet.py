@@ -37,6 +37,9 @@ class Job:
     started: str | None = None  # on end events: when the job started
     filament_mm: float | None = None
     file: str | None = None  # default: <printer>-<start>.gcode
+    material: list = field(default_factory=list)  # protocol.MaterialUse of the job
+    progress: float | None = None  # at the job's end
+    error: str | None = None
 
 
 @dataclass
@@ -92,7 +95,8 @@ def messages(p: Printer) -> list[tuple[int, str, bytes]]:
             duration = (ts - t(job.started)) / 1000 if job.started else None
             add("event", protocol.Event(v=1, ts=ts, printer=p.id, site=p.site, seq=seq, kind=job.kind, user=job.user,
                                         file=job.file or f"{p.id}-{job.started or job.at}.gcode", filament_mm=job.filament_mm,
-                                        duration=duration, job_started=t(job.started) if job.started else None))
+                                        duration=duration, job_started=t(job.started) if job.started else None,
+                                        material=job.material, progress=job.progress, error=job.error))
     out.sort(key=lambda m: m[0])
     return out
 
