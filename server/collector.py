@@ -61,6 +61,7 @@ class Collector:
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
+        self.databases_made = False  # start() made every database, policy and reader (or they were there)
         self.subsystems = Subsystems(self)
         self.started = time.time()
 
@@ -108,6 +109,7 @@ class Collector:
                 else:
                     self.influx.create_database()
                     layout.ensure(self.influx, self.cfg.retention)
+                self.databases_made = True
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()
