@@ -42,7 +42,8 @@ class Collector:
         self.tenants = tenants.Tenants(self.influx, self.inventory, cfg) if ic.layout == "organisations" else None
         if self.tenants:
             self.influx.make_database = self.tenants.make
-        self._org_bursts: dict[str, list[str]] = {}  # per organisation's database, like _burst
+        # per organisation: like _burst, the lines for the organisations' databases, and the database of each
+        self._routed: tuple[list[str], list[str]] = ([], [])
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
@@ -56,7 +57,7 @@ class Collector:
         self.ingest = Ingest(self.inventory, self.fleet, self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users,
-                             routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
+                             routes=tenants.routes(self.tenants, self._burst.append, *self._routed) if self.tenants else None)
         self.subscriber = self._subscriber(cfg)
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
@@ -89,11 +90,11 @@ class Collector:
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
-        if self._org_bursts:  # per organisation: all of a burst's databases under one lock
-            self.writer.put_many(self._burst, more=self._org_bursts)
+        if self._routed[0]:  # per organisation: all of a burst's databases under one lock
+            self.writer.put_many(self._burst, routed=self._routed)
             self._burst.clear()
-            for lines in self._org_bursts.values():
-                lines.clear()
+            self._routed[0].clear()
+            self._routed[1].clear()
         elif self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
