@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import re
+import sys
 from functools import lru_cache
 
 PREFIX = "u-"
@@ -36,6 +37,27 @@ _EXTENSION = re.compile(r"\.(?:gcode|bgcode|gco|g|3mf|ufp)$", re.I)
 _KEY_CHECK = b"printfarm pseudonym key check"
 
 
+# A cache key for an account that is not the account's name: Python's own hash of the (site, user)
+# pair. For str it is SipHash-1-3 under a 128-bit key drawn at random for each process (PEP 456),
+# never stored, so the key reveals nothing without that process's memory; and it costs ~0.1 µs
+# against ~1.5 µs for a keyed BLAKE2b digest and a string to feed it, on every message from an
+# agent older than pseudonyms at the source (bench/organisations_cost.py). 64 bits: two accounts
+# among a full cache share a key with odds of about 2^-33, far below the pseudonyms' own 48 bits.
+# Where PYTHONHASHSEED fixes the key (or turns it off), the BLAKE2b digest under a key of our own.
+_RANDOM_STR_HASH = bool(sys.flags.hash_randomization) and os.environ.get("PYTHONHASHSEED", "random") == "random"
+
+
+def _hash_key(site: str, user: str) -> int:
+    return hash((site, user))
+
+
+def _remember(cache: dict, key, value: str) -> str:
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()  # one step, safe beside other threads' look-ups
+    cache[key] = value
+    return value
+
+
 def is_pseudonym(text: str | None) -> bool:
     return bool(text) and PATTERN.match(text) is not None
 
@@ -48,9 +70,9 @@ def is_file_label(text: str | None) -> bool:
 class Pseudonyms:
     """``of(site, user)``: the pseudonym of one account. Cheap: results are cached.
 
-    The cache holds no raw name (docs/privacy.md: a raw name is kept only while a message is
-    handled): it is keyed by a BLAKE2b digest of the name under a key made for this process alone
-    and never stored, which costs a third of the HMAC it saves.
+    The caches hold no raw name (docs/privacy.md: a raw name is kept only while a message is
+    handled): they are keyed by a digest of the account under a key made for this process alone
+    and never stored (``_account_key``).
     """
 
     def __init__(self, secret: bytes | str):
@@ -59,26 +81,34 @@ class Pseudonyms:
             raise ValueError("a pseudonym secret needs at least 16 bytes")
         self._mac = hmac.new(self._key, digestmod=hashlib.sha256)
         self._cache_key = os.urandom(32)
-        self._cache: dict[bytes, str] = {}
+        self._cache: dict[object, str] = {}  # of(): the pseudonym of each account
+        self._kept: dict[object, str] = {}  # stored(): what is stored for each (site, user) that came
+        self._account_key = _hash_key if _RANDOM_STR_HASH else self._digest_key
         self.file_label = lru_cache(maxsize=4096)(self._file_label)
 
     def __repr__(self) -> str:  # never the key
         return f"Pseudonyms(key_id={self.key_id()!r})"
 
     def of(self, site: str, user: str) -> str:
-        account = f"{site}\0{user}".encode()
-        key = hashlib.blake2b(account, key=self._cache_key, digest_size=16).digest()
+        key = self._account_key(site, user)
         found = self._cache.get(key)
         if found is None:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()  # one step, safe beside other threads' look-ups
             mac = self._mac.copy()
-            mac.update(account)
-            found = self._cache[key] = PREFIX + mac.hexdigest()[:DIGITS]
+            mac.update(f"{site}\0{user}".encode())
+            found = _remember(self._cache, key, PREFIX + mac.hexdigest()[:DIGITS])
         return found
 
     def stored(self, site: str, user: str) -> str:
-        return user if PATTERN.match(user) else self.of(site, user)
+        """What the collector stores for ``user`` of a message: a pseudonym an agent made, as it
+        came; a raw name's pseudonym. Once per message: one keyed hash and a look-up."""
+        key = self._account_key(site, user)
+        found = self._kept.get(key)
+        if found is None:
+            found = _remember(self._kept, key, user if PATTERN.match(user) else self.of(site, user))
+        return found
+
+    def _digest_key(self, site: str, user: str) -> bytes:
+        return hashlib.blake2b(f"{site}\0{user}".encode(), key=self._cache_key, digest_size=16).digest()
 
     def _file_label(self, site: str, name: str) -> str:
         """``f-…`` for the name, its customer tags and its extension kept: ``f-3f9a2c1b7e0d

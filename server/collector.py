@@ -42,7 +42,8 @@ class Collector:
         self.tenants = tenants.Tenants(self.influx, self.inventory, cfg) if ic.layout == "organisations" else None
         if self.tenants:
             self.influx.make_database = self.tenants.make
-        self._org_bursts: dict[str, list[str]] = {}  # per organisation's database, like _burst
+        # per organisation: like _burst, the lines for the organisations' databases, and the database of each
+        self._routed: tuple[list[str], list[str]] = ([], [])
         self.spool = Spool(ic.spool_dir, ic.spool_max_bytes)
         # The acknowledgement handshake (server/mqtt/acks.py): the MQTT loop tracks each delivery
         # with the writer, and the writer acknowledges it once its points are durable.
@@ -61,7 +62,7 @@ class Collector:
                              self._burst.append, metrics=self.metrics,
                              reject_unlisted=cfg.ingest.reject_unlisted, max_unlisted=cfg.ingest.max_unlisted,
                              users=self.users,
-                             routes=tenants.routes(self.tenants, self._burst.append, self._org_bursts) if self.tenants else None)
+                             routes=tenants.routes(self.tenants, self._burst.append, *self._routed) if self.tenants else None)
         # The ingest whose listeners (alerts) hear every message, and whose fleet the API shows.
         self.live_ingest = self.ingest
         if self.split_live:
@@ -76,6 +77,7 @@ class Collector:
         self.metrics.gauge("queue_depth", self.writer.pending)
         self.metrics.gauge("spool_bytes", lambda: self.spool.bytes)
         self.metrics.gauge("spool_batches", lambda: len(self.spool))
+        self.databases_made = False  # start() made every database, policy and reader (or they were there)
         self.subsystems = Subsystems(self)
         self.started = time.time()
 
@@ -108,11 +110,11 @@ class Collector:
 
     def _hand_burst_to_writer(self) -> None:
         self.ingest.end_burst()
-        if self._org_bursts:  # per organisation: all of a burst's databases under one lock
-            self.writer.put_many(self._burst, more=self._org_bursts)
+        if self._routed[0]:  # per organisation: all of a burst's databases under one lock
+            self.writer.put_many(self._burst, routed=self._routed)
             self._burst.clear()
-            for lines in self._org_bursts.values():
-                lines.clear()
+            self._routed[0].clear()
+            self._routed[1].clear()
         elif self._burst:
             self.writer.put_many(self._burst)
             self._burst.clear()
@@ -128,6 +130,7 @@ class Collector:
                 else:
                     self.influx.create_database()
                     layout.ensure(self.influx, self.cfg.retention)
+                self.databases_made = True
             except InfluxError as exc:
                 log.warning("could not create database %r yet (%s); writes will retry", self.cfg.influx.database, exc)
         self._remember_agents()

@@ -73,7 +73,7 @@ def maintenance(c: "Collector"):
 def rollups(c: "Collector"):
     """Rollups hear every accepted message, to recompute the hours late data changes; their
     write barrier rides along the writer's acknowledgements."""
-    job = rollups_mod.from_server_config(c.cfg, c.inventory, c.writer, c.spool, c.metrics)
+    job = rollups_mod.from_server_config(c.cfg, c.inventory, c.writer, c.spool, c.metrics, lambda: c.databases_made)
     if job:
         c.ingest.listeners.append(job.marks.on_message)
         c.burst_hooks.append(job.marks.end_burst)  # the burst's lines are in the writer: its marks count

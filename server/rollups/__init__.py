@@ -15,8 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
-    """The collector's RollupJob (with its write barrier as ``.barrier``), or None if disabled."""
+def from_server_config(cfg, inventory, writer, spool=None, metrics=None, made=lambda: False):
+    """The collector's RollupJob (with its write barrier as ``.barrier``), or None if disabled.
+    ``made()``: True when the collector has made every database and policy itself at start; the
+    job's first run then does not make them again (per organisation ~70 queries, ~0.07 CPU-s)."""
     if not cfg.rollups.enabled:
         return None
     from server.reports import config as reports_config
@@ -29,11 +31,16 @@ def from_server_config(cfg, inventory, writer, spool=None, metrics=None):
 
     ic = cfg.influx
     client = client_for(cfg)  # its own connections: a long query waits at least 60 s
-    prepare = (lambda: layout.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
+    make = (lambda: layout.ensure(client, cfg.retention)) if ic.create_database else (lambda: None)
     sources, store = where(cfg, inventory, client)
     if ic.layout == "organisations" and ic.create_database:
         from server.store.tenants import Tenants
-        prepare = Tenants(client, inventory, cfg).ensure_all  # every database it reads must exist
+        make = Tenants(client, inventory, cfg).ensure_all  # every database it reads must exist
+
+    def prepare() -> None:
+        if not made():  # not already by the collector's start
+            make()
+
     grace_s = reports_config.load(cfg.reports).silence_after  # the report's rule for "still reporting"
     return RollupJob(client, inventory, cfg.rollups, prepare=prepare, metrics=metrics, marks=DirtyMarks(bursts=True),
                      barrier=WriteBarrier(writer, spool, timeout=ic.flush_interval + ic.timeout + 5),

@@ -242,7 +242,11 @@ class BatchWriter:
         self.metrics = metrics or client.metrics
         self._lines: list[str] = []
         self._more: dict[str, list[str]] = {}  # lines for other databases than the client's
-        self._count = 0  # lines in _lines and _more
+        # Lines for other databases as they came, and the database of each: grouped into _more
+        # once per chunk (flush), not once per burst of messages (put_many).
+        self._routed: list[str] = []
+        self._routed_to: list[str] = []
+        self._count = 0  # lines in _lines, _more and _routed
         self._tokens: list = []
         self._bytes = 0  # the buffer's size in characters: bytes, for these mostly-ASCII lines
         self._since = 0.0
@@ -263,9 +267,11 @@ class BatchWriter:
         """One line for ``db`` (default: the client's database)."""
         self.put_many([line], db)
 
-    def put_many(self, lines: list[str], db: str | None = None, more: dict[str, list[str]] | None = None) -> None:
+    def put_many(self, lines: list[str], db: str | None = None, more: dict[str, list[str]] | None = None,
+                 routed: tuple[list[str], list[str]] | None = None) -> None:
         """``put`` for many lines at once: one lock for a whole burst of messages; ``more``: lines
-        for other databases too, by name (the caller may clear its lists after)."""
+        for other databases too, by name; ``routed``: (lines, the database of each) for other
+        databases, in any mix (the caller may clear its lists after)."""
         with self._lock:
             if not self._count:
                 self._since = self.clock()
@@ -278,6 +284,10 @@ class BatchWriter:
                 if extra:
                     self._more.setdefault(other, []).extend(extra)
                     n, size = n + len(extra), size + sum(map(len, extra))
+            if routed is not None and routed[0]:
+                self._routed += routed[0]
+                self._routed_to += routed[1]
+                n, size = n + len(routed[0]), size + sum(map(len, routed[0]))
             self._count += n
             self._bytes += size + n
             full = self._count >= self.batch_size or self._bytes >= self.max_batch_bytes
@@ -296,6 +306,8 @@ class BatchWriter:
         with self._lock:
             if not self._count and not self._tokens:
                 return True
+            if self._routed:
+                self._group_routed()
             chunk = Chunk(self._lines, self._tokens, self._more or None)
             self._lines, self._tokens, size, self._bytes = [], [], self._bytes, 0
             self._more, self._count = {}, 0
@@ -310,6 +322,17 @@ class BatchWriter:
                 self._bytes += size
             return False
         return True
+
+    def _group_routed(self) -> None:
+        """The routed lines into _more, by database, in the order they came (holding the lock)."""
+        more = self._more
+        for db, line in zip(self._routed_to, self._routed):
+            lines = more.get(db)
+            if lines is None:
+                more[db] = [line]
+            else:
+                lines.append(line)
+        self._routed, self._routed_to = [], []
 
     def pending(self) -> int:
         """Lines not yet durable: buffered plus queued."""

@@ -77,9 +77,22 @@ def ensure(client: InfluxHTTP, cfg: RetentionConfig, db: str | None = None) -> N
         _ensure_rp(client, db, TELEMETRY_RP, cfg.telemetry, default=True)
 
 
+def creations(cfg: RetentionConfig, db: str) -> list[str]:
+    """The statements of ``ensure`` that make the RPs of ``db``; each fails where one is there with
+    other settings (``ensure`` then adjusts it)."""
+    out = [_create_rp(db, ROLLUP_RP, cfg.rollups, False)]
+    if cfg.routed:
+        out.append(_create_rp(db, TELEMETRY_RP, cfg.telemetry, True))
+    return out
+
+
+def _create_rp(db: str, name: str, duration: str, default: bool) -> str:
+    return f'CREATE RETENTION POLICY "{name}" ON "{db}" DURATION {duration} REPLICATION 1{" DEFAULT" if default else ""}'
+
+
 def _ensure_rp(client: InfluxHTTP, db: str, name: str, duration: str, default: bool) -> None:
     suffix = " DEFAULT" if default else ""
-    error = _run(client, f'CREATE RETENTION POLICY "{name}" ON "{db}" DURATION {duration} REPLICATION 1{suffix}')
+    error = _run(client, _create_rp(db, name, duration, default))
     if error and "already exists" in error:  # with other settings: bring it to these
         error = _run(client, f'ALTER RETENTION POLICY "{name}" ON "{db}" DURATION {duration}{suffix}')
     if error:

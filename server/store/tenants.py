@@ -79,8 +79,35 @@ class Tenants:
 
     def ensure_all(self) -> None:
         """Every database, its retention policies, and its reader with the grant to read it."""
-        for db in self.databases():
+        if self._all_at_once():
+            return
+        for db in self.databases():  # one statement at a time, adjusting what is there
             self.make(db)
+
+    def _all_at_once(self) -> bool:
+        """The usual case in one request: everything is there as it should be, or nothing is.
+        False where a statement failed (an RP or a password to adjust) or a reader may read
+        another database: ``make`` then does each database its careful way. At every start of the
+        collector, so it is cheap: one request, not ~6 per database (~0.07 CPU-s for 12)."""
+        dbs = self.databases()
+        readers = [(user, password, db) for db, (user, password) in self._readers.items() if db in dbs]
+        statements = [f'CREATE DATABASE "{db}"' for db in dbs]
+        statements += [s for db in dbs for s in layout.creations(self.cfg.retention, db)]
+        statements += [f'CREATE USER "{user}" WITH PASSWORD {_quote(password.reveal())}' for user, password, _ in readers]
+        statements += [f'GRANT READ ON "{db}" TO "{user}"' for user, _, db in readers]
+        shows = len(statements)
+        statements += [f'SHOW GRANTS FOR "{user}"' for user, _, _ in readers]
+        # InfluxDB runs them in order and stops at the first that fails (its error reads "not
+        # executed", the rest are left out): any error or missing answer is a False here.
+        results = {r.get("statement_id"): r for r in self.client.query(";".join(statements))}
+        if len(results) != len(statements) or any("error" in r for r in results.values()):
+            return False
+        for i, (user, _, db) in enumerate(readers):
+            grants = _series_rows(results[shows + i])
+            if any(row["database"] != db and row["privilege"] != "NO PRIVILEGES" for row in grants):
+                return False
+        log.info("databases, retention policies and readers of %d database(s) are there", len(dbs))
+        return True
 
     def make(self, db: str) -> None:
         """Create ``db`` (if missing) with its retention policies and its reader's grant."""
@@ -121,16 +148,29 @@ def _grants(client: InfluxHTTP, user: str) -> list[dict]:
     for result in client.query(f'SHOW GRANTS FOR "{user}"'):
         if "error" in result:
             raise InfluxError(f"grants of {user}: {result['error']}")
-        for series in result.get("series", []):
-            out += [dict(zip(series["columns"], values)) for values in series.get("values", [])]
+        out += _series_rows(result)
     return out
 
 
-def routes(tenants: Tenants, network_write, bursts: dict[str, list[str]]):
-    """Ingest's routes: each organisation's lines gather in ``bursts[<its database>]``."""
+def _series_rows(result: dict) -> list[dict]:
+    return [dict(zip(series["columns"], values)) for series in result.get("series", [])
+            for values in series.get("values", [])]
+
+
+def routes(tenants: Tenants, network_write, lines: list[str], databases: list[str]):
+    """Ingest's routes: the organisations' lines gather in ``lines``, the database of each in
+    ``databases`` (the writer groups them per chunk: BatchWriter.put_many ``routed``). One list for
+    every organisation, not one each: a burst's hand-over costs the same for 1 or 100 of them."""
     from server.routing import PerOrganisation
 
-    return PerOrganisation(network_write, lambda org: bursts.setdefault(tenants.database_of(org), []).append)
+    def org_write(org: str):
+        db, add_line, add_db = tenants.database_of(org), lines.append, databases.append
+
+        def write(line: str) -> None:
+            add_line(line)
+            add_db(db)
+        return write
+    return PerOrganisation(network_write, org_write)
 
 
 def alert_writer(tenants: Tenants, put):

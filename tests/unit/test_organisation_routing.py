@@ -115,6 +115,31 @@ def test_the_writer_sends_each_databases_lines_there_and_spools_them_with_their_
     assert influx.writes == [(None, b"m v=1i 1"), ("printfarm_oru", b"m v=2i 2")]
 
 
+def test_lines_routed_to_many_databases_in_a_burst_reach_each_in_the_order_they_came_one_request_each(tmp_path):
+    # The organisations' lines of a burst come in any mix, with the database of each; the writer
+    # groups them once per chunk, also when the chunk goes back to the buffer (queue full).
+    influx, acked = FakeInflux(), []
+    writer = BatchWriter(influx, batch_size=100, max_queue=1, acknowledge=acked.extend, metrics=Metrics())
+    writer.put_many(["n v=1i 1"], routed=(["a v=1i 1", "b v=1i 1", "a v=2i 2"], ["db_a", "db_b", "db_a"]))
+    writer.track(["t1"])
+    assert writer.pending() == 4
+    assert writer.flush(block=False)
+    writer.put_many([], routed=(["b v=2i 2"], ["db_b"]))
+    writer.track(["t2"])
+    assert writer.flush(block=False)  # the queue holds 2 chunks: full now
+    writer.put_many([], routed=(["a v=3i 3", "b v=3i 3"], ["db_a", "db_b"]))
+    assert not writer.flush(block=False)  # the chunk stays in the buffer, grouped
+    writer.put_many([], routed=(["a v=4i 4"], ["db_a"]))
+    assert writer.pending() == 8  # 4 + 1 queued, 3 buffered
+    writer.step()
+    writer.step()  # the two queued chunks stored
+    writer.stop()
+    assert sorted(influx.writes, key=lambda w: str(w[0])) == [
+        (None, b"n v=1i 1"), ("db_a", b"a v=1i 1\na v=2i 2"), ("db_a", b"a v=3i 3\na v=4i 4"), ("db_b", b"b v=1i 1"),
+        ("db_b", b"b v=2i 2"), ("db_b", b"b v=3i 3")]
+    assert acked == ["t1", "t2"] and writer.pending() == 0
+
+
 def test_a_spooled_batch_keeps_its_database_across_a_restart(tmp_path):
     Spool(tmp_path, 1 << 20).append(b"a", "printfarm_oru")
     Spool(tmp_path, 1 << 20).append(b"b")

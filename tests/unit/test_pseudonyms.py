@@ -95,3 +95,31 @@ def test_a_masked_file_name_is_a_stable_keyed_label_keeping_only_customer_tags_a
     assert label != p.file_label("library", "bracket_volvo_rev_C [kilsberg-verktyg].3mf")
     assert "volvo" not in p.file_label("lab", "bracket.volvo")  # only a printable file's extension
     assert is_file_label(label) and not is_file_label("bracket.gcode")
+
+
+def test_the_caches_are_keyed_by_a_per_process_hash_never_by_the_name_and_agree_with_the_hmac():
+    import hashlib
+    import hmac
+
+    p = Pseudonyms(SECRET)
+    made = p.of("lab", "anna")
+    kept = p.stored("lab", made)  # a pseudonym an agent sent is kept as it came
+    assert made == "u-" + hmac.new(SECRET.encode(), b"lab\0anna", hashlib.sha256).hexdigest()[:12]
+    assert kept == made and p.stored("lab", "anna") == made and p.stored("lab", "anna") == made  # cached
+    for cache in (p._cache, p._kept):
+        assert cache and all(not isinstance(key, str) and "anna" not in repr(key) for key in cache)
+
+
+def test_where_the_hash_seed_is_fixed_the_cache_key_is_a_keyed_digest_and_pseudonyms_are_the_same():
+    import subprocess
+    import sys
+
+    code = ("from common import pseudonyms as m; p = m.Pseudonyms('0123456789abcdef0123456789abcdef'); "
+            "print(m._RANDOM_STR_HASH, p.stored('lab', 'anna'), p.of('lab', 'anna'), "
+            "all(type(k) is bytes and len(k) == 16 for k in p._kept))")
+    out = {seed: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONHASHSEED": seed}).stdout.split()
+           for seed in ("0", "1234", "random")}
+    expected = Pseudonyms(SECRET).of("lab", "anna")
+    assert out["0"] == out["1234"] == ["False", expected, expected, "True"]
+    assert out["random"] == ["True", expected, expected, "False"]

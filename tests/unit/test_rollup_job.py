@@ -61,3 +61,24 @@ def test_marks_not_yet_handled_survive_a_restart_in_the_state_file(tmp_path):
     rollups.run_once()  # fails: both marks are kept, and saved
     saved = json.loads((tmp_path / "rollups.json").read_text())
     assert saved == {"rolled_until": 90 * H, "marks": [["s", "a", 7 * H], ["s", "b", 8 * H]]}
+
+
+def test_the_collectors_rollups_make_the_databases_only_when_the_collectors_start_did_not(tmp_path, monkeypatch):
+    # Per organisation, making them is ~70 queries: the first run repeats it only when it is needed.
+    from server import config as server_config
+    from server import rollups as rollups_mod
+    from server.store.tenants import Tenants
+
+    (tmp_path / "fleet.toml").write_text('[sites.s]\norganisation = "o"\ncounty = "c"\n')
+    cfg = server_config.from_dict({"inventory": str(tmp_path / "fleet.toml"), "state_dir": str(tmp_path / "state"),
+                                   "influx": {"layout": "organisations"}}, "server.toml")
+    inventory = inventory_mod.load(cfg.inventory)
+    made = []
+    monkeypatch.setattr(Tenants, "ensure_all", lambda self: made.append(self.databases()))
+    started = {"made": True}
+    job = rollups_mod.from_server_config(cfg, inventory, writer=None, made=lambda: started["made"])
+    job.prepare()
+    assert made == []  # the collector's start made them
+    started["made"] = False  # InfluxDB was down at the collector's start
+    job.prepare()
+    assert made == [["printfarm", "printfarm_o", "printfarm_unlisted"]]
