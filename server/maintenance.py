@@ -54,6 +54,7 @@ class ServiceState:
     counters: Counters
     interval: Interval | None
     due: tuple[str, ...] = field(default=())  # what passed its interval: "12.5 of 10 printing hours"
+    counted: bool = True  # False: no interval and no service, so not counted (zero counters)
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -137,7 +138,12 @@ def services_between(client: InfluxHTTP, start_ms: int, end_ms: int, sources: So
 def counters(client: InfluxHTTP, since: dict[tuple[str, str], int | None], use_rollups: bool,
              db: str | None = None, sources: Sources = HERE, until_ms: int | None = None
              ) -> dict[tuple[str, str], Counters]:
-    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``."""
+    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``.
+    Printing hours from the rollups only where every database read has their retention policy:
+    a database the rollups never ran on has none, and a statement on a missing policy would fail
+    the whole request ("not executed"); there the ended jobs' durations count instead."""
+    if use_rollups and since and not rollups_kept(client, db, sources):
+        use_rollups = False
     keys, each = list(since), 2 if use_rollups else 1  # statements per printer
     out: dict[tuple[str, str], Counters] = {}
     for start in range(0, len(keys), STATEMENTS_PER_QUERY // each):
@@ -151,11 +157,29 @@ def counters(client: InfluxHTTP, since: dict[tuple[str, str], int | None], use_r
     return out
 
 
+_told: set[tuple[str, ...]] = set()  # the databases whose missing rollups were logged (once each)
+
+
+def rollups_kept(client: InfluxHTTP, db: str | None = None, sources: Sources = HERE) -> bool:
+    """Whether every database read has the rollups' retention policy (one request)."""
+    databases = sources.databases or (db or client.database,)
+    found = client.query(";".join(f'SHOW RETENTION POLICIES ON "{d}"' for d in databases), db=db)
+    # An error (no such database) counts as missing: the jobs' durations then, not a failure here.
+    missing = tuple(d for d, result in zip(databases, found)
+                    if "error" in result or not any(r.get("name") == ROLLUP_RP for r in rows([result])))
+    if missing and missing not in _told:
+        _told.add(missing)
+        log.warning("maintenance: no %r retention policy in %s (the rollups have not run there): printing "
+                    "hours counted from the ended jobs' durations", ROLLUP_RP, ", ".join(missing))
+    return not missing
+
+
 def _statements(site: str, printer: str, since_ms: int | None, use_rollups: bool, sources: Sources,
                 until_ms: int | None) -> list[str]:
     after = f" AND time >= {since_ms}ms" if since_ms is not None else ""
     after += f" AND time < {until_ms}ms" if until_ms is not None else ""
-    jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm", sum("duration") AS "duration" '
+    durations = "" if use_rollups else ', sum("duration") AS "duration"'  # the hours' other source
+    jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm"{durations} '
             f'FROM {sources.job} WHERE {_where(site, printer)} AND '
             f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){after}')
     if not use_rollups:
@@ -218,21 +242,31 @@ def added_ms(inventory: Inventory, printer: str) -> int | None:
 
 
 def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
-           only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None
-           ) -> list[ServiceState]:
+           only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None,
+           last: dict[tuple[str, str], tuple[int, str]] | None = None) -> list[ServiceState]:
     """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
-    ``until_ms``, counted from what InfluxDB holds before then (a report's end)."""
+    ``until_ms``, counted from what InfluxDB holds before then (a report's end). ``last``: the
+    last services (``last_services``), if already read.
+
+    Only printers with an interval or a recorded service are counted (``ServiceState.counted``):
+    the others are listed (an incident of a printer whose interval was taken out must clear) with
+    zero counters, and cost no statement."""
     printers = [(entry.site, pid) for pid, entry in sorted(inventory.printers.items())
                 if not only_with_interval or inventory.service_interval(pid) is not None]
     if not printers:
         return []
-    last = {key: ms for key, (ms, _) in last_services(client, db, sources, until_ms).items()}
-    since = {key: last.get(key, added_ms(inventory, key[1])) for key in printers}
-    found = counters(client, since, use_rollups, db, sources, until_ms)
+    if last is None:
+        last = last_services(client, db, sources, until_ms)
+    serviced = {key: ms for key, (ms, _) in last.items()}
+    since = {key: serviced.get(key, added_ms(inventory, key[1])) for key in printers}
+    counted = {key for key in printers if key in serviced or inventory.service_interval(key[1]) is not None}
+    found = counters(client, {key: since[key] for key in printers if key in counted}, use_rollups, db, sources,
+                     until_ms)
     out = []
     for site, printer in printers:
         interval = inventory.service_interval(printer)
-        c, service = found[(site, printer)], last.get((site, printer))
+        c, service = found.get((site, printer), Counters()), serviced.get((site, printer))
         out.append(ServiceState(site, printer, service, since[(site, printer)], c, interval,
-                                due(interval, c, service, since[(site, printer)], now_ms)))
+                                due(interval, c, service, since[(site, printer)], now_ms),
+                                counted=(site, printer) in counted))
     return out

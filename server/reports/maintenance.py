@@ -35,12 +35,13 @@ def rows(client, inventory, period, as_of_ms: int, use_rollups: bool = True, sou
          notes: bool = True) -> list[dict]:
     """The section's rows, one per printer with an interval or a service up to ``as_of_ms``."""
     last = maintenance.last_services(client, sources=sources, until_ms=as_of_ms)
-    states = maintenance.states(client, inventory, use_rollups, as_of_ms, sources=sources, until_ms=as_of_ms)
+    states = maintenance.states(client, inventory, use_rollups, as_of_ms, sources=sources, until_ms=as_of_ms,
+                                last=last)
     counted = maintenance.services_between(client, period.start_ms, as_of_ms, sources)
     out = []
     for s in states:
         key = (s.site, s.printer)
-        if s.interval is None and key not in last:
+        if not s.counted:  # neither an interval nor a service
             continue
         when, note = last.get(key, (None, ""))
         out.append({"site": s.site, "printer": s.printer, "services_in_period": counted.get(key, 0),

@@ -1,0 +1,67 @@
+"""The report's maintenance section against a real influxd: an optional section never makes the
+report fail, and it counts what docs/maintenance.md says it counts (printing hours from the
+rollups where they exist, else from the ended jobs' durations)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from server import inventory as inventory_mod
+from server.reports import periods
+from server.reports.generate import make_report
+from server.store import layout
+from server.store.influx import InfluxHTTP
+
+pytestmark = pytest.mark.integration
+
+DB = "printfarm"
+HOUR = 3_600_000
+INVENTORY = """
+[sites.lab]
+organisation = "Org of lab"
+county = "Västerbotten"
+
+[printers.mk4-1]
+site = "lab"
+model = "Prusa MK4"
+
+[printers.free-1]
+site = "lab"
+model = "No interval"
+
+[maintenance.models."Prusa MK4"]
+service_jobs = 2
+"""
+TAGS = ",county=Västerbotten,listed=true,organisation=Org\\ of\\ lab,printer=mk4-1,site=lab"
+
+
+def section(client, inv, period, now):
+    report = make_report(client, inv, period, now_ms=now, compare=False, use_rollups=True)
+    return {r["printer"]: r for r in report.maintenance}
+
+
+def test_the_section_falls_back_to_job_durations_on_a_database_without_the_rollups_policy(tmp_path, influxdb):
+    (tmp_path / "fleet.toml").write_text(INVENTORY)
+    inv = inventory_mod.load(tmp_path / "fleet.toml")
+    influxdb.create_database(DB)  # no "rollups" retention policy: rollups never ran here
+    now = int(time.time() * 1000)
+    t0 = (now // HOUR - 3) * HOUR
+    influxdb.write(DB, "\n".join(
+        f"job{TAGS},kind={kind} count=1i,duration=1800.0,filament_mm=2500.0 {t0 + i * 60_000}"
+        for i, kind in enumerate(("done", "failed", "cancelled", "started"))))
+    client = InfluxHTTP(influxdb.url, DB)
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+    period = periods.parse(f"{day}..{day}", "UTC")
+
+    rows = section(client, inv, period, now)  # failed with "InfluxError: not executed" before
+    assert list(rows) == ["mk4-1"]  # free-1: no interval, no service: no row
+    mk4 = rows["mk4-1"]
+    assert (mk4["jobs_since"], mk4["printing_since_h"], mk4["filament_since_m"], mk4["due"]) == \
+        (3, 1.5, 7.5, ("3 of 2 jobs",))
+
+    # The positive control: with the policy there, the hours come from the rollups (2 h written).
+    layout.ensure(client, layout.RetentionConfig())
+    client.write(f"utilisation{TAGS},customer=unattributed printing_ms=7200000i {t0}".encode(), rp="rollups")
+    assert section(client, inv, period, now)["mk4-1"]["printing_since_h"] == 2.0
