@@ -18,6 +18,7 @@ from __future__ import annotations
 import calendar
 import logging
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 from datetime import datetime, timezone
 
 from common.text import cut, plain
@@ -136,25 +137,46 @@ def services_between(client: InfluxHTTP, start_ms: int, end_ms: int, sources: So
 
 
 def counters(client: InfluxHTTP, since: dict[tuple[str, str], int | None], use_rollups: bool,
-             db: str | None = None, sources: Sources = HERE, until_ms: int | None = None
-             ) -> dict[tuple[str, str], Counters]:
-    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``.
-    Printing hours from the rollups only where every database read has their retention policy:
-    a database the rollups never ran on has none, and a statement on a missing policy would fail
-    the whole request ("not executed"); there the ended jobs' durations count instead."""
-    if use_rollups and since and not rollups_kept(client, db, sources):
-        use_rollups = False
+             db: str | None = None, sources: Sources = HERE, until_ms: int | None = None,
+             jobs_until_ms: int | None = None) -> dict[tuple[str, str], Counters]:
+    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``;
+    the job events only up to ``jobs_until_ms`` if given (a report counts the rest from the job
+    events it read: ``tally``). ``use_rollups`` only where ``rollups_kept``: a statement on a
+    missing retention policy fails the whole request ("not executed")."""
     keys, each = list(since), 2 if use_rollups else 1  # statements per printer
     out: dict[tuple[str, str], Counters] = {}
     for start in range(0, len(keys), STATEMENTS_PER_QUERY // each):
         chunk = keys[start:start + STATEMENTS_PER_QUERY // each]
         statements = []
         for site, printer in chunk:
-            statements += _statements(site, printer, since[(site, printer)], use_rollups, sources, until_ms)
+            statements += _statements(site, printer, since[(site, printer)], use_rollups, sources, until_ms,
+                                      jobs_until_ms)
         results = client.query(";".join(statements), db=db)
         for i, key in enumerate(chunk):
             out[key] = _counters(results[each * i:each * i + each], use_rollups)
     return out
+
+
+def tally(events, since: dict[tuple[str, str], int | None], from_ms: int, until_ms: int,
+          durations: bool) -> dict[tuple[str, str], Counters]:
+    """``counters`` of job events already read — ``(ts, site, printer, filament_mm, duration)``
+    of jobs ended (done, failed, cancelled) from ``from_ms`` on — from each printer's ``since``
+    up to ``until_ms``; hours from the durations if ``durations``."""
+    found: dict[tuple[str, str], list] = {}
+    for ts, site, printer, filament_mm, duration in events:
+        key = (site, printer)
+        if key not in since or ts < from_ms or ts >= until_ms or (since[key] is not None and ts < since[key]):
+            continue
+        c = found.setdefault(key, [0, 0.0, 0.0])
+        c[0] += 1
+        c[1] += filament_mm or 0.0
+        c[2] += duration or 0.0
+    return {key: Counters(hours=d / 3600 if durations else 0.0, jobs=n, filament_m=f / 1000)
+            for key, (n, f, d) in found.items()}
+
+
+def plus(a: Counters, b: Counters) -> Counters:
+    return Counters(a.hours + b.hours, a.jobs + b.jobs, a.filament_m + b.filament_m)
 
 
 _told: set[tuple[str, ...]] = set()  # the databases whose missing rollups were logged (once each)
@@ -175,13 +197,14 @@ def rollups_kept(client: InfluxHTTP, db: str | None = None, sources: Sources = H
 
 
 def _statements(site: str, printer: str, since_ms: int | None, use_rollups: bool, sources: Sources,
-                until_ms: int | None) -> list[str]:
+                until_ms: int | None, jobs_until_ms: int | None = None) -> list[str]:
     after = f" AND time >= {since_ms}ms" if since_ms is not None else ""
-    after += f" AND time < {until_ms}ms" if until_ms is not None else ""
+    jobs_until_ms = until_ms if jobs_until_ms is None else jobs_until_ms
+    bounded = after + (f" AND time < {jobs_until_ms}ms" if jobs_until_ms is not None else "")
     durations = "" if use_rollups else ', sum("duration") AS "duration"'  # the hours' other source
     jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm"{durations} '
             f'FROM {sources.job} WHERE {_where(site, printer)} AND '
-            f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){after}')
+            f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){bounded}')
     if not use_rollups:
         return [jobs]
     hour = f" AND time >= {since_ms // HOUR_MS * HOUR_MS}ms" if since_ms is not None else ""
@@ -243,10 +266,14 @@ def added_ms(inventory: Inventory, printer: str) -> int | None:
 
 def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
            only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None,
-           last: dict[tuple[str, str], tuple[int, str]] | None = None) -> list[ServiceState]:
+           last: dict[tuple[str, str], tuple[int, str]] | None = None,
+           period_jobs: tuple[int, Callable[[], Iterable[tuple]]] | None = None) -> list[ServiceState]:
     """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
     ``until_ms``, counted from what InfluxDB holds before then (a report's end). ``last``: the
-    last services (``last_services``), if already read.
+    last services (``last_services``), if already read. ``period_jobs``: (from, events) — the ended
+    job events from ``from`` on, already read by a report (a function that waits for them, for
+    ``tally``): InfluxDB is asked only for the jobs before ``from``, so a year's report does not
+    read its year of job events twice (docs/maintenance.md).
 
     Only printers with an interval or a recorded service are counted (``ServiceState.counted``):
     the others are listed (an incident of a printer whose interval was taken out must clear) with
@@ -259,9 +286,14 @@ def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: 
         last = last_services(client, db, sources, until_ms)
     serviced = {key: ms for key, (ms, _) in last.items()}
     since = {key: serviced.get(key, added_ms(inventory, key[1])) for key in printers}
-    counted = {key for key in printers if key in serviced or inventory.service_interval(key[1]) is not None}
-    found = counters(client, {key: since[key] for key in printers if key in counted}, use_rollups, db, sources,
-                     until_ms)
+    counted = {key: since[key] for key in printers if key in serviced or inventory.service_interval(key[1])}
+    use_rollups = use_rollups and bool(counted) and rollups_kept(client, db, sources)
+    read = period_jobs[0] if period_jobs else None  # the jobs from here on are counted from the events read
+    found = counters(client, counted, use_rollups, db, sources, until_ms, read) if counted else {}
+    if period_jobs and counted:
+        more = tally(period_jobs[1](), counted, read, until_ms if until_ms is not None else now_ms,
+                     durations=not use_rollups)
+        found = {key: plus(c, more.get(key, Counters())) for key, c in found.items()}
     out = []
     for site, printer in printers:
         interval = inventory.service_interval(printer)

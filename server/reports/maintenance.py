@@ -9,10 +9,13 @@ the labs' own words about their machines, kept for the lab's report.
 
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 from server import maintenance
 from server.maintenance_intervals import Interval
 
 KEY = "maintenance"
+ENDED = ("done", "failed", "cancelled")  # the job events counted
 COLUMNS = ("site", "printer", "services_in_period", "last_service", "last_note", "printing_since_h",
            "jobs_since", "filament_since_m", "service_interval", "service_due")
 
@@ -32,11 +35,13 @@ WORDS = {"en": {"never": "never", "no": "no", "hours": "h", "jobs": "jobs", "mon
 
 
 def rows(client, inventory, period, as_of_ms: int, use_rollups: bool = True, sources=maintenance.HERE,
-         notes: bool = True) -> list[dict]:
-    """The section's rows, one per printer with an interval or a service up to ``as_of_ms``."""
+         notes: bool = True, period_jobs: Callable[[], Iterable[tuple]] | None = None) -> list[dict]:
+    """The section's rows, one per printer with an interval or a service up to ``as_of_ms``.
+    ``period_jobs``: a function that waits for the period's ended job events as the report read
+    them (``maintenance.tally``): the counters then ask InfluxDB only for the jobs before the period."""
     last = maintenance.last_services(client, sources=sources, until_ms=as_of_ms)
     states = maintenance.states(client, inventory, use_rollups, as_of_ms, sources=sources, until_ms=as_of_ms,
-                                last=last)
+                                last=last, period_jobs=(period.start_ms, period_jobs) if period_jobs else None)
     counted = maintenance.services_between(client, period.start_ms, as_of_ms, sources)
     out = []
     for s in states:

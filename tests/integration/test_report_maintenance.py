@@ -48,20 +48,28 @@ def test_the_section_falls_back_to_job_durations_on_a_database_without_the_rollu
     influxdb.create_database(DB)  # no "rollups" retention policy: rollups never ran here
     now = int(time.time() * 1000)
     t0 = (now // HOUR - 3) * HOUR
-    influxdb.write(DB, "\n".join(
+    before = now - 5 * 24 * HOUR  # before the period: counted by InfluxDB, the rest from the events read
+    influxdb.write(DB, f"job{TAGS},kind=done count=1i,duration=3600.0,filament_mm=1000.0 {before}\n" + "\n".join(
         f"job{TAGS},kind={kind} count=1i,duration=1800.0,filament_mm=2500.0 {t0 + i * 60_000}"
         for i, kind in enumerate(("done", "failed", "cancelled", "started"))))
     client = InfluxHTTP(influxdb.url, DB)
     day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
-    period = periods.parse(f"{day}..{day}", "UTC")
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(now / 1000 - 86400))
+    period = periods.parse(f"{yesterday}..{day}", "UTC")
 
     rows = section(client, inv, period, now)  # failed with "InfluxError: not executed" before
     assert list(rows) == ["mk4-1"]  # free-1: no interval, no service: no row
     mk4 = rows["mk4-1"]
     assert (mk4["jobs_since"], mk4["printing_since_h"], mk4["filament_since_m"], mk4["due"]) == \
-        (3, 1.5, 7.5, ("3 of 2 jobs",))
+        (4, 2.5, 8.5, ("4 of 2 jobs",))
 
     # The positive control: with the policy there, the hours come from the rollups (2 h written).
     layout.ensure(client, layout.RetentionConfig())
     client.write(f"utilisation{TAGS},customer=unattributed printing_ms=7200000i {t0}".encode(), rp="rollups")
     assert section(client, inv, period, now)["mk4-1"]["printing_since_h"] == 2.0
+
+    # A service in the period, after two of its jobs: only the cancelled one after it counts.
+    influxdb.write(DB, f'maintenance{TAGS} note="belts" {t0 + 90_000}')
+    mk4 = section(client, inv, period, now)["mk4-1"]
+    assert (mk4["services_in_period"], mk4["last_service"], mk4["jobs_since"], mk4["filament_since_m"]) == \
+        (1, t0 + 90_000, 1, 2.5)
