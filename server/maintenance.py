@@ -264,38 +264,80 @@ def added_ms(inventory: Inventory, printer: str) -> int | None:
     return int(day.replace(tzinfo=day.tzinfo or timezone.utc).timestamp() * 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Counters up to ``until_ms`` (an hour's start) of each printer counted from ``since``: the
+    collector's check (maintenance_watch.py) asks InfluxDB only for what came after, so a check
+    costs the last day's statements, not every job since the last service."""
+
+    at_ms: int  # when they were read
+    until_ms: int
+    use_rollups: bool
+    counters: dict[tuple[str, str], tuple[int | None, Counters]]  # (since, counters up to until_ms)
+
+
+SETTLE_MS = 24 * HOUR_MS  # data older than this is taken as settled (a spooling agent sends later: re-read)
+
+
+def settle(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None
+           ) -> Settled:
+    """The counters up to the hour that began a day before ``now_ms``, of every printer counted."""
+    until = (now_ms - SETTLE_MS) // HOUR_MS * HOUR_MS
+    since, counted, _, use_rollups = _plan(client, inventory, use_rollups, db, HERE, None, None, False)
+    early = {key: start for key, start in counted.items() if start is None or start < until}
+    found = counters(client, early, use_rollups, db, HERE, until) if early else {}
+    return Settled(now_ms, until, use_rollups, {key: (early[key], c) for key, c in found.items()})
+
+
+def _plan(client, inventory, use_rollups, db, sources, until_ms, last, only_with_interval):
+    """(printers listed -> since, printers counted -> since, last services, rollups used)."""
+    printers = [(entry.site, pid) for pid, entry in sorted(inventory.printers.items())
+                if not only_with_interval or inventory.service_interval(pid) is not None]
+    if last is None and printers:
+        last = last_services(client, db, sources, until_ms)
+    serviced = {key: ms for key, (ms, _) in (last or {}).items()}
+    since = {key: serviced.get(key, added_ms(inventory, key[1])) for key in printers}
+    counted = {key: since[key] for key in printers if key in serviced or inventory.service_interval(key[1])}
+    use_rollups = use_rollups and bool(counted) and rollups_kept(client, db, sources)
+    return since, counted, serviced, use_rollups
+
+
 def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
            only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None,
            last: dict[tuple[str, str], tuple[int, str]] | None = None,
-           period_jobs: tuple[int, Callable[[], Iterable[tuple]]] | None = None) -> list[ServiceState]:
+           period_jobs: tuple[int, Callable[[], Iterable[tuple]]] | None = None,
+           settled: Settled | None = None) -> list[ServiceState]:
     """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
     ``until_ms``, counted from what InfluxDB holds before then (a report's end). ``last``: the
     last services (``last_services``), if already read. ``period_jobs``: (from, events) — the ended
     job events from ``from`` on, already read by a report (a function that waits for them, for
     ``tally``): InfluxDB is asked only for the jobs before ``from``, so a year's report does not
-    read its year of job events twice (docs/maintenance.md).
+    read its year of job events twice (docs/maintenance.md). ``settled``: counters read before
+    (``settle``), added to what InfluxDB holds after them, for printers counted from the same time.
 
     Only printers with an interval or a recorded service are counted (``ServiceState.counted``):
     the others are listed (an incident of a printer whose interval was taken out must clear) with
     zero counters, and cost no statement."""
-    printers = [(entry.site, pid) for pid, entry in sorted(inventory.printers.items())
-                if not only_with_interval or inventory.service_interval(pid) is not None]
-    if not printers:
+    since, counted, serviced, use_rollups = _plan(client, inventory, use_rollups, db, sources, until_ms, last,
+                                                  only_with_interval)
+    if not since:
         return []
-    if last is None:
-        last = last_services(client, db, sources, until_ms)
-    serviced = {key: ms for key, (ms, _) in last.items()}
-    since = {key: serviced.get(key, added_ms(inventory, key[1])) for key in printers}
-    counted = {key: since[key] for key in printers if key in serviced or inventory.service_interval(key[1])}
-    use_rollups = use_rollups and bool(counted) and rollups_kept(client, db, sources)
+    base: dict[tuple[str, str], Counters] = {}
+    ask = dict(counted)
+    if settled is not None and settled.use_rollups == use_rollups:
+        for key, start in counted.items():
+            known = settled.counters.get(key)
+            if known is not None and known[0] == start:  # the same service (or none): count on from there
+                base[key], ask[key] = known[1], settled.until_ms
     read = period_jobs[0] if period_jobs else None  # the jobs from here on are counted from the events read
-    found = counters(client, counted, use_rollups, db, sources, until_ms, read) if counted else {}
-    if period_jobs and counted:
-        more = tally(period_jobs[1](), counted, read, until_ms if until_ms is not None else now_ms,
+    found = counters(client, ask, use_rollups, db, sources, until_ms, read) if ask else {}
+    if period_jobs and ask:
+        more = tally(period_jobs[1](), ask, read, until_ms if until_ms is not None else now_ms,
                      durations=not use_rollups)
         found = {key: plus(c, more.get(key, Counters())) for key, c in found.items()}
+    found = {key: plus(c, base[key]) if key in base else c for key, c in found.items()}
     out = []
-    for site, printer in printers:
+    for site, printer in since:
         interval = inventory.service_interval(printer)
         c, service = found.get((site, printer), Counters()), serviced.get((site, printer))
         out.append(ServiceState(site, printer, service, since[(site, printer)], c, interval,
