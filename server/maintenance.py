@@ -9,7 +9,10 @@ counters and the alert read the network's, which holds every printer's job event
 Counters since the last service (or, with none recorded, since the printer's ``added`` date or
 its first data): jobs ended (done, failed, cancelled), filament (the job events' ``filament_mm``),
 and printing hours — from the hourly rollups where they run (counted from the hour of the service
-on), else the ended jobs' durations. Two statements per printer, a hundred to a request: cheap.
+on), else the ended jobs' durations (also where the database has no rollups retention policy).
+Two statements per printer with an interval or a service, a hundred to a request; the collector's
+check adds the last day to counters settled every few hours (``settle``), and a report counts the
+period's jobs from the events it read (``tally``), so neither re-reads every job since the service.
 The collector's check also writes what it found (measurement ``service_counters``) for Grafana.
 """
 
@@ -18,8 +21,8 @@ from __future__ import annotations
 import calendar
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 from datetime import datetime, timezone
+from typing import Callable, Iterable
 
 from common.text import cut, plain
 from server import lineproto
