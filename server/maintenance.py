@@ -9,7 +9,10 @@ counters and the alert read the network's, which holds every printer's job event
 Counters since the last service (or, with none recorded, since the printer's ``added`` date or
 its first data): jobs ended (done, failed, cancelled), filament (the job events' ``filament_mm``),
 and printing hours — from the hourly rollups where they run (counted from the hour of the service
-on), else the ended jobs' durations. Two statements per printer, a hundred to a request: cheap.
+on), else the ended jobs' durations (also where the database has no rollups retention policy).
+Two statements per printer with an interval or a service, a hundred to a request; the collector's
+check adds the last day to counters settled every few hours (``settle``), and a report counts the
+period's jobs from the events it read (``tally``), so neither re-reads every job since the service.
 The collector's check also writes what it found (measurement ``service_counters``) for Grafana.
 """
 
@@ -19,6 +22,7 @@ import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable, Iterable
 
 from common.text import cut, plain
 from server import lineproto
@@ -54,6 +58,7 @@ class ServiceState:
     counters: Counters
     interval: Interval | None
     due: tuple[str, ...] = field(default=())  # what passed its interval: "12.5 of 10 printing hours"
+    counted: bool = True  # False: no interval and no service, so not counted (zero counters)
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -135,29 +140,74 @@ def services_between(client: InfluxHTTP, start_ms: int, end_ms: int, sources: So
 
 
 def counters(client: InfluxHTTP, since: dict[tuple[str, str], int | None], use_rollups: bool,
-             db: str | None = None, sources: Sources = HERE, until_ms: int | None = None
-             ) -> dict[tuple[str, str], Counters]:
-    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``."""
+             db: str | None = None, sources: Sources = HERE, until_ms: int | None = None,
+             jobs_until_ms: int | None = None) -> dict[tuple[str, str], Counters]:
+    """Each printer's counters from its ``since`` time (ms; None: all its data) on, up to ``until_ms``;
+    the job events only up to ``jobs_until_ms`` if given (a report counts the rest from the job
+    events it read: ``tally``). ``use_rollups`` only where ``rollups_kept``: a statement on a
+    missing retention policy fails the whole request ("not executed")."""
     keys, each = list(since), 2 if use_rollups else 1  # statements per printer
     out: dict[tuple[str, str], Counters] = {}
     for start in range(0, len(keys), STATEMENTS_PER_QUERY // each):
         chunk = keys[start:start + STATEMENTS_PER_QUERY // each]
         statements = []
         for site, printer in chunk:
-            statements += _statements(site, printer, since[(site, printer)], use_rollups, sources, until_ms)
+            statements += _statements(site, printer, since[(site, printer)], use_rollups, sources, until_ms,
+                                      jobs_until_ms)
         results = client.query(";".join(statements), db=db)
         for i, key in enumerate(chunk):
             out[key] = _counters(results[each * i:each * i + each], use_rollups)
     return out
 
 
+def tally(events, since: dict[tuple[str, str], int | None], from_ms: int, until_ms: int,
+          durations: bool) -> dict[tuple[str, str], Counters]:
+    """``counters`` of job events already read — ``(ts, site, printer, filament_mm, duration)``
+    of jobs ended (done, failed, cancelled) from ``from_ms`` on — from each printer's ``since``
+    up to ``until_ms``; hours from the durations if ``durations``."""
+    found: dict[tuple[str, str], list] = {}
+    for ts, site, printer, filament_mm, duration in events:
+        key = (site, printer)
+        if key not in since or ts < from_ms or ts >= until_ms or (since[key] is not None and ts < since[key]):
+            continue
+        c = found.setdefault(key, [0, 0.0, 0.0])
+        c[0] += 1
+        c[1] += filament_mm or 0.0
+        c[2] += duration or 0.0
+    return {key: Counters(hours=d / 3600 if durations else 0.0, jobs=n, filament_m=f / 1000)
+            for key, (n, f, d) in found.items()}
+
+
+def plus(a: Counters, b: Counters) -> Counters:
+    return Counters(a.hours + b.hours, a.jobs + b.jobs, a.filament_m + b.filament_m)
+
+
+_told: set[tuple[str, ...]] = set()  # the databases whose missing rollups were logged (once each)
+
+
+def rollups_kept(client: InfluxHTTP, db: str | None = None, sources: Sources = HERE) -> bool:
+    """Whether every database read has the rollups' retention policy (one request)."""
+    databases = sources.databases or (db or client.database,)
+    found = client.query(";".join(f'SHOW RETENTION POLICIES ON "{d}"' for d in databases), db=db)
+    # An error (no such database) counts as missing: the jobs' durations then, not a failure here.
+    missing = tuple(d for d, result in zip(databases, found)
+                    if "error" in result or not any(r.get("name") == ROLLUP_RP for r in rows([result])))
+    if missing and missing not in _told:
+        _told.add(missing)
+        log.warning("maintenance: no %r retention policy in %s (the rollups have not run there): printing "
+                    "hours counted from the ended jobs' durations", ROLLUP_RP, ", ".join(missing))
+    return not missing
+
+
 def _statements(site: str, printer: str, since_ms: int | None, use_rollups: bool, sources: Sources,
-                until_ms: int | None) -> list[str]:
+                until_ms: int | None, jobs_until_ms: int | None = None) -> list[str]:
     after = f" AND time >= {since_ms}ms" if since_ms is not None else ""
-    after += f" AND time < {until_ms}ms" if until_ms is not None else ""
-    jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm", sum("duration") AS "duration" '
+    jobs_until_ms = until_ms if jobs_until_ms is None else jobs_until_ms
+    bounded = after + (f" AND time < {jobs_until_ms}ms" if jobs_until_ms is not None else "")
+    durations = "" if use_rollups else ', sum("duration") AS "duration"'  # the hours' other source
+    jobs = (f'SELECT count("count") AS "jobs", sum("filament_mm") AS "filament_mm"{durations} '
             f'FROM {sources.job} WHERE {_where(site, printer)} AND '
-            f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){after}')
+            f'("kind" = \'done\' OR "kind" = \'failed\' OR "kind" = \'cancelled\'){bounded}')
     if not use_rollups:
         return [jobs]
     hour = f" AND time >= {since_ms // HOUR_MS * HOUR_MS}ms" if since_ms is not None else ""
@@ -217,22 +267,83 @@ def added_ms(inventory: Inventory, printer: str) -> int | None:
     return int(day.replace(tzinfo=day.tzinfo or timezone.utc).timestamp() * 1000)
 
 
-def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
-           only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None
-           ) -> list[ServiceState]:
-    """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
-    ``until_ms``, counted from what InfluxDB holds before then (a report's end)."""
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Counters up to ``until_ms`` (an hour's start) of each printer counted from ``since``: the
+    collector's check (maintenance_watch.py) asks InfluxDB only for what came after, so a check
+    costs the last day's statements, not every job since the last service."""
+
+    at_ms: int  # when they were read
+    until_ms: int
+    use_rollups: bool
+    counters: dict[tuple[str, str], tuple[int | None, Counters]]  # (since, counters up to until_ms)
+
+
+SETTLE_MS = 24 * HOUR_MS  # data older than this is taken as settled (a spooling agent sends later: re-read)
+
+
+def settle(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None
+           ) -> Settled:
+    """The counters up to the hour that began a day before ``now_ms``, of every printer counted."""
+    until = (now_ms - SETTLE_MS) // HOUR_MS * HOUR_MS
+    since, counted, _, use_rollups = _plan(client, inventory, use_rollups, db, HERE, None, None, False)
+    early = {key: start for key, start in counted.items() if start is None or start < until}
+    found = counters(client, early, use_rollups, db, HERE, until) if early else {}
+    return Settled(now_ms, until, use_rollups, {key: (early[key], c) for key, c in found.items()})
+
+
+def _plan(client, inventory, use_rollups, db, sources, until_ms, last, only_with_interval):
+    """(printers listed -> since, printers counted -> since, last services, rollups used)."""
     printers = [(entry.site, pid) for pid, entry in sorted(inventory.printers.items())
                 if not only_with_interval or inventory.service_interval(pid) is not None]
-    if not printers:
+    if last is None and printers:
+        last = last_services(client, db, sources, until_ms)
+    serviced = {key: ms for key, (ms, _) in (last or {}).items()}
+    since = {key: serviced.get(key, added_ms(inventory, key[1])) for key in printers}
+    counted = {key: since[key] for key in printers if key in serviced or inventory.service_interval(key[1])}
+    use_rollups = use_rollups and bool(counted) and rollups_kept(client, db, sources)
+    return since, counted, serviced, use_rollups
+
+
+def states(client: InfluxHTTP, inventory: Inventory, use_rollups: bool, now_ms: int, db: str | None = None,
+           only_with_interval: bool = False, sources: Sources = HERE, until_ms: int | None = None,
+           last: dict[tuple[str, str], tuple[int, str]] | None = None,
+           period_jobs: tuple[int, Callable[[], Iterable[tuple]]] | None = None,
+           settled: Settled | None = None) -> list[ServiceState]:
+    """Every listed printer's maintenance at ``now_ms`` (or only those with an interval); with
+    ``until_ms``, counted from what InfluxDB holds before then (a report's end). ``last``: the
+    last services (``last_services``), if already read. ``period_jobs``: (from, events) — the ended
+    job events from ``from`` on, already read by a report (a function that waits for them, for
+    ``tally``): InfluxDB is asked only for the jobs before ``from``, so a year's report does not
+    read its year of job events twice (docs/maintenance.md). ``settled``: counters read before
+    (``settle``), added to what InfluxDB holds after them, for printers counted from the same time.
+
+    Only printers with an interval or a recorded service are counted (``ServiceState.counted``):
+    the others are listed (an incident of a printer whose interval was taken out must clear) with
+    zero counters, and cost no statement."""
+    since, counted, serviced, use_rollups = _plan(client, inventory, use_rollups, db, sources, until_ms, last,
+                                                  only_with_interval)
+    if not since:
         return []
-    last = {key: ms for key, (ms, _) in last_services(client, db, sources, until_ms).items()}
-    since = {key: last.get(key, added_ms(inventory, key[1])) for key in printers}
-    found = counters(client, since, use_rollups, db, sources, until_ms)
+    base: dict[tuple[str, str], Counters] = {}
+    ask = dict(counted)
+    if settled is not None and settled.use_rollups == use_rollups:
+        for key, start in counted.items():
+            known = settled.counters.get(key)
+            if known is not None and known[0] == start:  # the same service (or none): count on from there
+                base[key], ask[key] = known[1], settled.until_ms
+    read = period_jobs[0] if period_jobs else None  # the jobs from here on are counted from the events read
+    found = counters(client, ask, use_rollups, db, sources, until_ms, read) if ask else {}
+    if period_jobs and ask:
+        more = tally(period_jobs[1](), ask, read, until_ms if until_ms is not None else now_ms,
+                     durations=not use_rollups)
+        found = {key: plus(c, more.get(key, Counters())) for key, c in found.items()}
+    found = {key: plus(c, base[key]) if key in base else c for key, c in found.items()}
     out = []
-    for site, printer in printers:
+    for site, printer in since:
         interval = inventory.service_interval(printer)
-        c, service = found[(site, printer)], last.get((site, printer))
+        c, service = found.get((site, printer), Counters()), serviced.get((site, printer))
         out.append(ServiceState(site, printer, service, since[(site, printer)], c, interval,
-                                due(interval, c, service, since[(site, printer)], now_ms)))
+                                due(interval, c, service, since[(site, printer)], now_ms),
+                                counted=(site, printer) in counted))
     return out

@@ -17,6 +17,11 @@ from server.store.influx import InfluxError, InfluxHTTP
 
 log = logging.getLogger(__name__)
 
+# How often the counters up to a day ago are read again in full: a check in between reads only
+# the last day (cheap for any number of printers and any age of data), and data an agent sends
+# more than a day late is counted within this time.
+RESETTLE_MS = 6 * 3_600_000
+
 
 class ServiceWatch:
     stop_stage = "before_writer"
@@ -29,6 +34,7 @@ class ServiceWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self.engine = None
+        self.settled: maintenance.Settled | None = None  # counters up to a day ago, re-read every few hours
 
     def start(self) -> None:
         self.engine = self.engine_of()
@@ -58,7 +64,9 @@ class ServiceWatch:
         try:
             # Every listed printer, not only those with an interval: one whose interval was taken
             # out of the inventory must see its open incident clear.
-            found = maintenance.states(self.client, self.inventory, self.use_rollups, now)
+            if self.settled is None or now - self.settled.at_ms >= RESETTLE_MS:
+                self.settled = maintenance.settle(self.client, self.inventory, self.use_rollups, now)
+            found = maintenance.states(self.client, self.inventory, self.use_rollups, now, settled=self.settled)
         except InfluxError as exc:
             if str(exc) != self.last_error:  # a repeating error logged once until it changes
                 log.error("maintenance: cannot read the service counters (%s); will try again", exc)

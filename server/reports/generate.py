@@ -8,7 +8,7 @@ import gc
 import logging
 import multiprocessing
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -65,9 +65,11 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
                 if compare else None)
     # The maintenance section's look-ups (server/reports/maintenance.py) on connections of their own,
     # while the rest is read: they need only the period, and would otherwise wait for it all.
+    # The period's jobs come from the events read below (``period_jobs``), not read a second time.
+    period_jobs: Future = Future()
     upkeep = _beside(report_maintenance.rows, client.clone(), inventory, period,
                      timelines.counted_until(period.start_ms, period.end_ms, now_ms), use_rollups, sources,
-                     notes=detail)  # ``use_rollups``: [rollups] enabled
+                     notes=detail, period_jobs=period_jobs.result)  # ``use_rollups``: [rollups] enabled
     jobs: list[build_mod.JobRow] = []
     shown = (lambda rows: rows) if detail else _without_detail
 
@@ -76,7 +78,13 @@ def make_report(client: InfluxHTTP, inventory: Inventory, period: Period, now_ms
         ahead.jobs(jobs, people.show)
     reader = Reader(client, int(grace_s * 1000), progress, on_jobs=jobs_in if ahead else lambda data: None,
                     sources=sources)
-    data = reader.fetch(period.start_ms, period.end_ms, now_ms)
+    try:
+        data = reader.fetch(period.start_ms, period.end_ms, now_ms)
+    except BaseException as exc:
+        period_jobs.set_exception(exc)  # the section's thread must not wait for ever
+        raise
+    period_jobs.set_result([(j.ts, j.site, j.printer, j.filament_mm, j.duration) for j in data.jobs
+                            if j.kind in report_maintenance.ENDED])
     earlier = previous() if previous else None
     since = (earlier.project_before if earlier
              else project_before(client, inventory, period, people, sources=sources))

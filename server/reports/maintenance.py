@@ -9,10 +9,13 @@ the labs' own words about their machines, kept for the lab's report.
 
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 from server import maintenance
 from server.maintenance_intervals import Interval
 
 KEY = "maintenance"
+ENDED = ("done", "failed", "cancelled")  # the job events counted
 COLUMNS = ("site", "printer", "services_in_period", "last_service", "last_note", "printing_since_h",
            "jobs_since", "filament_since_m", "service_interval", "service_due")
 
@@ -32,15 +35,18 @@ WORDS = {"en": {"never": "never", "no": "no", "hours": "h", "jobs": "jobs", "mon
 
 
 def rows(client, inventory, period, as_of_ms: int, use_rollups: bool = True, sources=maintenance.HERE,
-         notes: bool = True) -> list[dict]:
-    """The section's rows, one per printer with an interval or a service up to ``as_of_ms``."""
+         notes: bool = True, period_jobs: Callable[[], Iterable[tuple]] | None = None) -> list[dict]:
+    """The section's rows, one per printer with an interval or a service up to ``as_of_ms``.
+    ``period_jobs``: a function that waits for the period's ended job events as the report read
+    them (``maintenance.tally``): the counters then ask InfluxDB only for the jobs before the period."""
     last = maintenance.last_services(client, sources=sources, until_ms=as_of_ms)
-    states = maintenance.states(client, inventory, use_rollups, as_of_ms, sources=sources, until_ms=as_of_ms)
+    states = maintenance.states(client, inventory, use_rollups, as_of_ms, sources=sources, until_ms=as_of_ms,
+                                last=last, period_jobs=(period.start_ms, period_jobs) if period_jobs else None)
     counted = maintenance.services_between(client, period.start_ms, as_of_ms, sources)
     out = []
     for s in states:
         key = (s.site, s.printer)
-        if s.interval is None and key not in last:
+        if not s.counted:  # neither an interval nor a service
             continue
         when, note = last.get(key, (None, ""))
         out.append({"site": s.site, "printer": s.printer, "services_in_period": counted.get(key, 0),
@@ -84,13 +90,84 @@ def pdf_pages(report, lang: str) -> list:
     """The section's table, ROWS_PER_PAGE printers a page; none without rows."""
     import matplotlib.pyplot as plt
 
-    from server.reports.pdf import A4, table
+    from server.reports.pdf import A4, fmt
     pages = []
     for start in range(0, len(report.maintenance), ROWS_PER_PAGE):
         fig = plt.figure(figsize=A4)
         fig.suptitle(f"{SHEETS[lang][KEY]} — {report.period.label}", fontsize=13, weight="bold", y=0.975)
         chunk = report.maintenance[start:start + ROWS_PER_PAGE]
-        table(fig.add_axes([0.04, 0.05, 0.92, 0.88]), COLUMNS, table_rows(chunk, report.period, lang), lang,
-              size=6.5, header=headers(lang), max_chars=30, pad=0.04)
+        cells = [[fmt(v, c, lang) for v, c in zip(row, COLUMNS)] for row in table_rows(chunk, report.period, lang)]
+        grid(fig.add_axes([0.04, 0.05, 0.92, 0.88]), headers(lang), cells, size=6.5, max_chars=30)
         pages.append(fig)
     return pages
+
+
+def grid(ax, header: list[str], cells: list[list[str]], size: float, max_chars: int) -> None:
+    """A plain table hanging from the top of ``ax``: one text per cell, cut at ``max_chars`` with "…",
+    numbers right-aligned, and the rules as one line collection. pdf.table's matplotlib Table (a
+    patch and a text object per cell, laid out cell by cell) costs ~1.8 CPU-s for 100 printers;
+    this about half (docs/maintenance.md)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+    ax.axis("off")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    box = ax.get_position()
+    width_in, height_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
+    shown = [[t if len(t) <= max_chars else t[:max_chars - 1] + "…" for t in row] for row in cells]
+    # Each column as wide as its widest text, measured (not guessed from its length); a table wider
+    # than the page gets a smaller font rather than cells running into each other.
+    measure = _measurer(ax.figure, size)
+    pad_in = 0.04
+    need = [max(measure(w) for w in h.split() + _longest(row[i] for row in shown)) for i, h in enumerate(header)]
+    room = width_in - 2 * pad_in * len(header)
+    if sum(need) > room:
+        size, need = size * room / sum(need), [n * room / sum(need) for n in need]
+    widths = [(n + 2 * pad_in) / (sum(need) + 2 * pad_in * len(header)) for n in need]
+    wrapped = [_wrap(h, w * width_in - 2 * pad_in, measure) for h, w in zip(header, widths)]
+    row_h = size * 1.9 / 72 / height_in
+    head_h = row_h * (0.4 + 0.75 * max(t.count("\n") + 1 for t in wrapped))
+    lefts = [sum(widths[:i]) for i in range(len(widths))]
+    numeric = [all(_number(row[i]) for row in shown) for i in range(len(header))]
+    ax.add_patch(Rectangle((0, 1 - head_h), 1, head_h, facecolor="#eeeeee", edgecolor="none"))
+    for x, w, text in zip(lefts, widths, wrapped):
+        ax.text(x + w / 2, 1 - head_h / 2, text, ha="center", va="center", fontsize=size, linespacing=1.0)
+    pad = pad_in / width_in
+    for r, row in enumerate(shown):
+        y = 1 - head_h - (r + 0.5) * row_h
+        for x, w, right, text in zip(lefts, widths, numeric, row):
+            ax.text(x + w - pad if right else x + pad, y, text, ha="right" if right else "left", va="center",
+                    fontsize=size)
+    bottom = 1 - head_h - len(shown) * row_h
+    rules = [[(0, y), (1, y)] for y in [1, 1 - head_h] + [1 - head_h - (r + 1) * row_h for r in range(len(shown))]]
+    rules += [[(x, 1), (x, bottom)] for x in lefts + [1]]
+    ax.add_collection(LineCollection(rules, colors="black", linewidths=0.5))
+
+
+def _measurer(fig, size: float):
+    """A function: a text's width in inches at ``size`` points (as drawn: by the figure's renderer)."""
+    from matplotlib.font_manager import FontProperties
+    renderer, font = fig.canvas.get_renderer(), FontProperties(size=size)
+    scale = 1 / fig.dpi
+    return lambda text: renderer.get_text_width_height_descent(text, font, ismath=False)[0] * scale if text else 0.0
+
+
+def _longest(texts, n: int = 5) -> list[str]:
+    """The ``n`` longest distinct texts: the widest is among them (measuring each cell costs)."""
+    return sorted(set(texts), key=len)[-n:]
+
+
+def _wrap(text: str, width_in: float, measure) -> str:
+    """``text`` broken at spaces into lines no wider than ``width_in`` (a longer word keeps its line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure(f"{lines[-1]} {word}") <= width_in:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def _number(text: str) -> bool:
+    return bool(text) and text.replace(",", "").replace(".", "").replace("\u00a0", "").replace(" ", "") \
+        .lstrip("-").isdigit()
