@@ -187,7 +187,7 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.tick)
+            self._wake.wait(self._until_next_duty())
             self._wake.clear()
             if self._stopping.is_set():
                 return
@@ -196,6 +196,16 @@ class Publisher:
             except Exception:  # a bug here must not end replay for good
                 log.exception("outbox worker failed; trying again")
                 self._stopping.wait(self.tick)
+
+    def _until_next_duty(self) -> float:
+        """A tick, or less when the oldest unacknowledged message reaches ack_timeout sooner:
+        on a cluster that lost a stream leader, each second spent waiting past ack_timeout
+        is a second more before the agent's telemetry flows again (docs/scaling.md)."""
+        with self._lock:
+            oldest = next(iter(self._inflight.values()), None)
+        if oldest is None:
+            return self.tick
+        return min(self.tick, max(0.01, oldest.sent + self.ack_timeout - self.monotonic()))
 
     def pump(self) -> None:
         """One round of the worker's duties; tests call it directly instead of the thread."""

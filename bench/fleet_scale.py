@@ -239,6 +239,7 @@ def kills(stack: Stack, args) -> int:
             cluster.wait_ready()
         except RuntimeError as exc:  # seen with NATS 2.9.10 after several losses: a replica never current
             print(f"[kill {i + 1}] {node.node_name} back but not healthy: {exc}; going on", flush=True)
+        cluster.spread_leaders()  # as a deploy's step after a node's return (docs/scaling.md)
         wait_fresh(stack, time.time())  # the fleet flows again before the next loss
     beyond = sorted(t - args.interval for t in times)
     p50, p95 = beyond[len(beyond) // 2], beyond[min(len(beyond) - 1, round(0.95 * (len(beyond) - 1)))]

@@ -312,6 +312,19 @@ def test_a_broker_that_stops_acknowledging_has_its_connection_dropped(outbox):
     assert client.sock.shut
 
 
+def test_the_worker_wakes_when_the_oldest_publish_reaches_ack_timeout(outbox):
+    # Not a tick later: on a cluster every second past ack_timeout delays the move to a node
+    # that stores again (docs/scaling.md, node-loss recovery).
+    clock = Clock()
+    pub, client = make(outbox, monotonic=clock, ack_timeout=1)
+    pub.tick = 5.0
+    client.connack()
+    assert pub._until_next_duty() == 5.0  # nothing in flight
+    send(pub, b"1")
+    clock.now += 0.75
+    assert abs(pub._until_next_duty() - 0.25) < 1e-6
+
+
 def test_stop_keeps_unacknowledged_messages_for_the_next_start(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     pub, client = make(SQLiteOutbox(path, OutboxConfig()))

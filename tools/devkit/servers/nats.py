@@ -26,6 +26,8 @@ from devkit.servers.ports import free_ports
 from devkit.servers.process import Server, find_binary
 
 CLUSTER_NAME = "printfarm"
+# Where NATS keeps MQTT QoS 1 messages, sessions and retained messages (server/mqtt.go).
+MQTT_STREAMS = ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs")
 
 NODE_CONFIG = """\
 # written by devkit.servers.nats
@@ -149,6 +151,24 @@ class NatsCluster:
                         return next((n for n in self.nodes if n.node_name == leader), None)
         return None
 
+    def spread_leaders(self, streams: tuple[str, ...] = MQTT_STREAMS, tries: int = 12) -> dict[str, str]:
+        """Ask stream leaders to step down until no node leads two of ``streams``, so the loss of
+        one node stalls one MQTT stream, not two or three at once (docs/scaling.md). NATS 2.9
+        picks the new leader itself, hence the retries; returns stream -> leading node."""
+        leaders: dict[str, str] = {}
+        for _ in range(tries):
+            leaders = {name: getattr(self.leader_of(name), "node_name", "") for name in streams}
+            twice = [name for i, name in enumerate(streams) if leaders[name] in
+                     [leaders[other] for other in streams[:i]]]  # leaves one stream per node
+            if not twice and all(leaders.values()):
+                return leaders
+            for name in twice:
+                _step_down([n.nats_url for n in self.nodes if n.running], name)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(self.leader_of(n) is None for n in twice):
+                time.sleep(0.1)
+        return leaders
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
@@ -165,3 +185,21 @@ def _answers_mqtt(node: NatsNode) -> bool:
         return mqtt_connack(node.host, node.port, timeout=10)
     except OSError:
         return False
+
+
+def _step_down(urls: list[str], stream: str) -> None:
+    """``nats stream cluster step-down STREAM``: JetStream's API request, from any node."""
+    import asyncio
+
+    import nats  # nats-py: a server dependency, installed with the devkit
+
+    async def ask() -> None:
+        nc = await nats.connect(servers=[u for u in urls], connect_timeout=2, allow_reconnect=False)
+        try:
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=5)
+        except nats.errors.Error:
+            pass  # no leader right now, or it answered late: the caller looks again
+        finally:
+            await nc.close()
+
+    asyncio.run(ask())
