@@ -22,6 +22,7 @@ every message it published) with the points in InfluxDB.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -230,10 +231,17 @@ def kills(stack: Stack, args) -> int:
         led = [name for name in ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs") if cluster.leader_of(name) is node]
         node.kill()
         killed = time.time()
-        recovered = wait_fresh(stack, killed)
+        fresh: dict[str, float] = {}
+        recovered = wait_fresh(stack, killed, fresh=fresh)
         times.append(recovered)
+        per_agent: dict[str, float] = {}
+        for (agent, _), took in fresh.items():
+            per_agent[agent] = max(per_agent.get(agent, 0.0), took)
+        print(f"[kill {i + 1}] per agent: " + ", ".join(f"{a} {t:.1f} s" for a, t in per_agent.items()), flush=True)
+        elected = ", ".join(f"{name} {elected_after(cluster, name, killed):.1f} s" for name in led) or "none needed"
         print(f"[kill {i + 1}] {node.node_name} (leading {', '.join(led) or 'no MQTT stream'}): every printer's "
-              f"live state moved on {recovered:.1f} s after the kill; load {os.getloadavg()[0]:.1f}", flush=True)
+              f"live state moved on {recovered:.1f} s after the kill; new leaders elected: {elected}; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
         node.start()
         try:
             cluster.wait_ready()
@@ -253,11 +261,30 @@ def kills(stack: Stack, args) -> int:
     return 0 if met else 1
 
 
-def wait_fresh(stack: Stack, since: float, timeout: float = 120.0) -> float:
-    """Seconds until every printer's live state was sampled after ``since``."""
+def elected_after(cluster, stream: str, since: float) -> float:
+    """Seconds from ``since`` to the first 'new stream leader' line for ``stream`` in the
+    nodes' logs (NATS's Raft election: the floor under any recovery); nan if none."""
+    marker = f"new stream leader for '$G > {stream}'"
+    found = []
+    for node in cluster.nodes:
+        for line in node.log_path.read_text(errors="replace").splitlines():
+            if marker in line:
+                stamp = datetime.datetime.strptime(" ".join(line.split()[1:3]), "%Y/%m/%d %H:%M:%S.%f")
+                if stamp.timestamp() > since:
+                    found.append(stamp.timestamp() - since)
+    return min(found, default=float("nan"))
+
+
+def wait_fresh(stack: Stack, since: float, timeout: float = 120.0, fresh: dict | None = None) -> float:
+    """Seconds until every printer's live state was sampled after ``since``; ``fresh`` gets
+    (agent, printer) -> seconds until its own state moved on."""
+    fresh = {} if fresh is None else fresh
     while time.time() - since < timeout:
         printers = (stack.fleet_state() or {"printers": []})["printers"]
-        if printers and all((p["last_seen"] or 0) > since * 1000 for p in printers):
+        for p in printers:
+            if (p["last_seen"] or 0) > since * 1000:
+                fresh.setdefault((p["agent"], p["printer"]), time.time() - since)
+        if printers and len(fresh) >= len(printers):
             return time.time() - since
         time.sleep(0.1)
     raise RuntimeError(f"the fleet's live state did not move on within {timeout:.0f} s")

@@ -115,13 +115,6 @@ class NatsCluster:
         for node in self.nodes:
             node.start()
         self.wait_ready()
-        # NATS makes its MQTT streams (sessions, retained and QoS 1 messages) at the first MQTT
-        # connection; a collector's consumer needs them, so make them now.
-        deadline = time.monotonic() + self.ready_timeout
-        while not _answers_mqtt(self.nodes[0]):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"NATS did not accept an MQTT connection; see {self.nodes[0].log_path}")
-            time.sleep(0.2)
         return self
 
     def wait_ready(self, nodes: list[NatsNode] | None = None) -> None:
@@ -133,6 +126,20 @@ class NatsCluster:
         if pending:
             raise RuntimeError(f"NATS JetStream not ready on {[n.node_name for n in pending]} "
                                f"within {self.ready_timeout:.0f} s; see {pending[0].log_path}")
+        for node in nodes or self.nodes:
+            if node.running:
+                self._warm_mqtt(node, deadline)
+
+    def _warm_mqtt(self, node: NatsNode, deadline: float) -> None:
+        """One MQTT connection, so the node sets up its MQTT side now: NATS does it at a node's
+        first MQTT connection (it makes the MQTT streams on the cluster's first, which a
+        collector's consumer needs), and that takes the streams' leaders: done later, by agents
+        failing over to a node that came back, it would wait for the elections the loss of
+        another node started, 4 s per JetStream request (docs/scaling.md)."""
+        while not _answers_mqtt(node):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"NATS {node.node_name} did not accept an MQTT connection; see {node.log_path}")
+            time.sleep(0.2)
 
     def leader_of(self, stream: str) -> "NatsNode | None":
         """The node leading ``stream``'s Raft group, as a running node's monitoring tells it."""
