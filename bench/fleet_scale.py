@@ -8,8 +8,9 @@
                                                 # six node losses, each time the node leading
                                                 # NATS's MQTT message stream (the worst one to
                                                 # lose), each brought back before the next: the
-                                                # live state's recovery per kill, p50/p95;
-                                                # target p95 <= 5 s beyond one poll interval
+                                                # live state's recovery per kill (and NATS's
+                                                # election), p50/p95/max; target: every kill
+                                                # <= 10 s (issue 26)
 
 Everything runs as separate processes, as in production: the simulator (one process, one port
 per printer), 25 agents (each a `printfarm-agent` with 20 printers, like 25 Raspberry Pis),
@@ -217,7 +218,7 @@ def kill_node(stack: Stack, parts: Parts) -> float:
     raise RuntimeError("the fleet's live state did not move on within 120 s of the node's loss")
 
 
-TARGET_P95 = 5.0  # s beyond one poll interval: issue 26's "well under 10 s"
+TARGET_MAX = 10.0  # s from the kill until every printer's live state moved on: issue 26
 
 
 def kills(stack: Stack, args) -> int:
@@ -249,15 +250,15 @@ def kills(stack: Stack, args) -> int:
             print(f"[kill {i + 1}] {node.node_name} back but not healthy: {exc}; going on", flush=True)
         cluster.spread_leaders()  # as a deploy's step after a node's return (docs/scaling.md)
         wait_fresh(stack, time.time())  # the fleet flows again before the next loss
-    beyond = sorted(t - args.interval for t in times)
-    p50, p95 = beyond[len(beyond) // 2], beyond[min(len(beyond) - 1, round(0.95 * (len(beyond) - 1)))]
+    ranked = sorted(times)
+    p50, p95 = ranked[len(ranked) // 2], ranked[min(len(ranked) - 1, round(0.95 * (len(ranked) - 1)))]
     print("\n== node-loss recovery ==")
     print(f"{args.kills} kills of the {'$MQTT_msgs leader' if args.kill == 'leader' else 'first node'}, "
           f"{args.printers} printers polled every {args.interval:g} s")
     print("recovery (s): " + ", ".join(f"{t:.1f}" for t in times))
-    print(f"beyond one poll interval: p50 {p50:.1f} s, p95 {p95:.1f} s, max {beyond[-1]:.1f} s")
-    met = p95 <= TARGET_P95
-    print(f"target: p95 <= {TARGET_P95:g} s beyond one poll interval: {'met' if met else 'MISSED'}")
+    print(f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {ranked[-1]:.1f} s (one poll interval included)")
+    met = ranked[-1] <= TARGET_MAX
+    print(f"target: every kill <= {TARGET_MAX:g} s: {'met' if met else 'MISSED'}")
     return 0 if met else 1
 
 

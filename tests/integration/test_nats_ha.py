@@ -29,14 +29,15 @@ pytestmark = pytest.mark.integration
 
 SITES = ("north", "south", "east")
 PER_AGENT = 3
-# s: issue 26 asks 10; losing the $MQTT_msgs leader takes NATS 2.9 5-19 s under load (its Raft
-# election and JetStream API timeouts are constants: docs/scaling.md). The figure is printed.
-LIVE_WITHIN = 20.0
+# s: issue 26's bound. Losing the $MQTT_msgs leader costs NATS 2.9 a Raft election of 4-9 s
+# (constants); the agents' publishes flow again 0.5-2 s after it (docs/scaling.md). Printed.
+LIVE_WITHIN = 10.0
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with NatsCluster(tmp_path_factory.mktemp("nats")) as nats:
+        nats.spread_leaders()  # as docs/scaling.md's recipe: one MQTT stream leader per node
         yield nats
 
 
@@ -200,6 +201,6 @@ def _agents(tmp_path, cluster, sim, printers):
                                                               for p, s in printers.items() if s == site],
                                site=site, agent_id=f"pi-{site}", interval=0.5, timeout=0.5)
         cfg.broker.addresses = [("127.0.0.1", port) for port in ports[k:] + ports[:k]]
-        cfg.broker.ack_timeout = 2.0  # as docs/scaling.md advises on a cluster
+        cfg.broker.ack_timeout = 1.0  # as docs/scaling.md advises on a cluster
         agents.append(start_agent(cfg))
     return agents
