@@ -178,6 +178,8 @@ class Publisher:
             self._log_once(f"paho refused a publish ({mqtt.error_string(info.rc)}); keeping it in the outbox")
             return False
         self._inflight[info.mid] = _Pending(oid, topic, payload, retain, self.monotonic())
+        if len(self._inflight) == 1:
+            self._wake.set()  # the worker's next wait ends at this one's ack_timeout (_until_next_duty)
         if oid is not None:
             self._unacked[oid] = None
             self._handed_upto = oid

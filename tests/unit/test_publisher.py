@@ -7,6 +7,7 @@ queue until ``drop_out_messages``, and the callbacks are called with paho's sign
 
 import logging
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -323,6 +324,19 @@ def test_the_worker_wakes_when_the_oldest_publish_reaches_ack_timeout(outbox):
     send(pub, b"1")
     clock.now += 0.75
     assert abs(pub._until_next_duty() - 0.25) < 1e-6
+
+
+def test_the_worker_drops_a_silent_connection_at_ack_timeout_not_at_its_next_tick(outbox):
+    pub, client = make(outbox, ack_timeout=1)
+    pub.tick = 60.0  # a tick far beyond ack_timeout: only the deadline can end the worker's wait
+    pub.start()
+    client.connack()
+    send(pub, b"1")  # never acknowledged
+    deadline = time.monotonic() + 20  # generous: a loaded machine; the old worker took 60 s
+    while not client.sock.shut and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.sock.shut
+    pub.stop()
 
 
 def test_stop_keeps_unacknowledged_messages_for_the_next_start(tmp_path):
