@@ -67,6 +67,12 @@ def fresh(collector, printers, since: float) -> bool:
     return all((fleet.get(pid, {}).get("last_seen") or 0) > since * 1000 for pid in printers)
 
 
+def mqtt_side_set_up(node) -> bool:
+    """NATS logged setting up MQTT (sessions, retained messages) since this process started."""
+    return any(line.startswith(f"[{node.proc.pid}]") and "Creating MQTT streams" in line
+               for line in node.log_path.read_text(errors="replace").splitlines())
+
+
 def lease_holder(collectors):
     holders = [c for c in collectors if c.health().get("alert_lease")]
     return holders[0] if len(holders) == 1 else None
@@ -141,6 +147,9 @@ def test_jobs_through_a_node_loss_are_each_counted_once_by_the_report(tmp_path, 
     failing = [f"{site}-0" for site in SITES]
     agents, killed = [], None
     began = int(time.time() * 1000)
+    # The node the previous test brought back has its MQTT side set up before any agent fails
+    # over to it, or agents would wait out JetStream requests on it during this loss.
+    assert all(mqtt_side_set_up(node) for node in cluster.nodes)
     try:
         for c in collectors:
             c.start()
