@@ -339,6 +339,32 @@ def test_the_worker_drops_a_silent_connection_at_ack_timeout_not_at_its_next_tic
     pub.stop()
 
 
+def test_a_connection_not_answered_within_ack_timeout_is_closed_and_the_next_node_tried(outbox, caplog):
+    # A NATS node whose session stream has no leader holds a CONNECT 4 s per JetStream request.
+    clock = Clock()
+    pub = Publisher("pi-1", BrokerConfig(servers=["n1:1", "n2:2"], ack_timeout=1), outbox=outbox,
+                    client_factory=FakeClient, monotonic=clock)
+    client = pub.client
+    pub.start()
+    client.on_pre_connect(client, None)  # paho starts an attempt: TCP up, CONNECT sent
+    clock.now += 0.5
+    pub.pump()
+    assert not client.sock.shut
+    clock.now += 0.6
+    pub.pump()
+    assert client.sock.shut
+    client.lose_connection()
+    assert client.connects[-1] == ("n2", 2)
+    assert "did not answer the connection within ack_timeout (1 s)" in caplog.text
+    client.on_pre_connect(client, None)
+    client.connack()  # answered in time: nothing to close
+    client.sock.shut = False
+    clock.now += 5
+    pub.pump()
+    assert not client.sock.shut
+    pub.stop()
+
+
 def test_stop_keeps_unacknowledged_messages_for_the_next_start(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     pub, client = make(SQLiteOutbox(path, OutboxConfig()))
