@@ -423,7 +423,11 @@ class Publisher:
         # while the cluster elects new leaders) an agent would wait 2, 4, 8 s between nodes that
         # work again. Setting the delay restarts paho's doubling (its public API).
         rounds = self._failovers // len(self._addresses)
-        self._failovers += 1
+        if not self._gave_up_waiting:
+            # A node that took the connection but did not answer it within ack_timeout (NATS
+            # waiting for a leader's election) is not a reason to back off further: the
+            # election ends within seconds, and doubling waits would outlast it.
+            self._failovers += 1
         delay = min(self.broker.reconnect_min * 2 ** min(rounds, 16), self.broker.reconnect_max)
         self.client.reconnect_delay_set(delay, self.broker.reconnect_max)
         host, port = self._addresses[self._at]

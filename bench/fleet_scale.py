@@ -138,8 +138,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=0, metavar="N",
                         help="with --cluster: N node losses in a row (the $MQTT_msgs leader each time), "
                              "instead of the timed window; prints the recovery of each and p50/p95")
-    parser.add_argument("--kill", choices=("leader", "first"), default="leader",
-                        help="which node --kills loses: the leader of $MQTT_msgs, or always the first")
+    parser.add_argument("--kill", choices=("leader", "sessions", "first"), default="leader",
+                        help="which node --kills loses: the leader of $MQTT_msgs, of $MQTT_sess, or always the first")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleet-scale-"))
@@ -227,7 +227,8 @@ def kills(stack: Stack, args) -> int:
     cluster, times = stack.cluster, []
     cluster.ready_timeout = 60.0
     for i in range(args.kills):
-        node = cluster.leader_of("$MQTT_msgs") if args.kill == "leader" else None
+        stream = {"leader": "$MQTT_msgs", "sessions": "$MQTT_sess"}.get(args.kill)
+        node = cluster.leader_of(stream) if stream else None
         node = node or cluster.nodes[0]
         led = [name for name in ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs") if cluster.leader_of(name) is node]
         node.kill()
@@ -253,7 +254,7 @@ def kills(stack: Stack, args) -> int:
     ranked = sorted(times)
     p50, p95 = ranked[len(ranked) // 2], ranked[min(len(ranked) - 1, round(0.95 * (len(ranked) - 1)))]
     print("\n== node-loss recovery ==")
-    print(f"{args.kills} kills of the {'$MQTT_msgs leader' if args.kill == 'leader' else 'first node'}, "
+    print(f"{args.kills} kills of the { {'leader': '$MQTT_msgs leader', 'sessions': '$MQTT_sess leader'}.get(args.kill, 'first node')}, "
           f"{args.printers} printers polled every {args.interval:g} s")
     print("recovery (s): " + ", ".join(f"{t:.1f}" for t in times))
     print(f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {ranked[-1]:.1f} s (one poll interval included)")

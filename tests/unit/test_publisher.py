@@ -356,6 +356,12 @@ def test_a_connection_not_answered_within_ack_timeout_is_closed_and_the_next_nod
     client.lose_connection()
     assert client.connects[-1] == ("n2", 2)
     assert "did not answer the connection within ack_timeout (1 s)" in caplog.text
+    for _ in range(6):  # rounds of nodes that take the connection and hold it: no doubling
+        client.on_pre_connect(client, None)
+        clock.now += 1.1
+        pub.pump()
+        client.lose_connection()
+    assert client.delays[-1] == BrokerConfig().reconnect_min
     client.on_pre_connect(client, None)
     client.connack()  # answered in time: nothing to close
     client.sock.shut = False
