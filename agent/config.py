@@ -28,8 +28,9 @@ class BrokerConfig(Section):
     tls: TLSConfig | None = None
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
-    # s without a PUBACK before the connection counts as gone. On a NATS cluster a node whose
-    # stream leader was lost holds a publish up to 4 s, then drops the agent: 2 s moves it on.
+    # s without a PUBACK (or a CONNACK) before the connection counts as gone. On a NATS cluster a node whose
+    # stream leader was lost holds a publish up to 4 s, then drops the agent: 1 s tries again
+    # soon after the new leader is elected (docs/scaling.md).
     ack_timeout: float = 10.0
 
     def __post_init__(self):

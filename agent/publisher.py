@@ -98,6 +98,8 @@ class Publisher:
         self._worker: threading.Thread | None = None
         self._last_error: str | None = None
         self._refused = False  # the broker answered this attempt with a refusal (already logged)
+        self._connecting_since: float | None = None  # monotonic start of an attempt awaiting CONNACK
+        self._gave_up_waiting = False  # we closed this attempt: no CONNACK within ack_timeout
         self._oversized: set[str] = set()  # topics an oversized message was refused on (logged)
         self._addresses = broker.addresses  # one, or the members of a clustered broker
         self._at = 0  # the one tried or connected now
@@ -178,6 +180,8 @@ class Publisher:
             self._log_once(f"paho refused a publish ({mqtt.error_string(info.rc)}); keeping it in the outbox")
             return False
         self._inflight[info.mid] = _Pending(oid, topic, payload, retain, self.monotonic())
+        if len(self._inflight) == 1:
+            self._wake.set()  # the worker's next wait ends at this one's ack_timeout (_until_next_duty)
         if oid is not None:
             self._unacked[oid] = None
             self._handed_upto = oid
@@ -187,7 +191,7 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.tick)
+            self._wake.wait(self._until_next_duty())
             self._wake.clear()
             if self._stopping.is_set():
                 return
@@ -196,6 +200,17 @@ class Publisher:
             except Exception:  # a bug here must not end replay for good
                 log.exception("outbox worker failed; trying again")
                 self._stopping.wait(self.tick)
+
+    def _until_next_duty(self) -> float:
+        """A tick, or less when the oldest unacknowledged message reaches ack_timeout sooner:
+        on a cluster that lost a stream leader, each second spent waiting past ack_timeout
+        is a second more before the agent's telemetry flows again (docs/scaling.md)."""
+        with self._lock:
+            oldest = next(iter(self._inflight.values()), None)
+            since = self._connecting_since if oldest is None else oldest.sent
+        if since is None:
+            return self.tick
+        return min(self.tick, max(0.01, since + self.ack_timeout - self.monotonic()))
 
     def pump(self) -> None:
         """One round of the worker's duties; tests call it directly instead of the thread."""
@@ -260,15 +275,24 @@ class Publisher:
                                     qos=QOS, retain=True)
 
     def _check_stalled(self) -> None:
-        """A broker that stops acknowledging but keeps the socket open is as good as gone."""
+        """A broker that stops acknowledging but keeps the socket open is as good as gone; so is
+        one that does not answer a CONNECT (a NATS node whose session stream has no leader
+        holds it 4 s per JetStream request: better to try again, or the next node)."""
         with self._lock:
-            if not self._inflight or not self._connected.is_set():
+            since = self._connecting_since
+            if not self._connected.is_set() and since is not None:
+                if self.monotonic() - since < self.ack_timeout or self.client.socket() is None:
+                    return  # no socket yet: paho's own connect timeout covers TCP and TLS
+                self._gave_up_waiting = True
+                self._connecting_since = None
+            elif not self._inflight or not self._connected.is_set():
                 return
-            oldest = next(iter(self._inflight.values()))
-            waited = self.monotonic() - oldest.sent
-            if waited < self.ack_timeout:
-                return
-            log.warning("broker has not acknowledged for %.0f s; dropping the connection", waited)
+            else:
+                oldest = next(iter(self._inflight.values()))
+                waited = self.monotonic() - oldest.sent
+                if waited < self.ack_timeout:
+                    return
+                log.warning("broker has not acknowledged for %.0f s; dropping the connection", waited)
             sock = self.client.socket()
         if sock is not None:
             try:
@@ -305,13 +329,19 @@ class Publisher:
             client.username_pw_set(self.broker.username, password)
         if self.broker.tls:
             _configure_tls(client, self.broker.tls)
+        client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
 
+    def _on_pre_connect(self, client, userdata):
+        self._connecting_since = self.monotonic()
+        self._wake.set()  # the worker's next wait ends at this attempt's ack_timeout
+
     def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self._connecting_since, self._gave_up_waiting = None, False
         if reason_code.is_failure:
             self._refused = True
             self._log_once(self._refusal(str(reason_code)))
@@ -328,6 +358,7 @@ class Publisher:
         self._wake.set()  # the worker replays; paho's network thread keeps turning
 
     def _on_connect_fail(self, client, userdata):
+        self._connecting_since = None
         exc = sys.exc_info()[1]  # paho calls this from inside its except block
         self._log_once(f"cannot reach broker {self._where}: {exc or 'connection failed'}")
         self._next_server()
@@ -351,11 +382,15 @@ class Publisher:
         self._next_server()
         if was:
             log.warning("lost the broker (%s); queueing in the outbox", reason_code)
+        elif self._gave_up_waiting:
+            self._log_once(f"broker {where} did not answer the connection within ack_timeout "
+                           f"({self.ack_timeout:g} s); trying the next")
         elif not self._refused:
             # Closed before any CONNACK: typically TLS (no or untrusted client certificate).
             self._log_once(f"broker {where} closed the connection before "
                            f"accepting it ({reason_code}) — check [broker.tls] (ca, cert, key) and the port")
-        self._refused = False
+        self._refused = self._gave_up_waiting = False
+        self._connecting_since = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         # paho holds its own locks here: only note the ack; the worker does the rest.
@@ -388,7 +423,11 @@ class Publisher:
         # while the cluster elects new leaders) an agent would wait 2, 4, 8 s between nodes that
         # work again. Setting the delay restarts paho's doubling (its public API).
         rounds = self._failovers // len(self._addresses)
-        self._failovers += 1
+        if not self._gave_up_waiting:
+            # A node that took the connection but did not answer it within ack_timeout (NATS
+            # waiting for a leader's election) is not a reason to back off further: the
+            # election ends within seconds, and doubling waits would outlast it.
+            self._failovers += 1
         delay = min(self.broker.reconnect_min * 2 ** min(rounds, 16), self.broker.reconnect_max)
         self.client.reconnect_delay_set(delay, self.broker.reconnect_max)
         host, port = self._addresses[self._at]

@@ -8,8 +8,9 @@
                                                 # six node losses, each time the node leading
                                                 # NATS's MQTT message stream (the worst one to
                                                 # lose), each brought back before the next: the
-                                                # live state's recovery per kill, p50/p95;
-                                                # target p95 <= 5 s beyond one poll interval
+                                                # live state's recovery per kill (and NATS's
+                                                # election), p50/p95/max; target: every kill
+                                                # <= 10 s (issue 26)
 
 Everything runs as separate processes, as in production: the simulator (one process, one port
 per printer), 25 agents (each a `printfarm-agent` with 20 printers, like 25 Raspberry Pis),
@@ -22,6 +23,7 @@ every message it published) with the points in InfluxDB.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -136,8 +138,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=0, metavar="N",
                         help="with --cluster: N node losses in a row (the $MQTT_msgs leader each time), "
                              "instead of the timed window; prints the recovery of each and p50/p95")
-    parser.add_argument("--kill", choices=("leader", "first"), default="leader",
-                        help="which node --kills loses: the leader of $MQTT_msgs, or always the first")
+    parser.add_argument("--kill", choices=("leader", "sessions", "first"), default="leader",
+                        help="which node --kills loses: the leader of $MQTT_msgs, of $MQTT_sess, or always the first")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleet-scale-"))
@@ -216,7 +218,7 @@ def kill_node(stack: Stack, parts: Parts) -> float:
     raise RuntimeError("the fleet's live state did not move on within 120 s of the node's loss")
 
 
-TARGET_P95 = 5.0  # s beyond one poll interval: issue 26's "well under 10 s"
+TARGET_MAX = 10.0  # s from the kill until every printer's live state moved on: issue 26
 
 
 def kills(stack: Stack, args) -> int:
@@ -225,38 +227,66 @@ def kills(stack: Stack, args) -> int:
     cluster, times = stack.cluster, []
     cluster.ready_timeout = 60.0
     for i in range(args.kills):
-        node = cluster.leader_of("$MQTT_msgs") if args.kill == "leader" else None
+        stream = {"leader": "$MQTT_msgs", "sessions": "$MQTT_sess"}.get(args.kill)
+        node = cluster.leader_of(stream) if stream else None
         node = node or cluster.nodes[0]
         led = [name for name in ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs") if cluster.leader_of(name) is node]
         node.kill()
         killed = time.time()
-        recovered = wait_fresh(stack, killed)
+        fresh: dict[str, float] = {}
+        recovered = wait_fresh(stack, killed, fresh=fresh)
         times.append(recovered)
+        per_agent: dict[str, float] = {}
+        for (agent, _), took in fresh.items():
+            per_agent[agent] = max(per_agent.get(agent, 0.0), took)
+        print(f"[kill {i + 1}] per agent: " + ", ".join(f"{a} {t:.1f} s" for a, t in per_agent.items()), flush=True)
+        elected = ", ".join(f"{name} {elected_after(cluster, name, killed):.1f} s" for name in led) or "none needed"
         print(f"[kill {i + 1}] {node.node_name} (leading {', '.join(led) or 'no MQTT stream'}): every printer's "
-              f"live state moved on {recovered:.1f} s after the kill; load {os.getloadavg()[0]:.1f}", flush=True)
+              f"live state moved on {recovered:.1f} s after the kill; new leaders elected: {elected}; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
         node.start()
         try:
             cluster.wait_ready()
         except RuntimeError as exc:  # seen with NATS 2.9.10 after several losses: a replica never current
             print(f"[kill {i + 1}] {node.node_name} back but not healthy: {exc}; going on", flush=True)
+        cluster.spread_leaders()  # as a deploy's step after a node's return (docs/scaling.md)
         wait_fresh(stack, time.time())  # the fleet flows again before the next loss
-    beyond = sorted(t - args.interval for t in times)
-    p50, p95 = beyond[len(beyond) // 2], beyond[min(len(beyond) - 1, round(0.95 * (len(beyond) - 1)))]
+    ranked = sorted(times)
+    p50, p95 = ranked[len(ranked) // 2], ranked[min(len(ranked) - 1, round(0.95 * (len(ranked) - 1)))]
     print("\n== node-loss recovery ==")
-    print(f"{args.kills} kills of the {'$MQTT_msgs leader' if args.kill == 'leader' else 'first node'}, "
+    print(f"{args.kills} kills of the { {'leader': '$MQTT_msgs leader', 'sessions': '$MQTT_sess leader'}.get(args.kill, 'first node')}, "
           f"{args.printers} printers polled every {args.interval:g} s")
     print("recovery (s): " + ", ".join(f"{t:.1f}" for t in times))
-    print(f"beyond one poll interval: p50 {p50:.1f} s, p95 {p95:.1f} s, max {beyond[-1]:.1f} s")
-    met = p95 <= TARGET_P95
-    print(f"target: p95 <= {TARGET_P95:g} s beyond one poll interval: {'met' if met else 'MISSED'}")
+    print(f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {ranked[-1]:.1f} s (one poll interval included)")
+    met = ranked[-1] <= TARGET_MAX
+    print(f"target: every kill <= {TARGET_MAX:g} s: {'met' if met else 'MISSED'}")
     return 0 if met else 1
 
 
-def wait_fresh(stack: Stack, since: float, timeout: float = 120.0) -> float:
-    """Seconds until every printer's live state was sampled after ``since``."""
+def elected_after(cluster, stream: str, since: float) -> float:
+    """Seconds from ``since`` to the first 'new stream leader' line for ``stream`` in the
+    nodes' logs (NATS's Raft election: the floor under any recovery); nan if none."""
+    marker = f"new stream leader for '$G > {stream}'"
+    found = []
+    for node in cluster.nodes:
+        for line in node.log_path.read_text(errors="replace").splitlines():
+            if marker in line:
+                stamp = datetime.datetime.strptime(" ".join(line.split()[1:3]), "%Y/%m/%d %H:%M:%S.%f")
+                if stamp.timestamp() > since:
+                    found.append(stamp.timestamp() - since)
+    return min(found, default=float("nan"))
+
+
+def wait_fresh(stack: Stack, since: float, timeout: float = 120.0, fresh: dict | None = None) -> float:
+    """Seconds until every printer's live state was sampled after ``since``; ``fresh`` gets
+    (agent, printer) -> seconds until its own state moved on."""
+    fresh = {} if fresh is None else fresh
     while time.time() - since < timeout:
         printers = (stack.fleet_state() or {"printers": []})["printers"]
-        if printers and all((p["last_seen"] or 0) > since * 1000 for p in printers):
+        for p in printers:
+            if (p["last_seen"] or 0) > since * 1000:
+                fresh.setdefault((p["agent"], p["printer"]), time.time() - since)
+        if printers and len(fresh) >= len(printers):
             return time.time() - since
         time.sleep(0.1)
     raise RuntimeError(f"the fleet's live state did not move on within {timeout:.0f} s")

@@ -29,14 +29,17 @@ pytestmark = pytest.mark.integration
 
 SITES = ("north", "south", "east")
 PER_AGENT = 3
-# s: issue 26 asks 10; losing the $MQTT_msgs leader takes NATS 2.9 5-19 s under load (its Raft
-# election and JetStream API timeouts are constants: docs/scaling.md). The figure is printed.
-LIVE_WITHIN = 20.0
+# s. Losing the $MQTT_msgs leader costs NATS 2.9 a Raft election of 4-9 s (random, constants);
+# the agents' publishes flow again 0.5-2 s after it (docs/scaling.md): 5.5-9.7 s in six runs,
+# and bench/fleet_scale.py --kills measures issue 26's 10 s over many kills. A single run here
+# may draw a 9 s election, hence 12 s (before the warm-up and CONNECT fixes: up to 19 s).
+LIVE_WITHIN = 12.0
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with NatsCluster(tmp_path_factory.mktemp("nats")) as nats:
+        nats.spread_leaders()  # as docs/scaling.md's recipe: one MQTT stream leader per node
         yield nats
 
 
@@ -64,6 +67,12 @@ def fresh(collector, printers, since: float) -> bool:
     """This collector alone has every printer's live state sampled after ``since``."""
     fleet = fleet_of(collector)
     return all((fleet.get(pid, {}).get("last_seen") or 0) > since * 1000 for pid in printers)
+
+
+def mqtt_side_set_up(node) -> bool:
+    """NATS logged setting up MQTT (sessions, retained messages) since this process started."""
+    return any(line.startswith(f"[{node.proc.pid}]") and "Creating MQTT streams" in line
+               for line in node.log_path.read_text(errors="replace").splitlines())
 
 
 def lease_holder(collectors):
@@ -140,6 +149,9 @@ def test_jobs_through_a_node_loss_are_each_counted_once_by_the_report(tmp_path, 
     failing = [f"{site}-0" for site in SITES]
     agents, killed = [], None
     began = int(time.time() * 1000)
+    # The node the previous test brought back has its MQTT side set up before any agent fails
+    # over to it, or agents would wait out JetStream requests on it during this loss.
+    assert all(mqtt_side_set_up(node) for node in cluster.nodes)
     try:
         for c in collectors:
             c.start()
@@ -200,6 +212,6 @@ def _agents(tmp_path, cluster, sim, printers):
                                                               for p, s in printers.items() if s == site],
                                site=site, agent_id=f"pi-{site}", interval=0.5, timeout=0.5)
         cfg.broker.addresses = [("127.0.0.1", port) for port in ports[k:] + ports[:k]]
-        cfg.broker.ack_timeout = 2.0  # as docs/scaling.md advises on a cluster
+        cfg.broker.ack_timeout = 1.0  # as docs/scaling.md advises on a cluster
         agents.append(start_agent(cfg))
     return agents

@@ -7,6 +7,7 @@ queue until ``drop_out_messages``, and the callbacks are called with paho's sign
 
 import logging
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -310,6 +311,64 @@ def test_a_broker_that_stops_acknowledging_has_its_connection_dropped(outbox):
     clock.now += 2
     pub.pump()
     assert client.sock.shut
+
+
+def test_the_worker_wakes_when_the_oldest_publish_reaches_ack_timeout(outbox):
+    # Not a tick later: on a cluster every second past ack_timeout delays the move to a node
+    # that stores again (docs/scaling.md, node-loss recovery).
+    clock = Clock()
+    pub, client = make(outbox, monotonic=clock, ack_timeout=1)
+    pub.tick = 5.0
+    client.connack()
+    assert pub._until_next_duty() == 5.0  # nothing in flight
+    send(pub, b"1")
+    clock.now += 0.75
+    assert abs(pub._until_next_duty() - 0.25) < 1e-6
+
+
+def test_the_worker_drops_a_silent_connection_at_ack_timeout_not_at_its_next_tick(outbox):
+    pub, client = make(outbox, ack_timeout=1)
+    pub.tick = 60.0  # a tick far beyond ack_timeout: only the deadline can end the worker's wait
+    pub.start()
+    client.connack()
+    send(pub, b"1")  # never acknowledged
+    deadline = time.monotonic() + 20  # generous: a loaded machine; the old worker took 60 s
+    while not client.sock.shut and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.sock.shut
+    pub.stop()
+
+
+def test_a_connection_not_answered_within_ack_timeout_is_closed_and_the_next_node_tried(outbox, caplog):
+    # A NATS node whose session stream has no leader holds a CONNECT 4 s per JetStream request.
+    clock = Clock()
+    pub = Publisher("pi-1", BrokerConfig(servers=["n1:1", "n2:2"], ack_timeout=1), outbox=outbox,
+                    client_factory=FakeClient, monotonic=clock)
+    client = pub.client
+    pub.start()
+    client.on_pre_connect(client, None)  # paho starts an attempt: TCP up, CONNECT sent
+    clock.now += 0.5
+    pub.pump()
+    assert not client.sock.shut
+    clock.now += 0.6
+    pub.pump()
+    assert client.sock.shut
+    client.lose_connection()
+    assert client.connects[-1] == ("n2", 2)
+    assert "did not answer the connection within ack_timeout (1 s)" in caplog.text
+    for _ in range(6):  # rounds of nodes that take the connection and hold it: no doubling
+        client.on_pre_connect(client, None)
+        clock.now += 1.1
+        pub.pump()
+        client.lose_connection()
+    assert client.delays[-1] == BrokerConfig().reconnect_min
+    client.on_pre_connect(client, None)
+    client.connack()  # answered in time: nothing to close
+    client.sock.shut = False
+    clock.now += 5
+    pub.pump()
+    assert not client.sock.shut
+    pub.stop()
 
 
 def test_stop_keeps_unacknowledged_messages_for_the_next_start(tmp_path):

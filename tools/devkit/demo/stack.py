@@ -80,6 +80,7 @@ class Stack:
         if self.opt.cluster:
             progress("starting a three-node NATS cluster and InfluxDB")
             self.cluster = NatsCluster(self.dir / "nats").start()
+            self.cluster.spread_leaders()  # a node's loss stalls one MQTT stream, not all three
             self.broker = self.cluster.nodes[0]
         else:
             progress("starting Mosquitto and InfluxDB")
@@ -210,7 +211,7 @@ grace = 60
 
     def _ack_lines(self) -> list[str]:
         """On a cluster, agents leave a node that holds their publishes (docs/scaling.md)."""
-        return ["ack_timeout = 2"] if self.cluster is not None else []
+        return ["ack_timeout = 1"] if self.cluster is not None else []
 
     def _broker_lines(self, k: int) -> list[str]:
         """An agent's [broker]: the one Mosquitto, or every node, the k-th first (agents spread)."""

@@ -26,6 +26,8 @@ from devkit.servers.ports import free_ports
 from devkit.servers.process import Server, find_binary
 
 CLUSTER_NAME = "printfarm"
+# Where NATS keeps MQTT QoS 1 messages, sessions and retained messages (server/mqtt.go).
+MQTT_STREAMS = ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs")
 
 NODE_CONFIG = """\
 # written by devkit.servers.nats
@@ -113,13 +115,6 @@ class NatsCluster:
         for node in self.nodes:
             node.start()
         self.wait_ready()
-        # NATS makes its MQTT streams (sessions, retained and QoS 1 messages) at the first MQTT
-        # connection; a collector's consumer needs them, so make them now.
-        deadline = time.monotonic() + self.ready_timeout
-        while not _answers_mqtt(self.nodes[0]):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"NATS did not accept an MQTT connection; see {self.nodes[0].log_path}")
-            time.sleep(0.2)
         return self
 
     def wait_ready(self, nodes: list[NatsNode] | None = None) -> None:
@@ -131,6 +126,20 @@ class NatsCluster:
         if pending:
             raise RuntimeError(f"NATS JetStream not ready on {[n.node_name for n in pending]} "
                                f"within {self.ready_timeout:.0f} s; see {pending[0].log_path}")
+        for node in nodes or self.nodes:
+            if node.running:
+                self._warm_mqtt(node, deadline)
+
+    def _warm_mqtt(self, node: NatsNode, deadline: float) -> None:
+        """One MQTT connection, so the node sets up its MQTT side now: NATS does it at a node's
+        first MQTT connection (it makes the MQTT streams on the cluster's first, which a
+        collector's consumer needs), and that takes the streams' leaders: done later, by agents
+        failing over to a node that came back, it would wait for the elections the loss of
+        another node started, 4 s per JetStream request (docs/scaling.md)."""
+        while not _answers_mqtt(node):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"NATS {node.node_name} did not accept an MQTT connection; see {node.log_path}")
+            time.sleep(0.2)
 
     def leader_of(self, stream: str) -> "NatsNode | None":
         """The node leading ``stream``'s Raft group, as a running node's monitoring tells it."""
@@ -149,6 +158,24 @@ class NatsCluster:
                         return next((n for n in self.nodes if n.node_name == leader), None)
         return None
 
+    def spread_leaders(self, streams: tuple[str, ...] = MQTT_STREAMS, tries: int = 12) -> dict[str, str]:
+        """Ask stream leaders to step down until no node leads two of ``streams``, so the loss of
+        one node stalls one MQTT stream, not two or three at once (docs/scaling.md). NATS 2.9
+        picks the new leader itself, hence the retries; returns stream -> leading node."""
+        leaders: dict[str, str] = {}
+        for _ in range(tries):
+            leaders = {name: getattr(self.leader_of(name), "node_name", "") for name in streams}
+            twice = [name for i, name in enumerate(streams) if leaders[name] in
+                     [leaders[other] for other in streams[:i]]]  # leaves one stream per node
+            if not twice and all(leaders.values()):
+                return leaders
+            for name in twice:
+                _step_down([n.nats_url for n in self.nodes if n.running], name)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(self.leader_of(n) is None for n in twice):
+                time.sleep(0.1)
+        return leaders
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
@@ -165,3 +192,21 @@ def _answers_mqtt(node: NatsNode) -> bool:
         return mqtt_connack(node.host, node.port, timeout=10)
     except OSError:
         return False
+
+
+def _step_down(urls: list[str], stream: str) -> None:
+    """``nats stream cluster step-down STREAM``: JetStream's API request, from any node."""
+    import asyncio
+
+    import nats  # nats-py: a server dependency, installed with the devkit
+
+    async def ask() -> None:
+        nc = await nats.connect(servers=[u for u in urls], connect_timeout=2, allow_reconnect=False)
+        try:
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=5)
+        except nats.errors.Error:
+            pass  # no leader right now, or it answered late: the caller looks again
+        finally:
+            await nc.close()
+
+    asyncio.run(ask())
