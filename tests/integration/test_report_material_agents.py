@@ -22,6 +22,7 @@ from devkit.servers.bambu_ftps import BambuFTPS
 from devkit.sim.faces.bambu_3mf import three_mf
 from devkit.sim.faces.bambu_printer import BambuLink
 from server.__main__ import main as server_main
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +107,7 @@ def farm(tmp_path_factory):
         period = f"{today - timedelta(days=1)}..{today + timedelta(days=1)}"
         out = tmp / "out"
         assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period", period,
-                            "--format", "xlsx,csv", "--lang", "en"]) == 0
+                            "--format", "xlsx,csv,pdf,summary", "--lang", "en"]) == 0
         stored = {row["material"]: row for row in jobs_in_db(influx)}
         yield out, stored
 
@@ -154,3 +155,8 @@ def test_the_xlsx_bills_the_same(farm):
     for row, csv_row in zip(cells[1:], billing(out)):
         for column in ("Material (g)", "Filament (m)", "Cost (SEK)"):
             assert near(csv_row[column], row[header.index(column)])
+
+
+def test_the_pdf_bills_as_the_csv_too(farm):
+    out, _ = farm
+    assert_xlsx_and_pdf_bill_as_the_csv(out)

@@ -16,6 +16,7 @@ from devkit.pipeline import DB, RunningCollector, agent_config_with, collector_c
 from devkit.servers import InfluxDB, Klipper, Moonraker, Mosquitto
 from server.__main__ import main as server_main
 from tests.integration.test_moonraker_material import SLICER_G, SLICER_MM, extruded_mm, sliced, upload
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
 
 pytestmark = pytest.mark.integration
 
@@ -74,11 +75,11 @@ def farm(tmp_path_factory):
             today = datetime.now(timezone.utc).date()
             out = tmp / "out"
             assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "csv",
+                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "xlsx,csv,pdf,summary",
                                 "--lang", "en"]) == 0
             (path,) = out.glob("*-en-billing.csv")
             with path.open(encoding="utf-8-sig") as fh:
-                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode, until="PAUSE")
+                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode, until="PAUSE"), out
     finally:
         moonraker.stop()
         klipper.remove()
@@ -89,7 +90,7 @@ def near(found, truth: float, tol: float) -> bool:
 
 
 def test_a_real_agents_cancelled_klipper_job_counts_what_was_measured_as_it_is(farm):
-    (row,), point, mm = farm
+    (row,), point, mm, _ = farm
     grams = mm * SLICER_G / SLICER_MM
     hours = point["duration"] / 3600
     assert row["Outcome"] == "cancelled" and row["Material"] == "PETG" and row["Amount from"] == "measured"
@@ -97,3 +98,7 @@ def test_a_real_agents_cancelled_klipper_job_counts_what_was_measured_as_it_is(f
     assert near(row["Filament (m)"], mm / 1000, 1e-5) and near(row["Material (g)"], grams, 0.005), row
     assert near(row["Cost (SEK)"], hours * HOUR_RATE + grams / 1000 * PETG_PRICE, 0.005 / 1000 * PETG_PRICE + 1e-9), row
     assert row["Cause"] == "cancelled"
+
+
+def test_the_xlsx_and_the_pdf_bill_as_the_csv(farm):
+    assert_xlsx_and_pdf_bill_as_the_csv(farm[-1])

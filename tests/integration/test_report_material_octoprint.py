@@ -15,6 +15,7 @@ import pytest
 from devkit.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for
 from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
 from server.__main__ import main as server_main
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +90,11 @@ def farm(tmp_path_factory):
             today = datetime.now(timezone.utc).date()
             out = tmp / "out"
             assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "csv",
+                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "xlsx,csv,pdf,summary",
                                 "--lang", "en"]) == 0
             (path,) = out.glob("*-en-billing.csv")
             with path.open(encoding="utf-8-sig") as fh:
-                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode)
+                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode), out
     finally:
         octoprint.stop()
 
@@ -103,10 +104,14 @@ def near(found, truth: float, tol: float = 1e-9) -> bool:
 
 
 def test_a_real_agents_octoprint_job_is_weighed_by_the_assumed_materials_density_and_billed(farm):
-    (row,), point, mm = farm
+    (row,), point, mm, _ = farm
     grams = mm * math.pi * 0.875 ** 2 / 1000 * PLA_DENSITY
     hours = point["duration"] / 3600
     assert row["Outcome"] == "completed" and row["Material"] == "PLA" and row["Amount from"] == "slicer estimate"
     # OctoPrint's analysis rounds the length it reports to 0.01 mm (test_octoprint_material)
     assert near(row["Filament (m)"], mm / 1000, 1e-5) and near(row["Material (g)"], grams, 1e-5), row
     assert near(row["Cost (SEK)"], hours * HOUR_RATE + grams / 1000 * PLA_PRICE, 1e-6), row
+
+
+def test_the_xlsx_and_the_pdf_bill_as_the_csv(farm):
+    assert_xlsx_and_pdf_bill_as_the_csv(farm[-1])

@@ -17,6 +17,7 @@ from devkit.sim import SimClock, Simulator
 from devkit.sim.prusalink_remote import PrusaLinkRemote, sliced
 from devkit.sim.server import PrinterSpec
 from server.__main__ import main as server_main
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
 
 pytestmark = pytest.mark.integration
 
@@ -84,11 +85,11 @@ def farm(tmp_path_factory):
             today = datetime.now(timezone.utc).date()
             out = tmp / "out"
             assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "csv",
+                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "xlsx,csv,pdf,summary",
                                 "--lang", "en"]) == 0
             (path,) = out.glob("*-en-billing.csv")
             with path.open(encoding="utf-8-sig") as fh:
-                yield list(csv.DictReader(fh)), {r["material"]: r for r in ended(influx)}
+                yield list(csv.DictReader(fh)), {r["material"]: r for r in ended(influx)}, out
     finally:
         remote.close()
         sim.stop()
@@ -99,7 +100,7 @@ def near(found, truth: float) -> bool:
 
 
 def test_a_real_agents_prusalink_jobs_are_billed_from_the_files_meta_pro_rata_when_cancelled(farm):
-    rows, stored = farm
+    rows, stored, _ = farm
     assert [r["Outcome"] for r in rows] == ["completed", "cancelled"]
     bracket = stored["PLA"]
     assert 0 < bracket["progress"] < 100
@@ -110,3 +111,7 @@ def test_a_real_agents_prusalink_jobs_are_billed_from_the_files_meta_pro_rata_wh
         assert near(row["Material (g)"], grams[0] * share) and near(row["Filament (m)"], mm[0] / 1000 * share), row
         assert near(row["Cost (SEK)"], hours * HOUR_RATE + grams[0] * share / 1000 * PRICE[types[0]]), row
     assert rows[1]["Cause"] == "cancelled"
+
+
+def test_the_xlsx_and_the_pdf_bill_as_the_csv(farm):
+    assert_xlsx_and_pdf_bill_as_the_csv(farm[-1])
