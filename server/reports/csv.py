@@ -27,7 +27,7 @@ def write(report: Report, lang: str, out_dir: Path, stem: str) -> list[Path]:
         with path.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.writer(fh)
             writer.writerow(table.header)
-            writer.writerows(_cells(table.rows, len(table.header)))
+            writer.writerows(cells(table.rows, len(table.header)))
         paths.append(path)
     return paths
 
@@ -52,8 +52,8 @@ def _text(value: str) -> str:
     return "'" + value if value.lstrip(" ").startswith(FORMULA_STARTS) else value
 
 
-def _cells(rows: list, width: int):
-    """The rows' cells as _cell makes them, a column at a time: a column holds one or two types, so
+def cells(rows: list, width: int):
+    """The rows' cells as ``cell`` makes them, a column at a time: a column holds one or two types, so
     each is converted by a tight loop for its type, and a text column's few distinct values once each."""
     if not rows:
         return []
@@ -80,3 +80,8 @@ def _cells(rows: list, width: int):
 # _cell by exact type, without its chain of isinstance checks: a year's job list is a million cells.
 _FAST = {str: _text, float: lambda v: "%.16g" % v, int: lambda v: v, type(None): lambda v: "",
          datetime: lambda v: v.isoformat(sep=" ", timespec="seconds")}
+
+
+def cell(value):
+    """One value as the CSV holds it (``cells`` does the same a column at a time)."""
+    return _FAST.get(type(value), _cell)(value)
