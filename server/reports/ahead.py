@@ -42,7 +42,9 @@ class XlsxAhead:
         if self.child is None:
             self._fork(_write_all, (report,))  # no job list came first: it inherits the whole report
             return
-        self.sender = threading.Thread(target=self._send_last, args=(dataclasses.replace(report, jobs=[]),),
+        from server.reports import cost_tables
+        lean = dataclasses.replace(report, jobs=[], cost=cost_tables.without_jobs(report, self.lang))
+        self.sender = threading.Thread(target=self._send_last, args=(lean,),
                                        name="report-xlsx-send", daemon=True)
         self.sender.start()
 

@@ -89,6 +89,7 @@ class CostView:
     spoolman: str | None = None  # why [spoolman] could not be read, if it could not
     sums: object = None  # cost_tables.Sums, made when first asked for
     local_times: list | None = None  # each job's (start, end) as local times, made when first asked for
+    billing: dict = field(default_factory=dict)  # lang -> the billing sheet's rows, made when first asked for
 
 
 def compute(spans: dict[tuple[str, str], list[Span]], inventory: Inventory) -> CostView:

@@ -27,7 +27,7 @@ def write(report: Report, lang: str, out_dir: Path, stem: str) -> list[Path]:
         with path.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.writer(fh)
             writer.writerow(table.header)
-            writer.writerows([_FAST.get(type(v), _cell)(v) for v in row] for row in table.rows)
+            writer.writerows(cells(table.rows, len(table.header)))
         paths.append(path)
     return paths
 
@@ -52,6 +52,36 @@ def _text(value: str) -> str:
     return "'" + value if value.lstrip(" ").startswith(FORMULA_STARTS) else value
 
 
+def cells(rows: list, width: int):
+    """The rows' cells as ``cell`` makes them, a column at a time: a column holds one or two types, so
+    each is converted by a tight loop for its type, and a text column's few distinct values once each."""
+    if not rows:
+        return []
+    columns = []
+    for column in zip(*rows):
+        types = set(map(type, column))
+        types.discard(type(None))
+        if not types:
+            columns.append([""] * len(column))
+        elif types == {str}:  # sites, printers, outcomes, materials: a handful of values
+            made = {v: "" if v is None else _text(v) for v in set(column)}
+            columns.append(list(map(made.__getitem__, column)))
+        elif types == {float}:  # no dict here: -0.0 == 0.0 would share a cell
+            columns.append(["" if v is None else "%.16g" % v for v in column])
+        elif types == {datetime}:
+            columns.append(["" if v is None else v.isoformat(sep=" ", timespec="seconds") for v in column])
+        else:
+            columns.append([_FAST.get(type(v), _cell)(v) for v in column])
+    if len(columns) != width or any(len(row) != width for row in rows):  # ragged: zip would cut rows short
+        return ([_FAST.get(type(v), _cell)(v) for v in row] for row in rows)
+    return zip(*columns)
+
+
 # _cell by exact type, without its chain of isinstance checks: a year's job list is a million cells.
 _FAST = {str: _text, float: lambda v: "%.16g" % v, int: lambda v: v, type(None): lambda v: "",
          datetime: lambda v: v.isoformat(sep=" ", timespec="seconds")}
+
+
+def cell(value):
+    """One value as the CSV holds it (``cells`` does the same a column at a time)."""
+    return _FAST.get(type(value), _cell)(value)

@@ -197,6 +197,9 @@ def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Pat
         ahead.send_report(report)
     # The PDF beside the rest; the summary (a third of its time) here after the CSV: two cores even.
     drawn = ["pdf"] if "pdf" in formats and large else []
+    if drawn:  # the cost sums, made before the fork: the CSV and the PDF both need them
+        from server.reports import cost_tables
+        cost_tables.sums_of(report.cost)
     aside = _aside(lambda: _write(report, "pdf", out, stem, lang), "report-pdf") if drawn else None
     paths: dict[str, list[Path]] = {}
     for fmt in formats:
