@@ -7,7 +7,9 @@ Starts its own influxd in a temporary folder and writes, straight to /write in b
 line-protocol points (progress bars):
 
 - a whole year of state changes and job events for every printer: 0-5 jobs a day of 20 min to 3 h,
-  ~15 % failed or cancelled, some pauses, offline nights on 3 printers in 10, an agent restart
+  ~15 % failed or cancelled (with their progress), each end with its material per tool as the
+  collector stores it (measured or slicer, one to two tools, one job in ten without; PLA, PETG and
+  ABS priced, TPU not, a machine-hour rate and a start fee: the cost sheets cost every job), some pauses, offline nights on 3 printers in 10, an agent restart
   (a gap in the data, then a state point with prev_state "none") about once a fortnight;
 - telemetry as the agent sends it (one point per poll), but not at 1 Hz all year: 1 Hz x 100
   printers x 1 year is 3.15 billion points, days of writing on this machine. The last ``--hz-days``
@@ -51,6 +53,7 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
+from common import protocol
 from common.pseudonyms import Pseudonyms
 from server import inventory as inventory_mod
 from server import lineproto
@@ -94,8 +97,11 @@ def fleet(n: int, year: int = 2025, bookings: Path | None = None) -> inventory_m
     # Every printer has service intervals: the report's maintenance section counts each one's hours,
     # jobs and filament since its last service (none recorded here: since its first data).
     upkeep = {"models": {"MK4": {"service_hours": 500, "service_jobs": 400, "service_months": 6}}}
+    # Priced materials and machine hours: the billing, cost and outcome sheets cost every job.
+    materials = {kind: {"price_per_kg": price} for kind, price in (("PLA", 250), ("PETG", 280), ("ABS", 300))}
+    rates = {"currency": "SEK", "hour_rate": 90, "start_fee": 20}
     data = {"sites": sites, "printers": printers, "customers": customers, "attribution": {"accounts": accounts},
-            "project": project, "maintenance": upkeep}
+            "project": project, "maintenance": upkeep, "materials": materials, "rates": rates}
     if bookings is not None:
         rows = [f"{printers[p]['site']},{p},{year}-{m:02d}-10,{year}-{m:02d}-12,cust-{(i + m) % CUSTOMERS:02d}"
                 for i, p in enumerate(sorted(printers)) for m in range(1, 13)]
@@ -178,7 +184,20 @@ class Printer:
         else:
             self.go(end, "cancelling")
             self.go(end + 30 * S, "idle")
-        self.job(outcome, end, **fields)
+        progress = 100.0 if outcome == "done" else float(rng.randint(5, 95))
+        self.jobs.append(lineproto.event(protocol.Event(
+            v=protocol.SCHEMA_VERSION, ts=end, printer=self.pid, site="-", seq=1, kind=outcome, progress=progress,
+            material=self.material(fields["filament_mm"]), **fields), self.tags))
+
+    def material(self, mm: float) -> list[protocol.MaterialUse]:
+        """As the collector stores an end event's material (server/lineproto.py): one tool mostly, two
+        now and then, none in ten (an OctoPrint without a type: the job is not weighed); TPU unpriced."""
+        rng = self.rng
+        tools = rng.choices((0, 1, 2), (10, 80, 10))[0]
+        source = rng.choice(("measured", "slicer"))
+        return [protocol.MaterialUse(source, tool=t, type=rng.choices(("PLA", "PETG", "ABS", "TPU"), (60, 25, 10, 5))[0],
+                                     grams=round(mm / tools / 1000 * 2.98, 2), mm=round(mm / tools, 2))
+                for t in range(tools)]
 
     def state_lines(self) -> list[str]:
         return [f'state{self.tags} state="{s}",prev_state="{p}",seq=1i {ts}' for ts, s, p in self.states]
@@ -298,7 +317,7 @@ def main() -> int:
         client.create_database()
         layout.ensure(client, layout.RetentionConfig())  # the retention policies a collector makes at its start
         started = time.perf_counter()
-        marker = Path(args.data or tmp) / f"populated-v2-{args.printers}-{args.year}-{args.hz_days}-{args.every}.json"
+        marker = Path(args.data or tmp) / f"populated-v3-{args.printers}-{args.year}-{args.hz_days}-{args.every}.json"
         if marker.exists():
             counts = json.loads(marker.read_text())
             print("\nreusing the database in", args.data)
