@@ -17,6 +17,21 @@ def number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def loose_number(value) -> float | None:
+    """``number``, also for numbers sent as strings (Bambu's firmware sends both)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    return number(value)
+
+
+def loose_int(value) -> int | None:
+    value = loose_number(value)
+    return int(value) if value is not None and value.is_integer() else None
+
+
 def clamp(value: float | None, low: float, high: float) -> float | None:
     return None if value is None else min(max(value, low), high)
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from agent.printers.values import as_dict, number, text
+from agent.printers.values import as_dict, loose_int, loose_number, text
 from common.protocol import MaterialUse, Tool
 
 NO_TRAY, EXTERNAL = 255, 254
@@ -51,9 +51,9 @@ def trays(values: dict) -> list[tuple[int, Tool]]:
     """(tray number as ``tray_now`` counts, what it holds) for every AMS tray, then the external spool."""
     out = []
     for unit in _list(as_dict(values.get("ams")).get("ams")):
-        unit_id = _int(as_dict(unit).get("id"))
+        unit_id = loose_int(as_dict(unit).get("id"))
         for tray in _list(as_dict(unit).get("tray")):
-            tray_id = _int(as_dict(tray).get("id"))
+            tray_id = loose_int(as_dict(tray).get("id"))
             if unit_id is not None and tray_id is not None:
                 number_ = unit_id if unit_id >= 128 else unit_id * 4 + tray_id
                 out.append((number_, _tray(tray)))
@@ -66,7 +66,7 @@ def trays(values: dict) -> list[tuple[int, Tool]]:
 def in_use(values: dict) -> MaterialUse | None:
     """The material of the tray feeding the nozzle now (type and colour, no amounts)."""
     ams = as_dict(values.get("ams"))
-    now = _int(ams.get("tray_now"))
+    now = loose_int(ams.get("tray_now"))
     if now is None and not _list(ams.get("ams")):
         now = EXTERNAL  # a printer without an AMS (P1P, A1 without AMS lite) feeds its external spool
     if now is None or now == NO_TRAY:
@@ -95,7 +95,7 @@ def _tray(tray: dict) -> Tool:
 
 
 def _nozzle(diameter, kind) -> Tool:
-    size = _float(diameter)
+    size = loose_number(diameter)
     name = text(kind)[:40] or None
     return Tool(nozzle_mm=size if size and 0 < size <= 5 else None, nozzle_type=name)
 
@@ -104,15 +104,3 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def _float(value) -> float | None:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    return number(value)
-
-
-def _int(value) -> int | None:
-    value = _float(value)
-    return int(value) if value is not None and value.is_integer() else None

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from agent.printers.bambu import errors
-from agent.printers.values import clamp, number, text
+from agent.printers.values import clamp, loose_int, loose_number, text
 
 UNSET = msgspec.UNSET
 
@@ -106,7 +106,7 @@ class PrintState:
         now = text(self.values.get("gcode_state")).upper()
         if now in JOB_STATES and before not in JOB_STATES:
             self._code = None  # a new job (or a resume): earlier codes are not its end
-        code = _int(fields.get("print_error"))
+        code = loose_int(fields.get("print_error"))
         if code and now != "PAUSE":  # a pause's code is why it paused, not how the job ended
             self._code = code
         if now != "FAILED":
@@ -149,35 +149,35 @@ class PrintState:
     def end_code(self) -> int:
         """The code that ended the job: print_error now, else the one seen before it cleared, else
         fail_reason (kept by newer firmware until the next job)."""
-        return self._print_error() or self._code or _int(self.values.get("fail_reason")) or 0
+        return self._print_error() or self._code or loose_int(self.values.get("fail_reason")) or 0
 
     def error_text(self, code: int | None = None) -> str:
         parts = []
         code = code or self._print_error()
         if code:
             parts.append(errors.describe_print_error(code))
-        mc_code = _int(self.values.get("mc_print_error_code"))
+        mc_code = loose_int(self.values.get("mc_print_error_code"))
         if mc_code and mc_code != code:
             parts.append(errors.describe_print_error(mc_code))
         parts += [errors.describe_hms(attr, code) for attr, code in self._hms()]
         return "; ".join(parts)[:500]
 
     def _print_error(self) -> int:
-        return _int(self.values.get("print_error")) or 0
+        return loose_int(self.values.get("print_error")) or 0
 
     def _hms(self) -> list[tuple[int, int]]:
         entries = self.values.get("hms")
         if not isinstance(entries, list):
             return []
-        pairs = [(_int(e.get("attr")), _int(e.get("code"))) for e in entries if isinstance(e, dict)]
+        pairs = [(loose_int(e.get("attr")), loose_int(e.get("code"))) for e in entries if isinstance(e, dict)]
         return [(a, c) for a, c in pairs if a is not None and c is not None]
 
     # -- the numbers ---------------------------------------------------------------------------
     def temps(self, chamber: bool | None) -> dict[str, tuple[float | None, float | None]]:
         """``chamber``: the model has a chamber sensor (True), has none (False), or is not known."""
         v = self.values
-        temps = self._nozzles() or {"tool0": (_num(v.get("nozzle_temper")), _num(v.get("nozzle_target_temper")))}
-        temps["bed"] = (_num(v.get("bed_temper")), _num(v.get("bed_target_temper")))
+        temps = self._nozzles() or {"tool0": (loose_number(v.get("nozzle_temper")), loose_number(v.get("nozzle_target_temper")))}
+        temps["bed"] = (loose_number(v.get("bed_temper")), loose_number(v.get("bed_target_temper")))
         if chamber is not False:
             temps["chamber"] = self._chamber(placeholder_possible=chamber is None)
         return {k: t for k, t in temps.items() if t != (None, None)}
@@ -193,14 +193,14 @@ class PrintState:
         info = self._device("extruder").get("info")
         nozzles = {}
         for entry in info if isinstance(info, list) else ():
-            nozzle = _int(entry.get("id")) if isinstance(entry, dict) else None
+            nozzle = loose_int(entry.get("id")) if isinstance(entry, dict) else None
             if nozzle is not None and 0 <= nozzle <= 9 and _packed(entry.get("temp")) is not None:
                 nozzles[f"tool{nozzle}"] = _packed(entry["temp"])
         return nozzles
 
     def active_nozzle(self) -> int | None:
         """The nozzle printing: bits 4-7 of ``device.extruder.state`` (the low 4 are the count)."""
-        state = _int(self._device("extruder").get("state"))
+        state = loose_int(self._device("extruder").get("state"))
         return None if state is None else state >> 4 & 0xF
 
     def _chamber(self, placeholder_possible: bool) -> tuple[float | None, float | None]:
@@ -208,20 +208,20 @@ class PrintState:
         packed = _packed(info.get("temp"), no_target=None) if isinstance(info, dict) else None
         if packed is not None:
             return packed  # X1C firmware 01.09+, H2D, H2S, P2S: current | target << 16
-        value = _num(self.values.get("chamber_temper"))
+        value = loose_number(self.values.get("chamber_temper"))
         if value is None or (placeholder_possible and value == CHAMBER_PLACEHOLDER):
             return (None, None)
         return (value, None)
 
     def progress(self) -> float | None:
-        return clamp(_num(self.values.get("mc_percent")), 0.0, 100.0)
+        return clamp(loose_number(self.values.get("mc_percent")), 0.0, 100.0)
 
     def time_left(self) -> float | None:
-        minutes = _num(self.values.get("mc_remaining_time"))
+        minutes = loose_number(self.values.get("mc_remaining_time"))
         return None if minutes is None or minutes < 0 else minutes * 60.0
 
     def layers(self) -> tuple[int | None, int | None]:
-        layer, total = _int(self.values.get("layer_num")), _int(self.values.get("total_layer_num"))
+        layer, total = loose_int(self.values.get("layer_num")), loose_int(self.values.get("total_layer_num"))
         return (layer, total) if total else (None, None)  # 0 of 0 means "no job"
 
     def file(self) -> str | None:
@@ -235,7 +235,7 @@ class PrintState:
         subtask = _id(self.values.get("subtask_id")) or "0"
         if task != "0" or subtask != "0":
             return f"task:{task}/{subtask}"
-        started = _int(self.values.get("gcode_start_time"))
+        started = loose_int(self.values.get("gcode_start_time"))
         return f"start:{started}" if started else None
 
 
@@ -248,34 +248,21 @@ def _merge_device(old: dict, new: dict) -> dict:
         nozzles = {}
         for info in (before.get("info"), after.get("info")):
             for entry in info if isinstance(info, list) else ():
-                if isinstance(entry, dict) and _int(entry.get("id")) is not None:
-                    nozzles[_int(entry["id"])] = entry
+                if isinstance(entry, dict) and loose_int(entry.get("id")) is not None:
+                    nozzles[loose_int(entry["id"])] = entry
         merged["extruder"] = {**before, **after, "info": list(nozzles.values())}
     return merged
 
 
 def _packed(value, no_target: float | None = 0.0) -> tuple[float, float | None] | None:
     """Bambu's packed temperature: current in the low 16 bits, target in the high 16."""
-    value = _int(value)
+    value = loose_int(value)
     if value is None or value < 0:
         return None
     target = value >> 16 & 0xFFFF
     return float(value & 0xFFFF), float(target) if target else no_target
 
 
-def _num(value) -> float | None:
-    """values.number(), also for numbers sent as strings (the firmware sends both)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    return number(value)
-
-
-def _int(value) -> int | None:
-    value = _num(value)
-    return int(value) if value is not None and value.is_integer() else None
 
 
 def _id(value) -> str:
