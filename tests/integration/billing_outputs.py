@@ -6,11 +6,29 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import openpyxl
 
+from devkit.pipeline import DB
+from server.__main__ import main as server_main
+
 AMOUNTS = ("Material (g)", "Filament (m)", "Cost (SEK)")
+
+
+def report_the_farm(tmp: Path, state_dir, influx) -> Path:
+    """``printfarm-server report`` over yesterday to tomorrow for the farm's inventory
+    (tmp/fleet.toml) and database, in every format, in English; its output folder."""
+    config = tmp / "server.toml"
+    config.write_text(f'inventory = "{tmp / "fleet.toml"}"\nstate_dir = "{state_dir}"\n[influx]\n'
+                      f'url = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
+    today = datetime.now(timezone.utc).date()
+    out = tmp / "out"
+    assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
+                        f"{today - timedelta(days=1)}..{today + timedelta(days=1)}",
+                        "--format", "xlsx,csv,pdf,summary", "--lang", "en"]) == 0
+    return out
 
 
 def billing_rows(out: Path) -> list[dict]:

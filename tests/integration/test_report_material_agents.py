@@ -7,10 +7,7 @@ the report's accounting is what is checked, not the printer's clock."""
 
 from __future__ import annotations
 
-import csv
 import math
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -21,8 +18,7 @@ from devkit.servers.bambu import BambuBroker
 from devkit.servers.bambu_ftps import BambuFTPS
 from devkit.sim.faces.bambu_3mf import three_mf
 from devkit.sim.faces.bambu_printer import BambuLink
-from server.__main__ import main as server_main
-from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv, billing_rows, report_the_farm
 
 pytestmark = pytest.mark.integration
 
@@ -100,22 +96,10 @@ def farm(tmp_path_factory):
             ftps.__exit__(None, None, None)
             link.close()
             bambu.stop()
-        config = tmp / "server.toml"
-        config.write_text(f'inventory = "{tmp / "fleet.toml"}"\nstate_dir = "{cfg.state_dir}"\n[influx]\n'
-                          f'url = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
-        today = datetime.now(timezone.utc).date()
-        period = f"{today - timedelta(days=1)}..{today + timedelta(days=1)}"
-        out = tmp / "out"
-        assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period", period,
-                            "--format", "xlsx,csv,pdf,summary", "--lang", "en"]) == 0
+        out = report_the_farm(tmp, cfg.state_dir, influx)
         stored = {row["material"]: row for row in jobs_in_db(influx)}
         yield out, stored
 
-
-def billing(out: Path) -> list[dict]:
-    (path,) = out.glob("*-en-billing.csv")
-    with path.open(encoding="utf-8-sig") as fh:
-        return list(csv.DictReader(fh))
 
 
 def near(found, truth: float) -> bool:
@@ -132,7 +116,7 @@ def truth(filaments: list[dict], share: float, hours: float) -> dict:
 
 def test_a_real_agents_bambu_jobs_are_billed_from_their_3mf_pro_rata_when_failed(farm):
     out, stored = farm
-    rows = billing(out)
+    rows = billing_rows(out)
     assert [r["Outcome"] for r in rows] == ["completed", "failed"]
     widget, bracket = stored["PLA+PETG"], stored["PLA"]
     assert bracket["progress"] == FAILED_AT  # the printer's progress at the failure, as the agent sent it
@@ -152,7 +136,7 @@ def test_the_xlsx_bills_the_same(farm):
     cells = [list(r) for r in wb["Jobs to invoice"].iter_rows(values_only=True)]
     wb.close()
     header = cells[0]
-    for row, csv_row in zip(cells[1:], billing(out)):
+    for row, csv_row in zip(cells[1:], billing_rows(out)):
         for column in ("Material (g)", "Filament (m)", "Cost (SEK)"):
             assert near(csv_row[column], row[header.index(column)])
 

@@ -6,17 +6,14 @@ slicer footer here, with the inventory's PETG price and the rate."""
 
 from __future__ import annotations
 
-import csv
 import math
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from devkit.pipeline import DB, RunningCollector, agent_config_with, collector_config, start_agent, wait_for
 from devkit.servers import InfluxDB, Klipper, Moonraker, Mosquitto
-from server.__main__ import main as server_main
 from tests.integration.test_moonraker_material import SLICER_G, SLICER_MM, extruded_mm, sliced, upload
-from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv, billing_rows, report_the_farm
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +66,8 @@ def farm(tmp_path_factory):
                 if agent is not None:
                     agent.stop()
                 collector.stop()
-            config = tmp / "server.toml"
-            config.write_text(f'inventory = "{tmp / "fleet.toml"}"\nstate_dir = "{cfg.state_dir}"\n[influx]\n'
-                              f'url = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
-            today = datetime.now(timezone.utc).date()
-            out = tmp / "out"
-            assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "xlsx,csv,pdf,summary",
-                                "--lang", "en"]) == 0
-            (path,) = out.glob("*-en-billing.csv")
-            with path.open(encoding="utf-8-sig") as fh:
-                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode, until="PAUSE"), out
+            out = report_the_farm(tmp, cfg.state_dir, influx)
+            yield billing_rows(out), ended(influx)[0], extruded_mm(gcode, until="PAUSE"), out
     finally:
         moonraker.stop()
         klipper.remove()

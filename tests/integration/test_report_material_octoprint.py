@@ -6,16 +6,13 @@ is the filament the G-code pushes, counted here from the file itself, with PLA's
 
 from __future__ import annotations
 
-import csv
 import math
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from devkit.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for
 from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
-from server.__main__ import main as server_main
-from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv
+from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv, billing_rows, report_the_farm
 
 pytestmark = pytest.mark.integration
 
@@ -84,17 +81,8 @@ def farm(tmp_path_factory):
                 if agent is not None:
                     agent.stop()
                 collector.stop()
-            config = tmp / "server.toml"
-            config.write_text(f'inventory = "{tmp / "fleet.toml"}"\nstate_dir = "{cfg.state_dir}"\n[influx]\n'
-                              f'url = "{influx.url}"\ndatabase = "{DB}"\nspool_dir = "{tmp / "spool"}"\n')
-            today = datetime.now(timezone.utc).date()
-            out = tmp / "out"
-            assert server_main(["report", "-c", str(config), "--out", str(out), "--no-progress", "--period",
-                                f"{today - timedelta(days=1)}..{today + timedelta(days=1)}", "--format", "xlsx,csv,pdf,summary",
-                                "--lang", "en"]) == 0
-            (path,) = out.glob("*-en-billing.csv")
-            with path.open(encoding="utf-8-sig") as fh:
-                yield list(csv.DictReader(fh)), ended(influx)[0], extruded_mm(gcode), out
+            out = report_the_farm(tmp, cfg.state_dir, influx)
+            yield billing_rows(out), ended(influx)[0], extruded_mm(gcode), out
     finally:
         octoprint.stop()
 
