@@ -363,6 +363,8 @@ def test_one_agent_streams_octoprint_and_moonraker_printers_side_by_side_indepen
     states = [s["state"] for s in log.of("voron-1", "status")]
     seen = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
     # A Moonraker just started may say Klippy is starting for a moment (offline), and on a loaded
-    # machine it may miss a pong within 1.5 intervals while it starts (unreachable once more).
-    assert seen[:2] == ["idle", "unreachable"] and seen[-1] == "idle"
-    assert set(seen[2:-1]) <= {"offline", "unreachable", "idle"}
+    # machine it may miss a pong within 1.5 intervals while it starts (unreachable once more) --
+    # also just after the wait above saw it idle, so "back" means idle was reached after the
+    # restart, not that idle was the very last word before the agent stopped.
+    assert seen[:2] == ["idle", "unreachable"] and "idle" in seen[2:]
+    assert set(seen[2:]) <= {"offline", "unreachable", "idle"}
