@@ -103,15 +103,10 @@ def pdf_pages(report, lang: str) -> list:
 
 
 def grid(ax, header: list[str], cells: list[list[str]], size: float, max_chars: int) -> None:
-    """A plain table hanging from the top of ``ax``: one text per cell, cut at ``max_chars`` with "…",
-    numbers right-aligned, and the rules as one line collection. pdf.table's matplotlib Table (a
-    patch and a text object per cell, laid out cell by cell) costs ~1.8 CPU-s for 100 printers;
-    this about half (docs/maintenance.md)."""
-    from matplotlib.collections import LineCollection
-    from matplotlib.patches import Rectangle
+    """A table hanging from the top of ``ax`` (drawn by pdf.grid), each cell cut at ``max_chars``
+    with "…" and each column as wide as its widest text, measured."""
+    from server.reports import pdf
     ax.axis("off")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
     box = ax.get_position()
     width_in, height_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
     shown = [[t if len(t) <= max_chars else t[:max_chars - 1] + "…" for t in row] for row in cells]
@@ -127,21 +122,9 @@ def grid(ax, header: list[str], cells: list[list[str]], size: float, max_chars: 
     wrapped = [_wrap(h, w * width_in - 2 * pad_in, measure) for h, w in zip(header, widths)]
     row_h = size * 1.9 / 72 / height_in
     head_h = row_h * (0.4 + 0.75 * max(t.count("\n") + 1 for t in wrapped))
-    lefts = [sum(widths[:i]) for i in range(len(widths))]
     numeric = [all(_number(row[i]) for row in shown) for i in range(len(header))]
-    ax.add_patch(Rectangle((0, 1 - head_h), 1, head_h, facecolor="#eeeeee", edgecolor="none"))
-    for x, w, text in zip(lefts, widths, wrapped):
-        ax.text(x + w / 2, 1 - head_h / 2, text, ha="center", va="center", fontsize=size, linespacing=1.0)
-    pad = pad_in / width_in
-    for r, row in enumerate(shown):
-        y = 1 - head_h - (r + 0.5) * row_h
-        for x, w, right, text in zip(lefts, widths, numeric, row):
-            ax.text(x + w - pad if right else x + pad, y, text, ha="right" if right else "left", va="center",
-                    fontsize=size)
-    bottom = 1 - head_h - len(shown) * row_h
-    rules = [[(0, y), (1, y)] for y in [1, 1 - head_h] + [1 - head_h - (r + 1) * row_h for r in range(len(shown))]]
-    rules += [[(x, 1), (x, bottom)] for x in lefts + [1]]
-    ax.add_collection(LineCollection(rules, colors="black", linewidths=0.5))
+    pdf.grid(ax, widths, head_h, row_h, wrapped, shown, numeric, size, [pad_in / width_in] * len(widths),
+             linespacing=1.0)
 
 
 def _measurer(fig, size: float):
