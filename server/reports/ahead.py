@@ -26,15 +26,19 @@ class XlsxAhead:
     sends the rest, ``wait`` waits for the file; ``close`` before ``send_report`` ends it without a
     file. No child until then: a report failing before its job list leaves nothing to end."""
 
-    def __init__(self, path: Path, lang: str):
-        self.path, self.lang = Path(path), lang
+    def __init__(self, path: Path, lang: str, csv_jobs: Path | None = None):
+        """``csv_jobs``: where the child also writes the job list's CSV, after the job sheet (the CSV
+        of the rest is written by the parent, ``csv.write(jobs_written=True)``)."""
+        self.path, self.lang, self.csv_jobs = Path(path), lang, csv_jobs
+        self.jobs_csv_written = False  # by the child: the job list came first
         self.child: multiprocessing.Process | None = None
         self.send = None
         self.sender: threading.Thread | None = None
 
     def jobs(self, rows: list, users_shown: str) -> None:
         """Start the child on the job list (it inherits ``rows``, which must not change after)."""
-        self._fork(_write_jobs_then_rest, (rows, users_shown))
+        self._fork(_write_jobs_then_rest, (rows, users_shown, self.csv_jobs))
+        self.jobs_csv_written = self.csv_jobs is not None
 
     def send_report(self, report) -> None:
         """The finished report: what the child still needs of it. Sent by a thread: the child reads
@@ -49,7 +53,7 @@ class XlsxAhead:
         self.sender.start()
 
     def _fork(self, work, args: tuple) -> None:
-        from server.reports import tables, xlsx  # noqa: F401  imported here, not in the child (see above)
+        from server.reports import csv, tables, xlsx  # noqa: F401  imported here, not in the child (see above)
         ctx = multiprocessing.get_context("fork")
         receive, self.send = ctx.Pipe(duplex=False)
         # fork: the child starts from this process as it is, nothing pickled or re-imported. Frozen
@@ -99,14 +103,20 @@ def _write_all(receive, path: Path, lang: str, report) -> None:
     xlsx.write(report, lang, path)
 
 
-def _write_jobs_then_rest(receive, path: Path, lang: str, rows: list, users_shown: str) -> None:
-    from server.reports import tables, xlsx
+def _write_jobs_then_rest(receive, path: Path, lang: str, rows: list, users_shown: str,
+                          csv_jobs: Path | None) -> None:
+    from server.reports import csv, tables, xlsx
     book = xlsx.Book(path, lang)
-    book.table(tables.job_table(rows, users_shown, lang))
+    jobs = tables.job_table(rows, users_shown, lang)
+    book.table(jobs)
+    if csv_jobs is not None:  # while the parent is still accounting: off its path
+        csv.write_table(jobs, csv_jobs)
     try:
         report = receive.recv()
-    except EOFError:  # the report failed: no workbook
+    except EOFError:  # the report failed: no workbook, and no job list without the rest
         book.discard()
+        if csv_jobs is not None:
+            csv_jobs.unlink(missing_ok=True)
         raise SystemExit(3) from None
     book.about(report)
     for table in tables.report_tables(report, lang):

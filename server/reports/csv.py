@@ -17,19 +17,27 @@ from datetime import datetime
 from pathlib import Path
 
 from server.reports.build import Report
-from server.reports.tables import tables
+from server.reports.tables import Table, report_tables, tables
 
 
-def write(report: Report, lang: str, out_dir: Path, stem: str) -> list[Path]:
-    paths = []
-    for table in tables(report, lang):
-        path = Path(out_dir) / f"{stem}-{table.key}.csv"
-        with path.open("w", newline="", encoding="utf-8-sig") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(table.header)
-            writer.writerows(cells(table.rows, len(table.header)))
-        paths.append(path)
-    return paths
+def write(report: Report, lang: str, out_dir: Path, stem: str, jobs_written: bool = False) -> list[Path]:
+    """Every table's file. ``jobs_written``: the job list's is written already (by the child that
+    writes the job sheet ahead, server/reports/ahead.py); its path still comes last."""
+    found = tables(report, lang) if not jobs_written else report_tables(report, lang)
+    paths = [write_table(table, path_of(out_dir, stem, table.key)) for table in found]
+    return paths + [path_of(out_dir, stem, "jobs")] if jobs_written else paths
+
+
+def path_of(out_dir: Path, stem: str, key: str) -> Path:
+    return Path(out_dir) / f"{stem}-{key}.csv"
+
+
+def write_table(table: Table, path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(table.header)
+        writer.writerows(cells(table.rows, len(table.header)))
+    return path
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -183,29 +183,27 @@ def _previous_figures(client, inventory, before: Period, now_ms: int, grace_s: f
 def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Path, lang: str,
                 progress: Callable[[str], None] = lambda step: None, ahead: XlsxAhead | None = None) -> list[Path]:
     """Write each format; a large XLSX is written by a forked child while this process does the rest
-    (see ahead.py), and so is a large report's PDF (matplotlib's text layout: ~1.5 CPU-s whatever
-    the period) beside the CSV and the summary. ``ahead``: the child that has been writing the XLSX since the job
+    (see ahead.py), and so are a large report's PDF and summary (matplotlib's text layout: ~2 CPU-s
+    whatever the period) beside the CSV. ``ahead``: the child that has been writing the XLSX since the job
     list was known (xlsx_ahead). The paths come in the order of ``formats``."""
     labels.check(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = _stem(report.period, lang)
     large = len(report.jobs) >= FORK_XLSX_ABOVE and len(formats) > 1 and _can_fork()
+    # The PDFs beside the rest, forked first: the child makes the cost sums it needs itself, while
+    # this process makes them and the billing rows for the XLSX child and the CSV (two cores even).
+    drawn = [fmt for fmt in ("pdf", "summary") if fmt in formats] if large else []
+    aside = _aside(lambda: [_write(report, fmt, out, stem, lang) for fmt in drawn], "report-pdf") if drawn else None
     if "xlsx" in formats and ahead is None and large:
         ahead = XlsxAhead(out / f"{stem}.xlsx", lang)  # forked below: it inherits the report
     if "xlsx" in formats and ahead is not None:
         ahead.send_report(report)
-    # The PDF beside the rest; the summary (a third of its time) here after the CSV: two cores even.
-    drawn = ["pdf"] if "pdf" in formats and large else []
-    if drawn:  # the cost sums, made before the fork: the CSV and the PDF both need them
-        from server.reports import cost_tables
-        cost_tables.sums_of(report.cost)
-    aside = _aside(lambda: _write(report, "pdf", out, stem, lang), "report-pdf") if drawn else None
     paths: dict[str, list[Path]] = {}
     for fmt in formats:
         if fmt == "xlsx" and ahead is not None or fmt in drawn and aside is not None:
             continue
-        paths[fmt] = _write(report, fmt, out, stem, lang)
+        paths[fmt] = _write(report, fmt, out, stem, lang, jobs_written=ahead is not None and ahead.jobs_csv_written)
         progress(fmt)
     if aside is not None:
         aside()
@@ -220,7 +218,8 @@ def write_files(report: build_mod.Report, formats: list[str], out_dir: str | Pat
     return written
 
 
-def _write(report: build_mod.Report, fmt: str, out: Path, stem: str, lang: str) -> list[Path]:
+def _write(report: build_mod.Report, fmt: str, out: Path, stem: str, lang: str,
+           jobs_written: bool = False) -> list[Path]:
     if fmt == "xlsx":
         return [_write_xlsx(report, lang, _path(fmt, out, stem, report, lang))]
     if fmt == "pdf":
@@ -230,7 +229,7 @@ def _write(report: build_mod.Report, fmt: str, out: Path, stem: str, lang: str) 
         from server.reports import summary
         return [summary.write(report, lang, _path(fmt, out, stem, report, lang), f"{stem}.pdf")]
     if fmt == "csv":
-        return csv_out.write(report, lang, out, stem)
+        return csv_out.write(report, lang, out, stem, jobs_written=jobs_written)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -277,7 +276,8 @@ def xlsx_ahead(period: Period, formats: list[str], out_dir: str | Path, lang: st
     labels.check(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ahead = XlsxAhead(out / f"{_stem(period, lang)}.xlsx", lang)
+    stem = _stem(period, lang)
+    ahead = XlsxAhead(out / f"{stem}.xlsx", lang, csv_out.path_of(out, stem, "jobs") if "csv" in formats else None)
     try:
         yield ahead
     finally:

@@ -47,6 +47,18 @@ def test_a_workbook_written_ahead_has_the_cells_sheets_and_order_of_one_written_
     assert len(jobs) == 1 + len(report.jobs) == 1 + 3  # header + a done, a failed and a running job
 
 
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_csv_files_with_the_job_list_written_ahead_equal_those_written_at_the_end(tmp_path, lang):
+    report, paths = made_ahead(tmp_path / "ahead", lang)
+    straight = write_files(build_mod.build(raw(), INVENTORY, PERIOD, NOW, people()), ["csv"], tmp_path / "straight",
+                           lang)
+    ahead = [p for p in paths if p.suffix == ".csv"]
+    assert [p.name for p in ahead] == [p.name for p in straight] and ahead[-1].name.endswith("-jobs.csv")
+    for mine, theirs in zip(ahead, straight):
+        assert mine.read_bytes() == theirs.read_bytes(), mine.name
+    assert len(ahead[-1].read_text(encoding="utf-8-sig").splitlines()) == 1 + 3  # header + three jobs
+
+
 def test_job_rows_made_ahead_equal_those_build_makes_with_users_pseudonymised_once(tmp_path):
     data, who = raw(), people()
     rows = build_mod.job_rows(data, INVENTORY, PERIOD, who)
@@ -66,6 +78,6 @@ def test_a_report_that_fails_after_the_job_list_leaves_no_workbook_and_no_waitin
             child = ahead.child
             raise RuntimeError("influxd went away")
     assert not child.is_alive() and child.exitcode == 3  # it read the end of the pipe
-    assert not list(out.glob("*.xlsx"))
+    assert not list(out.glob("*.xlsx")) and not list(out.glob("*.csv"))  # nor the job list's CSV it wrote
     report, paths = made_ahead(out)  # positive control: the same steps, finished, do write it
     assert paths[0].exists() and cells(paths[0])
