@@ -29,7 +29,7 @@ child that reads the previous period; and the maintenance section: service inter
 printer, each one's hours, jobs and filament counted since its first data) and writing XLSX, CSV,
 the PDF and the one-page summary, and prints the network's figures and the machine load. As
 ``printfarm-server report`` does it, the XLSX is written ahead: a child forked as soon as the job
-events are read and the job list made writes the job sheet (``xlsx_ahead``), so "read+accounting"
+events are read and the job list made writes the job sheet and the job list's CSV (``xlsx_ahead``), so "read+accounting"
 includes the fork and "XLSX+CSV+PDF" is what is left after it; the total is timed from the call's start. Exit
 code 1 when a quarter takes more than 10 s or the year more than 8 s (wall, from the call's start). Caveat printed with the figures: the year before the
 data (2024) is empty, so the yearly report's previous period costs little here; a year compared
