@@ -179,8 +179,8 @@ class Collector:
 
     def health(self) -> dict:
         return {
-            "ok": self.subscriber.connected and self.writer.last_error is None,
-            "mqtt_connected": self.subscriber.connected,
+            "ok": self.subscriber.ready and self.writer.last_error is None,
+            "mqtt_connected": self.subscriber.ready,  # and subscribed: what it publishes now arrives
             "influx_error": self.writer.last_error,
             "queue_depth": self.writer.pending(),
             "spool_batches": len(self.spool),

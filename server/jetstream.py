@@ -88,6 +88,11 @@ class JetStreamSubscriber:
 
     # -- control (any thread) ---------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """Consuming (set once the pull consumer exists): as the MQTT subscriber's ``ready``."""
+        return self.connected
+
     def stop(self) -> None:
         self._stop.set()
         self.acks.wake()

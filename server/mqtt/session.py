@@ -78,7 +78,8 @@ class Subscriber:
         self.acks = acknowledgements or Acknowledgements()
         self.open_socket = open_socket
         self.clock = clock
-        self.connected = False
+        self.connected = False  # CONNACK received on the current connection
+        self.subscribed = False  # ... and the broker answered its SUBSCRIBE: messages now reach it
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._connection = 0  # counts connections; part of every token (acks.token)
@@ -97,7 +98,7 @@ class Subscriber:
     def close(self, timeout: float = 5.0) -> None:
         """After ``run`` returned: send the acknowledgements due, then a clean DISCONNECT."""
         sock, self._sock = self._sock, None
-        self.connected = False
+        self.connected = self.subscribed = False
         if sock is None:
             return
         try:
@@ -122,7 +123,7 @@ class Subscriber:
                 if self.connected:  # a session that was up: retry soon, then back off
                     delay = RECONNECT_MIN
                 self._lost(exc)
-                self.connected = False
+                self.connected = self.subscribed = False
             if not self._stop.is_set():
                 self._wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
@@ -229,6 +230,13 @@ class Subscriber:
                 self._note(f"broker refused the subscription to {topic} (check its ACL)")
             elif granted == 0:
                 log.warning("broker granted QoS 0 for %s: a crash may lose messages", topic)
+        self.subscribed = True
+
+    @property
+    def ready(self) -> bool:
+        """Connected and subscribed: a message published from now on reaches the collector (between
+        CONNACK and SUBACK one published to a new session would not)."""
+        return self.connected and self.subscribed
 
     def _queue_acknowledgements(self) -> None:
         tokens = self.acks.take()

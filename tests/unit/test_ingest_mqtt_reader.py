@@ -337,3 +337,18 @@ def test_tls_verifies_the_broker_and_insecure_skips_only_the_host_name():
     strict, lax = transport.tls_context(TLSConfig()), transport.tls_context(TLSConfig(insecure=True))
     assert strict.verify_mode == lax.verify_mode == ssl.CERT_REQUIRED
     assert strict.check_hostname and not lax.check_hostname
+
+
+def test_ready_only_once_the_broker_answered_the_subscription(running):
+    """What waits for the collector (its health, the tests' fixtures) waits for SUBACK: a message
+    published between CONNACK and SUBACK would not reach a new session."""
+    r = running().connected()  # CONNACK sent, SUBSCRIBE read, no SUBACK yet
+    assert r.sub.connected and not r.sub.ready
+    r.broker.send(b"\x90\x03\x00\x01\x01")  # granted QoS 1
+    r.broker.send(publish("a/b", b"x", 0, 0))  # behind the SUBACK: read after it
+    r.wait_delivered(1)
+    assert r.sub.ready
+    r.broker.peer.close()
+    r.reconnect()
+    r.broker.read_packet()
+    assert not r.sub.ready  # a new connection: not until its own SUBACK

@@ -59,7 +59,7 @@ class RunningCollector:
         self._stopped = False
 
     def wait_connected(self, timeout: float = 10.0) -> None:
-        wait_for(lambda: self.collector.subscriber.connected, timeout, "collector to connect")
+        wait_for(lambda: self.collector.subscriber.ready, timeout, "collector to connect and subscribe")
 
     def stop(self) -> None:
         """Idempotent, so a test may stop it (to flush) before its fixture does."""
