@@ -222,8 +222,9 @@ def test_a_moonraker_whose_clock_is_90_s_behind_gives_job_times_on_the_agents_cl
     assert watcher.client.poll().ts / 1000 - entry["end_time"] > 80  # the scenario: Moonraker's clock is behind
     seen_idle = next(s.ts for s in watcher.snaps if s.ts > started.ts and s.state == "idle")
     # On the agent's clock; the offset is learned from Moonraker's proc_stat messages, so it is
-    # exact to about one message's age (a few ms), not to the millisecond.
-    assert started.ts < done.ts <= seen_idle + 50 and seen_idle - done.ts < 1000
+    # exact to about one message's age: a few ms, a few hundred on a machine loaded by the rest of
+    # the suite (the 90 s it corrects stay far out of that margin).
+    assert started.ts < done.ts <= seen_idle + 300 and seen_idle - done.ts < 1000
     assert done.duration == pytest.approx(entry["end_time"] - entry["start_time"], abs=0.002)
 
 
