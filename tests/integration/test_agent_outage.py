@@ -131,6 +131,8 @@ def test_a_60_poll_broker_outage_during_a_print_loses_no_telemetry(tmp_path, mos
         mosquitto.start()
         restarted = now_ms()
         wait_for(lambda: telemetry_times(influxdb, restarted + 2000), 60, "live telemetry after the outage")
+        agent.scheduler.shutdown(wait=True)  # no more polls: one just before stop() would wait on disk
+        wait_for(lambda: agent.publisher.outbox.pending() == 0, 30, "the outbox to drain")
     finally:
         agent.stop()
         probe.stop()
@@ -259,6 +261,9 @@ def test_a_full_outbox_drops_the_oldest_keeps_the_newest_and_reports_the_count(t
         wait_for(lambda: agent.publisher.outbox.dropped_total() >= 30, 40, "30 drops")
         mosquitto.start()
         wait_for(lambda: rows(influxdb, "SELECT * FROM agent WHERE dropped > 0"), 60, "the drop count in InfluxDB")
+        # No more polls, then the outbox drained: a message polled just before stop() would
+        # rightly wait in the outbox for the next start, not arrive below.
+        agent.scheduler.shutdown(wait=True)
         wait_for(lambda: agent.publisher.outbox.pending() == 0, 30, "the outbox to drain")
     finally:
         agent.stop()
@@ -301,6 +306,8 @@ def test_a_frozen_broker_is_given_up_after_the_ack_timeout_and_nothing_is_lost(t
         mosquitto.resume()
         wait_for(lambda: agent.publisher.outbox.pending() == 0 and telemetry_times(influxdb, now_ms() - 1000),
                  60, "the outbox to drain and live telemetry")
+        agent.scheduler.shutdown(wait=True)  # no more polls: one just before stop() would wait on disk
+        wait_for(lambda: agent.publisher.outbox.pending() == 0, 30, "the last polls sent")
     finally:
         agent.stop()
     assert on_disk_after < 3.0 + 2 * agent.publisher.tick + 1, f"took {on_disk_after:.1f} s to reach the disk"
