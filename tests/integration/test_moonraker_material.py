@@ -12,6 +12,7 @@ import pytest
 from agent.printers.moonraker import Moonraker as MoonrakerClient
 from agent.service import PrinterWorker
 from common import protocol
+from devkit.gcode import extruded_mm
 from devkit.pipeline import wait_for
 from devkit.servers import Klipper, Moonraker, klipper_gcode
 
@@ -58,22 +59,6 @@ def sliced(moves: int, middle: str = "", estimate: str = "1h 2m 3s") -> str:
             f"; estimated printing time (normal mode) = {estimate}\n\n; prusaslicer_config = begin\n"
             "; filament_colour = #FF8000\n; filament_settings_id = \"Prusament PETG\"\n; filament_type = PETG\n"
             "; nozzle_diameter = 0.6\n; prusaslicer_config = end\n")
-
-
-def extruded_mm(gcode: str, until: str | None = None) -> float:
-    """The filament the G-code pushes (absolute E), up to the line ``until``; counted apart from Klipper."""
-    total = position = 0.0
-    for line in gcode.splitlines():
-        if until is not None and line.strip() == until:
-            break
-        words = line.split(";")[0].split()
-        if words and words[0] == "G92":
-            position = next((float(w[1:]) for w in words if w.startswith("E")), position)
-        elif words and words[0] in ("G0", "G1"):
-            for word in words[1:]:
-                if word.startswith("E"):
-                    total, position = total + max(float(word[1:]) - position, 0.0), float(word[1:])
-    return total
 
 
 def upload(moonraker, name: str, gcode: str) -> None:

@@ -12,6 +12,7 @@ from agent.printers.octoprint import OctoPrint as AgentOctoPrint
 from agent.service import PrinterWorker
 from common import protocol
 from common.configkit import Secret
+from devkit.gcode import extruded_mm
 from devkit.pipeline import wait_for
 from devkit.servers import OctoPrint, make_gcode
 
@@ -38,22 +39,6 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
-
-
-def extruded_mm(gcode: str) -> float:
-    """The filament a G-code pushes (absolute E, M82), counted independently of OctoPrint."""
-    total = position = 0.0
-    for line in gcode.splitlines():
-        words = line.split(";")[0].split()
-        if words and words[0] == "G92":
-            position = next((float(w[1:]) for w in words if w.startswith("E")), position)
-        elif words and words[0] in ("G0", "G1"):
-            for word in words[1:]:
-                if word.startswith("E"):
-                    e = float(word[1:])
-                    total += max(e - position, 0.0)
-                    position = e
-    return total
 
 
 def set_profile(octoprint, profile: dict) -> None:

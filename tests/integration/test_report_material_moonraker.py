@@ -10,9 +10,10 @@ import math
 
 import pytest
 
+from devkit.gcode import extruded_mm
 from devkit.pipeline import DB, RunningCollector, agent_config_with, collector_config, start_agent, wait_for
 from devkit.servers import InfluxDB, Klipper, Moonraker, Mosquitto
-from tests.integration.test_moonraker_material import SLICER_G, SLICER_MM, extruded_mm, sliced, upload
+from tests.integration.test_moonraker_material import SLICER_G, SLICER_MM, sliced, upload
 from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv, billing_rows, report_the_farm
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from devkit.gcode import extruded_mm
 from devkit.pipeline import DB, RunningCollector, agent_config_for, collector_config, start_agent, wait_for
 from devkit.servers import InfluxDB, Mosquitto, OctoPrint, make_gcode
 from tests.integration.billing_outputs import assert_xlsx_and_pdf_bill_as_the_csv, billing_rows, report_the_farm
@@ -33,22 +34,6 @@ price_per_kg = {PLA_PRICE}
 hour_rate = {HOUR_RATE}
 assumed_material = "PLA"
 """
-
-
-def extruded_mm(gcode: str) -> float:
-    """The filament a G-code pushes (absolute E), counted from the file, not by OctoPrint."""
-    total = position = 0.0
-    for line in gcode.splitlines():
-        words = line.split(";")[0].split()
-        if words and words[0] == "G92":
-            position = next((float(w[1:]) for w in words if w.startswith("E")), position)
-        elif words and words[0] in ("G0", "G1"):
-            for word in words[1:]:
-                if word.startswith("E"):
-                    e = float(word[1:])
-                    total += max(e - position, 0.0)
-                    position = e
-    return total
 
 
 def ended(influx) -> list[dict]:
