@@ -33,8 +33,9 @@ ACCESS = ("members", "companies", "students", "public")
 CAPABILITY_KEYS = ("model", "volume", "nozzle_mm", "nozzle_type", "tools", "materials", "enclosed")
 
 
-class Capabilities(msgspec.Struct, forbid_unknown_fields=True):
-    """A model's capabilities (``[models."<model>"]``); a printer's own table has the same keys."""
+class Capabilities(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A model's capabilities (``[models."<model>"]``); a printer's own table has the same keys
+    (inventory.PrinterEntry is a Capabilities; keyword-only, so a subclass's fields come first)."""
     volume: list[float] | None = None
     nozzle_mm: float | None = None
     nozzle_type: str | None = None

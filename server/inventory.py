@@ -88,18 +88,13 @@ class Site(msgspec.Struct, forbid_unknown_fields=True):
                               "write the name without them")
 
 
-class PrinterEntry(msgspec.Struct, forbid_unknown_fields=True):
+class PrinterEntry(Capabilities):
+    """A printer; as a Capabilities, what it can do where it cannot say so itself (over its
+    model's; server/directory_config.py)."""
     site: str
     model: str = ""
     name: str = ""
     added: str | None = None  # ISO date the printer joined the network, for reports
-    # What it can do where it cannot say so itself (over its model's; server/directory_config.py)
-    volume: list[float] | None = None
-    nozzle_mm: float | None = None
-    nozzle_type: str | None = None
-    tools: int | None = None
-    materials: list[str] = []
-    enclosed: bool | None = None
 
     def __post_init__(self):
         check_names(self, "model", "name")
