@@ -13,6 +13,7 @@ from agent.sharing import Sharing
 from common import protocol
 from common.pseudonyms import Pseudonyms
 from common.protocol import MaterialUse
+from tests.unit.scripted_printer import ScriptedPrinter as Printer
 
 PLA = MaterialUse(source="slicer", tool=0, type="PLA", mm=1200.0)
 PETG = MaterialUse(source="slicer", tool=1, type="PETG", colour="#FF8800", grams=3.5, mm=1100.0)
@@ -90,17 +91,6 @@ def test_an_open_jobs_history_end_prefers_the_entrys_material_else_keeps_the_job
 
 
 # --- the worker: material on the wire, info on its channel ------------------------------------
-
-
-class Printer:
-    def __init__(self, snaps):
-        self.snaps = list(snaps)
-
-    def poll(self):
-        return self.snaps.pop(0)
-
-    def close(self):
-        pass
 
 
 class Cfg:

@@ -9,19 +9,9 @@ from agent.service import PrinterWorker
 from agent.printers.octoprint import OctoPrintSettings
 from common.text import one_line
 from server.ingest import RejectLog
+from tests.unit.scripted_printer import ScriptedPrinter as Printer
 
 FORGED = "Printing\n2026-01-01 00:00:00 ERROR agent: forged line\r\x1b[31m"
-
-
-class Printer:
-    def __init__(self, snaps):
-        self.snaps = list(snaps)
-
-    def poll(self):
-        return self.snaps.pop(0)
-
-    def close(self):
-        pass
 
 
 def test_the_agent_logs_printer_state_texts_and_file_names_on_one_line(tmp_path, caplog, monkeypatch):

@@ -12,21 +12,11 @@ from agent.printers.base import PastJob, Snapshot
 from agent.printers.octoprint import OctoPrintSettings
 from agent.service import PrinterWorker
 from common.pseudonyms import Pseudonyms, is_file_label, is_pseudonym
+from tests.unit.scripted_printer import ScriptedPrinter as Printer
 
 SECRET = "0123456789abcdef0123456789abcdef"
 FILE = "bracket_volvo_rev_C [kilsberg-verktyg].gcode"
 USER = "annika.svensson"
-
-
-class Printer:
-    def __init__(self, snaps):
-        self.snaps = list(snaps)
-
-    def poll(self):
-        return self.snaps.pop(0)
-
-    def close(self):
-        pass
 
 
 def agent_cfg(tmp_path, monkeypatch, privacy: dict, site: str = "lab") -> agent_config.AgentConfig:
